@@ -1,0 +1,1 @@
+"""The ``milkyway`` command line."""

@@ -1,0 +1,33 @@
+"""Entry point of the ``milkyway`` command: one Typer app with a sub-app per area.
+
+Each area (simulator, model, flows, operator) owns its own module under ``milkyway.cli``
+and is mounted here, so the commands stay discoverable from ``milkyway --help``.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from milkyway import __version__
+
+app = typer.Typer(
+    name="milkyway",
+    help="Deploy and run geo-distributed stateful data systems across Kubernetes clusters.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Deploy and run geo-distributed stateful data systems across Kubernetes clusters."""
+
+
+@app.command()
+def version() -> None:
+    """Print Milkyway's version."""
+    typer.echo(__version__)
+
+
+if __name__ == "__main__":
+    app()

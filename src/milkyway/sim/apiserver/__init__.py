@@ -1,0 +1,1 @@
+"""The simulated Kubernetes API server: storage, admission, HTTP handlers."""
