@@ -1,0 +1,132 @@
+"""A de-duplicating, rate-limited work queue of reconcile keys, as controller-runtime has.
+
+Reconciliation is level-based: a key (one Application) says only "look at this again".
+So the queue holds each key at most once, never hands the same key to two workers at
+once, and if a key is added while it is being processed it is handed out again after
+``done`` — changes that arrive during a reconcile are coalesced into the next one.
+Failures are retried with a per-key exponential backoff that ``forget`` resets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from time import monotonic
+
+
+class ShutDown(Exception):
+    """Raised by :meth:`WorkQueue.get` once the queue is shut down and drained."""
+
+
+@dataclass
+class ExponentialBackoff:
+    """Per-key delay ``base * 2**failures``, capped: the controller-runtime default shape."""
+
+    base: float = 0.005
+    cap: float = 300.0
+    _failures: dict[Hashable, int] = field(default_factory=dict)
+
+    def when(self, key: Hashable) -> float:
+        failures = self._failures.get(key, 0)
+        self._failures[key] = failures + 1
+        return min(self.cap, self.base * (2**failures))
+
+    def failures(self, key: Hashable) -> int:
+        return self._failures.get(key, 0)
+
+    def forget(self, key: Hashable) -> None:
+        self._failures.pop(key, None)
+
+
+class WorkQueue:
+    """Keys waiting to be reconciled; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        backoff: ExponentialBackoff | None = None,
+        clock: Callable[[], float] = monotonic,
+    ) -> None:
+        self._backoff = backoff or ExponentialBackoff()
+        self._clock = clock
+        self._queue: deque[Hashable] = deque()
+        self._dirty: set[Hashable] = set()
+        self._processing: set[Hashable] = set()
+        self._delayed: list[tuple[float, int, Hashable]] = []
+        self._sequence = itertools.count()
+        self._wakeup = asyncio.Event()
+        self._shutting_down = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, key: Hashable) -> None:
+        """Ask for ``key`` to be reconciled; a no-op if it is already waiting."""
+        if self._shutting_down or key in self._dirty:
+            return
+        self._dirty.add(key)
+        if key not in self._processing:
+            self._queue.append(key)
+            self._wakeup.set()
+
+    def add_after(self, key: Hashable, delay: float) -> None:
+        """Add ``key`` once ``delay`` seconds have passed (a requeue-after)."""
+        if delay <= 0:
+            self.add(key)
+            return
+        heapq.heappush(self._delayed, (self._clock() + delay, next(self._sequence), key))
+        self._wakeup.set()
+
+    def add_rate_limited(self, key: Hashable) -> float:
+        """Re-add ``key`` after its backoff delay (a failed reconcile); returns the delay."""
+        delay = self._backoff.when(key)
+        self.add_after(key, delay)
+        return delay
+
+    def forget(self, key: Hashable) -> None:
+        """Reset ``key``'s backoff after a successful reconcile."""
+        self._backoff.forget(key)
+
+    def failures(self, key: Hashable) -> int:
+        return self._backoff.failures(key)
+
+    def done(self, key: Hashable) -> None:
+        """Mark ``key`` processed; if it was added meanwhile, it is queued again."""
+        self._processing.discard(key)
+        if key in self._dirty:
+            self._queue.append(key)
+            self._wakeup.set()
+
+    async def get(self) -> Hashable:
+        """Wait for the next key and mark it processing (call :meth:`done` afterwards)."""
+        while True:
+            self._promote_due()
+            if self._queue:
+                key = self._queue.popleft()
+                self._dirty.discard(key)
+                self._processing.add(key)
+                return key
+            if self._shutting_down:
+                raise ShutDown
+            self._wakeup.clear()
+            timeout = None
+            if self._delayed:
+                timeout = max(0.0, self._delayed[0][0] - self._clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout)
+
+    def shut_down(self) -> None:
+        """Stop accepting keys; :meth:`get` raises :class:`ShutDown` once drained."""
+        self._shutting_down = True
+        self._delayed.clear()
+        self._wakeup.set()
+
+    def _promote_due(self) -> None:
+        now = self._clock()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, key = heapq.heappop(self._delayed)
+            self.add(key)
