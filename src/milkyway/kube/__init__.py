@@ -1,0 +1,1 @@
+"""Thin helpers over lightkube: one async client per cluster context, label conventions."""

@@ -1,0 +1,1 @@
+"""The operator: reconcile Applications by comparing WISB with WIRI and running flows."""
