@@ -1,0 +1,217 @@
+"""The ``Application`` resource: the user's whole interface to Milkyway.
+
+An Application lists components (a ZooKeeper ensemble, a Kafka cluster, Flink managers),
+each with a config profile, a version and a size per zone per region. The spec is what the
+user writes; the status is what the operator observed and decided (including the stable
+member identities rendering must keep).
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from milkyway.model.base import (
+    API_VERSION,
+    Condition,
+    DnsLabel,
+    Model,
+    ObjectMeta,
+    ParamMap,
+    Quantity,
+)
+from milkyway.model.crd import AGE_COLUMN, CrdInfo, PrinterColumn
+
+WorkloadPattern = Literal["statefulset", "deployment", "deploymentset", "pods"]
+"""The four deploy patterns: StatefulSet, Deployment, one Deployment per member, or Pods on
+local PersistentVolumes managed by the operator."""
+
+WORKLOAD_PATTERNS: tuple[WorkloadPattern, ...] = (
+    "statefulset",
+    "deployment",
+    "deploymentset",
+    "pods",
+)
+
+MAX_ZONE_SIZE = 100
+REGION_PATTERN = "^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$"
+
+
+class Resources(Model):
+    """Compute resources of the component's main container."""
+
+    cpu: Quantity | None = None
+    """CPU request, e.g. ``500m`` or ``2``."""
+    memory: Quantity | None = None
+    """Memory request, e.g. ``2Gi``."""
+    cpu_limit: Quantity | None = None
+    """CPU limit; none by default so that bursts are not throttled."""
+    memory_limit: Quantity | None = None
+    """Memory limit; defaults to the memory request."""
+
+
+class Storage(Model):
+    """Persistent storage of each member."""
+
+    size: Quantity | None = None
+    """Capacity of each member's volume, e.g. ``10Gi``."""
+    storage_class: str | None = None
+    """StorageClass of the volume claims; the cluster default when unset."""
+    local_path: str | None = Field(default=None, pattern="^/")
+    """Host directory of local PersistentVolumes (``pods`` workload only)."""
+
+
+class Zone(Model):
+    """One zone (one Kubernetes cluster) of a region, and what runs there."""
+
+    name: DnsLabel
+    """Zone name; it matches the ``spec.zone`` of a registered Cluster."""
+    size: int = Field(ge=0, le=MAX_ZONE_SIZE)
+    """Number of members in this zone; 0 keeps the zone listed but empty."""
+    cluster: DnsLabel | None = None
+    """Name of the Cluster resource to deploy to, when several serve this zone."""
+    version: str | None = None
+    """Version override for this zone (used while a rolling upgrade crosses zones)."""
+    config: DnsLabel | None = None
+    """Config profile override for this zone."""
+    params: ParamMap = Field(default_factory=dict)
+    """Params overriding the component's params in this zone."""
+    image: str | None = Field(default=None, min_length=1)
+    """Container image override for this zone."""
+    resources: Resources | None = None
+    """Resource override for this zone."""
+    storage: Storage | None = None
+    """Storage override for this zone."""
+    nodes: list[DnsLabel] = Field(default_factory=list)
+    """Nodes the members are pinned to, one per member (``pods`` workload)."""
+
+
+class Region(Model):
+    """A region: a group of zones."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=REGION_PATTERN)
+    """Region name, e.g. ``NA``."""
+    zones: list[Zone] = Field(min_length=1)
+    """Zones of the region."""
+
+
+class Component(Model):
+    """One data system of the Application, e.g. a ZooKeeper ensemble spanning zones."""
+
+    name: DnsLabel
+    """Unique name within the Application; also the source of the inferred type."""
+    type: DnsLabel | None = None
+    """ComponentType name; inferred from the name (``zookeeper1`` is a ``zookeeper``)."""
+    config: DnsLabel = "default"
+    """Config profile of the ComponentType."""
+    version: str = Field(min_length=1)
+    """Version of the software; one of the versions the ComponentType knows."""
+    uses: dict[str, DnsLabel] = Field(default_factory=dict)
+    """Explicit bindings: dependency name to component name, e.g. ``zookeeper: zookeeper2``."""
+    params: ParamMap = Field(default_factory=dict)
+    """Params overriding the profile's."""
+    image: str | None = Field(default=None, min_length=1)
+    """Container image overriding the ComponentType's image for the version."""
+    workload: WorkloadPattern | None = None
+    """Deploy pattern; the ComponentType's default when unset."""
+    resources: Resources | None = None
+    """Compute resources overriding the profile's."""
+    storage: Storage | None = None
+    """Storage overriding the profile's."""
+    regions: list[Region] = Field(min_length=1)
+    """Where the component runs and how many members each zone has."""
+
+
+class ApplicationSpec(Model):
+    """What the user wants to run."""
+
+    components: list[Component] = Field(min_length=1)
+    """The components, in any order; they are provisioned in dependency order."""
+
+
+class ZoneStatus(Model):
+    """Observed state of one component in one zone."""
+
+    desired: int = 0
+    """Members the spec asks for."""
+    ready: int = 0
+    """Members that are ready."""
+    version: str | None = None
+    """Version running on every ready member, when uniform."""
+    config_hash: str | None = None
+    """Config hash of the running pod templates."""
+
+
+class ComponentStatus(Model):
+    """Observed state of one component."""
+
+    zones: dict[str, ZoneStatus] = Field(default_factory=dict)
+    """Per zone state, keyed by zone name."""
+
+
+class ZoneMembers(Model):
+    """Member identities of one component in one zone."""
+
+    ids: list[int] = Field(default_factory=list)
+    """Identity of member ``i`` of the zone (ordinal ``i``)."""
+    retired: list[int] = Field(default_factory=list)
+    """Identities released by a shrink, kept for this zone: their volumes may still exist."""
+
+
+class MemberAssignment(Model):
+    """Stable identities (ZooKeeper ``myid``, Kafka ``broker.id``) of one component."""
+
+    next_id: int = Field(default=1, ge=0)
+    """Lowest identity never handed out."""
+    zones: dict[str, ZoneMembers] = Field(default_factory=dict)
+    """Identities per zone."""
+
+
+ApplicationPhase = Literal[
+    "Pending", "Provisioning", "Running", "Updating", "Degraded", "Failed", "Deleting"
+]
+
+
+class ApplicationStatus(Model):
+    """What the operator observed and decided; written by the operator only."""
+
+    phase: ApplicationPhase | None = None
+    """Summary of the Application's lifecycle."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Latest observations (Ready, Progressing, …)."""
+    components: dict[str, ComponentStatus] = Field(default_factory=dict)
+    """Per component, per zone state."""
+    current_flow: str | None = None
+    """Name of the FlowRun currently changing the Application."""
+    observed_generation: int | None = None
+    """The ``metadata.generation`` last acted upon."""
+    members: dict[str, MemberAssignment] = Field(default_factory=dict)
+    """Stable member identities per component; rendering reads them back."""
+
+
+class Application(Model):
+    """A multi-component data system deployed across regions and zones."""
+
+    crd: ClassVar[CrdInfo] = CrdInfo(
+        plural="applications",
+        short_names=("mwapp", "mwa"),
+        printer_columns=(
+            PrinterColumn("Phase", ".status.phase"),
+            PrinterColumn("Flow", ".status.currentFlow"),
+            AGE_COLUMN,
+        ),
+    )
+
+    api_version: Literal["milkyway.ebay.com/v1"] = API_VERSION
+    kind: Literal["Application"] = "Application"
+    metadata: ObjectMeta
+    spec: ApplicationSpec
+    status: ApplicationStatus = Field(default_factory=ApplicationStatus)
+
+    def component(self, name: str) -> Component:
+        """The component called ``name`` (``KeyError`` if none)."""
+        for component in self.spec.components:
+            if component.name == name:
+                return component
+        raise KeyError(name)
