@@ -1,0 +1,559 @@
+"""The semantic rules of built-in kinds that a schema cannot express.
+
+These are the checks of the real API server that clients and controllers rely on: name
+syntax per kind, label and annotation syntax, one name per container, required pod
+containers and images, selectors that match their template's labels, non-negative
+replicas, service ports, config keys, claim access modes, RBAC rules. Every check reads
+defensively: the schema pass reports wrong types, this pass only skips them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from milkyway.sim.apiserver import fielderrors as fe
+from milkyway.sim.apiserver import naming
+from milkyway.sim.apiserver.errors import Cause
+
+ANNOTATIONS_MAX_BYTES = 256 * 1024
+
+_RBAC = "rbac.authorization.k8s.io"
+_NAMELESS_KINDS = frozenset(
+    {
+        "SelfSubjectAccessReview",
+        "SubjectAccessReview",
+        "LocalSubjectAccessReview",
+        "SelfSubjectRulesReview",
+        "TokenReview",
+        "SelfSubjectReview",
+    }
+)
+_NAME_RULES: dict[tuple[str, str], naming.NameCheck] = {
+    ("", "Namespace"): naming.dns1123_label,
+    ("", "Service"): naming.dns1035_label,
+    (_RBAC, "Role"): naming.path_segment_name,
+    (_RBAC, "ClusterRole"): naming.path_segment_name,
+    (_RBAC, "RoleBinding"): naming.path_segment_name,
+    (_RBAC, "ClusterRoleBinding"): naming.path_segment_name,
+}
+_PROTOCOLS = ("SCTP", "TCP", "UDP")
+_RESTART_POLICIES = ("Always", "OnFailure", "Never")
+_PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+_ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
+_PERCENT_MESSAGE = (
+    "a valid percent string must be a numeric string followed by an ending '%' "
+    "(e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"
+)
+_SERVICE_TYPES = ("ClusterIP", "ExternalName", "LoadBalancer", "NodePort")
+
+
+def check_semantics(obj: dict, group: str, kind: str) -> list[Cause]:
+    causes = check_metadata(obj, group, kind)
+    rule = _KIND_RULES.get((group, kind))
+    if rule is not None:
+        causes.extend(rule(obj))
+    return causes
+
+
+def _map(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def check_metadata(obj: dict, group: str, kind: str) -> list[Cause]:
+    meta = _map(obj.get("metadata"))
+    causes: list[Cause] = []
+    name = meta.get("name")
+    if kind not in _NAMELESS_KINDS:
+        if not name and not meta.get("generateName"):
+            causes.append(fe.required("metadata.name", "name or generateName is required"))
+        elif isinstance(name, str) and name:
+            check = _NAME_RULES.get((group, kind), naming.dns1123_subdomain)
+            causes.extend(fe.invalid("metadata.name", name, p) for p in check(name))
+    namespace = meta.get("namespace")
+    if isinstance(namespace, str) and namespace:
+        causes.extend(
+            fe.invalid("metadata.namespace", namespace, p) for p in naming.dns1123_label(namespace)
+        )
+    labels = _map(meta.get("labels"))
+    for key, value in labels.items():
+        causes.extend(fe.invalid("metadata.labels", key, p) for p in naming.qualified_name(key))
+        if isinstance(value, str):
+            causes.extend(
+                fe.invalid("metadata.labels", value, p) for p in naming.label_value(value)
+            )
+    annotations = _map(meta.get("annotations"))
+    size = 0
+    for key, value in annotations.items():
+        causes.extend(
+            fe.invalid("metadata.annotations", key, p) for p in naming.qualified_name(key.lower())
+        )
+        size += len(key.encode()) + (len(value.encode()) if isinstance(value, str) else 0)
+    if size > ANNOTATIONS_MAX_BYTES:
+        causes.append(fe.too_long("metadata.annotations", ANNOTATIONS_MAX_BYTES))
+    for i, ref in enumerate(_list(meta.get("ownerReferences"))):
+        for key in ("apiVersion", "kind", "name", "uid"):
+            if isinstance(ref, dict) and not ref.get(key):
+                causes.append(fe.required(f"metadata.ownerReferences[{i}].{key}"))
+    controllers = [r for r in _list(meta.get("ownerReferences")) if _map(r).get("controller")]
+    if len(controllers) > 1:
+        causes.append(
+            fe.invalid(
+                "metadata.ownerReferences",
+                controllers[1].get("name", ""),
+                "Only one reference can have Controller set to true",
+            )
+        )
+    return causes
+
+
+def _pod_spec(spec: Any, path: str, *, template: bool = False) -> list[Cause]:
+    spec = _map(spec)
+    causes: list[Cause] = []
+    containers = _list(spec.get("containers"))
+    if not containers:
+        causes.append(fe.required(f"{path}.containers"))
+    names: set[str] = set()
+    volumes = _list(spec.get("volumes"))
+    volume_names: set[str] = set()
+    for i, volume in enumerate(volumes):
+        vname = _map(volume).get("name")
+        field = f"{path}.volumes[{i}].name"
+        if not vname:
+            causes.append(fe.required(field))
+        elif vname in volume_names:
+            causes.append(fe.duplicate(field, vname))
+        else:
+            volume_names.add(vname)
+            causes.extend(fe.invalid(field, vname, p) for p in naming.dns1123_label(vname))
+    for key in ("initContainers", "containers"):
+        for i, container in enumerate(_list(spec.get(key))):
+            causes.extend(_container(_map(container), f"{path}.{key}[{i}]", names))
+    restart = spec.get("restartPolicy")
+    if template and restart not in (None, "Always"):
+        causes.append(fe.not_supported(f"{path}.restartPolicy", restart, ["Always"]))
+    elif isinstance(restart, str) and restart not in _RESTART_POLICIES:
+        causes.append(fe.not_supported(f"{path}.restartPolicy", restart, _RESTART_POLICIES))
+    grace = spec.get("terminationGracePeriodSeconds")
+    if isinstance(grace, int) and grace < 0:
+        causes.append(fe.invalid(f"{path}.terminationGracePeriodSeconds", grace, "must be >= 0"))
+    return causes
+
+
+def _container(container: dict, path: str, names: set[str]) -> list[Cause]:
+    causes: list[Cause] = []
+    name = container.get("name")
+    if not name:
+        causes.append(fe.required(f"{path}.name"))
+    elif isinstance(name, str):
+        if name in names:
+            causes.append(fe.duplicate(f"{path}.name", name))
+        names.add(name)
+        causes.extend(fe.invalid(f"{path}.name", name, p) for p in naming.dns1123_label(name))
+    image = container.get("image")
+    if not image:
+        causes.append(fe.required(f"{path}.image"))
+    elif isinstance(image, str) and image != image.strip():
+        causes.append(
+            fe.invalid(f"{path}.image", image, "must not have leading or trailing whitespace")
+        )
+    policy = container.get("imagePullPolicy")
+    if isinstance(policy, str) and policy not in _PULL_POLICIES:
+        causes.append(fe.not_supported(f"{path}.imagePullPolicy", policy, _PULL_POLICIES))
+    port_names: set[str] = set()
+    for i, port in enumerate(_list(container.get("ports"))):
+        port = _map(port)
+        field = f"{path}.ports[{i}]"
+        number = port.get("containerPort")
+        if number is None:
+            causes.append(fe.required(f"{field}.containerPort"))
+        elif isinstance(number, int) and not 1 <= number <= 65535:
+            causes.append(_port_range(f"{field}.containerPort", number))
+        pname = port.get("name")
+        if isinstance(pname, str) and pname:
+            if pname in port_names:
+                causes.append(fe.duplicate(f"{field}.name", pname))
+            port_names.add(pname)
+        protocol = port.get("protocol")
+        if isinstance(protocol, str) and protocol not in _PROTOCOLS:
+            causes.append(fe.not_supported(f"{field}.protocol", protocol, _PROTOCOLS))
+    for i, env in enumerate(_list(container.get("env"))):
+        if not _map(env).get("name"):
+            causes.append(fe.required(f"{path}.env[{i}].name"))
+    return causes
+
+
+def _port_range(field: str, number: int) -> Cause:
+    return fe.invalid(field, number, "must be between 1 and 65535, inclusive")
+
+
+def _pod(obj: dict) -> list[Cause]:
+    if "spec" not in obj or obj["spec"] is None:
+        return [fe.required("spec")]
+    return _pod_spec(obj["spec"], "spec")
+
+
+def _selector_matches(selector: dict, labels: dict) -> bool:
+    for key, value in _map(selector.get("matchLabels")).items():
+        if labels.get(key) != value:
+            return False
+    for expression in _list(selector.get("matchExpressions")):
+        expression = _map(expression)
+        key, operator = expression.get("key"), expression.get("operator")
+        values = _list(expression.get("values"))
+        present = key in labels
+        if operator == "In" and not (present and labels[key] in values):
+            return False
+        if operator == "NotIn" and present and labels[key] in values:
+            return False
+        if operator == "Exists" and not present:
+            return False
+        if operator == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def _label_selector(selector: dict, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for key, value in _map(selector.get("matchLabels")).items():
+        causes.extend(fe.invalid(f"{path}.matchLabels", key, p) for p in naming.qualified_name(key))
+        if isinstance(value, str):
+            causes.extend(
+                fe.invalid(f"{path}.matchLabels", value, p) for p in naming.label_value(value)
+            )
+    operators = ("DoesNotExist", "Exists", "In", "NotIn")
+    for i, expression in enumerate(_list(selector.get("matchExpressions"))):
+        expression = _map(expression)
+        field = f"{path}.matchExpressions[{i}]"
+        operator = expression.get("operator")
+        values = _list(expression.get("values"))
+        if operator not in operators:
+            causes.append(fe.not_supported(f"{field}.operator", operator, operators))
+        elif operator in ("In", "NotIn") and not values:
+            causes.append(
+                fe.required(
+                    f"{field}.values", "must be specified when `operator` is 'In' or 'NotIn'"
+                )
+            )
+        elif operator in ("Exists", "DoesNotExist") and values:
+            causes.append(
+                fe.forbidden(
+                    f"{field}.values",
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                )
+            )
+    return causes
+
+
+def _go_map(labels: dict) -> str:
+    inner = ", ".join(f'"{k}":"{v}"' for k, v in sorted(labels.items()))
+    return f"map[string]string{{{inner}}}"
+
+
+def _workload(kind: str) -> Callable[[dict], list[Cause]]:
+    def check(obj: dict) -> list[Cause]:
+        spec = _map(obj.get("spec"))
+        causes: list[Cause] = []
+        replicas = spec.get("replicas")
+        if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas < 0:
+            causes.append(
+                fe.invalid("spec.replicas", replicas, "must be greater than or equal to 0")
+            )
+        selector = spec.get("selector")
+        template = _map(spec.get("template"))
+        labels = _map(_map(template.get("metadata")).get("labels"))
+        if not isinstance(selector, dict):
+            causes.append(fe.required("spec.selector"))
+        elif not selector.get("matchLabels") and not selector.get("matchExpressions"):
+            causes.append(
+                Cause(
+                    fe.INVALID,
+                    f"Invalid value: {_show_selector(selector)}: empty selector is invalid "
+                    f"for {kind.lower()}",
+                    "spec.selector",
+                )
+            )
+        else:
+            causes.extend(_label_selector(selector, "spec.selector"))
+            if not _selector_matches(selector, labels):
+                causes.append(
+                    Cause(
+                        fe.INVALID,
+                        f"Invalid value: {_go_map(labels)}: `selector` does not match "
+                        "template `labels`",
+                        "spec.template.metadata.labels",
+                    )
+                )
+        for key, value in labels.items():
+            causes.extend(
+                fe.invalid("spec.template.metadata.labels", key, p)
+                for p in naming.qualified_name(key)
+            )
+            if isinstance(value, str):
+                causes.extend(
+                    fe.invalid("spec.template.metadata.labels", value, p)
+                    for p in naming.label_value(value)
+                )
+        if "template" not in spec:
+            causes.append(fe.required("spec.template"))
+        else:
+            causes.extend(_pod_spec(template.get("spec"), "spec.template.spec", template=True))
+        if kind == "StatefulSet":
+            causes.extend(_statefulset(spec))
+        return causes
+
+    return check
+
+
+def _show_selector(selector: dict) -> str:
+    return '"null"' if not selector else '"object"'
+
+
+def _statefulset(spec: dict) -> list[Cause]:
+    causes: list[Cause] = []
+    policy = spec.get("podManagementPolicy")
+    if isinstance(policy, str) and policy not in ("OrderedReady", "Parallel"):
+        causes.append(
+            fe.not_supported("spec.podManagementPolicy", policy, ("OrderedReady", "Parallel"))
+        )
+    strategy = _map(spec.get("updateStrategy")).get("type")
+    if isinstance(strategy, str) and strategy not in ("OnDelete", "RollingUpdate"):
+        causes.append(
+            fe.not_supported("spec.updateStrategy.type", strategy, ("OnDelete", "RollingUpdate"))
+        )
+    for i, claim in enumerate(_list(spec.get("volumeClaimTemplates"))):
+        causes.extend(
+            _claim_spec(_map(_map(claim).get("spec")), f"spec.volumeClaimTemplates[{i}].spec")
+        )
+    return causes
+
+
+def _claim_spec(spec: dict, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    modes = _list(spec.get("accessModes"))
+    if not modes:
+        causes.append(fe.required(f"{path}.accessModes", "at least 1 access mode is required"))
+    for mode in modes:
+        if mode not in _ACCESS_MODES:
+            causes.append(fe.not_supported(f"{path}.accessModes", mode, _ACCESS_MODES))
+    requests = _map(_map(spec.get("resources")).get("requests"))
+    if "storage" not in requests:
+        causes.append(fe.required(f"{path}.resources[storage]"))
+    return causes
+
+
+def _pvc(obj: dict) -> list[Cause]:
+    return _claim_spec(_map(obj.get("spec")), "spec")
+
+
+def _pv(obj: dict) -> list[Cause]:
+    spec = _map(obj.get("spec"))
+    causes: list[Cause] = []
+    if "storage" not in _map(spec.get("capacity")):
+        causes.append(fe.required("spec.capacity"))
+    modes = _list(spec.get("accessModes"))
+    if not modes:
+        causes.append(fe.required("spec.accessModes"))
+    for mode in modes:
+        if mode not in _ACCESS_MODES:
+            causes.append(fe.not_supported("spec.accessModes", mode, _ACCESS_MODES))
+    return causes
+
+
+def _service(obj: dict) -> list[Cause]:
+    spec = _map(obj.get("spec"))
+    causes: list[Cause] = []
+    kind = spec.get("type", "ClusterIP")
+    if kind not in _SERVICE_TYPES:
+        causes.append(fe.not_supported("spec.type", kind, _SERVICE_TYPES))
+    ports = _list(spec.get("ports"))
+    headless = spec.get("clusterIP") == "None"
+    if kind == "ExternalName":
+        if not spec.get("externalName"):
+            causes.append(fe.required("spec.externalName"))
+    elif not ports and not headless:
+        causes.append(fe.required("spec.ports"))
+    names: set[str] = set()
+    for i, port in enumerate(ports):
+        port = _map(port)
+        field = f"spec.ports[{i}]"
+        name = port.get("name")
+        if len(ports) > 1 and not name:
+            causes.append(fe.required(f"{field}.name"))
+        elif isinstance(name, str) and name:
+            if name in names:
+                causes.append(fe.duplicate(f"{field}.name", name))
+            names.add(name)
+            causes.extend(fe.invalid(f"{field}.name", name, p) for p in naming.dns1123_label(name))
+        number = port.get("port")
+        if number is None:
+            causes.append(fe.required(f"{field}.port"))
+        elif isinstance(number, int) and not 1 <= number <= 65535:
+            causes.append(_port_range(f"{field}.port", number))
+        target = port.get("targetPort")
+        if isinstance(target, int) and not isinstance(target, bool) and not 1 <= target <= 65535:
+            causes.append(_port_range(f"{field}.targetPort", target))
+        protocol = port.get("protocol")
+        if isinstance(protocol, str) and protocol not in _PROTOCOLS:
+            causes.append(fe.not_supported(f"{field}.protocol", protocol, _PROTOCOLS))
+    selector = _map(spec.get("selector"))
+    for key, value in selector.items():
+        causes.extend(fe.invalid("spec.selector", key, p) for p in naming.qualified_name(key))
+        if isinstance(value, str):
+            causes.extend(fe.invalid("spec.selector", value, p) for p in naming.label_value(value))
+    return causes
+
+
+def _config_keys(obj: dict, fields: Iterable[str]) -> list[Cause]:
+    causes: list[Cause] = []
+    seen: dict[str, str] = {}
+    for field in fields:
+        for key in _map(obj.get(field)):
+            causes.extend(fe.invalid(f"{field}[{key}]", key, p) for p in naming.config_key(key))
+            if key in seen:
+                causes.append(
+                    fe.invalid(f"{field}[{key}]", key, f"duplicate of key present in {seen[key]}")
+                )
+            seen.setdefault(key, field)
+    return causes
+
+
+def _configmap(obj: dict) -> list[Cause]:
+    return _config_keys(obj, ("data", "binaryData"))
+
+
+def _secret(obj: dict) -> list[Cause]:
+    causes = _config_keys(obj, ("data", "stringData"))
+    for key, value in _map(obj.get("data")).items():
+        if isinstance(value, str):
+            try:
+                base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                causes.append(
+                    fe.invalid(
+                        f"data[{key}]", "<secret contents redacted>", "must be base64 encoded"
+                    )
+                )
+    return causes
+
+
+def _pdb(obj: dict) -> list[Cause]:
+    spec = _map(obj.get("spec"))
+    causes: list[Cause] = []
+    if "minAvailable" in spec and "maxUnavailable" in spec:
+        causes.append(
+            Cause(
+                fe.INVALID,
+                'Invalid value: "object": minAvailable and maxUnavailable cannot be both set',
+                "spec",
+            )
+        )
+    for key in ("minAvailable", "maxUnavailable"):
+        value = spec.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+            causes.append(fe.invalid(f"spec.{key}", value, "must be greater than or equal to 0"))
+        if not isinstance(value, str):
+            continue
+        if not (value.endswith("%") and value[:-1].isdigit()):
+            causes.append(fe.invalid(f"spec.{key}", value, _PERCENT_MESSAGE))
+        elif int(value[:-1]) > 100:
+            causes.append(fe.invalid(f"spec.{key}", value, "must not be greater than 100%"))
+    if isinstance(spec.get("selector"), dict):
+        causes.extend(_label_selector(spec["selector"], "spec.selector"))
+    return causes
+
+
+def _rules(obj: dict, *, cluster: bool) -> list[Cause]:
+    causes: list[Cause] = []
+    for i, rule in enumerate(_list(obj.get("rules"))):
+        rule = _map(rule)
+        field = f"rules[{i}]"
+        if not _list(rule.get("verbs")):
+            causes.append(fe.required(f"{field}.verbs", "verbs must contain at least one value"))
+        urls = _list(rule.get("nonResourceURLs"))
+        if urls:
+            if not cluster:
+                causes.append(
+                    fe.invalid(
+                        f"{field}.nonResourceURLs",
+                        urls,
+                        "namespaced rules cannot apply to non-resource URLs",
+                    )
+                )
+            if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+                causes.append(
+                    fe.invalid(
+                        f"{field}.nonResourceURLs",
+                        urls,
+                        "rules cannot apply to both regular resources and non-resource URLs",
+                    )
+                )
+            continue
+        if not _list(rule.get("apiGroups")):
+            causes.append(
+                fe.required(
+                    f"{field}.apiGroups", "resource rules must supply at least one api group"
+                )
+            )
+        if not _list(rule.get("resources")):
+            causes.append(
+                fe.required(
+                    f"{field}.resources", "resource rules must supply at least one resource"
+                )
+            )
+    return causes
+
+
+def _binding(obj: dict, *, cluster: bool) -> list[Cause]:
+    causes: list[Cause] = []
+    ref = obj.get("roleRef")
+    if not isinstance(ref, dict):
+        return [fe.required("roleRef")]
+    allowed = ("ClusterRole",) if cluster else ("ClusterRole", "Role")
+    if ref.get("apiGroup") != _RBAC:
+        causes.append(fe.not_supported("roleRef.apiGroup", ref.get("apiGroup", ""), [_RBAC]))
+    if ref.get("kind") not in allowed:
+        causes.append(fe.not_supported("roleRef.kind", ref.get("kind", ""), allowed))
+    if not ref.get("name"):
+        causes.append(fe.required("roleRef.name"))
+    kinds = ("Group", "ServiceAccount", "User")
+    for i, subject in enumerate(_list(obj.get("subjects"))):
+        subject = _map(subject)
+        field = f"subjects[{i}]"
+        if subject.get("kind") not in kinds:
+            causes.append(fe.not_supported(f"{field}.kind", subject.get("kind", ""), kinds))
+        if not subject.get("name"):
+            causes.append(fe.required(f"{field}.name"))
+        if subject.get("kind") == "ServiceAccount" and cluster and not subject.get("namespace"):
+            causes.append(fe.required(f"{field}.namespace"))
+    return causes
+
+
+def _storageclass(obj: dict) -> list[Cause]:
+    return [] if obj.get("provisioner") else [fe.required("provisioner")]
+
+
+_KIND_RULES: dict[tuple[str, str], Callable[[dict], list[Cause]]] = {
+    ("", "Pod"): _pod,
+    ("", "Service"): _service,
+    ("", "ConfigMap"): _configmap,
+    ("", "Secret"): _secret,
+    ("", "PersistentVolumeClaim"): _pvc,
+    ("", "PersistentVolume"): _pv,
+    ("apps", "Deployment"): _workload("Deployment"),
+    ("apps", "ReplicaSet"): _workload("ReplicaSet"),
+    ("apps", "StatefulSet"): _workload("StatefulSet"),
+    ("apps", "DaemonSet"): _workload("DaemonSet"),
+    ("policy", "PodDisruptionBudget"): _pdb,
+    (_RBAC, "Role"): lambda obj: _rules(obj, cluster=False),
+    (_RBAC, "ClusterRole"): lambda obj: _rules(obj, cluster=True),
+    (_RBAC, "RoleBinding"): lambda obj: _binding(obj, cluster=False),
+    (_RBAC, "ClusterRoleBinding"): lambda obj: _binding(obj, cluster=True),
+    ("storage.k8s.io", "StorageClass"): _storageclass,
+}
