@@ -1,0 +1,1643 @@
+"""The in-process Kubernetes API of one simulated cluster.
+
+The HTTP server and in-process controllers both call :class:`ClusterAPI`, so a controller
+sees exactly the semantics a real client sees: defaulting, validation, optimistic
+concurrency, generation, finalizers, graceful pod deletion, garbage collection and
+namespace termination all happen here, not in the HTTP layer.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from milkyway.sim.apiserver import errors
+from milkyway.sim.apiserver.defaults import ClusterIPAllocator, apply_defaults
+from milkyway.sim.apiserver.errors import ApiError, Cause
+from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry, ScalePaths
+from milkyway.sim.apiserver.resources import Subresource as _Sub
+from milkyway.sim.apiserver.schemas import BuiltinSchemas
+from milkyway.sim.apiserver.selectors import (
+    FieldSelector,
+    LabelSelector,
+    parse_field_selector,
+    parse_label_selector,
+    selector_to_string,
+)
+from milkyway.sim.apiserver.store import (
+    ADDED,
+    DEFAULT_HISTORY,
+    DELETED,
+    MODIFIED,
+    Event,
+    Store,
+    Watcher,
+    WatchFilter,
+    deep_copy,
+)
+
+Obj = dict[str, Any]
+Resource = ResourceInfo | str
+EvictionCheck = Callable[["ClusterAPI", Obj, Obj], None]
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
+PATCH_TYPES = ("merge", "json", "strategic", "apply")
+_GENERATION_KINDS = {
+    ("apps", "StatefulSet"),
+    ("apps", "Deployment"),
+    ("apps", "ReplicaSet"),
+    ("apps", "DaemonSet"),
+    ("policy", "PodDisruptionBudget"),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"),
+}
+_KEEP_STATUS_ON_CREATE = {("", "Node"), ("", "PersistentVolume"), ("", "Service")}
+_SERVER_METADATA = (
+    "uid",
+    "resourceVersion",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "selfLink",
+)
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+_REVIEW_PLURALS = {"selfsubjectaccessreviews", "subjectaccessreviews", "localsubjectaccessreviews"}
+_CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
+_NS_KEY = ("", "namespaces")
+_POD_KEY = ("", "pods")
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ClusterAPI:
+    """The Kubernetes API of one cluster, in process. Every failure raises :class:`ApiError`.
+
+    Resources are named by a :class:`ResourceInfo` or a string: ``"pods"``, ``"po"``,
+    ``"Pod"``, ``"deployments.apps"`` or ``"apps/v1/deployments"`` (the group's preferred
+    version when none is given). Objects are plain JSON-like dicts; every object returned
+    is the caller's own copy, so mutating it changes nothing until it is written back.
+
+    Reads:
+      ``get(resource, name, *, namespace=None) -> dict``
+      ``list(resource, *, namespace=None, label_selector=None, field_selector=None,
+      limit=None, continue_=None, resource_version=None) -> dict`` (a ``<Kind>List`` with
+      ``metadata.resourceVersion`` and ``metadata.continue``; selectors as strings
+      ``"app=web,tier!=db"`` or parsed).
+    Writes (each takes ``dry_run=False``, ``field_manager=None`` — managedFields are tracked
+    only when a manager is given — ``field_validation="Strict"|"Warn"|"Ignore"`` and
+    ``warnings: list[str] | None`` to collect warnings):
+      ``create(obj, *, namespace=None) -> dict`` (409 AlreadyExists; ``generateName``)
+      ``update(obj, *, namespace=None, subresource="") -> dict`` (409 Conflict when
+      ``metadata.resourceVersion`` is stale; ``subresource="status"`` writes only status,
+      a main-resource update never changes status)
+      ``patch(resource, name, patch, *, patch_type="merge"|"json"|"strategic"|"apply",
+      namespace=None, subresource="", force=False) -> dict``
+      ``delete(resource, name, *, namespace=None, propagation_policy=None,
+      grace_period_seconds=None, preconditions=None) -> dict`` (the object as deleted, or
+      still present with ``deletionTimestamp`` while finalizers or a graceful pod
+      termination hold it)
+      ``delete_collection(resource, *, namespace=None, label_selector=None, ...)``
+      ``get_scale``/``update_scale`` (``autoscaling/v1`` Scale), ``bind`` (pods/binding),
+      ``evict`` (pods/eviction), ``read_log``/``write_log`` (pods/log).
+    Watching:
+      ``watch(resource, *, namespace=None, label_selector=None, field_selector=None,
+      resource_version=None) -> Watcher`` — an async-iterable stream of :class:`Event`
+      (``type`` ADDED/MODIFIED/DELETED, ``object`` the stored object: treat as read-only,
+      copy before changing). Without a resourceVersion it starts with ADDED events for the
+      current objects; with one it replays later events from a bounded history, raising
+      410 Expired if that is compacted. Objects moving in or out of the selectors arrive
+      as ADDED or DELETED.
+      ``subscribe(resource, callback, ...)`` calls ``callback(event)`` synchronously on
+      each commit and returns a function that unsubscribes.
+
+    Hooks for the controllers that run inside the simulator:
+      ``register_kubelet()`` — while one is registered, deleting a scheduled pod with a
+      grace period > 0 only sets ``deletionTimestamp``; the kubelet removes it later with
+      ``delete(..., grace_period_seconds=0)``. Without one the pod goes at once.
+      ``eviction_check`` — ``fn(api, pod, eviction)`` raising ApiError 429 when a
+      PodDisruptionBudget forbids the eviction; by default every eviction is allowed.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str = "cluster",
+        kubernetes_version: str = "1.32",
+        history: int = DEFAULT_HISTORY,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.name = name
+        self.kubernetes_version = kubernetes_version
+        self.store = Store(history=history)
+        self.registry = ResourceRegistry()
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.eviction_check: EvictionCheck | None = None
+        self._kubelets = 0
+        self._ips = ClusterIPAllocator()
+        self._schemas: BuiltinSchemas | None = None
+        self._logs: dict[tuple[str, str, str], list[str]] = {}
+        self._random = random.Random()
+        for ns in SYSTEM_NAMESPACES:
+            self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+
+    # ----------------------------------------------------------------- plumbing
+
+    @property
+    def schemas(self) -> BuiltinSchemas:
+        if self._schemas is None:
+            self._schemas = BuiltinSchemas.for_version(self.kubernetes_version)
+        return self._schemas
+
+    @property
+    def revision(self) -> int:
+        return self.store.revision
+
+    def now(self) -> str:
+        return rfc3339(self.clock())
+
+    def resource(self, resource: Resource) -> ResourceInfo:
+        return resource if isinstance(resource, ResourceInfo) else self.registry.resolve(resource)
+
+    def register_kubelet(self) -> Callable[[], None]:
+        """Declare that a kubelet finishes graceful pod deletions; returns the unregister."""
+        self._kubelets += 1
+        done = False
+
+        def unregister() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._kubelets -= 1
+
+        return unregister
+
+    @property
+    def kubelet_registered(self) -> bool:
+        return self._kubelets > 0
+
+    def _namespace_for(self, info: ResourceInfo, namespace: str | None) -> str:
+        if not info.namespaced:
+            return ""
+        return namespace or "default"
+
+    def _stored(self, info: ResourceInfo, namespace: str, name: str) -> Obj:
+        obj = self.store.get(info.key, namespace, name)
+        if obj is None:
+            raise errors.not_found(info.group, info.plural, name)
+        return obj
+
+    def _as_version(self, info: ResourceInfo, obj: Obj) -> Obj:
+        """Objects of a multi-version custom resource answer in the requested version."""
+        if obj.get("apiVersion") != info.api_version:
+            obj = dict(obj)
+            obj["apiVersion"] = info.api_version
+        return obj
+
+    # ----------------------------------------------------------------- reads
+
+    def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> Obj:
+        info = self.resource(resource)
+        return deep_copy(self.get_stored(info, name, namespace=namespace))
+
+    def get_stored(self, info: ResourceInfo, name: str, *, namespace: str | None = None) -> Obj:
+        """The stored object itself (read-only; used by the HTTP layer to avoid copying)."""
+        self._require_verb(info, "get")
+        return self._as_version(
+            info, self._stored(info, self._namespace_for(info, namespace), name)
+        )
+
+    def list(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | LabelSelector | None = None,
+        field_selector: str | FieldSelector | None = None,
+        limit: int | None = None,
+        continue_: str | None = None,
+        resource_version: str | None = None,
+    ) -> Obj:
+        info = self.resource(resource)
+        result = self.list_stored(
+            info,
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            limit=limit,
+            continue_=continue_,
+            resource_version=resource_version,
+        )
+        result["items"] = [deep_copy(o) for o in result["items"]]
+        return result
+
+    def list_stored(
+        self,
+        info: ResourceInfo,
+        *,
+        namespace: str | None = None,
+        label_selector: str | LabelSelector | None = None,
+        field_selector: str | FieldSelector | None = None,
+        limit: int | None = None,
+        continue_: str | None = None,
+        resource_version: str | None = None,
+    ) -> Obj:
+        """Like :meth:`list`, but the items are the stored objects (read-only)."""
+        self._require_verb(info, "list")
+        labels = self._labels(label_selector)
+        fields = self._fields(info, field_selector)
+        ns = namespace if info.namespaced and namespace else None
+        self._check_resource_version(resource_version)
+        list_rv = self.store.revision
+        after: tuple[str, str] | None = None
+        if continue_:
+            list_rv, after = _decode_continue(continue_)
+        items: list[Obj] = []
+        more = False
+        remaining = 0
+        exact = fields.exact_name()
+        if exact is not None and after is None:
+            candidates: Iterable[tuple[str, str, Obj]] = (
+                [(ns or "", exact, o)]
+                if ns is not None and (o := self.store.get(info.key, ns, exact)) is not None
+                else [
+                    (n, exact, o)
+                    for n in self.store.namespaces_in_use(info.key)
+                    if (o := self.store.get(info.key, n, exact)) is not None
+                ]
+                if ns is None
+                else []
+            )
+        else:
+            candidates = self.store.sorted_objects(info.key, ns)
+        last: tuple[str, str] | None = None
+        for obj_ns, obj_name, obj in candidates:
+            if after is not None and (obj_ns, obj_name) <= after:
+                continue
+            if labels.requirements and not labels.matches(obj["metadata"].get("labels")):
+                continue
+            if fields.requirements and not fields.matches(obj):
+                continue
+            if limit and len(items) >= limit:
+                more = True
+                remaining += 1
+                continue
+            items.append(self._as_version(info, obj))
+            last = (obj_ns, obj_name)
+        metadata: Obj = {"resourceVersion": str(list_rv)}
+        if more and last is not None:
+            metadata["continue"] = _encode_continue(list_rv, last)
+            metadata["remainingItemCount"] = remaining
+        return {
+            "apiVersion": info.api_version,
+            "kind": info.list_kind,
+            "metadata": metadata,
+            "items": items,
+        }
+
+    def _check_resource_version(self, resource_version: str | None) -> None:
+        if resource_version in (None, "", "0"):
+            return
+        try:
+            wanted = int(resource_version)  # type: ignore[arg-type]
+        except ValueError:
+            raise errors.bad_request(
+                f'invalid resourceVersion "{resource_version}": must be an integer'
+            ) from None
+        if wanted > self.store.revision:
+            raise ApiError(
+                504,
+                "Timeout",
+                f"Too large resource version: {wanted}, current: {self.store.revision}",
+                causes=[Cause("ResourceVersionTooLarge", "Too large resource version")],
+                retry_after_seconds=1,
+            )
+
+    def _labels(self, selector: str | LabelSelector | None) -> LabelSelector:
+        if isinstance(selector, LabelSelector):
+            return selector
+        return parse_label_selector(selector)
+
+    def _fields(self, info: ResourceInfo, selector: str | FieldSelector | None) -> FieldSelector:
+        if isinstance(selector, FieldSelector):
+            return selector
+        return parse_field_selector(selector, info.plural, custom=info.custom)
+
+    def _require_verb(self, info: ResourceInfo, verb: str) -> None:
+        if verb not in info.verbs:
+            raise errors.method_not_allowed(
+                f'{info.resource_name} does not support "{verb}" (supported: '
+                f"{', '.join(info.verbs)})"
+            )
+
+    # ----------------------------------------------------------------- watch
+
+    def watch(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | LabelSelector | None = None,
+        field_selector: str | FieldSelector | None = None,
+        resource_version: str | None = None,
+        send_initial_events: bool | None = None,
+        callback: Callable[[Event], None] | None = None,
+    ) -> Watcher:
+        """Start watching; see the class docstring. 410 Expired if the version is compacted."""
+        info = self.resource(resource)
+        self._require_verb(info, "watch")
+        flt = WatchFilter(
+            namespace if info.namespaced and namespace else None,
+            self._labels(label_selector),
+            self._fields(info, field_selector),
+        )
+        since: int | None = None
+        initial: list[Obj] | None = None
+        if resource_version in (None, "", "0") or send_initial_events:
+            initial = [o for o in self.store.objects(info.key, flt.namespace) if flt.matches(o)]
+            initial.sort(key=lambda o: int(o["metadata"]["resourceVersion"]))
+        if resource_version not in (None, "", "0") and not send_initial_events:
+            self._check_resource_version(resource_version)
+            since = int(resource_version)  # type: ignore[arg-type]
+        return self.store.watch(info.key, flt, since=since, callback=callback, initial=initial)
+
+    def subscribe(
+        self,
+        resource: Resource,
+        callback: Callable[[Event], None],
+        *,
+        namespace: str | None = None,
+        label_selector: str | LabelSelector | None = None,
+        field_selector: str | FieldSelector | None = None,
+        resource_version: str | None = None,
+    ) -> Callable[[], None]:
+        """Call ``callback(event)`` on every matching commit; returns the unsubscribe."""
+        watcher = self.watch(
+            resource,
+            namespace=namespace,
+            label_selector=label_selector,
+            field_selector=field_selector,
+            resource_version=resource_version,
+            callback=callback,
+        )
+        return watcher.close
+
+    # ----------------------------------------------------------------- create
+
+    def create(
+        self,
+        obj: Obj,
+        *,
+        namespace: str | None = None,
+        resource: Resource | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        field_validation: str = "Strict",
+        warnings: list[str] | None = None,
+    ) -> Obj:
+        info = self._body_resource(obj, resource)
+        self._require_verb(info, "create")
+        if info.plural in _REVIEW_PLURALS:
+            raise errors.bad_request(
+                f"{info.kind} is evaluated per requesting user; use review_access()"
+            )
+        new = self._prepare_body(info, obj)
+        md = new["metadata"]
+        ns = self._body_namespace(info, md, namespace)
+        if not md.get("name"):
+            prefix = md.get("generateName")
+            if not prefix or not isinstance(prefix, str):
+                raise errors.invalid(
+                    info.group,
+                    info.kind,
+                    "",
+                    [
+                        Cause(
+                            "FieldValueRequired",
+                            "name or generateName is required",
+                            "metadata.name",
+                        )
+                    ],
+                )
+            md["name"] = self._generate_name(info, ns, prefix)
+        name = md["name"]
+        if info.namespaced:
+            self._admit_namespace(ns)
+        for key in _SERVER_METADATA:
+            md.pop(key, None)
+        md.pop("managedFields", None)
+        if info.has_status and (info.group, info.kind) not in _KEEP_STATUS_ON_CREATE:
+            new.pop("status", None)
+        new = self._default_and_validate(info, new, None, field_validation, warnings)
+        if info.key == _CRD_KEY:
+            self._prepare_crd(new)
+        if self.store.get(info.key, ns, name) is not None:
+            raise errors.already_exists(info.group, info.plural, name)
+        md = new["metadata"]
+        md["uid"] = str(uuid.uuid4())
+        md["creationTimestamp"] = self.now()
+        if self._tracks_generation(info):
+            md["generation"] = 1
+        if field_manager:
+            new = self._record(None, new, field_manager, "Update", "")
+        if dry_run:
+            md["resourceVersion"] = ""
+            return new
+        self.store.commit(info.key, ADDED, new)
+        if info.key == _CRD_KEY:
+            self._serve_crd(new)
+        return self._as_version(info, deep_copy(new))
+
+    def _body_resource(self, obj: Obj, resource: Resource | None) -> ResourceInfo:
+        if not isinstance(obj, dict):
+            raise errors.bad_request("the request body must be a JSON object")
+        if resource is None:
+            return self.registry.for_object(obj)
+        info = self.resource(resource)
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if (api_version and api_version != info.api_version) or (kind and kind != info.kind):
+            raise errors.bad_request(
+                f"the API version in the data ({api_version}) and kind ({kind}) do not match "
+                f"the resource {info.resource_name} ({info.api_version}, {info.kind})"
+            )
+        return info
+
+    def _prepare_body(self, info: ResourceInfo, obj: Obj) -> Obj:
+        new = deep_copy(obj)
+        new["apiVersion"] = info.api_version
+        new["kind"] = info.kind
+        md = new.setdefault("metadata", {})
+        if not isinstance(md, dict):
+            raise errors.bad_request(
+                f"metadata must be an object, got {type(md).__name__}: fix the manifest's "
+                "metadata section"
+            )
+        return new
+
+    def _body_namespace(self, info: ResourceInfo, md: Obj, namespace: str | None) -> str:
+        if not info.namespaced:
+            md.pop("namespace", None)
+            return ""
+        body_ns = md.get("namespace")
+        if body_ns and namespace and body_ns != namespace:
+            raise errors.bad_request(
+                "the namespace of the provided object does not match the namespace sent on "
+                f"the request ({body_ns!r} vs {namespace!r})"
+            )
+        ns = namespace or body_ns or "default"
+        md["namespace"] = ns
+        return ns
+
+    def _generate_name(self, info: ResourceInfo, ns: str, prefix: str) -> str:
+        for _ in range(16):
+            suffix = "".join(self._random.choice(_NAME_CHARS) for _ in range(5))
+            name = f"{prefix[:58]}{suffix}"
+            if self.store.get(info.key, ns, name) is None:
+                return name
+        raise errors.already_exists(info.group, info.plural, prefix)
+
+    def _admit_namespace(self, ns: str) -> None:
+        namespace = self.store.get(_NS_KEY, "", ns)
+        if namespace is None:
+            raise errors.not_found("", "namespaces", ns)
+        if namespace["metadata"].get("deletionTimestamp"):
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"unable to create new content in namespace {ns} because it is being terminated",
+                name=ns,
+                kind="namespaces",
+            )
+
+    def _tracks_generation(self, info: ResourceInfo) -> bool:
+        return info.custom or (info.group, info.kind) in _GENERATION_KINDS
+
+    def _record(self, old: Obj | None, new: Obj, manager: str, operation: str, sub: str) -> Obj:
+        from milkyway.sim.apiserver.apply import record_update
+
+        return record_update(
+            old, new, manager=manager, operation=operation, now=self.now(), subresource=sub
+        )
+
+    # ----------------------------------------------------------------- validation
+
+    def _default_and_validate(
+        self,
+        info: ResourceInfo,
+        obj: Obj,
+        old: Obj | None,
+        field_validation: str,
+        warnings: list[str] | None,
+    ) -> Obj:
+        if field_validation not in FIELD_VALIDATION:
+            raise errors.bad_request(
+                f'invalid fieldValidation "{field_validation}": use Strict, Warn or Ignore'
+            )
+        name = obj["metadata"].get("name", "")
+        if info.custom:
+            return self._validate_custom(info, obj, old, field_validation, warnings)
+        from milkyway.sim.apiserver import fielderrors
+        from milkyway.sim.apiserver.validation import strict_decoding_error, validate_builtin
+
+        apply_defaults(info.group, info.kind, obj, self._ips)
+        causes = validate_builtin(obj, self.schemas, strict=True)
+        unknown = [c for c in causes if fielderrors.is_unknown_field(c)]
+        causes = [c for c in causes if not fielderrors.is_unknown_field(c)]
+        if unknown:
+            if field_validation == "Strict":
+                raise strict_decoding_error(info.kind, info.api_version, unknown)
+            for cause in unknown:
+                _remove_path(obj, cause.field)
+                if field_validation == "Warn" and warnings is not None:
+                    warnings.append(cause.message)
+        if causes:
+            raise errors.invalid(info.group, info.kind, name, causes)
+        return obj
+
+    def _validate_custom(
+        self,
+        info: ResourceInfo,
+        obj: Obj,
+        old: Obj | None,
+        field_validation: str,
+        warnings: list[str] | None,
+    ) -> Obj:
+        from milkyway.sim.apiserver import naming
+
+        md = obj["metadata"]
+        name = md.get("name", "")
+        causes = [
+            Cause("FieldValueInvalid", f"Invalid value: {json.dumps(name)}: {p}", "metadata.name")
+            for p in (naming.dns1123_subdomain(name) if name else [])
+        ]
+        schema = info.schema
+        if schema is not None:
+            pruned, unknown = schema.prune(obj)
+            if unknown and field_validation == "Strict":
+                from milkyway.sim.apiserver.validation import strict_decoding_error
+
+                raise strict_decoding_error(
+                    info.kind,
+                    info.api_version,
+                    [Cause("FieldValueInvalid", f'unknown field "{p}"', p) for p in unknown],
+                )
+            if unknown and field_validation == "Warn" and warnings is not None:
+                warnings.extend(f'unknown field "{p}"' for p in unknown)
+            obj = schema.default(pruned)
+            causes.extend(schema.validate(obj, old, group=info.group, kind=info.kind))
+        if causes:
+            raise errors.invalid(info.group, info.kind, name, causes)
+        return obj
+
+    # ----------------------------------------------------------------- update
+
+    def update(
+        self,
+        obj: Obj,
+        *,
+        namespace: str | None = None,
+        resource: Resource | None = None,
+        name: str | None = None,
+        subresource: str = "",
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        field_validation: str = "Strict",
+        warnings: list[str] | None = None,
+    ) -> Obj:
+        """Replace an object (or its ``status``); 409 Conflict on a stale resourceVersion."""
+        info = self._body_resource(obj, resource)
+        self._require_verb(info, "update")
+        body = self._prepare_body(info, obj)
+        md = body["metadata"]
+        ns = self._body_namespace(info, md, namespace)
+        if name is not None and md.get("name") and md["name"] != name:
+            raise errors.bad_request(
+                f"the name of the object ({md['name']}) does not match the name on the URL ({name})"
+            )
+        obj_name = md.get("name") or name
+        if not obj_name:
+            raise errors.bad_request("metadata.name is required to update an object")
+        md["name"] = obj_name
+        old = self._stored(info, ns, obj_name)
+        if subresource == "scale":
+            return self.update_scale(
+                info, obj_name, body, namespace=ns, dry_run=dry_run, field_manager=field_manager
+            )
+        return self._update(
+            info,
+            old,
+            body,
+            subresource=subresource,
+            dry_run=dry_run,
+            field_manager=field_manager,
+            field_validation=field_validation,
+            warnings=warnings,
+            operation="Update",
+        )
+
+    def _update(
+        self,
+        info: ResourceInfo,
+        old: Obj,
+        body: Obj,
+        *,
+        subresource: str,
+        dry_run: bool,
+        field_manager: str | None,
+        field_validation: str,
+        warnings: list[str] | None,
+        operation: str,
+        managed: bool = False,
+    ) -> Obj:
+        old_md = old["metadata"]
+        rv = body["metadata"].get("resourceVersion")
+        if rv and rv != old_md["resourceVersion"]:
+            raise errors.conflict(
+                info.group,
+                info.plural,
+                old_md["name"],
+                "the object has been modified; please apply your changes to the latest "
+                "version and try again",
+            )
+        if subresource and subresource not in ("status", "finalize"):
+            raise errors.bad_request(f"subresource {subresource!r} cannot be updated this way")
+        if subresource and info.subresource(subresource) is None:
+            raise errors.not_found(info.group, f"{info.plural}/{subresource}", old_md["name"])
+        if subresource == "status":
+            new = deep_copy(old)
+            new["apiVersion"] = info.api_version
+            if "status" in body:
+                new["status"] = body["status"]
+            else:
+                new.pop("status", None)
+            if managed:
+                new["metadata"]["managedFields"] = body["metadata"].get("managedFields")
+        elif subresource == "finalize":
+            new = deep_copy(old)
+            new["spec"] = dict(new.get("spec") or {})
+            new["spec"]["finalizers"] = (body.get("spec") or {}).get("finalizers") or []
+        else:
+            new = body
+            if info.has_status:
+                if "status" in old:
+                    new["status"] = deep_copy(old["status"])
+                else:
+                    new.pop("status", None)
+        md = new["metadata"]
+        for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+            if key in old_md:
+                md[key] = old_md[key]
+            else:
+                md.pop(key, None)
+        md["name"] = old_md["name"]
+        if "namespace" in old_md:
+            md["namespace"] = old_md["namespace"]
+        md.pop("selfLink", None)
+        if old_md.get("deletionTimestamp"):
+            added = set(md.get("finalizers") or ()) - set(old_md.get("finalizers") or ())
+            if added:
+                raise errors.invalid(
+                    info.group,
+                    info.kind,
+                    old_md["name"],
+                    [
+                        Cause(
+                            "FieldValueForbidden",
+                            "Forbidden: no new finalizers can be added if the object is being "
+                            "deleted, found new finalizers " + json.dumps(sorted(added)),
+                            "metadata.finalizers",
+                        )
+                    ],
+                )
+        if not managed:
+            if "managedFields" in old_md:
+                md["managedFields"] = old_md["managedFields"]
+            else:
+                md.pop("managedFields", None)
+        new = self._default_and_validate(info, new, old, field_validation, warnings)
+        md = new["metadata"]
+        if self._tracks_generation(info):
+            generation = old_md.get("generation", 1)
+            if _spec_changed(old, new, info.has_status):
+                generation += 1
+            md["generation"] = generation
+        else:
+            md.pop("generation", None)
+        if info.key == _CRD_KEY:
+            self._prepare_crd(new)
+        if field_manager and not managed:
+            new = self._record(old, new, field_manager, operation, subresource)
+        md = new["metadata"]
+        md["resourceVersion"] = old_md["resourceVersion"]
+        if _same(old, new):
+            return self._as_version(info, deep_copy(old))
+        if dry_run:
+            return new
+        if md.get("deletionTimestamp") and not md.get("finalizers") and self._may_remove(info, new):
+            self._remove(info, new)
+            return self._as_version(info, deep_copy(new))
+        self.store.commit(info.key, MODIFIED, new)
+        if info.key == _CRD_KEY:
+            self._serve_crd(new)
+        if info.key == _NS_KEY and md.get("deletionTimestamp"):
+            self._finish_namespace(md["name"])
+        return self._as_version(info, deep_copy(new))
+
+    # ----------------------------------------------------------------- patch
+
+    def patch(
+        self,
+        resource: Resource,
+        name: str,
+        patch: Any,
+        *,
+        patch_type: str = "merge",
+        namespace: str | None = None,
+        subresource: str = "",
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        force: bool = False,
+        field_validation: str = "Strict",
+        warnings: list[str] | None = None,
+    ) -> Obj:
+        """Patch with a JSON merge, JSON, strategic merge patch or server-side apply.
+
+        ``apply`` creates the object when it does not exist and needs a field manager.
+        """
+        info = self.resource(resource)
+        self._require_verb(info, "patch")
+        ns = self._namespace_for(info, namespace)
+        if patch_type not in PATCH_TYPES:
+            raise errors.unsupported_media_type(patch_type)
+        if patch_type == "apply":
+            if not field_manager:
+                raise errors.bad_request(
+                    "PATCH with application/apply-patch+yaml requires fieldManager: set the "
+                    "fieldManager query parameter (kubectl: --field-manager)"
+                )
+            if not isinstance(patch, dict):
+                raise errors.bad_request("an apply patch must be a single object")
+        elif patch_type == "json":
+            if not isinstance(patch, list):
+                raise errors.bad_request("a JSON patch must be a list of operations")
+        elif not isinstance(patch, dict):
+            raise errors.bad_request(f"a {patch_type} patch must be a JSON object")
+        live = self.store.get(info.key, ns, name)
+        if subresource == "scale":
+            current = self.get_scale(info, name, namespace=ns)
+            patched = self._apply_patch(info, current, patch, patch_type, None, False, True)
+            return self.update_scale(
+                info, name, patched, namespace=ns, dry_run=dry_run, field_manager=field_manager
+            )
+        if live is None:
+            if patch_type != "apply" or subresource:
+                raise errors.not_found(info.group, info.plural, name)
+            body = self._body_for_apply(info, patch, ns, name)
+            from milkyway.sim.apiserver.apply import server_side_apply
+
+            created = server_side_apply(
+                None,
+                body,
+                manager=field_manager or "",
+                force=force,
+                schema=self._schema_for(info),
+                schemas=None if info.custom else self.schemas,
+                now=self.now(),
+            )
+            managed_fields = created["metadata"].get("managedFields")
+            result = self.create(
+                created,
+                namespace=ns,
+                resource=info,
+                dry_run=dry_run,
+                field_validation=field_validation,
+                warnings=warnings,
+            )
+            if managed_fields is not None and not dry_run:
+                stored = self.store.get(info.key, ns, result["metadata"]["name"])
+                if stored is not None:
+                    stored["metadata"]["managedFields"] = managed_fields
+                    result["metadata"]["managedFields"] = deep_copy(managed_fields)
+            return result
+        if subresource and info.subresource(subresource) is None:
+            raise errors.not_found(info.group, f"{info.plural}/{subresource}", name)
+        live_v = self._as_version(info, live)
+        if patch_type == "apply":
+            patch = self._body_for_apply(info, patch, ns, name)
+        patched = self._apply_patch(info, live_v, patch, patch_type, field_manager, force, False)
+        if not isinstance(patched.get("metadata"), dict):
+            raise errors.bad_request("the patch removed metadata; metadata must stay an object")
+        patched["metadata"]["name"] = name
+        if info.namespaced:
+            patched["metadata"]["namespace"] = ns
+        return self._update(
+            info,
+            live,
+            self._prepare_body(info, patched),
+            subresource=subresource,
+            dry_run=dry_run,
+            field_manager=field_manager,
+            field_validation=field_validation,
+            warnings=warnings,
+            operation="Apply" if patch_type == "apply" else "Update",
+            managed=patch_type == "apply",
+        )
+
+    def _body_for_apply(self, info: ResourceInfo, patch: Obj, ns: str, name: str) -> Obj:
+        body = deep_copy(patch)
+        if body.get("apiVersion") != info.api_version or body.get("kind") != info.kind:
+            raise errors.bad_request(
+                f"the apply configuration must have apiVersion {info.api_version!r} and kind "
+                f"{info.kind!r} (got {body.get('apiVersion')!r}, {body.get('kind')!r})"
+            )
+        md = body.setdefault("metadata", {})
+        if md.get("name", name) != name:
+            raise errors.bad_request(
+                f"the name of the object ({md.get('name')}) does not match the name on the URL "
+                f"({name})"
+            )
+        md["name"] = name
+        if info.namespaced:
+            md["namespace"] = ns
+        return body
+
+    def _schema_for(self, info: ResourceInfo) -> Obj | None:
+        if info.custom:
+            return None
+        return self.schemas.definition_for(info.gvk)
+
+    def _apply_patch(
+        self,
+        info: ResourceInfo,
+        live: Obj,
+        patch: Any,
+        patch_type: str,
+        manager: str | None,
+        force: bool,
+        scale: bool,
+    ) -> Obj:
+        from milkyway.sim.apiserver import patching
+
+        if patch_type == "merge":
+            return patching.merge_patch(live, patch)
+        if patch_type == "json":
+            return patching.json_patch(live, patch)
+        if patch_type == "strategic":
+            if info.custom and not scale:
+                raise errors.unsupported_media_type(
+                    "application/strategic-merge-patch+json (strategic merge patch is not "
+                    "supported for custom resources; use a merge or JSON patch)"
+                )
+            gvk = ("autoscaling", "v1", "Scale") if scale else info.gvk
+            schema = self.schemas.definition_for(gvk)
+            if schema is None:
+                return patching.merge_patch(live, patch)
+            return patching.strategic_merge_patch(live, patch, schema, self.schemas)
+        from milkyway.sim.apiserver.apply import server_side_apply
+
+        return server_side_apply(
+            live,
+            patch,
+            manager=manager or "",
+            force=force,
+            schema=self._schema_for(info),
+            schemas=None if info.custom else self.schemas,
+            now=self.now(),
+        )
+
+    # ----------------------------------------------------------------- delete
+
+    def delete(
+        self,
+        resource: Resource,
+        name: str,
+        *,
+        namespace: str | None = None,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        preconditions: Obj | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        info = self.resource(resource)
+        obj, _removed = self.delete_object(
+            info,
+            name,
+            namespace=namespace,
+            propagation_policy=propagation_policy,
+            grace_period_seconds=grace_period_seconds,
+            preconditions=preconditions,
+            dry_run=dry_run,
+        )
+        return deep_copy(obj)
+
+    def delete_object(
+        self,
+        info: ResourceInfo,
+        name: str,
+        *,
+        namespace: str | None = None,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        preconditions: Obj | None = None,
+        dry_run: bool = False,
+    ) -> tuple[Obj, bool]:
+        """Delete; returns (object, removed) — ``removed`` is False while something holds it."""
+        self._require_verb(info, "delete")
+        ns = self._namespace_for(info, namespace)
+        old = self._stored(info, ns, name)
+        md = old["metadata"]
+        for key, have in (("uid", md.get("uid")), ("resourceVersion", md.get("resourceVersion"))):
+            want = (preconditions or {}).get(key)
+            if want and want != have:
+                raise errors.conflict(
+                    info.group,
+                    info.plural,
+                    name,
+                    f"Precondition failed: {key}: {want}, {key} in object meta: {have}",
+                )
+        if propagation_policy not in (None, "Foreground", "Background", "Orphan"):
+            raise errors.bad_request(
+                f'invalid propagationPolicy "{propagation_policy}": use Foreground, '
+                "Background or Orphan"
+            )
+        if grace_period_seconds is not None and grace_period_seconds < 0:
+            raise errors.bad_request("gracePeriodSeconds must be 0 or more")
+        if dry_run:
+            return self._as_version(info, old), True
+        if info.key == _NS_KEY:
+            return self._delete_namespace(old)
+        finalizers = list(md.get("finalizers") or [])
+        if propagation_policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+        if propagation_policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+        grace = self._pod_grace(info, old, grace_period_seconds)
+        if not finalizers and grace == 0:
+            self._remove(info, old)
+            return self._as_version(info, old), True
+        if md.get("deletionTimestamp") and finalizers == list(md.get("finalizers") or []):
+            current = md.get("deletionGracePeriodSeconds", 0)
+            if grace >= current:
+                return self._as_version(info, old), False
+        new = deep_copy(old)
+        nmd = new["metadata"]
+        moment = self.clock() + timedelta(seconds=grace)
+        if not nmd.get("deletionTimestamp") or grace < nmd.get("deletionGracePeriodSeconds", 0):
+            nmd["deletionTimestamp"] = rfc3339(moment)
+        nmd["deletionGracePeriodSeconds"] = grace
+        nmd["finalizers"] = finalizers
+        if not finalizers:
+            del nmd["finalizers"]
+        if self._tracks_generation(info):
+            nmd["generation"] = nmd.get("generation", 1) + 1
+        if not finalizers and grace == 0:
+            self._remove(info, new)
+            return self._as_version(info, new), True
+        self.store.commit(info.key, MODIFIED, new)
+        self._run_deletion_finalizers(info, new)
+        still = self.store.get(info.key, ns, name)
+        return self._as_version(info, still or new), still is None
+
+    def _pod_grace(self, info: ResourceInfo, pod: Obj, requested: int | None) -> int:
+        if info.key != _POD_KEY:
+            return 0
+        spec = pod.get("spec") or {}
+        if not self.kubelet_registered or not spec.get("nodeName"):
+            return 0
+        if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+            return 0
+        if requested is not None:
+            return requested
+        return int(spec.get("terminationGracePeriodSeconds", 30) or 0)
+
+    def _may_remove(self, info: ResourceInfo, obj: Obj) -> bool:
+        """Pods with a pending graceful termination wait for the kubelet."""
+        if info.key != _POD_KEY or not self.kubelet_registered:
+            return True
+        return not obj["metadata"].get("deletionGracePeriodSeconds")
+
+    def delete_collection(
+        self,
+        resource: Resource,
+        *,
+        namespace: str | None = None,
+        label_selector: str | LabelSelector | None = None,
+        field_selector: str | FieldSelector | None = None,
+        propagation_policy: str | None = None,
+        grace_period_seconds: int | None = None,
+        dry_run: bool = False,
+    ) -> Obj:
+        info = self.resource(resource)
+        self._require_verb(info, "deletecollection")
+        listed = self.list_stored(
+            info, namespace=namespace, label_selector=label_selector, field_selector=field_selector
+        )
+        items = []
+        for obj in listed["items"]:
+            md = obj["metadata"]
+            try:
+                deleted, _ = self.delete_object(
+                    info,
+                    md["name"],
+                    namespace=md.get("namespace"),
+                    propagation_policy=propagation_policy,
+                    grace_period_seconds=grace_period_seconds,
+                    dry_run=dry_run,
+                )
+            except ApiError as error:
+                if error.code != 404:
+                    raise
+                continue
+            items.append(deep_copy(deleted))
+        listed["items"] = items
+        listed["metadata"] = {"resourceVersion": str(self.store.revision)}
+        return listed
+
+    def _remove(self, info: ResourceInfo, obj: Obj) -> None:
+        """Remove the object for good, then let its dependents and owners react."""
+        final = dict(obj)
+        final["metadata"] = dict(obj["metadata"])
+        self.store.commit(info.key, DELETED, final)
+        md = final["metadata"]
+        if info.key == _CRD_KEY:
+            self._unserve_crd(final)
+        if info.key == _POD_KEY:
+            ns = md.get("namespace", "")
+            for key in [k for k in self._logs if k[0] == ns and k[1] == md["name"]]:
+                del self._logs[key]
+        self._collect_dependents(md.get("uid", ""))
+        self._owners_may_finish(final)
+        ns = md.get("namespace")
+        if ns:
+            namespace = self.store.get(_NS_KEY, "", ns)
+            if namespace is not None and namespace["metadata"].get("deletionTimestamp"):
+                self._finish_namespace(ns)
+
+    def _owner_of(self, ref: Obj, namespace: str) -> tuple[ResourceInfo, Obj] | None:
+        api_version = ref.get("apiVersion", "")
+        group, _, version = api_version.rpartition("/")
+        info = self.registry.by_gvk(group, version, ref.get("kind", ""))
+        if info is None:
+            return None
+        owner = self.store.get(info.key, namespace if info.namespaced else "", ref.get("name", ""))
+        if owner is None or owner["metadata"].get("uid") != ref.get("uid"):
+            return None
+        return info, owner
+
+    def _info_for_key(self, key: tuple[str, str]) -> ResourceInfo | None:
+        group, plural = key
+        for version in self.registry.versions_of(group):
+            info = self.registry.lookup(group, version, plural)
+            if info is not None:
+                return info
+        return None
+
+    def _collect_dependents(self, owner_uid: str) -> None:
+        """Background garbage collection: dependents whose owners are all gone go too."""
+        for key, ns, name in self.store.dependents(owner_uid):
+            info = self._info_for_key(key)
+            dep = self.store.get(key, ns, name)
+            if info is None or dep is None:
+                continue
+            refs = dep["metadata"].get("ownerReferences") or []
+            alive = [r for r in refs if self._owner_of(r, ns) is not None]
+            if alive:
+                new = deep_copy(dep)
+                new["metadata"]["ownerReferences"] = alive
+                self.store.commit(key, MODIFIED, new)
+            elif not dep["metadata"].get("deletionTimestamp"):
+                self.delete_object(info, name, namespace=ns or None)
+
+    def _run_deletion_finalizers(self, info: ResourceInfo, obj: Obj) -> None:
+        """The garbage collector's share of ``orphan`` and ``foregroundDeletion``."""
+        md = obj["metadata"]
+        finalizers = md.get("finalizers") or []
+        uid = md.get("uid", "")
+        if "orphan" in finalizers:
+            for key, ns, name in self.store.dependents(uid):
+                dep = self.store.get(key, ns, name)
+                if dep is None:
+                    continue
+                new = deep_copy(dep)
+                refs = [
+                    r for r in new["metadata"].get("ownerReferences") or [] if r.get("uid") != uid
+                ]
+                if refs:
+                    new["metadata"]["ownerReferences"] = refs
+                else:
+                    new["metadata"].pop("ownerReferences", None)
+                self.store.commit(key, MODIFIED, new)
+            self._drop_finalizer(info, md.get("namespace", ""), md["name"], "orphan")
+        elif "foregroundDeletion" in finalizers:
+            for key, ns, name in self.store.dependents(uid):
+                dep_info = self._info_for_key(key)
+                dep = self.store.get(key, ns, name)
+                if dep_info is None or dep is None or dep["metadata"].get("deletionTimestamp"):
+                    continue
+                self.delete_object(
+                    dep_info, name, namespace=ns or None, propagation_policy="Foreground"
+                )
+            self._owners_may_finish(None, owner=(info, md.get("namespace", ""), md["name"]))
+
+    def _owners_may_finish(
+        self, removed: Obj | None, owner: tuple[ResourceInfo, str, str] | None = None
+    ) -> None:
+        """An owner in foreground deletion finishes once its last dependent is gone."""
+        candidates: list[tuple[ResourceInfo, str, str]] = []
+        if owner is not None:
+            candidates.append(owner)
+        if removed is not None:
+            ns = removed["metadata"].get("namespace", "")
+            for ref in removed["metadata"].get("ownerReferences") or []:
+                found = self._owner_of(ref, ns)
+                if found is not None:
+                    info, obj = found
+                    candidates.append(
+                        (info, obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
+                    )
+        for info, ns, name in candidates:
+            obj = self.store.get(info.key, ns, name)
+            if obj is None:
+                continue
+            md = obj["metadata"]
+            if not md.get("deletionTimestamp") or "foregroundDeletion" not in (
+                md.get("finalizers") or []
+            ):
+                continue
+            if not self.store.dependents(md.get("uid", "")):
+                self._drop_finalizer(info, ns, name, "foregroundDeletion")
+
+    def _drop_finalizer(self, info: ResourceInfo, ns: str, name: str, finalizer: str) -> None:
+        obj = self.store.get(info.key, ns, name)
+        if obj is None:
+            return
+        new = deep_copy(obj)
+        new["metadata"]["finalizers"] = [
+            f for f in new["metadata"].get("finalizers") or [] if f != finalizer
+        ]
+        if not new["metadata"]["finalizers"]:
+            del new["metadata"]["finalizers"]
+            if self._may_remove(info, new):
+                self._remove(info, new)
+                return
+        self.store.commit(info.key, MODIFIED, new)
+
+    # ----------------------------------------------------------------- namespaces
+
+    def _delete_namespace(self, ns_obj: Obj) -> tuple[Obj, bool]:
+        name = ns_obj["metadata"]["name"]
+        info = self.registry.require("", "v1", "namespaces")
+        if not ns_obj["metadata"].get("deletionTimestamp"):
+            new = deep_copy(ns_obj)
+            new["metadata"]["deletionTimestamp"] = self.now()
+            new["metadata"]["deletionGracePeriodSeconds"] = 0
+            new.setdefault("status", {})["phase"] = "Terminating"
+            self.store.commit(info.key, MODIFIED, new)
+            for key in self.store.resource_keys():
+                if key == _NS_KEY:
+                    continue
+                dep_info = self._info_for_key(key)
+                if dep_info is None or not dep_info.namespaced:
+                    continue
+                for obj in list(self.store.objects(key, name)):
+                    if obj["metadata"].get("deletionTimestamp"):
+                        continue
+                    try:
+                        self.delete_object(dep_info, obj["metadata"]["name"], namespace=name)
+                    except ApiError as error:
+                        if error.code != 404:
+                            raise
+            self._finish_namespace(name)
+        still = self.store.get(_NS_KEY, "", name)
+        return (still or ns_obj), still is None
+
+    def _finish_namespace(self, name: str) -> None:
+        ns_obj = self.store.get(_NS_KEY, "", name)
+        if ns_obj is None or not ns_obj["metadata"].get("deletionTimestamp"):
+            return
+        for key in self.store.resource_keys():
+            if key != _NS_KEY and self.store.count(key, name):
+                return
+        spec_finalizers = (ns_obj.get("spec") or {}).get("finalizers") or []
+        new = deep_copy(ns_obj)
+        if spec_finalizers:
+            new["spec"]["finalizers"] = []
+        if new["metadata"].get("finalizers"):
+            if spec_finalizers:
+                self.store.commit(_NS_KEY, MODIFIED, new)
+            return
+        self._remove(self.registry.require("", "v1", "namespaces"), new)
+
+    # ----------------------------------------------------------------- scale
+
+    def get_scale(self, resource: Resource, name: str, *, namespace: str | None = None) -> Obj:
+        info = self.resource(resource)
+        paths = self._scale_paths(info)
+        ns = self._namespace_for(info, namespace)
+        obj = self._stored(info, ns, name)
+        md = obj["metadata"]
+        replicas = _get_path(obj, paths.spec_replicas)
+        status: Obj = {"replicas": _get_path(obj, paths.status_replicas) or 0}
+        if info.custom:
+            if paths.label_selector:
+                selector = _get_path(obj, paths.label_selector)
+                if selector:
+                    status["selector"] = selector
+        else:
+            selector = (obj.get("spec") or {}).get("selector")
+            if selector:
+                status["selector"] = selector_to_string(selector)
+        scale_md: Obj = {
+            "name": md["name"],
+            "uid": md.get("uid"),
+            "resourceVersion": md.get("resourceVersion"),
+            "creationTimestamp": md.get("creationTimestamp"),
+        }
+        if ns:
+            scale_md["namespace"] = ns
+        return {
+            "apiVersion": "autoscaling/v1",
+            "kind": "Scale",
+            "metadata": scale_md,
+            "spec": {"replicas": replicas if replicas is not None else 0},
+            "status": status,
+        }
+
+    def update_scale(
+        self,
+        resource: Resource,
+        name: str,
+        scale: Obj,
+        *,
+        namespace: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+    ) -> Obj:
+        info = self.resource(resource)
+        paths = self._scale_paths(info)
+        ns = self._namespace_for(info, namespace)
+        old = self._stored(info, ns, name)
+        if not isinstance(scale, dict) or not isinstance(scale.get("spec"), dict):
+            raise errors.bad_request("a Scale needs spec.replicas")
+        replicas = scale["spec"].get("replicas")
+        if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
+            raise errors.invalid(
+                "autoscaling",
+                "Scale",
+                name,
+                [
+                    Cause(
+                        "FieldValueInvalid",
+                        f"Invalid value: {json.dumps(replicas)}: must be greater than or equal "
+                        "to 0",
+                        "spec.replicas",
+                    )
+                ],
+            )
+        rv = (scale.get("metadata") or {}).get("resourceVersion")
+        body = deep_copy(old)
+        body["metadata"]["resourceVersion"] = rv or old["metadata"]["resourceVersion"]
+        _set_path(body, paths.spec_replicas, replicas)
+        self._update(
+            info,
+            old,
+            body,
+            subresource="",
+            dry_run=dry_run,
+            field_manager=field_manager,
+            field_validation="Strict",
+            warnings=None,
+            operation="Update",
+        )
+        if dry_run:
+            result = self.get_scale(info, name, namespace=ns)
+            result["spec"]["replicas"] = replicas
+            return result
+        return self.get_scale(info, name, namespace=ns)
+
+    def _scale_paths(self, info: ResourceInfo) -> ScalePaths:
+        if info.subresource("scale") is None:
+            raise errors.not_found(info.group, f"{info.plural}/scale", "")
+        return info.scale_paths or ScalePaths()
+
+    # ----------------------------------------------------------------- pods
+
+    def bind(
+        self, name: str, target: Obj, *, namespace: str | None = None, dry_run: bool = False
+    ) -> Obj:
+        """pods/binding: assign a pod to a node (what a scheduler does); 409 if already bound."""
+        info = self.registry.require("", "v1", "pods")
+        ns = self._namespace_for(info, namespace)
+        pod = self._stored(info, ns, name)
+        node = (target or {}).get("name") if isinstance(target, dict) else None
+        if not node:
+            raise errors.invalid(
+                "", "Binding", name, [Cause("FieldValueRequired", "Required value", "target.name")]
+            )
+        current = (pod.get("spec") or {}).get("nodeName")
+        if current:
+            raise errors.conflict(
+                "", "pods/binding", name, f'pod {name} is already assigned to node "{current}"'
+            )
+        if pod["metadata"].get("deletionTimestamp"):
+            raise errors.conflict("", "pods/binding", name, "pod is being deleted")
+        new = deep_copy(pod)
+        new["spec"]["nodeName"] = node
+        conditions = [
+            c
+            for c in (new.setdefault("status", {}).get("conditions") or [])
+            if c.get("type") != "PodScheduled"
+        ]
+        conditions.append(
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": self.now(),
+            }
+        )
+        new["status"]["conditions"] = conditions
+        if not dry_run:
+            self.store.commit(info.key, MODIFIED, new)
+        return deep_copy(new)
+
+    def evict(self, name: str, eviction: Obj | None = None, *, namespace: str | None = None) -> Obj:
+        """pods/eviction: delete the pod unless ``eviction_check`` forbids it (429)."""
+        info = self.registry.require("", "v1", "pods")
+        ns = self._namespace_for(info, namespace)
+        pod = self._stored(info, ns, name)
+        body = eviction or {}
+        if self.eviction_check is not None and not pod["metadata"].get("deletionTimestamp"):
+            self.eviction_check(self, deep_copy(pod), deep_copy(body))
+        options = body.get("deleteOptions") or {}
+        self.delete_object(
+            info,
+            name,
+            namespace=ns,
+            propagation_policy=options.get("propagationPolicy"),
+            grace_period_seconds=options.get("gracePeriodSeconds"),
+            preconditions=options.get("preconditions"),
+            dry_run=bool(options.get("dryRun")),
+        )
+        return {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Success",
+            "code": 201,
+        }
+
+    def write_log(
+        self, name: str, container: str, text: str, *, namespace: str = "default"
+    ) -> None:
+        """Append output of a container (what a kubelet records)."""
+        lines = self._logs.setdefault((namespace, name, container), [])
+        lines.extend(text.splitlines())
+
+    def read_log(
+        self,
+        name: str,
+        *,
+        namespace: str | None = None,
+        container: str | None = None,
+        tail_lines: int | None = None,
+    ) -> str:
+        info = self.registry.require("", "v1", "pods")
+        ns = self._namespace_for(info, namespace)
+        pod = self._stored(info, ns, name)
+        names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
+        if container is None:
+            if len(names) != 1:
+                raise errors.bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(str(n) for n in names)}]"
+                )
+            container = names[0]
+        elif container not in names:
+            raise errors.bad_request(
+                f"container {container} is not valid for pod {name}; choose one of: "
+                f"[{' '.join(str(n) for n in names)}]"
+            )
+        lines = self._logs.get((ns, name, str(container)), [])
+        if tail_lines is not None:
+            lines = lines[-tail_lines:] if tail_lines > 0 else []
+        return "".join(f"{line}\n" for line in lines)
+
+    # ----------------------------------------------------------------- CRDs
+
+    def _prepare_crd(self, crd: Obj) -> None:
+        from milkyway.sim.apiserver.validation import validate_crd
+
+        causes = validate_crd(crd)
+        if causes:
+            raise errors.invalid(
+                "apiextensions.k8s.io",
+                "CustomResourceDefinition",
+                crd["metadata"].get("name", ""),
+                causes,
+            )
+        spec = crd["spec"]
+        names = spec["names"]
+        existing = self.registry.by_gvk(spec["group"], spec["versions"][0]["name"], names["kind"])
+        if existing is not None and not existing.custom:
+            raise errors.invalid(
+                "apiextensions.k8s.io",
+                "CustomResourceDefinition",
+                crd["metadata"]["name"],
+                [
+                    Cause(
+                        "FieldValueInvalid",
+                        "the kind is served by a built-in resource",
+                        "spec.names.kind",
+                    )
+                ],
+            )
+        accepted = dict(names)
+        accepted.setdefault("singular", names["kind"].lower())
+        accepted.setdefault("listKind", f"{names['kind']}List")
+        storage = next((v["name"] for v in spec["versions"] if v.get("storage")), "")
+        now = self.now()
+        status = crd.setdefault("status", {})
+        stored_versions = list(status.get("storedVersions") or [])
+        if storage and storage not in stored_versions:
+            stored_versions.append(storage)
+        status["acceptedNames"] = accepted
+        status["storedVersions"] = stored_versions
+        previous = {c.get("type"): c for c in status.get("conditions") or []}
+        status["conditions"] = [
+            {
+                "type": kind,
+                "status": "True",
+                "lastTransitionTime": previous.get(kind, {}).get("lastTransitionTime", now),
+                "reason": reason,
+                "message": message,
+            }
+            for kind, reason, message in (
+                ("NamesAccepted", "NoConflicts", "no conflicts found"),
+                ("Established", "InitialNamesAccepted", "the initial names have been accepted"),
+            )
+        ]
+
+    def crd_resources(self, crd: Obj) -> list[ResourceInfo]:
+        from milkyway.sim.apiserver.validation import StructuralSchema
+
+        spec = crd["spec"]
+        names = spec["names"]
+        storage = next((v["name"] for v in spec["versions"] if v.get("storage")), "")
+        infos = []
+        for version in spec["versions"]:
+            if not version.get("served", True):
+                continue
+            subs = version.get("subresources") or {}
+            subresources: list[_Sub] = []
+            scale_paths = None
+            if "status" in subs:
+                subresources.append(_Sub("status", names["kind"], spec["group"], version["name"]))
+            if "scale" in subs:
+                scale = subs["scale"] or {}
+                subresources.append(_Sub("scale", "Scale", "autoscaling", "v1"))
+                scale_paths = ScalePaths(
+                    scale.get("specReplicasPath", ".spec.replicas"),
+                    scale.get("statusReplicasPath", ".status.replicas"),
+                    scale.get("labelSelectorPath"),
+                )
+            schema_doc = (version.get("schema") or {}).get("openAPIV3Schema")
+            infos.append(
+                ResourceInfo(
+                    group=spec["group"],
+                    version=version["name"],
+                    kind=names["kind"],
+                    plural=names["plural"],
+                    singular=names.get("singular") or names["kind"].lower(),
+                    namespaced=spec.get("scope", "Namespaced") == "Namespaced",
+                    short_names=tuple(names.get("shortNames") or ()),
+                    categories=tuple(names.get("categories") or ()),
+                    subresources=tuple(subresources),
+                    list_kind=names.get("listKind") or f"{names['kind']}List",
+                    custom=True,
+                    schema=StructuralSchema(schema_doc) if schema_doc else None,
+                    printer_columns=tuple(version.get("additionalPrinterColumns") or ()),
+                    scale_paths=scale_paths,
+                    storage_version=storage,
+                )
+            )
+        return infos
+
+    def _serve_crd(self, crd: Obj) -> None:
+        self.registry.register_crd(crd["metadata"]["name"], self.crd_resources(crd))
+
+    def _unserve_crd(self, crd: Obj) -> None:
+        removed = self.registry.unregister_crd(crd["metadata"]["name"])
+        for info in removed[:1]:
+            for obj in list(self.store.objects(info.key)):
+                final = deep_copy(obj)
+                self.store.commit(info.key, DELETED, final)
+            self.store.drop_resource(info.key)
+
+    def restore_crds(self) -> None:
+        """Serve every stored CRD again (after loading objects from disk)."""
+        for crd in self.store.objects(_CRD_KEY):
+            self._serve_crd(crd)
+
+    # ----------------------------------------------------------------- access reviews
+
+    def review_access(self, review: Obj, *, user: str, groups: Iterable[str]) -> Obj:
+        """Evaluate a (Self|Local)SubjectAccessReview against the stored RBAC objects."""
+        from milkyway.sim.apiserver.auth import evaluate_review
+
+        return evaluate_review(self, review, user=user, groups=list(groups))
+
+
+def _spec_changed(old: Obj, new: Obj, has_status: bool) -> bool:
+    skip = (
+        {"metadata", "status", "apiVersion", "kind"}
+        if has_status
+        else {
+            "metadata",
+            "apiVersion",
+            "kind",
+        }
+    )
+    keys = (old.keys() | new.keys()) - skip
+    return any(old.get(k) != new.get(k) for k in keys) or (
+        old["metadata"].get("deletionTimestamp") != new["metadata"].get("deletionTimestamp")
+    )
+
+
+def _same(old: Obj, new: Obj) -> bool:
+    if old.keys() != new.keys():
+        return False
+    for key in old:
+        if key == "metadata":
+            a, b = old["metadata"], new["metadata"]
+            if a.keys() != b.keys():
+                return False
+            if any(a[k] != b[k] for k in a if k not in ("resourceVersion", "managedFields")):
+                return False
+        elif key != "apiVersion" and old[key] != new[key]:
+            return False
+    return True
+
+
+def _encode_continue(rv: int, last: tuple[str, str]) -> str:
+    raw = json.dumps({"rv": rv, "ns": last[0], "name": last[1]}).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _decode_continue(token: str) -> tuple[int, tuple[str, str]]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return int(data["rv"]), (str(data["ns"]), str(data["name"]))
+    except (ValueError, KeyError, TypeError):
+        raise errors.bad_request(
+            "continue key is not valid: pass the metadata.continue value of the previous list "
+            "unchanged"
+        ) from None
+
+
+def _split_path(path: str) -> list[str]:
+    return [p for p in path.strip(".").split(".") if p]
+
+
+def _get_path(obj: Obj, path: str) -> Any:
+    node: Any = obj
+    for part in _split_path(path):
+        if not isinstance(node, dict):
+            return None
+        node = node.get(part)
+    return node
+
+
+def _set_path(obj: Obj, path: str, value: Any) -> None:
+    parts = _split_path(path)
+    node = obj
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+
+
+def _remove_path(obj: Obj, field: str) -> None:
+    """Drop the field at a rendered path such as ``spec.containers[0].bogus``."""
+    tokens: list[str | int] = []
+    for part in field.replace("]", "").split("."):
+        pieces = part.split("[")
+        if pieces[0]:
+            tokens.append(pieces[0])
+        tokens.extend(int(p) if p.isdigit() else p for p in pieces[1:])
+    node: Any = obj
+    for token in tokens[:-1]:
+        if isinstance(node, list) and isinstance(token, int) and token < len(node):
+            node = node[token]
+        elif isinstance(node, dict) and str(token) in node:
+            node = node[str(token)]
+        else:
+            return
+    if isinstance(node, dict) and tokens:
+        node.pop(str(tokens[-1]), None)
