@@ -337,7 +337,7 @@ class StructuralSchema:
         for rule in self._rules.get(id(node), []):
             if old is None and rule.uses_old_self:
                 continue
-            cause = rule.evaluate(value, old, field)
+            cause = rule.evaluate(_typed(value, node), _typed(old, node), field)
             if cause is not None:
                 causes.append(cause)
 
@@ -584,6 +584,24 @@ def _old_list_items(node: Node, old: list | None):  # type: ignore[no-untyped-de
         return lambda _index, _item: None
     previous = {tuple(repr(_map(o).get(k)) for k in keys): o for o in old if isinstance(o, dict)}
     return lambda _index, item: previous.get(tuple(repr(_map(item).get(k)) for k in keys))
+
+
+def _typed(value: Any, node: Any) -> Any:
+    """``value`` as CEL sees it: integers in ``number`` fields are doubles."""
+    if not isinstance(node, dict):
+        return value
+    if node.get("type") == "number" and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, dict):
+        properties = node.get("properties") or {}
+        extra = node.get("additionalProperties")
+        return {
+            k: _typed(v, properties.get(k, extra if isinstance(extra, dict) else None))
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_typed(item, node.get("items")) for item in value]
+    return value
 
 
 def _prune(value: Any, node: Any, path: fe.Path, unknown: list[str], *, root: bool = False) -> Any:
