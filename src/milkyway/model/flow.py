@@ -243,6 +243,12 @@ class FlowSpec(Model):
             ("finally", self.finally_),
         ):
             _check_section(section, steps)
+        names = [s.name for s in (*self.steps, *self.on_failure, *self.finally_)]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(
+                f"step names must be unique across steps, onFailure and finally: {twice}"
+            )
         return self
 
     def section(self, name: str) -> list[Step]:
@@ -386,6 +392,8 @@ class NodeStatus(Model):
     path: str
     name: str
     kind: Literal["flow", "task", "approval", "group"]
+    parent: str | None = None
+    role: Literal["step", "member", "gate"] = "step"
     phase: NodePhase = "Pending"
     section: str = "steps"
     flow_ref: str | None = None
