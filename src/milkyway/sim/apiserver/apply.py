@@ -1,0 +1,349 @@
+"""Server-side apply and the ``managedFields`` bookkeeping of every write.
+
+Each writer of an object is a *manager*: an ``Apply`` manager owns exactly the fields of
+its last applied configuration; an ``Update`` manager (a plain create, replace or patch)
+owns the fields it changed. Ownership is what makes apply safe between tools:
+
+* applying merges the configuration into the live object (lists keyed by their
+  ``x-kubernetes-list-map-keys`` merge item by item, other lists are replaced whole);
+* a field this manager applied before and no longer applies is removed, unless another
+  manager still owns it;
+* changing a field another manager owns is a ``409 Conflict`` naming every such field and
+  its owner, unless ``force`` moves the ownership to the applier;
+* setting a field to the value it already has shares its ownership instead.
+
+The result carries ``metadata.managedFields`` in the real ``FieldsV1`` format, so
+``kubectl get -o yaml --show-managed-fields`` and client libraries read it unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from milkyway.sim.apiserver.errors import ApiError, Cause, bad_request
+from milkyway.sim.apiserver.managed_fields import (
+    FieldPath,
+    FieldSet,
+    SchemaTypes,
+    Slot,
+    compare,
+    decode_fields,
+    encode_fields,
+    existing_paths,
+    field_set,
+    merge,
+    path_string,
+    remove_paths,
+    strip_server_fields,
+)
+from milkyway.sim.apiserver.patching import json_copy, json_equal
+from milkyway.sim.apiserver.schemas import BuiltinSchemas
+
+__all__ = ["MAX_UPDATE_MANAGERS", "record_update", "server_side_apply"]
+
+MAX_UPDATE_MANAGERS = 10
+"""Beyond this many ``Update`` entries the oldest fold into one ``ancient-changes`` entry."""
+
+_ANCIENT_CHANGES = "ancient-changes"
+
+
+@dataclass(eq=False)
+class _Manager:
+    manager: str
+    operation: str
+    api_version: str
+    subresource: str
+    time: str | None
+    fields: FieldSet
+
+    @property
+    def ident(self) -> tuple[str, ...]:
+        return _ident(self.manager, self.operation, self.api_version, self.subresource)
+
+    def describe(self) -> str:
+        out = json.dumps(self.manager)
+        if self.subresource:
+            out += f" with subresource {json.dumps(self.subresource)}"
+        if self.operation == "Update":
+            out += f" using {self.api_version}"
+        return out
+
+    def to_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "manager": self.manager,
+            "operation": self.operation,
+            "apiVersion": self.api_version,
+        }
+        if self.time is not None:
+            entry["time"] = self.time
+        entry["fieldsType"] = "FieldsV1"
+        entry["fieldsV1"] = encode_fields(self.fields)
+        if self.subresource:
+            entry["subresource"] = self.subresource
+        return entry
+
+
+def server_side_apply(
+    live: dict[str, Any] | None,
+    applied: dict[str, Any],
+    *,
+    manager: str,
+    force: bool,
+    schema: dict[str, Any] | None,
+    schemas: BuiltinSchemas | None,
+    now: str,
+) -> dict[str, Any]:
+    """Apply ``applied`` as ``manager`` to ``live`` (``None`` when creating).
+
+    ``schema`` is the type's definition (a built-in definition or a CRD version's
+    ``openAPIV3Schema``), or ``None`` to treat every list as atomic. Returns the new object
+    with ``metadata.managedFields``; raises ``409 Conflict`` on fields other managers own.
+    """
+    _check_applied(live, applied, manager)
+    types = SchemaTypes(schemas)
+    slot = types.slot(schema)
+    live_body = _without_managed_fields(live or {})
+    managers = _decode_managers(live or {})
+
+    applied_set = field_set(types, strip_server_fields(applied), slot)
+    merged = merge(types, live_body, applied, slot, ())
+
+    me = _find(managers, _ident(manager, "Apply", "", ""))
+    created = me is None
+    if me is None:
+        me = _Manager(manager, "Apply", applied["apiVersion"], "", None, set())
+        managers.append(me)
+    last_applied = me.fields
+    me.fields = applied_set
+    me.api_version = applied["apiVersion"]
+    if last_applied:
+        merged = _prune(types, merged, slot, last_applied, managers)
+
+    changes = compare(types, strip_server_fields(live_body), strip_server_fields(merged), slot)
+    conflicts: list[tuple[_Manager, FieldPath]] = []
+    for other in managers:
+        if other is me:
+            continue
+        conflicts.extend((other, path) for path in other.fields & changes.changed)
+        other.fields -= changes.removed
+    if conflicts and not force:
+        raise _conflict_error(conflicts)
+    for other, path in conflicts:
+        other.fields.discard(path)
+
+    if created or not json_equal(live_body, merged):
+        me.time = now
+    _store_managers(merged, managers)
+    return merged
+
+
+def record_update(
+    old: dict[str, Any] | None,
+    new: dict[str, Any],
+    *,
+    manager: str,
+    operation: str,
+    now: str,
+    subresource: str = "",
+    schema: dict[str, Any] | None = None,
+    schemas: BuiltinSchemas | None = None,
+) -> dict[str, Any]:
+    """``new`` with ``metadata.managedFields`` updated for a create, update or patch.
+
+    ``manager`` gains the fields this write changed; every manager loses the fields it
+    removed. ``schema`` defaults to the built-in definition of ``new``'s kind, if any.
+    A request that sets ``managedFields: [{}]`` clears them, as on a real server.
+    """
+    result = json_copy(new)
+    metadata = result.get("metadata")
+    if not isinstance(metadata, dict):
+        return result
+    requested = metadata.get("managedFields")
+    if _is_reset(requested):
+        metadata.pop("managedFields", None)
+        return result
+    if schema is None and schemas is None:
+        schemas, schema = _builtin_schema(result)
+    types = SchemaTypes(schemas)
+    slot = types.slot(schema)
+    managers = _decode_managers(result) if requested else []
+    if not managers:
+        managers = _decode_managers(old or {})
+
+    old_body = strip_server_fields(_without_managed_fields(old or {}))
+    new_body = strip_server_fields(_without_managed_fields(result))
+    changes = compare(types, old_body, new_body, slot)
+    api_version = str(result.get("apiVersion", ""))
+    for entry in managers:
+        entry.fields -= changes.removed
+    if changes.changed:
+        me = _find(managers, _ident(manager, operation, api_version, subresource))
+        if me is None:
+            me = _Manager(manager, operation, api_version, subresource, None, set())
+            managers.append(me)
+        me.fields |= changes.changed
+        me.time = now
+    _store_managers(result, managers)
+    return result
+
+
+# ------------------------------------------------------------------------- helpers
+
+
+def _check_applied(live: dict[str, Any] | None, applied: Any, manager: str) -> None:
+    if not isinstance(applied, dict):
+        raise bad_request("error decoding YAML: the apply configuration must be an object")
+    if not manager:
+        raise bad_request(
+            'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value: '
+            "is required for apply requests"
+        )
+    if not applied.get("kind"):
+        raise bad_request(
+            f"Object 'Kind' is missing in '{_short(applied)}' (an apply configuration sets "
+            "apiVersion and kind)"
+        )
+    expected = (live or {}).get("apiVersion")
+    given = applied.get("apiVersion")
+    if not given or (expected and given != expected):
+        raise bad_request(
+            "Incorrect version specified in apply patch. "
+            f"Specified patch version: {given or ''}, expected: {expected or '<apiVersion>'}"
+        )
+    metadata = applied.get("metadata")
+    if isinstance(metadata, dict) and metadata.get("managedFields") is not None:
+        raise bad_request("metadata.managedFields must be nil")
+
+
+def _builtin_schema(obj: dict[str, Any]) -> tuple[BuiltinSchemas, dict[str, Any] | None]:
+    schemas = BuiltinSchemas.for_version()
+    api_version = str(obj.get("apiVersion", ""))
+    group, _, version = api_version.rpartition("/")
+    return schemas, schemas.definition_for((group, version, str(obj.get("kind", ""))))
+
+
+def _without_managed_fields(obj: dict[str, Any]) -> dict[str, Any]:
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict) or "managedFields" not in metadata:
+        return obj
+    out = dict(obj)
+    out["metadata"] = {k: v for k, v in metadata.items() if k != "managedFields"}
+    return out
+
+
+def _is_reset(requested: Any) -> bool:
+    return isinstance(requested, list) and len(requested) == 1 and requested[0] == {}
+
+
+def _decode_managers(obj: dict[str, Any]) -> list[_Manager]:
+    """The managers recorded on ``obj``; entries that do not decode are dropped."""
+    metadata = obj.get("metadata")
+    entries = metadata.get("managedFields") if isinstance(metadata, dict) else None
+    if not isinstance(entries, list):
+        return []
+    managers: list[_Manager] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("operation") not in ("Apply", "Update"):
+            continue
+        try:
+            fields = decode_fields(entry.get("fieldsV1", {}))
+        except (ValueError, TypeError):
+            continue
+        decoded = _Manager(
+            str(entry.get("manager", "")),
+            entry["operation"],
+            str(entry.get("apiVersion", "")),
+            str(entry.get("subresource", "")),
+            entry.get("time"),
+            fields,
+        )
+        same = _find(managers, decoded.ident)
+        if same is None:
+            managers.append(decoded)
+        else:
+            same.fields |= decoded.fields
+    return managers
+
+
+def _ident(manager: str, operation: str, api_version: str, subresource: str) -> tuple[str, ...]:
+    """Which entry a write lands in: an applier keeps one entry whatever version it applies
+    with; an updater has one entry per API version, as on a real server."""
+    return (manager, operation, "" if operation == "Apply" else api_version, subresource)
+
+
+def _find(managers: list[_Manager], ident: tuple[str, ...]) -> _Manager | None:
+    return next((m for m in managers if m.ident == ident), None)
+
+
+def _prune(
+    types: SchemaTypes,
+    merged: dict[str, Any],
+    slot: Slot | None,
+    last_applied: FieldSet,
+    managers: list[_Manager],
+) -> dict[str, Any]:
+    """Remove what this manager applied last time and nobody owns any more."""
+    owned: FieldSet = set()
+    for entry in managers:
+        for path in entry.fields:
+            owned.update(path[:i] for i in range(1, len(path) + 1))
+    present = existing_paths(types, merged, slot)
+    drop = {p for p in last_applied if p in present and p not in owned}
+    pruned = remove_paths(types, merged, drop, slot)
+    assert isinstance(pruned, dict)
+    return pruned
+
+
+def _conflict_error(conflicts: list[tuple[_Manager, FieldPath]]) -> ApiError:
+    ordered = sorted(conflicts, key=lambda c: (c[0].describe(), path_string(c[1])))
+    causes = [
+        Cause("FieldManagerConflict", f"conflict with {m.describe()}", path_string(path))
+        for m, path in ordered
+    ]
+    if len(ordered) == 1:
+        owner, path = ordered[0]
+        message = (
+            f"Apply failed with 1 conflict: conflict with {owner.describe()}: {path_string(path)}"
+        )
+    else:
+        lines: list[str] = []
+        current = ""
+        for owner, path in ordered:
+            if owner.describe() != current:
+                current = owner.describe()
+                lines.append(f"conflicts with {current}:")
+            lines.append(f"- {path_string(path)}")
+        message = f"Apply failed with {len(ordered)} conflicts: " + "\n".join(lines)
+    return ApiError(409, "Conflict", message, causes=causes)
+
+
+def _store_managers(obj: dict[str, Any], managers: list[_Manager]) -> None:
+    kept = _cap_update_managers([m for m in managers if m.fields])
+    kept.sort(key=lambda m: (m.operation, m.time or "", m.manager, m.api_version, m.subresource))
+    metadata = obj.setdefault("metadata", {})
+    if kept:
+        metadata["managedFields"] = [m.to_entry() for m in kept]
+    else:
+        metadata.pop("managedFields", None)
+
+
+def _cap_update_managers(managers: list[_Manager]) -> list[_Manager]:
+    updates = [m for m in managers if m.operation == "Update"]
+    if len(updates) <= MAX_UPDATE_MANAGERS:
+        return managers
+    oldest_first = sorted(updates, key=lambda m: (m.time or "", m.manager))
+    folded = oldest_first[: len(updates) - MAX_UPDATE_MANAGERS + 1]
+    ancient = next((m for m in folded if m.manager == _ANCIENT_CHANGES), None)
+    if ancient is None:
+        ancient = _Manager(_ANCIENT_CHANGES, "Update", folded[-1].api_version, "", None, set())
+    for entry in folded:
+        ancient.fields |= entry.fields
+    ancient.time = max((m.time or "" for m in folded), default="") or None
+    return [m for m in managers if m not in folded] + [ancient]
+
+
+def _short(value: Any, limit: int = 200) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
