@@ -1,0 +1,580 @@
+"""The imperative shell around the pure core: persists transitions, runs tasks, keeps time.
+
+Durability contract, in the order the driver does things for every event:
+
+1. apply the event to the run status with the pure core;
+2. write the new status to the store with the resourceVersion precondition;
+3. only then start the commands' effects (tasks, timers, Events).
+
+A task's completion is itself an event, persisted before anything depends on it. An
+engine that starts (or takes over a run whose lease expired) applies ``Recover``: an
+attempt still marked running was lost and runs again, so tasks run *at least once* and
+must be idempotent (see ``milkyway.flows.tasks``).
+
+Fencing: a run is advanced only by the engine named in ``status.owner`` while its lease
+holds. Every write carries the resourceVersion read, so if another engine claimed the run
+in between, the write fails with a conflict and this engine lets the run go without
+starting anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from milkyway.flows import builtin as _builtin  # noqa: F401  (registers built-in tasks)
+from milkyway.flows import events as ev
+from milkyway.flows.core import InvalidRequest, Machine, RunInfo
+from milkyway.flows.dsl import Catalog, FlowError, check_flow, snapshot_hash, validate_params
+from milkyway.flows.expr import ExpressionError, render
+from milkyway.flows.store import Conflict, NotFound, Store
+from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry, UnknownTaskError, invoke
+from milkyway.model.base import ObjectMeta
+from milkyway.model.flow import (
+    TERMINAL_RUN_PHASES,
+    FlowRun,
+    FlowRunSpec,
+    FlowRunStatus,
+    RunRequest,
+)
+
+log = logging.getLogger("milkyway.flows")
+
+
+class LostOwnership(Exception):
+    """Another engine advanced or claimed the run; this one must stop driving it."""
+
+
+def machine_for(run: FlowRun) -> Machine:
+    status = run.status
+    info = RunInfo(
+        id=run.metadata.name,
+        flow=run.spec.flow,
+        target=run.spec.target,
+        requested_by=run.spec.requested_by,
+    )
+    return Machine(status.snapshot, status.root, info)
+
+
+def progress(status: FlowRunStatus) -> str:
+    """``done/total`` over task and approval nodes (fan-out members counted one by one)."""
+    total = done = 0
+    for node in status.nodes.values():
+        if node.kind in ("task", "approval") and node.role != "gate":
+            total += 1
+            if node.phase in ("Succeeded", "Failed", "Skipped", "Omitted", "Cancelled"):
+                done += 1
+    return f"{done}/{total}"
+
+
+def new_run(
+    catalog: Catalog,
+    registry: TaskRegistry,
+    flow: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    version: str | None = None,
+    target: str = "",
+    requested_by: str = "",
+    name: str | None = None,
+    namespace: str | None = None,
+) -> FlowRun:
+    """A validated, Pending FlowRun with its spec snapshot and hash (not yet stored)."""
+    found_version, spec = catalog.get(flow, version)
+    snapshot = catalog.snapshot(flow, found_version)
+    for key, sub in snapshot.items():
+        check_flow(key, sub, registry, catalog)
+    resolved = validate_params(flow, spec, dict(params or {}))
+    run_name = name or f"{flow}-{uuid.uuid4().hex[:8]}"
+    info = RunInfo(run_name, flow, target, requested_by)
+    machine = Machine(snapshot, next(iter(snapshot)), info)
+    status = machine.initial(resolved)
+    status.spec_hash = snapshot_hash(snapshot)
+    status.holds = lock_keys(spec, resolved, info)
+    status.progress = progress(status)
+    return FlowRun(
+        metadata=ObjectMeta(
+            name=run_name,
+            namespace=namespace,
+            labels={"milkyway.ebay.com/flow": flow},
+        ),
+        spec=FlowRunSpec(
+            flow=flow,
+            version=found_version,
+            params=dict(params or {}),
+            target=target,
+            requested_by=requested_by,
+        ),
+        status=status,
+    )
+
+
+def lock_keys(spec: Any, params: dict[str, Any], info: RunInfo) -> list[str]:
+    """``limit:key`` of every mutex and concurrency limit the run must hold to start."""
+    variables = {"params": params, "run": info.as_vars()}
+    keys: list[str] = []
+    try:
+        if spec.mutex:
+            keys.append(f"1:{render(spec.mutex, variables)}")
+        for limit in spec.concurrency:
+            keys.append(f"{limit.limit}:{render(limit.key, variables)}")
+    except ExpressionError as exc:
+        raise FlowError(f"mutex/concurrency key: {exc}") from None
+    return keys
+
+
+async def add_request(
+    store: Store,
+    name: str,
+    op: str,
+    actor: str,
+    *,
+    groups: Sequence[str] = (),
+    step: str | None = None,
+    reason: str = "",
+) -> FlowRun:
+    """Ask a run for an operation (cancel, approve, …); engines apply it exactly once."""
+    request = RunRequest(
+        id=uuid.uuid4().hex[:12],
+        op=op,  # type: ignore[arg-type]
+        actor=actor,
+        groups=list(groups),
+        step=step,
+        reason=reason,
+    )
+    for _ in range(20):
+        run = await store.get(name)
+        spec = run.spec.model_copy(update={"requests": [*run.spec.requests, request]})
+        try:
+            return await store.replace(run.model_copy(update={"spec": spec}))
+        except Conflict:
+            await asyncio.sleep(0.01)
+    raise Conflict(f"flowrun {name!r} kept changing; try again")
+
+
+def request_event(request: RunRequest, now: float) -> ev.Event:
+    actor = request.actor
+    if request.op == "cancel":
+        return ev.Cancel(now=now, actor=actor, reason=request.reason)
+    if request.op == "pause":
+        return ev.Pause(now=now, actor=actor)
+    if request.op == "resume":
+        return ev.Resume(now=now, actor=actor)
+    if request.op == "retry":
+        return ev.Retry(now=now, actor=actor)
+    return ev.Decide(
+        now=now,
+        actor=actor,
+        path=request.step or "",
+        approved=request.op == "approve",
+        groups=tuple(request.groups),
+        reason=request.reason,
+    )
+
+
+class Engine:
+    """Drives every unfinished run in a store: resumes, advances, and finishes them."""
+
+    def __init__(
+        self,
+        store: Store,
+        catalog: Catalog | None = None,
+        *,
+        registry: TaskRegistry = REGISTRY,
+        clients: Mapping[str, Any] | None = None,
+        engine_id: str | None = None,
+        lease_seconds: float = 15.0,
+        poll_interval: float = 1.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog or Catalog.from_paths([])
+        self.registry = registry
+        self.clients = dict(clients or {})
+        self.engine_id = engine_id or f"engine-{uuid.uuid4().hex[:8]}"
+        self.lease_seconds = lease_seconds
+        self.poll_interval = poll_interval
+        self.clock = clock
+        self._drivers: dict[str, _Driver] = {}
+        self._supervisor: asyncio.Task[None] | None = None
+        self._wakeup = asyncio.Event()
+        self.transitions = 0
+
+    # --- operations -------------------------------------------------------------------
+
+    async def submit(self, flow: str, params: Mapping[str, Any] | None = None, **kw: Any) -> str:
+        run = new_run(self.catalog, self.registry, flow, params, **kw)
+        stored = await self.store.create(run)
+        self._wakeup.set()
+        return stored.metadata.name
+
+    async def request(self, name: str, op: str, actor: str, **kw: Any) -> None:
+        await add_request(self.store, name, op, actor, **kw)
+        driver = self._drivers.get(name)
+        if driver is not None:
+            driver.poke()
+        self._wakeup.set()
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def __aenter__(self) -> Engine:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def start(self) -> None:
+        if self._supervisor is None:
+            self._supervisor = asyncio.create_task(self._supervise(), name=self.engine_id)
+
+    async def stop(self) -> None:
+        """Stop driving runs; in-flight attempts are abandoned (another engine recovers them)."""
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        for driver in list(self._drivers.values()):
+            await driver.stop()
+        self._drivers.clear()
+
+    async def wait(self, name: str, within: float = 60.0) -> FlowRun:
+        """Wait until the run is terminal with no unprocessed requests."""
+        deadline = time.monotonic() + within
+        while True:
+            run = await self.store.get(name)
+            if run.status.phase in TERMINAL_RUN_PHASES and not _pending_requests(run):
+                return run
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"flowrun {name} still {run.status.phase} after {within}s")
+            await asyncio.sleep(0.02)
+
+    async def _supervise(self) -> None:
+        while True:
+            try:
+                await self.scan()
+            except Exception:
+                log.exception("engine %s: scanning runs failed", self.engine_id)
+            self._wakeup.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+
+    async def scan(self) -> None:
+        """Start a driver for every run this engine may advance and is not driving."""
+        now = self.clock()
+        for run in await self.store.list():
+            name = run.metadata.name
+            driver = self._drivers.get(name)
+            if driver is not None:
+                if driver.done():
+                    self._drivers.pop(name, None)
+                else:
+                    continue
+            wanted = run.status.phase not in TERMINAL_RUN_PHASES or _pending_requests(run)
+            if not wanted:
+                continue
+            status = run.status
+            if status.owner and status.owner != self.engine_id and status.lease_until > now:
+                continue
+            driver = _Driver(self, run)
+            self._drivers[name] = driver
+            driver.start()
+
+
+def _pending_requests(run: FlowRun) -> list[RunRequest]:
+    done = set(run.status.processed_requests)
+    return [r for r in run.spec.requests if r.id not in done]
+
+
+class _Driver:
+    """Advances one run: the event loop of the run, owned by one engine at a time."""
+
+    def __init__(self, engine: Engine, run: FlowRun) -> None:
+        self.engine = engine
+        self.run = run
+        self.name = run.metadata.name
+        self.queue: asyncio.Queue[ev.Event] = asyncio.Queue()
+        self.tasks: dict[str, tuple[int, asyncio.Task[None], TaskContext]] = {}
+        self.timer: asyncio.Task[None] | None = None
+        self.main: asyncio.Task[None] | None = None
+        self.machine = machine_for(run)
+        self.poked = asyncio.Event()
+        self.last_heartbeat: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.main = asyncio.create_task(self._main(), name=f"run-{self.name}")
+
+    def done(self) -> bool:
+        return self.main is None or self.main.done()
+
+    def poke(self) -> None:
+        self.poked.set()
+
+    async def stop(self) -> None:
+        if self.main is not None:
+            self.main.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self.main
+        self._abandon()
+
+    def _abandon(self) -> None:
+        for _, task, ctx in self.tasks.values():
+            ctx.cancelled.set()
+            task.cancel()
+        self.tasks.clear()
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    # --- main loop --------------------------------------------------------------------
+
+    async def _main(self) -> None:
+        try:
+            await self._claim()
+            await self._begin()
+            while not self._finished():
+                event = await self._next_event()
+                if event is not None:
+                    await self._transition(event)
+            await self._release()
+        except LostOwnership:
+            log.info("engine %s: run %s is driven elsewhere", self.engine.engine_id, self.name)
+            self._abandon()
+        except NotFound:
+            self._abandon()
+        except asyncio.CancelledError:
+            self._abandon()
+            raise
+
+    def _finished(self) -> bool:
+        run = self.run
+        return run.status.phase in TERMINAL_RUN_PHASES and not _pending_requests(run)
+
+    async def _claim(self) -> None:
+        status = self.run.status.model_copy(
+            update={
+                "owner": self.engine.engine_id,
+                "lease_until": self.engine.clock() + self.engine.lease_seconds,
+            }
+        )
+        await self._write(status, check_seq=True)
+
+    async def _begin(self) -> None:
+        if _pending_requests(self.run):
+            await self._handle_requests()
+        status = self.run.status
+        now = self.engine.clock()
+        if status.phase == "Pending":
+            if not await self._admit():
+                return
+            await self._transition(ev.Start(now=now, actor=self.engine.engine_id))
+        elif status.phase not in TERMINAL_RUN_PHASES:
+            await self._transition(ev.Recover(now=now, actor=self.engine.engine_id))
+
+    async def _admit(self) -> bool:
+        held: list[str] = []
+        for key in self.run.status.holds:
+            limit, _, name = key.partition(":")
+            if not await self.engine.store.acquire(name, self.name, int(limit)):
+                for taken in held:
+                    await self.engine.store.release(taken, self.name)
+                message = f"waiting for {name!r} (at most {limit} run(s) at once)"
+                if self.run.status.message != message:
+                    await self._write(self.run.status.model_copy(update={"message": message}))
+                return False
+            held.append(name)
+        return True
+
+    async def _release(self) -> None:
+        for key in self.run.status.holds:
+            await self.engine.store.release(key.partition(":")[2], self.name)
+        status = self.run.status.model_copy(update={"owner": "", "lease_until": 0.0})
+        await self._write(status)
+        self.engine._wakeup.set()
+
+    async def _next_event(self) -> ev.Event | None:
+        if self.run.status.phase == "Pending":
+            # Waiting for a mutex: poll admission.
+            await self._wait_or_poll()
+            await self._handle_requests()
+            if self.run.status.phase == "Pending" and await self._admit():
+                return ev.Start(now=self.engine.clock(), actor=self.engine.engine_id)
+            return None
+        if not self.queue.empty():
+            return self.queue.get_nowait()
+        getter = asyncio.ensure_future(self.queue.get())
+        poke = asyncio.ensure_future(self.poked.wait())
+        timeout = max(0.05, min(self.engine.poll_interval, self.engine.lease_seconds / 3))
+        done, _ = await asyncio.wait({getter, poke}, timeout=timeout, return_when="FIRST_COMPLETED")
+        poke.cancel()
+        if getter in done:
+            return getter.result()
+        getter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await getter
+        self.poked.clear()
+        await self._handle_requests()
+        await self._renew()
+        return None
+
+    async def _wait_or_poll(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.poked.wait(), self.engine.poll_interval)
+        self.poked.clear()
+
+    async def _handle_requests(self) -> None:
+        fresh = await self.engine.store.get(self.name)
+        if fresh.status.seq != self.run.status.seq or fresh.status.owner != self.engine.engine_id:
+            raise LostOwnership(self.name)
+        self.run = fresh
+        for request in _pending_requests(self.run):
+            event = request_event(request, self.engine.clock())
+            await self._transition(event, request=request)
+
+    async def _renew(self) -> None:
+        now = self.engine.clock()
+        if self.run.status.lease_until - now < self.engine.lease_seconds / 2:
+            status = self.run.status.model_copy(
+                update={"lease_until": now + self.engine.lease_seconds}
+            )
+            await self._write(status)
+
+    # --- transitions ------------------------------------------------------------------
+
+    async def _transition(self, event: ev.Event, request: RunRequest | None = None) -> None:
+        try:
+            status, commands = self.machine.apply(self.run.status, event)
+        except InvalidRequest as exc:
+            if request is None:
+                raise
+            status = self.run.status.model_copy(update={"message": f"{request.op}: {exc}"})
+            commands = [
+                ev.Notice("RequestRejected", f"{request.op} by {request.actor}: {exc}", True)
+            ]
+        if request is not None:
+            status.processed_requests = [*status.processed_requests, request.id]
+        status.lease_until = self.engine.clock() + self.engine.lease_seconds
+        await self._write(status)
+        self.engine.transitions += 1
+        for command in commands:
+            await self._execute(command)
+
+    async def _write(self, status: FlowRunStatus, check_seq: bool = False) -> None:
+        if self._wants_progress() or status.phase in TERMINAL_RUN_PHASES:
+            status.progress = progress(status)
+        candidate = self.run.model_copy(update={"status": status})
+        try:
+            self.run = await self.engine.store.replace(candidate)
+            return
+        except Conflict:
+            pass
+        fresh = await self.engine.store.get(self.name)
+        same = fresh.status.seq == self.run.status.seq
+        mine = fresh.status.owner in (self.engine.engine_id, "") or (
+            check_seq and fresh.status.lease_until <= self.engine.clock()
+        )
+        if not (same and mine and fresh.status.owner == self.run.status.owner):
+            raise LostOwnership(self.name)
+        try:
+            self.run = await self.engine.store.replace(fresh.model_copy(update={"status": status}))
+        except Conflict:
+            raise LostOwnership(self.name) from None
+
+    def _wants_progress(self) -> bool:
+        return bool(getattr(self.engine.store, "wants_progress", True))
+
+    async def _execute(self, command: ev.Command) -> None:
+        if isinstance(command, ev.RunTask):
+            self._start_task(command)
+        elif isinstance(command, ev.CancelTask):
+            entry = self.tasks.get(command.path)
+            if entry is not None and entry[0] == command.attempt:
+                entry[2].cancelled.set()
+                entry[1].cancel()
+                del self.tasks[command.path]
+        elif isinstance(command, ev.Wake):
+            if self.timer is not None:
+                self.timer.cancel()
+                self.timer = None
+            if command.at is not None:
+                self.timer = asyncio.create_task(self._sleep_until(command.at))
+        elif isinstance(command, ev.Notice):
+            with contextlib.suppress(Exception):
+                await self.engine.store.record_event(
+                    self.run, command.reason, command.message, command.warning
+                )
+        elif isinstance(command, ev.Finished):
+            log.info("run %s finished: %s %s", self.name, command.phase, command.message)
+
+    async def _sleep_until(self, at: float) -> None:
+        delay = at - self.engine.clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.queue.put_nowait(ev.Tick(now=max(at, self.engine.clock()), actor=""))
+
+    def _start_task(self, command: ev.RunTask) -> None:
+        previous = self.tasks.pop(command.path, None)
+        if previous is not None:
+            previous[2].cancelled.set()
+            previous[1].cancel()
+        ctx = TaskContext(
+            run_id=self.name,
+            step=command.path,
+            attempt=command.attempt,
+            clients=self.engine.clients,
+            logger=log.getChild(command.action),
+        )
+        ctx.on_heartbeat = lambda message: self._heartbeat(command, message)
+        task = asyncio.create_task(self._run_task(command, ctx))
+        self.tasks[command.path] = (command.attempt, task, ctx)
+
+    def _heartbeat(self, command: ev.RunTask, message: str) -> None:
+        now = self.engine.clock()
+        if now - self.last_heartbeat.get(command.path, 0.0) < 1.0:
+            return
+        self.last_heartbeat[command.path] = now
+        self.queue.put_nowait(
+            ev.Heartbeat(now=now, path=command.path, attempt=command.attempt, message=message)
+        )
+
+    async def _run_task(self, command: ev.RunTask, ctx: TaskContext) -> None:
+        actor = self.engine.engine_id
+        try:
+            spec = self.engine.registry.get(command.action)
+        except UnknownTaskError as exc:
+            self.queue.put_nowait(
+                ev.TaskFailed(
+                    now=self.engine.clock(),
+                    actor=actor,
+                    path=command.path,
+                    attempt=command.attempt,
+                    kind="Fatal",
+                    message=str(exc).strip('"'),
+                )
+            )
+            return
+        ok, outputs, kind, message = await invoke(spec, command.params, ctx)
+        now = self.engine.clock()
+        if ok:
+            event: ev.Event = ev.TaskSucceeded(
+                now=now, actor=actor, path=command.path, attempt=command.attempt, outputs=outputs
+            )
+        else:
+            event = ev.TaskFailed(
+                now=now,
+                actor=actor,
+                path=command.path,
+                attempt=command.attempt,
+                kind=kind,
+                message=message,
+            )
+        entry = self.tasks.get(command.path)
+        if entry is not None and entry[0] == command.attempt:
+            del self.tasks[command.path]
+        self.queue.put_nowait(event)
