@@ -267,10 +267,10 @@ def test_transition_rules_use_old_self_only_on_update(schema: StructuralSchema) 
 
 def test_object_metadata_of_custom_resources_is_checked(schema: StructuralSchema) -> None:
     obj = widget()
+    obj["metadata"]["labels"] = {"app": "-x"}
     obj["metadata"]["name"] = "W_1"
-    assert [c.field for c in schema.validate(obj, group="example.com", kind="Widget")] == [
-        "metadata.name"
-    ]
+    causes = schema.validate(obj, group="example.com", kind="Widget")
+    assert [(c.reason, c.field) for c in causes] == [("FieldValueInvalid", "metadata.labels")]
 
 
 NOT_STRUCTURAL = [

@@ -66,11 +66,13 @@ def _list(value: Any) -> list:
     return value if isinstance(value, list) else []
 
 
-def check_metadata(obj: dict, group: str, kind: str) -> list[Cause]:
+def check_metadata(obj: dict, group: str, kind: str, *, name: bool = True) -> list[Cause]:
+    """ObjectMeta rules; ``name=False`` leaves the name to a caller with its own naming rule."""
     meta = _map(obj.get("metadata"))
     causes: list[Cause] = []
+    check_name = name
     name = meta.get("name")
-    if kind not in _NAMELESS_KINDS:
+    if check_name and kind not in _NAMELESS_KINDS:
         if not name and not meta.get("generateName"):
             causes.append(fe.required("metadata.name", "name or generateName is required"))
         elif isinstance(name, str) and name:

@@ -291,11 +291,16 @@ class StructuralSchema:
     def validate(
         self, obj: dict, old: dict | None = None, *, group: str = "", kind: str = ""
     ) -> list[Cause]:
-        """Causes why ``obj`` does not satisfy the schema; ``old`` feeds ``oldSelf`` rules."""
+        """Causes why ``obj`` does not satisfy the schema; ``old`` feeds ``oldSelf`` rules.
+
+        Labels, annotations and owner references are checked as for any object; the
+        syntax of ``metadata.name`` is left to the caller, which also handles
+        ``generateName``.
+        """
         causes: list[Cause] = []
         if not isinstance(obj, dict):
             return [fe.type_invalid("", _json_type(obj), 'must be of type object: "object"')]
-        causes.extend(check_metadata(obj, group, kind))
+        causes.extend(check_metadata(obj, group, kind, name=False))
         self._validate(obj, old, self.schema, (), causes, root=True)
         return causes
 
