@@ -134,7 +134,12 @@ def desired(service: Obj, pods: Iterable[Obj]) -> tuple[dict[str, Any], dict[str
 
 
 def reconcile_service(
-    service: Obj, pods: Iterable[Obj], endpoints: Obj | None, endpoint_slice: Obj | None
+    service: Obj,
+    pods: Iterable[Obj],
+    endpoints: Obj | None,
+    endpoint_slice: Obj | None,
+    *,
+    with_slice: bool = True,
 ) -> list[Action]:
     """Bring the Service's Endpoints and EndpointSlice in line with its selected pods."""
     ns, name = namespace_of(service), name_of(service)
@@ -159,6 +164,8 @@ def reconcile_service(
     elif (endpoints.get("subsets") or []) != want_ep["subsets"]:
         actions.append(Patch(ENDPOINTS, ns, name, {"subsets": want_ep["subsets"] or None}))
     slice_name = f"{name}-sim"
+    if not with_slice:
+        return actions
     if endpoint_slice is None:
         actions.append(
             Create(

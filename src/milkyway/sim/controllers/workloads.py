@@ -1,0 +1,171 @@
+"""Shells of the workload controllers: StatefulSet, Deployment, ReplicaSet.
+
+Each shell maps watch events to the keys of the owning object (via the informers' owner
+index), and on reconcile hands its pure core exactly the objects that owner controls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable
+
+from milkyway.sim.controllers import deployment, replicaset, statefulset
+from milkyway.sim.controllers.actions import Action, Requeue
+from milkyway.sim.controllers.objects import (
+    Obj,
+    controller_of,
+    is_pod_ready,
+    key_of,
+    name_of,
+    namespace_of,
+    uid_of,
+)
+from milkyway.sim.controllers.runtime import ControlPlane
+
+
+def _owner_key(obj: Obj | None, kind: str, plane: ControlPlane, resource: str) -> Hashable | None:
+    """The key of ``obj``'s controlling ``kind``, if that owner is in the cache."""
+    if obj is None:
+        return None
+    ref = controller_of(obj)
+    if not ref or ref.get("kind") != kind:
+        return None
+    owner = plane.get(resource, namespace_of(obj), ref.get("name", ""))
+    if owner is None or uid_of(owner) != ref.get("uid"):
+        return None
+    return key_of(owner)
+
+
+def _min_ready_requeue(obj: Obj, pods: Iterable[Obj]) -> list[Action]:
+    """Availability after ``minReadySeconds`` is time-driven: look again when it is due."""
+    seconds = int((obj.get("spec") or {}).get("minReadySeconds") or 0)
+    if seconds <= 0:
+        return []
+    return [Requeue(float(seconds))] if any(is_pod_ready(p) for p in pods) else []
+
+
+class StatefulSetController:
+    name = "statefulset"
+    _resource = "apps/v1/statefulsets"
+
+    def setup(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        plane.informer(self._resource).on_change(
+            lambda _t, old, new: plane.enqueue(self.name, key_of(new or old))  # type: ignore[arg-type]
+        )
+        plane.pods.on_change(self._on_owned)
+        plane.informer("apps/v1/controllerrevisions").on_change(self._on_owned)
+        plane.informer("v1/persistentvolumeclaims").on_change(self._on_claim)
+
+    def _on_owned(self, _type: str, old: Obj | None, new: Obj | None) -> None:
+        key = _owner_key(new or old, "StatefulSet", self.plane, self._resource)
+        if key is not None:
+            self.plane.enqueue(self.name, key)
+
+    def _on_claim(self, _type: str, old: Obj | None, new: Obj | None) -> None:
+        claim = new or old
+        if claim is None:
+            return
+        for pod in self.plane.pods.by_index("claim", key_of(claim)):
+            key = _owner_key(pod, "StatefulSet", self.plane, self._resource)
+            if key is not None:
+                self.plane.enqueue(self.name, key)
+
+    def reconcile(self, key: Hashable) -> list[Action]:
+        ns, name = key  # type: ignore[misc]
+        sts = self.plane.get(self._resource, ns, name)
+        if sts is None:
+            return []
+        uid = uid_of(sts)
+        pods: dict[int, Obj] = {}
+        for pod in self.plane.pods.by_index("owner", uid):
+            ordinal = statefulset.ordinal_of(name, name_of(pod))
+            if ordinal is not None:
+                pods[ordinal] = pod
+        claims_informer = self.plane.informer("v1/persistentvolumeclaims")
+        claims: dict[str, Obj] = {}
+        templates = (sts.get("spec") or {}).get("volumeClaimTemplates") or []
+        top = max([*pods, statefulset.replicas_of(sts) - 1, -1]) + 1
+        for template in templates:
+            tname = (template.get("metadata") or {}).get("name", "")
+            for ordinal in range(top + 1):
+                cname = statefulset.claim_name(tname, name, ordinal)
+                claim = claims_informer.get(ns, cname)
+                if claim is not None:
+                    claims[cname] = claim
+        revisions = {
+            name_of(r): r
+            for r in self.plane.informer("apps/v1/controllerrevisions").by_index("owner", uid)
+        }
+        view = statefulset.StatefulSetView(sts, pods, claims, revisions)
+        actions = statefulset.reconcile_statefulset(view, self.plane.now())
+        return actions + _min_ready_requeue(sts, pods.values())
+
+
+class ReplicaSetController:
+    name = "replicaset"
+    _resource = "apps/v1/replicasets"
+
+    def setup(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        plane.informer(self._resource).on_change(
+            lambda _t, old, new: plane.enqueue(self.name, key_of(new or old))  # type: ignore[arg-type]
+        )
+        plane.pods.on_change(self._on_pod)
+
+    def _on_pod(self, _type: str, old: Obj | None, new: Obj | None) -> None:
+        key = _owner_key(new or old, "ReplicaSet", self.plane, self._resource)
+        if key is not None:
+            self.plane.enqueue(self.name, key)
+
+    def reconcile(self, key: Hashable) -> list[Action]:
+        ns, name = key  # type: ignore[misc]
+        rs = self.plane.get(self._resource, ns, name)
+        if rs is None:
+            return []
+        pods = self.plane.pods.by_index("owner", uid_of(rs))
+        view = replicaset.ReplicaSetView(rs, pods)
+        return replicaset.reconcile_replicaset(view, self.plane.now()) + _min_ready_requeue(
+            rs, pods
+        )
+
+
+class DeploymentController:
+    name = "deployment"
+    _resource = "apps/v1/deployments"
+
+    def setup(self, plane: ControlPlane) -> None:
+        self.plane = plane
+        plane.informer(self._resource).on_change(
+            lambda _t, old, new: plane.enqueue(self.name, key_of(new or old))  # type: ignore[arg-type]
+        )
+        plane.informer("apps/v1/replicasets").on_change(self._on_rs)
+        plane.pods.on_change(self._on_pod)
+
+    def _on_rs(self, _type: str, old: Obj | None, new: Obj | None) -> None:
+        key = _owner_key(new or old, "Deployment", self.plane, self._resource)
+        if key is not None:
+            self.plane.enqueue(self.name, key)
+
+    def _on_pod(self, _type: str, old: Obj | None, new: Obj | None) -> None:
+        pod = new or old
+        if pod is None:
+            return
+        ref = controller_of(pod)
+        if not ref or ref.get("kind") != "ReplicaSet":
+            return
+        rs = self.plane.get("apps/v1/replicasets", namespace_of(pod), ref.get("name", ""))
+        if rs is not None:
+            self._on_rs("MODIFIED", None, rs)
+
+    def reconcile(self, key: Hashable) -> list[Action]:
+        ns, name = key  # type: ignore[misc]
+        dep = self.plane.get(self._resource, ns, name)
+        if dep is None:
+            return []
+        sets = self.plane.informer("apps/v1/replicasets").by_index("owner", uid_of(dep))
+        pods = {uid_of(rs): self.plane.pods.by_index("owner", uid_of(rs)) for rs in sets}
+        view = deployment.DeploymentView(dep, sets, pods)
+        all_pods = [p for group in pods.values() for p in group]
+        return deployment.reconcile_deployment(view, self.plane.now()) + _min_ready_requeue(
+            dep, all_pods
+        )
