@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from milkyway import __version__
+from milkyway.cli import sim as sim_cli
 
 app = typer.Typer(
     name="milkyway",
@@ -16,6 +17,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
 )
+
+app.add_typer(sim_cli.app, name="sim")
+app.add_typer(sim_cli.demo_app, name="demo")
 
 
 @app.callback()

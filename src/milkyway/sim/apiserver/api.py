@@ -133,6 +133,7 @@ class ClusterAPI:
         kubernetes_version: str = "1.32",
         history: int = DEFAULT_HISTORY,
         clock: Callable[[], datetime] | None = None,
+        bootstrap: bool = True,
     ) -> None:
         self.name = name
         self.kubernetes_version = kubernetes_version
@@ -145,8 +146,14 @@ class ClusterAPI:
         self._schemas: BuiltinSchemas | None = None
         self._logs: dict[tuple[str, str, str], list[str]] = {}
         self._random = random.Random()
+        if bootstrap:
+            self.ensure_system_namespaces()
+
+    def ensure_system_namespaces(self) -> None:
+        """Create ``default``, ``kube-system``, ``kube-public`` and ``kube-node-lease``."""
         for ns in SYSTEM_NAMESPACES:
-            self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+            if self.store.get(_NS_KEY, "", ns) is None:
+                self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
     # ----------------------------------------------------------------- plumbing
 

@@ -1,0 +1,90 @@
+"""``milkyway sim up`` and ``milkyway demo``: run simulated Kubernetes clusters locally."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from pathlib import Path
+
+import typer
+
+from milkyway.sim.clusters import SimulatedClusters
+
+app = typer.Typer(help="Run simulated Kubernetes clusters (real HTTP API servers on 127.0.0.1).")
+demo_app = typer.Typer(help="Start a management cluster and member clusters in two regions.")
+
+DEFAULT_CLUSTERS = "mgmt,na-phx,na-slc,eu-ams"
+DEFAULT_KUBECONFIG = Path.home() / ".milkyway" / "sim" / "kubeconfig"
+
+
+def _names(clusters: str) -> list[str]:
+    names = [n.strip() for n in clusters.split(",") if n.strip()]
+    if not names:
+        raise typer.BadParameter("name at least one cluster, e.g. --clusters mgmt,na-phx")
+    return names
+
+
+async def _serve(
+    names: list[str],
+    data_dir: Path | None,
+    kubeconfig: Path,
+    rbac: bool,
+    exit_after: float | None,
+    banner: bool,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    async with SimulatedClusters(
+        names, data_dir=data_dir, kubeconfig_path=kubeconfig, rbac=rbac
+    ) as sim:
+        for cluster in sim:
+            typer.echo(f"cluster {cluster.name:<10} {cluster.url}")
+        typer.echo(f"kubeconfig: {sim.kubeconfig_path}")
+        if banner:
+            first, second = names[0], names[-1]
+            typer.echo(
+                "\nTry:\n"
+                f"  export KUBECONFIG={sim.kubeconfig_path}\n"
+                "  kubectl config get-contexts\n"
+                f"  kubectl --context {first} get namespaces\n"
+                f"  kubectl --context {second} create deployment web --image=nginx:1.27\n"
+                f"  kubectl --context {second} get deployments -o wide\n"
+                "\nPress Ctrl-C to stop."
+            )
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), exit_after)
+    typer.echo("stopped")
+
+
+@app.command("up")
+def up(
+    clusters: str = typer.Option(DEFAULT_CLUSTERS, help="Comma-separated cluster names."),
+    data_dir: Path | None = typer.Option(
+        None, help="Keep objects here (SQLite) so they survive a restart."
+    ),
+    kubeconfig: Path = typer.Option(DEFAULT_KUBECONFIG, help="Where to write the kubeconfig."),
+    rbac: bool = typer.Option(False, help="Enforce RBAC for users outside system:masters."),
+    exit_after: float | None = typer.Option(
+        None, help="Stop after this many seconds (for scripts)."
+    ),
+) -> None:
+    """Run the clusters until interrupted; write a kubeconfig with one context per cluster."""
+    asyncio.run(_serve(_names(clusters), data_dir, kubeconfig, rbac, exit_after, banner=False))
+
+
+@demo_app.callback(invoke_without_command=True)
+def demo(
+    data_dir: Path | None = typer.Option(None, help="Keep objects here across restarts."),
+    kubeconfig: Path = typer.Option(DEFAULT_KUBECONFIG, help="Where to write the kubeconfig."),
+    exit_after: float | None = typer.Option(
+        None, help="Stop after this many seconds (for scripts)."
+    ),
+) -> None:
+    """Start mgmt plus member clusters in two regions and print how to use them."""
+    asyncio.run(
+        _serve(_names(DEFAULT_CLUSTERS), data_dir, kubeconfig, False, exit_after, banner=True)
+    )

@@ -1,0 +1,759 @@
+"""The HTTP face of one simulated cluster: the Kubernetes REST API over aiohttp.
+
+This layer only translates: URL and query to :class:`ClusterAPI` calls, bodies from JSON or
+YAML, results to JSON (or a server-side Table), errors to ``Status`` objects. Every
+semantic decision lives in :class:`ClusterAPI`, so in-process controllers and HTTP clients
+see the same cluster.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import yaml
+from aiohttp import web
+
+from milkyway.sim.apiserver import errors
+from milkyway.sim.apiserver.api import ClusterAPI
+from milkyway.sim.apiserver.auth import TokenAuthenticator, User, authorize
+from milkyway.sim.apiserver.discovery import Discovery, version_info, wants_aggregated
+from milkyway.sim.apiserver.errors import ApiError
+from milkyway.sim.apiserver.resources import ResourceInfo
+from milkyway.sim.apiserver.store import BOOKMARK, DELETED, ERROR, Event
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 3 * 1024 * 1024
+JSON = "application/json"
+_PATCH_TYPES = {
+    "application/merge-patch+json": "merge",
+    "application/json-patch+json": "json",
+    "application/strategic-merge-patch+json": "strategic",
+    "application/apply-patch+yaml": "apply",
+    "application/apply-patch+cbor": "apply-cbor",
+}
+_BODY_TYPES = {"application/json", "application/yaml", "text/yaml", "application/x-yaml", ""}
+_TRUE = {"1", "true", "True"}
+_OPEN_PATHS = {"/healthz", "/readyz", "/livez"}
+
+try:
+    _YamlLoader: Any = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - depends on libyaml being present
+    _YamlLoader = yaml.SafeLoader
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A resource request: which resource, namespace, object and subresource."""
+
+    info: ResourceInfo
+    namespace: str | None
+    name: str | None
+    subresource: str
+    watch_path: bool = False
+
+
+class ApiServer:
+    """Serves one :class:`ClusterAPI` on ``127.0.0.1``.
+
+    ``authenticator``: when given, every request except health checks needs a known bearer
+    token (401 otherwise). ``rbac``: when True, requests are authorized against the stored
+    RBAC objects (403 otherwise). ``bookmark_interval``: seconds between watch bookmarks.
+    """
+
+    def __init__(
+        self,
+        api: ClusterAPI,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        authenticator: TokenAuthenticator | None = None,
+        rbac: bool = False,
+        max_body_bytes: int = MAX_BODY_BYTES,
+        bookmark_interval: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self.api = api
+        self.ssl_context = ssl_context
+        self.host = host
+        self.port = port
+        self.authenticator = authenticator
+        self.rbac = rbac
+        self.max_body_bytes = max_body_bytes
+        self.bookmark_interval = bookmark_interval
+        self.discovery = Discovery(api.registry)
+        self.request_hook: Callable[[web.Request], Awaitable[None]] | None = None
+        self._runner: web.AppRunner | None = None
+        self._openapi: Any = None
+        self._watches: set[asyncio.Task[Any]] = set()
+
+    @property
+    def url(self) -> str:
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
+
+    def make_app(self) -> web.Application:
+        app = web.Application(client_max_size=self.max_body_bytes)
+        app.router.add_route("*", "/{tail:.*}", self._handle)
+        return app
+
+    async def start(self) -> str:
+        self._runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.TCPSite(
+            self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context
+        )
+        await site.start()
+        server = site._server
+        if server is not None and server.sockets:  # type: ignore[union-attr]
+            self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        return self.url
+
+    async def stop(self) -> None:
+        self.api.store.close_watchers()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # ----------------------------------------------------------------- dispatch
+
+    async def _handle(self, request: web.Request) -> web.StreamResponse:
+        try:
+            if self.request_hook is not None:
+                await self.request_hook(request)
+            user = self._authenticate(request)
+            return await self._route(request, user)
+        except ApiError as error:
+            return _status_response(error)
+        except web.HTTPRequestEntityTooLarge:
+            return _status_response(
+                errors.request_entity_too_large(
+                    f"the request body is larger than the limit of {self.max_body_bytes} bytes"
+                )
+            )
+        except (ConnectionResetError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            return _status_response(errors.internal_error(f"{type(exc).__name__}: {exc}"))
+
+    def _authenticate(self, request: web.Request) -> User:
+        if self.authenticator is None:
+            return User("admin", "admin", ("system:masters", "system:authenticated"))
+        if request.path in _OPEN_PATHS:
+            return User("system:anonymous", "", ("system:unauthenticated",))
+        user = self.authenticator.authenticate(request.headers.get("Authorization"))
+        if user is None:
+            raise errors.unauthorized()
+        return user
+
+    def _authorize_path(self, user: User, request: web.Request) -> None:
+        if not self.rbac or request.path in _OPEN_PATHS:
+            return
+        allowed, _ = authorize(
+            self.api,
+            user=user.name,
+            groups=user.groups,
+            verb=request.method.lower(),
+            path=request.path,
+            resource_request=False,
+        )
+        if not allowed:
+            raise ApiError(
+                403,
+                "Forbidden",
+                f'forbidden: User "{user.name}" cannot {request.method.lower()} path '
+                f'"{request.path}"',
+            )
+
+    async def _route(self, request: web.Request, user: User) -> web.StreamResponse:
+        path = request.path.rstrip("/") or "/"
+        parts = [p for p in path.split("/") if p]
+        if not parts or parts[0] not in ("api", "apis"):
+            self._authorize_path(user, request)
+            return await self._non_resource(request, path)
+        if request.method == "GET":
+            doc = self._discovery(request, parts)
+            if doc is not None:
+                self._authorize_path(user, request)
+                return doc
+        target = self._target(parts)
+        query = request.query
+        watch = target.watch_path or query.get("watch", "") in _TRUE
+        verb = _verb(request.method, target, watch)
+        if self.rbac:
+            allowed, _ = authorize(
+                self.api,
+                user=user.name,
+                groups=user.groups,
+                verb=verb,
+                api_group=target.info.group,
+                resource=target.info.plural,
+                subresource=target.subresource,
+                name=target.name or "",
+                namespace=target.namespace or "",
+            )
+            if not allowed:
+                raise errors.forbidden(
+                    user.name,
+                    verb,
+                    target.info.group,
+                    target.info.plural,
+                    target.name or "",
+                    target.namespace or "",
+                )
+        method = request.method
+        if method == "GET":
+            if watch:
+                return await self._watch(request, target)
+            return self._get(request, target)
+        if method == "POST":
+            return await self._post(request, target, user)
+        if method == "PUT":
+            return await self._put(request, target)
+        if method == "PATCH":
+            return await self._patch(request, target)
+        if method == "DELETE":
+            return await self._delete(request, target)
+        raise errors.method_not_allowed(f"the server does not allow the method {method}")
+
+    # ----------------------------------------------------------------- non-resource paths
+
+    async def _non_resource(self, request: web.Request, path: str) -> web.StreamResponse:
+        if request.method != "GET":
+            raise errors.method_not_allowed(f"{request.method} is not allowed on {path}")
+        if path == "/version":
+            return _json(version_info(self.api.kubernetes_version))
+        if path in _OPEN_PATHS or path.startswith(("/healthz/", "/readyz/", "/livez/")):
+            return web.Response(text="ok", content_type="text/plain")
+        if path == "/openapi/v2":
+            return _json(self._publisher().v2_document())
+        if path == "/openapi/v3":
+            return _json(self._publisher().v3_index())
+        if path.startswith("/openapi/v3/"):
+            doc = self._publisher().v3_document(path[len("/openapi/v3/") :])
+            if doc is None:
+                raise errors.ApiError(404, "NotFound", f"no OpenAPI document for {path}")
+            return _json(doc)
+        raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    def _publisher(self) -> Any:
+        if self._openapi is None:
+            from milkyway.sim.apiserver.openapi import OpenAPIPublisher, ServedResource
+
+            registry = self.api.registry
+
+            def served() -> list[Any]:
+                return [
+                    ServedResource(
+                        group=info.group,
+                        version=info.version,
+                        kind=info.kind,
+                        plural=info.plural,
+                        namespaced=info.namespaced,
+                        schema=info.schema if info.custom else None,
+                        verbs=info.verbs,
+                        subresources=tuple(sub.name for sub in info.subresources),
+                        list_kind=info.list_kind,
+                    )
+                    for info in registry
+                ]
+
+            self._openapi = OpenAPIPublisher(
+                self.api.schemas, served, kubernetes_version=f"v{self.api.kubernetes_version}.0"
+            )
+        return self._openapi
+
+    def _discovery(self, request: web.Request, parts: list[str]) -> web.Response | None:
+        accept = request.headers.get("Accept", "")
+        aggregated = wants_aggregated(accept)
+        d = self.discovery
+        if parts == ["api"]:
+            if aggregated:
+                return _json(d.aggregated(True, aggregated), content_type=aggregated)
+            return _json(d.api_versions(f"{self.host}:{self.port}"))
+        if parts == ["apis"]:
+            if aggregated:
+                return _json(d.aggregated(False, aggregated), content_type=aggregated)
+            return _json(d.group_list())
+        if parts[0] == "api" and len(parts) == 2:
+            doc = d.resource_list("", parts[1])
+            if doc is None:
+                raise errors.ApiError(404, "NotFound", f"the server does not serve {parts[1]}")
+            return _json(doc)
+        if parts[0] == "apis" and len(parts) == 2:
+            doc = d.group(parts[1])
+            if doc is None:
+                raise errors.ApiError(404, "NotFound", f"the server does not serve {parts[1]}")
+            return _json(doc)
+        if parts[0] == "apis" and len(parts) == 3:
+            doc = d.resource_list(parts[1], parts[2])
+            if doc is None:
+                raise errors.ApiError(
+                    404, "NotFound", f"the server does not serve {parts[1]}/{parts[2]}"
+                )
+            return _json(doc)
+        return None
+
+    def _target(self, parts: list[str]) -> Target:
+        if parts[0] == "api":
+            group, version, rest = "", parts[1], parts[2:]
+        else:
+            if len(parts) < 4:
+                raise errors.ApiError(
+                    404, "NotFound", "the server could not find the requested resource"
+                )
+            group, version, rest = parts[1], parts[2], parts[3:]
+        watch_path = False
+        if rest and rest[0] == "watch":
+            watch_path, rest = True, rest[1:]
+        namespace: str | None = None
+        if (
+            len(rest) >= 3
+            and rest[0] == "namespaces"
+            and not (len(rest) == 3 and rest[2] in ("status", "finalize"))
+        ):
+            namespace, rest = rest[1], rest[2:]
+        if not rest or len(rest) > 3:
+            raise errors.ApiError(
+                404, "NotFound", "the server could not find the requested resource"
+            )
+        info = self.api.registry.lookup(group, version, rest[0])
+        if info is None:
+            raise errors.ApiError(
+                404,
+                "NotFound",
+                "the server could not find the requested resource",
+                group=group,
+                kind=rest[0],
+            )
+        if namespace is not None and not info.namespaced:
+            raise errors.ApiError(
+                404, "NotFound", f"{info.resource_name} is not namespaced; drop the namespace"
+            )
+        name = rest[1] if len(rest) >= 2 else None
+        sub = rest[2] if len(rest) == 3 else ""
+        if sub and info.subresource(sub) is None:
+            raise errors.ApiError(
+                404, "NotFound", f"{info.resource_name} has no subresource {sub!r}"
+            )
+        return Target(info, namespace, name, sub, watch_path)
+
+    # ----------------------------------------------------------------- reads
+
+    def _get(self, request: web.Request, target: Target) -> web.StreamResponse:
+        api, info, query = self.api, target.info, request.query
+        if target.name is None:
+            listed = api.list_stored(
+                info,
+                namespace=target.namespace,
+                label_selector=query.get("labelSelector"),
+                field_selector=query.get("fieldSelector"),
+                limit=_int(query, "limit"),
+                continue_=query.get("continue"),
+                resource_version=query.get("resourceVersion"),
+            )
+            table = _table_request(request)
+            if table:
+                return _json(
+                    self._table(listed["items"], info, request, list_metadata=listed["metadata"])
+                )
+            return _json(listed)
+        if target.subresource == "scale":
+            return _json(api.get_scale(info, target.name, namespace=target.namespace))
+        if target.subresource == "log":
+            text = api.read_log(
+                target.name,
+                namespace=target.namespace,
+                container=query.get("container"),
+                tail_lines=_int(query, "tailLines"),
+            )
+            return web.Response(text=text, content_type="text/plain")
+        if target.subresource not in ("", "status"):
+            raise errors.method_not_allowed(f"GET is not supported on {target.subresource}")
+        obj = api.get_stored(info, target.name, namespace=target.namespace)
+        if _table_request(request):
+            return _json(self._table([obj], info, request))
+        return _json(obj)
+
+    def _table(
+        self,
+        objects: list[dict[str, Any]],
+        info: ResourceInfo,
+        request: web.Request,
+        *,
+        list_metadata: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        from milkyway.sim.apiserver.printing import to_table
+
+        return to_table(
+            objects,
+            group=info.group,
+            kind=info.kind,
+            printer_columns=list(info.printer_columns) if info.custom else None,
+            include_object=request.query.get("includeObject", "Metadata"),
+            list_metadata=list_metadata,
+        )
+
+    async def _watch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        query = request.query
+        info = target.info
+        field_selector = query.get("fieldSelector")
+        if target.name:
+            name_sel = f"metadata.name={target.name}"
+            field_selector = f"{field_selector},{name_sel}" if field_selector else name_sel
+        bookmarks = query.get("allowWatchBookmarks", "") in _TRUE
+        send_initial = query.get("sendInitialEvents", "") in _TRUE
+        timeout = _int(query, "timeoutSeconds")
+        table = _table_request(request)
+        response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
+        response.enable_chunked_encoding()
+        try:
+            watcher = self.api.watch(
+                info,
+                namespace=target.namespace,
+                label_selector=query.get("labelSelector"),
+                field_selector=field_selector,
+                resource_version=query.get("resourceVersion"),
+                send_initial_events=send_initial or None,
+            )
+        except ApiError as error:
+            if error.code != 410:
+                raise
+            await response.prepare(request)
+            await response.write(_dumps({"type": ERROR, "object": error.to_status()}) + b"\n")
+            await response.write_eof()
+            return response
+        await response.prepare(request)
+        deadline = time.monotonic() + timeout if timeout else None
+        initial_pending = send_initial
+        if initial_pending:
+            initial_count = watcher.pending
+        try:
+            while True:
+                wait = self.bookmark_interval if bookmarks else None
+                if deadline is not None:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    wait = remaining if wait is None else min(wait, remaining)
+                got = await watcher.wait(wait)
+                events = watcher.drain()
+                if events:
+                    chunk = bytearray()
+                    for event in events:
+                        chunk += self._encode_event(event, info, request, table)
+                    if initial_pending:
+                        initial_count -= len(events)
+                        if initial_count <= 0:
+                            initial_pending = False
+                            chunk += self._bookmark(info, initial_end=True)
+                    await response.write(bytes(chunk))
+                    continue
+                if initial_pending:
+                    initial_pending = False
+                    await response.write(self._bookmark(info, initial_end=True))
+                    continue
+                if watcher.closed:
+                    if watcher.error is not None:
+                        await response.write(
+                            _dumps({"type": ERROR, "object": watcher.error.to_status()}) + b"\n"
+                        )
+                    break
+                if not got and bookmarks:
+                    await response.write(self._bookmark(info))
+            if bookmarks and not watcher.closed:
+                await response.write(self._bookmark(info))
+        except (ConnectionResetError, asyncio.CancelledError):
+            watcher.close()
+            raise
+        finally:
+            watcher.close()
+        with contextlib.suppress(ConnectionResetError):
+            await response.write_eof()
+        return response
+
+    def _bookmark(self, info: ResourceInfo, *, initial_end: bool = False) -> bytes:
+        metadata: dict[str, Any] = {"resourceVersion": str(self.api.revision)}
+        if initial_end:
+            metadata["annotations"] = {"k8s.io/initial-events-end": "true"}
+        return (
+            _dumps(
+                {
+                    "type": BOOKMARK,
+                    "object": {
+                        "kind": info.kind,
+                        "apiVersion": info.api_version,
+                        "metadata": metadata,
+                    },
+                }
+            )
+            + b"\n"
+        )
+
+    def _encode_event(
+        self, event: Event, info: ResourceInfo, request: web.Request, table: bool
+    ) -> bytes:
+        obj = event.object
+        if event.type == DELETED and event.old is not None:
+            obj = dict(event.old)
+            obj["metadata"] = {**event.old["metadata"], "resourceVersion": str(event.revision)}
+        if obj.get("apiVersion") != info.api_version:
+            obj = {**obj, "apiVersion": info.api_version}
+        if table:
+            obj = self._table([obj], info, request)
+        return _dumps({"type": event.type, "object": obj}) + b"\n"
+
+    # ----------------------------------------------------------------- writes
+
+    async def _body(self, request: web.Request) -> Any:
+        raw = await request.read()
+        if len(raw) > self.max_body_bytes:
+            raise errors.request_entity_too_large(
+                f"the request body is larger than the limit of {self.max_body_bytes} bytes"
+            )
+        content_type = request.content_type or ""
+        if not raw.strip():
+            raise errors.bad_request("the request body is empty: send a JSON or YAML object")
+        if content_type in ("application/yaml", "text/yaml", "application/x-yaml") or (
+            content_type == "application/apply-patch+yaml"
+        ):
+            try:
+                return yaml.load(raw, Loader=_YamlLoader)
+            except yaml.YAMLError as exc:
+                raise errors.bad_request(f"the request body is not valid YAML: {exc}") from None
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
+
+    def _write_options(self, request: web.Request) -> dict[str, Any]:
+        query = request.query
+        dry_run = query.getall("dryRun", [])
+        for value in dry_run:
+            if value != "All":
+                raise errors.bad_request(f'invalid dryRun "{value}": the only value is "All"')
+        manager = query.get("fieldManager") or _manager_from_agent(request)
+        validation = query.get("fieldValidation") or "Strict"
+        return {
+            "dry_run": bool(dry_run),
+            "field_manager": manager,
+            "field_validation": validation,
+        }
+
+    async def _post(self, request: web.Request, target: Target, user: User) -> web.StreamResponse:
+        api, info = self.api, target.info
+        content_type = request.content_type or ""
+        if content_type not in _BODY_TYPES:
+            raise errors.unsupported_media_type(content_type)
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the request body must be a single JSON or YAML object")
+        if target.name is not None:
+            if target.subresource == "eviction":
+                return _json(api.evict(target.name, body, namespace=target.namespace), status=201)
+            if target.subresource == "binding":
+                api.bind(target.name, body.get("target") or {}, namespace=target.namespace)
+                return _json(
+                    {
+                        "kind": "Status",
+                        "apiVersion": "v1",
+                        "metadata": {},
+                        "status": "Success",
+                        "code": 201,
+                    },
+                    status=201,
+                )
+            raise errors.method_not_allowed(f"POST is not supported on {request.path}")
+        if info.plural in (
+            "selfsubjectaccessreviews",
+            "subjectaccessreviews",
+            "localsubjectaccessreviews",
+        ):
+            if target.namespace:
+                body.setdefault("metadata", {})["namespace"] = target.namespace
+            body.setdefault("kind", info.kind)
+            return _json(api.review_access(body, user=user.name, groups=user.groups), status=201)
+        warnings: list[str] = []
+        created = api.create(
+            body,
+            namespace=target.namespace,
+            resource=info,
+            warnings=warnings,
+            **self._write_options(request),
+        )
+        return _json(created, status=201, warnings=warnings)
+
+    async def _put(self, request: web.Request, target: Target) -> web.StreamResponse:
+        if target.name is None:
+            raise errors.method_not_allowed("PUT needs an object name in the path")
+        content_type = request.content_type or ""
+        if content_type not in _BODY_TYPES:
+            raise errors.unsupported_media_type(content_type)
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise errors.bad_request("the request body must be a single JSON or YAML object")
+        warnings: list[str] = []
+        options = self._write_options(request)
+        if target.subresource == "scale":
+            result = self.api.update_scale(
+                target.info,
+                target.name,
+                body,
+                namespace=target.namespace,
+                dry_run=options["dry_run"],
+                field_manager=options["field_manager"],
+            )
+            return _json(result)
+        result = self.api.update(
+            body,
+            namespace=target.namespace,
+            resource=target.info,
+            name=target.name,
+            subresource=target.subresource,
+            warnings=warnings,
+            **options,
+        )
+        return _json(result, warnings=warnings)
+
+    async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
+        if target.name is None:
+            raise errors.method_not_allowed("PATCH needs an object name in the path")
+        content_type = request.content_type or ""
+        patch_type = _PATCH_TYPES.get(content_type)
+        if patch_type is None or patch_type == "apply-cbor":
+            raise errors.unsupported_media_type(content_type)
+        body = await self._body(request)
+        warnings: list[str] = []
+        options = self._write_options(request)
+        if patch_type == "apply" and not request.query.get("fieldManager"):
+            raise errors.bad_request(
+                "PATCH with application/apply-patch+yaml requires the fieldManager query "
+                "parameter (kubectl: --field-manager)"
+            )
+        result = self.api.patch(
+            target.info,
+            target.name,
+            body,
+            patch_type=patch_type,
+            namespace=target.namespace,
+            subresource=target.subresource,
+            force=request.query.get("force", "") in _TRUE,
+            warnings=warnings,
+            **options,
+        )
+        return _json(result, warnings=warnings)
+
+    async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
+        query = request.query
+        options: dict[str, Any] = {}
+        if request.can_read_body:
+            raw = await request.read()
+            if raw.strip():
+                try:
+                    options = orjson.loads(raw)
+                except orjson.JSONDecodeError as exc:
+                    raise errors.bad_request(f"DeleteOptions is not valid JSON: {exc}") from None
+                if not isinstance(options, dict):
+                    raise errors.bad_request("DeleteOptions must be a JSON object")
+        policy = query.get("propagationPolicy") or options.get("propagationPolicy")
+        orphan = query.get("orphanDependents") or options.get("orphanDependents")
+        if policy is None and orphan in (True, "true"):
+            policy = "Orphan"
+        grace = _int(query, "gracePeriodSeconds")
+        if grace is None and options.get("gracePeriodSeconds") is not None:
+            grace = int(options["gracePeriodSeconds"])
+        dry_run = bool(query.getall("dryRun", [])) or bool(options.get("dryRun"))
+        if target.name is None:
+            result = self.api.delete_collection(
+                target.info,
+                namespace=target.namespace,
+                label_selector=query.get("labelSelector"),
+                field_selector=query.get("fieldSelector"),
+                propagation_policy=policy,
+                grace_period_seconds=grace,
+                dry_run=dry_run,
+            )
+            return _json(result)
+        obj, removed = self.api.delete_object(
+            target.info,
+            target.name,
+            namespace=target.namespace,
+            propagation_policy=policy,
+            grace_period_seconds=grace,
+            preconditions=options.get("preconditions"),
+            dry_run=dry_run,
+        )
+        return _json(obj, status=200 if removed else 202)
+
+
+def _verb(method: str, target: Target, watch: bool) -> str:
+    if method == "GET":
+        if watch:
+            return "watch"
+        return "get" if target.name else "list"
+    if method == "DELETE" and target.name is None:
+        return "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(
+        method, method.lower()
+    )
+
+
+def _table_request(request: web.Request) -> bool:
+    accept = request.headers.get("Accept", "")
+    for part in accept.split(","):
+        params = {p.strip() for p in part.split(";")}
+        if "as=Table" in params:
+            return True
+        if part.strip().startswith("application/json") and "as=Table" not in params:
+            return False
+    return False
+
+
+def _int(query: Any, key: str) -> int | None:
+    raw = query.get(key)
+    if raw in (None, ""):
+        return None
+    try:
+        return int(raw)
+    except ValueError:
+        raise errors.bad_request(f'invalid {key} "{raw}": must be an integer') from None
+
+
+def _manager_from_agent(request: web.Request) -> str:
+    agent = request.headers.get("User-Agent", "")
+    return agent.split("/", 1)[0] or "unknown"
+
+
+def _json(
+    value: Any,
+    *,
+    status: int = 200,
+    content_type: str = JSON,
+    warnings: list[str] | None = None,
+) -> web.Response:
+    headers = {"Content-Type": content_type}
+    response = web.Response(body=_dumps(value), status=status, headers=headers)
+    for warning in warnings or ():
+        escaped = warning.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ")
+        response.headers.add("Warning", f'299 - "{escaped}"')
+    return response
+
+
+def _status_response(error: ApiError) -> web.Response:
+    response = _json(error.to_status(), status=error.code)
+    if error.retry_after_seconds is not None:
+        response.headers["Retry-After"] = str(error.retry_after_seconds)
+    return response
