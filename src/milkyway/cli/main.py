@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 
 from milkyway import __version__
+from milkyway.cli import model_commands
 from milkyway.cli import sim as sim_cli
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
 
 app.add_typer(sim_cli.app, name="sim")
 app.add_typer(sim_cli.demo_app, name="demo")
+app.add_typer(model_commands.app)
 
 
 @app.callback()

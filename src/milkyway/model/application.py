@@ -16,10 +16,12 @@ from milkyway.model.base import (
     API_VERSION,
     Condition,
     DnsLabel,
+    Image,
     Model,
     ObjectMeta,
     ParamMap,
     Quantity,
+    VersionString,
 )
 from milkyway.model.crd import AGE_COLUMN, CrdInfo, PrinterColumn
 
@@ -71,13 +73,13 @@ class Zone(Model):
     """Number of members in this zone; 0 keeps the zone listed but empty."""
     cluster: DnsLabel | None = None
     """Name of the Cluster resource to deploy to, when several serve this zone."""
-    version: str | None = None
+    version: VersionString | None = None
     """Version override for this zone (used while a rolling upgrade crosses zones)."""
     config: DnsLabel | None = None
     """Config profile override for this zone."""
     params: ParamMap = Field(default_factory=dict)
     """Params overriding the component's params in this zone."""
-    image: str | None = Field(default=None, min_length=1)
+    image: Image | None = None
     """Container image override for this zone."""
     resources: Resources | None = None
     """Resource override for this zone."""
@@ -105,13 +107,13 @@ class Component(Model):
     """ComponentType name; inferred from the name (``zookeeper1`` is a ``zookeeper``)."""
     config: DnsLabel = "default"
     """Config profile of the ComponentType."""
-    version: str = Field(min_length=1)
+    version: VersionString
     """Version of the software; one of the versions the ComponentType knows."""
     uses: dict[str, DnsLabel] = Field(default_factory=dict)
     """Explicit bindings: dependency name to component name, e.g. ``zookeeper: zookeeper2``."""
     params: ParamMap = Field(default_factory=dict)
     """Params overriding the profile's."""
-    image: str | None = Field(default=None, min_length=1)
+    image: Image | None = None
     """Container image overriding the ComponentType's image for the version."""
     workload: WorkloadPattern | None = None
     """Deploy pattern; the ComponentType's default when unset."""
@@ -137,7 +139,7 @@ class ZoneStatus(Model):
     """Members the spec asks for."""
     ready: int = 0
     """Members that are ready."""
-    version: str | None = None
+    version: VersionString | None = None
     """Version running on every ready member, when uniform."""
     config_hash: str | None = None
     """Config hash of the running pod templates."""

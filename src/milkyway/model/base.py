@@ -19,6 +19,8 @@ VERSION = "v1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"
+IMAGE_PATTERN = r"^[^\s]+$"
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|Ei|M|G|T|P|E)?$"
 
 
@@ -43,6 +45,12 @@ DnsLabel = Annotated[
     Field(min_length=1, max_length=63, pattern=DNS_LABEL_PATTERN),
 ]
 """A lower-case RFC 1123 label: the form of every name that ends up in a Kubernetes name."""
+
+VersionString = Annotated[str, Field(min_length=1, max_length=63, pattern=VERSION_PATTERN)]
+"""A version as written by users (``3.4.7``); always text, never a YAML number."""
+
+Image = Annotated[str, Field(min_length=1, max_length=512, pattern=IMAGE_PATTERN)]
+"""A container image reference."""
 
 
 def _number_to_quantity(value: object) -> object:

@@ -14,7 +14,15 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field, model_validator
 
 from milkyway.model.application import Resources, Storage, WorkloadPattern
-from milkyway.model.base import API_VERSION, DnsLabel, Model, ObjectMeta, ParamMap
+from milkyway.model.base import (
+    API_VERSION,
+    DnsLabel,
+    Image,
+    Model,
+    ObjectMeta,
+    ParamMap,
+    VersionString,
+)
 from milkyway.model.crd import AGE_COLUMN, CrdInfo, PrinterColumn
 
 PARAM_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"
@@ -23,9 +31,9 @@ PARAM_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"
 class VersionImage(Model):
     """A supported version and the image that runs it."""
 
-    version: str = Field(min_length=1)
+    version: VersionString
     """Version as users write it, e.g. ``3.4.7``."""
-    image: str = Field(min_length=1)
+    image: Image
     """Container image of that version."""
 
 
@@ -246,6 +254,12 @@ class ComponentTypeSpec(Model):
             duplicates = sorted({n for n in names if names.count(n) > 1})
             if duplicates:
                 problems.append(f"duplicate {label}: {', '.join(duplicates)}")
+        ports = {p.name for p in self.ports}
+        for kind in ("readiness", "liveness", "startup"):
+            probe = getattr(self.probes, kind)
+            for port in (probe.tcp_port, probe.http_port) if probe else ():
+                if port is not None and port not in ports:
+                    problems.append(f"{kind} probe uses undeclared port {port!r}")
         known = {p.name for p in self.params}
         for profile_name, profile in self.profiles.items():
             unknown = sorted(set(profile.params) - known)

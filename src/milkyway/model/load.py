@@ -8,6 +8,7 @@ as a boolean) are explained from the original text of the scalar.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping
 from functools import cache
 from typing import Any
 
@@ -16,7 +17,9 @@ from pydantic import ValidationError as PydanticValidationError
 
 from milkyway.model.application import Application
 from milkyway.model.base import API_VERSION, DNS_LABEL_PATTERN
+from milkyway.model.component_type import ComponentType
 from milkyway.model.errors import FieldError, ValidationFailed, format_path
+from milkyway.model.resolve import ResolvedApplication, resolve
 from milkyway.model.source import SourceMap, parse_yaml
 from milkyway.model.validation import check_application
 
@@ -33,6 +36,17 @@ def load_application(text: str) -> Application:
     """
     data, source = parse_yaml(text)
     return application_from_data(data, source)
+
+
+def load_resolved(text: str, types: Mapping[str, ComponentType]) -> ResolvedApplication:
+    """Parse, validate and resolve an Application manifest in one step (what
+    ``milkyway validate`` does); errors carry the YAML line of their field."""
+    data, source = parse_yaml(text)
+    app = application_from_data(data, source)
+    try:
+        return resolve(app, types)
+    except ValidationFailed as exc:
+        raise ValidationFailed(with_lines(exc.errors, source)) from None
 
 
 def application_from_data(data: Any, source: SourceMap | None = None) -> Application:

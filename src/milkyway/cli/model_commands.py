@@ -1,0 +1,226 @@
+"""``milkyway validate`` and ``milkyway render``: see what an Application means before
+anything is created (like ``helm template``), entirely offline."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from milkyway.components import ComponentTypeRegistry, builtin_component_types
+from milkyway.components.registry import component_type_from_resource
+from milkyway.model.cluster import Cluster
+from milkyway.model.errors import FieldError, ValidationFailed
+from milkyway.model.load import load_resolved
+from milkyway.model.resolve import ResolvedApplication
+from milkyway.render import render_zone
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+FileOption = Annotated[
+    Path, typer.Option("--file", "-f", help="Application manifest (YAML); '-' reads stdin.")
+]
+TypesOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--component-types",
+        "-t",
+        help="YAML file of extra ComponentType resources (repeatable).",
+    ),
+]
+
+
+def _read(path: Path) -> str:
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="-f") from None
+
+
+def _documents(path: Path) -> list[dict[str, Any]]:
+    try:
+        return [doc for doc in yaml.safe_load_all(_read(path)) if doc]
+    except yaml.YAMLError as exc:
+        raise typer.BadParameter(f"{path} is not valid YAML: {exc}") from None
+
+
+def _registry(paths: list[Path] | None) -> ComponentTypeRegistry:
+    registry = builtin_component_types()
+    for path in paths or []:
+        registry = registry.with_types(
+            component_type_from_resource(doc)
+            for doc in _documents(path)
+            if doc.get("kind") == "ComponentType"
+        )
+    return registry
+
+
+def _print_errors(errors: list[FieldError], file: Path) -> None:
+    console = Console(stderr=True, width=160)
+    table = Table(title=f"{file}: {len(errors)} problem(s)", show_lines=True)
+    for column in ("field", "line", "value", "problem", "fix"):
+        table.add_column(column, overflow="fold")
+    for error in errors:
+        table.add_row(
+            error.path or "<document>",
+            str(error.line or ""),
+            "" if error.value is None else repr(error.value),
+            error.message,
+            error.fix,
+        )
+    console.print(table)
+
+
+def _resolve(file: Path, types: list[Path] | None) -> ResolvedApplication:
+    try:
+        registry = _registry(types)
+    except ValidationFailed as exc:
+        _print_errors(exc.errors, Path("--component-types"))
+        raise typer.Exit(1) from None
+    try:
+        return load_resolved(_read(file), registry)
+    except ValidationFailed as exc:
+        _print_errors(exc.errors, file)
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def validate(
+    file: FileOption,
+    types: TypesOption = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+) -> None:
+    """Check an Application: report every problem at once (exit code 1 if any)."""
+    if output not in ("text", "json"):
+        raise typer.BadParameter("use text or json", param_hint="--output")
+    if output == "json":
+        try:
+            resolved = load_resolved(_read(file), _registry(types))
+        except ValidationFailed as exc:
+            typer.echo(json.dumps({"valid": False, "errors": [e.to_dict() for e in exc.errors]}))
+            raise typer.Exit(1) from None
+        typer.echo(json.dumps({"valid": True, **_summary(resolved)}))
+        return
+    resolved = _resolve(file, types)
+    summary = _summary(resolved)
+    typer.echo(f"{summary['application']}: valid")
+    for item in summary["components"]:
+        uses = ", ".join(f"{k} -> {v}" for k, v in item["uses"].items()) or "-"
+        typer.echo(
+            f"  {item['name']}: {item['type']} {item['version']} as {item['workload']}, "
+            f"{item['size']} member(s), uses {uses}"
+        )
+
+
+def _summary(resolved: ResolvedApplication) -> dict[str, Any]:
+    return {
+        "application": f"{resolved.namespace}/{resolved.name}",
+        "order": list(resolved.order),
+        "components": [
+            {
+                "name": c.name,
+                "type": c.type.name,
+                "version": c.zones[0].version,
+                "workload": c.workload,
+                "size": c.size,
+                "uses": dict(c.bindings),
+            }
+            for c in resolved.components.values()
+        ],
+    }
+
+
+@app.command()
+def render(
+    file: FileOption,
+    zone: Annotated[str | None, typer.Option("--zone", "-z", help="Only this zone.")] = None,
+    cluster: Annotated[
+        str | None, typer.Option("--cluster", "-c", help="Only the zones this Cluster serves.")
+    ] = None,
+    clusters_file: Annotated[
+        Path | None,
+        typer.Option("--clusters", help="YAML file of Cluster resources (for DNS and --cluster)."),
+    ] = None,
+    component: Annotated[
+        str | None, typer.Option("--component", help="Only this component.")
+    ] = None,
+    types: TypesOption = None,
+) -> None:
+    """Print the Kubernetes manifests an Application renders to, per component and zone."""
+    resolved = _resolve(file, types)
+    clusters = _clusters(clusters_file)
+    by_zone = {c.spec.zone: c for c in clusters.values()}
+    zones = {z.name for c in resolved.components.values() for z in c.zones}
+    if zone is not None and zone not in zones:
+        raise typer.BadParameter(
+            f"no zone {zone!r}; zones: {', '.join(sorted(zones))}", param_hint="--zone"
+        )
+    if cluster is not None and clusters and cluster not in clusters:
+        raise typer.BadParameter(
+            f"no Cluster {cluster!r} in {clusters_file}; known: {', '.join(sorted(clusters))}",
+            param_hint="--cluster",
+        )
+    if component is not None and component not in resolved.components:
+        raise typer.BadParameter(
+            f"no component {component!r}; components: {', '.join(resolved.components)}",
+            param_hint="--component",
+        )
+    documents: list[str] = []
+    for name, item in resolved.components.items():
+        if component is not None and name != component:
+            continue
+        for zone_spec in item.zones:
+            target = zone_spec.cluster or (
+                by_zone[zone_spec.name].metadata.name
+                if zone_spec.name in by_zone
+                else zone_spec.name
+            )
+            if zone is not None and zone_spec.name != zone:
+                continue
+            if cluster is not None and target != cluster:
+                continue
+            for manifest in render_zone(
+                resolved, name, zone_spec.name, clusters.get(target), clusters=by_zone
+            ):
+                header = (
+                    f"# Source: {resolved.name}/{name} zone {zone_spec.name} cluster {target}\n"
+                )
+                documents.append(header + dump_manifest(manifest))
+    typer.echo("---\n".join(documents), nl=False)
+
+
+def _clusters(path: Path | None) -> dict[str, Cluster]:
+    if path is None:
+        return {}
+    result: dict[str, Cluster] = {}
+    for doc in _documents(path):
+        if doc.get("kind") == "Cluster":
+            item = Cluster.model_validate(doc)
+            result[item.metadata.name] = item
+    return result
+
+
+class _ManifestDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_ManifestDumper.add_representer(str, _str)
+
+
+def dump_manifest(manifest: dict[str, Any]) -> str:
+    """Readable YAML of one manifest: config files and scripts as literal blocks."""
+    return yaml.dump(manifest, Dumper=_ManifestDumper, sort_keys=False, width=100)

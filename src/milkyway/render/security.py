@@ -1,0 +1,84 @@
+"""Security settings of every rendered pod, and the sidecar agent container.
+
+Every pod runs as a non-root uid/gid with ``fsGroup`` for its volumes, the RuntimeDefault
+seccomp profile, no service account token unless the type asks for one, and no Service
+environment variables. Every container drops ALL capabilities (a type may add back only
+the ones it names), cannot escalate privileges, and keeps a read-only root filesystem
+unless its type says the software cannot.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from milkyway import __version__
+from milkyway.model.component_type import ContainerSpec
+
+AGENT_NAME = "milkyway-agent"
+AGENT_IMAGE = f"milkyway/agent:{__version__}"
+AGENT_PORT = 8471
+AGENT_UID = 65532
+"""The agent's own unprivileged uid (the conventional ``nonroot`` user)."""
+
+
+def pod_security_context(container: ContainerSpec) -> dict[str, Any]:
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": container.user,
+        "runAsGroup": container.group,
+        "fsGroup": container.group,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def container_security_context(
+    user: int, group: int, read_only_root: bool, add_capabilities: list[str]
+) -> dict[str, Any]:
+    capabilities: dict[str, Any] = {"drop": ["ALL"]}
+    if add_capabilities:
+        capabilities["add"] = sorted(add_capabilities)
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": capabilities,
+        "privileged": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": group,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def main_container_security(container: ContainerSpec) -> dict[str, Any]:
+    return container_security_context(
+        container.user,
+        container.group,
+        container.read_only_root_filesystem,
+        list(container.add_capabilities),
+    )
+
+
+def agent_container(env: list[dict[str, Any]], config_volume: str) -> dict[str, Any]:
+    """The sidecar agent: reads the config and reports member health; it gets no
+    capabilities, no write access outside its own scratch directory, and a small budget."""
+    return {
+        "name": AGENT_NAME,
+        "image": AGENT_IMAGE,
+        "env": env,
+        "ports": [{"name": "agent", "containerPort": AGENT_PORT, "protocol": "TCP"}],
+        "readinessProbe": {
+            "tcpSocket": {"port": "agent"},
+            "periodSeconds": 10,
+            "timeoutSeconds": 2,
+            "failureThreshold": 3,
+        },
+        "resources": {
+            "requests": {"cpu": "10m", "memory": "32Mi"},
+            "limits": {"memory": "64Mi"},
+        },
+        "securityContext": container_security_context(AGENT_UID, AGENT_UID, True, []),
+        "volumeMounts": [
+            {"name": config_volume, "mountPath": "/etc/milkyway/config", "readOnly": True},
+            {"name": "agent-tmp", "mountPath": "/tmp"},
+        ],
+    }
