@@ -31,7 +31,6 @@ from milkyway.sim.apiserver.managed_fields import (
     compare,
     decode_fields,
     encode_fields,
-    existing_paths,
     field_set,
     merge,
     path_string,
@@ -152,9 +151,10 @@ def record_update(
 ) -> dict[str, Any]:
     """``new`` with ``metadata.managedFields`` updated for a create, update or patch.
 
-    ``manager`` gains the fields this write changed; every manager loses the fields it
-    removed. ``schema`` defaults to the built-in definition of ``new``'s kind, if any.
-    A request that sets ``managedFields: [{}]`` clears them, as on a real server.
+    ``manager`` takes the fields this write changed from whoever owned them; every manager
+    loses the fields it removed. ``schema`` defaults to the built-in definition of
+    ``new``'s kind, if any. A request that sets ``managedFields: [{}]`` clears them, as on a
+    real server.
     """
     result = json_copy(new)
     metadata = result.get("metadata")
@@ -177,7 +177,8 @@ def record_update(
     changes = compare(types, old_body, new_body, slot)
     api_version = str(result.get("apiVersion", ""))
     for entry in managers:
-        entry.fields -= changes.removed
+        # An update always succeeds and takes the fields it changed from their owners.
+        entry.fields -= changes.removed | changes.changed
     if changes.changed:
         me = _find(managers, _ident(manager, operation, api_version, subresource))
         if me is None:
@@ -284,12 +285,13 @@ def _prune(
     last_applied: FieldSet,
     managers: list[_Manager],
 ) -> dict[str, Any]:
-    """Remove what this manager applied last time and nobody owns any more."""
-    owned: FieldSet = set()
-    for entry in managers:
-        for path in entry.fields:
-            owned.update(path[:i] for i in range(1, len(path) + 1))
-    present = existing_paths(types, merged, slot)
+    """Remove what this manager applied last time and nobody owns any more.
+
+    A list item goes whole, even when another manager owns a field inside it: ownership of
+    an item is ownership of the item itself, as on a real server.
+    """
+    owned: FieldSet = set().union(*(entry.fields for entry in managers))
+    present = field_set(types, strip_server_fields(merged), slot)
     drop = {p for p in last_applied if p in present and p not in owned}
     pruned = remove_paths(types, merged, drop, slot)
     assert isinstance(pruned, dict)

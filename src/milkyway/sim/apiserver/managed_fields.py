@@ -46,6 +46,8 @@ _SERVER_METADATA = (
     "resourceVersion",
 )
 
+# The root and ``metadata`` itself are containers nobody owns.
+_UNOWNED: frozenset[FieldPath] = frozenset({(), (("f", "metadata"),)})
 
 # ----------------------------------------------------------------------------- schema
 
@@ -307,7 +309,7 @@ def field_set(types: SchemaTypes, value: dict[str, Any], slot: Slot | None) -> F
     """Every field an applied configuration sets: what its manager will own."""
     out: FieldSet = set()
     _collect(types, value, slot, (), out)
-    return {p for p in out if p}
+    return out - _UNOWNED
 
 
 def _collect(types: SchemaTypes, value: Any, slot: Slot | None, path: FieldPath, out: FieldSet):
@@ -357,7 +359,7 @@ def compare(
     out = Comparison()
     _compare(types, old, new, slot, (), out)
     for paths in (out.added, out.modified, out.removed):
-        paths.discard(())
+        paths -= _UNOWNED
     return out
 
 
@@ -535,21 +537,3 @@ def remove_paths(types: SchemaTypes, obj: Any, paths: FieldSet, slot: Slot | Non
                 result.append(kept)
         return result
     return obj
-
-
-def existing_paths(types: SchemaTypes, obj: Any, slot: Slot | None) -> FieldSet:
-    """Every path present in ``obj``, containers included."""
-    out: FieldSet = set()
-
-    def walk(value: Any, slot: Slot | None, path: FieldPath) -> None:
-        out.add(path)
-        if isinstance(value, dict) and not types.map_atomic(slot):
-            for key, child in value.items():
-                walk(child, types.field(slot, key), (*path, ("f", key)))
-        elif isinstance(value, list) and _list_is_keyed(types, slot):
-            item_slot = types.items(slot)
-            for element, item in zip(item_elements(types, slot, value, path), value, strict=True):
-                walk(item, item_slot, (*path, element))
-
-    walk(obj, slot, ())
-    return out
