@@ -1,0 +1,229 @@
+"""``kubectl patch`` (strategic, merge, JSON) and ``kubectl apply --server-side`` against a
+simulated cluster: the real client must see what a real API server answers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from milkyway.sim.clusters import SimulatedClusters
+
+DEPLOYMENT = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  labels: {app: web}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1
+        ports: [{containerPort: 80}]
+      - name: side
+        image: side:1
+"""
+
+WIDGET_CRD = """
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {plural: widgets, singular: widget, kind: Widget}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+              tags: {type: array, items: {type: string}}
+"""
+
+WIDGET = """
+apiVersion: example.com/v1
+kind: Widget
+metadata: {name: w}
+spec: {size: 1, tags: [a]}
+"""
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+@dataclass
+class Kubectl:
+    kubeconfig: Path
+    cache_dir: Path
+
+    async def __call__(self, *args: str, stdin: str | None = None) -> Result:
+        process = await asyncio.create_subprocess_exec(
+            "kubectl",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--cache-dir={self.cache_dir}",
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await asyncio.wait_for(
+            process.communicate(stdin.encode() if stdin is not None else None), timeout=60
+        )
+        assert process.returncode is not None
+        return Result(process.returncode, out.decode(), err.decode())
+
+    async def ok(self, *args: str, stdin: str | None = None) -> str:
+        result = await self(*args, stdin=stdin)
+        assert result.code == 0, f"kubectl {' '.join(args)} failed: {result.err}"
+        return result.out
+
+    async def get(self, *args: str) -> dict[str, Any]:
+        return json.loads(await self.ok("get", *args, "-o", "json"))
+
+
+@pytest.fixture
+async def kubectl(tmp_path: Path) -> AsyncIterator[Kubectl]:
+    if shutil.which("kubectl") is None:
+        pytest.fail("kubectl is not on PATH: install kubectl v1.32 to run the client tests")
+    async with SimulatedClusters(["one"]) as sim:
+        yield Kubectl(sim.kubeconfig_path, tmp_path / "kube-cache")
+
+
+def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
+    return deployment["spec"]["template"]["spec"]["containers"]
+
+
+async def test_kubectl_patch_strategic_merge_and_json(kubectl: Kubectl) -> None:
+    await kubectl.ok("create", "-f", "-", stdin=DEPLOYMENT)
+
+    await kubectl.ok(
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "strategic",
+        "-p",
+        '{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:2"}]}}}}',
+    )
+    live = await kubectl.get("deployment", "web")
+    assert [(c["name"], c["image"]) for c in containers(live)] == [
+        ("nginx", "nginx:2"),
+        ("side", "side:1"),
+    ]
+
+    await kubectl.ok(
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "merge",
+        "-p",
+        '{"metadata":{"labels":{"tier":"fe"}}}',
+    )
+    assert (await kubectl.get("deployment", "web"))["metadata"]["labels"] == {
+        "app": "web",
+        "tier": "fe",
+    }
+
+    await kubectl.ok(
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"test","path":"/spec/replicas","value":2},'
+        '{"op":"replace","path":"/spec/replicas","value":3}]',
+    )
+    assert (await kubectl.get("deployment", "web"))["spec"]["replicas"] == 3
+
+    failed = await kubectl(
+        "patch",
+        "deployment",
+        "web",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"replace","path":"/spec/replicas","value":9},'
+        '{"op":"test","path":"/spec/replicas","value":2}]',
+    )
+    assert failed.code != 0
+    assert "The request is invalid" in failed.err
+    assert (await kubectl.get("deployment", "web"))["spec"]["replicas"] == 3
+
+
+async def test_kubectl_server_side_apply_conflicts_force_and_removal(kubectl: Kubectl) -> None:
+    out = await kubectl.ok("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT)
+    assert "serverside-applied" in out
+    await kubectl.ok(
+        "patch", "deployment", "web", "--type", "merge", "-p", '{"spec":{"replicas":5}}'
+    )
+
+    conflict = await kubectl("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT)
+    assert conflict.code != 0
+    assert 'conflict with "kubectl-patch"' in conflict.err
+    assert ".spec.replicas" in conflict.err
+    assert (await kubectl.get("deployment", "web"))["spec"]["replicas"] == 5
+
+    await kubectl.ok("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=DEPLOYMENT)
+    live = await kubectl.get("deployment", "web", "--show-managed-fields")
+    assert live["spec"]["replicas"] == 2
+    appliers = [e for e in live["metadata"]["managedFields"] if e["operation"] == "Apply"]
+    assert [(e["manager"], e["fieldsType"]) for e in appliers] == [("kubectl", "FieldsV1")]
+    assert "f:replicas" in appliers[0]["fieldsV1"]["f:spec"]
+
+    without_side = DEPLOYMENT.split("      - name: side")[0]
+    await kubectl.ok("apply", "--server-side", "-f", "-", stdin=without_side)
+    assert [c["name"] for c in containers(await kubectl.get("deployment", "web"))] == ["nginx"]
+
+
+async def test_custom_resources_take_merge_and_json_patches_but_not_strategic(
+    kubectl: Kubectl,
+) -> None:
+    await kubectl.ok("apply", "-f", "-", stdin=WIDGET_CRD)
+    for _ in range(50):
+        if (await kubectl("apply", "-f", "-", stdin=WIDGET)).code == 0:
+            break
+        await asyncio.sleep(0.2)
+    else:
+        pytest.fail("the Widget resource was not served within 10 seconds of creating its CRD")
+
+    refused = await kubectl(
+        "patch", "widget", "w", "--type", "strategic", "-p", '{"spec":{"size":2}}'
+    )
+    assert refused.code != 0
+    assert "application/merge-patch+json" in refused.err
+
+    await kubectl.ok("patch", "widget", "w", "--type", "merge", "-p", '{"spec":{"tags":["b"]}}')
+    await kubectl.ok(
+        "patch",
+        "widget",
+        "w",
+        "--type",
+        "json",
+        "-p",
+        '[{"op":"add","path":"/spec/tags/-","value":"c"}]',
+    )
+    assert (await kubectl.get("widget", "w"))["spec"] == {"size": 1, "tags": ["b", "c"]}
