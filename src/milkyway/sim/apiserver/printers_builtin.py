@@ -1,0 +1,862 @@
+"""The columns of built-in kinds, as the real API server's printers compute them.
+
+Each :class:`Column` pairs a column definition with a function from (object, now) to
+the cell. Cells follow kubectl's conventions: ``<none>`` for empty lists and absent
+addresses, ``<pending>`` for load balancers without an address, ``N/A`` for unset PDB
+bounds, access modes abbreviated (``RWO``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from milkyway.sim.apiserver.timefmt import age, parse_time, since
+
+Cell = Callable[[dict, datetime], Any]
+
+NONE = "<none>"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    cell: Cell
+    format: str = ""
+    description: str = ""
+    priority: int = 0
+
+    def definition(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "format": self.format,
+            "description": self.description,
+            "priority": self.priority,
+        }
+
+
+def _m(value: Any) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _l(value: Any) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _spec(obj: dict) -> dict:
+    return _m(obj.get("spec"))
+
+
+def _status(obj: dict) -> dict:
+    return _m(obj.get("status"))
+
+
+def _meta(obj: dict) -> dict:
+    return _m(obj.get("metadata"))
+
+
+def name_column() -> Column:
+    return Column(
+        "Name",
+        "string",
+        lambda obj, _now: _meta(obj).get("name", ""),
+        format="name",
+        description="Name must be unique within a namespace.",
+    )
+
+
+def _age_column() -> Column:
+    return Column(
+        "Age",
+        "string",
+        age,
+        description="CreationTimestamp is a timestamp representing the server time when this "
+        "object was created.",
+    )
+
+
+def _col(
+    name: str, cell: Cell, *, type_: str = "string", priority: int = 0, desc: str = ""
+) -> Column:
+    return Column(name, type_, cell, description=desc, priority=priority)
+
+
+# -- pods ---------------------------------------------------------------------------------
+
+
+def _pod_ready(obj: dict, _now: datetime) -> str:
+    total = len(_l(_spec(obj).get("containers")))
+    ready = sum(1 for s in _l(_status(obj).get("containerStatuses")) if _m(s).get("ready"))
+    return f"{ready}/{total}"
+
+
+def _pod_status(obj: dict, _now: datetime) -> str:
+    status = _status(obj)
+    reason = status.get("reason") or status.get("phase") or ""
+    init_statuses = _l(status.get("initContainerStatuses"))
+    init_total = len(_l(_spec(obj).get("initContainers")))
+    for i, container in enumerate(init_statuses):
+        state = _m(_m(container).get("state"))
+        terminated = _m(state.get("terminated"))
+        waiting = _m(state.get("waiting"))
+        if terminated and terminated.get("exitCode") == 0:
+            continue
+        if terminated:
+            if terminated.get("reason"):
+                reason = f"Init:{terminated['reason']}"
+            elif terminated.get("signal"):
+                reason = f"Init:Signal:{terminated['signal']}"
+            else:
+                reason = f"Init:ExitCode:{terminated.get('exitCode', 0)}"
+        elif waiting.get("reason") and waiting.get("reason") != "PodInitializing":
+            reason = f"Init:{waiting['reason']}"
+        else:
+            reason = f"Init:{i}/{init_total}"
+        break
+    else:
+        has_running = False
+        for container in reversed(_l(status.get("containerStatuses"))):
+            state = _m(_m(container).get("state"))
+            waiting, terminated = _m(state.get("waiting")), _m(state.get("terminated"))
+            if waiting.get("reason"):
+                reason = waiting["reason"]
+            elif terminated.get("reason"):
+                reason = terminated["reason"]
+            elif terminated:
+                reason = (
+                    f"Signal:{terminated['signal']}"
+                    if terminated.get("signal")
+                    else f"ExitCode:{terminated.get('exitCode', 0)}"
+                )
+            elif _m(container).get("ready") and "running" in state:
+                has_running = True
+        if reason == "Completed" and has_running:
+            conditions = _l(status.get("conditions"))
+            ready = any(
+                _m(c).get("type") == "Ready" and _m(c).get("status") == "True" for c in conditions
+            )
+            reason = "Running" if ready else "NotReady"
+    if _meta(obj).get("deletionTimestamp"):
+        reason = "Unknown" if status.get("reason") == "NodeLost" else "Terminating"
+    return reason
+
+
+def _pod_restarts(obj: dict, now: datetime) -> str:
+    restarts = 0
+    last: datetime | None = None
+    status = _status(obj)
+    for container in _l(status.get("containerStatuses")):
+        container = _m(container)
+        restarts += int(container.get("restartCount") or 0)
+        finished = parse_time(
+            _m(_m(container.get("lastState")).get("terminated")).get("finishedAt")
+        )
+        if finished and (last is None or finished > last):
+            last = finished
+    if restarts and last is not None:
+        return f"{restarts} ({since(last.isoformat(), now)} ago)"
+    return str(restarts)
+
+
+def _pod_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Ready",
+            _pod_ready,
+            desc="The aggregate readiness state of this pod for accepting traffic.",
+        ),
+        _col("Status", _pod_status, desc="The aggregate status of the containers in this pod."),
+        _col(
+            "Restarts",
+            _pod_restarts,
+            desc="The number of container restarts, and when the last one was.",
+        ),
+        _age_column(),
+        _col(
+            "IP",
+            lambda o, _n: _status(o).get("podIP") or NONE,
+            priority=1,
+            desc="IP address allocated to the pod.",
+        ),
+        _col(
+            "Node",
+            lambda o, _n: _spec(o).get("nodeName") or NONE,
+            priority=1,
+            desc="Name of the Node this pod is scheduled on.",
+        ),
+        _col(
+            "Nominated Node",
+            lambda o, _n: _status(o).get("nominatedNodeName") or NONE,
+            priority=1,
+            desc="Name of the Node where this pod is nominated to run.",
+        ),
+        _col(
+            "Readiness Gates",
+            _readiness_gates,
+            priority=1,
+            desc="The readiness gates for this pod.",
+        ),
+    ]
+
+
+def _readiness_gates(obj: dict, _now: datetime) -> str:
+    gates = _l(_spec(obj).get("readinessGates"))
+    if not gates:
+        return NONE
+    conditions = {
+        _m(c).get("type"): _m(c).get("status") for c in _l(_status(obj).get("conditions"))
+    }
+    ready = sum(1 for g in gates if conditions.get(_m(g).get("conditionType")) == "True")
+    return f"{ready}/{len(gates)}"
+
+
+# -- nodes, namespaces --------------------------------------------------------------------
+
+
+def _node_status(obj: dict, _now: datetime) -> str:
+    ready = next(
+        (_m(c) for c in _l(_status(obj).get("conditions")) if _m(c).get("type") == "Ready"), None
+    )
+    state = "Unknown"
+    if ready is not None:
+        state = "Ready" if ready.get("status") == "True" else "NotReady"
+    if _spec(obj).get("unschedulable"):
+        state += ",SchedulingDisabled"
+    return state
+
+
+def _node_roles(obj: dict, _now: datetime) -> str:
+    roles = set()
+    for key, value in _m(_meta(obj).get("labels")).items():
+        if key.startswith("node-role.kubernetes.io/") and key != "node-role.kubernetes.io/":
+            roles.add(key.removeprefix("node-role.kubernetes.io/"))
+        elif key == "kubernetes.io/role" and value:
+            roles.add(value)
+    return ",".join(sorted(roles)) or NONE
+
+
+def _node_address(kind: str) -> Cell:
+    def cell(obj: dict, _now: datetime) -> str:
+        for address in _l(_status(obj).get("addresses")):
+            if _m(address).get("type") == kind:
+                return str(address.get("address", NONE))
+        return NONE
+
+    return cell
+
+
+def _node_info(key: str) -> Cell:
+    return lambda obj, _now: _m(_status(obj).get("nodeInfo")).get(key) or NONE
+
+
+def _node_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col("Status", _node_status, desc="The status of the node"),
+        _col("Roles", _node_roles, desc="The roles of the node"),
+        _age_column(),
+        _col("Version", _node_info("kubeletVersion"), desc="Kubelet Version reported by the node."),
+        _col(
+            "Internal-IP",
+            _node_address("InternalIP"),
+            priority=1,
+            desc="List of addresses reachable to the node.",
+        ),
+        _col(
+            "External-IP",
+            _node_address("ExternalIP"),
+            priority=1,
+            desc="List of addresses reachable to the node.",
+        ),
+        _col("OS-Image", _node_info("osImage"), priority=1, desc="OS Image reported by the node."),
+        _col(
+            "Kernel-Version",
+            _node_info("kernelVersion"),
+            priority=1,
+            desc="Kernel Version reported by the node.",
+        ),
+        _col(
+            "Container-Runtime",
+            _node_info("containerRuntimeVersion"),
+            priority=1,
+            desc="Container Runtime Version reported by the node.",
+        ),
+    ]
+
+
+# -- services, endpoints -----------------------------------------------------------------
+
+
+def _service_external_ip(obj: dict, _now: datetime) -> str:
+    spec = _spec(obj)
+    kind = spec.get("type", "ClusterIP")
+    external = [str(ip) for ip in _l(spec.get("externalIPs"))]
+    if kind == "ExternalName":
+        return str(spec.get("externalName", NONE))
+    if kind == "LoadBalancer":
+        ingress = _l(_m(_status(obj).get("loadBalancer")).get("ingress"))
+        found = [str(_m(i).get("ip") or _m(i).get("hostname")) for i in ingress]
+        found += external
+        return ",".join(found) if found else "<pending>"
+    return ",".join(external) if external else NONE
+
+
+def _service_ports(obj: dict, _now: datetime) -> str:
+    parts = []
+    for port in _l(_spec(obj).get("ports")):
+        port = _m(port)
+        protocol = port.get("protocol", "TCP")
+        if port.get("nodePort"):
+            parts.append(f"{port.get('port')}:{port['nodePort']}/{protocol}")
+        else:
+            parts.append(f"{port.get('port')}/{protocol}")
+    return ",".join(parts) if parts else NONE
+
+
+def _selector(value: Any) -> str:
+    pairs = [f"{k}={v}" for k, v in sorted(_m(value).items())]
+    return ",".join(pairs) if pairs else NONE
+
+
+def _service_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Type", lambda o, _n: _spec(o).get("type", "ClusterIP"), desc="The type of the service."
+        ),
+        _col(
+            "Cluster-IP",
+            lambda o, _n: _spec(o).get("clusterIP") or NONE,
+            desc="The IP address of the service.",
+        ),
+        _col("External-IP", _service_external_ip, desc="The external IP address of the service."),
+        _col("Port(s)", _service_ports, desc="The ports exposed by the service."),
+        _age_column(),
+        _col(
+            "Selector",
+            lambda o, _n: _selector(_spec(o).get("selector")),
+            priority=1,
+            desc="Route service traffic to pods with label keys and values matching this selector.",
+        ),
+    ]
+
+
+def _endpoints(obj: dict, _now: datetime) -> str:
+    found = []
+    for subset in _l(obj.get("subsets")):
+        subset = _m(subset)
+        ports = [_m(p).get("port") for p in _l(subset.get("ports"))] or [None]
+        for address in _l(subset.get("addresses")):
+            for port in ports:
+                ip = _m(address).get("ip", "")
+                found.append(f"{ip}:{port}" if port is not None else str(ip))
+    if not found:
+        return NONE
+    if len(found) > 3:
+        return ",".join(found[:3]) + f" + {len(found) - 3} more..."
+    return ",".join(found)
+
+
+def _count(*keys: str) -> Cell:
+    return lambda obj, _now: sum(len(_m(obj.get(k))) for k in keys)
+
+
+# -- workloads --------------------------------------------------------------------------
+
+
+def _template_containers(obj: dict) -> list[dict]:
+    template = _m(_spec(obj).get("template"))
+    return [_m(c) for c in _l(_m(template.get("spec")).get("containers"))]
+
+
+def _containers(obj: dict, _now: datetime) -> str:
+    return ",".join(str(c.get("name", "")) for c in _template_containers(obj)) or NONE
+
+
+def _images(obj: dict, _now: datetime) -> str:
+    return ",".join(str(c.get("image", "")) for c in _template_containers(obj)) or NONE
+
+
+def _label_selector(obj: dict, _now: datetime) -> str:
+    selector = _m(_spec(obj).get("selector"))
+    parts = [f"{k}={v}" for k, v in sorted(_m(selector.get("matchLabels")).items())]
+    for expression in _l(selector.get("matchExpressions")):
+        expression = _m(expression)
+        key, operator = expression.get("key", ""), expression.get("operator", "")
+        values = ",".join(str(v) for v in _l(expression.get("values")))
+        if operator == "In":
+            parts.append(f"{key} in ({values})")
+        elif operator == "NotIn":
+            parts.append(f"{key} notin ({values})")
+        elif operator == "Exists":
+            parts.append(str(key))
+        elif operator == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts) if parts else NONE
+
+
+def _replicas(obj: dict) -> int:
+    value = _spec(obj).get("replicas")
+    return value if isinstance(value, int) else 1
+
+
+def _status_int(key: str) -> Cell:
+    return lambda obj, _now: int(_status(obj).get(key) or 0)
+
+
+def _wide_workload() -> list[Column]:
+    return [
+        _col(
+            "Containers", _containers, priority=1, desc="Names of each container in the template."
+        ),
+        _col(
+            "Images",
+            _images,
+            priority=1,
+            desc="Images referenced by each container in the template.",
+        ),
+        _col("Selector", _label_selector, priority=1, desc="Label selector for pods."),
+    ]
+
+
+def _deployment_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Ready",
+            lambda o, _n: f"{int(_status(o).get('readyReplicas') or 0)}/{_replicas(o)}",
+            desc="Number of the pod with ready state",
+        ),
+        _col(
+            "Up-to-date",
+            _status_int("updatedReplicas"),
+            type_="integer",
+            desc="Pods with the desired template spec.",
+        ),
+        _col(
+            "Available",
+            _status_int("availableReplicas"),
+            type_="integer",
+            desc="Pods ready for at least minReadySeconds.",
+        ),
+        _age_column(),
+        *_wide_workload(),
+    ]
+
+
+def _replicaset_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Desired", lambda o, _n: _replicas(o), type_="integer", desc="Number of desired pods."
+        ),
+        _col("Current", _status_int("replicas"), type_="integer", desc="Number of actual pods."),
+        _col("Ready", _status_int("readyReplicas"), type_="integer", desc="Number of pods ready."),
+        _age_column(),
+        *_wide_workload(),
+    ]
+
+
+def _statefulset_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Ready",
+            lambda o, _n: f"{int(_status(o).get('readyReplicas') or 0)}/{_replicas(o)}",
+            desc="Number of the pod with ready state",
+        ),
+        _age_column(),
+        *_wide_workload()[:2],
+    ]
+
+
+# -- storage ------------------------------------------------------------------------------
+
+_ACCESS_MODES = {
+    "ReadWriteOnce": "RWO",
+    "ReadOnlyMany": "ROX",
+    "ReadWriteMany": "RWX",
+    "ReadWriteOncePod": "RWOP",
+}
+
+
+def _access_modes(modes: Any) -> str:
+    short = [_ACCESS_MODES.get(str(m), str(m)) for m in _l(modes)]
+    return ",".join(short)
+
+
+def _claim_capacity(obj: dict, _now: datetime) -> str:
+    if _status(obj).get("phase") != "Bound":
+        return ""
+    return str(_m(_status(obj).get("capacity")).get("storage", ""))
+
+
+def _pvc_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Status",
+            lambda o, _n: _status(o).get("phase", "Pending"),
+            desc="The phase of the claim.",
+        ),
+        _col(
+            "Volume",
+            lambda o, _n: _spec(o).get("volumeName", ""),
+            desc="The binding reference to the PersistentVolume backing this claim.",
+        ),
+        _col("Capacity", _claim_capacity, desc="The actual resources of the underlying volume."),
+        _col(
+            "Access Modes",
+            lambda o, _n: _access_modes(_status(o).get("accessModes")),
+            desc="The actual access modes the volume backing the PVC has.",
+        ),
+        _col(
+            "StorageClass",
+            lambda o, _n: _spec(o).get("storageClassName") or NONE,
+            desc="Name of the StorageClass required by the claim.",
+        ),
+        _col(
+            "VolumeAttributesClass",
+            lambda o, _n: _spec(o).get("volumeAttributesClassName") or NONE,
+            desc="Name of the VolumeAttributesClass used by the claim.",
+        ),
+        _age_column(),
+        _col(
+            "VolumeMode",
+            lambda o, _n: _spec(o).get("volumeMode", "Filesystem"),
+            priority=1,
+            desc="The volume mode of the claim.",
+        ),
+    ]
+
+
+def _pv_claim(obj: dict, _now: datetime) -> str:
+    ref = _m(_spec(obj).get("claimRef"))
+    if not ref:
+        return ""
+    return f"{ref.get('namespace', '')}/{ref.get('name', '')}"
+
+
+def _pv_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Capacity",
+            lambda o, _n: str(_m(_spec(o).get("capacity")).get("storage", "")),
+            desc="The capacity of the volume.",
+        ),
+        _col(
+            "Access Modes",
+            lambda o, _n: _access_modes(_spec(o).get("accessModes")),
+            desc="The access modes of the volume.",
+        ),
+        _col(
+            "Reclaim Policy",
+            lambda o, _n: _spec(o).get("persistentVolumeReclaimPolicy", "Retain"),
+            desc="What happens to the volume when released from its claim.",
+        ),
+        _col(
+            "Status",
+            lambda o, _n: _status(o).get("phase", "Pending"),
+            desc="The phase of the volume.",
+        ),
+        _col("Claim", _pv_claim, desc="The claim bound to the volume."),
+        _col(
+            "StorageClass",
+            lambda o, _n: _spec(o).get("storageClassName", ""),
+            desc="The storage class of the volume.",
+        ),
+        _col(
+            "VolumeAttributesClass",
+            lambda o, _n: _spec(o).get("volumeAttributesClassName") or NONE,
+            desc="The volume attributes class of the volume.",
+        ),
+        _col(
+            "Reason",
+            lambda o, _n: _status(o).get("reason", ""),
+            desc="Why the volume is in this phase.",
+        ),
+        _age_column(),
+        _col(
+            "VolumeMode",
+            lambda o, _n: _spec(o).get("volumeMode", "Filesystem"),
+            priority=1,
+            desc="The volume mode of the volume.",
+        ),
+    ]
+
+
+_DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
+
+
+def _storageclass_name(obj: dict, _now: datetime) -> str:
+    name = str(_meta(obj).get("name", ""))
+    annotations = _m(_meta(obj).get("annotations"))
+    is_default = annotations.get(_DEFAULT_CLASS) == "true"
+    return f"{name} (default)" if is_default else name
+
+
+def _storageclass_columns() -> list[Column]:
+    return [
+        Column(
+            "Name",
+            "string",
+            _storageclass_name,
+            format="name",
+            description="Name of the storage class.",
+        ),
+        _col(
+            "Provisioner",
+            lambda o, _n: o.get("provisioner", ""),
+            desc="The volume plugin that provisions volumes.",
+        ),
+        _col(
+            "ReclaimPolicy",
+            lambda o, _n: o.get("reclaimPolicy", "Delete"),
+            desc="What happens to released volumes.",
+        ),
+        _col(
+            "VolumeBindingMode",
+            lambda o, _n: o.get("volumeBindingMode", "Immediate"),
+            desc="When volumes are bound and provisioned.",
+        ),
+        _col(
+            "AllowVolumeExpansion",
+            lambda o, _n: bool(o.get("allowVolumeExpansion", False)),
+            desc="Whether volumes of this class may be expanded.",
+        ),
+        _age_column(),
+    ]
+
+
+# -- policy, coordination, events, rbac, CRDs ------------------------------------------------
+
+
+def _pdb_bound(key: str) -> Cell:
+    def cell(obj: dict, _now: datetime) -> str:
+        value = _spec(obj).get(key)
+        return "N/A" if value is None else str(value)
+
+    return cell
+
+
+def _pdb_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Min Available",
+            _pdb_bound("minAvailable"),
+            desc="The minimum number of pods that must be available.",
+        ),
+        _col(
+            "Max Unavailable",
+            _pdb_bound("maxUnavailable"),
+            desc="The maximum number of pods that may be unavailable.",
+        ),
+        _col(
+            "Allowed Disruptions",
+            _status_int("disruptionsAllowed"),
+            type_="integer",
+            desc="Calculated number of pods that may be disrupted at this time.",
+        ),
+        _age_column(),
+    ]
+
+
+def _event_object(obj: dict, _now: datetime) -> str:
+    involved = _m(obj.get("involvedObject"))
+    return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
+
+
+def _event_last_seen(obj: dict, now: datetime) -> str:
+    for key in ("lastTimestamp", "eventTime", "firstTimestamp"):
+        if parse_time(obj.get(key)):
+            return since(obj[key], now)
+    return age(obj, now)
+
+
+def _event_first_seen(obj: dict, now: datetime) -> str:
+    for key in ("firstTimestamp", "eventTime"):
+        if parse_time(obj.get(key)):
+            return since(obj[key], now)
+    return age(obj, now)
+
+
+def _event_source(obj: dict, _now: datetime) -> str:
+    source = _m(obj.get("source"))
+    component = source.get("component") or obj.get("reportingComponent") or ""
+    host = source.get("host")
+    return f"{component}, {host}" if host else str(component)
+
+
+def _event_columns() -> list[Column]:
+    return [
+        _col("Last Seen", _event_last_seen, desc="Time when this event was last observed."),
+        _col("Type", lambda o, _n: o.get("type", ""), desc="Type of this event (Normal, Warning)."),
+        _col("Reason", lambda o, _n: o.get("reason", ""), desc="Why the action was taken."),
+        _col("Object", _event_object, desc="The object that this event is about."),
+        _col(
+            "Subobject",
+            lambda o, _n: _m(o.get("involvedObject")).get("fieldPath", ""),
+            priority=1,
+            desc="The field of the object this event is about.",
+        ),
+        _col("Source", _event_source, priority=1, desc="The component reporting this event."),
+        _col(
+            "Message",
+            lambda o, _n: o.get("message", ""),
+            desc="A human-readable description of the status of this operation.",
+        ),
+        _col(
+            "First Seen",
+            _event_first_seen,
+            priority=1,
+            desc="The time at which the event was first recorded.",
+        ),
+        _col(
+            "Count",
+            lambda o, _n: int(o.get("count") or 1),
+            type_="integer",
+            priority=1,
+            desc="The number of times this event has occurred.",
+        ),
+        Column(
+            "Name",
+            "string",
+            lambda o, _n: _meta(o).get("name", ""),
+            format="name",
+            description="Name of the event.",
+            priority=1,
+        ),
+    ]
+
+
+def _lease_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Holder",
+            lambda o, _n: _spec(o).get("holderIdentity", ""),
+            desc="The identity of the holder of the lease.",
+        ),
+        _age_column(),
+    ]
+
+
+def _created_at(obj: dict, _now: datetime) -> str:
+    return str(_meta(obj).get("creationTimestamp", ""))
+
+
+def _created_at_columns() -> list[Column]:
+    return [
+        name_column(),
+        Column(
+            "Created At", "date", _created_at, description="Time at which the object was created."
+        ),
+    ]
+
+
+def _subjects(kind: str) -> Cell:
+    def cell(obj: dict, _now: datetime) -> str:
+        names = []
+        for subject in _l(obj.get("subjects")):
+            subject = _m(subject)
+            if subject.get("kind") != kind:
+                continue
+            if kind == "ServiceAccount":
+                names.append(f"{subject.get('namespace', '')}/{subject.get('name', '')}")
+            else:
+                names.append(str(subject.get("name", "")))
+        return ",".join(names)
+
+    return cell
+
+
+def _binding_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Role",
+            lambda o, _n: (
+                f"{_m(o.get('roleRef')).get('kind', '')}/{_m(o.get('roleRef')).get('name', '')}"
+            ),
+            desc="The role the binding refers to.",
+        ),
+        _age_column(),
+        _col("Users", _subjects("User"), priority=1, desc="Users in the binding."),
+        _col("Groups", _subjects("Group"), priority=1, desc="Groups in the binding."),
+        _col(
+            "ServiceAccounts",
+            _subjects("ServiceAccount"),
+            priority=1,
+            desc="ServiceAccounts in the binding.",
+        ),
+    ]
+
+
+_RBAC = "rbac.authorization.k8s.io"
+
+BUILTIN_PRINTERS: dict[tuple[str, str], list[Column]] = {
+    ("", "Pod"): _pod_columns(),
+    ("", "Node"): _node_columns(),
+    ("", "Namespace"): [
+        name_column(),
+        _col(
+            "Status",
+            lambda o, _n: _status(o).get("phase", "Active"),
+            desc="The status of the namespace",
+        ),
+        _age_column(),
+    ],
+    ("", "Service"): _service_columns(),
+    ("", "Endpoints"): [
+        name_column(),
+        _col("Endpoints", _endpoints, desc="Endpoints of the service."),
+        _age_column(),
+    ],
+    ("", "ConfigMap"): [
+        name_column(),
+        _col(
+            "Data",
+            _count("data", "binaryData"),
+            type_="integer",
+            desc="Number of keys in the config map.",
+        ),
+        _age_column(),
+    ],
+    ("", "Secret"): [
+        name_column(),
+        _col("Type", lambda o, _n: o.get("type", "Opaque"), desc="The type of the secret"),
+        _col("Data", _count("data"), type_="integer", desc="Number of keys in the secret."),
+        _age_column(),
+    ],
+    ("", "ServiceAccount"): [
+        name_column(),
+        _col(
+            "Secrets",
+            lambda o, _n: len(_l(o.get("secrets"))),
+            type_="integer",
+            desc="Number of secrets of the service account.",
+        ),
+        _age_column(),
+    ],
+    ("", "PersistentVolumeClaim"): _pvc_columns(),
+    ("", "PersistentVolume"): _pv_columns(),
+    ("", "Event"): _event_columns(),
+    ("apps", "Deployment"): _deployment_columns(),
+    ("apps", "ReplicaSet"): _replicaset_columns(),
+    ("apps", "StatefulSet"): _statefulset_columns(),
+    ("storage.k8s.io", "StorageClass"): _storageclass_columns(),
+    ("policy", "PodDisruptionBudget"): _pdb_columns(),
+    ("coordination.k8s.io", "Lease"): _lease_columns(),
+    ("apiextensions.k8s.io", "CustomResourceDefinition"): _created_at_columns(),
+    (_RBAC, "Role"): _created_at_columns(),
+    (_RBAC, "ClusterRole"): _created_at_columns(),
+    (_RBAC, "RoleBinding"): _binding_columns(),
+    (_RBAC, "ClusterRoleBinding"): _binding_columns(),
+}
