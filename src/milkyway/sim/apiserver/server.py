@@ -476,9 +476,8 @@ class ApiServer:
                     await response.write(self._bookmark(info))
             if bookmarks and not watcher.closed:
                 await response.write(self._bookmark(info))
-        except (ConnectionResetError, asyncio.CancelledError):
-            watcher.close()
-            raise
+        except ConnectionResetError:
+            return response
         finally:
             watcher.close()
         with contextlib.suppress(ConnectionResetError):
@@ -524,7 +523,7 @@ class ApiServer:
             raise errors.request_entity_too_large(
                 f"the request body is larger than the limit of {self.max_body_bytes} bytes"
             )
-        content_type = request.content_type or ""
+        content_type = _content_type(request)
         if not raw.strip():
             raise errors.bad_request("the request body is empty: send a JSON or YAML object")
         if content_type in ("application/yaml", "text/yaml", "application/x-yaml") or (
@@ -546,7 +545,7 @@ class ApiServer:
             if value != "All":
                 raise errors.bad_request(f'invalid dryRun "{value}": the only value is "All"')
         manager = query.get("fieldManager") or _manager_from_agent(request)
-        validation = query.get("fieldValidation") or "Strict"
+        validation = query.get("fieldValidation") or "Warn"
         return {
             "dry_run": bool(dry_run),
             "field_manager": manager,
@@ -555,7 +554,7 @@ class ApiServer:
 
     async def _post(self, request: web.Request, target: Target, user: User) -> web.StreamResponse:
         api, info = self.api, target.info
-        content_type = request.content_type or ""
+        content_type = _content_type(request)
         if content_type not in _BODY_TYPES:
             raise errors.unsupported_media_type(content_type)
         body = await self._body(request)
@@ -599,7 +598,7 @@ class ApiServer:
     async def _put(self, request: web.Request, target: Target) -> web.StreamResponse:
         if target.name is None:
             raise errors.method_not_allowed("PUT needs an object name in the path")
-        content_type = request.content_type or ""
+        content_type = _content_type(request)
         if content_type not in _BODY_TYPES:
             raise errors.unsupported_media_type(content_type)
         body = await self._body(request)
@@ -631,7 +630,7 @@ class ApiServer:
     async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
         if target.name is None:
             raise errors.method_not_allowed("PATCH needs an object name in the path")
-        content_type = request.content_type or ""
+        content_type = _content_type(request)
         patch_type = _PATCH_TYPES.get(content_type)
         if patch_type is None or patch_type == "apply-cbor":
             raise errors.unsupported_media_type(content_type)
@@ -697,6 +696,13 @@ class ApiServer:
             dry_run=dry_run,
         )
         return _json(obj, status=200 if removed else 202)
+
+
+def _content_type(request: web.Request) -> str:
+    """The body's media type; a missing header means JSON, as for the real server."""
+    if "Content-Type" not in request.headers:
+        return "application/json"
+    return request.content_type
 
 
 def _verb(method: str, target: Target, watch: bool) -> str:
