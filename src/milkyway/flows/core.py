@@ -248,7 +248,7 @@ class _Tx:
             path = self.dirty.popleft()
             self.dirty_set.discard(path)
             node = self.nodes.get(path)
-            if node is None or node.phase in TERMINAL_NODE_PHASES:
+            if node is None or node.phase in TERMINAL_NODE_PHASES or node.phase == "Pending":
                 continue
             if node.kind == "flow":
                 self.advance_flow(path)
@@ -365,11 +365,11 @@ class _Tx:
             section = node.stage
             steps = self.m.snapshot[ref].section(section)
             deps = self.m._deps[(ref, section)]
-            stop = section != "finally" and (
-                self.stopping() or (section == "steps" and node.failed)
-            )
             open_children = False
             for step in steps:
+                stop = section != "finally" and (
+                    self.stopping() or (section == "steps" and self.nodes[path].failed)
+                )
                 cpath = child_path(path, section, step.name)
                 child = self.nodes[cpath]
                 if child.phase in TERMINAL_NODE_PHASES:
@@ -599,7 +599,22 @@ class _Tx:
         batches = group.batches or []
         while True:
             group = self.get(path)
-            if group.stage in ("pausing", "gating"):
+            if group.stage == "pausing" or group.stage == "between":
+                if self.stopping() and not self.in_finally(group):
+                    self.close_group(path, False, False)
+                    return
+                if group.stage == "pausing" or self.status.paused:
+                    return
+                group = self.edit(path)
+                if strategy.health_gate is not None:
+                    group.stage = "gating"
+                    self.start_gate(path, strategy.health_gate)
+                    return
+                group.batch += 1
+                group.next = 0
+                group.stage = "running"
+                continue
+            if group.stage == "gating":
                 return
             failing = group.failed_members > strategy.failure_budget or group.stage == "gate-failed"
             parent_failed = self.get(group.parent or "").failed
@@ -647,13 +662,7 @@ class _Tx:
                 group.stage = "pausing"
                 self.set_timer(path + "#pause", self.now + strategy.pause)
                 return
-            if strategy.health_gate is not None:
-                group.stage = "gating"
-                self.start_gate(path, strategy.health_gate)
-                return
-            group.batch += 1
-            group.next = 0
-            group.stage = "running"
+            group.stage = "between"
 
     def start_member(self, path: str, step: Step) -> None:
         member = self.edit(path)
@@ -879,16 +888,8 @@ def _fire(tx: _Tx, path: str, node: NodeStatus, kind: str) -> None:
         approved = approval is not None and approval.default == "approve"
         _decide(tx, path, approved, "system:timeout", "approval timed out; default applied")
     elif kind == "pause":
-        group = tx.edit(path)
-        strategy = tx.step_of(group).strategy or _DEFAULT_STRATEGY
-        if strategy.health_gate is not None:
-            group.stage = "gating"
-            tx.start_gate(path, strategy.health_gate)
-        else:
-            group.batch += 1
-            group.next = 0
-            group.stage = "running"
-            tx.mark(path)
+        tx.edit(path).stage = "between"
+        tx.mark(path)
 
 
 def _on_cancel(tx: _Tx, event: ev.Cancel) -> None:  # type: ignore[misc]

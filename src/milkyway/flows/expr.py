@@ -23,6 +23,7 @@ TEMPLATE_RE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 PATH_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
 _ENV = celpy.Environment()
+_KEYWORDS = frozenset({"true", "false", "null", "in", "as", "break", "const", "continue"})
 
 
 class ExpressionError(ValueError):
@@ -33,7 +34,7 @@ class ExpressionError(ValueError):
 def compile_expression(text: str) -> Any:
     """Compile ``text`` once; raises :class:`ExpressionError` naming the text."""
     source = text.strip()
-    if PATH_RE.match(source):
+    if PATH_RE.match(source) and source.split(".")[0] not in _KEYWORDS:
         return tuple(source.split("."))
     try:
         return _ENV.program(_ENV.compile(source))
