@@ -34,7 +34,7 @@ class Kubectl:
     cache_dir: Path
 
     async def run(
-        self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 60
+        self, *args: str, stdin: str | None = None, check: bool = True, limit: float = 60
     ) -> KubectlResult:
         binary = shutil.which("kubectl")
         if binary is None:
@@ -50,7 +50,7 @@ class Kubectl:
             stderr=asyncio.subprocess.PIPE,
         )
         out, err = await asyncio.wait_for(
-            proc.communicate(stdin.encode() if stdin is not None else None), timeout
+            proc.communicate(stdin.encode() if stdin is not None else None), limit
         )
         result = KubectlResult(proc.returncode or 0, out.decode(), err.decode())
         if check and result.returncode != 0:
