@@ -23,6 +23,8 @@ CRD_MODELS: tuple[str, ...] = (
     "milkyway.model.application:Application",
     "milkyway.model.cluster:Cluster",
     "milkyway.model.component_type:ComponentType",
+    "milkyway.model.flow:Flow",
+    "milkyway.model.flow:FlowRun",
 )
 
 

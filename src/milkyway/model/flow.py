@@ -15,11 +15,27 @@ in the status so that editing a Flow never changes a run in progress.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from milkyway.model.base import API_VERSION, DnsLabel, Model, ObjectMeta
+from milkyway.model.crd import AGE_COLUMN, CrdInfo, PrinterColumn
+
+IntOrString = Annotated[
+    int | str,
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True}
+    ),
+]
+"""An integer, or a string such as ``"25%"`` or ``"${{ params.maxDown }}"``."""
+
+
+def _free(description: str) -> WithJsonSchema:
+    return WithJsonSchema(
+        {"x-kubernetes-preserve-unknown-fields": True, "description": description}
+    )
+
 
 ErrorKind = Literal["Retryable", "Fatal", "Timeout", "Error"]
 """How an attempt failed: a task's typed error, an attempt timeout, or an unexpected error."""
@@ -58,7 +74,7 @@ class Batching(Model):
     """Fixed number of members per batch."""
     by: str | None = None
     """CEL expression giving each member's batch key (e.g. ``item.zone``): one batch per key."""
-    max_unavailable: int | str | None = None
+    max_unavailable: IntOrString | None = None
     """Batch size as a count or a percentage of the members (``"25%"``, at least one)."""
 
     @model_validator(mode="after")
@@ -82,9 +98,9 @@ class DisruptionBudget(Model):
     failed stays down, so failures consume the budget (as a lost quorum member would).
     """
 
-    max_unavailable: int | str
+    max_unavailable: IntOrString
     """Members of the group that may be down at once (an integer or a ``${{ }}`` expression)."""
-    already_unavailable: int | str = 0
+    already_unavailable: IntOrString = 0
     """Members already down before the flow starts (e.g. from observed health)."""
 
 
@@ -100,7 +116,7 @@ class HealthGate(Model):
 class GroupStrategy(Model):
     """How the members of a ``forEach`` are scheduled: the group operation policy."""
 
-    parallelism: int | str = 1
+    parallelism: IntOrString = 1
     """Members running at once within a batch (default one at a time, the safe choice)."""
     batches: Batching | None = None
     """Cut the members into sequential batches; without it all members form one batch."""
@@ -149,7 +165,7 @@ class Step(Model):
     """Steps this one waits for; default: the previous step. ``[]`` starts immediately."""
     when: str | None = None
     """CEL condition; when false the step is Skipped."""
-    for_each: str | list[Any] | None = None
+    for_each: Annotated[str | list[Any] | None, _free("A list, or a CEL expression.")] = None
     """Items to fan out over (a list or a CEL expression); each member sees ``item``/``index``."""
     strategy: GroupStrategy | None = None
     retry: RetryPolicy | None = None
@@ -313,6 +329,15 @@ def _check_section(section: str, steps: list[Step]) -> None:
 class Flow(Model):
     """The ``Flow`` resource (also the format of flow files shipped in packages)."""
 
+    crd: ClassVar[CrdInfo] = CrdInfo(
+        plural="flows",
+        printer_columns=(
+            PrinterColumn("Version", ".spec.version"),
+            PrinterColumn("Description", ".spec.description", priority=1),
+            AGE_COLUMN,
+        ),
+    )
+
     api_version: Literal["milkyway.ebay.com/v1"] = API_VERSION
     kind: Literal["Flow"] = "Flow"
     metadata: ObjectMeta
@@ -434,11 +459,15 @@ class FlowRunStatus(Model):
     progress: str = ""
     message: str = ""
     spec_hash: str = ""
-    snapshot: dict[str, FlowSpec] = Field(default_factory=dict)
+    snapshot: Annotated[dict[str, FlowSpec], _free("Flows used by the run.")] = Field(
+        default_factory=dict
+    )
     """Every flow the run uses, keyed ``name@version``; the first key is the run's flow."""
     root: str = ""
     params: dict[str, Any] = Field(default_factory=dict)
-    nodes: dict[str, NodeStatus] = Field(default_factory=dict)
+    nodes: Annotated[dict[str, NodeStatus], _free("The run tree by node path.")] = Field(
+        default_factory=dict
+    )
     timers: dict[str, float] = Field(default_factory=dict)
     started_at: float | None = None
     finished_at: float | None = None
@@ -457,6 +486,19 @@ class FlowRunStatus(Model):
 
 
 class FlowRun(Model):
+    """One execution of a Flow; its status is the engine's durable state."""
+
+    crd: ClassVar[CrdInfo] = CrdInfo(
+        plural="flowruns",
+        short_names=("fr",),
+        printer_columns=(
+            PrinterColumn("Flow", ".spec.flow"),
+            PrinterColumn("Target", ".spec.target"),
+            PrinterColumn("Phase", ".status.phase"),
+            PrinterColumn("Progress", ".status.progress"),
+            AGE_COLUMN,
+        ),
+    )
     api_version: Literal["milkyway.ebay.com/v1"] = API_VERSION
     kind: Literal["FlowRun"] = "FlowRun"
     metadata: ObjectMeta
