@@ -78,6 +78,12 @@ def _namespace(obj: Obj) -> list[str]:
     return [namespace_of(obj)]
 
 
+def _claim_stem(claim: Obj) -> list[tuple[str, str]]:
+    """``data-web-2`` -> ``(ns, "data-web")``: a StatefulSet finds its claims by stem."""
+    stem, _, ordinal = name_of(claim).rpartition("-")
+    return [(namespace_of(claim), stem)] if stem and ordinal.isdigit() else []
+
+
 def _pv_claim(pv: Obj) -> list[tuple[str, str]]:
     ref = (pv.get("spec") or {}).get("claimRef") or {}
     return [(ref.get("namespace", ""), ref.get("name", ""))] if ref.get("name") else []
@@ -88,7 +94,7 @@ INFORMERS: dict[str, dict[str, Callable[[Obj], list[Any]]]] = {
     "v1/nodes": {},
     "v1/services": {"ns": _namespace},
     "v1/endpoints": {},
-    "v1/persistentvolumeclaims": {},
+    "v1/persistentvolumeclaims": {"stem": _claim_stem},
     "v1/persistentvolumes": {"claim": _pv_claim},
     "apps/v1/statefulsets": {},
     "apps/v1/deployments": {},

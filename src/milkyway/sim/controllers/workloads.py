@@ -83,15 +83,10 @@ class StatefulSetController:
                 pods[ordinal] = pod
         claims_informer = self.plane.informer("v1/persistentvolumeclaims")
         claims: dict[str, Obj] = {}
-        templates = (sts.get("spec") or {}).get("volumeClaimTemplates") or []
-        top = max([*pods, statefulset.replicas_of(sts) - 1, -1]) + 1
-        for template in templates:
-            tname = (template.get("metadata") or {}).get("name", "")
-            for ordinal in range(top + 1):
-                cname = statefulset.claim_name(tname, name, ordinal)
-                claim = claims_informer.get(ns, cname)
-                if claim is not None:
-                    claims[cname] = claim
+        for template in (sts.get("spec") or {}).get("volumeClaimTemplates") or []:
+            stem = f"{(template.get('metadata') or {}).get('name', '')}-{name}"
+            for claim in claims_informer.by_index("stem", (ns, stem)):
+                claims[name_of(claim)] = claim
         revisions = {
             name_of(r): r
             for r in self.plane.informer("apps/v1/controllerrevisions").by_index("owner", uid)

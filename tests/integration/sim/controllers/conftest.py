@@ -1,0 +1,121 @@
+"""Fixtures: one in-process cluster with a fast control plane, and polling helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from milkyway.sim.apiserver.api import ClusterAPI
+from milkyway.sim.controllers.config import ControlPlaneConfig, StageDelays
+from milkyway.sim.controllers.kubelet import Kubelet
+from milkyway.sim.controllers.manager import start_control_plane
+from milkyway.sim.controllers.runtime import ControlPlane
+from milkyway.sim.faults import ClusterTarget, Faults
+
+
+@dataclass
+class Sim:
+    api: ClusterAPI
+    plane: ControlPlane
+    faults: Faults
+
+    def pod(self, name: str, namespace: str = "default") -> dict[str, Any] | None:
+        return self.plane.pods.get(namespace, name)
+
+    def events(self, name: str, reason: str | None = None) -> list[dict[str, Any]]:
+        return [
+            e
+            for e in self.api.list("v1/events")["items"]
+            if e["involvedObject"].get("name") == name and (reason is None or e["reason"] == reason)
+        ]
+
+
+async def eventually(
+    check: Callable[[], Any], *, timeout: float = 15.0, what: str = "condition"
+) -> Any:
+    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+def sts_manifest(
+    name: str = "web",
+    replicas: int = 3,
+    image: str = "nginx:1.27",
+    *,
+    storage_class: str | None = "local",
+    strategy: dict[str, Any] | None = None,
+    policy: str = "OrderedReady",
+) -> dict[str, Any]:
+    spec: dict[str, Any] = {
+        "replicas": replicas,
+        "serviceName": name,
+        "podManagementPolicy": policy,
+        "selector": {"matchLabels": {"app": name}},
+        "template": {
+            "metadata": {"labels": {"app": name}},
+            "spec": {"containers": [{"name": "main", "image": image}]},
+        },
+    }
+    if storage_class is not None:
+        spec["volumeClaimTemplates"] = [
+            {
+                "metadata": {"name": "data"},
+                "spec": {
+                    "accessModes": ["ReadWriteOnce"],
+                    "storageClassName": storage_class,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            }
+        ]
+    if strategy is not None:
+        spec["updateStrategy"] = strategy
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": spec,
+    }
+
+
+def make_sim(api: ClusterAPI, plane: ControlPlane) -> Sim:
+    faults = Faults()
+    kubelet = plane.controllers["kubelet"]
+    assert isinstance(kubelet, Kubelet)
+    faults.register(ClusterTarget(api.name, plane, kubelet))
+    return Sim(api, plane, faults)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Sim]:
+    api = ClusterAPI(name="test")
+    plane = start_control_plane(api, 3, ControlPlaneConfig.fast())
+    try:
+        yield make_sim(api, plane)
+    finally:
+        await plane.stop()
+
+
+@pytest.fixture
+async def slow_sim() -> AsyncIterator[Sim]:
+    """Stages take a few jittered milliseconds, so transitions interleave."""
+    api = ClusterAPI(name="test")
+    config = ControlPlaneConfig.fast(
+        delays=StageDelays(creating=0.01, ready=0.02, terminating=0.01, jitter=1.0)
+    )
+    plane = start_control_plane(api, 3, config)
+    try:
+        yield make_sim(api, plane)
+    finally:
+        await plane.stop()
