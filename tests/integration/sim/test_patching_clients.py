@@ -12,6 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+from lightkube import AsyncClient, KubeConfig
+from lightkube.core.exceptions import ApiError as LightkubeApiError
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import ConfigMap
+from lightkube.types import PatchType
 
 from milkyway.sim.clusters import SimulatedClusters
 
@@ -104,11 +111,16 @@ class Kubectl:
 
 
 @pytest.fixture
-async def kubectl(tmp_path: Path) -> AsyncIterator[Kubectl]:
+async def sim() -> AsyncIterator[SimulatedClusters]:
+    async with SimulatedClusters(["one"]) as clusters:
+        yield clusters
+
+
+@pytest.fixture
+def kubectl(sim: SimulatedClusters, tmp_path: Path) -> Kubectl:
     if shutil.which("kubectl") is None:
         pytest.fail("kubectl is not on PATH: install kubectl v1.32 to run the client tests")
-    async with SimulatedClusters(["one"]) as sim:
-        yield Kubectl(sim.kubeconfig_path, tmp_path / "kube-cache")
+    return Kubectl(sim.kubeconfig_path, tmp_path / "kube-cache")
 
 
 def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
@@ -227,3 +239,63 @@ async def test_custom_resources_take_merge_and_json_patches_but_not_strategic(
         '[{"op":"add","path":"/spec/tags/-","value":"c"}]',
     )
     assert (await kubectl.get("widget", "w"))["spec"] == {"size": 1, "tags": ["b", "c"]}
+
+
+def configmap(**data: str) -> ConfigMap:
+    return ConfigMap(metadata=ObjectMeta(name="c", namespace="default"), data=data)
+
+
+async def test_lightkube_apply_conflict_force_and_patch_types(sim: SimulatedClusters) -> None:
+    client = AsyncClient(config=KubeConfig.from_file(sim.kubeconfig_path), field_manager="lk")
+    try:
+        created = await client.apply(configmap(a="1", b="2"))
+        [entry] = created.metadata.managedFields
+        assert (entry.manager, entry.operation, entry.fieldsType) == ("lk", "Apply", "FieldsV1")
+        assert entry.fieldsV1 == {"f:data": {"f:a": {}, "f:b": {}}}
+
+        await client.patch(
+            ConfigMap,
+            "c",
+            {"data": {"a": "9"}},
+            namespace="default",
+            patch_type=PatchType.MERGE,
+            field_manager="other",
+        )
+        with pytest.raises(LightkubeApiError) as err:
+            await client.apply(configmap(a="1"))
+        assert err.value.status.code == 409
+        assert [(c.reason, c.field) for c in err.value.status.details.causes] == [
+            ("FieldManagerConflict", ".data.a")
+        ]
+
+        forced = await client.apply(configmap(a="1"), force=True)
+        assert forced.data == {"a": "1"}
+
+        with pytest.raises(LightkubeApiError) as err:
+            await client.patch(
+                ConfigMap,
+                "c",
+                [{"op": "test", "path": "/data/a", "value": "2"}],
+                namespace="default",
+                patch_type=PatchType.JSON,
+            )
+        assert (err.value.status.code, err.value.status.reason) == (422, "Invalid")
+    finally:
+        await client.close()
+
+
+async def test_official_client_patches_with_its_default_content_types(
+    sim: SimulatedClusters,
+) -> None:
+    api = k8s_client.CoreV1Api(k8s_config.new_client_from_config(str(sim.kubeconfig_path)))
+    body = {"metadata": {"name": "c"}, "data": {"a": "1"}}
+    # The official client is synchronous: run it off the loop that serves the simulator.
+    await asyncio.to_thread(api.create_namespaced_config_map, "default", body)
+    merged = await asyncio.to_thread(
+        api.patch_namespaced_config_map, "c", "default", {"data": {"z": "1"}}
+    )
+    assert merged.data == {"a": "1", "z": "1"}
+    removed = await asyncio.to_thread(
+        api.patch_namespaced_config_map, "c", "default", [{"op": "remove", "path": "/data/z"}]
+    )
+    assert removed.data == {"a": "1"}
