@@ -36,16 +36,16 @@ class Sim:
 
 
 async def eventually(
-    check: Callable[[], Any], *, timeout: float = 15.0, what: str = "condition"
+    check: Callable[[], Any], *, within: float = 15.0, what: str = "condition"
 ) -> Any:
     """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.01)
 
 
