@@ -215,7 +215,7 @@ class Kubelet:
         if state.stage == "volumes":
             problem = self._volume_problem(pod)
             if problem:
-                if state.mount_warned != problem:
+                if state.mount_warned != problem and problem.startswith("MountVolume"):
                     state.mount_warned = problem
                     actions.append(self._event(pod, "Warning", "FailedMount", problem))
                 return
@@ -427,7 +427,7 @@ class Kubelet:
             down_for=down_for,
         )
         self.plane.apply(self.name, (namespace, name), actions)
-        self.plane.enqueue(self.name, (namespace, name))
+        self.plane.run_one(self.name, (namespace, name))
 
     def set_crash_loop(self, namespace: str, name: str, on: bool) -> None:
         state = self._running_state(namespace, name)
