@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from milkyway.sim.apiserver import errors
+from milkyway.sim.apiserver.bootstrap import SYSTEM_NAMESPACES, default_rbac
 from milkyway.sim.apiserver.defaults import ClusterIPAllocator, apply_defaults
 from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry, ScalePaths
@@ -45,7 +46,6 @@ Obj = dict[str, Any]
 Resource = ResourceInfo | str
 EvictionCheck = Callable[["ClusterAPI", Obj, Obj], None]
 
-SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 FIELD_VALIDATION = ("Strict", "Warn", "Ignore")
 PATCH_TYPES = ("merge", "json", "strategic", "apply")
 _GENERATION_KINDS = {
@@ -150,10 +150,14 @@ class ClusterAPI:
             self.ensure_system_namespaces()
 
     def ensure_system_namespaces(self) -> None:
-        """Create ``default``, ``kube-system``, ``kube-public`` and ``kube-node-lease``."""
+        """Create what a new cluster starts with (see :mod:`bootstrap`) where it is missing."""
         for ns in SYSTEM_NAMESPACES:
             if self.store.get(_NS_KEY, "", ns) is None:
                 self.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
+        for obj in default_rbac():
+            info = self.registry.for_object(obj)
+            if self.store.get(info.key, "", obj["metadata"]["name"]) is None:
+                self.create(obj)
 
     # ----------------------------------------------------------------- plumbing
 
@@ -564,6 +568,15 @@ class ClusterAPI:
                 _remove_path(obj, cause.field)
                 if field_validation == "Warn" and warnings is not None:
                     warnings.append(cause.message)
+        mistyped = [c for c in causes if c.reason == fielderrors.TYPE_INVALID]
+        if mistyped:
+            # A built-in object with a wrongly typed field cannot be decoded at all: the real
+            # server answers 400, not 422.
+            cause = mistyped[0]
+            raise errors.bad_request(
+                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                f"{cause.field}: {cause.message}"
+            )
         if causes:
             raise errors.invalid(info.group, info.kind, name, causes)
         return obj

@@ -1,0 +1,392 @@
+"""The HTTP layer itself: bad requests get the right Status and change nothing, concurrent
+read-modify-write loops keep optimistic concurrency, watch streams, auth and persistence."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from milkyway.sim.clusters import SimulatedClusters
+
+JSON = "application/json"
+CM = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "base"}, "data": {"n": "0"}}
+CMS = "/api/v1/namespaces/default/configmaps"
+DEPLOYS = "/apis/apps/v1/namespaces/default/deployments"
+
+
+def _client(
+    sim: SimulatedClusters, cluster: str = "c1", token: str | None = None
+) -> httpx.AsyncClient:
+    assert sim.certificate is not None
+    context = ssl.create_default_context(cadata=sim.certificate.ca_pem.decode())
+    headers = {"Authorization": f"Bearer {token or sim.admin_token}"}
+    return httpx.AsyncClient(base_url=sim[cluster].url, headers=headers, verify=context, timeout=30)
+
+
+@pytest.fixture
+async def http(sim: SimulatedClusters) -> AsyncIterator[httpx.AsyncClient]:
+    async with _client(sim) as client:
+        yield client
+
+
+def _deployment(replicas: Any = 1, name: str = "web") -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {
+                "metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "c", "image": "nginx:1"}]},
+            },
+        },
+    }
+
+
+def _body(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+BAD_REQUESTS: list[tuple[str, str, str, str, bytes, int, str]] = [
+    ("malformed JSON", "POST", CMS, JSON, b'{"apiVersion": "v1",', 400, "BadRequest"),
+    ("malformed YAML", "POST", CMS, "application/yaml", b"a: [b\nc: :", 400, "BadRequest"),
+    ("array body", "POST", CMS, JSON, b"[1, 2]", 400, "BadRequest"),
+    ("empty body", "POST", CMS, JSON, b"", 400, "BadRequest"),
+    (
+        "kind does not match URL",
+        "POST",
+        CMS,
+        JSON,
+        _body({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"}}),
+        400,
+        "BadRequest",
+    ),
+    (
+        "namespace does not match URL",
+        "POST",
+        CMS,
+        JSON,
+        _body({**CM, "metadata": {"name": "x", "namespace": "kube-system"}}),
+        400,
+        "BadRequest",
+    ),
+    ("wrong type", "POST", DEPLOYS, JSON, _body(_deployment("three")), 400, "BadRequest"),
+    (
+        "invalid name",
+        "POST",
+        DEPLOYS,
+        JSON,
+        _body(_deployment(name="Not_A_Name")),
+        422,
+        "Invalid",
+    ),
+    (
+        "missing required field",
+        "POST",
+        DEPLOYS,
+        JSON,
+        _body({**_deployment(), "spec": {"replicas": 1}}),
+        422,
+        "Invalid",
+    ),
+    (
+        "unknown field under Strict",
+        "POST",
+        CMS + "?fieldValidation=Strict",
+        JSON,
+        _body({**CM, "metadata": {"name": "x"}, "bogus": True}),
+        400,
+        "BadRequest",
+    ),
+    (
+        "bad fieldValidation value",
+        "POST",
+        CMS + "?fieldValidation=Loose",
+        JSON,
+        _body({**CM, "metadata": {"name": "x"}}),
+        400,
+        "BadRequest",
+    ),
+    ("already exists", "POST", CMS, JSON, _body(CM), 409, "AlreadyExists"),
+    (
+        "oversized",
+        "POST",
+        CMS,
+        JSON,
+        _body({**CM, "metadata": {"name": "big"}, "data": {"x": "y" * (4 * 1024 * 1024)}}),
+        413,
+        "RequestEntityTooLarge",
+    ),
+    (
+        "protobuf body",
+        "POST",
+        CMS,
+        "application/vnd.kubernetes.protobuf",
+        b"k8s\x00",
+        415,
+        "UnsupportedMediaType",
+    ),
+    (
+        "stale resourceVersion",
+        "PUT",
+        CMS + "/base",
+        JSON,
+        _body({**CM, "metadata": {"name": "base", "resourceVersion": "1"}}),
+        409,
+        "Conflict",
+    ),
+    (
+        "name does not match URL",
+        "PUT",
+        CMS + "/base",
+        JSON,
+        _body({**CM, "metadata": {"name": "other"}}),
+        400,
+        "BadRequest",
+    ),
+    (
+        "failing JSON patch test",
+        "PATCH",
+        CMS + "/base",
+        "application/json-patch+json",
+        _body([{"op": "test", "path": "/data/n", "value": "9"}, {"op": "remove", "path": "/data"}]),
+        422,
+        "Invalid",
+    ),
+    (
+        "unknown patch type",
+        "PATCH",
+        CMS + "/base",
+        "text/plain",
+        b"{}",
+        415,
+        "UnsupportedMediaType",
+    ),
+    (
+        "apply without fieldManager",
+        "PATCH",
+        CMS + "/base",
+        "application/apply-patch+yaml",
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: base}\n",
+        400,
+        "BadRequest",
+    ),
+    ("missing object", "DELETE", CMS + "/nope", JSON, b"", 404, "NotFound"),
+    ("unknown resource", "GET", "/api/v1/namespaces/default/widgets", JSON, b"", 404, "NotFound"),
+    ("bad label selector", "GET", CMS + "?labelSelector=a%20in%20b", JSON, b"", 400, "BadRequest"),
+    ("bad field selector", "GET", CMS + "?fieldSelector=data.n%3D1", JSON, b"", 400, "BadRequest"),
+    ("bad limit", "GET", CMS + "?limit=ten", JSON, b"", 400, "BadRequest"),
+    ("bad continue", "GET", CMS + "?limit=1&continue=%21%21", JSON, b"", 400, "BadRequest"),
+    (
+        "missing namespace",
+        "POST",
+        "/api/v1/namespaces/nowhere/configmaps",
+        JSON,
+        _body(CM),
+        404,
+        "NotFound",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "content_type", "body", "code", "reason"),
+    [case[1:] for case in BAD_REQUESTS],
+    ids=[case[0] for case in BAD_REQUESTS],
+)
+async def test_bad_requests_get_status_and_change_nothing(
+    sim: SimulatedClusters,
+    http: httpx.AsyncClient,
+    method: str,
+    path: str,
+    content_type: str,
+    body: bytes,
+    code: int,
+    reason: str,
+) -> None:
+    api = sim["c1"].api
+    api.create(CM)
+    before = (api.revision, api.list("configmaps"), api.list("deployments.apps"))
+    response = await http.request(
+        method, path, content=body, headers={"Content-Type": content_type}
+    )
+    status = response.json()
+    assert (response.status_code, status["kind"], status["code"], status["reason"]) == (
+        code,
+        "Status",
+        code,
+        reason,
+    ), status
+    assert status["message"]
+    assert (api.revision, api.list("configmaps"), api.list("deployments.apps")) == before
+
+
+async def test_concurrent_read_modify_write_loops(
+    sim: SimulatedClusters, http: httpx.AsyncClient
+) -> None:
+    api = sim["c1"].api
+    api.create({**CM, "metadata": {"name": "counter"}})
+    url = CMS + "/counter"
+
+    async def writer(rounds: int) -> tuple[int, int]:
+        won = lost = 0
+        for _ in range(rounds):
+            current = (await http.get(url)).json()
+            await asyncio.sleep(0)
+            current["data"]["n"] = str(int(current["data"]["n"]) + 1)
+            response = await http.put(url, json=current)
+            if response.status_code == 200:
+                won += 1
+            else:
+                assert response.status_code == 409, response.text
+                assert response.json()["reason"] == "Conflict"
+                lost += 1
+        return won, lost
+
+    results = await asyncio.gather(*(writer(15) for _ in range(6)))
+    won = sum(w for w, _ in results)
+    lost = sum(lost for _, lost in results)
+    assert won + lost == 90
+    assert lost > 0, "the loops never raced; the test would prove nothing"
+    assert api.get("configmaps", "counter")["data"]["n"] == str(won)
+
+
+async def _events(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
+    async for line in response.aiter_lines():
+        if line.strip():
+            yield json.loads(line)
+
+
+async def test_watch_stream_bookmarks_timeout_and_expiry(
+    sim: SimulatedClusters, http: httpx.AsyncClient
+) -> None:
+    api = sim["c1"].api
+    start = api.revision
+    api.create({**CM, "metadata": {"name": "w", "labels": {"k": "v"}}})
+    api.patch("configmaps", "w", {"data": {"n": "1"}})
+    seen: list[tuple[str, str]] = []
+    params = {
+        "watch": "true",
+        "resourceVersion": str(start),
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "1",
+        "labelSelector": "k=v",
+    }
+    async with http.stream("GET", CMS, params=params) as response:
+        assert response.status_code == 200
+        async for event in _events(response):
+            seen.append((event["type"], event["object"]["metadata"]["resourceVersion"]))
+    types = [t for t, _ in seen]
+    assert types[:2] == ["ADDED", "MODIFIED"]
+    assert "BOOKMARK" in types
+    assert seen[-1] == ("BOOKMARK", str(api.revision))
+
+    for i in range(sim["c1"].api.store.history_size + 2):
+        api.patch("configmaps", "w", {"data": {"n": str(i)}})
+    params = {"watch": "1", "resourceVersion": str(start)}
+    async with http.stream("GET", CMS, params=params) as response:
+        events = [e async for e in _events(response)]
+    assert events[0]["type"] == "ERROR"
+    assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
+
+
+async def test_anonymous_rejected_and_rbac_enforced(tmp_path: Path) -> None:
+    async with SimulatedClusters(["c1"], kubeconfig_path=tmp_path / "kc", rbac=True) as sim:
+        async with _client(sim, token="not-a-token") as anonymous:
+            response = await anonymous.get(CMS)
+            assert response.status_code == 401 and response.json()["reason"] == "Unauthorized"
+            assert (await anonymous.get("/healthz")).status_code == 200
+        token = sim.add_user("alice", groups=["devs"])
+        async with _client(sim) as admin, _client(sim, token=token) as alice:
+            denied = await alice.get(CMS)
+            assert denied.status_code == 403 and denied.json()["reason"] == "Forbidden"
+            review = {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SelfSubjectAccessReview",
+                "spec": {
+                    "resourceAttributes": {
+                        "verb": "list",
+                        "resource": "configmaps",
+                        "namespace": "default",
+                    }
+                },
+            }
+            reviews = "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews"
+            assert (await alice.post(reviews, json=review)).json()["status"]["allowed"] is False
+            role = {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": "cm-reader", "namespace": "default"},
+                "rules": [
+                    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}
+                ],
+            }
+            binding = {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": "devs-read", "namespace": "default"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "Role",
+                    "name": "cm-reader",
+                },
+                "subjects": [
+                    {"apiGroup": "rbac.authorization.k8s.io", "kind": "Group", "name": "devs"}
+                ],
+            }
+            rbac = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+            assert (await admin.post(f"{rbac}/roles", json=role)).status_code == 201
+            assert (await admin.post(f"{rbac}/rolebindings", json=binding)).status_code == 201
+            assert (await alice.get(CMS)).status_code == 200
+            write = await alice.post(CMS, json=CM)
+            assert write.status_code == 403
+            assert (await alice.post(reviews, json=review)).json()["status"]["allowed"] is True
+            sar = {
+                "apiVersion": "authorization.k8s.io/v1",
+                "kind": "SubjectAccessReview",
+                "spec": {
+                    "user": "bob",
+                    "groups": ["devs"],
+                    "resourceAttributes": {
+                        "verb": "delete",
+                        "resource": "configmaps",
+                        "namespace": "default",
+                    },
+                },
+            }
+            answer = await admin.post(
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews", json=sar
+            )
+            assert answer.status_code == 201 and answer.json()["status"]["allowed"] is False
+
+
+async def test_objects_and_revision_survive_a_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    async with SimulatedClusters(["c1"], data_dir=data, kubeconfig_path=tmp_path / "kc") as sim:
+        api = sim["c1"].api
+        api.create({**CM, "metadata": {"name": "kept"}})
+        api.create({**CM, "metadata": {"name": "dropped"}})
+        api.delete("configmaps", "dropped")
+        revision = api.revision
+        token = sim.admin_token
+    async with SimulatedClusters(["c1"], data_dir=data, kubeconfig_path=tmp_path / "kc") as sim:
+        api = sim["c1"].api
+        assert sim.admin_token == token
+        assert api.revision == revision
+        names = [
+            o["metadata"]["name"] for o in api.list("configmaps", namespace="default")["items"]
+        ]
+        assert names == ["kept"]
+        made = api.create({**CM, "metadata": {"name": "after"}})
+        assert int(made["metadata"]["resourceVersion"]) == revision + 1
+        async with _client(sim) as http:
+            assert (await http.get(CMS + "/kept")).status_code == 200
