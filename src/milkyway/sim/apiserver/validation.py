@@ -8,7 +8,8 @@ template labels…). Custom resources go through :class:`StructuralSchema`; the 
 itself through :func:`validate_crd`.
 
 The schema checks use ``jsonschema`` with one validator compiled per kind and cached per
-:class:`BuiltinSchemas`, because creates must stay cheap (well under a millisecond).
+:class:`BuiltinSchemas`, behind a compiled yes/no check (:mod:`fastschema`) that lets
+valid objects — nearly all of them — skip it, because creates must stay cheap.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from milkyway.sim.apiserver import fielderrors as fe
 from milkyway.sim.apiserver.builtin_checks import check_semantics
 from milkyway.sim.apiserver.crd_validation import validate_crd
 from milkyway.sim.apiserver.errors import ApiError, Cause, bad_request
+from milkyway.sim.apiserver.fastschema import Check, SchemaCompiler
 from milkyway.sim.apiserver.schemas import BuiltinSchemas, GroupVersionKind
 from milkyway.sim.apiserver.structural import StructuralSchema
 
@@ -72,10 +74,11 @@ def validate_builtin(obj: dict, schemas: BuiltinSchemas, *, strict: bool = True)
     if causes:
         return causes
     group, version = split_api_version(api_version)
-    validator = _validator(schemas, (group, version, kind), strict)
-    if validator is None:
+    compiled = _validator(schemas, (group, version, kind), strict)
+    if compiled is None:
         return [fe.invalid("kind", kind, f'no built-in kind "{kind}" in "{api_version}"')]
-    causes = _schema_causes(validator, obj)
+    quick, validator = compiled
+    causes = [] if quick(obj) else _schema_causes(validator, obj)
     causes.extend(check_semantics(obj, group, kind))
     return _deduplicated(causes)
 
@@ -133,17 +136,18 @@ def _to_causes(error: ValidationError) -> list[Cause]:
     return [fe.invalid(field, value, error.message)]
 
 
-_PREPARED: weakref.WeakKeyDictionary[BuiltinSchemas, dict[bool, dict[str, Any]]] = (
+Compiled = tuple[Check, jsonschema.protocols.Validator]
+
+_PREPARED: weakref.WeakKeyDictionary[BuiltinSchemas, dict[bool, SchemaCompiler]] = (
     weakref.WeakKeyDictionary()
 )
 _VALIDATORS: weakref.WeakKeyDictionary[
-    BuiltinSchemas, dict[tuple[GroupVersionKind, bool], jsonschema.protocols.Validator | None]
+    BuiltinSchemas, dict[tuple[GroupVersionKind, bool], Compiled | None]
 ] = weakref.WeakKeyDictionary()
 
 
-def _validator(
-    schemas: BuiltinSchemas, gvk: GroupVersionKind, strict: bool
-) -> jsonschema.protocols.Validator | None:
+def _validator(schemas: BuiltinSchemas, gvk: GroupVersionKind, strict: bool) -> Compiled | None:
+    """The quick check and the ``jsonschema`` validator of one kind, compiled once."""
     cache = _VALIDATORS.setdefault(schemas, {})
     key = (gvk, strict)
     if key not in cache:
@@ -151,20 +155,20 @@ def _validator(
         if name is None:
             cache[key] = None
         else:
-            definitions = _prepared(schemas, strict)
-            root = {"$defs": definitions, "$ref": f"#/$defs/{name}"}
-            cache[key] = jsonschema.Draft202012Validator(root)
+            compiler = _prepared(schemas, strict)
+            root = {"$defs": compiler.definitions, "$ref": f"#/$defs/{name}"}
+            cache[key] = (compiler.for_definition(name), jsonschema.Draft202012Validator(root))
     return cache[key]
 
 
-def _prepared(schemas: BuiltinSchemas, strict: bool) -> dict[str, Any]:
+def _prepared(schemas: BuiltinSchemas, strict: bool) -> SchemaCompiler:
     """The definitions made fit for validation (once per schemas and strictness)."""
     variants = _PREPARED.setdefault(schemas, {})
     if strict not in variants:
         definitions = copy.deepcopy(schemas.definitions)
         for definition in definitions.values():
             _prepare_node(definition, strict)
-        variants[strict] = definitions
+        variants[strict] = SchemaCompiler(definitions)
     return variants[strict]
 
 
