@@ -101,7 +101,7 @@ def server_side_apply(
     with ``metadata.managedFields``; raises ``409 Conflict`` on fields other managers own.
     """
     _check_applied(live, applied, manager)
-    types = SchemaTypes(schemas)
+    types = SchemaTypes.for_schemas(schemas)
     slot = types.slot(schema)
     live_body = _without_managed_fields(live or {})
     managers = _decode_managers(live or {})
@@ -166,7 +166,7 @@ def record_update(
         return result
     if schema is None and schemas is None:
         schemas, schema = _builtin_schema(result)
-    types = SchemaTypes(schemas)
+    types = SchemaTypes.for_schemas(schemas)
     slot = types.slot(schema)
     managers = _decode_managers(result) if requested else []
     if not managers:

@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.patching import json_copy, json_equal
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
@@ -61,10 +63,27 @@ class Slot:
 
 
 class SchemaTypes:
-    """Reads list types, map types and keys off JSON-schema nodes (built-in or CRD)."""
+    """Reads list types, map types and keys off JSON-schema nodes (built-in or CRD).
+
+    Lookups are memoised per schema node; every write walks the whole object, so this is
+    on the path of each create, update and patch.
+    """
+
+    _CACHE_LIMIT = 100_000
 
     def __init__(self, schemas: BuiltinSchemas | None) -> None:
         self.schemas = schemas
+        # Keyed by id() of a schema node; the node is kept in the value so the id stays valid.
+        self._fields: dict[tuple[int, str], tuple[dict[str, Any], Slot | None]] = {}
+
+    @classmethod
+    def for_schemas(cls, schemas: BuiltinSchemas | None) -> SchemaTypes:
+        """The shared instance for ``schemas`` (one per loaded Kubernetes version)."""
+        key = id(schemas)
+        cached = _SHARED_TYPES.get(key)
+        if cached is None or cached.schemas is not schemas:
+            cached = _SHARED_TYPES[key] = cls(schemas)
+        return cached
 
     def slot(self, prop: dict[str, Any] | None) -> Slot | None:
         if not isinstance(prop, dict):
@@ -84,11 +103,19 @@ class SchemaTypes:
     def field(self, slot: Slot | None, name: str) -> Slot | None:
         if slot is None:
             return None
+        key = (id(slot.node), name)
+        hit = self._fields.get(key)
+        if hit is not None and hit[0] is slot.node:
+            return hit[1]
         prop = slot.node.get("properties", {}).get(name)
         if prop is None:
             extra = slot.node.get("additionalProperties")
             prop = extra if isinstance(extra, dict) else None
-        return self.slot(prop)
+        found = self.slot(prop)
+        if len(self._fields) >= self._CACHE_LIMIT:
+            self._fields.clear()
+        self._fields[key] = (slot.node, found)
+        return found
 
     @staticmethod
     def is_map_entry(slot: Slot | None, name: str) -> bool:
@@ -140,12 +167,15 @@ class SchemaTypes:
         return "atomic", ()
 
 
+_SHARED_TYPES: dict[int, SchemaTypes] = {}
+
+
 # ------------------------------------------------------------------------ path syntax
 
 
 def canonical_json(value: Any) -> str:
     """JSON as the API server writes it inside ``k:``/``v:`` keys: compact, sorted keys."""
-    return json.dumps(_integral(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return orjson.dumps(_integral(value), option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _integral(value: Any) -> Any:
@@ -372,6 +402,14 @@ def _compare(
 ) -> None:
     if old is None and new is None:
         return
+    if old == new and type(old) is type(new):
+        return
+    if old is None:
+        _mark_all(types, new, slot, path, out.added)
+        return
+    if new is None:
+        _mark_all(types, old, slot, path, out.removed)
+        return
     both_dicts = isinstance(old, dict | None) and isinstance(new, dict | None)
     both_lists = isinstance(old, list | None) and isinstance(new, list | None)
     container = isinstance(old, dict | list) or isinstance(new, dict | list)
@@ -409,6 +447,33 @@ def _compare(
                 _compare(types, before, after, item_slot, item_path, out)
     else:
         _compare_leaf(old, new, path, out)
+
+
+def _mark_all(
+    types: SchemaTypes, value: Any, slot: Slot | None, path: FieldPath, into: FieldSet
+) -> None:
+    """What :func:`_compare` reports for a subtree present on one side only."""
+    if isinstance(value, dict):
+        if not value or types.map_atomic(slot):
+            into.add(path)
+            return
+        if types.is_granular_map(slot):
+            into.add(path)
+        for key, child in value.items():
+            if child is not None:
+                _mark_all(types, child, types.field(slot, key), (*path, ("f", key)), into)
+    elif isinstance(value, list):
+        if not value or not _list_is_keyed(types, slot):
+            into.add(path)
+            return
+        item_slot = types.items(slot)
+        for element, item in zip(item_elements(types, slot, value, path), value, strict=True):
+            item_path = (*path, element)
+            into.add(item_path)
+            if element[0] == "k":
+                _mark_all(types, item, item_slot, item_path, into)
+    elif value is not None:
+        into.add(path)
 
 
 def _compare_leaf(old: Any, new: Any, path: FieldPath, out: Comparison) -> None:
