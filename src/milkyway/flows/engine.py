@@ -470,7 +470,7 @@ class _Driver:
             status.progress = progress(status)
         candidate = self.run.model_copy(update={"status": status})
         try:
-            self.run = await self.engine.store.replace(candidate)
+            self.run = await self.engine.store.replace_status(candidate)
             return
         except Conflict:
             pass
@@ -482,7 +482,9 @@ class _Driver:
         if not (same and mine and fresh.status.owner == self.run.status.owner):
             raise LostOwnership(self.name)
         try:
-            self.run = await self.engine.store.replace(fresh.model_copy(update={"status": status}))
+            self.run = await self.engine.store.replace_status(
+                fresh.model_copy(update={"status": status})
+            )
         except Conflict:
             raise LostOwnership(self.name) from None
 

@@ -2,10 +2,11 @@
 
 The contract every store keeps:
 
-* ``replace`` succeeds only if the run's ``metadata.resourceVersion`` is the one stored
-  (optimistic concurrency, as the Kubernetes API server does) and returns the run with
-  its new version; otherwise it raises :class:`Conflict` and stores nothing. This is the
-  fencing token that stops two engines from both advancing a run.
+* ``replace`` (metadata and spec) and ``replace_status`` succeed only if the run's
+  ``metadata.resourceVersion`` is the one stored (optimistic concurrency, as the
+  Kubernetes API server does) and return the run with its new version; otherwise they
+  raise :class:`Conflict` and store nothing. This is the fencing token that stops two
+  engines from both advancing a run.
 * ``acquire``/``release`` implement counted locks by key (mutexes are limit 1), atomic
   across every engine that shares the store.
 """
@@ -45,7 +46,11 @@ class Store(Protocol):
     async def list(self) -> list[FlowRun]: ...
 
     async def replace(self, run: FlowRun) -> FlowRun:
-        """Write the whole run if its resourceVersion is current; else raise Conflict."""
+        """Write metadata and spec if the resourceVersion is current; else raise Conflict."""
+        ...
+
+    async def replace_status(self, run: FlowRun) -> FlowRun:
+        """Write the status if the resourceVersion is current; else raise Conflict."""
         ...
 
     async def record_event(self, run: FlowRun, reason: str, message: str, warning: bool) -> None:
@@ -93,6 +98,16 @@ class MemoryStore:
         return list(self._runs.values())
 
     async def replace(self, run: FlowRun) -> FlowRun:
+        current = self._current(run)
+        return self._store(run.model_copy(update={"status": current.status}))
+
+    async def replace_status(self, run: FlowRun) -> FlowRun:
+        current = self._current(run)
+        return self._store(
+            current.model_copy(update={"status": run.status, "metadata": run.metadata})
+        )
+
+    def _current(self, run: FlowRun) -> FlowRun:
         name = run.metadata.name
         current = self._runs.get(name)
         if current is None:
@@ -102,7 +117,7 @@ class MemoryStore:
                 f"flowrun {name!r} changed: resourceVersion {run.metadata.resource_version} "
                 f"is stale (now {current.metadata.resource_version})"
             )
-        return self._store(run)
+        return current
 
     def _store(self, run: FlowRun) -> FlowRun:
         metadata = run.metadata.model_copy(update={"resource_version": str(next(self._versions))})

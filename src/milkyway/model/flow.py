@@ -25,7 +25,10 @@ from milkyway.model.crd import AGE_COLUMN, CrdInfo, PrinterColumn
 IntOrString = Annotated[
     int | str,
     WithJsonSchema(
-        {"anyOf": [{"type": "integer"}, {"type": "string"}], "x-kubernetes-int-or-string": True}
+        {
+            "x-kubernetes-preserve-unknown-fields": True,
+            "description": "An integer, or a string such as 25% or a ${{ }} expression.",
+        }
     ),
 ]
 """An integer, or a string such as ``"25%"`` or ``"${{ params.maxDown }}"``."""
