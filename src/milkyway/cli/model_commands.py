@@ -20,6 +20,7 @@ from milkyway.model.errors import FieldError, ValidationFailed
 from milkyway.model.load import load_resolved
 from milkyway.model.resolve import ResolvedApplication
 from milkyway.render import render_zone
+from milkyway.render.output import dump_manifest
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -206,21 +207,3 @@ def _clusters(path: Path | None) -> dict[str, Cluster]:
             item = Cluster.model_validate(doc)
             result[item.metadata.name] = item
     return result
-
-
-class _ManifestDumper(yaml.SafeDumper):
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
-    style = "|" if "\n" in value else None
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_ManifestDumper.add_representer(str, _str)
-
-
-def dump_manifest(manifest: dict[str, Any]) -> str:
-    """Readable YAML of one manifest: config files and scripts as literal blocks."""
-    return yaml.dump(manifest, Dumper=_ManifestDumper, sort_keys=False, width=100)

@@ -314,8 +314,8 @@ def _check_params(path: str, params: Mapping[str, Any], ctype: ComponentType) ->
                 FieldError(
                     f"{path}.{name}",
                     value,
-                    f"param {name!r} must be a {spec.type}",
-                    f"write a {spec.type} value{hint}",
+                    f"param {name!r} must be of type {spec.type}",
+                    f"write a value of type {spec.type}{hint}",
                 )
             )
     return errors
