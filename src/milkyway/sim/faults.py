@@ -20,7 +20,7 @@ import contextlib
 import itertools
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from milkyway.sim.apiserver.errors import ApiError, internal_error, service_unavailable
@@ -64,10 +64,16 @@ class Fault:
     _timer: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        out.pop("_undo")
-        out.pop("_timer")
-        return out
+        return {
+            "id": self.id,
+            "kind": self.kind,
+            "cluster": self.cluster,
+            "target": self.target,
+            "params": dict(self.params),
+            "started": self.started,
+            "duration": self.duration,
+            "active": self.active,
+        }
 
 
 class ApiFaultState:

@@ -1,0 +1,261 @@
+"""Against real HTTP servers: ``kubectl rollout status``/``kubectl wait`` work, and every
+fault injected with ``milkyway sim fault`` shows up through kubectl and clears when lifted.
+
+kubectl runs with a fresh ``--cache-dir`` per test; the fault CLI runs as its own process
+and finds the simulator through ``<kubeconfig>.admin.json``, exactly as against
+``milkyway sim up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from milkyway.sim.clusters import SimulatedClusters
+from milkyway.sim.controllers.attach import ControlledClusters
+from milkyway.sim.controllers.config import ControlPlaneConfig
+
+from .conftest import sts_manifest
+
+KUBECTL = shutil.which("kubectl")
+
+
+@dataclass
+class Running:
+    sim: SimulatedClusters
+    ctl: ControlledClusters
+    kubeconfig: Path
+    cache: Path
+
+    async def kubectl(self, *args: str, check: bool = True) -> tuple[int, str, str]:
+        if KUBECTL is None:
+            pytest.fail("kubectl v1.32 is needed on PATH for this test (install kubectl)")
+        proc = await asyncio.create_subprocess_exec(
+            KUBECTL,
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--context",
+            "east",
+            "--cache-dir",
+            str(self.cache),
+            "--request-timeout",
+            "10s",
+            *args,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        rc = proc.returncode or 0
+        if check and rc != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({rc}): {err.decode()}")
+        return rc, out.decode(), err.decode()
+
+    async def fault(self, *args: str) -> str:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "milkyway.cli.sim_fault",
+            *args,
+            "--kubeconfig",
+            str(self.kubeconfig),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        if proc.returncode != 0:
+            raise AssertionError(f"milkyway sim fault {' '.join(args)} failed: {err.decode()}")
+        return out.decode()
+
+    async def jsonpath(self, kind: str, name: str, path: str) -> str:
+        _, out, _ = await self.kubectl("get", kind, name, "-o", f"jsonpath={path}")
+        return out
+
+
+async def until(check, what: str, within: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    """Like ``eventually`` for async checks (each one runs kubectl)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def running(tmp_path: Path) -> AsyncIterator[Running]:
+    config = ControlPlaneConfig.fast(node_grace_period=0.5, pod_eviction_timeout=60.0)
+    async with (
+        SimulatedClusters(["east"], kubeconfig_path=tmp_path / "kubeconfig") as sim,
+        ControlledClusters(sim, nodes=2, config=config) as ctl,
+    ):
+        yield Running(sim, ctl, tmp_path / "kubeconfig", tmp_path / "cache")
+
+
+async def test_rollout_status_and_wait_for_ready(running: Running) -> None:
+    api = running.sim["east"].api
+    api.create(sts_manifest(storage_class=None))
+    _, out, _ = await running.kubectl("rollout", "status", "statefulset/web", "--timeout=60s")
+    assert "roll out complete" in out
+    _, out, _ = await running.kubectl(
+        "wait", "--for=condition=Ready", "pod", "-l", "app=web", "--timeout=60s"
+    )
+    assert out.count("condition met") == 3
+    api.patch(
+        "apps/v1/statefulsets",
+        "web",
+        {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "nginx:1.28"}]}}}},
+        namespace="default",
+    )
+    _, out, _ = await running.kubectl("rollout", "status", "statefulset/web", "--timeout=60s")
+    assert "roll out complete" in out
+    _, images, _ = await running.kubectl(
+        "get", "pods", "-o", "jsonpath={.items[*].spec.containers[0].image}"
+    )
+    assert images.split() == ["nginx:1.28"] * 3
+
+
+async def test_pod_faults_show_through_kubectl_and_clear(running: Running) -> None:
+    running.sim["east"].api.create(sts_manifest(replicas=2))
+    await running.kubectl("rollout", "status", "statefulset/web", "--timeout=60s")
+
+    await running.fault("crash-container", "web-0", "--cluster", "east", "--down-for", "0.5")
+    restarts = await running.jsonpath("pod", "web-0", "{.status.containerStatuses[0].restartCount}")
+    assert restarts == "1"
+    await running.kubectl("wait", "--for=condition=Ready", "pod/web-0", "--timeout=30s")
+
+    out = await running.fault("crash-loop", "web-1", "--cluster", "east")
+    fault_id = out.split()[0]
+
+    async def looping() -> bool:
+        reason = await running.jsonpath(
+            "pod", "web-1", "{.status.containerStatuses[0].state.waiting.reason}"
+        )
+        return reason == "CrashLoopBackOff"
+
+    await until(looping, "CrashLoopBackOff")
+    _, events, _ = await running.kubectl(
+        "get", "events", "--field-selector", "involvedObject.name=web-1,reason=BackOff"
+    )
+    assert "Back-off restarting failed container" in events
+    assert "active" in await running.fault("list")
+    await running.fault("lift", fault_id)
+    await running.kubectl("wait", "--for=condition=Ready", "pod/web-1", "--timeout=30s")
+
+    uid = await running.jsonpath("pod", "web-1", "{.metadata.uid}")
+    await running.fault("kill-pod", "web-1", "--cluster", "east")
+
+    async def replaced() -> bool:
+        rc, out, _ = await running.kubectl(
+            "get", "pod", "web-1", "-o", "jsonpath={.metadata.uid}", check=False
+        )
+        return rc == 0 and out not in ("", uid)
+
+    await until(replaced, "web-1 replaced")
+    await running.kubectl("wait", "--for=condition=Ready", "pod/web-1", "--timeout=30s")
+
+    volume = await running.jsonpath("pvc", "data-web-0", "{.spec.volumeName}")
+    out = await running.fault("fail-disk", "--cluster", "east", "--volume", volume)
+    assert await running.jsonpath("pv", volume, "{.status.phase}") == "Failed"
+
+    async def pod_failed_or_stuck() -> bool:
+        _, out, _ = await running.kubectl(
+            "get",
+            "events",
+            "--field-selector",
+            "involvedObject.name=web-0",
+            "-o",
+            "jsonpath={.items[*].reason}",
+        )
+        return "DiskFailure" in out.split()
+
+    await until(pod_failed_or_stuck, "DiskFailure event on web-0")
+    await running.fault("lift", out.split()[0])
+    assert await running.jsonpath("pv", volume, "{.status.phase}") == "Bound"
+    await until(lambda: _ready(running, "web-0"), "web-0 ready once the disk is back")
+
+
+async def _ready(running: Running, pod: str) -> bool:
+    rc, out, _ = await running.kubectl(
+        "get",
+        "pod",
+        pod,
+        "-o",
+        'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        check=False,
+    )
+    return rc == 0 and out == "True"
+
+
+async def test_node_faults_show_through_kubectl_and_clear(running: Running) -> None:
+    ready = '{.status.conditions[?(@.type=="Ready")].status}'
+    out = await running.fault("lose-node", "east-node-0", "--cluster", "east")
+    lost = out.split()[0]
+
+    async def unknown() -> bool:
+        return await running.jsonpath("node", "east-node-0", ready) == "Unknown"
+
+    await until(unknown, "east-node-0 NotReady")
+    _, table, _ = await running.kubectl("get", "nodes")
+    assert "NotReady" in table
+    taints = await running.jsonpath("node", "east-node-0", "{.spec.taints[*].key}")
+    assert "node.kubernetes.io/unreachable" in taints
+    await running.fault("lift", lost)
+
+    async def back() -> bool:
+        return await running.jsonpath("node", "east-node-0", ready) == "True"
+
+    await until(back, "east-node-0 Ready again")
+
+    out = await running.fault("slow-node", "east-node-1", "--cluster", "east", "--factor", "3")
+    slow = '{.status.conditions[?(@.type=="KubeletSlow")].status}'
+    assert await running.jsonpath("node", "east-node-1", slow) == "True"
+    await running.fault("lift", out.split()[0])
+    assert await running.jsonpath("node", "east-node-1", slow) == ""
+
+
+async def test_api_faults_refuse_or_fail_requests_and_clear(running: Running) -> None:
+    out = await running.fault("cut-off", "--cluster", "east", "--mode", "refuse")
+    rc, _, err = await running.kubectl("get", "namespaces", check=False)
+    assert rc != 0 and "connection refused" in err
+    await running.fault("lift", out.split()[0])
+    await running.kubectl("get", "namespaces")
+
+    out = await running.fault("cut-off", "--cluster", "east", "--mode", "unavailable")
+    rc, _, err = await running.kubectl("get", "namespaces", check=False)
+    assert rc != 0 and "cut off" in err
+    await running.fault("lift", out.split()[0])
+    await running.kubectl("get", "namespaces")
+
+    out = await running.fault("api-errors", "1.0", "--cluster", "east", "--code", "500")
+    rc, _, err = await running.kubectl("get", "namespaces", check=False)
+    assert rc != 0 and "simulated API server error" in err
+    await running.fault("lift", out.split()[0])
+    await running.kubectl("get", "namespaces")
+
+    out = await running.fault("api-latency", "0.05", "--cluster", "east", "--duration", "60")
+    assert "api-latency" in out and "lifts after 60s" in out
+    await running.kubectl("get", "namespaces")
+    listed = await running.fault("list")
+    assert "api-latency" in listed and "[active" in listed
+    await running.fault("lift", "--all")
+    assert "[active" not in await running.fault("list")
+
+
+async def test_fault_cli_explains_a_missing_simulator(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "milkyway.cli.sim_fault",
+        "list",
+        "--kubeconfig",
+        str(tmp_path / "kubeconfig"),
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await proc.communicate()
+    assert proc.returncode == 2
+    assert "milkyway sim up" in err.decode()
