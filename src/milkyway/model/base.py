@@ -65,13 +65,7 @@ Quantity = Annotated[
     str,
     BeforeValidator(_number_to_quantity),
     Field(pattern=QUANTITY_PATTERN),
-    WithJsonSchema(
-        {
-            "anyOf": [{"type": "integer"}, {"type": "string"}],
-            "pattern": QUANTITY_PATTERN,
-            "x-kubernetes-int-or-string": True,
-        }
-    ),
+    WithJsonSchema({"x-kubernetes-int-or-string": True}),
 ]
 """A Kubernetes resource quantity (``500m``, ``2Gi``, ``1``); bare numbers are accepted."""
 

@@ -165,7 +165,7 @@ def _convert(node: dict[str, Any], definitions: dict[str, Any], path: str) -> di
         inner = _resolve(node["allOf"][0], definitions, path)
         node = {**inner, **{k: v for k, v in node.items() if k != "allOf"}}
     if node.get("x-kubernetes-int-or-string"):
-        out = {"x-kubernetes-int-or-string": True, "anyOf": [dict(b) for b in _INT_OR_STRING]}
+        out = {"x-kubernetes-int-or-string": True}
         if "description" in node:
             out["description"] = node["description"].replace("``", "`")
         return out

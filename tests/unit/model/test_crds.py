@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from milkyway.model.crd import CrdInfo, CrdSchemaError, build_crd, structural_problems
 from milkyway.model.crds import CRD_MODELS, all_crds, crd_files, main
+from milkyway.sim.apiserver.crd_validation import validate_crd
 
 ROOT = Path(__file__).resolve().parents[3]
 CRD_DIR = ROOT / "deploy" / "crds"
@@ -72,6 +73,11 @@ def test_application_schema_accepts_the_talks_example_and_rejects_bad_size() -> 
     example["spec"]["components"][0]["regions"][0]["zones"][0]["size"] = -1
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(example, _as_json_schema(schema))
+
+
+@pytest.mark.parametrize("crd", all_crds()[:3], ids=lambda c: c["metadata"]["name"])
+def test_the_simulated_api_server_would_serve_the_crd(crd: dict[str, Any]) -> None:
+    assert validate_crd(crd) == []
 
 
 def test_defaults_and_nullable_are_carried_over() -> None:
