@@ -369,3 +369,66 @@ def test_prune_default_validate_never_raise_and_are_idempotent(spec: Any, top: d
     schema.validate(defaulted)
     schema.validate(defaulted, pruned)
     assert obj == original
+
+
+@pytest.mark.parametrize(
+    ("schema", "expected"),
+    [
+        (
+            {"type": "object", "properties": {"a": {"type": "integer", "default": "x"}}},
+            (
+                "openAPIV3Schema.properties[a].default",
+                'Invalid value: "string": default in body must be of type integer: "string"',
+            ),
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {
+                    "a": {
+                        "type": "object",
+                        "default": {"b": 1, "c": 2},
+                        "properties": {"b": {"type": "integer"}},
+                    }
+                },
+            },
+            (
+                "openAPIV3Schema.properties[a].default",
+                'Invalid value: "object": must not have unknown fields: c',
+            ),
+        ),
+        (
+            {
+                "type": "object",
+                "properties": {
+                    "a": {
+                        "type": "object",
+                        "default": {},
+                        "required": ["b"],
+                        "properties": {"b": {"type": "integer"}},
+                    }
+                },
+            },
+            ("openAPIV3Schema.properties[a].default.b", "Required value"),
+        ),
+    ],
+)
+def test_defaults_must_be_pruned_and_valid(schema: dict[str, Any], expected: tuple) -> None:
+    with pytest.raises(ApiError) as info:
+        StructuralSchema(schema)
+    assert [(c.field, c.message) for c in info.value.causes] == [expected]
+
+
+def test_nested_defaults_make_a_default_valid() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "a": {
+                "type": "object",
+                "default": {},
+                "required": ["b"],
+                "properties": {"b": {"type": "integer", "default": 3}},
+            }
+        },
+    }
+    assert StructuralSchema(schema).default({})["a"] == {"b": 3}

@@ -108,16 +108,52 @@ class StructuralSchema:
                         "but metadata is implicitly specified",
                     )
                 )
-        self._check_node(self.schema, field_path, causes, in_junctor=False)
+        defaults: list[tuple[Node, str]] = []
+        self._check_node(self.schema, field_path, causes, in_junctor=False, defaults=defaults)
+        if not causes:
+            causes.extend(self._default_causes(defaults))
         return causes
 
-    def _check_node(self, node: Any, path: str, causes: list[Cause], *, in_junctor: bool) -> None:
+    def _default_causes(self, defaults: list[tuple[Node, str]]) -> list[Cause]:
+        """Defaults must already be pruned and valid, or every defaulted object would fail."""
+        causes: list[Cause] = []
+        for node, path in defaults:
+            value = node["default"]
+            unknown: list[str] = []
+            _prune(copy.deepcopy(value), node, (), unknown)
+            if unknown:
+                causes.append(
+                    fe.invalid(
+                        f"{path}.default",
+                        value,
+                        f"must not have unknown fields: {', '.join(unknown)}",
+                    )
+                )
+                continue
+            defaulted = copy.deepcopy(value)
+            _default(defaulted, node)
+            found: list[Cause] = []
+            self._validate(defaulted, None, node, ("default",), found)
+            causes.extend(Cause(c.reason, c.message, f"{path}.{c.field}") for c in found)
+        return causes
+
+    def _check_node(
+        self,
+        node: Any,
+        path: str,
+        causes: list[Cause],
+        *,
+        in_junctor: bool,
+        defaults: list[tuple[Node, str]],
+    ) -> None:
         if not isinstance(node, dict):
             causes.append(fe.type_invalid(path, "", "must be a schema object"))
             return
         for key in node:
             if key not in _SUPPORTED:
                 causes.append(fe.forbidden(f"{path}.{key}", f"{key} is not supported"))
+        if "default" in node and not in_junctor:
+            defaults.append((node, path))
         type_ = node.get("type")
         int_or_string = node.get("x-kubernetes-int-or-string") is True
         preserve = node.get("x-kubernetes-preserve-unknown-fields")
@@ -190,15 +226,27 @@ class StructuralSchema:
                 )
         self._check_list_type(node, path, causes)
         for name, child in _items(node.get("properties")):
-            self._check_node(child, f"{path}.properties[{name}]", causes, in_junctor=in_junctor)
+            self._check_node(
+                child,
+                f"{path}.properties[{name}]",
+                causes,
+                in_junctor=in_junctor,
+                defaults=defaults,
+            )
         for key in ("items", "additionalProperties", "not"):
             if isinstance(node.get(key), dict):
                 self._check_node(
-                    node[key], f"{path}.{key}", causes, in_junctor=in_junctor or key == "not"
+                    node[key],
+                    f"{path}.{key}",
+                    causes,
+                    in_junctor=in_junctor or key == "not",
+                    defaults=defaults,
                 )
         for key in ("allOf", "anyOf", "oneOf"):
             for i, child in enumerate(node.get(key) or []):
-                self._check_node(child, f"{path}.{key}[{i}]", causes, in_junctor=True)
+                self._check_node(
+                    child, f"{path}.{key}[{i}]", causes, in_junctor=True, defaults=defaults
+                )
         rules = node.get("x-kubernetes-validations")
         if rules is not None:
             compiled: list[CelRule] = []
