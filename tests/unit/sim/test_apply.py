@@ -495,3 +495,48 @@ paths = st.lists(
 def test_property_fieldsv1_round_trips(field_paths: list[tuple]) -> None:
     field_set = set(field_paths)
     assert decode_fields(encode_fields(field_set)) == field_set
+
+
+def test_untouched_entries_are_kept_as_they_were_and_malformed_ones_dropped() -> None:
+    created = record_update(None, deployment(), manager="creator", operation="Update", now=T0)
+    creator_entry = copy.deepcopy(created["metadata"]["managedFields"][0])
+    labelled = copy.deepcopy(created)
+    labelled["metadata"]["managedFields"].append(
+        {"manager": "broken", "operation": "Update", "apiVersion": "v1", "fieldsV1": "nonsense"}
+    )
+    labelled["metadata"]["annotations"] = {"note": "x"}
+    out = record_update(created, labelled, manager="annotator", operation="Update", now=T1)
+    assert entries(out)[("creator", "Update")] == creator_entry
+    assert ("broken", "Update") not in entries(out)
+    assert entries(out)[("annotator", "Update")]["fieldsV1"] == {
+        "f:metadata": {"f:annotations": {".": {}, "f:note": {}}}
+    }
+
+
+containers_strategy = st.lists(
+    st.builds(
+        lambda name, image: {"name": name, "image": image},
+        st.sampled_from(["a", "b", "c", "d"]),
+        st.sampled_from(["x:1", "x:2"]),
+    ),
+    min_size=1,
+    max_size=4,
+    unique_by=lambda c: c["name"],
+)
+
+
+def with_containers(items: list[dict[str, Any]]) -> dict[str, Any]:
+    config = deployment()
+    config["spec"]["template"]["spec"]["containers"] = items
+    return config
+
+
+@settings(max_examples=100, deadline=None)
+@given(containers_strategy, containers_strategy)
+def test_property_reapplying_a_container_list_converges_on_it(
+    first: list[dict[str, Any]], second: list[dict[str, Any]]
+) -> None:
+    live = apply(None, with_containers(first))
+    out = apply(live, with_containers(second), now=T2)
+    assert out["spec"]["template"]["spec"]["containers"] == second
+    assert apply(out, with_containers(second), now=T2) == out

@@ -19,7 +19,6 @@ The result carries ``metadata.managedFields`` in the real ``FieldsV1`` format, s
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from milkyway.sim.apiserver.errors import ApiError, Cause, bad_request
@@ -30,6 +29,7 @@ from milkyway.sim.apiserver.managed_fields import (
     Slot,
     compare,
     decode_fields,
+    element_string,
     encode_fields,
     field_set,
     merge,
@@ -48,14 +48,63 @@ MAX_UPDATE_MANAGERS = 10
 _ANCIENT_CHANGES = "ancient-changes"
 
 
-@dataclass(eq=False)
 class _Manager:
-    manager: str
-    operation: str
-    api_version: str
-    subresource: str
-    time: str | None
-    fields: FieldSet
+    """One ``managedFields`` entry.
+
+    The field set is decoded from ``fieldsV1`` only when a write touches a path the entry
+    owns; untouched entries are written back as they were, which keeps the bookkeeping
+    of small updates cheap on objects with many managers.
+    """
+
+    def __init__(
+        self,
+        manager: str,
+        operation: str,
+        api_version: str,
+        subresource: str,
+        time: str | None,
+        fields: FieldSet | None = None,
+        encoded: dict[str, Any] | None = None,
+    ) -> None:
+        self.manager = manager
+        self.operation = operation
+        self.api_version = api_version
+        self.subresource = subresource
+        self.time = time
+        self._fields = fields if fields is not None or encoded is not None else set()
+        self._encoded = encoded if fields is None else None
+
+    @property
+    def fields(self) -> FieldSet:
+        if self._fields is None:
+            try:
+                self._fields = decode_fields(self._encoded)
+            except (ValueError, TypeError):
+                self._fields = set()
+            self._encoded = None
+        return self._fields
+
+    @fields.setter
+    def fields(self, value: FieldSet) -> None:
+        self._fields = value
+        self._encoded = None
+
+    def owned_among(self, paths: FieldSet) -> FieldSet:
+        """The subset of ``paths`` this entry owns."""
+        if self._fields is None:
+            tree = self._encoded
+            if not any(_tree_has(tree, p) for p in paths):
+                return set()
+        return self.fields & paths
+
+    def discard(self, paths: FieldSet) -> None:
+        if paths and self.owned_among(paths):
+            self.fields = self.fields - paths
+
+    def is_empty(self) -> bool:
+        if self._fields is None:
+            return not self._encoded
+        return not self._fields
 
     @property
     def ident(self) -> tuple[str, ...]:
@@ -78,10 +127,24 @@ class _Manager:
         if self.time is not None:
             entry["time"] = self.time
         entry["fieldsType"] = "FieldsV1"
-        entry["fieldsV1"] = encode_fields(self.fields)
+        if self._fields is None:
+            entry["fieldsV1"] = json_copy(self._encoded)
+        else:
+            entry["fieldsV1"] = encode_fields(self._fields)
         if self.subresource:
             entry["subresource"] = self.subresource
         return entry
+
+
+def _tree_has(tree: Any, path: FieldPath) -> bool:
+    node = tree
+    for element in path:
+        if not isinstance(node, dict):
+            return False
+        node = node.get(element_string(element))
+        if node is None:
+            return False
+    return True
 
 
 def server_side_apply(
@@ -125,12 +188,12 @@ def server_side_apply(
     for other in managers:
         if other is me:
             continue
-        conflicts.extend((other, path) for path in other.fields & changes.changed)
-        other.fields -= changes.removed
+        conflicts.extend((other, path) for path in other.owned_among(changes.changed))
+        other.discard(changes.removed)
     if conflicts and not force:
         raise _conflict_error(conflicts)
     for other, path in conflicts:
-        other.fields.discard(path)
+        other.discard({path})
 
     if created or not json_equal(live_body, merged):
         me.time = now
@@ -156,19 +219,18 @@ def record_update(
     ``new``'s kind, if any. A request that sets ``managedFields: [{}]`` clears them, as on a
     real server.
     """
-    result = json_copy(new)
-    metadata = result.get("metadata")
-    if not isinstance(metadata, dict):
-        return result
-    requested = metadata.get("managedFields")
+    if not isinstance(new.get("metadata"), dict):
+        return json_copy(new)
+    # managedFields are rebuilt below; copying them first would be wasted work.
+    result = json_copy(_without_managed_fields(new))
+    requested = new["metadata"].get("managedFields")
     if _is_reset(requested):
-        metadata.pop("managedFields", None)
         return result
     if schema is None and schemas is None:
         schemas, schema = _builtin_schema(result)
     types = SchemaTypes.for_schemas(schemas)
     slot = types.slot(schema)
-    managers = _decode_managers(result) if requested else []
+    managers = _decode_managers(new) if requested else []
     if not managers:
         managers = _decode_managers(old or {})
 
@@ -176,9 +238,10 @@ def record_update(
     new_body = strip_server_fields(_without_managed_fields(result))
     changes = compare(types, old_body, new_body, slot)
     api_version = str(result.get("apiVersion", ""))
+    taken = changes.removed | changes.changed
     for entry in managers:
         # An update always succeeds and takes the fields it changed from their owners.
-        entry.fields -= changes.removed | changes.changed
+        entry.discard(taken)
     if changes.changed:
         me = _find(managers, _ident(manager, operation, api_version, subresource))
         if me is None:
@@ -248,9 +311,8 @@ def _decode_managers(obj: dict[str, Any]) -> list[_Manager]:
     for entry in entries:
         if not isinstance(entry, dict) or entry.get("operation") not in ("Apply", "Update"):
             continue
-        try:
-            fields = decode_fields(entry.get("fieldsV1", {}))
-        except (ValueError, TypeError):
+        encoded = entry.get("fieldsV1", {})
+        if not isinstance(encoded, dict):
             continue
         decoded = _Manager(
             str(entry.get("manager", "")),
@@ -258,7 +320,7 @@ def _decode_managers(obj: dict[str, Any]) -> list[_Manager]:
             str(entry.get("apiVersion", "")),
             str(entry.get("subresource", "")),
             entry.get("time"),
-            fields,
+            encoded=encoded,
         )
         same = _find(managers, decoded.ident)
         if same is None:
@@ -290,9 +352,10 @@ def _prune(
     A list item goes whole, even when another manager owns a field inside it: ownership of
     an item is ownership of the item itself, as on a real server.
     """
-    owned: FieldSet = set().union(*(entry.fields for entry in managers))
     present = field_set(types, strip_server_fields(merged), slot)
-    drop = {p for p in last_applied if p in present and p not in owned}
+    drop = last_applied & present
+    for entry in managers:
+        drop -= entry.owned_among(drop)
     pruned = remove_paths(types, merged, drop, slot)
     assert isinstance(pruned, dict)
     return pruned
@@ -322,7 +385,7 @@ def _conflict_error(conflicts: list[tuple[_Manager, FieldPath]]) -> ApiError:
 
 
 def _store_managers(obj: dict[str, Any], managers: list[_Manager]) -> None:
-    kept = _cap_update_managers([m for m in managers if m.fields])
+    kept = _cap_update_managers([m for m in managers if not m.is_empty()])
     kept.sort(key=lambda m: (m.operation, m.time or "", m.manager, m.api_version, m.subresource))
     metadata = obj.setdefault("metadata", {})
     if kept:
