@@ -562,6 +562,9 @@ class _Tx:
                     f"disruptionBudget allows no member down (maxUnavailable {limit}, "
                     f"alreadyUnavailable {already}); restore members or raise the budget"
                 )
+        pause = render(strategy.pause, variables)
+        if isinstance(pause, bool) or not isinstance(pause, int | float) or pause < 0:
+            raise ExpressionError(f"strategy.pause must be a number of seconds, got {pause!r}")
         by = strategy.batches.by if strategy.batches is not None else None
         batches = plan_batches(
             items,
@@ -575,6 +578,7 @@ class _Tx:
         node.phase = "Running"
         node.parallelism = parallelism
         node.budget = budget
+        node.pause = float(pause)
         node.batches = batches
         node.batch = 0
         node.next = 0
@@ -658,9 +662,9 @@ class _Tx:
                 self.complete(path, "Succeeded", message, outputs=outputs)
                 return
             group = self.edit(path)
-            if strategy.pause > 0:
+            if group.pause > 0:
                 group.stage = "pausing"
-                self.set_timer(path + "#pause", self.now + strategy.pause)
+                self.set_timer(path + "#pause", self.now + group.pause)
                 return
             group.stage = "between"
 

@@ -83,8 +83,14 @@ def new_run(
     requested_by: str = "",
     name: str | None = None,
     namespace: str | None = None,
+    labels: Mapping[str, str] | None = None,
+    locks: Sequence[str] = (),
 ) -> FlowRun:
-    """A validated, Pending FlowRun with its spec snapshot and hash (not yet stored)."""
+    """A validated, Pending FlowRun with its spec snapshot and hash (not yet stored).
+
+    ``locks`` are extra ``limit:key`` locks to hold besides the flow's own mutex and
+    concurrency limits (the scheduler uses one to queue runs of a schedule).
+    """
     found_version, spec = catalog.get(flow, version)
     snapshot = catalog.snapshot(flow, found_version)
     for key, sub in snapshot.items():
@@ -95,13 +101,13 @@ def new_run(
     machine = Machine(snapshot, next(iter(snapshot)), info)
     status = machine.initial(resolved)
     status.spec_hash = snapshot_hash(snapshot)
-    status.holds = lock_keys(spec, resolved, info)
+    status.holds = [*lock_keys(spec, resolved, info), *locks]
     status.progress = progress(status)
     return FlowRun(
         metadata=ObjectMeta(
             name=run_name,
             namespace=namespace,
-            labels={"milkyway.ebay.com/flow": flow},
+            labels={"milkyway.ebay.com/flow": flow, **(labels or {})},
         ),
         spec=FlowRunSpec(
             flow=flow,

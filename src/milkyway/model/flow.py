@@ -125,8 +125,8 @@ class GroupStrategy(Model):
     """Cut the members into sequential batches; without it all members form one batch."""
     canary: int = Field(default=0, ge=0)
     """Size of a first batch run alone (followed by the pause and health gate)."""
-    pause: float = Field(default=0.0, ge=0)
-    """Seconds to wait between batches (a durable timer)."""
+    pause: Annotated[float | str, _free("Seconds between batches, or a CEL expression.")] = 0.0
+    """Seconds to wait between batches (a durable timer); a number or ``${{ }}``."""
     health_gate: HealthGate | None = None
     """Task that must succeed between batches; if it fails the group fails."""
     failure_budget: int = Field(default=0, ge=0)
@@ -453,6 +453,7 @@ class NodeStatus(Model):
     failed_members: int = 0
     parallelism: int = 1
     budget: int | None = None
+    pause: float = 0.0
     # approval nodes
     decision: Decision | None = None
 

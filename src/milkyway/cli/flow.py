@@ -1,0 +1,395 @@
+"""``milkyway flow …``: run, inspect and steer flows through a kubeconfig, like kubectl.
+
+Commands write FlowRuns (new runs) and requests on them (cancel, approve, …); the engine
+running in the operator (or ``milkyway flow engine``) carries them out. ``run --local``
+drives the run from this process, for clusters without an operator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+import yaml
+from lightkube import ApiError
+from lightkube.generic_resource import create_namespaced_resource
+from rich.console import Console
+from rich.table import Table
+from rich.tree import Tree
+
+from milkyway.flows.dsl import Catalog, FlowError, parse_flow
+from milkyway.flows.engine import Engine, add_request, new_run, progress
+from milkyway.flows.kube_store import KubeStore
+from milkyway.flows.plan import plan
+from milkyway.flows.schedule import Scheduler
+from milkyway.flows.store import StoreError
+from milkyway.flows.tasks import REGISTRY
+from milkyway.model.base import GROUP, VERSION
+from milkyway.model.flow import FlowRun, NodeStatus
+
+app = typer.Typer(name="flow", help="Run and steer flows (lifecycle operations).")
+console = Console()
+T = TypeVar("T")
+FLOW = create_namespaced_resource(GROUP, VERSION, "Flow", "flows")
+PHASE_STYLE = {
+    "Succeeded": "green",
+    "Failed": "red",
+    "Cancelled": "magenta",
+    "Running": "cyan",
+    "Retrying": "yellow",
+    "Waiting": "yellow",
+    "Paused": "yellow",
+    "Pending": "dim",
+    "Skipped": "dim",
+    "Omitted": "dim",
+}
+
+KubeconfigOpt = typer.Option(None, "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig path")
+ContextOpt = typer.Option(None, "--context", help="kubeconfig context (default: current)")
+NamespaceOpt = typer.Option("default", "--namespace", "-n", help="namespace of the FlowRuns")
+FlowsOpt = typer.Option([], "--flows", "-f", help="extra Flow files or folders")
+ActorOpt = typer.Option(None, "--as", help="who you are (default: $USER)")
+GroupsOpt = typer.Option([], "--as-group", help="groups you belong to (approvals)")
+ParamOpt = typer.Option([], "--param", "-p", help="parameter KEY=VALUE (VALUE is YAML)")
+
+
+def _run(coro: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return asyncio.run(coro())  # type: ignore[arg-type]
+    except (FlowError, StoreError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {str(exc).strip(chr(34))}")
+        raise typer.Exit(1) from None
+
+
+def _client(kubeconfig: str | None, context: str | None, namespace: str) -> Any:
+    from milkyway.kube.clients import client_from_kubeconfig
+
+    path = kubeconfig or str(Path("~/.kube/config").expanduser())
+    return client_from_kubeconfig(path.split(os.pathsep)[0], context, namespace=namespace)
+
+
+def _actor(actor: str | None) -> str:
+    return actor or os.environ.get("USER") or "unknown"
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise FlowError(f"--param {pair!r} must look like KEY=VALUE")
+        params[key] = yaml.safe_load(value) if value else ""
+    return params
+
+
+async def _catalog(paths: list[str], client: Any | None, namespace: str) -> Catalog:
+    catalog = Catalog.from_paths(paths)
+    if client is None:
+        return catalog
+    try:
+        async for obj in client.list(FLOW, namespace=namespace):
+            catalog.add(parse_flow(obj.to_dict(), f"Flow {obj.metadata.name}"))
+    except ApiError as exc:
+        if exc.status.code != 404:
+            raise
+    return catalog
+
+
+def _import_tasks(modules: list[str]) -> None:
+    for module in modules:
+        importlib.import_module(module)
+
+
+@app.command("run")
+def run_flow(
+    flow: str = typer.Argument(..., help="flow name"),
+    param: list[str] = ParamOpt,
+    version: str = typer.Option(None, help="flow version (default: newest)"),
+    target: str = typer.Option("", help="what the run acts on, e.g. stream1/zookeeper"),
+    name: str = typer.Option(None, help="run name (default: FLOW-<random>)"),
+    local: bool = typer.Option(False, help="drive the run from this process until it ends"),
+    tasks: list[str] = typer.Option([], "--tasks", help="modules registering extra tasks"),
+    flows: list[str] = FlowsOpt,
+    kubeconfig: str = KubeconfigOpt,
+    context: str = ContextOpt,
+    namespace: str = NamespaceOpt,
+    actor: str = ActorOpt,
+) -> None:
+    """Start a run of FLOW."""
+    _import_tasks(tasks)
+
+    async def go() -> None:
+        client = _client(kubeconfig, context, namespace)
+        store = KubeStore(client, namespace)
+        catalog = await _catalog(flows, client, namespace)
+        run = new_run(
+            catalog,
+            REGISTRY,
+            flow,
+            _params(param),
+            version=version,
+            target=target,
+            requested_by=_actor(actor),
+            name=name,
+        )
+        created = await store.create(run)
+        console.print(f"flowrun/{created.metadata.name} created")
+        if local:
+            async with Engine(store, catalog, poll_interval=0.5) as engine:
+                finished = await engine.wait(created.metadata.name, within=24 * 3600)
+            console.print(_tree(finished))
+            if finished.status.phase != "Succeeded":
+                raise typer.Exit(1)
+        await client.close()
+
+    _run(go)
+
+
+@app.command("list")
+def list_runs(
+    kubeconfig: str = KubeconfigOpt, context: str = ContextOpt, namespace: str = NamespaceOpt
+) -> None:
+    """List runs with their flow, target, phase, progress and age."""
+
+    async def go() -> list[FlowRun]:
+        client = _client(kubeconfig, context, namespace)
+        runs = await KubeStore(client, namespace).list()
+        await client.close()
+        return runs
+
+    runs = _run(go)
+    table = Table("NAME", "FLOW", "TARGET", "PHASE", "PROGRESS", "STARTED", box=None)
+    for run in sorted(runs, key=lambda r: r.status.started_at or 0):
+        phase = run.status.phase
+        table.add_row(
+            run.metadata.name,
+            run.spec.flow,
+            run.spec.target,
+            f"[{PHASE_STYLE.get(phase, '')}]{phase}[/]",
+            run.status.progress or progress(run.status),
+            _when(run.status.started_at),
+        )
+    console.print(table)
+
+
+@app.command("show")
+def show_run(
+    name: str,
+    kubeconfig: str = KubeconfigOpt,
+    context: str = ContextOpt,
+    namespace: str = NamespaceOpt,
+) -> None:
+    """Draw a run as a tree with each step's state, attempts and timing."""
+
+    async def go() -> FlowRun:
+        client = _client(kubeconfig, context, namespace)
+        run = await KubeStore(client, namespace).get(name)
+        await client.close()
+        return run
+
+    console.print(_tree(_run(go)))
+
+
+def _request(op: str) -> Callable[..., None]:
+    def command(
+        name: str,
+        reason: str = typer.Option("", help="why (recorded on the run)"),
+        kubeconfig: str = KubeconfigOpt,
+        context: str = ContextOpt,
+        namespace: str = NamespaceOpt,
+        actor: str = ActorOpt,
+    ) -> None:
+        async def go() -> None:
+            client = _client(kubeconfig, context, namespace)
+            await add_request(KubeStore(client, namespace), name, op, _actor(actor), reason=reason)
+            await client.close()
+
+        _run(go)
+        console.print(f"flowrun/{name}: {op} requested")
+
+    command.__doc__ = f"Ask the engine to {op} run NAME."
+    return command
+
+
+for _op in ("cancel", "retry", "pause", "resume"):
+    app.command(_op)(_request(_op))
+
+
+def _decide(approved: bool) -> Callable[..., None]:
+    def command(
+        name: str,
+        step: str = typer.Argument(..., help="path of the approval step, e.g. confirm"),
+        reason: str = typer.Option("", help="why (recorded with the decision)"),
+        kubeconfig: str = KubeconfigOpt,
+        context: str = ContextOpt,
+        namespace: str = NamespaceOpt,
+        actor: str = ActorOpt,
+        groups: list[str] = GroupsOpt,
+    ) -> None:
+        op = "approve" if approved else "reject"
+
+        async def go() -> None:
+            client = _client(kubeconfig, context, namespace)
+            store = KubeStore(client, namespace)
+            run = await store.get(name)
+            node = run.status.nodes.get(step)
+            if node is None or node.kind != "approval":
+                gates = [p for p, n in run.status.nodes.items() if n.kind == "approval"]
+                raise FlowError(
+                    f"run {name} has no approval step {step!r}; its approvals: "
+                    f"{', '.join(gates) or 'none'}"
+                )
+            await add_request(
+                store, name, op, _actor(actor), groups=groups, step=step, reason=reason
+            )
+            await client.close()
+
+        _run(go)
+        console.print(f"flowrun/{name}: {op} of {step} requested")
+
+    command.__doc__ = f"{'Approve' if approved else 'Reject'} an approval step of run NAME."
+    return command
+
+
+app.command("approve")(_decide(True))
+app.command("reject")(_decide(False))
+
+
+@app.command("dry-run")
+def dry_run(
+    flow: str,
+    param: list[str] = ParamOpt,
+    version: str = typer.Option(None, help="flow version (default: newest)"),
+    flows: list[str] = FlowsOpt,
+    kubeconfig: str = typer.Option(None, "--kubeconfig", help="also read Flows from a cluster"),
+    context: str = ContextOpt,
+    namespace: str = NamespaceOpt,
+) -> None:
+    """Print the plan a run would execute, with subflows and fan-out batches expanded."""
+
+    async def go() -> Catalog:
+        if kubeconfig is None:
+            return Catalog.from_paths(flows)
+        client = _client(kubeconfig, context, namespace)
+        catalog = await _catalog(flows, client, namespace)
+        await client.close()
+        return catalog
+
+    catalog = _run(go)
+    try:
+        tree = plan(catalog, flow, _params(param), version)
+    except (FlowError, ValueError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    typer.echo("\n".join(tree.lines()))
+
+
+@app.command("engine")
+def run_engine(
+    flows: list[str] = FlowsOpt,
+    tasks: list[str] = typer.Option([], "--tasks", help="modules registering extra tasks"),
+    engine_id: str = typer.Option(None, "--id", help="engine identity (default: random)"),
+    lease: float = typer.Option(15.0, help="seconds a run stays owned without renewal"),
+    kubeconfig: str = KubeconfigOpt,
+    context: str = ContextOpt,
+    namespace: str = NamespaceOpt,
+) -> None:
+    """Run the flow engine and scheduler against a cluster until interrupted."""
+    _import_tasks(tasks)
+
+    async def go() -> None:
+        client = _client(kubeconfig, context, namespace)
+        store = KubeStore(client, namespace)
+        catalog = await _catalog(flows, client, namespace)
+        clients = _member_clients(kubeconfig, namespace)
+        engine = Engine(
+            store,
+            catalog,
+            clients=clients,
+            engine_id=engine_id,
+            lease_seconds=lease,
+            poll_interval=min(1.0, lease / 5),
+        )
+        console.print(f"engine {engine.engine_id} driving flowruns in {namespace}")
+        async with engine:
+            await Scheduler(engine).run()
+
+    _run(go)
+
+
+def _member_clients(kubeconfig: str | None, namespace: str) -> dict[str, Any]:
+    from milkyway.kube.clients import context_names, load_kubeconfig
+
+    path = (kubeconfig or str(Path("~/.kube/config").expanduser())).split(os.pathsep)[0]
+    names = context_names(load_kubeconfig(path))
+    return {name: _client(path, name, namespace) for name in names}
+
+
+# --- rendering ------------------------------------------------------------------------------
+
+
+def _when(stamp: float | None) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(stamp)) if stamp else "-"
+
+
+def _duration(node: NodeStatus, now: float) -> str:
+    if node.started_at is None:
+        return ""
+    end = node.finished_at if node.finished_at is not None else now
+    seconds = max(0.0, end - node.started_at)
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def _label(node: NodeStatus, now: float) -> str:
+    style = PHASE_STYLE.get(node.phase, "")
+    name = node.path.rsplit("/", 1)[-1] or node.name
+    parts = [f"[bold]{name}[/bold]", f"[{style}]{node.phase}[/]"]
+    if node.kind == "task":
+        parts.append(f"[dim]{node.action}[/dim]")
+    if node.kind == "group" and node.members is not None:
+        done = sum(1 for _ in node.members)
+        parts.append(f"[dim]{done} members, batch {node.batch + 1}/{len(node.batches or [])}[/dim]")
+    attempts = node.compacted + len(node.attempts)
+    if attempts > 1:
+        parts.append(f"attempts {attempts}")
+    duration = _duration(node, now)
+    if duration:
+        parts.append(duration)
+    if node.decision is not None:
+        verb = "approved" if node.decision.approved else "rejected"
+        parts.append(f"{verb} by {node.decision.by} at {_when(node.decision.at)}")
+    if node.message and node.phase != "Succeeded":
+        parts.append(f"[italic]{node.message}[/italic]")
+    return "  ".join(parts)
+
+
+def _tree(run: FlowRun) -> Tree:
+    status = run.status
+    now = status.finished_at or time.time()
+    title = (
+        f"[bold]{run.metadata.name}[/bold]  {run.spec.flow}  "
+        f"[{PHASE_STYLE.get(status.phase, '')}]{status.phase}[/]  "
+        f"{status.progress or progress(status)}  started {_when(status.started_at)}"
+    )
+    tree = Tree(title)
+    children: dict[str, list[NodeStatus]] = {}
+    for node in status.nodes.values():
+        if node.parent is not None:
+            children.setdefault(node.parent, []).append(node)
+    for siblings in children.values():
+        siblings.sort(key=lambda n: (n.section != "steps", n.index or 0, n.started_at or 1e18))
+
+    def add(branch: Tree, parent: str) -> None:
+        for node in children.get(parent, []):
+            add(branch.add(_label(node, now)), node.path)
+
+    add(tree, "")
+    if status.message:
+        tree.add(f"[italic]{status.message}[/italic]")
+    return tree
