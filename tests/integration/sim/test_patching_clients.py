@@ -186,6 +186,67 @@ async def test_kubectl_patch_strategic_merge_and_json(kubectl: Kubectl) -> None:
     assert (await kubectl.get("deployment", "web"))["spec"]["replicas"] == 3
 
 
+CLIENT_SIDE_V1 = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}, finalizers: [example.com/a, example.com/b]}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: nginx
+        image: nginx:1
+        env: [{name: A, value: "1"}, {name: B, value: "2"}]
+        ports: [{containerPort: 80}, {containerPort: 443}]
+      - name: side
+        image: side:1
+      volumes: [{name: v, emptyDir: {}}]
+"""
+
+CLIENT_SIDE_V2 = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, labels: {app: web}, finalizers: [example.com/b, example.com/c]}
+spec:
+  replicas: 2
+  strategy: {type: Recreate}
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: extra
+        image: extra:1
+      - name: nginx
+        image: nginx:2
+        env: [{name: B, value: "2"}, {name: C, value: "3"}]
+        ports: [{containerPort: 443}]
+      volumes: [{name: v, configMap: {name: cm}}]
+"""
+
+
+async def test_kubectl_client_side_apply_three_way_patch_directives(kubectl: Kubectl) -> None:
+    # A second client-side apply sends a strategic merge patch with $setElementOrder,
+    # $deleteFromPrimitiveList, $retainKeys and $patch: delete for the removed container.
+    await kubectl.ok("apply", "-f", "-", stdin=CLIENT_SIDE_V1)
+    await kubectl.ok("apply", "-f", "-", stdin=CLIENT_SIDE_V2)
+    live = await kubectl.get("deployment", "web")
+    assert live["metadata"]["finalizers"] == ["example.com/b", "example.com/c"]
+    assert live["spec"]["strategy"] == {"type": "Recreate"}
+    pod_spec = live["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod_spec["containers"]] == ["extra", "nginx"]
+    nginx = pod_spec["containers"][1]
+    assert nginx["image"] == "nginx:2"
+    assert nginx["env"] == [{"name": "B", "value": "2"}, {"name": "C", "value": "3"}]
+    assert [p["containerPort"] for p in nginx["ports"]] == [443]
+    assert [(v["name"], "configMap" in v, "emptyDir" in v) for v in pod_spec["volumes"]] == [
+        ("v", True, False)
+    ]
+
+
 async def test_kubectl_server_side_apply_conflicts_force_and_removal(kubectl: Kubectl) -> None:
     out = await kubectl.ok("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT)
     assert "serverside-applied" in out
