@@ -540,3 +540,27 @@ def test_property_reapplying_a_container_list_converges_on_it(
     out = apply(live, with_containers(second), now=T2)
     assert out["spec"]["template"]["spec"]["containers"] == second
     assert apply(out, with_containers(second), now=T2) == out
+
+
+def test_status_apply_keeps_its_own_entry() -> None:
+    live = apply(None, deployment())
+    status = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default"},
+        "status": {"replicas": 2},
+    }
+    out = server_side_apply(
+        live,
+        status,
+        manager="kubectl",
+        force=False,
+        schema=DEPLOYMENT,
+        schemas=SCHEMAS,
+        now=T2,
+        subresource="status",
+    )
+    by_subresource = {e.get("subresource", ""): e for e in out["metadata"]["managedFields"]}
+    assert by_subresource["status"]["fieldsV1"] == {"f:status": {"f:replicas": {}}}
+    assert "f:spec" in by_subresource[""]["fieldsV1"]
+    assert out["spec"] == live["spec"]

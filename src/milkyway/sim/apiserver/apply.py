@@ -156,12 +156,15 @@ def server_side_apply(
     schema: dict[str, Any] | None,
     schemas: BuiltinSchemas | None,
     now: str,
+    subresource: str = "",
 ) -> dict[str, Any]:
     """Apply ``applied`` as ``manager`` to ``live`` (``None`` when creating).
 
     ``schema`` is the type's definition (a built-in definition or a CRD version's
     ``openAPIV3Schema``), or ``None`` to treat every list as atomic. Returns the new object
     with ``metadata.managedFields``; raises ``409 Conflict`` on fields other managers own.
+    ``subresource`` is ``"status"`` for an apply to the status endpoint, which keeps its
+    own entry.
     """
     _check_applied(live, applied, manager)
     types = SchemaTypes.for_schemas(schemas)
@@ -172,10 +175,10 @@ def server_side_apply(
     applied_set = field_set(types, strip_server_fields(applied), slot)
     merged = merge(types, live_body, applied, slot, ())
 
-    me = _find(managers, _ident(manager, "Apply", "", ""))
+    me = _find(managers, _ident(manager, "Apply", "", subresource))
     created = me is None
     if me is None:
-        me = _Manager(manager, "Apply", applied["apiVersion"], "", None, set())
+        me = _Manager(manager, "Apply", applied["apiVersion"], subresource, None, set())
         managers.append(me)
     last_applied = me.fields
     me.fields = applied_set
