@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from milkyway.sim.apiserver.errors import Cause
 from milkyway.sim.apiserver.fielderrors import is_unknown_field
+from milkyway.sim.apiserver.quantity import parse_quantity
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
 from milkyway.sim.apiserver.validation import strict_decoding_error, validate_builtin
 
@@ -216,6 +218,25 @@ INVALID_CASES = [
         ),
     ),
     (
+        "malformed quantity",
+        with_changes(POD, "spec.containers.0.resources.requests.memory", "1Gx"),
+        (
+            "FieldValueInvalid",
+            "spec.containers[0].resources.requests[memory]",
+            'Invalid value: "1Gx": quantities must match the regular expression '
+            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+        ),
+    ),
+    (
+        "request above limit",
+        with_changes(POD, "spec.containers.0.resources.limits", {"cpu": "50m"}),
+        (
+            "FieldValueInvalid",
+            "spec.containers[0].resources.requests",
+            'Invalid value: "100m": must be less than or equal to cpu limit of 50m',
+        ),
+    ),
+    (
         "negative replicas",
         with_changes(STATEFULSET, "spec.replicas", -1),
         (
@@ -378,3 +399,16 @@ def test_several_problems_are_all_reported() -> None:
     pod["spec"]["containers"].append({"name": "app"})
     fields = [c.field for c in validate_builtin(pod, SCHEMAS)]
     assert fields == ["metadata.name", "spec.containers[1].name", "spec.containers[1].image"]
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("100m", "0.1"), ("1Gi", str(2**30)), ("2.5e3", "2500"), ("1k", "1000"), (3, "3")],
+)
+def test_quantities_parse_exactly(text: str | int, value: str) -> None:
+    assert parse_quantity(text) == Decimal(value)
+
+
+@pytest.mark.parametrize("text", ["1Gx", "", "Gi", "1.2.3", "--1"])
+def test_malformed_quantities_are_rejected(text: str) -> None:
+    assert parse_quantity(text) is None

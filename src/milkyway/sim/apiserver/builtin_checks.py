@@ -12,11 +12,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from milkyway.sim.apiserver import fielderrors as fe
 from milkyway.sim.apiserver import naming
 from milkyway.sim.apiserver.errors import Cause
+from milkyway.sim.apiserver.quantity import QUANTITY_PATTERN, parse_quantity
 
 ANNOTATIONS_MAX_BYTES = 256 * 1024
 
@@ -185,9 +187,59 @@ def _container(container: dict, path: str, names: set[str]) -> list[Cause]:
         protocol = port.get("protocol")
         if isinstance(protocol, str) and protocol not in _PROTOCOLS:
             causes.append(fe.not_supported(f"{field}.protocol", protocol, _PROTOCOLS))
+    causes.extend(_resources(_map(container.get("resources")), f"{path}.resources"))
     for i, env in enumerate(_list(container.get("env"))):
         if not _map(env).get("name"):
             causes.append(fe.required(f"{path}.env[{i}].name"))
+    return causes
+
+
+def _quantities(values: dict) -> dict[str, Decimal]:
+    """Parsed quantities of a resource map; bad ones become causes via ``_bad_quantities``."""
+    parsed = {}
+    for name, value in values.items():
+        if isinstance(value, str | int | float):
+            number = parse_quantity(value)
+            if number is not None:
+                parsed[name] = number
+    return parsed
+
+
+def _bad_quantities(values: dict, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for name, value in values.items():
+        if not isinstance(value, str | int | float) or isinstance(value, bool):
+            continue
+        number = parse_quantity(value)
+        field = f"{path}[{name}]"
+        if number is None:
+            causes.append(
+                fe.invalid(
+                    field,
+                    value,
+                    f"quantities must match the regular expression '{QUANTITY_PATTERN}'",
+                )
+            )
+        elif number < 0:
+            causes.append(fe.invalid(field, value, "must be greater than or equal to 0"))
+    return causes
+
+
+def _resources(resources: dict, path: str) -> list[Cause]:
+    requests, limits = _map(resources.get("requests")), _map(resources.get("limits"))
+    causes = _bad_quantities(requests, f"{path}.requests")
+    causes.extend(_bad_quantities(limits, f"{path}.limits"))
+    parsed_limits = _quantities(limits)
+    for name, request in _quantities(requests).items():
+        limit = parsed_limits.get(name)
+        if limit is not None and request > limit:
+            causes.append(
+                fe.invalid(
+                    f"{path}.requests",
+                    str(requests[name]),
+                    f"must be less than or equal to {name} limit of {limits[name]}",
+                )
+            )
     return causes
 
 
@@ -347,6 +399,7 @@ def _claim_spec(spec: dict, path: str) -> list[Cause]:
     requests = _map(_map(spec.get("resources")).get("requests"))
     if "storage" not in requests:
         causes.append(fe.required(f"{path}.resources[storage]"))
+    causes.extend(_bad_quantities(requests, f"{path}.resources.requests"))
     return causes
 
 
