@@ -153,6 +153,15 @@ def test_json_pointer_escapes() -> None:
     assert json_patch(doc, [{"op": "add", "path": "/~01", "value": 0}])["~1"] == 0
 
 
+def test_null_tests_an_absent_member_as_a_real_server_does() -> None:
+    doc = {"metadata": {"name": "x"}}
+    assert json_patch(doc, [{"op": "test", "path": "/metadata/labels", "value": None}]) == doc
+    with pytest.raises(ApiError):
+        json_patch(doc, [{"op": "test", "path": "/spec/replicas", "value": None}])
+    with pytest.raises(ApiError):
+        json_patch(doc, [{"op": "test", "path": "/metadata/name", "value": None}])
+
+
 def test_json_patch_replaces_the_whole_document_at_the_empty_path() -> None:
     assert json_patch({"a": 1}, [{"op": "replace", "path": "", "value": {"b": 2}}]) == {"b": 2}
 

@@ -187,6 +187,9 @@ def _apply_operation(document: Any, op: dict[str, Any]) -> Any:
         document, _ = _remove(document, tokens, path, kind)
         return _add(document, tokens, json_copy(op["value"]), path, kind)
     if kind == "test":
+        if op["value"] is None and tokens and _absent(document, tokens, path, kind):
+            # A real API server lets ``null`` test an absent member of an existing parent.
+            return document
         actual = _get(document, tokens, path, kind)
         if not json_equal(actual, op["value"]):
             raise _PatchFailure(
@@ -267,6 +270,11 @@ def _get(document: Any, tokens: list[str], path: str, kind: str) -> Any:
     raise _PatchFailure(
         f'{kind} operation does not apply: doc is missing path: "{path}": missing value', path
     )
+
+
+def _absent(document: Any, tokens: list[str], path: str, kind: str) -> bool:
+    parent = _parent(document, tokens, path, kind)
+    return isinstance(parent, dict) and tokens[-1] not in parent
 
 
 def _add(document: Any, tokens: list[str], value: Any, path: str, kind: str) -> Any:
