@@ -39,12 +39,12 @@ class CelRule:
 
     def evaluate(self, value: Any, old: Any, field: str) -> Cause | None:
         """The cause when the rule fails for ``value`` at ``field``, else ``None``."""
-        activation = {"self": celpy.json_to_cel(value)}
-        if self.uses_old_self:
-            activation["oldSelf"] = celpy.json_to_cel(old)
         type_name = _type_name(value)
         where = _join(field, self.field_path)
         try:
+            activation = {"self": celpy.json_to_cel(value)}
+            if self.uses_old_self:
+                activation["oldSelf"] = celpy.json_to_cel(old)
             result = self.program.evaluate(activation)
         except (celpy.CELEvalError, TypeError, ValueError, KeyError) as err:
             return fe.invalid(where, type_name, f"{_eval_error(err)} evaluating rule: {self.rule}")

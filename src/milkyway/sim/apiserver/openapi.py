@@ -248,12 +248,19 @@ def _fingerprint(served: list[ServedResource]) -> bytes:
                 list(r.verbs),
                 list(r.subresources),
                 r.list_kind,
-                hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
-                if schema is not None
-                else "",
+                _schema_digest(r.schema, schema),
             ]
         )
     return hashlib.sha256(orjson.dumps(sorted(parts, key=orjson.dumps))).digest()
+
+
+def _schema_digest(holder: Any, schema: dict[str, Any] | None) -> str:
+    if schema is None:
+        return ""
+    known = getattr(holder, "fingerprint", None)
+    if isinstance(known, str):
+        return known
+    return hashlib.sha256(orjson.dumps(schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
 def _reversed_group(group: str) -> str:

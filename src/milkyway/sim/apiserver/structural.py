@@ -12,8 +12,12 @@ defaulted objects), and validate with Kubernetes-worded causes, including
 from __future__ import annotations
 
 import copy
+import functools
+import hashlib
 import re
 from typing import Any
+
+import orjson
 
 from milkyway.sim.apiserver import fielderrors as fe
 from milkyway.sim.apiserver import formats
@@ -85,6 +89,11 @@ class StructuralSchema:
                 "schema is not structural: " + "; ".join(f"{c.field}: {c.message}" for c in causes),
                 causes=causes,
             )
+
+    @functools.cached_property
+    def fingerprint(self) -> str:
+        """A digest of the schema, so publishers notice a changed CRD without re-reading it."""
+        return hashlib.sha256(orjson.dumps(self.schema, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
     # -- structural check -------------------------------------------------------------
 
