@@ -36,12 +36,17 @@ class NodeState:
     pods: dict[tuple[str, str], Obj] = field(default_factory=dict)
     anti: dict[tuple[str, str], Obj] = field(default_factory=dict)
     """The subset of ``pods`` carrying required anti-affinity (checked symmetrically)."""
+    owners: Counter[str] = field(default_factory=Counter)
+    """Pods per controller uid, so spreading costs O(1) per node."""
 
     def add(self, pod: Obj) -> None:
         key = (namespace_of(pod), name_of(pod))
         if key in self.pods:
             self.remove(self.pods[key])
         self.pods[key] = pod
+        owner = controller_of(pod)
+        if owner and owner.get("uid"):
+            self.owners[owner["uid"]] += 1
         if _anti_affinity_terms(pod):
             self.anti[key] = pod
         for res, qty in pod_requests(pod).items():
@@ -53,6 +58,11 @@ class NodeState:
         self.anti.pop(key, None)
         if old is None:
             return
+        owner = controller_of(old)
+        if owner and owner.get("uid"):
+            self.owners[owner["uid"]] -= 1
+            if self.owners[owner["uid"]] <= 0:
+                del self.owners[owner["uid"]]
         for res, qty in pod_requests(old).items():
             self.requested[res] = self.requested.get(res, 0.0) - qty
 
@@ -129,10 +139,7 @@ def _filter(
 def _score(pod: Obj, state: NodeState) -> tuple[int, float]:
     """Spread a controller's pods first, then prefer the least requested node."""
     owner = controller_of(pod)
-    siblings = 0
-    if owner:
-        uid = owner.get("uid")
-        siblings = sum(1 for p in state.pods.values() if (controller_of(p) or {}).get("uid") == uid)
+    siblings = state.owners.get(owner.get("uid", ""), 0) if owner else 0
     alloc = _allocatable(state.node)
     load = 0.0
     for res in ("cpu", "memory"):
