@@ -7,6 +7,7 @@ as a boolean) are explained from the original text of the scalar.
 
 from __future__ import annotations
 
+import copy
 import difflib
 from collections.abc import Mapping
 from functools import cache
@@ -40,18 +41,38 @@ def load_application(text: str) -> Application:
 
 def load_resolved(text: str, types: Mapping[str, ComponentType]) -> ResolvedApplication:
     """Parse, validate and resolve an Application manifest in one step (what
-    ``milkyway validate`` does); errors carry the YAML line of their field."""
+    ``milkyway validate`` does); errors carry the YAML line of their field.
+
+    YAML pitfalls do not hide other problems: the checks against the types run on the
+    values as the user wrote them (``3.10`` as the text ``3.10``)."""
     data, source = parse_yaml(text)
-    app = application_from_data(data, source)
-    try:
-        return resolve(app, types)
-    except ValidationFailed as exc:
-        raise ValidationFailed(with_lines(exc.errors, source)) from None
+    app, errors = _check(data, source)
+    if app is not None:
+        try:
+            resolved = resolve(app, types)
+        except ValidationFailed as exc:
+            errors.extend(with_lines(exc.errors, source))
+        else:
+            if not _fatal(errors):
+                return resolved
+    raise ValidationFailed(errors)
 
 
 def application_from_data(data: Any, source: SourceMap | None = None) -> Application:
     """Validate already-parsed data (e.g. an object read from the API server)."""
-    source = source or SourceMap()
+    app, errors = _check(data, source or SourceMap())
+    if app is None or _fatal(errors):
+        raise ValidationFailed(errors)
+    return app
+
+
+def _fatal(errors: list[FieldError]) -> bool:
+    return any(not e.warning for e in errors)
+
+
+def _check(data: Any, source: SourceMap) -> tuple[Application | None, list[FieldError]]:
+    """Every problem of ``data``, and the Application it means when only YAML pitfalls and
+    type-free checks failed (``None`` when the schema itself is violated)."""
     errors = [
         FieldError(
             format_path(path),
@@ -63,27 +84,42 @@ def application_from_data(data: Any, source: SourceMap | None = None) -> Applica
         for path, line in source.duplicates
     ]
     if not isinstance(data, dict):
-        raise ValidationFailed(
-            [
-                FieldError(
-                    "",
-                    data,
-                    "an Application must be a mapping",
-                    f"start from examples/stream1.yaml; {_DOCS}",
-                    source.line(()),
-                )
-            ]
+        errors.append(
+            FieldError(
+                "",
+                data,
+                "an Application must be a mapping",
+                f"start from examples/stream1.yaml; {_DOCS}",
+                source.line(()),
+            )
         )
+        return None, errors
     errors.extend(_kind_errors(data, source))
-    try:
-        app = Application.model_validate(data)
-    except PydanticValidationError as exc:
-        errors.extend(_schema_errors(exc, data, source))
-        raise ValidationFailed(errors) from None
-    errors.extend(with_lines(check_application(app), source))
-    if any(not e.warning for e in errors):
-        raise ValidationFailed(errors)
-    return app
+    repaired = copy.deepcopy(data)
+    repaired["apiVersion"], repaired["kind"] = API_VERSION, "Application"
+    for attempt in range(2):
+        try:
+            app = Application.model_validate(repaired)
+        except PydanticValidationError as exc:
+            found = _schema_errors(exc, repaired, source)
+            pitfalls = [(loc, error) for loc, error, pitfall in found if pitfall]
+            if attempt == 0 and pitfalls:
+                errors.extend(error for _, error in pitfalls)
+                for loc, _ in pitfalls:
+                    _replace(repaired, loc, source.scalars[loc].text)
+                continue
+            errors.extend(error for _, error, _ in found)
+            return None, errors
+        errors.extend(with_lines(check_application(app), source))
+        return app, errors
+    return None, errors
+
+
+def _replace(data: Any, loc: tuple[str | int, ...], value: str) -> None:
+    node = data
+    for part in loc[:-1]:
+        node = node[part]
+    node[loc[-1]] = value
 
 
 def with_lines(errors: list[FieldError], source: SourceMap) -> list[FieldError]:
@@ -135,22 +171,25 @@ def _kind_errors(data: dict[str, Any], source: SourceMap) -> list[FieldError]:
 
 def _schema_errors(
     exc: PydanticValidationError, data: dict[str, Any], source: SourceMap
-) -> list[FieldError]:
-    errors: list[FieldError] = []
+) -> list[tuple[tuple[str | int, ...], FieldError, bool]]:
+    """(location, error, is a YAML pitfall) for every schema error."""
+    found: list[tuple[tuple[str | int, ...], FieldError, bool]] = []
+    seen: set[tuple[str, str]] = set()
     for item in exc.errors(include_url=False):
-        loc = tuple(item["loc"])
-        if loc and loc[0] in ("apiVersion", "kind"):
-            continue
-        loc = _strip_union_tags(loc)
+        loc = _strip_union_tags(tuple(item["loc"]))
         path = format_path(loc)
-        line = source.line(loc)
         scalar = source.scalars.get(loc)
         value = _value_at(data, loc)
-        message, fix = _explain(item, loc, value, scalar.text if scalar else None)
+        raw = scalar.text if scalar else None
+        message, fix = _explain(item, loc, value, raw)
         if item["type"] == "missing":
             value = None
-        errors.append(FieldError(path, value, message, fix, line))
-    return _dedupe(errors)
+        if (path, message) in seen:
+            continue
+        seen.add((path, message))
+        pitfall = item["type"] == "string_type" and raw is not None and not isinstance(value, str)
+        found.append((loc, FieldError(path, value, message, fix, source.line(loc)), pitfall))
+    return found
 
 
 def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
@@ -161,17 +200,6 @@ def _strip_union_tags(loc: tuple[Any, ...]) -> tuple[str | int, ...]:
             continue
         kept.append(part)
     return tuple(kept)
-
-
-def _dedupe(errors: list[FieldError]) -> list[FieldError]:
-    seen: set[tuple[str, str]] = set()
-    out = []
-    for error in errors:
-        key = (error.path, error.message)
-        if key not in seen:
-            seen.add(key)
-            out.append(error)
-    return out
 
 
 def _value_at(data: Any, loc: tuple[str | int, ...]) -> Any:

@@ -98,3 +98,22 @@ def test_status_written_by_the_operator_round_trips() -> None:
     app = load_application(yaml.safe_dump(data))
     assert app.status.members["zookeeper1"].zones["phx"].ids == [1, 2, 3]
     assert app.to_wire()["status"]["observedGeneration"] == 3
+
+
+def test_yaml_pitfalls_do_not_hide_problems_found_against_the_types() -> None:
+    text = (
+        stream1_text()
+        .replace("version: 1.1.0", "version: 1.10")
+        .replace("size: 3", "size: 4", 1)
+        .replace("kind: Application", "kind: App")
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        load_resolved(text, builtin_component_types())
+    found = [(e.path, e.message.split(":")[0]) for e in caught.value.errors]
+    assert ("kind", "not an Application") in found
+    assert (
+        "spec.components[1].version",
+        "YAML reads the unquoted `1.10` as the number 1.1, not the text `1.10`",
+    ) in found
+    assert ("spec.components[1].version", "kafka has no version '1.10'") in found
+    assert ("spec.components[0].regions", "zookeeper needs a majority quorum") in found

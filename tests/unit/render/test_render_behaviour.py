@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from milkyway.components import registry_from_resources
+from milkyway.model import load_resolved
 from milkyway.model.cluster import Cluster
 from milkyway.render import render_application, render_zone
 from milkyway.render.labels import CONFIG_HASH, MEMBER
 
-from .conftest import application, resolved
+from .conftest import application, policy_violations, resolved, strict_errors
 
 
 def _kind(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
@@ -203,3 +206,26 @@ def test_dependency_exports_reach_dependants() -> None:
     text = config["data"]["flink-conf.yaml"]
     assert "jobmanager.rpc.address: app-flink-jobmanager1-phx.data.svc.cluster.local" in text
     assert "high-availability" not in text
+
+
+def test_the_documented_custom_type_loads_and_renders() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "component-types.md").read_text()
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    registry = registry_from_resources([yaml.safe_load(block)])
+    data = application("zookeeper")
+    data["spec"]["components"] = [
+        {
+            "name": "cache",
+            "type": "redis",
+            "version": "7.2.5",
+            "config": "large",
+            "regions": [{"name": "NA", "zones": [{"name": "phx", "size": 2}]}],
+        }
+    ]
+    app = load_resolved(yaml.safe_dump(data), registry)
+    manifests = render_zone(app, "cache", "phx")
+    config = _kind(manifests, "ConfigMap")[0]["data"]["redis.conf"]
+    assert "maxmemory 4096mb" in config
+    for manifest in manifests:
+        assert strict_errors(manifest) is None
+        assert policy_violations(manifest, app.components["cache"].type) == []
