@@ -9,10 +9,12 @@ from pathlib import Path
 
 import typer
 
+from milkyway.cli.sim_fault import app as fault_app
 from milkyway.sim.clusters import SimulatedClusters
 
 app = typer.Typer(help="Run simulated Kubernetes clusters (real HTTP API servers on 127.0.0.1).")
 demo_app = typer.Typer(help="Start a management cluster and member clusters in two regions.")
+app.add_typer(fault_app, name="fault")
 
 DEFAULT_CLUSTERS = "mgmt,na-phx,na-slc,eu-ams"
 DEFAULT_KUBECONFIG = Path.home() / ".milkyway" / "sim" / "kubeconfig"
