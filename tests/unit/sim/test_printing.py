@@ -6,8 +6,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from milkyway.sim.apiserver.errors import ApiError
+from milkyway.sim.apiserver.printers_builtin import BUILTIN_PRINTERS
 from milkyway.sim.apiserver.printing import human_duration, to_table
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -445,3 +448,53 @@ def test_crd_without_printer_columns_shows_name_and_age() -> None:
     result = table([{"metadata": meta("w1")}], "example.com", "Widget", printer_columns=[])
     assert headers(result) == ["Name", "Age"]
     assert result["rows"][0]["cells"] == ["w1", "5m"]
+
+
+junk = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "metadata",
+                    "spec",
+                    "status",
+                    "containers",
+                    "containerStatuses",
+                    "state",
+                    "ports",
+                    "subsets",
+                    "addresses",
+                    "selector",
+                    "labels",
+                    "name",
+                    "creationTimestamp",
+                    "type",
+                    "conditions",
+                    "replicas",
+                    "template",
+                    "involvedObject",
+                    "data",
+                    "roleRef",
+                ]
+            ),
+            inner,
+            max_size=5,
+        )
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    obj=st.dictionaries(st.sampled_from(["metadata", "spec", "status", "data"]), junk),
+    data=st.data(),
+)
+def test_printing_never_raises_on_odd_objects(obj: dict[str, Any], data: Any) -> None:
+    group, kind = data.draw(st.sampled_from(sorted(BUILTIN_PRINTERS)))
+    result = to_table([obj], group=group, kind=kind, printer_columns=None, now=NOW)
+    assert len(result["rows"][0]["cells"]) == len(result["columnDefinitions"])
+    crd = to_table([obj], group="x.io", kind="X", printer_columns=COLUMNS, now=NOW)
+    assert len(crd["rows"][0]["cells"]) == len(COLUMNS) + 1

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from milkyway.sim.apiserver.fastschema import SchemaCompiler
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
-from milkyway.sim.apiserver.validation import _validator
+from milkyway.sim.apiserver.validation import _validator, validate_builtin
 
 SCHEMAS = BuiltinSchemas.for_version("1.32")
 
@@ -126,6 +126,11 @@ def test_quick_check_matches_jsonschema(gvk: tuple[str, str, str], strict: bool,
         else:
             parent[path[-1]] = data.draw(json_values)
     assert quick(obj) == (not list(validator.iter_errors(obj)))
+    before = copy.deepcopy(obj)
+    causes = validate_builtin(obj, SCHEMAS, strict=strict)
+    assert obj == before
+    if not quick(obj):
+        assert causes, "an object failing the schema must get causes"
 
 
 def test_recursive_definitions_compile_and_unknown_keywords_defer() -> None:

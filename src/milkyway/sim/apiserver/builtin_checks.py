@@ -131,6 +131,8 @@ def _pod_spec(spec: Any, path: str, *, template: bool = False) -> list[Cause]:
         field = f"{path}.volumes[{i}].name"
         if not vname:
             causes.append(fe.required(field))
+        elif not isinstance(vname, str):
+            continue
         elif vname in volume_names:
             causes.append(fe.duplicate(field, vname))
         else:
@@ -261,6 +263,8 @@ def _selector_matches(selector: dict, labels: dict) -> bool:
         expression = _map(expression)
         key, operator = expression.get("key"), expression.get("operator")
         values = _list(expression.get("values"))
+        if not isinstance(key, str):
+            return False
         present = key in labels
         if operator == "In" and not (present and labels[key] in values):
             return False

@@ -163,6 +163,8 @@ def _selector_matches(selector: Obj, labels: dict[str, str]) -> bool:
     if any(labels.get(k) != v for k, v in match_labels.items()):
         return False
     for expression in expressions:
+        if not isinstance(expression, dict) or not isinstance(expression.get("key"), str):
+            return False
         key, operator = expression.get("key"), expression.get("operator")
         values = expression.get("values") or []
         present = key in labels

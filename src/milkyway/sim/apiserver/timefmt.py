@@ -56,4 +56,6 @@ def since(value: Any, now: datetime) -> str:
 
 
 def age(obj: dict, now: datetime) -> str:
-    return since(obj.get("metadata", {}).get("creationTimestamp"), now)
+    metadata = obj.get("metadata")
+    stamp = metadata.get("creationTimestamp") if isinstance(metadata, dict) else None
+    return since(stamp, now)
