@@ -7,6 +7,7 @@ index), and on reconcile hands its pure core exactly the objects that owner cont
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from datetime import datetime
 
 from milkyway.sim.controllers import deployment, replicaset, statefulset
 from milkyway.sim.controllers.actions import Action, Requeue
@@ -17,6 +18,8 @@ from milkyway.sim.controllers.objects import (
     key_of,
     name_of,
     namespace_of,
+    parse_time,
+    pod_condition,
     uid_of,
 )
 from milkyway.sim.controllers.runtime import ControlPlane
@@ -35,12 +38,20 @@ def _owner_key(obj: Obj | None, kind: str, plane: ControlPlane, resource: str) -
     return key_of(owner)
 
 
-def _min_ready_requeue(obj: Obj, pods: Iterable[Obj]) -> list[Action]:
-    """Availability after ``minReadySeconds`` is time-driven: look again when it is due."""
+def _min_ready_requeue(obj: Obj, pods: Iterable[Obj], now: datetime) -> list[Action]:
+    """Availability after ``minReadySeconds`` is time-driven: look again when the next
+    Ready pod becomes available."""
     seconds = int((obj.get("spec") or {}).get("minReadySeconds") or 0)
     if seconds <= 0:
         return []
-    return [Requeue(float(seconds))] if any(is_pod_ready(p) for p in pods) else []
+    waits = []
+    for pod in pods:
+        since = (pod_condition(pod, "Ready") or {}).get("lastTransitionTime")
+        if is_pod_ready(pod) and since:
+            left = seconds - (now - parse_time(since)).total_seconds()
+            if left > 0:
+                waits.append(left)
+    return [Requeue(min(waits) + 0.01)] if waits else []
 
 
 class StatefulSetController:
@@ -92,8 +103,9 @@ class StatefulSetController:
             for r in self.plane.informer("apps/v1/controllerrevisions").by_index("owner", uid)
         }
         view = statefulset.StatefulSetView(sts, pods, claims, revisions)
-        actions = statefulset.reconcile_statefulset(view, self.plane.now())
-        return actions + _min_ready_requeue(sts, pods.values())
+        now = self.plane.now()
+        actions = statefulset.reconcile_statefulset(view, now)
+        return actions + _min_ready_requeue(sts, pods.values(), now)
 
 
 class ReplicaSetController:
@@ -119,9 +131,8 @@ class ReplicaSetController:
             return []
         pods = self.plane.pods.by_index("owner", uid_of(rs))
         view = replicaset.ReplicaSetView(rs, pods)
-        return replicaset.reconcile_replicaset(view, self.plane.now()) + _min_ready_requeue(
-            rs, pods
-        )
+        now = self.plane.now()
+        return replicaset.reconcile_replicaset(view, now) + _min_ready_requeue(rs, pods, now)
 
 
 class DeploymentController:
@@ -161,6 +172,5 @@ class DeploymentController:
         pods = {uid_of(rs): self.plane.pods.by_index("owner", uid_of(rs)) for rs in sets}
         view = deployment.DeploymentView(dep, sets, pods)
         all_pods = [p for group in pods.values() for p in group]
-        return deployment.reconcile_deployment(view, self.plane.now()) + _min_ready_requeue(
-            dep, all_pods
-        )
+        now = self.plane.now()
+        return deployment.reconcile_deployment(view, now) + _min_ready_requeue(dep, all_pods, now)

@@ -119,3 +119,39 @@ async def test_scale_down_removes_pods_and_deleting_deployment_collects_everythi
         ),
         what="garbage collection of replica sets and pods",
     )
+
+
+async def test_recreate_strategy_empties_old_pods_before_starting_new_ones(slow_sim: Sim) -> None:
+    manifest = deployment(3, 1, 0)
+    manifest["spec"]["strategy"] = {"type": "Recreate"}
+    slow_sim.api.create(manifest)
+    await eventually(lambda: _complete(slow_sim, "app:1"))
+    tally = Tally({"app": "api"})
+    unsubscribe = subscribe(slow_sim.api, tally)
+    tally.reset()
+    slow_sim.api.patch(
+        "apps/v1/deployments",
+        "api",
+        {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "app:2"}]}}}},
+        namespace="default",
+    )
+    await eventually(lambda: _complete(slow_sim, "app:2"), what="recreated")
+    unsubscribe()
+    assert tally.min_ready == 0 and tally.max_alive == 3
+
+
+async def test_min_ready_seconds_delays_availability(sim: Sim) -> None:
+    manifest = deployment(1, 1, 0)
+    manifest["spec"]["minReadySeconds"] = 2
+    sim.api.create(manifest)
+    await eventually(
+        lambda: (
+            (
+                sim.api.get("apps/v1/deployments", "api", namespace="default").get("status") or {}
+            ).get("readyReplicas")
+            == 1
+        )
+    )
+    status = sim.api.get("apps/v1/deployments", "api", namespace="default")["status"]
+    assert status.get("availableReplicas", 0) == 0
+    await eventually(lambda: _complete(sim, "app:1"), what="available after minReadySeconds")
