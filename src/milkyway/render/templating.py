@@ -8,10 +8,10 @@ with strict undefined variables: a misspelt variable is an error, not an empty s
 from __future__ import annotations
 
 import re
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 
@@ -47,9 +47,14 @@ def environment() -> ImmutableSandboxedEnvironment:
     return env
 
 
+@lru_cache(maxsize=512)
+def _compile(source: str) -> Template:
+    return environment().from_string(source)
+
+
 def render_template(source: str, context: dict[str, Any], where: str) -> str:
     """Render ``source`` with ``context``; ``where`` names the template in errors."""
     try:
-        return environment().from_string(source).render(context)
+        return _compile(source).render(context)
     except TemplateError as exc:
         raise RenderError(f"{where}: {exc}") from exc
