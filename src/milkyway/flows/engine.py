@@ -524,7 +524,8 @@ class _Driver:
         delay = at - self.engine.clock()
         if delay > 0:
             await asyncio.sleep(delay)
-        self.queue.put_nowait(ev.Tick(now=max(at, self.engine.clock()), actor=""))
+        now = max(at, self.engine.clock())
+        self.queue.put_nowait(ev.Tick(now=now, actor=self.engine.engine_id))
 
     def _start_task(self, command: ev.RunTask) -> None:
         previous = self.tasks.pop(command.path, None)

@@ -113,7 +113,7 @@ def _params_annotation(function: TaskFunction) -> type[BaseModel]:
         if isinstance(value, str):
             resolved = function.__globals__.get(value)
         if isinstance(resolved, type) and issubclass(resolved, BaseModel):
-            return resolved
+            return _NoParams if resolved is BaseModel else resolved
         break
     return _NoParams
 
@@ -185,6 +185,8 @@ async def invoke(
             f"{'.'.join(str(p) for p in e['loc']) or 'params'}: {e['msg']}" for e in exc.errors()
         )
         return False, None, "Fatal", f"invalid params for task {spec.name}: {problems}"
+    except Exception as exc:
+        return False, None, "Fatal", f"task {spec.name} cannot read its params: {exc}"
     try:
         outputs = await spec.function(parsed, ctx)
     except TaskError as exc:
