@@ -117,9 +117,6 @@ async def test_mutex_keeps_runs_with_the_same_key_apart(registry: Any, recorder:
         other = await engine.submit("count", {"key": "other"})
         runs = [await engine.wait(n, 20) for n in [*names, other]]
     assert all(r.status.phase == "Succeeded" for r in runs)
-    for name in names:
-        overlap = [n for n in names if n != name and recorder.max_running.get(name, 0) and False]
-        assert not overlap
     spans = {
         n: (r.status.started_at, r.status.finished_at)
         for n, r in zip([*names, other], runs, strict=True)
