@@ -272,6 +272,14 @@ async def test_kubectl_server_side_apply_conflicts_force_and_removal(kubectl: Ku
     assert [c["name"] for c in containers(await kubectl.get("deployment", "web"))] == ["nginx"]
 
 
+async def test_kubectl_moves_from_client_side_to_server_side_apply(kubectl: Kubectl) -> None:
+    await kubectl.ok("apply", "-f", "-", stdin=DEPLOYMENT)
+    changed = DEPLOYMENT.replace("replicas: 2", "replicas: 4")
+    out = await kubectl.ok("apply", "--server-side", "-f", "-", stdin=changed)
+    assert "serverside-applied" in out
+    assert (await kubectl.get("deployment", "web"))["spec"]["replicas"] == 4
+
+
 async def test_custom_resources_take_merge_and_json_patches_but_not_strategic(
     kubectl: Kubectl,
 ) -> None:

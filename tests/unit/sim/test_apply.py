@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -564,3 +565,51 @@ def test_status_apply_keeps_its_own_entry() -> None:
     assert by_subresource["status"]["fieldsV1"] == {"f:status": {"f:replicas": {}}}
     assert "f:spec" in by_subresource[""]["fieldsV1"]
     assert out["spec"] == live["spec"]
+
+
+def client_side_applied(data: dict[str, str], last: dict[str, str]) -> dict[str, Any]:
+    """A ConfigMap as ``kubectl apply`` (client-side) leaves it."""
+    annotation = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default"},
+        "data": last,
+    }
+    obj = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": "c",
+            "namespace": "default",
+            "annotations": {
+                "kubectl.kubernetes.io/last-applied-configuration": json.dumps(annotation)
+            },
+        },
+        "data": data,
+    }
+    return record_update(None, obj, manager="kubectl-client-side-apply", operation="Update", now=T0)
+
+
+def cm_config(**data: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "namespace": "default"},
+        "data": data,
+    }
+
+
+def test_kubectl_takes_over_fields_it_applied_client_side() -> None:
+    live = client_side_applied({"a": "1", "b": "2"}, {"a": "1", "b": "2"})
+    out = apply(live, cm_config(a="9"), manager="kubectl", schema=CONFIGMAP)
+    assert out["data"] == {"a": "9", "b": "2"}
+    # Only the manager named "kubectl" gets this upgrade path.
+    with pytest.raises(ApiError):
+        apply(live, cm_config(a="9"), manager="other", schema=CONFIGMAP)
+
+
+def test_fields_changed_since_the_client_side_apply_still_conflict() -> None:
+    live = client_side_applied({"a": "5", "b": "2"}, {"a": "1", "b": "2"})
+    with pytest.raises(ApiError) as err:
+        apply(live, cm_config(a="9", b="3"), manager="kubectl", schema=CONFIGMAP)
+    assert [c.field for c in err.value.causes] == [".data.a"]

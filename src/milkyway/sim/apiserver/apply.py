@@ -46,6 +46,8 @@ MAX_UPDATE_MANAGERS = 10
 """Beyond this many ``Update`` entries the oldest fold into one ``ancient-changes`` entry."""
 
 _ANCIENT_CHANGES = "ancient-changes"
+_KUBECTL_APPLIER = "kubectl"
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 
 class _Manager:
@@ -193,6 +195,12 @@ def server_side_apply(
             continue
         conflicts.extend((other, path) for path in other.owned_among(changes.changed))
         other.discard(changes.removed)
+    if conflicts and not force and manager == _KUBECTL_APPLIER:
+        allowed = _client_side_applied(types, slot, live_body)
+        if all(path in allowed for _, path in conflicts):
+            force = True
+        else:
+            conflicts = [(m, path) for m, path in conflicts if path not in allowed]
     if conflicts and not force:
         raise _conflict_error(conflicts)
     for other, path in conflicts:
@@ -362,6 +370,31 @@ def _prune(
     pruned = remove_paths(types, merged, drop, slot)
     assert isinstance(pruned, dict)
     return pruned
+
+
+def _client_side_applied(types: SchemaTypes, slot: Slot | None, live: dict[str, Any]) -> FieldSet:
+    """Fields ``kubectl apply`` (client-side) last applied that the live object still holds.
+
+    ``kubectl apply --server-side`` may take these over without a conflict, which is how a
+    real server lets an object move from client-side to server-side apply.
+    """
+    annotations = (live.get("metadata") or {}).get("annotations") or {}
+    raw = annotations.get(_LAST_APPLIED) if isinstance(annotations, dict) else None
+    if not isinstance(raw, str) or not raw:
+        return set()
+    try:
+        last = json.loads(raw)
+    except ValueError:
+        return set()
+    if not isinstance(last, dict) or last.get("apiVersion") != live.get("apiVersion"):
+        return set()
+    try:
+        last_view = strip_server_fields(last)
+        fields = field_set(types, last_view, slot)
+        diverged = compare(types, last_view, strip_server_fields(live), slot)
+    except ApiError:
+        return set()
+    return fields - diverged.modified - diverged.added - diverged.removed
 
 
 def _conflict_error(conflicts: list[tuple[_Manager, FieldPath]]) -> ApiError:
