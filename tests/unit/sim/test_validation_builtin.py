@@ -200,6 +200,19 @@ INVALID_CASES = [
         ),
     ),
     (
+        "finalizer name",
+        with_changes(POD, "metadata.finalizers", ["example.com/keep", "a/b/c"]),
+        (
+            "FieldValueInvalid",
+            "metadata.finalizers[1]",
+            'Invalid value: "a/b/c": a qualified name must consist of alphanumeric characters, '
+            "'-', '_' or '.', and must start and end with an alphanumeric character (e.g. "
+            "'MyName',  or 'my.name',  or '123-abc', regex used for validation is "
+            "'([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]') with an optional DNS subdomain prefix "
+            "and '/' (e.g. 'example.com/MyName')",
+        ),
+    ),
+    (
         "duplicate container",
         with_changes(
             POD,

@@ -101,6 +101,12 @@ def check_metadata(obj: dict, group: str, kind: str, *, name: bool = True) -> li
         size += len(key.encode()) + (len(value.encode()) if isinstance(value, str) else 0)
     if size > ANNOTATIONS_MAX_BYTES:
         causes.append(fe.too_long("metadata.annotations", ANNOTATIONS_MAX_BYTES))
+    for i, finalizer in enumerate(_list(meta.get("finalizers"))):
+        if isinstance(finalizer, str):
+            causes.extend(
+                fe.invalid(f"metadata.finalizers[{i}]", finalizer, p)
+                for p in naming.qualified_name(finalizer)
+            )
     for i, ref in enumerate(_list(meta.get("ownerReferences"))):
         for key in ("apiVersion", "kind", "name", "uid"):
             if isinstance(ref, dict) and not ref.get(key):
