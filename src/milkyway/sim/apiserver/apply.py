@@ -22,6 +22,7 @@ import json
 from typing import Any
 
 from milkyway.sim.apiserver.errors import ApiError, Cause, bad_request
+from milkyway.sim.apiserver.json_values import json_copy, json_equal, short_json
 from milkyway.sim.apiserver.managed_fields import (
     FieldPath,
     FieldSet,
@@ -37,7 +38,6 @@ from milkyway.sim.apiserver.managed_fields import (
     remove_paths,
     strip_server_fields,
 )
-from milkyway.sim.apiserver.patching import json_copy, json_equal
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
 
 __all__ = ["MAX_UPDATE_MANAGERS", "record_update", "server_side_apply"]
@@ -277,7 +277,7 @@ def _check_applied(live: dict[str, Any] | None, applied: Any, manager: str) -> N
         )
     if not applied.get("kind"):
         raise bad_request(
-            f"Object 'Kind' is missing in '{_short(applied)}' (an apply configuration sets "
+            f"Object 'Kind' is missing in '{short_json(applied)}' (an apply configuration sets "
             "apiVersion and kind)"
         )
     expected = (live or {}).get("apiVersion")
@@ -443,8 +443,3 @@ def _cap_update_managers(managers: list[_Manager]) -> list[_Manager]:
         ancient.fields |= entry.fields
     ancient.time = max((m.time or "" for m in folded), default="") or None
     return [m for m in managers if m not in folded] + [ancient]
-
-
-def _short(value: Any, limit: int = 200) -> str:
-    text = json.dumps(value, sort_keys=True, default=str)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from milkyway.sim.apiserver.errors import ApiError, Cause
-from milkyway.sim.apiserver.patching import json_copy, json_equal
+from milkyway.sim.apiserver.json_values import json_copy, json_equal
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
 
 PathElement = tuple[str, Any]
