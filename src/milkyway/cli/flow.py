@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -102,8 +103,19 @@ async def _catalog(paths: list[str], client: Any | None, namespace: str) -> Cata
 
 
 def _import_tasks(modules: list[str]) -> None:
+    """Import modules (dotted names or ``.py`` paths) whose ``@task`` functions register."""
     for module in modules:
-        importlib.import_module(module)
+        if module.endswith(".py"):
+            path = Path(module)
+            if not path.is_file():
+                raise typer.BadParameter(f"--tasks {module!r}: no such file")
+            spec = importlib.util.spec_from_file_location(f"milkyway_tasks_{path.stem}", path)
+            if spec is None or spec.loader is None:
+                raise typer.BadParameter(f"--tasks {module!r}: not a Python module")
+            loaded = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(loaded)
+        else:
+            importlib.import_module(module)
 
 
 @app.command("run")
@@ -130,7 +142,7 @@ def run_flow(
         catalog = await _catalog(flows, client, namespace)
         run = new_run(
             catalog,
-            REGISTRY,
+            REGISTRY if local else None,
             flow,
             _params(param),
             version=version,

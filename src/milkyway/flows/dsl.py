@@ -118,8 +118,8 @@ def snapshot_hash(snapshot: dict[str, FlowSpec]) -> str:
     return "sha256:" + hashlib.sha256(encoded).hexdigest()[:32]
 
 
-def check_flow(name: str, spec: FlowSpec, registry: TaskRegistry, catalog: Catalog) -> None:
-    """Compile every expression and resolve every action and subflow; raise FlowError."""
+def check_flow(name: str, spec: FlowSpec, registry: TaskRegistry | None, catalog: Catalog) -> None:
+    """Compile every expression, resolve every subflow and (with a registry) every action."""
     problems: list[str] = []
     for section in ("steps", "onFailure", "finally"):
         for step in spec.section(section):
@@ -130,9 +130,11 @@ def check_flow(name: str, spec: FlowSpec, registry: TaskRegistry, catalog: Catal
         raise FlowError("; ".join(problems))
 
 
-def _check_step(where: str, step: Step, registry: TaskRegistry, catalog: Catalog) -> list[str]:
+def _check_step(
+    where: str, step: Step, registry: TaskRegistry | None, catalog: Catalog
+) -> list[str]:
     problems: list[str] = []
-    if step.action is not None and step.action not in registry:
+    if registry is not None and step.action is not None and step.action not in registry:
         problems.append(
             f"{where}.action: no task named {step.action!r}; "
             f"registered: {', '.join(registry.names())}"
@@ -156,7 +158,7 @@ def _check_step(where: str, step: Step, registry: TaskRegistry, catalog: Catalog
         if strategy.batches is not None and strategy.batches.by is not None:
             problems.extend(_check_expr(f"{where}.strategy.batches.by", strategy.batches.by))
         gate = strategy.health_gate
-        if gate is not None and gate.action not in registry:
+        if registry is not None and gate is not None and gate.action not in registry:
             problems.append(f"{where}.strategy.healthGate.action: no task named {gate.action!r}")
     return problems
 

@@ -74,7 +74,7 @@ def progress(status: FlowRunStatus) -> str:
 
 def new_run(
     catalog: Catalog,
-    registry: TaskRegistry,
+    registry: TaskRegistry | None,
     flow: str,
     params: Mapping[str, Any] | None = None,
     *,
@@ -88,6 +88,8 @@ def new_run(
 ) -> FlowRun:
     """A validated, Pending FlowRun with its spec snapshot and hash (not yet stored).
 
+    ``registry``: check every action against it (``None`` when the engine that will run
+    the flow knows tasks this process does not, as for the CLI).
     ``locks`` are extra ``limit:key`` locks to hold besides the flow's own mutex and
     concurrency limits (the scheduler uses one to queue runs of a schedule).
     """
