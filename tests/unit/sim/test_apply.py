@@ -613,3 +613,19 @@ def test_fields_changed_since_the_client_side_apply_still_conflict() -> None:
     with pytest.raises(ApiError) as err:
         apply(live, cm_config(a="9", b="3"), manager="kubectl", schema=CONFIGMAP)
     assert [c.field for c in err.value.causes] == [".data.a"]
+
+
+def test_finalizers_are_owned_per_value() -> None:
+    def with_finalizers(*names: str) -> dict[str, Any]:
+        config = cm_config(a="1")
+        config["metadata"]["finalizers"] = list(names)
+        return config
+
+    live = apply(None, with_finalizers("example.com/mine"), schema=CONFIGMAP)
+    [entry] = live["metadata"]["managedFields"]
+    assert entry["fieldsV1"]["f:metadata"] == {"f:finalizers": {'v:"example.com/mine"': {}}}
+    theirs = copy.deepcopy(live)
+    theirs["metadata"]["finalizers"].append("example.com/theirs")
+    theirs = record_update(live, theirs, manager="controller", operation="Update", now=T1)
+    out = apply(theirs, with_finalizers(), schema=CONFIGMAP, now=T2)
+    assert out["metadata"]["finalizers"] == ["example.com/theirs"]

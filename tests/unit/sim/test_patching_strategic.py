@@ -302,3 +302,19 @@ def test_container_patch_touches_only_named_containers(
         assert item == expected
     patch_order = [c["name"] for c in out if c["name"] in patched]
     assert patch_order == [c["name"] for c in patch]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(names, max_size=4, unique=True),
+    st.lists(names, max_size=4),
+    st.lists(names, max_size=2, unique=True),
+)
+def test_finalizers_patch_is_a_set_union_minus_deletions(
+    live: list[str], added: list[str], deleted: list[str]
+) -> None:
+    obj = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": live}}
+    patch = {"metadata": {"finalizers": added, "$deleteFromPrimitiveList/finalizers": deleted}}
+    out = smp(obj, patch)["metadata"]["finalizers"]
+    assert len(out) == len(set(out))
+    assert set(out) == (set(live) | set(added)) - set(deleted)
