@@ -145,6 +145,12 @@ async def test_custom_resources_are_validated_and_explained(
     )
     stored = yaml.safe_load((await kubectl.run("get", "widget", "w1", "-o", "yaml")).stdout)
     assert stored["spec"]["members"] == [{"zone": "a", "weight": 1}, {"zone": "b", "weight": 5}]
+    reapplied = await kubectl.run(
+        "apply", "-f", "-", stdin=widget("{size: 2, members: [{zone: a}, {zone: b}]}")
+    )
+    assert "widget.example.com/w1 configured" in reapplied.stdout
+    stored = yaml.safe_load((await kubectl.run("get", "widget", "w1", "-o", "yaml")).stdout)
+    assert stored["spec"]["members"] == [{"zone": "a", "weight": 1}, {"zone": "b", "weight": 1}]
     wide = (await kubectl.run("get", "widgets", "-o", "wide")).stdout.splitlines()
     assert wide[0].split() == ["NAME", "SIZE", "ZONES"]
     assert wide[1].split() == ["w1", "2", "a,b"]

@@ -221,6 +221,12 @@ def test_custom_resource_schema_is_published_with_object_meta(
     }
     patch = document["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"]
     assert patch["x-kubernetes-group-version-kind"]["kind"] == "Widget"
+    # kubectl apply sends a strategic merge patch only where the PATCH accepts one.
+    assert sorted(patch["requestBody"]["content"]) == [
+        "application/apply-patch+yaml",
+        "application/json-patch+json",
+        "application/merge-patch+json",
+    ]
     validator = validator_for(document, "com.example.v1.Widget")
     errors = validator.iter_errors({"apiVersion": "example.com/v1", "kind": "Widget", "spec": {}})
     assert [e.message for e in errors] == ["'size' is a required property"]

@@ -514,6 +514,9 @@ _PATCH_TYPES = (
     "application/strategic-merge-patch+json",
     "application/apply-patch+yaml",
 )
+# kubectl apply sends a strategic merge patch exactly when the kind's PATCH operation
+# accepts one; custom resources do not, so kubectl falls back to a JSON merge patch.
+_CUSTOM_PATCH_TYPES = tuple(t for t in _PATCH_TYPES if "strategic" not in t)
 
 
 def _paths(
@@ -536,6 +539,7 @@ def _paths(
     item = f"{collection}/{{name}}"
     suffix = f"{_camel(resource.group, resource.version)}{op_kind}"
     scoped = "Namespaced" if resource.namespaced else ""
+    patch_types = _CUSTOM_PATCH_TYPES if resource.openapi_schema is not None else _PATCH_TYPES
     paths: dict[str, Any] = {}
 
     def add(path: str, method: str, operation: dict[str, Any]) -> None:
@@ -623,7 +627,7 @@ def _paths(
                 params=item_scope + _write_params(v3=v3, apply=True),
                 body_ref=patch_ref,
                 response_ref=kind_ref,
-                content_types=_PATCH_TYPES,
+                content_types=patch_types,
                 codes=("200", "201"),
             ),
         )
@@ -671,7 +675,7 @@ def _paths(
                 params=item_scope + _write_params(v3=v3, apply=True),
                 body_ref=patch_ref,
                 response_ref=sub_ref,
-                content_types=_PATCH_TYPES,
+                content_types=patch_types,
             ),
         )
     return paths
