@@ -94,6 +94,9 @@ class Dependency(Model):
     """ComponentType the bound component must have."""
     required: bool = True
     """False if the type works without it (e.g. Flink HA without ZooKeeper)."""
+    required_above_size: int | None = Field(default=None, ge=1)
+    """An optional dependency becomes required above this total size (several Flink
+    JobManagers need ZooKeeper to elect a leader)."""
     description: str = ""
     """What the dependency is used for."""
 

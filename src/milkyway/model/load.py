@@ -131,11 +131,14 @@ def with_lines(errors: list[FieldError], source: SourceMap) -> list[FieldError]:
     for error in errors:
         probe = error.path
         line = None
-        while probe and line is None:
-            line = by_path.get(probe)
-            probe = probe.rsplit(".", 1)[0] if "." in probe else probe.rsplit("[", 1)[0]
-            if probe == error.path:
+        while probe:
+            if probe in by_path:
+                line = by_path[probe]
                 break
+            cut = max(probe.rfind("."), probe.rfind("["))
+            if cut <= 0:
+                break
+            probe = probe[:cut]
         out.append(
             error
             if error.line or line is None

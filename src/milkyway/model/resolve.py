@@ -371,8 +371,25 @@ def _bindings(
             for c in app.spec.components[:i]
             if c.name in typed and typed[c.name].name == dep.type
         ]
+        total = sum(z.size for r in component.regions for z in r.zones)
+        needed = dep.required or (
+            dep.required_above_size is not None and total > dep.required_above_size
+        )
         if preceding:
             result[dep.name] = preceding[-1]
+        elif needed and not dep.required:
+            errors.append(
+                FieldError(
+                    f"{where}.regions",
+                    total,
+                    f"{total} members of {ctype.name} need a {dep.type} "
+                    f"({dep.description or dep.name}); without one at most "
+                    f"{dep.required_above_size} may run",
+                    f"add a {dep.type} component before it and bind it "
+                    f"(uses: {{{dep.name}: <component>}}), or run "
+                    f"{dep.required_above_size} member(s)",
+                )
+            )
         elif dep.required:
             errors.append(
                 FieldError(

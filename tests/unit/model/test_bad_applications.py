@@ -273,6 +273,12 @@ CASES = [
         "no zookeeper component precedes it",
     ),
     Case(
+        "standby-jobmanagers-without-zookeeper",
+        _chain(_only("flink-jobmanager"), _set_zone(0, "size", 2)),
+        "spec.components[0].regions",
+        "2 members of flink-jobmanager need a zookeeper",
+    ),
+    Case(
         "uses-itself",
         _set(0, "uses", {"x": "zookeeper1"}),
         "spec.components[0].uses",

@@ -11,6 +11,7 @@ import yaml
 from milkyway.components import builtin_component_types
 from milkyway.model import ValidationFailed, load_application, load_resolved
 from milkyway.model.errors import FieldError, format_path
+from milkyway.model.load import with_lines
 from milkyway.model.source import parse_yaml
 
 from .conftest import stream1_text
@@ -117,3 +118,13 @@ def test_yaml_pitfalls_do_not_hide_problems_found_against_the_types() -> None:
     ) in found
     assert ("spec.components[1].version", "kafka has no version '1.10'") in found
     assert ("spec.components[0].regions", "zookeeper needs a majority quorum") in found
+
+
+def test_lines_fall_back_to_the_nearest_known_ancestor() -> None:
+    _, source = parse_yaml("spec:\n  components:\n    - name: a\n")
+    errors = [
+        FieldError("spec.components[0].uses.zk", None, "m", "f"),
+        FieldError("metadata.name", None, "m", "f"),
+        FieldError("kind", None, "m", "f"),
+    ]
+    assert [e.line for e in with_lines(errors, source)] == [3, None, None]

@@ -16,7 +16,11 @@ from milkyway.model.component_type import ComponentType
 TYPES = builtin_component_types()
 KUBERNETES_VERSION = "1.32"
 
-_DEPENDENCY_OF = {"kafka": "zookeeper", "flink-taskmanager": "flink-jobmanager"}
+_DEPENDENCY_OF = {
+    "kafka": "zookeeper",
+    "flink-jobmanager": "zookeeper",
+    "flink-taskmanager": "flink-jobmanager",
+}
 
 
 def _component(type_name: str, zones: list[tuple[str, int]], **extra: Any) -> dict[str, Any]:
