@@ -95,7 +95,7 @@ class ObjectMeta(BaseModel):
     model_config = ConfigDict(extra="ignore", alias_generator=to_camel, populate_by_name=True)
 
     name: DnsLabel
-    namespace: str | None = None
+    namespace: DnsLabel | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
     uid: str | None = None

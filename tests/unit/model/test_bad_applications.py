@@ -279,6 +279,12 @@ CASES = [
         "2 members of flink-jobmanager need a zookeeper",
     ),
     Case(
+        "bad-namespace",
+        _top("metadata", {"name": "stream1", "namespace": "Data Team"}),
+        "metadata.namespace",
+        "not a valid name",
+    ),
+    Case(
         "uses-itself",
         _set(0, "uses", {"x": "zookeeper1"}),
         "spec.components[0].uses",
