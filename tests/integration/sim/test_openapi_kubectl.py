@@ -94,16 +94,22 @@ async def test_strict_apply_is_rejected_by_the_server_and_stores_nothing(
 async def test_client_side_apply_merges_containers_by_name(kubectl, sim: SimulatedClusters) -> None:
     created = await kubectl.run("apply", "-f", "-", stdin=STATEFULSET)
     assert "statefulset.apps/zk created" in created.stdout
+    api = sim["c1"].api
+    live = api.get("statefulsets.apps", "zk")
+    live["spec"]["template"]["spec"]["containers"][1]["env"] = [{"name": "LIVE", "value": "1"}]
+    api.update(live)
     changed = STATEFULSET.replace("image: exporter:1", "image: exporter:2")
     configured = await kubectl.run("apply", "-f", "-", stdin=changed)
     assert "statefulset.apps/zk configured" in configured.stdout
-    stored = sim["c1"].api.get("statefulsets.apps", "zk")
+    stored = api.get("statefulsets.apps", "zk")
     containers = stored["spec"]["template"]["spec"]["containers"]
     assert [(c["name"], c["image"]) for c in containers] == [
         ("zk", "zookeeper:3.9"),
         ("exporter", "exporter:2"),
     ]
     assert containers[0]["ports"][0]["containerPort"] == 2181
+    # A strategic merge patch keeps what others set on a container; a merge patch would not.
+    assert containers[1]["env"] == [{"name": "LIVE", "value": "1"}]
 
 
 async def test_explain_renders_builtin_schemas(kubectl) -> None:
