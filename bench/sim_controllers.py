@@ -111,10 +111,12 @@ async def bring_up(statefulsets: int, clusters: int, events: bool) -> None:
         await p.stop()
 
 
-async def per_event_cost(total_pods: int, samples: int) -> float:
-    """Seconds of CPU per 'pod killed, replaced, Ready again' event at ``total_pods``."""
+async def per_event_cost(total_pods: int, samples: int, node_count: int) -> float:
+    """Seconds of CPU per 'pod killed, replaced, Ready again' event at ``total_pods``.
+
+    Every scale runs on the same nodes, so only the number of objects differs.
+    """
     api = ClusterAPI(name="scale")
-    node_count = max(3, total_pods // 2000 + 1)
     plane = start_control_plane(api, nodes("scale", node_count, 2500), config(False))
     sets = total_pods // 3
     for i in range(sets):
@@ -163,8 +165,12 @@ async def main() -> None:
     await bring_up(args.statefulsets, args.clusters, events=False)
     await bring_up(args.statefulsets, args.clusters, events=True)
     scales = [int(s) for s in args.scales.split(",") if s]
-    print("per-event cost (kill one pod; StatefulSet replaces it; kubelet makes it Ready):")
-    costs = [await per_event_cost(n, args.samples) for n in scales]
+    node_count = max(3, max(scales, default=0) // 2000 + 1)
+    print(
+        f"per-event cost on {node_count} nodes "
+        "(kill one pod; StatefulSet replaces it; kubelet makes it Ready):"
+    )
+    costs = [await per_event_cost(n, args.samples, node_count) for n in scales]
     if len(costs) >= 2:
         print(
             f"  ratio {scales[-1]} vs {scales[0]} pods: {costs[-1] / costs[0]:.2f}x "

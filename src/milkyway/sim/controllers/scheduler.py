@@ -38,6 +38,16 @@ class NodeState:
     """The subset of ``pods`` carrying required anti-affinity (checked symmetrically)."""
     owners: Counter[str] = field(default_factory=Counter)
     """Pods per controller uid, so spreading costs O(1) per node."""
+    _allocatable: tuple[int, dict[str, float]] | None = field(default=None, repr=False)
+
+    @property
+    def allocatable(self) -> dict[str, float]:
+        """The node's allocatable resources, parsed once per Node object."""
+        cached = self._allocatable
+        if cached is None or cached[0] != id(self.node):
+            cached = (id(self.node), _allocatable(self.node))
+            self._allocatable = cached
+        return cached[1]
 
     def add(self, pod: Obj) -> None:
         key = (namespace_of(pod), name_of(pod))
@@ -140,7 +150,7 @@ def _score(pod: Obj, state: NodeState) -> tuple[int, float]:
     """Spread a controller's pods first, then prefer the least requested node."""
     owner = controller_of(pod)
     siblings = state.owners.get(owner.get("uid", ""), 0) if owner else 0
-    alloc = _allocatable(state.node)
+    alloc = state.allocatable
     load = 0.0
     for res in ("cpu", "memory"):
         if alloc.get(res):
@@ -155,7 +165,7 @@ def _allocatable(node: Obj) -> dict[str, float]:
 
 
 def _insufficient(pod: Obj, state: NodeState) -> str:
-    alloc = _allocatable(state.node)
+    alloc = state.allocatable
     if len(state.pods) + 1 > alloc.get("pods", 110.0):
         return "Too many pods"
     for res, qty in sorted(pod_requests(pod).items()):
