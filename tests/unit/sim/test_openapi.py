@@ -113,6 +113,9 @@ def test_kind_schema_carries_gvk_and_merge_keys(publisher: OpenAPIPublisher) -> 
     schemas = document["components"]["schemas"]
     pod = schemas["io.k8s.api.core.v1.Pod"]
     assert pod["x-kubernetes-group-version-kind"] == [{"group": "", "kind": "Pod", "version": "v1"}]
+    assert pod["properties"]["apiVersion"]["type"] == "string"
+    assert "enum" not in pod["properties"]["apiVersion"]
+    assert "enum" not in pod["properties"]["kind"]
     assert pod["properties"]["spec"] == {
         "allOf": [{"$ref": "#/components/schemas/io.k8s.api.core.v1.PodSpec"}],
         "description": pod["properties"]["spec"]["description"],

@@ -230,8 +230,22 @@ class OpenAPIPublisher:
             if current in out or current not in self.schemas.definitions:
                 continue
             definition = self.schemas.definitions[current]
-            out[current] = _convert(definition, ref, v3=v3)
+            out[current] = _without_type_meta_enums(_convert(definition, ref, v3=v3))
             pending.extend(_references(definition))
+
+
+def _without_type_meta_enums(schema: dict[str, Any]) -> dict[str, Any]:
+    """Drop the ``apiVersion``/``kind`` enums kubernetes-validate adds to every kind.
+
+    The real server publishes them as plain strings; ``kubectl explain`` would otherwise
+    print an ``ENUM`` section the real one does not have.
+    """
+    properties = schema.get("properties")
+    if isinstance(properties, dict):
+        for key in ("apiVersion", "kind"):
+            if isinstance(properties.get(key), dict):
+                properties[key].pop("enum", None)
+    return schema
 
 
 def _fingerprint(served: list[ServedResource]) -> bytes:
