@@ -54,6 +54,10 @@ class Informer:
     def index_values(self, name: str) -> list[Hashable]:
         return list(self._indexes[name])
 
+    def keys_for(self, name: str, obj: Obj) -> list[Hashable]:
+        """The values index ``name`` files ``obj`` under (also for objects not cached)."""
+        return list(self._index_fns[name](obj))
+
     def apply(self, event_type: str, obj: Obj) -> None:
         """Fold one watch event in, then tell the handlers what changed."""
         key = key_of(obj)

@@ -125,7 +125,7 @@ class SchedulerController:
     def _on_volume(self, _type: str, old: Obj | None, new: Obj | None) -> None:
         volume = new or old
         assert volume is not None
-        for claim_key in self.plane.informer("v1/persistentvolumes")._index_fns["claim"](volume):
+        for claim_key in self.plane.informer("v1/persistentvolumes").keys_for("claim", volume):
             for pod in self.plane.pods.by_index("claim", claim_key):
                 if key_of(pod) in self.unschedulable:
                     self.plane.enqueue(self.name, key_of(pod))

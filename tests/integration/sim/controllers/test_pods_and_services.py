@@ -183,3 +183,24 @@ async def test_eviction_refused_with_429_when_budget_allows_no_disruption(sim: S
     with pytest.raises(ApiError) as second:
         sim.api.evict("m-2", {"apiVersion": "policy/v1", "kind": "Eviction"}, namespace="default")
     assert second.value.code == 429
+
+
+async def test_monitor_iterator_reports_a_pod_becoming_ready_then_going(sim: Sim) -> None:
+    from milkyway.sim.monitor import transitions
+
+    stream = transitions(sim.api)
+    sim.api.create(pod("watched"))
+    seen = []
+    async for t in stream:
+        if t.name == "watched":
+            seen.append((t.ready, t.alive))
+            if t.ready:
+                break
+    sim.api.delete("pods", "watched", namespace="default", grace_period_seconds=0)
+    async for t in stream:
+        if t.name == "watched":
+            seen.append((t.ready, t.alive))
+            break
+    await stream.aclose()
+    assert seen[0] == (False, True) and (True, True) in seen and seen[-1] == (False, False)
+    assert t.cluster == "test" and t.labels == {"app": "web"}
