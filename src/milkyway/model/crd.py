@@ -11,7 +11,7 @@ producing a CRD a real API server would reject.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, Literal
 
 from pydantic import BaseModel
 
@@ -81,13 +81,6 @@ class CrdInfo:
     short_names: tuple[str, ...] = ()
     categories: tuple[str, ...] = ("milkyway",)
     printer_columns: tuple[PrinterColumn, ...] = field(default_factory=tuple)
-
-
-class CrdModel(Protocol):
-    """A resource model: a pydantic model with ``metadata``, ``spec`` (and maybe ``status``)
-    fields and a ``crd`` class attribute."""
-
-    crd: ClassVar[CrdInfo]
 
 
 def build_crd(model: type[BaseModel]) -> dict[str, Any]:

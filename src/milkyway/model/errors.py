@@ -20,8 +20,6 @@ class FieldError:
     """What to do about it."""
     line: int | None = None
     """1-based line in the YAML source, when known."""
-    warning: bool = False
-    """True for problems that do not prevent deploying."""
 
     def __str__(self) -> str:
         where = f"{self.path} (line {self.line})" if self.line else self.path
@@ -35,7 +33,6 @@ class FieldError:
             "message": self.message,
             "fix": self.fix,
             "line": self.line,
-            "warning": self.warning,
         }
 
 

@@ -53,7 +53,7 @@ def load_resolved(text: str, types: Mapping[str, ComponentType]) -> ResolvedAppl
         except ValidationFailed as exc:
             errors.extend(with_lines(exc.errors, source))
         else:
-            if not _fatal(errors):
+            if not errors:
                 return resolved
     raise ValidationFailed(errors)
 
@@ -61,13 +61,9 @@ def load_resolved(text: str, types: Mapping[str, ComponentType]) -> ResolvedAppl
 def application_from_data(data: Any, source: SourceMap | None = None) -> Application:
     """Validate already-parsed data (e.g. an object read from the API server)."""
     app, errors = _check(data, source or SourceMap())
-    if app is None or _fatal(errors):
+    if app is None or errors:
         raise ValidationFailed(errors)
     return app
-
-
-def _fatal(errors: list[FieldError]) -> bool:
-    return any(not e.warning for e in errors)
 
 
 def _check(data: Any, source: SourceMap) -> tuple[Application | None, list[FieldError]]:
@@ -142,7 +138,7 @@ def with_lines(errors: list[FieldError], source: SourceMap) -> list[FieldError]:
         out.append(
             error
             if error.line or line is None
-            else FieldError(error.path, error.value, error.message, error.fix, line, error.warning)
+            else FieldError(error.path, error.value, error.message, error.fix, line)
         )
     return out
 

@@ -82,7 +82,6 @@ class ResolvedApplication:
     """Components keyed by name, iterated in dependency order (dependencies first)."""
     members: Mapping[str, MemberAssignment]
     """Member identities per component; the operator stores them in ``status.members``."""
-    warnings: tuple[FieldError, ...] = ()
 
     @property
     def name(self) -> str:
