@@ -505,6 +505,9 @@ class ApiServer:
     def _encode_event(
         self, event: Event, info: ResourceInfo, request: web.Request, table: bool
     ) -> bytes:
+        plain = not table and event.object.get("apiVersion") == info.api_version
+        if plain and event.encoded is not None:
+            return event.encoded
         obj = event.object
         if event.type == DELETED and event.old is not None:
             obj = dict(event.old)
@@ -513,7 +516,11 @@ class ApiServer:
             obj = {**obj, "apiVersion": info.api_version}
         if table:
             obj = self._table([obj], info, request)
-        return _dumps({"type": event.type, "object": obj}) + b"\n"
+        line = _dumps({"type": event.type, "object": obj}) + b"\n"
+        if plain:
+            # Every watcher of a resource shares the event; encode it once for all of them.
+            event.encoded = line
+        return line
 
     # ----------------------------------------------------------------- writes
 

@@ -43,6 +43,7 @@ class Event:
     revision: int
     key: ResourceKey
     old: dict[str, Any] | None = None
+    encoded: bytes | None = None
 
 
 def deep_copy(value: Any) -> Any:
