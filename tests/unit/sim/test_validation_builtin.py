@@ -44,7 +44,15 @@ STATEFULSET: dict[str, Any] = {
         "selector": {"matchLabels": {"app": "zk"}},
         "template": {
             "metadata": {"labels": {"app": "zk", "tier": "data"}},
-            "spec": {"containers": [{"name": "zk", "image": "zookeeper:3.9"}]},
+            "spec": {
+                "containers": [
+                    {
+                        "name": "zk",
+                        "image": "zookeeper:3.9",
+                        "volumeMounts": [{"name": "data", "mountPath": "/data"}],
+                    }
+                ]
+            },
         },
         "volumeClaimTemplates": [
             {
@@ -247,6 +255,39 @@ INVALID_CASES = [
             "FieldValueInvalid",
             "spec.containers[0].resources.requests",
             'Invalid value: "100m": must be less than or equal to cpu limit of 50m',
+        ),
+    ),
+    (
+        "mount of an unknown volume",
+        with_changes(POD, "spec.containers.0.volumeMounts", [{"name": "cache", "mountPath": "/c"}]),
+        ("FieldValueNotFound", "spec.containers[0].volumeMounts[0].name", 'Not found: "cache"'),
+    ),
+    (
+        "mount paths unique",
+        with_changes(
+            with_changes(
+                POD, "spec.volumes", [{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}]
+            ),
+            "spec.containers.0.volumeMounts",
+            [{"name": "a", "mountPath": "/x"}, {"name": "b", "mountPath": "/x"}],
+        ),
+        (
+            "FieldValueInvalid",
+            "spec.containers[0].volumeMounts[1].mountPath",
+            'Invalid value: "/x": must be unique',
+        ),
+    ),
+    (
+        "statefulset mounts an unknown volume",
+        with_changes(
+            STATEFULSET,
+            "spec.template.spec.containers.0.volumeMounts",
+            [{"name": "logs", "mountPath": "/logs"}],
+        ),
+        (
+            "FieldValueNotFound",
+            "spec.template.spec.containers[0].volumeMounts[0].name",
+            'Not found: "logs"',
         ),
     ),
     (

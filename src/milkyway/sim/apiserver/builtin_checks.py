@@ -123,7 +123,10 @@ def check_metadata(obj: dict, group: str, kind: str, *, name: bool = True) -> li
     return causes
 
 
-def _pod_spec(spec: Any, path: str, *, template: bool = False) -> list[Cause]:
+def _pod_spec(
+    spec: Any, path: str, *, template: bool = False, claim_names: frozenset[str] = frozenset()
+) -> list[Cause]:
+    """A pod spec's rules; ``claim_names`` are a StatefulSet's claim templates, mountable too."""
     spec = _map(spec)
     causes: list[Cause] = []
     containers = _list(spec.get("containers"))
@@ -147,6 +150,9 @@ def _pod_spec(spec: Any, path: str, *, template: bool = False) -> list[Cause]:
     for key in ("initContainers", "containers"):
         for i, container in enumerate(_list(spec.get(key))):
             causes.extend(_container(_map(container), f"{path}.{key}[{i}]", names))
+            causes.extend(
+                _volume_mounts(_map(container), f"{path}.{key}[{i}]", volume_names | claim_names)
+            )
     restart = spec.get("restartPolicy")
     if template and restart not in (None, "Always"):
         causes.append(fe.not_supported(f"{path}.restartPolicy", restart, ["Always"]))
@@ -155,6 +161,26 @@ def _pod_spec(spec: Any, path: str, *, template: bool = False) -> list[Cause]:
     grace = spec.get("terminationGracePeriodSeconds")
     if isinstance(grace, int) and grace < 0:
         causes.append(fe.invalid(f"{path}.terminationGracePeriodSeconds", grace, "must be >= 0"))
+    return causes
+
+
+def _volume_mounts(container: dict, path: str, volumes: set[str] | frozenset[str]) -> list[Cause]:
+    causes: list[Cause] = []
+    paths: set[str] = set()
+    for i, mount in enumerate(_list(container.get("volumeMounts"))):
+        mount = _map(mount)
+        field = f"{path}.volumeMounts[{i}]"
+        name, mount_path = mount.get("name"), mount.get("mountPath")
+        if not name:
+            causes.append(fe.required(f"{field}.name"))
+        elif isinstance(name, str) and name not in volumes:
+            causes.append(fe.not_found(f"{field}.name", name))
+        if not mount_path:
+            causes.append(fe.required(f"{field}.mountPath"))
+        elif isinstance(mount_path, str):
+            if mount_path in paths:
+                causes.append(fe.invalid(f"{field}.mountPath", mount_path, "must be unique"))
+            paths.add(mount_path)
     return causes
 
 
@@ -367,7 +393,15 @@ def _workload(kind: str) -> Callable[[dict], list[Cause]]:
         if "template" not in spec:
             causes.append(fe.required("spec.template"))
         else:
-            causes.extend(_pod_spec(template.get("spec"), "spec.template.spec", template=True))
+            claims = frozenset(
+                str(_map(_map(c).get("metadata")).get("name", ""))
+                for c in _list(spec.get("volumeClaimTemplates"))
+            )
+            causes.extend(
+                _pod_spec(
+                    template.get("spec"), "spec.template.spec", template=True, claim_names=claims
+                )
+            )
         if kind == "StatefulSet":
             causes.extend(_statefulset(spec))
         return causes

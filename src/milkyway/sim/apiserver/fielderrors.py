@@ -23,6 +23,7 @@ DUPLICATE = "FieldValueDuplicate"
 FORBIDDEN = "FieldValueForbidden"
 TOO_LONG = "FieldValueTooLong"
 TOO_MANY = "FieldValueTooMany"
+NOT_FOUND = "FieldValueNotFound"
 
 Path = tuple[str | int, ...]
 
@@ -82,6 +83,10 @@ def not_supported(field: str, value: Any, supported: Iterable[Any]) -> Cause:
 
 def duplicate(field: str, value: Any) -> Cause:
     return Cause(DUPLICATE, f"Duplicate value: {show_value(value)}", field)
+
+
+def not_found(field: str, value: Any) -> Cause:
+    return Cause(NOT_FOUND, f"Not found: {show_value(value)}", field)
 
 
 def forbidden(field: str, detail: str) -> Cause:
