@@ -44,7 +44,7 @@ def members(
     for zone in component.zones:
         base = base_name(app.name, component.name, zone.name)
         dns = zone_dns(zone.name, clusters)
-        local = zone.name == from_zone
+        local = is_local(component, zone.name, from_zone)
         for ordinal, member_id in enumerate(zone.member_ids):
             if component.workload == "deployment":
                 hostname = base
@@ -63,6 +63,14 @@ def members(
                 }
             )
     return result
+
+
+def is_local(component: ResolvedComponent, zone: str, from_zone: str) -> bool:
+    """Whether members in ``zone`` are addressed by their cluster-local names from
+    ``from_zone``: only when the component lives in that one zone. A component spanning
+    zones uses cluster-set names everywhere, so every member sees the same peer list (etcd
+    derives its cluster id from it; Kafka brokers hand their address to other zones)."""
+    return zone == from_zone and len(component.zones) == 1
 
 
 def home_zone(component: ResolvedComponent, from_zone: str) -> ResolvedZone:
@@ -108,7 +116,9 @@ def template_context(
         "ports": {port.name: port.port for port in component.type.spec.ports},
         "members": all_members,
         "zone_members": [m for m in all_members if m["zone"] == zone.name],
-        "service": service_host(base, app.namespace, dns, serving.name == viewer),
+        "service": service_host(
+            base, app.namespace, dns, is_local(component, serving.name, viewer)
+        ),
         "paths": {"config": CONFIG_DIR, "data": component.type.spec.container.data_path},
         "identity": identity.param if identity else None,
         "deps": dependencies(app, component, viewer, clusters),

@@ -5,11 +5,14 @@ Every object of a component in a zone is named from ``<application>-<component>-
 
 Cross-zone wiring follows the Kubernetes Multi-Cluster Services DNS scheme (KEP-1645):
 
-* within its own zone a member is ``<hostname>.<base>.<namespace>.svc.<dnsDomain>``;
-* from another zone it is ``<hostname>.<cluster>.<base>.<namespace>.svc.<clusterSetDomain>``
+* a member's cluster-local name is ``<hostname>.<base>.<namespace>.svc.<dnsDomain>``;
+* its cluster-set name is ``<hostname>.<cluster>.<base>.<namespace>.svc.<clusterSetDomain>``
   where ``<cluster>`` is the name of the member's Cluster resource;
 * a whole zone's Service is ``<base>.<namespace>.svc.<dnsDomain>`` locally and
-  ``<base>.<namespace>.svc.<clusterSetDomain>`` from elsewhere.
+  ``<base>.<namespace>.svc.<clusterSetDomain>`` in the cluster set.
+
+Local names are used only within a component that lives in a single zone (and by
+dependants in that zone); see :func:`milkyway.render.context.is_local`.
 
 ``dnsDomain`` (default ``cluster.local``) and ``clusterSetDomain`` (default
 ``clusterset.local``) come from each zone's Cluster resource.

@@ -118,9 +118,27 @@ def test_cross_zone_members_use_the_cluster_set_dns_names() -> None:
         "server.1=app-zookeeper1-phx-0.phx.app-zookeeper1-phx.data.svc.clusterset.local:2888:3888"
         in slc["data"]["zoo.cfg"]
     )
+    servers = {
+        name: [
+            line for line in config["data"]["zoo.cfg"].splitlines() if line.startswith("server.")
+        ]
+        for name, config in (("phx", phx), ("slc", slc))
+    }
+    assert servers["phx"] == servers["slc"], "every member must see the same ensemble"
+    assert slc["data"]["members"].split()[2] == (
+        "app-zookeeper1-slc-0.na-slc-7.app-zookeeper1-slc.data.svc.mesh.example"
+    )
+
+
+def test_single_zone_components_use_local_names_inside_and_cluster_set_names_outside() -> None:
+    data = application("kafka", "statefulset", [("phx", 1), ("slc", 2)])
+    app = resolved(data)
+    zookeeper = _kind(render_zone(app, "zookeeper1", "phx"), "ConfigMap")[0]["data"]["zoo.cfg"]
+    assert "server.1=app-zookeeper1-phx-0.app-zookeeper1-phx.data.svc.cluster.local" in zookeeper
+    kafka = _kind(render_zone(app, "kafka1", "slc"), "ConfigMap")[0]["data"]["server.properties"]
     assert (
-        "server.3=app-zookeeper1-slc-0.app-zookeeper1-slc.data.svc.cluster.local"
-        in slc["data"]["zoo.cfg"]
+        "zookeeper.connect=app-zookeeper1-phx-0.phx.app-zookeeper1-phx.data.svc.clusterset.local"
+        in kafka
     )
 
 
