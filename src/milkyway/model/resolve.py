@@ -107,9 +107,17 @@ def infer_type(name: str, type_names: Mapping[str, Any] | set[str] | list[str]) 
     return max(candidates, key=len) if candidates else None
 
 
-def resolve(app: Application, types: Mapping[str, ComponentType]) -> ResolvedApplication:
+def resolve(
+    app: Application,
+    types: Mapping[str, ComponentType],
+    previous: Mapping[str, MemberAssignment] | None = None,
+) -> ResolvedApplication:
     """Resolve ``app`` against ``types`` (name to ComponentType); raise
-    :class:`ValidationFailed` with every problem found."""
+    :class:`ValidationFailed` with every problem found.
+
+    Member identities continue ``previous`` (component name to assignment), by default the
+    ``status.members`` of ``app``; the result's ``members`` is what to store back."""
+    previous = app.status.members if previous is None else previous
     errors: list[FieldError] = []
     typed: dict[str, ComponentType] = {}
     for i, component in enumerate(app.spec.components):
@@ -132,7 +140,7 @@ def resolve(app: Application, types: Mapping[str, ComponentType]) -> ResolvedApp
         component_type = typed[name]
         first = component_type.spec.identity.min if component_type.spec.identity else 1
         zones = [(z.name, z.size) for r in component.regions for z in r.zones]
-        assignment = assign_identities(app.status.members.get(name), zones, first)
+        assignment = assign_identities(previous.get(name), zones, first)
         members[name] = assignment
         identity = component_type.spec.identity
         if identity is not None and assignment.next_id - 1 > identity.max:

@@ -134,3 +134,15 @@ def test_identities_come_from_status_and_are_reported_back() -> None:
     assert resolved.components["kafka1"].zone("phx").member_ids == (7, 8, 9)
     assert resolved.members["kafka1"].next_id == 10
     assert resolved.components["zookeeper1"].zone("phx").member_ids == (1, 2, 3)
+
+
+def test_previous_identities_can_be_passed_explicitly() -> None:
+    first = _resolve(stream1_data())
+    data = stream1_data()
+    data["spec"]["components"][1]["regions"][0]["zones"].insert(0, {"name": "lvs", "size": 2})
+    app = load_application(yaml.safe_dump(data))
+    again = resolve(app, TYPES, previous=first.members)
+    assert again.components["kafka1"].zone("phx").member_ids == (1, 2, 3)
+    assert again.components["kafka1"].zone("lvs").member_ids == (4, 5)
+    fresh = resolve(app, TYPES)
+    assert fresh.components["kafka1"].zone("lvs").member_ids == (1, 2)
