@@ -11,6 +11,7 @@ CRD declares none, as on a real server.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -105,7 +106,7 @@ def _crd_columns(printer_columns: list[dict]) -> list[Column]:
     return columns
 
 
-def _crd_cell(steps: list[jsonpath.Step], type_: str):  # type: ignore[no-untyped-def]
+def _crd_cell(steps: list[jsonpath.Step], type_: str) -> Callable[[dict, datetime], Any]:
     def cell(obj: dict, now: datetime) -> Any:
         values = jsonpath.evaluate(steps, obj)
         if not values:

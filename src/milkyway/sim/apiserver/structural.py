@@ -15,6 +15,7 @@ import copy
 import functools
 import hashlib
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -635,7 +636,7 @@ def _num(value: float) -> str:
     return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
 
 
-def _old_list_items(node: Node, old: list | None):  # type: ignore[no-untyped-def]
+def _old_list_items(node: Node, old: list | None) -> Callable[[int, Any], Any]:
     """How to find an item's previous value: by map keys for map lists, else none.
 
     Transition rules (``oldSelf``) only apply where an item's identity is defined, which
