@@ -8,7 +8,7 @@ member identities rendering must keep).
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field
 
@@ -155,9 +155,9 @@ class ComponentStatus(Model):
 class ZoneMembers(Model):
     """Member identities of one component in one zone."""
 
-    ids: list[int] = Field(default_factory=list)
+    ids: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
     """Identity of member ``i`` of the zone (ordinal ``i``)."""
-    retired: list[int] = Field(default_factory=list)
+    retired: list[Annotated[int, Field(ge=0)]] = Field(default_factory=list)
     """Identities released by a shrink, kept for this zone: their volumes may still exist."""
 
 

@@ -285,6 +285,12 @@ CASES = [
         "not a valid name",
     ),
     Case(
+        "negative-identity-in-status",
+        _top("status", {"members": {"kafka1": {"zones": {"phx": {"ids": [1, -2, 3]}}}}}),
+        "status.members.kafka1.zones.phx.ids[1]",
+        "greater than or equal to 0",
+    ),
+    Case(
         "uses-itself",
         _set(0, "uses", {"x": "zookeeper1"}),
         "spec.components[0].uses",
