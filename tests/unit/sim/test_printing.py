@@ -498,3 +498,57 @@ def test_printing_never_raises_on_odd_objects(obj: dict[str, Any], data: Any) ->
     assert len(result["rows"][0]["cells"]) == len(result["columnDefinitions"])
     crd = to_table([obj], group="x.io", kind="X", printer_columns=COLUMNS, now=NOW)
     assert len(crd["rows"][0]["cells"]) == len(COLUMNS) + 1
+
+
+def test_daemonset_and_controller_revision_columns() -> None:
+    daemonset = {
+        "metadata": meta("agent"),
+        "spec": {
+            "template": {
+                "spec": {
+                    "nodeSelector": {"disk": "ssd"},
+                    "containers": [{"name": "a", "image": "agent:1"}],
+                }
+            }
+        },
+        "status": {
+            "desiredNumberScheduled": 3,
+            "currentNumberScheduled": 3,
+            "numberReady": 2,
+            "updatedNumberScheduled": 3,
+            "numberAvailable": 2,
+        },
+    }
+    result = table([daemonset], "apps", "DaemonSet")
+    assert headers(result) == [
+        "Name",
+        "Desired",
+        "Current",
+        "Ready",
+        "Up-to-date",
+        "Available",
+        "Node Selector",
+        "Age",
+    ]
+    assert result["rows"][0]["cells"][:8] == ["agent", 3, 3, 2, 3, 2, "disk=ssd", "5m"]
+    revision = {
+        "metadata": {
+            **meta("zk-6b8f"),
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "StatefulSet",
+                    "name": "zk",
+                    "uid": "u",
+                    "controller": True,
+                }
+            ],
+        },
+        "revision": 2,
+    }
+    result = table([revision, {"metadata": meta("orphan")}], "apps", "ControllerRevision")
+    assert headers(result) == ["Name", "Controller", "Revision", "Age"]
+    assert [row["cells"] for row in result["rows"]] == [
+        ["zk-6b8f", "statefulset.apps/zk", 2, "5m"],
+        ["orphan", "<none>", 0, "5m"],
+    ]

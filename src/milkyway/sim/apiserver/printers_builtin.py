@@ -475,6 +475,81 @@ def _statefulset_columns() -> list[Column]:
     ]
 
 
+def _node_selector(obj: dict, _now: datetime) -> str:
+    return _selector(_m(_m(_spec(obj).get("template")).get("spec")).get("nodeSelector"))
+
+
+def _daemonset_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col(
+            "Desired",
+            _status_int("desiredNumberScheduled"),
+            type_="integer",
+            desc="The number of nodes that should run the daemon pod.",
+        ),
+        _col(
+            "Current",
+            _status_int("currentNumberScheduled"),
+            type_="integer",
+            desc="The number of nodes running at least one daemon pod.",
+        ),
+        _col(
+            "Ready",
+            _status_int("numberReady"),
+            type_="integer",
+            desc="The number of nodes with a ready daemon pod.",
+        ),
+        _col(
+            "Up-to-date",
+            _status_int("updatedNumberScheduled"),
+            type_="integer",
+            desc="The number of nodes running the updated daemon pod.",
+        ),
+        _col(
+            "Available",
+            _status_int("numberAvailable"),
+            type_="integer",
+            desc="The number of nodes with an available daemon pod.",
+        ),
+        _col(
+            "Node Selector",
+            _node_selector,
+            desc="The node selector of the daemon pods.",
+        ),
+        _age_column(),
+        *_wide_workload(),
+    ]
+
+
+def _controller_of(obj: dict, _now: datetime) -> str:
+    for ref in _l(_meta(obj).get("ownerReferences")):
+        ref = _m(ref)
+        if ref.get("controller"):
+            group = str(ref.get("apiVersion", "")).rpartition("/")[0]
+            kind = str(ref.get("kind", "")).lower()
+            return (
+                f"{kind}.{group}/{ref.get('name', '')}"
+                if group
+                else f"{kind}/{ref.get('name', '')}"
+            )
+    return NONE
+
+
+def _revision_columns() -> list[Column]:
+    return [
+        name_column(),
+        _col("Controller", _controller_of, desc="The controller of the revision."),
+        _col(
+            "Revision",
+            lambda o, _n: int(o.get("revision") or 0),
+            type_="integer",
+            desc="The revision number.",
+        ),
+        _age_column(),
+    ]
+
+
 # -- storage ------------------------------------------------------------------------------
 
 _ACCESS_MODES = {
@@ -851,6 +926,8 @@ BUILTIN_PRINTERS: dict[tuple[str, str], list[Column]] = {
     ("apps", "Deployment"): _deployment_columns(),
     ("apps", "ReplicaSet"): _replicaset_columns(),
     ("apps", "StatefulSet"): _statefulset_columns(),
+    ("apps", "DaemonSet"): _daemonset_columns(),
+    ("apps", "ControllerRevision"): _revision_columns(),
     ("storage.k8s.io", "StorageClass"): _storageclass_columns(),
     ("policy", "PodDisruptionBudget"): _pdb_columns(),
     ("coordination.k8s.io", "Lease"): _lease_columns(),
