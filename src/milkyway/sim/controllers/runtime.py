@@ -124,6 +124,8 @@ class ControlPlane:
         self.unserved: set[str] = set()
         """Resources this API version does not serve; their informers stay empty."""
         self.reconciles = 0
+        self.reconcile_seconds = 0.0
+        """Time spent deciding (cores and shells), apart from the API writes it leads to."""
         self.errors: list[str] = []
         self._events: OrderedDict[tuple[str, str, str], tuple[str, str, int]] = OrderedDict()
         self._event_seq = 0
@@ -210,8 +212,10 @@ class ControlPlane:
 
     def run_one(self, controller: str, key: Hashable) -> None:
         self.reconciles += 1
+        started = time.perf_counter()
         try:
             actions = list(self.controllers[controller].reconcile(key))
+            self.reconcile_seconds += time.perf_counter() - started
         except Exception as exc:
             log.exception("%s: reconcile of %s failed", controller, key)
             self.errors.append(f"{controller} {key}: {exc!r}")
