@@ -10,13 +10,14 @@ from typing import Annotated, Any
 
 import typer
 import yaml
+from pydantic import ValidationError as PydanticValidationError
 from rich.console import Console
 from rich.table import Table
 
 from milkyway.components import ComponentTypeRegistry, builtin_component_types
 from milkyway.components.registry import component_type_from_resource
 from milkyway.model.cluster import Cluster
-from milkyway.model.errors import FieldError, ValidationFailed
+from milkyway.model.errors import FieldError, ValidationFailed, format_path
 from milkyway.model.load import load_resolved
 from milkyway.model.resolve import ResolvedApplication
 from milkyway.render import render_zone
@@ -204,6 +205,14 @@ def _clusters(path: Path | None) -> dict[str, Cluster]:
     result: dict[str, Cluster] = {}
     for doc in _documents(path):
         if doc.get("kind") == "Cluster":
-            item = Cluster.model_validate(doc)
+            try:
+                item = Cluster.model_validate(doc)
+            except PydanticValidationError as exc:
+                problems = "; ".join(
+                    f"{format_path(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()
+                )
+                raise typer.BadParameter(
+                    f"invalid Cluster in {path}: {problems}", param_hint="--clusters"
+                ) from None
             result[item.metadata.name] = item
     return result

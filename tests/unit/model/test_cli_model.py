@@ -117,3 +117,16 @@ def test_render_rejects_unknown_zone_and_invalid_application(tmp_path: Path) -> 
     assert result.exit_code == 1
     missing = runner.invoke(app, ["render", "-f", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2
+
+
+def test_render_names_a_bad_cluster_file(tmp_path: Path) -> None:
+    clusters = tmp_path / "clusters.yaml"
+    clusters.write_text(
+        "apiVersion: milkyway.ebay.com/v1\nkind: Cluster\nmetadata: {name: c1}\n"
+        "spec: {region: NA}\n"
+    )
+    result = runner.invoke(
+        app, ["render", "-f", str(EXAMPLES / "stream1.yaml"), "--clusters", str(clusters)]
+    )
+    assert result.exit_code == 2
+    assert "spec.zone" in result.output
