@@ -22,6 +22,7 @@ from milkyway.model.load import load_resolved
 from milkyway.model.resolve import ResolvedApplication
 from milkyway.render import render_zone
 from milkyway.render.output import dump_manifest
+from milkyway.render.templating import RenderError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -189,9 +190,14 @@ def render(
                 continue
             if cluster is not None and target != cluster:
                 continue
-            for manifest in render_zone(
-                resolved, name, zone_spec.name, clusters.get(target), clusters=by_zone
-            ):
+            try:
+                manifests = render_zone(
+                    resolved, name, zone_spec.name, clusters.get(target), clusters=by_zone
+                )
+            except RenderError as exc:
+                typer.echo(f"cannot render {name} in zone {zone_spec.name}: {exc}", err=True)
+                raise typer.Exit(1) from None
+            for manifest in manifests:
                 header = (
                     f"# Source: {resolved.name}/{name} zone {zone_spec.name} cluster {target}\n"
                 )

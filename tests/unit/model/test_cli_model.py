@@ -130,3 +130,33 @@ def test_render_names_a_bad_cluster_file(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "spec.zone" in result.output
+
+
+def test_render_reports_a_broken_template(tmp_path: Path) -> None:
+    ctype = {
+        "apiVersion": "milkyway.ebay.com/v1",
+        "kind": "ComponentType",
+        "metadata": {"name": "redis"},
+        "spec": {
+            "versions": [{"version": "7.2", "image": "redis:7.2"}],
+            "configFiles": [{"name": "redis.conf", "template": "port {{ ports.missing }}"}],
+            "profiles": {"default": {}},
+            "container": {"start": "exec redis-server"},
+        },
+    }
+    types = tmp_path / "types.yaml"
+    types.write_text(yaml.safe_dump(ctype))
+    application = yaml.safe_load(stream1_text())
+    application["spec"]["components"] = [
+        {
+            "name": "redis1",
+            "version": "7.2",
+            "regions": [{"name": "NA", "zones": [{"name": "phx", "size": 1}]}],
+        }
+    ]
+    file = tmp_path / "app.yaml"
+    file.write_text(yaml.safe_dump(application))
+    result = runner.invoke(app, ["render", "-f", str(file), "-t", str(types)])
+    assert result.exit_code == 1
+    assert "ComponentType redis redis.conf" in result.output
+    assert "missing" in result.output
