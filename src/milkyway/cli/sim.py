@@ -34,27 +34,41 @@ async def _serve(
     rbac: bool,
     exit_after: float | None,
     banner: bool,
+    nodes: int,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    async with SimulatedClusters(
-        names, data_dir=data_dir, kubeconfig_path=kubeconfig, rbac=rbac
-    ) as sim:
+    async with contextlib.AsyncExitStack() as stack:
+        sim = await stack.enter_async_context(
+            SimulatedClusters(names, data_dir=data_dir, kubeconfig_path=kubeconfig, rbac=rbac)
+        )
+        if nodes > 0:
+            from milkyway.sim.controllers.attach import ControlledClusters
+
+            await stack.enter_async_context(ControlledClusters(sim, nodes=nodes))
+            typer.echo(
+                f"control plane: scheduler, controllers, {nodes} simulated nodes per cluster"
+            )
         for cluster in sim:
             typer.echo(f"cluster {cluster.name:<10} {cluster.url}")
         typer.echo(f"kubeconfig: {sim.kubeconfig_path}")
         if banner:
-            first, second = names[0], names[-1]
+            member = names[-1]
             typer.echo(
                 "\nTry:\n"
                 f"  export KUBECONFIG={sim.kubeconfig_path}\n"
                 "  kubectl config get-contexts\n"
-                f"  kubectl --context {first} get namespaces\n"
-                f"  kubectl --context {second} create deployment web --image=nginx:1.27\n"
-                f"  kubectl --context {second} get deployments -o wide\n"
+                f"  kubectl --context {names[0]} get namespaces\n"
+                f"  kubectl --context {member} apply -f - <<'EOF'\n"
+                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n"
+                "  replicas: 3\n  selector: {matchLabels: {app: web}}\n  template:\n"
+                "    metadata: {labels: {app: web}}\n"
+                "    spec: {containers: [{name: web, image: nginx:1.27}]}\n"
+                "EOF\n"
+                f"  kubectl --context {member} get deployments,pods -o wide\n"
                 "\nPress Ctrl-C to stop."
             )
         with contextlib.suppress(TimeoutError):
@@ -73,9 +87,14 @@ def up(
     exit_after: float | None = typer.Option(
         None, help="Stop after this many seconds (for scripts)."
     ),
+    nodes: int = typer.Option(
+        3, help="Simulated nodes per cluster, with scheduler, kubelets and controllers (0: none)."
+    ),
 ) -> None:
     """Run the clusters until interrupted; write a kubeconfig with one context per cluster."""
-    asyncio.run(_serve(_names(clusters), data_dir, kubeconfig, rbac, exit_after, banner=False))
+    asyncio.run(
+        _serve(_names(clusters), data_dir, kubeconfig, rbac, exit_after, banner=False, nodes=nodes)
+    )
 
 
 @demo_app.callback(invoke_without_command=True)
@@ -85,8 +104,17 @@ def demo(
     exit_after: float | None = typer.Option(
         None, help="Stop after this many seconds (for scripts)."
     ),
+    nodes: int = typer.Option(3, help="Simulated nodes per cluster (0: API servers only)."),
 ) -> None:
     """Start mgmt plus member clusters in two regions and print how to use them."""
     asyncio.run(
-        _serve(_names(DEFAULT_CLUSTERS), data_dir, kubeconfig, False, exit_after, banner=True)
+        _serve(
+            _names(DEFAULT_CLUSTERS),
+            data_dir,
+            kubeconfig,
+            False,
+            exit_after,
+            banner=True,
+            nodes=nodes,
+        )
     )
