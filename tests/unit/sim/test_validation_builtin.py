@@ -466,3 +466,43 @@ def test_quantities_parse_exactly(text: str | int, value: str) -> None:
 @pytest.mark.parametrize("text", ["1Gx", "", "Gi", "1.2.3", "--1"])
 def test_malformed_quantities_are_rejected(text: str) -> None:
     assert parse_quantity(text) is None
+
+
+def test_map_keys_render_in_brackets() -> None:
+    configmap = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "c", "labels": {"app": 1}},
+        "data": {"zoo.cfg": 2},
+    }
+    assert [c.field for c in validate_builtin(configmap, SCHEMAS)] == [
+        "data[zoo.cfg]",
+        "metadata.labels[app]",
+    ]
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "ws.example.com"},
+        "spec": {
+            "group": "example.com",
+            "scope": "Namespaced",
+            "names": {"plural": "ws", "kind": "W"},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"spec": {"type": "object", "typo": 1}},
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    field = "spec.versions[0].schema.openAPIV3Schema.properties[spec].typo"
+    assert validate_builtin(crd, SCHEMAS) == [
+        Cause("FieldValueInvalid", f'unknown field "{field}"', field)
+    ]

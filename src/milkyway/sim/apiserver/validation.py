@@ -125,18 +125,19 @@ def _schema_causes(validator: jsonschema.protocols.Validator, obj: dict) -> list
 
 def _to_causes(error: ValidationError) -> list[Cause]:
     path = tuple(error.absolute_path)
-    field = fe.render_path(path)
+    keys = _map_key_positions(error)
+    field = fe.render_path(path, keys)
     rule, expected, value = error.validator, error.validator_value, error.instance
     if rule == "required":
         assert isinstance(value, dict)
         return [
-            fe.required(fe.render_path((*path, name)))
+            fe.required(fe.render_path((*path, name), keys))
             for name in expected
             if value.get(name) is None
         ][:1]
     if rule == "additionalProperties" and expected is False:
         known = error.schema.get("properties", {})
-        return [fe.unknown_field(fe.render_path((*path, k))) for k in value if k not in known]
+        return [fe.unknown_field(fe.render_path((*path, k), keys)) for k in value if k not in known]
     if rule == "type":
         wanted = [t for t in ([expected] if isinstance(expected, str) else expected) if t != "null"]
         actual = json_type(value)
@@ -151,6 +152,31 @@ def _to_causes(error: ValidationError) -> list[Cause]:
 
 
 Compiled = tuple[Check, jsonschema.protocols.Validator]
+
+
+def _map_key_positions(error: ValidationError) -> frozenset[int]:
+    """Which steps of the error's instance path are map keys (``labels[app]``).
+
+    The schema path says it: a step through ``additionalProperties`` enters a map value,
+    a step through ``properties``/``items`` a field or an index.
+    """
+    schema_path = list(error.absolute_schema_path)
+    positions: set[int] = set()
+    depth, i = 0, 0
+    while i < len(schema_path):
+        token = schema_path[i]
+        if token == "properties" and i + 1 < len(schema_path):
+            depth += 1
+            i += 2
+            continue
+        if token == "additionalProperties" and i + 1 < len(schema_path):
+            positions.add(depth)
+            depth += 1
+        elif token == "items" and i + 1 < len(schema_path):
+            depth += 1
+        i += 1
+    return frozenset(p for p in positions if p < len(error.absolute_path))
+
 
 _PREPARED: weakref.WeakKeyDictionary[BuiltinSchemas, dict[bool, SchemaCompiler]] = (
     weakref.WeakKeyDictionary()
