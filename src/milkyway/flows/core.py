@@ -620,7 +620,6 @@ class _Tx:
                 continue
             if group.stage == "gating":
                 return
-            failing = group.failed_members > strategy.failure_budget or group.stage == "gate-failed"
             parent_failed = self.get(group.parent or "").failed
             stop = self.stopping() and not self.in_finally(group)
             blocked = False
@@ -628,7 +627,9 @@ class _Tx:
                 self.complete(path, "Succeeded", outputs=[])
                 return
             batch = batches[group.batch]
-            while group.next < len(batch) and not (stop or failing or parent_failed):
+            while group.next < len(batch) and not (
+                stop or parent_failed or self.group_failing(group, strategy)
+            ):
                 member_path = members[batch[group.next]]
                 member = self.nodes[member_path]
                 if member.phase == "Succeeded" or member.phase == "Skipped":
@@ -647,6 +648,7 @@ class _Tx:
                 group = self.get(path)
             if group.active > 0:
                 return
+            failing = self.group_failing(group, strategy)
             if stop or failing or parent_failed or blocked:
                 self.close_group(path, failing, blocked)
                 return
@@ -667,6 +669,10 @@ class _Tx:
                 self.set_timer(path + "#pause", self.now + group.pause)
                 return
             group.stage = "between"
+
+    @staticmethod
+    def group_failing(group: NodeStatus, strategy: GroupStrategy) -> bool:
+        return group.failed_members > strategy.failure_budget or group.stage == "gate-failed"
 
     def start_member(self, path: str, step: Step) -> None:
         member = self.edit(path)

@@ -107,8 +107,9 @@ def render(value: Any, variables: Mapping[str, Any]) -> Any:
     if isinstance(value, str):
         if "${{" not in value:
             return value
-        whole = TEMPLATE_RE.fullmatch(value.strip())
-        if whole is not None:
+        text = value.strip()
+        whole = TEMPLATE_RE.match(text)
+        if whole is not None and whole.end() == len(text):
             return evaluate(whole.group(1), variables)
         return TEMPLATE_RE.sub(lambda m: _as_text(evaluate(m.group(1), variables)), value)
     if isinstance(value, dict):

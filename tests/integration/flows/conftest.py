@@ -30,9 +30,8 @@ class FlowCluster:
         """``milkyway flow engine`` in a separate Python process against cluster c1."""
         return [
             sys.executable,
-            "-m",
-            "milkyway.cli.main",
-            "flow",
+            "-c",
+            "from milkyway.cli.flow import app; app()",
             "engine",
             f"--kubeconfig={self.sim.kubeconfig_path}",
             "--context=c1",

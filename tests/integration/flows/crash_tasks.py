@@ -45,7 +45,7 @@ async def count_effect(params: CountParams, ctx: TaskContext) -> dict[str, Any]:
                         data={"count": "1", "by": ctx.run_id},
                     )
                 )
-                return {"count": 1}
+                return {"count": 1, "effect": name}
             except ApiError as create_error:
                 if create_error.status.code == 409:
                     continue
@@ -54,7 +54,7 @@ async def count_effect(params: CountParams, ctx: TaskContext) -> dict[str, Any]:
         current.data = {**(current.data or {}), "count": str(count)}
         try:
             await client.replace(current)
-            return {"count": count}
+            return {"count": count, "effect": name}
         except ApiError as exc:
             if exc.status.code != 409:
                 raise RetryableError(str(exc)) from exc

@@ -291,3 +291,38 @@ def test_transitions_never_modify_the_given_status(core_driver: Any) -> None:
     driver.succeed("a")
     assert before.model_dump() == dumped
     assert driver.status is not before
+
+
+def test_members_failing_at_start_count_against_the_failure_budget(core_driver: Any) -> None:
+    spec = _spec(
+        {
+            "steps": [
+                {
+                    "name": "fan",
+                    "forEach": [{"ok": 1}, {}, {}],
+                    "action": "t",
+                    "params": {"v": "${{ item.ok }}"},
+                    "strategy": {"parallelism": 3},
+                }
+            ]
+        }
+    )
+    driver = core_driver.for_flows({"f@1": spec})
+    driver.start()
+    assert list(driver.running) == ["fan[0]"]
+    assert driver.status.nodes["fan[1]"].phase == "Failed"
+    assert driver.status.nodes["fan[2]"].phase == "Pending"
+    driver.succeed("fan[0]")
+    group = driver.status.nodes["fan"]
+    assert group.phase == "Failed"
+    assert driver.status.nodes["fan[2]"].phase == "Omitted"
+    assert "failure budget exceeded" in group.message
+
+
+def test_text_with_several_expressions_is_interpolated(core_driver: Any) -> None:
+    spec = _spec(
+        {"steps": [{"name": "a", "action": "t", "params": {"k": "${{ run.id }}.m${{ 1 + 1 }}"}}]}
+    )
+    driver = core_driver.for_flows({"f@1": spec})
+    driver.start()
+    assert driver.commands[-1].params == {"k": "run-1.m2"}

@@ -1,0 +1,137 @@
+"""Engines as separate processes against the simulated cluster: SIGKILL and rivalry.
+
+Every task counts its executions in a ConfigMap (not idempotent on purpose), so the
+tests see exactly how often each effect happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import signal
+from pathlib import Path
+from typing import Any
+
+from lightkube.resources.core_v1 import ConfigMap
+
+from milkyway.flows.dsl import Catalog, load_flows
+from milkyway.flows.engine import new_run
+from milkyway.model.flow import TERMINAL_RUN_PHASES, FlowRun
+
+HERE = Path(__file__).parent
+TASKS = str(HERE / "crash_tasks.py")
+FLOWS = str(HERE / "crash_flows.yaml")
+CATALOG_TEXT = (HERE / "crash_flows.yaml").read_text()
+
+
+async def _effects(client: Any) -> dict[str, int]:
+    return {
+        cm.metadata.name: int(cm.data["count"])
+        async for cm in client.list(ConfigMap, namespace="default")
+        if cm.metadata.name.startswith("effect-")
+    }
+
+
+async def _start_engine(cluster: Any, engine_id: str, lease: float) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *cluster.engine_command(
+            "--flows", FLOWS, "--tasks", TASKS, "--id", engine_id, "--lease", str(lease)
+        ),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> str:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(signal.SIGKILL)
+    _, err = await proc.communicate()
+    return err.decode(errors="replace")[-3000:]
+
+
+async def _wait_run(store: Any, name: str, seconds: float) -> FlowRun:
+    for _ in range(int(seconds / 0.05)):
+        run = await store.get(name)
+        if run.status.phase in TERMINAL_RUN_PHASES:
+            return run
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{name} not finished after {seconds}s: {run.status.phase}")
+
+
+def _effect(run: FlowRun, path: str) -> str:
+    """The ConfigMap a task counted its executions in (its last attempt's output)."""
+    return str(run.status.nodes[path].outputs["effect"])
+
+
+async def test_sigkill_at_20_random_points_then_resume(flow_cluster: Any) -> None:
+    store = flow_cluster.store
+    catalog = Catalog(load_flows(CATALOG_TEXT))
+    run = new_run(catalog, None, "crash-200", {"members": list(range(198))}, name="crash-1")
+    await store.create(run)
+    seed = random.randrange(2**32)
+    rng = random.Random(seed)
+    kills = 0
+    engine_id = "engine-0"
+    while kills < 20:
+        if kills % 5 == 4:
+            engine_id = f"engine-{kills}"  # a new identity must wait for the lease to expire
+        proc = await _start_engine(flow_cluster, engine_id, lease=1.5)
+        seq = (await store.get("crash-1")).status.seq
+        target = seq + rng.randint(3, 15)
+        for _ in range(1200):
+            current = await store.get("crash-1")
+            if current.status.seq >= target or proc.returncode is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert proc.returncode is None, f"engine exited by itself: {await _stop(proc)}"
+        assert current.status.phase == "Running", f"seed {seed}: finished before 20 kills"
+        await _stop(proc)
+        kills += 1
+    proc = await _start_engine(flow_cluster, "engine-final", lease=1.5)
+    try:
+        final = await _wait_run(store, "crash-1", 120)
+    finally:
+        log = await _stop(proc)
+    assert final.status.phase == "Succeeded", f"seed {seed}: {final.status.message}\n{log}"
+    effects = await _effects(flow_cluster.client)
+    tasks = [p for p, n in final.status.nodes.items() if n.kind == "task"]
+    assert len(tasks) == 200
+    interrupted_total = 0
+    for path in tasks:
+        node = final.status.nodes[path]
+        interrupted = sum(1 for a in node.attempts if a.phase == "Interrupted")
+        interrupted_total += interrupted
+        count = effects.get(_effect(final, path), 0)
+        assert count >= 1, f"seed {seed}: effect of {path} never happened"
+        assert count <= 1 + interrupted, (
+            f"seed {seed}: {path} ran {count} times with {interrupted} interrupted attempt(s)"
+        )
+        assert node.attempts[-1].phase == "Succeeded"
+    assert interrupted_total >= 1, "no kill ever interrupted a running task"
+
+
+async def test_two_engines_never_double_apply(flow_cluster: Any) -> None:
+    store = flow_cluster.store
+    catalog = Catalog(load_flows(CATALOG_TEXT))
+    engines = [await _start_engine(flow_cluster, f"rival-{i}", lease=5) for i in range(2)]
+    try:
+        names = []
+        for index in range(10):
+            run = new_run(catalog, None, "small", name=f"small-{index}")
+            await store.create(run)
+            names.append(run.metadata.name)
+        runs = [await _wait_run(store, name, 90) for name in names]
+    finally:
+        logs = [await _stop(proc) for proc in engines]
+    assert all(r.status.phase == "Succeeded" for r in runs), logs
+    effects = await _effects(flow_cluster.client)
+    owners = set()
+    for run in runs:
+        actors = {a.actor for n in run.status.nodes.values() for a in n.attempts}
+        assert len(actors) == 1, f"{run.metadata.name} was advanced by {actors}"
+        owners |= actors
+        for path, node in run.status.nodes.items():
+            if node.kind == "task":
+                assert effects[_effect(run, path)] == 1, path
+    assert owners <= {"rival-0", "rival-1"}
