@@ -123,20 +123,23 @@ class Kubelet:
         self.agents[spec.name] = agent
         self._heartbeat(agent)
 
+    def _renew(self, agent: NodeAgent) -> None:
+        api = self.plane.api
+        try:
+            api.patch(
+                resource_name(("coordination.k8s.io", "v1", "leases")),
+                agent.name,
+                {"spec": {"renewTime": _micro_now(), "holderIdentity": agent.name}},
+                namespace=LEASE_NAMESPACE,
+            )
+        except ApiError as err:
+            if err.code != 404:
+                raise
+            api.create(lease_object(agent.name, _micro_now()), namespace=LEASE_NAMESPACE)
+
     def _heartbeat(self, agent: NodeAgent) -> None:
         if agent.alive:
-            api = self.plane.api
-            try:
-                api.patch(
-                    resource_name(("coordination.k8s.io", "v1", "leases")),
-                    agent.name,
-                    {"spec": {"renewTime": _micro_now(), "holderIdentity": agent.name}},
-                    namespace=LEASE_NAMESPACE,
-                )
-            except ApiError as err:
-                if err.code != 404:
-                    raise
-                api.create(lease_object(agent.name, _micro_now()), namespace=LEASE_NAMESPACE)
+            self._renew(agent)
         loop = asyncio.get_running_loop()
         agent.heartbeat = loop.call_later(self.config.heartbeat_interval, self._heartbeat, agent)
 
@@ -458,6 +461,7 @@ class Kubelet:
         agent = self._agent(node)
         agent.alive = alive
         if alive:
+            self._renew(agent)
             self.wake_node(node)
 
     def set_slowness(self, node: str, factor: float) -> None:

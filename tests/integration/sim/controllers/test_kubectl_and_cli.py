@@ -117,6 +117,23 @@ async def test_rollout_status_and_wait_for_ready(running: Running) -> None:
         "get", "pods", "-o", "jsonpath={.items[*].spec.containers[0].image}"
     )
     assert images.split() == ["nginx:1.28"] * 3
+    api.create(
+        {
+            "apiVersion": "apps/v1",
+            "kind": "Deployment",
+            "metadata": {"name": "api", "namespace": "default"},
+            "spec": {
+                "replicas": 2,
+                "selector": {"matchLabels": {"app": "api"}},
+                "template": {
+                    "metadata": {"labels": {"app": "api"}},
+                    "spec": {"containers": [{"name": "main", "image": "app:1"}]},
+                },
+            },
+        }
+    )
+    _, out, _ = await running.kubectl("rollout", "status", "deployment/api", "--timeout=60s")
+    assert 'deployment "api" successfully rolled out' in out
 
 
 async def test_pod_faults_show_through_kubectl_and_clear(running: Running) -> None:
