@@ -20,6 +20,9 @@ lint: bootstrap
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
+crds: bootstrap
+	$(PY) -m milkyway.model.crds --write deploy/crds
+
 format: bootstrap
 	$(VENV)/bin/ruff format src tests bench
 	$(VENV)/bin/ruff check --fix src tests bench
