@@ -408,7 +408,9 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         field_manager: str | None = None,
         field_validation: str = "Strict",
         warnings: list[str] | None = None,
+        applied: bool = False,
     ) -> Obj:
+        """Create; ``applied`` (server-side apply) keeps the managedFields the body carries."""
         info = self._body_resource(obj, resource)
         self._require_verb(info, "create")
         if info.plural in _REVIEW_PLURALS:
@@ -439,7 +441,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             self._admit_namespace(ns)
         for key in _SERVER_METADATA:
             md.pop(key, None)
-        md.pop("managedFields", None)
+        managed_fields = md.pop("managedFields", None)
         if info.has_status and (info.group, info.kind) not in _KEEP_STATUS_ON_CREATE:
             new.pop("status", None)
         new = self._default_and_validate(info, new, None, field_validation, warnings)
@@ -452,10 +454,12 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         md["creationTimestamp"] = self.now()
         if self._tracks_generation(info):
             md["generation"] = 1
-        if field_manager:
+        if applied and managed_fields is not None:
+            md["managedFields"] = managed_fields
+        elif field_manager:
             new = self._record(None, new, field_manager, "Update", "")
         if dry_run:
-            md["resourceVersion"] = ""
+            new["metadata"]["resourceVersion"] = ""
             return new
         self.store.commit(info.key, ADDED, new)
         if info.key == _CRD_KEY:
@@ -827,21 +831,15 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
                 schemas=None if info.custom else self.schemas,
                 now=self.now(),
             )
-            managed_fields = created["metadata"].get("managedFields")
-            result = self.create(
+            return self.create(
                 created,
                 namespace=ns,
                 resource=info,
                 dry_run=dry_run,
                 field_validation=field_validation,
                 warnings=warnings,
+                applied=True,
             )
-            if managed_fields is not None and not dry_run:
-                stored = self.store.get(info.key, ns, result["metadata"]["name"])
-                if stored is not None:
-                    stored["metadata"]["managedFields"] = managed_fields
-                    result["metadata"]["managedFields"] = deep_copy(managed_fields)
-            return result
         if subresource and info.subresource(subresource) is None:
             raise errors.not_found(info.group, f"{info.plural}/{subresource}", name)
         live_v = self._as_version(info, live)
