@@ -390,3 +390,59 @@ async def test_objects_and_revision_survive_a_restart(tmp_path: Path) -> None:
         assert int(made["metadata"]["resourceVersion"]) == revision + 1
         async with _client(sim) as http:
             assert (await http.get(CMS + "/kept")).status_code == 200
+
+
+async def test_pod_subresources_over_http(sim: SimulatedClusters, http: httpx.AsyncClient) -> None:
+    api = sim["c1"].api
+    pods = "/api/v1/namespaces/default/pods"
+    body = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p"},
+        "spec": {"containers": [{"name": "main", "image": "busybox:1"}]},
+    }
+    assert (await http.post(pods, json=body)).status_code == 201
+    binding = {
+        "apiVersion": "v1",
+        "kind": "Binding",
+        "metadata": {"name": "p"},
+        "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"},
+    }
+    assert (await http.post(f"{pods}/p/binding", json=binding)).status_code == 201
+    assert api.get("pods", "p")["spec"]["nodeName"] == "n1"
+    api.write_log("p", "main", "hello\nworld")
+    log = await http.get(f"{pods}/p/log", params={"tailLines": "1"})
+    assert (log.status_code, log.text) == (200, "world\n")
+    status = await http.patch(
+        f"{pods}/p/status",
+        json={"status": {"phase": "Running"}, "spec": {"nodeName": "elsewhere"}},
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert status.status_code == 200
+    assert status.json()["status"]["phase"] == "Running"
+    assert status.json()["spec"]["nodeName"] == "n1"
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "p"}}
+    evicted = await http.post(f"{pods}/p/eviction", json=eviction)
+    assert evicted.status_code == 201 and evicted.json()["status"] == "Success"
+    assert (await http.get(f"{pods}/p")).status_code == 404
+
+
+async def test_discovery_documents(http: httpx.AsyncClient) -> None:
+    core = (await http.get("/api/v1")).json()
+    pods = next(r for r in core["resources"] if r["name"] == "pods")
+    assert pods["namespaced"] is True and "po" in pods["shortNames"]
+    assert any(r["name"] == "pods/eviction" for r in core["resources"])
+    aggregated = await http.get(
+        "/apis",
+        headers={"Accept": "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"},
+    )
+    assert aggregated.headers["Content-Type"].startswith("application/json;g=apidiscovery")
+    groups = {g["metadata"]["name"]: g for g in aggregated.json()["items"]}
+    apps = groups["apps"]["versions"][0]["resources"]
+    deployments = next(r for r in apps if r["resource"] == "deployments")
+    assert {s["subresource"] for s in deployments["subresources"]} == {"status", "scale"}
+    plain = (await http.get("/apis")).json()
+    assert plain["kind"] == "APIGroupList"
+    assert (await http.get("/version")).json()["minor"] == "32"
+    index = (await http.get("/openapi/v3")).json()
+    assert "apis/apps/v1" in index["paths"]
