@@ -35,6 +35,7 @@ async def _serve(
     exit_after: float | None,
     banner: bool,
     nodes: int,
+    token_file: Path | None = None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -43,7 +44,13 @@ async def _serve(
             loop.add_signal_handler(sig, stop.set)
     async with contextlib.AsyncExitStack() as stack:
         sim = await stack.enter_async_context(
-            SimulatedClusters(names, data_dir=data_dir, kubeconfig_path=kubeconfig, rbac=rbac)
+            SimulatedClusters(
+                names,
+                data_dir=data_dir,
+                kubeconfig_path=kubeconfig,
+                rbac=rbac,
+                token_file=token_file,
+            )
         )
         if nodes > 0:
             from milkyway.sim.controllers.attach import ControlledClusters
@@ -90,10 +97,24 @@ def up(
     nodes: int = typer.Option(
         3, help="Simulated nodes per cluster, with scheduler, kubelets and controllers (0: none)."
     ),
+    token_file: Path | None = typer.Option(
+        None,
+        help='Users as token,user,uid,"group1,group2" lines (kube-apiserver format); '
+        "the first system:masters user goes into the kubeconfig.",
+    ),
 ) -> None:
     """Run the clusters until interrupted; write a kubeconfig with one context per cluster."""
     asyncio.run(
-        _serve(_names(clusters), data_dir, kubeconfig, rbac, exit_after, banner=False, nodes=nodes)
+        _serve(
+            _names(clusters),
+            data_dir,
+            kubeconfig,
+            rbac,
+            exit_after,
+            banner=False,
+            nodes=nodes,
+            token_file=token_file,
+        )
     )
 
 

@@ -446,3 +446,20 @@ async def test_discovery_documents(http: httpx.AsyncClient) -> None:
     assert (await http.get("/version")).json()["minor"] == "32"
     index = (await http.get("/openapi/v3")).json()
     assert "apis/apps/v1" in index["paths"]
+
+
+async def test_yaml_body_dry_run_and_warnings(
+    sim: SimulatedClusters, http: httpx.AsyncClient
+) -> None:
+    api = sim["c1"].api
+    manifest = b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y}\ndata: {k: v}\nextra: 1\n"
+    yaml_headers = {"Content-Type": "application/yaml"}
+    before = api.revision
+    dry = await http.post(CMS, params={"dryRun": "All"}, content=manifest, headers=yaml_headers)
+    assert dry.status_code == 201 and dry.json()["data"] == {"k": "v"}
+    assert api.revision == before
+    made = await http.post(CMS, content=manifest, headers=yaml_headers)
+    assert made.status_code == 201
+    assert "extra" not in made.json()
+    assert 'unknown field \\"extra\\"' in made.headers["Warning"]
+    assert api.get("configmaps", "y")["data"] == {"k": "v"}
