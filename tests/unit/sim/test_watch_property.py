@@ -170,3 +170,14 @@ async def test_async_iteration_and_subscribe() -> None:
             break
     assert types == ["ADDED", "DELETED"]
     assert seen == ["ADDED"]
+
+
+def test_failing_subscriber_does_not_fail_the_write() -> None:
+    api = ClusterAPI()
+
+    def broken(_event: object) -> None:
+        raise RuntimeError("subscriber bug")
+
+    api.subscribe("configmaps", broken)
+    made = api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})
+    assert api.get("configmaps", "a")["metadata"]["uid"] == made["metadata"]["uid"]

@@ -13,6 +13,7 @@ may mutate them (the in-process API) copies first.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -20,6 +21,8 @@ from typing import Any
 
 from milkyway.sim.apiserver.errors import ApiError, gone
 from milkyway.sim.apiserver.selectors import FieldSelector, LabelSelector
+
+log = logging.getLogger(__name__)
 
 ResourceKey = tuple[str, str]
 """(group, plural): every served version of a resource shares one set of objects."""
@@ -117,7 +120,11 @@ class Watcher:
         if seen is None or self.closed:
             return
         if self.callback is not None:
-            self.callback(seen)
+            try:
+                self.callback(seen)
+            except Exception:
+                # The write has committed; a subscriber's failure must not fail the writer.
+                log.exception("watch subscriber %r failed on %s", self.callback, seen.type)
             return
         self._queue.append(seen)
         if len(self._queue) > self.max_backlog:
