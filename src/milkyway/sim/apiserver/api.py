@@ -16,7 +16,9 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from milkyway.sim.apiserver import errors
+from milkyway.sim.apiserver import errors, fielderrors, naming, patching
+from milkyway.sim.apiserver.apply import record_update, server_side_apply
+from milkyway.sim.apiserver.auth import evaluate_review
 from milkyway.sim.apiserver.bootstrap import SYSTEM_NAMESPACES, default_rbac
 from milkyway.sim.apiserver.crds import CustomResources
 from milkyway.sim.apiserver.defaults import ClusterIPAllocator, apply_defaults
@@ -41,6 +43,7 @@ from milkyway.sim.apiserver.store import (
     deep_copy,
 )
 from milkyway.sim.apiserver.subresources import Subresources
+from milkyway.sim.apiserver.validation import strict_decoding_error, validate_builtin
 
 Obj = dict[str, Any]
 Resource = ResourceInfo | str
@@ -531,8 +534,6 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         return info.custom or (info.group, info.kind) in _GENERATION_KINDS
 
     def _record(self, old: Obj | None, new: Obj, manager: str, operation: str, sub: str) -> Obj:
-        from milkyway.sim.apiserver.apply import record_update
-
         return record_update(
             old, new, manager=manager, operation=operation, now=self.now(), subresource=sub
         )
@@ -554,9 +555,6 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         name = obj["metadata"].get("name", "")
         if info.custom:
             return self._validate_custom(info, obj, old, field_validation, warnings)
-        from milkyway.sim.apiserver import fielderrors
-        from milkyway.sim.apiserver.validation import strict_decoding_error, validate_builtin
-
         apply_defaults(info.group, info.kind, obj, self._ips)
         causes = validate_builtin(obj, self.schemas, strict=True)
         unknown = [c for c in causes if fielderrors.is_unknown_field(c)]
@@ -589,8 +587,6 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         field_validation: str,
         warnings: list[str] | None,
     ) -> Obj:
-        from milkyway.sim.apiserver import naming
-
         md = obj["metadata"]
         name = md.get("name", "")
         causes = [
@@ -820,8 +816,6 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             if patch_type != "apply" or subresource:
                 raise errors.not_found(info.group, info.plural, name)
             body = self._body_for_apply(info, patch, ns, name)
-            from milkyway.sim.apiserver.apply import server_side_apply
-
             created = server_side_apply(
                 None,
                 body,
@@ -897,8 +891,6 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         force: bool,
         scale: bool,
     ) -> Obj:
-        from milkyway.sim.apiserver import patching
-
         if patch_type == "merge":
             return patching.merge_patch(live, patch)
         if patch_type == "json":
@@ -914,8 +906,6 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             if schema is None:
                 return patching.merge_patch(live, patch)
             return patching.strategic_merge_patch(live, patch, schema, self.schemas)
-        from milkyway.sim.apiserver.apply import server_side_apply
-
         return server_side_apply(
             live,
             patch,
@@ -930,8 +920,6 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
 
     def review_access(self, review: Obj, *, user: str, groups: Iterable[str]) -> Obj:
         """Evaluate a (Self|Local)SubjectAccessReview against the stored RBAC objects."""
-        from milkyway.sim.apiserver.auth import evaluate_review
-
         return evaluate_review(self, review, user=user, groups=list(groups))
 
 

@@ -11,6 +11,7 @@ from milkyway.sim.apiserver.errors import Cause
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry, ScalePaths
 from milkyway.sim.apiserver.resources import Subresource as _Sub
 from milkyway.sim.apiserver.store import DELETED, Store, deep_copy
+from milkyway.sim.apiserver.validation import StructuralSchema, validate_crd
 
 Obj = dict[str, Any]
 _CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
@@ -26,8 +27,6 @@ class CustomResources:
     # ----------------------------------------------------------------- CRDs
 
     def _prepare_crd(self, crd: Obj) -> None:
-        from milkyway.sim.apiserver.validation import validate_crd
-
         causes = validate_crd(crd)
         if causes:
             raise errors.invalid(
@@ -79,8 +78,6 @@ class CustomResources:
         ]
 
     def crd_resources(self, crd: Obj) -> list[ResourceInfo]:
-        from milkyway.sim.apiserver.validation import StructuralSchema
-
         spec = crd["spec"]
         names = spec["names"]
         storage = next((v["name"] for v in spec["versions"] if v.get("storage")), "")

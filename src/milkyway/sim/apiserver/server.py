@@ -26,6 +26,8 @@ from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.apiserver.auth import TokenAuthenticator, User, authorize
 from milkyway.sim.apiserver.discovery import Discovery, version_info, wants_aggregated
 from milkyway.sim.apiserver.errors import ApiError
+from milkyway.sim.apiserver.openapi import OpenAPIPublisher, ServedResource
+from milkyway.sim.apiserver.printing import to_table
 from milkyway.sim.apiserver.resources import ResourceInfo
 from milkyway.sim.apiserver.store import BOOKMARK, DELETED, ERROR, Event
 
@@ -251,8 +253,6 @@ class ApiServer:
 
     def _publisher(self) -> Any:
         if self._openapi is None:
-            from milkyway.sim.apiserver.openapi import OpenAPIPublisher, ServedResource
-
             registry = self.api.registry
 
             def served() -> list[Any]:
@@ -396,8 +396,6 @@ class ApiServer:
         *,
         list_metadata: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        from milkyway.sim.apiserver.printing import to_table
-
         return to_table(
             objects,
             group=info.group,
