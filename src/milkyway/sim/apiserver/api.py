@@ -9,10 +9,11 @@ namespace termination all happen here, not in the HTTP layer.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import random
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,6 +146,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self._schemas: BuiltinSchemas | None = None
         self._logs: dict[tuple[str, str, str], list[str]] = {}
         self._random = random.Random()
+        self._out: Callable[[Obj], Obj] = deep_copy
         if bootstrap:
             self.ensure_system_namespaces()
 
@@ -159,6 +161,19 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
                 self.create(obj)
 
     # ----------------------------------------------------------------- plumbing
+
+    @contextlib.contextmanager
+    def sharing(self) -> Iterator[None]:
+        """Within the block, writes return the stored object itself instead of a copy.
+
+        For callers that only serialize the result (the HTTP layer): it saves a deep copy
+        per write. The block must not await, and the result must not be mutated.
+        """
+        self._out = _identity
+        try:
+            yield
+        finally:
+            self._out = deep_copy
 
     @property
     def schemas(self) -> BuiltinSchemas:
@@ -467,7 +482,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self.store.commit(info.key, ADDED, new)
         if info.key == _CRD_KEY:
             self._serve_crd(new)
-        return self._as_version(info, deep_copy(new))
+        return self._as_version(info, self._out(new))
 
     def _body_resource(self, obj: Obj, resource: Resource | None) -> ResourceInfo:
         if not isinstance(obj, dict):
@@ -753,18 +768,18 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         md = new["metadata"]
         md["resourceVersion"] = old_md["resourceVersion"]
         if _same(old, new):
-            return self._as_version(info, deep_copy(old))
+            return self._as_version(info, self._out(old))
         if dry_run:
             return new
         if md.get("deletionTimestamp") and not md.get("finalizers") and self._may_remove(info, new):
             self._remove(info, new)
-            return self._as_version(info, deep_copy(new))
+            return self._as_version(info, self._out(new))
         self.store.commit(info.key, MODIFIED, new)
         if info.key == _CRD_KEY:
             self._serve_crd(new)
         if info.key == _NS_KEY and md.get("deletionTimestamp"):
             self._finish_namespace(md["name"])
-        return self._as_version(info, deep_copy(new))
+        return self._as_version(info, self._out(new))
 
     # ----------------------------------------------------------------- patch
 
@@ -921,6 +936,10 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
     def review_access(self, review: Obj, *, user: str, groups: Iterable[str]) -> Obj:
         """Evaluate a (Self|Local)SubjectAccessReview against the stored RBAC objects."""
         return evaluate_review(self, review, user=user, groups=list(groups))
+
+
+def _identity(obj: Obj) -> Obj:
+    return obj
 
 
 def _spec_changed(old: Obj, new: Obj, has_status: bool) -> bool:

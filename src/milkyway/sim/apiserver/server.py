@@ -591,13 +591,14 @@ class ApiServer:
             body.setdefault("kind", info.kind)
             return _json(api.review_access(body, user=user.name, groups=user.groups), status=201)
         warnings: list[str] = []
-        created = api.create(
-            body,
-            namespace=target.namespace,
-            resource=info,
-            warnings=warnings,
-            **self._write_options(request),
-        )
+        with self.api.sharing():
+            created = api.create(
+                body,
+                namespace=target.namespace,
+                resource=info,
+                warnings=warnings,
+                **self._write_options(request),
+            )
         return _json(created, status=201, warnings=warnings)
 
     async def _put(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -621,15 +622,16 @@ class ApiServer:
                 field_manager=options["field_manager"],
             )
             return _json(result)
-        result = self.api.update(
-            body,
-            namespace=target.namespace,
-            resource=target.info,
-            name=target.name,
-            subresource=target.subresource,
-            warnings=warnings,
-            **options,
-        )
+        with self.api.sharing():
+            result = self.api.update(
+                body,
+                namespace=target.namespace,
+                resource=target.info,
+                name=target.name,
+                subresource=target.subresource,
+                warnings=warnings,
+                **options,
+            )
         return _json(result, warnings=warnings)
 
     async def _patch(self, request: web.Request, target: Target) -> web.StreamResponse:
@@ -647,17 +649,18 @@ class ApiServer:
                 "PATCH with application/apply-patch+yaml requires the fieldManager query "
                 "parameter (kubectl: --field-manager)"
             )
-        result = self.api.patch(
-            target.info,
-            target.name,
-            body,
-            patch_type=patch_type,
-            namespace=target.namespace,
-            subresource=target.subresource,
-            force=request.query.get("force", "") in _TRUE,
-            warnings=warnings,
-            **options,
-        )
+        with self.api.sharing():
+            result = self.api.patch(
+                target.info,
+                target.name,
+                body,
+                patch_type=patch_type,
+                namespace=target.namespace,
+                subresource=target.subresource,
+                force=request.query.get("force", "") in _TRUE,
+                warnings=warnings,
+                **options,
+            )
         return _json(result, warnings=warnings)
 
     async def _delete(self, request: web.Request, target: Target) -> web.StreamResponse:
