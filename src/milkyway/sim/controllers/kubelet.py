@@ -52,6 +52,7 @@ class NodeAgent:
 
     name: str
     ip: str
+    spec: NodeSpec
     alive: bool = True
     slowness: float = 1.0
     heartbeat: asyncio.TimerHandle | None = None
@@ -119,9 +120,19 @@ class Kubelet:
             if err.reason != "AlreadyExists":
                 raise
             node = api.get("v1/nodes", spec.name)
-        agent = NodeAgent(spec.name, node_internal_ip(node) or ip)
+        agent = NodeAgent(spec.name, node_internal_ip(node) or ip, spec)
         self.agents[spec.name] = agent
         self._heartbeat(agent)
+
+    def _register(self, agent: NodeAgent) -> None:
+        """A live kubelet whose Node object was deleted registers it again, as kubelets do."""
+        if self.plane.get("v1/nodes", "", agent.name) is not None:
+            return
+        try:
+            self.plane.api.create(node_object(agent.spec, agent.ip))
+        except ApiError as err:
+            if err.reason != "AlreadyExists":
+                raise
 
     def _renew(self, agent: NodeAgent) -> None:
         api = self.plane.api
@@ -139,6 +150,7 @@ class Kubelet:
 
     def _heartbeat(self, agent: NodeAgent) -> None:
         if agent.alive:
+            self._register(agent)
             self._renew(agent)
         loop = asyncio.get_running_loop()
         agent.heartbeat = loop.call_later(self.config.heartbeat_interval, self._heartbeat, agent)
@@ -461,6 +473,7 @@ class Kubelet:
         agent = self._agent(node)
         agent.alive = alive
         if alive:
+            self._register(agent)
             self._renew(agent)
             self.wake_node(node)
 

@@ -5,7 +5,9 @@ Every ``node_monitor_period`` it compares each node's Lease ``renewTime`` with
 node status."), the ``node.kubernetes.io/unreachable`` NoSchedule and NoExecute taints,
 and its pods are marked NotReady; after ``pod_eviction_timeout`` its pods are deleted
 (they stay Terminating: no kubelet is left to confirm, exactly as on a real cluster).
-A node that heartbeats again gets Ready back and loses the taints.
+A node that heartbeats again gets Ready back and loses the taints. Like the pod garbage
+collector, it force-deletes pods bound to a node that no longer exists once that has
+lasted ``node_grace_period`` (what an operator relies on after deleting a dead Node).
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ class NodeLifecycleController:
         self.config = plane.config
         self.silent_since: dict[str, float] = {}
         self.evicted: set[str] = set()
+        self.orphaned_since: dict[str, float] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._schedule()
 
@@ -130,6 +133,40 @@ class NodeLifecycleController:
                 actions += self._silent(node, now)
             else:
                 actions += self._heard(node)
+        return actions + self._collect_orphans(now)
+
+    def _collect_orphans(self, now: float) -> list[Action]:
+        nodes = self.plane.informer("v1/nodes")
+        gone = {
+            str(n) for n in self.plane.pods.index_values("node") if nodes.get("", str(n)) is None
+        }
+        for name in set(self.orphaned_since) - gone:
+            del self.orphaned_since[name]
+        actions: list[Action] = []
+        for name in gone:
+            since = self.orphaned_since.setdefault(name, now)
+            if now - since < self.config.node_grace_period:
+                continue
+            for pod in self.plane.pods.by_index("node", name):
+                actions.append(
+                    Delete(
+                        PODS,
+                        namespace_of(pod),
+                        name_of(pod),
+                        grace_period_seconds=0,
+                        uid=uid_of(pod),
+                    )
+                )
+                actions.append(
+                    Event(
+                        object_ref(pod),
+                        "Normal",
+                        "PodGC",
+                        f"Deleting pod {namespace_of(pod)}/{name_of(pod)}: "
+                        f"node {name} no longer exists",
+                        "pod-garbage-collector",
+                    )
+                )
         return actions
 
     def _silent(self, node: Obj, now: float) -> list[Action]:

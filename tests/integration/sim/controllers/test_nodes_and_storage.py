@@ -155,3 +155,28 @@ async def test_scheduler_honours_selectors_taints_resources_and_anti_affinity(si
         lambda: all(sim.pod(f"member-{i}")["spec"].get("nodeName") for i in range(3)),  # type: ignore[index]
         what="third member scheduled once a host is free",
     )
+
+
+async def test_deleting_a_dead_node_frees_its_pods_and_a_live_one_registers_again(
+    sim: Sim,
+) -> None:
+    sim.api.create(sts_manifest(replicas=1, storage_class=None))
+    await eventually(lambda: _running(sim.pod("web-0")), what="web-0 running")
+    lost = sim.pod("web-0")["spec"]["nodeName"]  # type: ignore[index]
+    uid = sim.pod("web-0")["metadata"]["uid"]  # type: ignore[index]
+    await sim.faults.lose_node("test", lost)
+    await eventually(lambda: _node_ready(sim, lost) == "Unknown")
+    sim.api.delete("nodes", lost)
+    await eventually(
+        lambda: _running(sim.pod("web-0")) and sim.pod("web-0")["metadata"]["uid"] != uid,  # type: ignore[index]
+        what="web-0 recreated on a live node once its node is gone",
+    )
+    assert sim.pod("web-0")["spec"]["nodeName"] != lost  # type: ignore[index]
+    assert sim.events("web-0", "PodGC")
+
+    alive = next(n for n in ("test-node-0", "test-node-1", "test-node-2") if n != lost)
+    sim.api.delete("nodes", alive)
+    await eventually(
+        lambda: any(n["metadata"]["name"] == alive for n in sim.api.list("nodes")["items"]),
+        what="a live kubelet re-registering its node",
+    )
