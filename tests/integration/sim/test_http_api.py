@@ -463,3 +463,36 @@ async def test_yaml_body_dry_run_and_warnings(
     assert "extra" not in made.json()
     assert 'unknown field \\"extra\\"' in made.headers["Warning"]
     assert api.get("configmaps", "y")["data"] == {"k": "v"}
+
+
+async def test_watch_list_sends_initial_events_then_a_bookmark(
+    sim: SimulatedClusters, http: httpx.AsyncClient
+) -> None:
+    sim["c1"].api.create({**CM, "metadata": {"name": "present"}})
+    params = {
+        "watch": "true",
+        "sendInitialEvents": "true",
+        "resourceVersionMatch": "NotOlderThan",
+        "allowWatchBookmarks": "true",
+        "timeoutSeconds": "1",
+    }
+    async with http.stream("GET", CMS, params=params) as response:
+        events = [e async for e in _events(response)]
+    assert (events[0]["type"], events[0]["object"]["metadata"]["name"]) == ("ADDED", "present")
+    assert events[1]["type"] == "BOOKMARK"
+    assert events[1]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
+
+
+async def test_disconnected_watch_releases_its_watcher(
+    sim: SimulatedClusters, http: httpx.AsyncClient
+) -> None:
+    store = sim["c1"].api.store
+    before = store.watcher_count()
+    async with http.stream("GET", CMS, params={"watch": "1"}) as response:
+        assert response.status_code == 200
+        assert store.watcher_count() == before + 1
+    for _ in range(50):
+        if store.watcher_count() == before:
+            break
+        await asyncio.sleep(0.05)
+    assert store.watcher_count() == before

@@ -112,7 +112,9 @@ class ApiServer:
         return app
 
     async def start(self) -> str:
-        self._runner = web.AppRunner(self.make_app(), access_log=None, shutdown_timeout=0.5)
+        self._runner = web.AppRunner(
+            self.make_app(), access_log=None, shutdown_timeout=0.5, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(
             self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context
@@ -436,10 +438,14 @@ class ApiServer:
             return response
         await response.prepare(request)
         deadline = time.monotonic() + timeout if timeout else None
-        initial_pending = send_initial
-        if initial_pending:
-            initial_count = watcher.pending
         try:
+            if send_initial:
+                # The initial ADDED events are queued when the watch starts; the bookmark
+                # after them tells the client its view is complete.
+                chunk = bytearray()
+                for event in watcher.drain():
+                    chunk += self._encode_event(event, info, request, table)
+                await response.write(bytes(chunk) + self._bookmark(info, initial_end=True))
             while True:
                 wait = self.bookmark_interval if bookmarks else None
                 if deadline is not None:
@@ -453,16 +459,7 @@ class ApiServer:
                     chunk = bytearray()
                     for event in events:
                         chunk += self._encode_event(event, info, request, table)
-                    if initial_pending:
-                        initial_count -= len(events)
-                        if initial_count <= 0:
-                            initial_pending = False
-                            chunk += self._bookmark(info, initial_end=True)
                     await response.write(bytes(chunk))
-                    continue
-                if initial_pending:
-                    initial_pending = False
-                    await response.write(self._bookmark(info, initial_end=True))
                     continue
                 if watcher.closed:
                     if watcher.error is not None:
