@@ -84,6 +84,8 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
     ``"Pod"``, ``"deployments.apps"`` or ``"apps/v1/deployments"`` (the group's preferred
     version when none is given). Objects are plain JSON-like dicts; every object returned
     is the caller's own copy, so mutating it changes nothing until it is written back.
+    Calls are synchronous: each write is atomic on the event loop and watchers see it
+    before the call returns.
 
     Reads:
       ``get(resource, name, *, namespace=None) -> dict``
@@ -92,8 +94,9 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
       ``metadata.resourceVersion`` and ``metadata.continue``; selectors as strings
       ``"app=web,tier!=db"`` or parsed).
     Writes (each takes ``dry_run=False``, ``field_manager=None`` — managedFields are tracked
-    only when a manager is given — ``field_validation="Strict"|"Warn"|"Ignore"`` and
-    ``warnings: list[str] | None`` to collect warnings):
+    only when a manager is given — ``field_validation="Strict"|"Warn"|"Ignore"`` (Strict
+    in process so typos in controllers fail loudly; the HTTP default is Warn, as on a real
+    server) and ``warnings: list[str] | None`` to collect warnings):
       ``create(obj, *, namespace=None) -> dict`` (409 AlreadyExists; ``generateName``)
       ``update(obj, *, namespace=None, subresource="") -> dict`` (409 Conflict when
       ``metadata.resourceVersion`` is stale; ``subresource="status"`` writes only status,
@@ -106,7 +109,8 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
       termination hold it)
       ``delete_collection(resource, *, namespace=None, label_selector=None, ...)``
       ``get_scale``/``update_scale`` (``autoscaling/v1`` Scale), ``bind`` (pods/binding),
-      ``evict`` (pods/eviction), ``read_log``/``write_log`` (pods/log).
+      ``evict`` (pods/eviction), ``read_log``/``write_log`` (pods/log),
+      ``review_access(review, *, user, groups)`` (SubjectAccessReviews against stored RBAC).
     Watching:
       ``watch(resource, *, namespace=None, label_selector=None, field_selector=None,
       resource_version=None) -> Watcher`` — an async-iterable stream of :class:`Event`
