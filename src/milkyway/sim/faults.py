@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import random
 from collections.abc import Awaitable, Callable
@@ -196,10 +197,20 @@ class Faults:
         }
         if kind not in handlers:
             raise ValueError(f"unknown fault kind {kind!r}; choose one of {', '.join(KINDS)}")
-        try:
-            return await handlers[kind](cluster, **params)
-        except TypeError as err:
-            raise ValueError(f"fault {kind}: {err}") from None
+        handler = handlers[kind]
+        accepted = {
+            n: p for n, p in inspect.signature(handler).parameters.items() if n != "cluster"
+        }
+        unknown = sorted(set(params) - set(accepted))
+        missing = sorted(
+            n
+            for n, p in accepted.items()
+            if p.default is inspect.Parameter.empty and n not in params
+        )
+        if unknown or missing:
+            problem = f"unknown parameter(s) {unknown}" if unknown else f"missing {missing}"
+            raise ValueError(f"fault {kind}: {problem}; it takes {sorted(accepted)}")
+        return await handler(cluster, **params)
 
     # ------------------------------------------------------------------ pods
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from milkyway.sim.clusters import SimulatedClusters
+from milkyway.sim.controllers.admin import admin_file
 from milkyway.sim.controllers.attach import ControlledClusters
 from milkyway.sim.controllers.config import ControlPlaneConfig
 
@@ -276,3 +277,36 @@ async def test_fault_cli_explains_a_missing_simulator(tmp_path: Path) -> None:
     _, err = await proc.communicate()
     assert proc.returncode == 2
     assert "milkyway sim up" in err.decode()
+
+
+async def test_admin_endpoint_needs_the_admin_token_and_explains_bad_requests(
+    running: Running,
+) -> None:
+    import json
+
+    import httpx
+
+    info = json.loads(admin_file(running.kubeconfig).read_text())
+    assert oct(admin_file(running.kubeconfig).stat().st_mode & 0o777) == "0o600"
+    async with httpx.AsyncClient() as client:
+        anonymous = await client.get(f"{info['url']}/faults")
+        assert anonymous.status_code == 401
+        wrong = await client.get(f"{info['url']}/faults", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        headers = {"Authorization": f"Bearer {info['token']}"}
+        bad = await client.post(
+            f"{info['url']}/faults", json={"kind": "lose-node"}, headers=headers
+        )
+        assert bad.status_code == 400 and "cluster" in bad.json()["error"]
+        unknown = await client.post(
+            f"{info['url']}/faults", json={"kind": "melt", "cluster": "east"}, headers=headers
+        )
+        assert unknown.status_code == 400 and "choose one of" in unknown.json()["error"]
+        typo = await client.post(
+            f"{info['url']}/faults",
+            json={"kind": "lose-node", "cluster": "east", "nod": "east-node-0"},
+            headers=headers,
+        )
+        assert typo.status_code == 400 and "nod" in typo.json()["error"]
+        listed = await client.get(f"{info['url']}/faults", headers=headers)
+        assert listed.json() == {"faults": []}
