@@ -29,7 +29,7 @@ from typing import Any
 
 from milkyway.flows import builtin as _builtin  # noqa: F401  (registers built-in tasks)
 from milkyway.flows import events as ev
-from milkyway.flows.core import InvalidRequest, Machine, RunInfo
+from milkyway.flows.core import InvalidRequest, Machine, RunInfo, clone
 from milkyway.flows.dsl import Catalog, FlowError, check_flow, snapshot_hash, validate_params
 from milkyway.flows.expr import ExpressionError, render
 from milkyway.flows.store import Conflict, NotFound, Store
@@ -157,9 +157,9 @@ async def add_request(
     )
     for _ in range(20):
         run = await store.get(name)
-        spec = run.spec.model_copy(update={"requests": [*run.spec.requests, request]})
+        spec = clone(run.spec, requests=[*run.spec.requests, request])
         try:
-            return await store.replace(run.model_copy(update={"spec": spec}))
+            return await store.replace(clone(run, spec=spec))
         except Conflict:
             await asyncio.sleep(0.01)
     raise Conflict(f"flowrun {name!r} kept changing; try again")
@@ -365,11 +365,10 @@ class _Driver:
         return run.status.phase in TERMINAL_RUN_PHASES and not _pending_requests(run)
 
     async def _claim(self) -> None:
-        status = self.run.status.model_copy(
-            update={
-                "owner": self.engine.engine_id,
-                "lease_until": self.engine.clock() + self.engine.lease_seconds,
-            }
+        status = clone(
+            self.run.status,
+            owner=self.engine.engine_id,
+            lease_until=self.engine.clock() + self.engine.lease_seconds,
         )
         await self._write(status, check_seq=True)
 
@@ -394,7 +393,7 @@ class _Driver:
                     await self.engine.store.release(taken, self.name)
                 message = f"waiting for {name!r} (at most {limit} run(s) at once)"
                 if self.run.status.message != message:
-                    await self._write(self.run.status.model_copy(update={"message": message}))
+                    await self._write(clone(self.run.status, message=message))
                 return False
             held.append(name)
         return True
@@ -402,7 +401,7 @@ class _Driver:
     async def _release(self) -> None:
         for key in self.run.status.holds:
             await self.engine.store.release(key.partition(":")[2], self.name)
-        status = self.run.status.model_copy(update={"owner": "", "lease_until": 0.0})
+        status = clone(self.run.status, owner="", lease_until=0.0)
         await self._write(status)
         self.engine._wakeup.set()
 
@@ -448,9 +447,7 @@ class _Driver:
     async def _renew(self) -> None:
         now = self.engine.clock()
         if self.run.status.lease_until - now < self.engine.lease_seconds / 2:
-            status = self.run.status.model_copy(
-                update={"lease_until": now + self.engine.lease_seconds}
-            )
+            status = clone(self.run.status, lease_until=now + self.engine.lease_seconds)
             await self._write(status)
 
     # --- transitions ------------------------------------------------------------------
@@ -461,7 +458,7 @@ class _Driver:
         except InvalidRequest as exc:
             if request is None:
                 raise
-            status = self.run.status.model_copy(update={"message": f"{request.op}: {exc}"})
+            status = clone(self.run.status, message=f"{request.op}: {exc}")
             commands = [
                 ev.Notice("RequestRejected", f"{request.op} by {request.actor}: {exc}", True)
             ]
@@ -476,7 +473,7 @@ class _Driver:
     async def _write(self, status: FlowRunStatus, check_seq: bool = False) -> None:
         if self._wants_progress() or status.phase in TERMINAL_RUN_PHASES:
             status.progress = progress(status)
-        candidate = self.run.model_copy(update={"status": status})
+        candidate = clone(self.run, status=status)
         try:
             self.run = await self.engine.store.replace_status(candidate)
             return
@@ -490,9 +487,7 @@ class _Driver:
         if not (same and mine and fresh.status.owner == self.run.status.owner):
             raise LostOwnership(self.name)
         try:
-            self.run = await self.engine.store.replace_status(
-                fresh.model_copy(update={"status": status})
-            )
+            self.run = await self.engine.store.replace_status(clone(fresh, status=status))
         except Conflict:
             raise LostOwnership(self.name) from None
 

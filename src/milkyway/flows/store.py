@@ -17,6 +17,7 @@ import asyncio
 import itertools
 from typing import Protocol
 
+from milkyway.flows.core import clone
 from milkyway.model.flow import FlowRun
 
 
@@ -99,13 +100,11 @@ class MemoryStore:
 
     async def replace(self, run: FlowRun) -> FlowRun:
         current = self._current(run)
-        return self._store(run.model_copy(update={"status": current.status}))
+        return self._store(clone(run, status=current.status))
 
     async def replace_status(self, run: FlowRun) -> FlowRun:
         current = self._current(run)
-        return self._store(
-            current.model_copy(update={"status": run.status, "metadata": run.metadata})
-        )
+        return self._store(clone(current, status=run.status, metadata=run.metadata))
 
     def _current(self, run: FlowRun) -> FlowRun:
         name = run.metadata.name
@@ -120,8 +119,8 @@ class MemoryStore:
         return current
 
     def _store(self, run: FlowRun) -> FlowRun:
-        metadata = run.metadata.model_copy(update={"resource_version": str(next(self._versions))})
-        stored = run.model_copy(update={"metadata": metadata})
+        metadata = clone(run.metadata, resource_version=str(next(self._versions)))
+        stored = clone(run, metadata=metadata)
         self._runs[run.metadata.name] = stored
         self.writes += 1
         return stored
