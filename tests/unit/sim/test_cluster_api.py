@@ -349,3 +349,57 @@ def test_strict_field_validation_and_invalid_objects(api: ClusterAPI) -> None:
         api.create(deployment("Bad_Name"))
     assert invalid.value.code == 422
     assert any(c.field == "metadata.name" for c in invalid.value.causes)
+
+
+def test_pod_spec_is_immutable_except_images(api: ClusterAPI) -> None:
+    api.create(pod("p"))
+    changed = api.get("pods", "p")
+    changed["spec"]["containers"][0]["image"] = "nginx:2"
+    api.update(changed)
+    assert api.get("pods", "p")["spec"]["containers"][0]["image"] == "nginx:2"
+    with pytest.raises(ApiError) as refused:
+        api.patch("pods", "p", {"spec": {"restartPolicy": "Never"}})
+    assert refused.value.code == 422 and refused.value.causes[0].field == "spec"
+
+
+def test_workload_selector_and_statefulset_spec_are_guarded(api: ClusterAPI) -> None:
+    api.create(deployment("web"))
+    with pytest.raises(ApiError) as selector:
+        api.patch("deployments.apps", "web", {"spec": {"selector": {"matchLabels": {"x": "y"}}}})
+    assert "spec.selector" in [c.field for c in selector.value.causes]
+    sts = deployment("db")
+    sts["kind"] = "StatefulSet"
+    sts["spec"]["serviceName"] = "db"
+    api.create(sts)
+    api.patch("statefulsets.apps", "db", {"spec": {"replicas": 3}})
+    with pytest.raises(ApiError) as forbidden:
+        api.patch("statefulsets.apps", "db", {"spec": {"serviceName": "other"}})
+    assert forbidden.value.code == 422
+
+
+def test_service_keeps_its_cluster_ip_and_secrets_fold_string_data(api: ClusterAPI) -> None:
+    svc = api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "s"},
+            "spec": {"selector": {"app": "a"}, "ports": [{"port": 80}]},
+        }
+    )
+    ip = svc["spec"]["clusterIP"]
+    replaced = api.get("services", "s")
+    del replaced["spec"]["clusterIP"], replaced["spec"]["clusterIPs"]
+    assert api.update(replaced)["spec"]["clusterIP"] == ip
+    secret = api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "pw"},
+            "stringData": {"password": "hunter2"},
+            "immutable": True,
+        }
+    )
+    assert secret["data"] == {"password": "aHVudGVyMg=="} and "stringData" not in secret
+    with pytest.raises(ApiError) as frozen:
+        api.patch("secrets", "pw", {"data": {"password": "eA=="}})
+    assert frozen.value.code == 422

@@ -25,6 +25,7 @@ from milkyway.sim.apiserver.crds import CustomResources
 from milkyway.sim.apiserver.defaults import ClusterIPAllocator, apply_defaults
 from milkyway.sim.apiserver.deletion import Deletion, rfc3339
 from milkyway.sim.apiserver.errors import ApiError, Cause
+from milkyway.sim.apiserver.immutability import carry_over, check_update
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
 from milkyway.sim.apiserver.selectors import (
@@ -756,7 +757,13 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
                 md["managedFields"] = old_md["managedFields"]
             else:
                 md.pop("managedFields", None)
+        if not subresource and not info.custom:
+            carry_over(info.group, info.kind, old, new)
         new = self._default_and_validate(info, new, old, field_validation, warnings)
+        if not subresource and not info.custom:
+            refused = check_update(info.group, info.kind, old, new)
+            if refused:
+                raise errors.invalid(info.group, info.kind, old_md["name"], refused)
         md = new["metadata"]
         if self._tracks_generation(info):
             generation = old_md.get("generation", 1)

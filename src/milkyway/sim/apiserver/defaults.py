@@ -7,6 +7,7 @@ them. Functions mutate the (already copied) object in place.
 
 from __future__ import annotations
 
+import base64
 import ipaddress
 from collections.abc import Callable
 from typing import Any
@@ -179,7 +180,15 @@ def _namespace(obj: Obj, _alloc: ClusterIPAllocator) -> None:
 
 
 def _secret(obj: Obj, _alloc: ClusterIPAllocator) -> None:
+    """``stringData`` is write-only: it is merged into ``data`` (base64) and never stored."""
     obj.setdefault("type", "Opaque")
+    plain = obj.pop("stringData", None)
+    if isinstance(plain, dict) and plain:
+        data = obj.get("data")
+        data = dict(data) if isinstance(data, dict) else {}
+        for key, value in plain.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        obj["data"] = data
 
 
 def _storageclass(obj: Obj, _alloc: ClusterIPAllocator) -> None:
