@@ -365,7 +365,16 @@ def test_pod_spec_is_immutable_except_images(api: ClusterAPI) -> None:
 def test_workload_selector_and_statefulset_spec_are_guarded(api: ClusterAPI) -> None:
     api.create(deployment("web"))
     with pytest.raises(ApiError) as selector:
-        api.patch("deployments.apps", "web", {"spec": {"selector": {"matchLabels": {"x": "y"}}}})
+        api.patch(
+            "deployments.apps",
+            "web",
+            {
+                "spec": {
+                    "selector": {"matchLabels": {"x": "y"}},
+                    "template": {"metadata": {"labels": {"x": "y"}}},
+                }
+            },
+        )
     assert "spec.selector" in [c.field for c in selector.value.causes]
     sts = deployment("db")
     sts["kind"] = "StatefulSet"
