@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import ssl
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -496,3 +497,105 @@ async def test_disconnected_watch_releases_its_watcher(
             break
         await asyncio.sleep(0.05)
     assert store.watcher_count() == before
+
+
+class HttpMirror:
+    """list + watch over HTTP, reconnecting after a few events and relisting after 410."""
+
+    def __init__(self, http: httpx.AsyncClient, selector: str, seed: int) -> None:
+        self.http = http
+        self.selector = selector
+        self.rng = random.Random(seed)
+        self.state: dict[str, dict[str, Any]] = {}
+        self.rv = 0
+        self.relists = 0
+        self.reconnects = 0
+
+    async def relist(self) -> None:
+        listed = (await self.http.get(CMS, params={"labelSelector": self.selector})).json()
+        self.state = {o["metadata"]["name"]: o for o in listed["items"]}
+        self.rv = int(listed["metadata"]["resourceVersion"])
+        self.relists += 1
+
+    def apply(self, event: dict[str, Any]) -> None:
+        obj, kind = event["object"], event["type"]
+        revision = int(obj["metadata"]["resourceVersion"])
+        if kind == "BOOKMARK":
+            assert revision >= self.rv
+            self.rv = revision
+            return
+        name = obj["metadata"]["name"]
+        assert revision > self.rv, f"duplicate or out-of-order {kind} {name}"
+        self.rv = revision
+        if kind == "ADDED":
+            assert name not in self.state, f"ADDED {name} twice"
+            self.state[name] = obj
+        elif kind == "MODIFIED":
+            assert name in self.state, f"MODIFIED {name} before ADDED"
+            self.state[name] = obj
+        else:
+            assert kind == "DELETED" and name in self.state, f"{kind} {name} unexpected"
+            del self.state[name]
+
+    async def run(self) -> None:
+        await self.relist()
+        while True:
+            params = {
+                "watch": "1",
+                "resourceVersion": str(self.rv),
+                "allowWatchBookmarks": "true",
+                "labelSelector": self.selector,
+            }
+            budget = self.rng.randint(1, 12)
+            async with self.http.stream("GET", CMS, params=params) as response:
+                async for event in _events(response):
+                    if event["type"] == "ERROR":
+                        assert event["object"]["code"] == 410
+                        await self.relist()
+                        break
+                    self.apply(event)
+                    budget -= 1
+                    if budget == 0:
+                        break
+            self.reconnects += 1
+
+
+async def test_http_watchers_with_forced_reconnects_mirror_the_store(
+    sim: SimulatedClusters, http: httpx.AsyncClient
+) -> None:
+    api = sim["c1"].api
+    api.store.history_size = 15
+    rng = random.Random(2024)
+    mirrors = [HttpMirror(http, sel, seed) for seed, sel in enumerate(["", "c=red", "c!=red"])]
+    tasks = [asyncio.create_task(m.run()) for m in mirrors]
+    await asyncio.sleep(0.2)
+    for step in range(300):
+        name = f"cm-{rng.randint(0, 7)}"
+        existing = api.store.get(("", "configmaps"), "default", name)
+        color = rng.choice(["red", "blue"])
+        if existing is None:
+            api.create({**CM, "metadata": {"name": name, "labels": {"c": color}}})
+        elif rng.random() < 0.7:
+            api.patch(
+                "configmaps", name, {"metadata": {"labels": {"c": color}}, "data": {"n": str(step)}}
+            )
+        else:
+            api.delete("configmaps", name)
+        if step % 7 == 0:
+            await asyncio.sleep(0.01)
+    final = api.revision
+    for _ in range(200):
+        if all(m.rv >= final for m in mirrors):
+            break
+        await asyncio.sleep(0.05)
+    for task in tasks:
+        task.cancel()
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if not isinstance(outcome, asyncio.CancelledError):
+            raise AssertionError(f"a watcher failed: {outcome!r}")
+    for mirror in mirrors:
+        assert mirror.rv >= final
+        expected = api.list("configmaps", namespace="default", label_selector=mirror.selector)
+        assert mirror.state == {o["metadata"]["name"]: o for o in expected["items"]}
+    assert sum(m.reconnects for m in mirrors) > 10
+    assert sum(m.relists for m in mirrors) > len(mirrors), "no watcher ever got 410 Expired"
