@@ -359,6 +359,10 @@ class _Driver:
         except asyncio.CancelledError:
             self._abandon()
             raise
+        except Exception:
+            # A store or API failure: let go; the next scan resumes the run (Recover).
+            log.exception("engine %s: driving run %s failed", self.engine.engine_id, self.name)
+            self._abandon()
 
     def _finished(self) -> bool:
         run = self.run

@@ -126,6 +126,39 @@ async def test_mutex_keeps_runs_with_the_same_key_apart(registry: Any, recorder:
         assert start is not None and end is not None and start >= end
 
 
+async def test_concurrency_limit_caps_runs_per_key(registry: Any, recorder: Recorder) -> None:
+    text = (
+        FLOWS
+        + """
+---
+apiVersion: milkyway.ebay.com/v1
+kind: Flow
+metadata: {name: limited}
+spec:
+  parameters:
+    cluster: {type: string}
+  concurrency:
+    - {key: "cluster/${{ params.cluster }}", limit: 2}
+  steps:
+    - {name: work, action: test.block}
+"""
+    )
+    store = MemoryStore()
+    engine = Engine(store, Catalog(load_flows(text)), registry=registry, poll_interval=0.02)
+    async with engine:
+        names = [await engine.submit("limited", {"cluster": "c1"}) for _ in range(4)]
+        elsewhere = await engine.submit("limited", {"cluster": "c2"})
+        await asyncio.sleep(0.3)
+        phases = [(await store.get(n)).status.phase for n in names]
+        assert sorted(phases) == ["Pending", "Pending", "Running", "Running"]
+        assert (await store.get(elsewhere)).status.phase == "Running"
+        waiting = next(n for n, p in zip(names, phases, strict=True) if p == "Pending")
+        assert "at most 2 run(s) at once" in (await store.get(waiting)).status.message
+        recorder.release.set()
+        runs = [await engine.wait(n, 20) for n in [*names, elsewhere]]
+    assert all(r.status.phase == "Succeeded" for r in runs)
+
+
 async def test_approval_requests_through_the_store(registry: Any, recorder: Recorder) -> None:
     store = MemoryStore()
     async with _engine(store, registry) as engine:
