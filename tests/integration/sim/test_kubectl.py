@@ -169,3 +169,32 @@ async def test_crd_then_custom_objects_with_printer_columns(
     assert json.loads(short.stdout)["spec"] == {"color": "blue", "size": 3}
     resources = await kubectl.run("api-resources", "--api-group=example.com")
     assert "gadgets" in resources.stdout and "gd" in resources.stdout
+
+
+async def test_logs_and_delete_namespace(kubectl, sim: SimulatedClusters) -> None:
+    api = sim["c1"].api
+    await kubectl.run(
+        "apply", "-f", "-", stdin="apiVersion: v1\nkind: Namespace\nmetadata: {name: team}\n"
+    )
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "team"},
+            "spec": {"containers": [{"name": "main", "image": "busybox:1"}]},
+        }
+    )
+    api.write_log("p", "main", "ready to serve", namespace="team")
+    logs = await kubectl.run("logs", "-n", "team", "p")
+    assert logs.stdout == "ready to serve\n"
+    await kubectl.run("delete", "namespace", "team", "--timeout=20s")
+    assert "team" not in [n["metadata"]["name"] for n in api.list("namespaces")["items"]]
+    assert api.list("pods", namespace="team")["items"] == []
+
+
+async def test_protobuf_bodies_are_refused_clearly(kubectl) -> None:
+    """Typed kubectl commands send protobuf, which the simulator does not decode."""
+    refused = await kubectl.run("create", "namespace", "pb", check=False)
+    assert refused.returncode != 0
+    assert "UnsupportedMediaType" in refused.stderr
+    assert "application/vnd.kubernetes.protobuf" in refused.stderr
