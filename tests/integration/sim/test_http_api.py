@@ -186,6 +186,16 @@ BAD_REQUESTS: list[tuple[str, str, str, str, bytes, int, str]] = [
     ("bad label selector", "GET", CMS + "?labelSelector=a%20in%20b", JSON, b"", 400, "BadRequest"),
     ("bad field selector", "GET", CMS + "?fieldSelector=data.n%3D1", JSON, b"", 400, "BadRequest"),
     ("bad limit", "GET", CMS + "?limit=ten", JSON, b"", 400, "BadRequest"),
+    ("object path without namespace", "GET", "/api/v1/configmaps/base", JSON, b"", 404, "NotFound"),
+    (
+        "create across namespaces",
+        "POST",
+        "/api/v1/configmaps",
+        JSON,
+        _body(CM),
+        405,
+        "MethodNotAllowed",
+    ),
     ("bad continue", "GET", CMS + "?limit=1&continue=%21%21", JSON, b"", 400, "BadRequest"),
     (
         "missing namespace",

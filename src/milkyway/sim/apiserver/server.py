@@ -194,6 +194,11 @@ class ApiServer:
                 self._authorize_path(user, request)
                 return doc
         target = self._target(parts)
+        if target.info.namespaced and target.namespace is None and request.method != "GET":
+            raise errors.method_not_allowed(
+                f"{request.method} is not supported across namespaces: use "
+                f".../namespaces/<namespace>/{target.info.plural}"
+            )
         query = request.query
         watch = target.watch_path or query.get("watch", "") in _TRUE
         verb = _verb(request.method, target, watch)
@@ -347,6 +352,13 @@ class ApiServer:
             )
         name = rest[1] if len(rest) >= 2 else None
         sub = rest[2] if len(rest) == 3 else ""
+        if info.namespaced and namespace is None and name is not None:
+            raise errors.ApiError(
+                404,
+                "NotFound",
+                f"{info.resource_name} are namespaced: use "
+                f"/{parts[0]}/.../namespaces/<namespace>/{info.plural}/{name}",
+            )
         if sub and info.subresource(sub) is None:
             raise errors.ApiError(
                 404, "NotFound", f"{info.resource_name} has no subresource {sub!r}"
