@@ -181,3 +181,13 @@ def test_failing_subscriber_does_not_fail_the_write() -> None:
     api.subscribe("configmaps", broken)
     made = api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}})
     assert api.get("configmaps", "a")["metadata"]["uid"] == made["metadata"]["uid"]
+
+
+def test_watch_from_a_list_of_a_quiet_resource_is_not_expired() -> None:
+    api = ClusterAPI(history=2)
+    listed = api.list("secrets")
+    for i in range(5):
+        api.create({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": f"c{i}"}})
+    watcher = api.watch("secrets", resource_version=listed["metadata"]["resourceVersion"])
+    api.create({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}})
+    assert [e.type for e in watcher.drain()] == ["ADDED"]

@@ -206,11 +206,15 @@ class Store:
         self._tables: dict[ResourceKey, _Table] = {}
         self._dependents: dict[str, set[tuple[ResourceKey, str, str]]] = {}
         self.listeners: list[ChangeListener] = []
+        self._floor = 0
+        self._dropped: dict[ResourceKey, int] = {}
 
     def _table(self, key: ResourceKey) -> _Table:
         table = self._tables.get(key)
         if table is None:
-            table = self._tables[key] = _Table(compacted=self.revision)
+            # A resource never written since the history began has lost no events.
+            floor = max(self._floor, self._dropped.get(key, 0))
+            table = self._tables[key] = _Table(compacted=floor)
         return table
 
     def get(self, key: ResourceKey, namespace: str, name: str) -> dict[str, Any] | None:
@@ -315,11 +319,13 @@ class Store:
 
     def reset_history(self) -> None:
         """Forget history, e.g. after loading: watches must start from the current revision."""
+        self._floor = self.revision
         for table in self._tables.values():
             table.history.clear()
             table.compacted = self.revision
 
     def drop_resource(self, key: ResourceKey) -> None:
+        self._dropped[key] = self.revision
         table = self._tables.pop(key, None)
         if table:
             for watcher in list(table.watchers):
