@@ -149,7 +149,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self._kubelets = 0
         self._ips = ClusterIPAllocator()
         self._schemas: BuiltinSchemas | None = None
-        self._logs: dict[tuple[str, str, str], list[str]] = {}
+        self._logs: dict[tuple[str, str], dict[str, list[str]]] = {}
         self._random = random.Random()
         self._out: Callable[[Obj], Obj] = deep_copy
         if bootstrap:

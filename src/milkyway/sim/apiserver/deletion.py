@@ -36,6 +36,7 @@ class Deletion:
     store: Store
     registry: ResourceRegistry
     clock: Callable[[], datetime]
+    _logs: dict[tuple[str, str], dict[str, list[str]]]
 
     # ----------------------------------------------------------------- delete
 
@@ -194,9 +195,7 @@ class Deletion:
         if info.key == _CRD_KEY:
             self._unserve_crd(final)
         if info.key == _POD_KEY:
-            ns = md.get("namespace", "")
-            for key in [k for k in self._logs if k[0] == ns and k[1] == md["name"]]:
-                del self._logs[key]
+            self._logs.pop((md.get("namespace", ""), md["name"]), None)
         self._collect_dependents(md.get("uid", ""))
         self._owners_may_finish(final)
         ns = md.get("namespace")

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from milkyway.sim.apiserver.api import Resource
 
 Obj = dict[str, Any]
+LOG_LINES = 10_000
 
 
 def _split_path(path: str) -> list[str]:
@@ -48,6 +49,7 @@ class Subresources:
     store: Store
     registry: ResourceRegistry
     clock: Callable[[], datetime]
+    _logs: dict[tuple[str, str], dict[str, list[str]]]
 
     # ----------------------------------------------------------------- scale
 
@@ -211,9 +213,12 @@ class Subresources:
     def write_log(
         self, name: str, container: str, text: str, *, namespace: str = "default"
     ) -> None:
-        """Append output of a container (what a kubelet records)."""
-        lines = self._logs.setdefault((namespace, name, container), [])
+        """Append output of a container (what a kubelet records); the oldest lines beyond
+        ``LOG_LINES`` per container are dropped, as a node rotates its logs."""
+        lines = self._logs.setdefault((namespace, name), {}).setdefault(container, [])
         lines.extend(text.splitlines())
+        if len(lines) > LOG_LINES:
+            del lines[: len(lines) - LOG_LINES]
 
     def read_log(
         self,
@@ -239,7 +244,7 @@ class Subresources:
                 f"container {container} is not valid for pod {name}; choose one of: "
                 f"[{' '.join(str(n) for n in names)}]"
             )
-        lines = self._logs.get((ns, name, str(container)), [])
+        lines = self._logs.get((ns, name), {}).get(str(container), [])
         if tail_lines is not None:
             lines = lines[-tail_lines:] if tail_lines > 0 else []
         return "".join(f"{line}\n" for line in lines)
