@@ -152,6 +152,8 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self._logs: dict[tuple[str, str], dict[str, list[str]]] = {}
         self._random = random.Random()
         self._out: Callable[[Obj], Obj] = deep_copy
+        self._resolved: dict[str, ResourceInfo] = {}
+        self._resolved_generation = -1
         if bootstrap:
             self.ensure_system_namespaces()
 
@@ -194,7 +196,15 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         return rfc3339(self.clock())
 
     def resource(self, resource: Resource) -> ResourceInfo:
-        return resource if isinstance(resource, ResourceInfo) else self.registry.resolve(resource)
+        if isinstance(resource, ResourceInfo):
+            return resource
+        if self._resolved_generation != self.registry.generation:
+            self._resolved.clear()
+            self._resolved_generation = self.registry.generation
+        info = self._resolved.get(resource)
+        if info is None:
+            info = self._resolved[resource] = self.registry.resolve(resource)
+        return info
 
     def register_kubelet(self) -> Callable[[], None]:
         """Declare that a kubelet finishes graceful pod deletions; returns the unregister."""
