@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import logging
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -313,6 +314,8 @@ def run_engine(
     namespace: str = NamespaceOpt,
 ) -> None:
     """Run the flow engine and scheduler against a cluster until interrupted."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("milkyway").setLevel(logging.INFO)
     _import_tasks(tasks)
 
     async def go() -> None:
@@ -328,7 +331,9 @@ def run_engine(
             lease_seconds=lease,
             poll_interval=min(1.0, lease / 5),
         )
-        console.print(f"engine {engine.engine_id} driving flowruns in {namespace}")
+        logging.getLogger("milkyway.flows").info(
+            "engine %s driving flowruns in %s", engine.engine_id, namespace
+        )
         async with engine:
             await Scheduler(engine).run()
 

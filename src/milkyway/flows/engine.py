@@ -212,6 +212,8 @@ class Engine:
         self._supervisor: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
         self.transitions = 0
+        self.lost_runs = 0
+        """Runs this engine stopped driving because another engine's write came first."""
 
     # --- operations -------------------------------------------------------------------
 
@@ -285,7 +287,8 @@ class Engine:
                 else:
                     continue
             wanted = run.status.phase not in TERMINAL_RUN_PHASES or _pending_requests(run)
-            if not wanted:
+            if not wanted or not run.status.snapshot:
+                # No snapshot: the run was created but its status is not written yet.
                 continue
             status = run.status
             if status.owner and status.owner != self.engine_id and status.lease_until > now:
@@ -352,6 +355,7 @@ class _Driver:
                     await self._transition(event)
             await self._release()
         except LostOwnership:
+            self.engine.lost_runs += 1
             log.info("engine %s: run %s is driven elsewhere", self.engine.engine_id, self.name)
             self._abandon()
         except NotFound:
@@ -374,7 +378,7 @@ class _Driver:
             owner=self.engine.engine_id,
             lease_until=self.engine.clock() + self.engine.lease_seconds,
         )
-        await self._write(status, check_seq=True)
+        await self._write(status)
 
     async def _begin(self) -> None:
         if _pending_requests(self.run):
@@ -474,7 +478,7 @@ class _Driver:
         for command in commands:
             await self._execute(command)
 
-    async def _write(self, status: FlowRunStatus, check_seq: bool = False) -> None:
+    async def _write(self, status: FlowRunStatus) -> None:
         if self._wants_progress() or status.phase in TERMINAL_RUN_PHASES:
             status.progress = progress(status)
         candidate = clone(self.run, status=status)
@@ -484,11 +488,9 @@ class _Driver:
         except Conflict:
             pass
         fresh = await self.engine.store.get(self.name)
-        same = fresh.status.seq == self.run.status.seq
-        mine = fresh.status.owner in (self.engine.engine_id, "") or (
-            check_seq and fresh.status.lease_until <= self.engine.clock()
-        )
-        if not (same and mine and fresh.status.owner == self.run.status.owner):
+        # Only a change of the spec (a request) may be merged: if anyone wrote the status
+        # since we read it, this engine's decision was based on stale state.
+        if fresh.status != self.run.status:
             raise LostOwnership(self.name)
         try:
             self.run = await self.engine.store.replace_status(clone(fresh, status=status))

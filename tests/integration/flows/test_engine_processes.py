@@ -33,21 +33,23 @@ async def _effects(client: Any) -> dict[str, int]:
     }
 
 
-async def _start_engine(cluster: Any, engine_id: str, lease: float) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *cluster.engine_command(
-            "--flows", FLOWS, "--tasks", TASKS, "--id", engine_id, "--lease", str(lease)
-        ),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+async def _start_engine(
+    cluster: Any, engine_id: str, lease: float, log: Path
+) -> asyncio.subprocess.Process:
+    with log.open("ab") as sink:
+        return await asyncio.create_subprocess_exec(
+            *cluster.engine_command(
+                "--flows", FLOWS, "--tasks", TASKS, "--id", engine_id, "--lease", str(lease)
+            ),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=sink,
+        )
 
 
-async def _stop(proc: asyncio.subprocess.Process) -> str:
+async def _stop(proc: asyncio.subprocess.Process) -> None:
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(signal.SIGKILL)
-    _, err = await proc.communicate()
-    return err.decode(errors="replace")[-3000:]
+    await proc.wait()
 
 
 async def _wait_run(store: Any, name: str, seconds: float) -> FlowRun:
@@ -64,7 +66,8 @@ def _effect(run: FlowRun, path: str) -> str:
     return str(run.status.nodes[path].outputs["effect"])
 
 
-async def test_sigkill_at_20_random_points_then_resume(flow_cluster: Any) -> None:
+async def test_sigkill_at_20_random_points_then_resume(flow_cluster: Any, tmp_path: Path) -> None:
+    log = tmp_path / "engines.log"
     store = flow_cluster.store
     catalog = Catalog(load_flows(CATALOG_TEXT))
     run = new_run(catalog, None, "crash-200", {"members": list(range(198))}, name="crash-1")
@@ -76,7 +79,7 @@ async def test_sigkill_at_20_random_points_then_resume(flow_cluster: Any) -> Non
     while kills < 20:
         if kills % 5 == 4:
             engine_id = f"engine-{kills}"  # a new identity must wait for the lease to expire
-        proc = await _start_engine(flow_cluster, engine_id, lease=1.5)
+        proc = await _start_engine(flow_cluster, engine_id, lease=1.5, log=log)
         seq = (await store.get("crash-1")).status.seq
         target = seq + rng.randint(3, 15)
         for _ in range(600):
@@ -84,16 +87,18 @@ async def test_sigkill_at_20_random_points_then_resume(flow_cluster: Any) -> Non
             if current.status.seq >= target or proc.returncode is not None:
                 break
             await asyncio.sleep(0.05)
-        assert proc.returncode is None, f"engine exited by itself: {await _stop(proc)}"
+        assert proc.returncode is None, f"engine exited by itself:\n{log.read_text()[-3000:]}"
         assert current.status.phase == "Running", f"seed {seed}: finished before 20 kills"
         await _stop(proc)
         kills += 1
-    proc = await _start_engine(flow_cluster, "engine-final", lease=1.5)
+    proc = await _start_engine(flow_cluster, "engine-final", lease=1.5, log=log)
     try:
         final = await _wait_run(store, "crash-1", 120)
     finally:
-        log = await _stop(proc)
-    assert final.status.phase == "Succeeded", f"seed {seed}: {final.status.message}\n{log}"
+        await _stop(proc)
+    assert final.status.phase == "Succeeded", (
+        f"seed {seed}: {final.status.message}\n{log.read_text()[-3000:]}"
+    )
     effects = await _effects(flow_cluster.client)
     tasks = [p for p, n in final.status.nodes.items() if n.kind == "task"]
     assert len(tasks) == 200
@@ -111,20 +116,31 @@ async def test_sigkill_at_20_random_points_then_resume(flow_cluster: Any) -> Non
     assert interrupted_total >= 1, "no kill ever interrupted a running task"
 
 
-async def test_two_engines_never_double_apply(flow_cluster: Any) -> None:
+async def test_two_engines_never_double_apply(flow_cluster: Any, tmp_path: Path) -> None:
     store = flow_cluster.store
     catalog = Catalog(load_flows(CATALOG_TEXT))
-    engines = [await _start_engine(flow_cluster, f"rival-{i}", lease=5) for i in range(2)]
+    logs = [tmp_path / f"rival-{i}.log" for i in range(2)]
+    engines = [
+        await _start_engine(flow_cluster, f"rival-{i}", lease=5, log=logs[i]) for i in range(2)
+    ]
     try:
+        for _ in range(600):
+            if all(log.exists() and "driving flowruns" in log.read_text() for log in logs):
+                break
+            await asyncio.sleep(0.05)
+        # Runs appear while both engines scan, so each may be claimed by either.
         names = []
         for index in range(10):
             run = new_run(catalog, None, "small", name=f"small-{index}")
             await store.create(run)
             names.append(run.metadata.name)
+            await asyncio.sleep(random.uniform(0.05, 0.4))
         runs = [await _wait_run(store, name, 90) for name in names]
     finally:
-        logs = [await _stop(proc) for proc in engines]
-    assert all(r.status.phase == "Succeeded" for r in runs), logs
+        for proc in engines:
+            await _stop(proc)
+    text = "\n".join(log.read_text() for log in logs)
+    assert all(r.status.phase == "Succeeded" for r in runs), text[-3000:]
     effects = await _effects(flow_cluster.client)
     owners = set()
     for run in runs:
@@ -135,3 +151,5 @@ async def test_two_engines_never_double_apply(flow_cluster: Any) -> None:
             if node.kind == "task":
                 assert effects[_effect(run, path)] == 1, path
     assert owners <= {"rival-0", "rival-1"}
+    lost = text.count("is driven elsewhere")
+    print(f"runs per engine: {sorted(owners)}; claims lost to the other engine: {lost}")

@@ -223,15 +223,19 @@ async def test_two_engines_never_both_advance_a_run(registry: Any, recorder: Rec
     store = MemoryStore()
     one = _engine(store, registry, engine_id="one")
     two = _engine(store, registry, engine_id="two")
+    names = [await one.submit("count", {"key": f"k{i}"}) for i in range(8)]
+    # Both engines see every run unowned at the same moment and race to claim it.
+    await asyncio.gather(one.scan(), two.scan())
     async with one, two:
-        names = [await one.submit("count", {"key": f"k{i}"}) for i in range(8)]
         runs = [await one.wait(n, 20) for n in names]
     assert all(r.status.phase == "Succeeded" for r in runs)
+    assert one.lost_runs + two.lost_runs == 8, "every run's second claimant must see a conflict"
     for run in runs:
         actors = {a.actor for n in run.status.nodes.values() for a in n.attempts}
         assert len(actors) == 1, f"{run.metadata.name} advanced by {actors}"
     calls = [(run, tag) for run, tag, _ in recorder.calls]
-    assert len(calls) == len(set(calls)) + 8
+    retried_b = 8
+    assert len(calls) == len(set(calls)) + retried_b
 
 
 async def test_store_rejects_stale_writes(registry: Any) -> None:
