@@ -412,3 +412,15 @@ def test_service_keeps_its_cluster_ip_and_secrets_fold_string_data(api: ClusterA
     with pytest.raises(ApiError) as frozen:
         api.patch("secrets", "pw", {"data": {"password": "eA=="}})
     assert frozen.value.code == 422
+
+
+def test_dependents_of_missing_owners_are_collected_at_creation(api: ClusterAPI) -> None:
+    owner = api.create(deployment("web"))
+    api.create(owned_by(cm("kept"), owner))
+    ghost = {**owner, "metadata": {**owner["metadata"], "uid": "gone-uid"}}
+    api.create(owned_by(cm("orphan"), ghost))
+    unknown = owned_by(cm("unknown-kind"), owner)
+    unknown["metadata"]["ownerReferences"][0]["kind"] = "Gizmo"
+    api.create(unknown)
+    names = [o["metadata"]["name"] for o in api.list("configmaps", namespace="default")["items"]]
+    assert names == ["kept", "unknown-kind"]

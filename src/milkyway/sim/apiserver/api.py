@@ -497,6 +497,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self.store.commit(info.key, ADDED, new)
         if info.key == _CRD_KEY:
             self._serve_crd(new)
+        self._collect_if_orphaned(info, new)
         return self._as_version(info, self._out(new))
 
     def _body_resource(self, obj: Obj, resource: Resource | None) -> ResourceInfo:

@@ -215,6 +215,26 @@ class Deletion:
             return None
         return info, owner
 
+    def _collect_if_orphaned(self, info: ResourceInfo, obj: Obj) -> None:
+        """Garbage-collect an object created with owner references to owners that are all
+        gone (an owner deleted while its controller was still creating dependents).
+
+        References to kinds the server does not serve are left alone, as the real garbage
+        collector leaves what it cannot resolve.
+        """
+        md = obj["metadata"]
+        refs = md.get("ownerReferences") or []
+        if not refs:
+            return
+        ns = md.get("namespace", "")
+        for ref in refs:
+            group, _, version = str(ref.get("apiVersion", "")).rpartition("/")
+            if self.registry.by_gvk(group, version, ref.get("kind", "")) is None:
+                return
+            if self._owner_of(ref, ns) is not None:
+                return
+        self.delete_object(info, md["name"], namespace=ns or None)
+
     def _info_for_key(self, key: tuple[str, str]) -> ResourceInfo | None:
         group, plural = key
         for version in self.registry.versions_of(group):
