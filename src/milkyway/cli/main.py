@@ -9,8 +9,8 @@ from __future__ import annotations
 import typer
 
 from milkyway import __version__
+from milkyway.cli import app_commands, model_commands
 from milkyway.cli import flow as flow_cli
-from milkyway.cli import model_commands
 from milkyway.cli import sim as sim_cli
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 
 app.add_typer(sim_cli.app, name="sim")
 app.add_typer(sim_cli.demo_app, name="demo")
+app.add_typer(app_commands.app)
 app.add_typer(model_commands.app)
 app.add_typer(flow_cli.app, name="flow")
 

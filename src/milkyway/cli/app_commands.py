@@ -1,0 +1,1017 @@
+"""``milkyway apply/get/describe/scale/upgrade/set-param/restart/replace/delete/flows``:
+kubectl-like verbs on Applications in the management cluster.
+
+Every command that changes an Application validates the result locally first (the same
+checks as ``milkyway validate``, against the built-in component types plus the
+ComponentTypes in the cluster) and sends nothing when any check fails; the operator then
+closes the gap with a flow. The Kubernetes work lives in small async functions taking a
+lightkube client, so tests drive them against simulated clusters directly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import datetime as dt
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+import yaml
+from lightkube import ApiError, AsyncClient
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Event, Namespace
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from milkyway.components import ComponentTypeRegistry, builtin_component_types
+from milkyway.components.registry import registry_from_resources
+from milkyway.kube.clients import KubeconfigError, client_from_kubeconfig, load_kubeconfig
+from milkyway.model.base import API_VERSION, GROUP, VERSION
+from milkyway.model.errors import FieldError, ValidationFailed
+from milkyway.model.load import application_from_data, load_resolved
+from milkyway.model.resolve import resolve
+from milkyway.render.labels import APPLICATION as APP_LABEL
+from milkyway.render.labels import COMPONENT as COMPONENT_LABEL
+
+APPLICATION = create_namespaced_resource(GROUP, VERSION, "Application", "applications")
+COMPONENT_TYPE = create_global_resource(GROUP, VERSION, "ComponentType", "componenttypes")
+FLOW_RUN = create_namespaced_resource(GROUP, VERSION, "FlowRun", "flowruns")
+
+RESTART_ANNOTATION = "milkyway.ebay.com/restartedAt"
+REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
+DONE = ("Succeeded", "Failed", "Cancelled")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+console = Console()
+T = TypeVar("T")
+
+KubeconfigOpt = Annotated[
+    str | None,
+    typer.Option("--kubeconfig", envvar="KUBECONFIG", help="kubeconfig path (like kubectl)."),
+]
+ContextOpt = Annotated[
+    str | None, typer.Option("--context", help="kubeconfig context (default: current).")
+]
+NamespaceOpt = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Namespace (default: the context's, else default)."),
+]
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit code 1."""
+
+
+class Target:
+    """The management cluster a command talks to: kubeconfig, context and namespace."""
+
+    def __init__(self, kubeconfig: str | None, context: str | None, namespace: str | None):
+        self.kubeconfig = (kubeconfig or str(Path("~/.kube/config").expanduser())).split(
+            os.pathsep
+        )[0]
+        self.context = context
+        self.namespace = namespace or self._context_namespace() or "default"
+
+    def _context_namespace(self) -> str | None:
+        try:
+            config = load_kubeconfig(self.kubeconfig)
+        except (KubeconfigError, OSError, ValueError):
+            return None
+        name = self.context or config.current_context
+        context = config.contexts.get(name) if name else None
+        return getattr(context, "namespace", None) if context else None
+
+    def client(self) -> AsyncClient:
+        return client_from_kubeconfig(self.kubeconfig, self.context, namespace=self.namespace)
+
+
+def _run(target: Target, work: Callable[[AsyncClient], Awaitable[T]]) -> T:
+    """Run ``work`` with a client; Kubernetes and user errors become one line and exit 1."""
+
+    async def main() -> T:
+        client = target.client()
+        try:
+            return await work(client)
+        finally:
+            await client.close()
+
+    try:
+        return asyncio.run(main())
+    except ValidationFailed as exc:
+        print_errors(exc.errors, "nothing was changed")
+        raise typer.Exit(1) from None
+    except (CommandError, KubeconfigError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    except ApiError as exc:
+        console.print(f"[red]error:[/red] {exc.status.message or exc}")
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        console.print(f"[red]error:[/red] cannot reach the cluster: {exc}")
+        raise typer.Exit(1) from None
+
+
+def print_errors(errors: list[FieldError], footer: str) -> None:
+    """Every problem as a table row: field, value, problem, fix."""
+    out = Console(stderr=True, width=max(Console(stderr=True).width, 140))
+    table = Table(title=f"{len(errors)} problem(s); {footer}", show_lines=True)
+    for column in ("field", "value", "problem", "fix"):
+        table.add_column(column, overflow="fold")
+    for error in errors:
+        where = error.path or "<document>"
+        if error.line:
+            where += f" (line {error.line})"
+        value = "" if error.value is None else repr(error.value)
+        table.add_row(where, value, error.message, error.fix)
+    out.print(table)
+
+
+# --- reading and validating ---------------------------------------------------------------
+
+
+async def component_types(client: AsyncClient) -> ComponentTypeRegistry:
+    """Built-in types overridden by the ComponentTypes stored in the cluster (none when the
+    CRD is not installed yet)."""
+    try:
+        items = [item.to_dict() async for item in client.list(COMPONENT_TYPE)]
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return builtin_component_types()
+        raise
+    return registry_from_resources(items)
+
+
+def split_documents(text: str) -> list[str]:
+    """The YAML documents of ``text`` as separate texts, each padded with blank lines so
+    that errors name the line of the whole file."""
+    parts: list[str] = []
+    current: list[str] = []
+    start = 0
+    for number, line in enumerate(text.splitlines(keepends=True)):
+        if line.rstrip() == "---" or line.startswith("--- "):
+            parts.append("\n" * start + "".join(current))
+            current, start = [], number + 1
+        else:
+            current.append(line)
+    parts.append("\n" * start + "".join(current))
+    return [part for part in parts if part.strip() and _load(part) is not None]
+
+
+def _load(text: str) -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        return exc
+
+
+def validate_documents(
+    texts: Iterable[str], types: ComponentTypeRegistry, namespace: str
+) -> list[dict[str, Any]]:
+    """Parsed documents with the namespace filled in; every Application validated.
+
+    Raises :class:`ValidationFailed` with the problems of every document at once."""
+    texts = list(texts)
+    documents: list[dict[str, Any]] = []
+    errors: list[FieldError] = []
+    in_file = [_load(t) for t in texts]
+    types = registry_from_resources(
+        [d for d in in_file if isinstance(d, dict) and d.get("kind") == "ComponentType"],
+        base=types,
+    )
+    for index, (text, data) in enumerate(zip(texts, in_file, strict=True)):
+        where = f"document {index + 1}"
+        if isinstance(data, yaml.YAMLError):
+            errors.append(FieldError(where, None, f"not valid YAML: {data}", "fix the YAML"))
+            continue
+        if not isinstance(data, dict) or data.get("apiVersion") != API_VERSION:
+            kind = data.get("kind") if isinstance(data, dict) else None
+            errors.append(
+                FieldError(
+                    where,
+                    kind,
+                    "not a Milkyway resource",
+                    f"apply other objects with kubectl; here use apiVersion: {API_VERSION}",
+                )
+            )
+            continue
+        if data.get("kind") == "Application":
+            try:
+                load_resolved(text, types)
+            except ValidationFailed as exc:
+                prefix = f"{where}: " if len(texts) > 1 else ""
+                errors.extend(
+                    FieldError(prefix + e.path, e.value, e.message, e.fix, e.line)
+                    for e in exc.errors
+                )
+                continue
+        if data.get("kind") not in ("Cluster", "ComponentType"):
+            data.setdefault("metadata", {}).setdefault("namespace", namespace)
+        documents.append(data)
+    if errors:
+        raise ValidationFailed(errors)
+    return documents
+
+
+async def apply_documents(
+    client: AsyncClient, text: str, namespace: str, *, create_namespaces: bool = True
+) -> list[tuple[str, str, str]]:
+    """Validate every document of ``text``, then server-side apply them in order.
+
+    Returns (kind, namespace/name, "created"|"configured"|"unchanged") per document."""
+    texts = split_documents(text)
+    if not texts:
+        raise CommandError("the file holds no document")
+    documents = validate_documents(texts, await component_types(client), namespace)
+    namespaces = {d["metadata"]["namespace"] for d in documents if "namespace" in d["metadata"]}
+    for name in sorted(namespaces):
+        if await _get_or_none(client, Namespace, name) is not None:
+            continue
+        if not create_namespaces:
+            raise CommandError(
+                f"namespace {name!r} does not exist; create it (kubectl create namespace "
+                f"{name}) or drop --no-create-namespace"
+            )
+        await client.create(Namespace(metadata=ObjectMeta(name=name)))
+    results = []
+    for data in documents:
+        kind = data["kind"]
+        plural = kind.lower() + "s"
+        meta = data.get("metadata", {})
+        name = meta.get("name", "")
+        if kind in ("Cluster", "ComponentType"):
+            resource = create_global_resource(GROUP, VERSION, kind, plural)
+            key = name
+            before = await _get_or_none(client, resource, name)
+        else:
+            resource = create_namespaced_resource(GROUP, VERSION, kind, plural)
+            ns = meta["namespace"]
+            key = f"{ns}/{name}"
+            before = await _get_or_none(client, resource, name, ns)
+        applied = await client.apply(
+            resource(data),
+            field_manager="milkyway-cli",
+            force=True,  # type: ignore[call-arg]
+        )
+        if before is None:
+            outcome = "created"
+        elif before.metadata.resourceVersion == applied.metadata.resourceVersion:
+            outcome = "unchanged"
+        else:
+            outcome = "configured"
+        results.append((kind, key, outcome))
+    return results
+
+
+async def _get_or_none(
+    client: AsyncClient, resource: Any, name: str, namespace: str | None = None
+) -> Any:
+    try:
+        if namespace is None:
+            return await client.get(resource, name)
+        return await client.get(resource, name, namespace=namespace)
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return None
+        raise
+
+
+async def get_application(client: AsyncClient, name: str, namespace: str) -> dict[str, Any]:
+    item = await _get_or_none(client, APPLICATION, name, namespace)
+    if item is None:
+        raise CommandError(
+            f"Application {namespace}/{name} not found; list them with "
+            f"`milkyway get -n {namespace}` (or -A for every namespace)"
+        )
+    return dict(item.to_dict())
+
+
+# --- changing the spec --------------------------------------------------------------------
+
+
+SpecEdit = Callable[[dict[str, Any]], str]
+
+
+def find_component(spec: dict[str, Any], component: str) -> dict[str, Any]:
+    names = [c.get("name") for c in spec.get("components", [])]
+    for item in spec.get("components", []):
+        if item.get("name") == component:
+            return item
+    raise CommandError(f"no component {component!r}; components: {', '.join(map(str, names))}")
+
+
+def find_zone(item: dict[str, Any], zone: str) -> dict[str, Any] | None:
+    for region in item.get("regions", []):
+        for entry in region.get("zones", []):
+            if entry.get("name") == zone:
+                return entry
+    return None
+
+
+def zone_names(item: dict[str, Any]) -> list[str]:
+    return [z.get("name") for r in item.get("regions", []) for z in r.get("zones", [])]
+
+
+def scale_edit(component: str, zone: str, size: int, region: str | None) -> SpecEdit:
+    """Set one zone's size; with ``region``, a zone the component lacks is added there."""
+
+    def edit(spec: dict[str, Any]) -> str:
+        item = find_component(spec, component)
+        entry = find_zone(item, zone)
+        if entry is None:
+            if region is None:
+                raise CommandError(
+                    f"component {component!r} has no zone {zone!r} "
+                    f"(zones: {', '.join(zone_names(item))}); "
+                    "to add it, pass --region with the region it belongs to"
+                )
+            regions = item.setdefault("regions", [])
+            target = next((r for r in regions if r.get("name") == region), None)
+            if target is None:
+                target = {"name": region, "zones": []}
+                regions.append(target)
+            target["zones"].append({"name": zone, "size": size})
+            return f"{component}: zone {zone} added in region {region} with {size} member(s)"
+        old = entry.get("size")
+        entry["size"] = size
+        return f"{component}: zone {zone} size {old} -> {size}"
+
+    return edit
+
+
+def upgrade_edit(component: str, version: str, zone: str | None) -> SpecEdit:
+    """Set the component's version (or one zone's); zone overrides are cleared when the
+    whole component moves, so every zone ends on ``version``."""
+
+    def edit(spec: dict[str, Any]) -> str:
+        item = find_component(spec, component)
+        if zone is not None:
+            entry = find_zone(item, zone)
+            if entry is None:
+                raise CommandError(
+                    f"component {component!r} has no zone {zone!r}; "
+                    f"zones: {', '.join(zone_names(item))}"
+                )
+            old = entry.get("version", item.get("version"))
+            entry["version"] = version
+            return f"{component}: zone {zone} version {old} -> {version}"
+        old = item.get("version")
+        item["version"] = version
+        for region in item.get("regions", []):
+            for entry in region.get("zones", []):
+                entry.pop("version", None)
+        return f"{component}: version {old} -> {version}"
+
+    return edit
+
+
+def parse_assignments(pairs: list[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` (VALUE read as YAML: 3 is a number, "3" text) and ``KEY-`` (remove)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            if pair.endswith("-") and len(pair) > 1:
+                out[pair[:-1]] = None
+                continue
+            raise CommandError(
+                f"{pair!r} is not KEY=VALUE; write e.g. tickTime=3000 (or KEY- to remove a key)"
+            )
+        key, _, raw = pair.partition("=")
+        if not key:
+            raise CommandError(f"{pair!r} has no key; write KEY=VALUE")
+        try:
+            out[key] = yaml.safe_load(raw) if raw else ""
+        except yaml.YAMLError:
+            out[key] = raw
+    return out
+
+
+def params_edit(component: str, values: dict[str, Any], zone: str | None) -> SpecEdit:
+    def edit(spec: dict[str, Any]) -> str:
+        item = find_component(spec, component)
+        holder = item
+        if zone is not None:
+            entry = find_zone(item, zone)
+            if entry is None:
+                raise CommandError(
+                    f"component {component!r} has no zone {zone!r}; "
+                    f"zones: {', '.join(zone_names(item))}"
+                )
+            holder = entry
+        params = holder.setdefault("params", {})
+        for key, value in values.items():
+            if value is None:
+                params.pop(key, None)
+            else:
+                params[key] = value
+        if not params:
+            holder.pop("params")
+        shown = ", ".join(
+            f"{k} removed" if v is None else f"{k}={json.dumps(v)}" for k, v in values.items()
+        )
+        where = f" zone {zone}" if zone else ""
+        return f"{component}{where}: {shown}"
+
+    return edit
+
+
+def clean_document(obj: dict[str, Any]) -> dict[str, Any]:
+    """The user-owned part of a stored Application (what a manifest would hold)."""
+    meta = obj.get("metadata", {})
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "Application",
+        "metadata": {
+            k: meta[k] for k in ("name", "namespace", "labels", "annotations") if meta.get(k)
+        },
+        "spec": copy.deepcopy(obj.get("spec", {})),
+    }
+
+
+async def edit_application(
+    client: AsyncClient,
+    name: str,
+    namespace: str,
+    edit: SpecEdit,
+    *,
+    annotations: Mapping[str, str | None] | None = None,
+    attempts: int = 5,
+) -> str:
+    """Change an Application's spec with ``edit``, validate the result locally, and write it
+    with the read resourceVersion as precondition (re-read and re-edit on a conflict)."""
+    for _ in range(attempts):
+        live = await get_application(client, name, namespace)
+        document = clean_document(live)
+        summary = edit(document["spec"])
+        app_model = application_from_data(document)
+        resolve(app_model, await component_types(client))
+        patch: dict[str, Any] = {
+            "metadata": {"resourceVersion": live["metadata"]["resourceVersion"]},
+            "spec": document["spec"],
+        }
+        if annotations:
+            patch["metadata"]["annotations"] = dict(annotations)
+        if document["spec"] == live.get("spec") and not annotations:
+            return f"{summary} (unchanged)"
+        try:
+            await client.patch(
+                APPLICATION,
+                name,
+                patch,
+                namespace=namespace,
+                patch_type=_merge(),
+                field_manager="milkyway-cli",
+            )
+        except ApiError as exc:
+            if exc.status.code == 409:
+                continue
+            raise
+        return summary
+    raise CommandError(
+        f"Application {namespace}/{name} kept changing under us; try again in a moment"
+    )
+
+
+def _merge() -> Any:
+    from lightkube.types import PatchType
+
+    return PatchType.MERGE
+
+
+# --- showing ------------------------------------------------------------------------------
+
+
+def _age(timestamp: str | None, now: dt.datetime | None = None) -> str:
+    if not timestamp:
+        return "-"
+    try:
+        then = dt.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return "-"
+    seconds = int(((now or dt.datetime.now(dt.UTC)) - then).total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size * (2 if unit != "d" else 1):
+            return f"{seconds // size}{unit}"
+    return f"{max(seconds, 0)}s"
+
+
+def _ready_counts(status: Mapping[str, Any]) -> tuple[int, int]:
+    ready = desired = 0
+    for component in (status.get("components") or {}).values():
+        for zone in (component.get("zones") or {}).values():
+            ready += int(zone.get("ready") or 0)
+            desired += int(zone.get("desired") or 0)
+    return ready, desired
+
+
+def _condition(status: Mapping[str, Any], kind: str) -> Mapping[str, Any] | None:
+    return next((c for c in status.get("conditions") or [] if c.get("type") == kind), None)
+
+
+PHASE_STYLE = {
+    "Running": "green",
+    "Succeeded": "green",
+    "Provisioning": "cyan",
+    "Updating": "cyan",
+    "Deleting": "magenta",
+    "Degraded": "yellow",
+    "Pending": "dim",
+    "Failed": "red",
+}
+
+
+def _phase(phase: str | None) -> Text:
+    return Text(phase or "-", style=PHASE_STYLE.get(phase or "", ""))
+
+
+def applications_table(items: list[dict[str, Any]], all_namespaces: bool) -> Table:
+    table = Table(box=None, pad_edge=False)
+    if all_namespaces:
+        table.add_column("NAMESPACE")
+    for column in ("NAME", "PHASE", "READY", "MEMBERS", "FLOW", "GENERATION", "AGE"):
+        table.add_column(column)
+    for item in items:
+        meta, status = item.get("metadata", {}), item.get("status") or {}
+        ready_members, desired_members = _ready_counts(status)
+        condition = _condition(status, "Ready")
+        generation = f"{status.get('observedGeneration', '-')}/{meta.get('generation', '-')}"
+        row = [
+            meta.get("name", ""),
+            _phase(status.get("phase")),
+            condition.get("status", "-") if condition else "-",
+            f"{ready_members}/{desired_members}",
+            status.get("currentFlow") or "-",
+            generation,
+            _age(meta.get("creationTimestamp")),
+        ]
+        if all_namespaces:
+            row.insert(0, meta.get("namespace", ""))
+        table.add_row(*row)
+    return table
+
+
+def _health(zone_status: Mapping[str, Any], desired: int, version: str | None) -> Text:
+    if not zone_status:
+        return Text("not observed", style="dim")
+    ready = int(zone_status.get("ready") or 0)
+    observed_version = zone_status.get("version")
+    if ready < desired:
+        return Text(f"{desired - ready} down", style="yellow")
+    if ready > desired:
+        return Text(f"{ready - desired} extra", style="cyan")
+    if version and observed_version and observed_version != version:
+        return Text("updating", style="cyan")
+    return Text("healthy", style="green")
+
+
+def components_table(obj: Mapping[str, Any]) -> Table:
+    """Components x zones: desired size (spec), ready, version and health (status)."""
+    status = obj.get("status") or {}
+    table = Table(title="Components", title_justify="left", box=None, pad_edge=False)
+    for column in ("COMPONENT", "REGION", "ZONE", "DESIRED", "READY", "VERSION", "HEALTH"):
+        table.add_column(column)
+    for item in obj.get("spec", {}).get("components", []):
+        observed = ((status.get("components") or {}).get(item["name"]) or {}).get("zones") or {}
+        for region in item.get("regions", []):
+            for zone in region.get("zones", []):
+                version = zone.get("version") or item.get("version")
+                zone_status = observed.get(zone["name"]) or {}
+                desired = int(zone.get("size", 0))
+                shown_version = zone_status.get("version") or "-"
+                if zone_status.get("version") and zone_status.get("version") != version:
+                    shown_version = f"{zone_status['version']} -> {version}"
+                table.add_row(
+                    item["name"],
+                    region.get("name", ""),
+                    zone["name"],
+                    str(desired),
+                    str(zone_status.get("ready", "-")),
+                    shown_version,
+                    _health(zone_status, desired, version),
+                )
+    return table
+
+
+def conditions_table(status: Mapping[str, Any]) -> Table:
+    table = Table(title="Conditions", title_justify="left", box=None, pad_edge=False)
+    for column in ("TYPE", "STATUS", "REASON", "MESSAGE", "SINCE"):
+        table.add_column(column, overflow="fold")
+    for condition in status.get("conditions") or []:
+        table.add_row(
+            condition.get("type", ""),
+            condition.get("status", ""),
+            condition.get("reason") or "",
+            condition.get("message") or "",
+            _age(condition.get("lastTransitionTime")),
+        )
+    return table
+
+
+def flow_summary(run: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(phase, done/total, what is running now) of a FlowRun as stored."""
+    status = run.get("status") or {}
+    nodes = status.get("nodes") or {}
+    total = done = 0
+    running: list[str] = []
+    for node_id, node in nodes.items():
+        if node.get("kind") in ("task", "approval") and node.get("role") != "gate":
+            total += 1
+            if node.get("phase") in ("Succeeded", "Failed", "Skipped", "Omitted", "Cancelled"):
+                done += 1
+            elif node.get("phase") in ("Running", "Retrying", "Waiting"):
+                running.append(node.get("name") or node_id)
+    return status.get("phase") or "Pending", f"{done}/{total}", ", ".join(running[:4])
+
+
+def flows_table(runs: list[dict[str, Any]]) -> Table:
+    table = Table(box=None, pad_edge=False)
+    for column in ("FLOWRUN", "FLOW", "COMPONENT", "PHASE", "PROGRESS", "NOW", "AGE"):
+        table.add_column(column, overflow="fold")
+    for run in runs:
+        meta = run.get("metadata", {})
+        phase, progress, now = flow_summary(run)
+        table.add_row(
+            meta.get("name", ""),
+            (run.get("spec") or {}).get("flow", ""),
+            (meta.get("labels") or {}).get(COMPONENT_LABEL, "-"),
+            _phase(phase),
+            progress,
+            now or "-",
+            _age(meta.get("creationTimestamp")),
+        )
+    return table
+
+
+def events_table(events: list[dict[str, Any]], limit: int = 15) -> Table:
+    table = Table(title="Events", title_justify="left", box=None, pad_edge=False)
+    for column in ("AGE", "TYPE", "REASON", "MESSAGE"):
+        table.add_column(column, overflow="fold")
+    events = sorted(events, key=_event_time)[-limit:]
+    for event in events:
+        table.add_row(
+            _age(_event_time(event) or None),
+            event.get("type") or "",
+            event.get("reason") or "",
+            event.get("message") or "",
+        )
+    return table
+
+
+def _event_time(event: Mapping[str, Any]) -> str:
+    return str(
+        event.get("lastTimestamp")
+        or event.get("eventTime")
+        or (event.get("metadata") or {}).get("creationTimestamp")
+        or ""
+    )
+
+
+async def app_flow_runs(
+    client: AsyncClient, namespace: str, name: str | None
+) -> list[dict[str, Any]]:
+    """The FlowRuns of one Application (or of every Application) in ``namespace``, oldest
+    first; an Application's runs carry its name in the application label."""
+    selector = {APP_LABEL: name} if name else {APP_LABEL: None}
+    try:
+        runs = [
+            dict(r.to_dict())
+            async for r in client.list(FLOW_RUN, namespace=namespace, labels=selector)
+        ]
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return []
+        raise
+    return sorted(runs, key=lambda r: r.get("metadata", {}).get("creationTimestamp") or "")
+
+
+async def app_events(client: AsyncClient, namespace: str, name: str) -> list[dict[str, Any]]:
+    events = [dict(e.to_dict()) async for e in client.list(Event, namespace=namespace)]
+    return [
+        e
+        for e in events
+        if (e.get("involvedObject") or {}).get("kind") == "Application"
+        and (e.get("involvedObject") or {}).get("name") == name
+    ]
+
+
+async def describe_view(client: AsyncClient, name: str, namespace: str) -> Group:
+    obj = await get_application(client, name, namespace)
+    meta, status = obj.get("metadata", {}), obj.get("status") or {}
+    header = Table.grid(padding=(0, 2))
+    header.add_row("Name:", f"{meta.get('namespace')}/{meta.get('name')}")
+    header.add_row("Phase:", _phase(status.get("phase")))
+    header.add_row(
+        "Generation:",
+        f"{meta.get('generation', '-')} (observed {status.get('observedGeneration', '-')})",
+    )
+    ready, desired = _ready_counts(status)
+    header.add_row("Members ready:", f"{ready}/{desired}")
+    parts: list[Any] = [header, Text(""), components_table(obj), Text("")]
+    if status.get("conditions"):
+        parts += [conditions_table(status), Text("")]
+    runs = await app_flow_runs(client, namespace, name)
+    current = status.get("currentFlow")
+    active = [r for r in runs if r["metadata"]["name"] == current] or [
+        r for r in runs if (r.get("status") or {}).get("phase") not in DONE
+    ]
+    if active:
+        parts += [Text("Current flow", style="bold"), flows_table(active), Text("")]
+    elif runs:
+        parts += [Text("Last flow", style="bold"), flows_table(runs[-1:]), Text("")]
+    else:
+        parts += [Text("Current flow: none"), Text("")]
+    parts.append(events_table(await app_events(client, namespace, name)))
+    return Group(*parts)
+
+
+# --- commands -----------------------------------------------------------------------------
+
+
+def _read(path: Path) -> str:
+    if str(path) == "-":
+        return sys.stdin.read()
+    try:
+        return path.read_text()
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="-f") from None
+
+
+@app.command()
+def apply(
+    file: Annotated[
+        Path, typer.Option("--file", "-f", help="Manifest (YAML, several documents allowed).")
+    ],
+    create_namespace: Annotated[
+        bool,
+        typer.Option(
+            "--create-namespace/--no-create-namespace",
+            help="Create missing namespaces.",
+        ),
+    ] = True,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Validate locally, then server-side apply (nothing is sent if anything is invalid)."""
+    target = Target(kubeconfig, context, namespace)
+    text = _read(file)
+    results = _run(
+        target,
+        lambda c: apply_documents(c, text, target.namespace, create_namespaces=create_namespace),
+    )
+    for kind, key, outcome in results:
+        console.print(f"{kind.lower()}/{key} {outcome}")
+
+
+@app.command("get")
+def get_cmd(
+    name: Annotated[str | None, typer.Argument(help="Application name (all if omitted).")] = None,
+    all_namespaces: Annotated[
+        bool, typer.Option("--all-namespaces", "-A", help="List in every namespace.")
+    ] = False,
+    output: Annotated[str, typer.Option("--output", "-o", help="table, yaml or json")] = "table",
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """List Applications with phase, readiness and the running flow."""
+    if output not in ("table", "yaml", "json"):
+        raise typer.BadParameter("use table, yaml or json", param_hint="--output")
+    target = Target(kubeconfig, context, namespace)
+
+    async def work(client: AsyncClient) -> list[dict[str, Any]]:
+        if name:
+            return [await get_application(client, name, target.namespace)]
+        ns = None if all_namespaces else target.namespace
+        items = client.list(APPLICATION, namespace=ns if ns else "*")
+        return [dict(i.to_dict()) async for i in items]
+
+    items = _run(target, work)
+    if output == "json":
+        typer.echo(json.dumps(items[0] if name else items, indent=2))
+    elif output == "yaml":
+        typer.echo(yaml.safe_dump_all(items, sort_keys=False), nl=False)
+    elif not items:
+        where = "any namespace" if all_namespaces else f"namespace {target.namespace}"
+        console.print(f"No Applications in {where}.")
+    else:
+        console.print(applications_table(items, all_namespaces))
+
+
+@app.command()
+def describe(
+    name: Annotated[str, typer.Argument(help="Application name.")],
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Components x zones with health, conditions, the current flow and recent Events."""
+    target = Target(kubeconfig, context, namespace)
+    console.print(_run(target, lambda c: describe_view(c, name, target.namespace)))
+
+
+def _edit(target: Target, name: str, edit: SpecEdit) -> None:
+    summary = _run(target, lambda c: edit_application(c, name, target.namespace, edit))
+    console.print(f"application/{target.namespace}/{name}: {summary}")
+
+
+@app.command()
+def scale(
+    name: Annotated[str, typer.Argument(help="Application name.")],
+    component: Annotated[str, typer.Argument(help="Component name.")],
+    zone: Annotated[str, typer.Option("--zone", "-z", help="Zone to resize.")],
+    size: Annotated[int, typer.Option("--size", help="New number of members in the zone.")],
+    region: Annotated[
+        str | None, typer.Option("--region", help="Region of a zone the component lacks yet.")
+    ] = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Set a component's size in one zone (the operator runs scale-out or scale-in)."""
+    _edit(Target(kubeconfig, context, namespace), name, scale_edit(component, zone, size, region))
+
+
+@app.command()
+def upgrade(
+    name: Annotated[str, typer.Argument(help="Application name.")],
+    component: Annotated[str, typer.Argument(help="Component name.")],
+    version: Annotated[str, typer.Option("--version", help="Target version, e.g. 3.8.4.")],
+    zone: Annotated[str | None, typer.Option("--zone", "-z", help="Only this zone.")] = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Change a component's version (the operator runs a rolling upgrade)."""
+    _edit(Target(kubeconfig, context, namespace), name, upgrade_edit(component, version, zone))
+
+
+@app.command("set-param")
+def set_param(
+    name: Annotated[str, typer.Argument(help="Application name.")],
+    component: Annotated[str, typer.Argument(help="Component name.")],
+    assignments: Annotated[
+        list[str], typer.Argument(help="KEY=VALUE (VALUE is YAML) or KEY- to remove.")
+    ],
+    zone: Annotated[str | None, typer.Option("--zone", "-z", help="Only this zone.")] = None,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Change parameters (hot-reloaded when the type allows, else a rolling restart)."""
+    target = Target(kubeconfig, context, namespace)
+    try:
+        values = parse_assignments(assignments)
+    except CommandError as exc:
+        raise typer.BadParameter(str(exc), param_hint="KEY=VALUE") from None
+    _edit(target, name, params_edit(component, values, zone))
+
+
+@app.command()
+def restart(
+    name: Annotated[str, typer.Argument(help="Application name.")],
+    component: Annotated[str, typer.Argument(help="Component name.")],
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Rolling restart of a component, within its disruption policy."""
+    target = Target(kubeconfig, context, namespace)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    async def work(client: AsyncClient) -> str:
+        return await request_restart(client, name, target.namespace, component, stamp)
+
+    console.print(_run(target, work))
+
+
+@app.command()
+def replace(
+    name: Annotated[str, typer.Argument(help="Application name.")],
+    member: Annotated[
+        str, typer.Argument(help="Member (pod) name, e.g. stream1-zookeeper1-phx-2.")
+    ],
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Replace one member: a new pod on a new volume, with the same identity."""
+    target = Target(kubeconfig, context, namespace)
+    console.print(_run(target, lambda c: request_replace(c, name, target.namespace, member)))
+
+
+async def request_restart(
+    client: AsyncClient, name: str, namespace: str, component: str, stamp: str
+) -> str:
+    """Ask the operator for a rolling restart: the component's restart annotation on the
+    Application changes, which the planner turns into a restart flow."""
+    live = await get_application(client, name, namespace)
+    find_component(live.get("spec", {}), component)
+    await client.patch(
+        APPLICATION,
+        name,
+        {"metadata": {"annotations": {f"{RESTART_ANNOTATION}.{component}": stamp}}},
+        namespace=namespace,
+        patch_type=_merge(),
+        field_manager="milkyway-cli",
+    )
+    return f"application/{namespace}/{name}: restart of {component} requested ({stamp})"
+
+
+async def request_replace(client: AsyncClient, name: str, namespace: str, member: str) -> str:
+    """Ask the operator to replace one member: its pod name goes into the replace annotation
+    on the Application, which the planner turns into a replace-member flow."""
+    live = await get_application(client, name, namespace)
+    prefix = f"{name}-"
+    components = [c.get("name", "") for c in live.get("spec", {}).get("components", [])]
+    if not member.startswith(prefix) or not any(
+        member[len(prefix) :].startswith(f"{c}-") for c in components
+    ):
+        raise CommandError(
+            f"{member!r} is not a member of {namespace}/{name}; member names look like "
+            f"{name}-<component>-<zone>-<id>, e.g. {name}-{components[0]}-<zone>-1 "
+            f"(list them with `milkyway describe {name} -n {namespace}`)"
+        )
+    current = (live.get("metadata", {}).get("annotations") or {}).get(REPLACE_ANNOTATION, "")
+    names = [n for n in current.split(",") if n]
+    if member not in names:
+        names.append(member)
+    await client.patch(
+        APPLICATION,
+        name,
+        {"metadata": {"annotations": {REPLACE_ANNOTATION: ",".join(names)}}},
+        namespace=namespace,
+        patch_type=_merge(),
+        field_manager="milkyway-cli",
+    )
+    return f"application/{namespace}/{name}: replacement of {member} requested"
+
+
+@app.command()
+def delete(
+    name: Annotated[str, typer.Argument(help="Application name.")],
+    wait: Annotated[
+        bool, typer.Option("--wait/--no-wait", help="Wait until decommissioned.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 600,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """Delete an Application: the operator decommissions it in reverse dependency order."""
+    target = Target(kubeconfig, context, namespace)
+
+    async def work(client: AsyncClient) -> str:
+        await get_application(client, name, target.namespace)
+        await client.delete(APPLICATION, name, namespace=target.namespace)
+        if not wait:
+            return f"application/{target.namespace}/{name} deletion requested"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if await _get_or_none(client, APPLICATION, name, target.namespace) is None:
+                return f"application/{target.namespace}/{name} deleted"
+            await asyncio.sleep(1)
+        raise CommandError(
+            f"application/{target.namespace}/{name} still exists after {timeout:.0f}s; "
+            f"see `milkyway describe {name} -n {target.namespace}`"
+        )
+
+    console.print(_run(target, work))
+
+
+@app.command()
+def flows(
+    name: Annotated[str | None, typer.Argument(help="Application name (all if omitted).")] = None,
+    watch: Annotated[bool, typer.Option("--watch", "-w", help="Refresh until Ctrl-C.")] = False,
+    interval: Annotated[float, typer.Option(help="Refresh period with --watch.")] = 1.0,
+    kubeconfig: KubeconfigOpt = None,
+    context: ContextOpt = None,
+    namespace: NamespaceOpt = None,
+) -> None:
+    """The FlowRuns of an Application (or of all), with their progress."""
+    target = Target(kubeconfig, context, namespace)
+
+    async def once(client: AsyncClient) -> Table:
+        return flows_table(await app_flow_runs(client, target.namespace, name))
+
+    if not watch:
+        console.print(_run(target, once))
+        return
+
+    async def live(client: AsyncClient) -> None:
+        with Live(await once(client), console=console, refresh_per_second=4) as view:
+            while True:
+                await asyncio.sleep(interval)
+                view.update(await once(client))
+
+    with contextlib.suppress(KeyboardInterrupt):
+        _run(target, live)
