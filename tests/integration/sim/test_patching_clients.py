@@ -280,6 +280,18 @@ async def test_kubectl_moves_from_client_side_to_server_side_apply(kubectl: Kube
     assert (await kubectl.get("deployment", "web"))["spec"]["replicas"] == 4
 
 
+async def test_server_side_apply_after_client_side_apply_removes_what_it_drops(
+    kubectl: Kubectl,
+) -> None:
+    both = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '1', b: '2'}\n"
+    await kubectl.ok("apply", "-f", "-", stdin=both)
+    await kubectl.ok("apply", "--server-side", "-f", "-", stdin=both.replace(", b: '2'", ""))
+    live = await kubectl.get("configmap", "c", "--show-managed-fields")
+    assert live["data"] == {"a": "1"}
+    managers = {e["manager"] for e in live["metadata"]["managedFields"]}
+    assert "kubectl-client-side-apply" not in managers
+
+
 async def test_custom_resources_take_merge_and_json_patches_but_not_strategic(
     kubectl: Kubectl,
 ) -> None:

@@ -490,7 +490,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         if applied and managed_fields is not None:
             md["managedFields"] = managed_fields
         elif field_manager:
-            new = self._record(None, new, field_manager, "Update", "")
+            new = self._record(None, new, field_manager, "Update", "", info)
         if dry_run:
             new["metadata"]["resourceVersion"] = ""
             return new
@@ -564,9 +564,24 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
     def _tracks_generation(self, info: ResourceInfo) -> bool:
         return info.custom or (info.group, info.kind) in _GENERATION_KINDS
 
-    def _record(self, old: Obj | None, new: Obj, manager: str, operation: str, sub: str) -> Obj:
+    def _record(
+        self,
+        old: Obj | None,
+        new: Obj,
+        manager: str,
+        operation: str,
+        sub: str,
+        info: ResourceInfo,
+    ) -> Obj:
         return record_update(
-            old, new, manager=manager, operation=operation, now=self.now(), subresource=sub
+            old,
+            new,
+            manager=manager,
+            operation=operation,
+            now=self.now(),
+            subresource=sub,
+            schema=self._schema_for(info),
+            schemas=None if info.custom else self.schemas,
         )
 
     # ----------------------------------------------------------------- validation
@@ -764,10 +779,9 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
                     ],
                 )
         if not managed:
-            if "managedFields" in old_md:
-                md["managedFields"] = old_md["managedFields"]
-            else:
-                md.pop("managedFields", None)
+            _keep_requested_managed_fields(
+                md, body["metadata"].get("managedFields"), old_md, bool(field_manager)
+            )
         if not subresource and not info.custom:
             carry_over(info.group, info.kind, old, new)
         new = self._default_and_validate(info, new, old, field_validation, warnings)
@@ -786,7 +800,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         if info.key == _CRD_KEY:
             self._prepare_crd(new)
         if field_manager and not managed:
-            new = self._record(old, new, field_manager, operation, subresource)
+            new = self._record(old, new, field_manager, operation, subresource, info)
         md = new["metadata"]
         md["resourceVersion"] = old_md["resourceVersion"]
         if _same(old, new):
@@ -876,7 +890,9 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         live_v = self._as_version(info, live)
         if patch_type == "apply":
             patch = self._body_for_apply(info, patch, ns, name)
-        patched = self._apply_patch(info, live_v, patch, patch_type, field_manager, force, False)
+        patched = self._apply_patch(
+            info, live_v, patch, patch_type, field_manager, force, False, subresource
+        )
         if not isinstance(patched.get("metadata"), dict):
             raise errors.bad_request("the patch removed metadata; metadata must stay an object")
         patched["metadata"]["name"] = name
@@ -914,8 +930,9 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         return body
 
     def _schema_for(self, info: ResourceInfo) -> Obj | None:
+        """The definition apply and managedFields read list types and keys from."""
         if info.custom:
-            return None
+            return info.schema.schema if info.schema is not None else None
         return self.schemas.definition_for(info.gvk)
 
     def _apply_patch(
@@ -927,6 +944,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         manager: str | None,
         force: bool,
         scale: bool,
+        subresource: str = "",
     ) -> Obj:
         if patch_type == "merge":
             return patching.merge_patch(live, patch)
@@ -951,6 +969,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             schema=self._schema_for(info),
             schemas=None if info.custom else self.schemas,
             now=self.now(),
+            subresource=subresource,
         )
 
     # ----------------------------------------------------------------- access reviews
@@ -962,6 +981,23 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
 
 def _identity(obj: Obj) -> Obj:
     return obj
+
+
+def _keep_requested_managed_fields(md: Obj, requested: Any, old_md: Obj, recorded: bool) -> None:
+    """Keep the managedFields a write sends, as a real server does; the live ones otherwise.
+
+    A recorded write hands them to ``record_update``, which reads ``[{}]`` as "clear them";
+    an unrecorded one clears them itself.
+    """
+    if isinstance(requested, list) and requested:
+        if recorded or requested != [{}]:
+            md["managedFields"] = requested
+        else:
+            md.pop("managedFields", None)
+    elif "managedFields" in old_md:
+        md["managedFields"] = old_md["managedFields"]
+    else:
+        md.pop("managedFields", None)
 
 
 def _spec_changed(old: Obj, new: Obj, has_status: bool) -> bool:
@@ -990,9 +1026,20 @@ def _same(old: Obj, new: Obj) -> bool:
                 return False
             if any(a[k] != b[k] for k in a if k not in ("resourceVersion", "managedFields")):
                 return False
+            if _untimed(a.get("managedFields")) != _untimed(b.get("managedFields")):
+                return False
         elif key != "apiVersion" and old[key] != new[key]:
             return False
     return True
+
+
+def _untimed(entries: Any) -> Any:
+    """managedFields without timestamps: a write that only moves a timestamp is a no-op."""
+    if not isinstance(entries, list):
+        return entries
+    return [
+        {k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e for e in entries
+    ]
 
 
 def _encode_continue(rv: int, last: tuple[str, str]) -> str:
