@@ -151,7 +151,7 @@ def _pod_restarts(obj: dict, now: datetime) -> str:
     status = _status(obj)
     for container in _l(status.get("containerStatuses")):
         container = _m(container)
-        restarts += int(container.get("restartCount") or 0)
+        restarts += _int(container.get("restartCount"))
         finished = parse_time(
             _m(_m(container.get("lastState")).get("terminated")).get("finishedAt")
         )
@@ -406,7 +406,11 @@ def _replicas(obj: dict) -> int:
 
 
 def _status_int(key: str) -> Cell:
-    return lambda obj, _now: int(_status(obj).get(key) or 0)
+    return lambda obj, _now: _int(_status(obj).get(key))
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 def _wide_workload() -> list[Column]:
@@ -429,7 +433,7 @@ def _deployment_columns() -> list[Column]:
         name_column(),
         _col(
             "Ready",
-            lambda o, _n: f"{int(_status(o).get('readyReplicas') or 0)}/{_replicas(o)}",
+            lambda o, _n: f"{_int(_status(o).get('readyReplicas'))}/{_replicas(o)}",
             desc="Number of the pod with ready state",
         ),
         _col(
@@ -467,7 +471,7 @@ def _statefulset_columns() -> list[Column]:
         name_column(),
         _col(
             "Ready",
-            lambda o, _n: f"{int(_status(o).get('readyReplicas') or 0)}/{_replicas(o)}",
+            lambda o, _n: f"{_int(_status(o).get('readyReplicas'))}/{_replicas(o)}",
             desc="Number of the pod with ready state",
         ),
         _age_column(),
@@ -542,7 +546,7 @@ def _revision_columns() -> list[Column]:
         _col("Controller", _controller_of, desc="The controller of the revision."),
         _col(
             "Revision",
-            lambda o, _n: int(o.get("revision") or 0),
+            lambda o, _n: _int(o.get("revision")),
             type_="integer",
             desc="The revision number.",
         ),
@@ -795,7 +799,7 @@ def _event_columns() -> list[Column]:
         ),
         _col(
             "Count",
-            lambda o, _n: int(o.get("count") or 1),
+            lambda o, _n: _int(o.get("count")) or 1,
             type_="integer",
             priority=1,
             desc="The number of times this event has occurred.",
