@@ -395,18 +395,22 @@ class Faults:
         self, cluster: str, mode: str = "refuse", duration: float | None = None
     ) -> Fault:
         """The cluster's API becomes unreachable: ``refuse`` closes its listening socket
-        (connection refused), ``unavailable`` answers every request with 503."""
+        (connection refused), ``unavailable`` answers every request with 503. Either way the
+        open connections break, watches included, as in a network partition."""
         target = self._target(cluster)
         if mode not in ("refuse", "unavailable"):
             raise ValueError(f"cut-off mode {mode!r} must be 'refuse' or 'unavailable'")
         target.api_faults.unavailable = True
-        if mode == "refuse" and target.server is not None:
-            await _stop_listening(target.server)
+        if target.server is not None:
+            if mode == "refuse":
+                await target.server.pause_listening()
+            else:
+                target.server.drop_connections()
 
         async def undo() -> None:
             target.api_faults.unavailable = False
             if mode == "refuse" and target.server is not None:
-                await _resume_listening(target.server)
+                await target.server.resume_listening()
 
         return self._record("cut-off", target, cluster, {"mode": mode}, duration, undo)
 
@@ -441,23 +445,3 @@ class Faults:
 
         params = {"rate": rate, "code": code}
         return self._record("api-errors", target, cluster, params, duration, undo)
-
-
-async def _stop_listening(server: ApiServer) -> None:
-    runner = server._runner
-    if runner is None:
-        return
-    for site in list(runner.sites):
-        await site.stop()
-
-
-async def _resume_listening(server: ApiServer) -> None:
-    from aiohttp import web
-
-    runner = server._runner
-    if runner is None:
-        return
-    site = web.TCPSite(
-        runner, server.host, server.port, reuse_address=True, ssl_context=server.ssl_context
-    )
-    await site.start()

@@ -509,6 +509,26 @@ async def test_disconnected_watch_releases_its_watcher(
     assert store.watcher_count() == before
 
 
+async def test_paused_server_refuses_and_breaks_open_watches_then_resumes(
+    sim: SimulatedClusters, http: httpx.AsyncClient
+) -> None:
+    server = sim["c1"].server
+    url = server.url
+    async with http.stream("GET", CMS, params={"watch": "1"}) as response:
+        assert response.status_code == 200
+        await server.pause_listening()
+        with pytest.raises(httpx.HTTPError):
+            async for _ in response.aiter_lines():
+                pass
+    with pytest.raises(httpx.ConnectError):
+        async with _client(sim) as fresh:
+            await fresh.get(CMS)
+    await server.resume_listening()
+    assert server.url == url
+    async with _client(sim) as fresh:
+        assert (await fresh.get(CMS)).status_code == 200
+
+
 class HttpMirror:
     """list + watch over HTTP, reconnecting after a few events and relisting after 410."""
 

@@ -99,7 +99,6 @@ class ApiServer:
         self.request_hook: Callable[[web.Request], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
         self._openapi: Any = None
-        self._watches: set[asyncio.Task[Any]] = set()
 
     @property
     def url(self) -> str:
@@ -130,6 +129,42 @@ class ApiServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+    @property
+    def listening(self) -> bool:
+        return self._runner is not None and bool(self._runner.sites)
+
+    async def pause_listening(self) -> None:
+        """Close the listening socket and every open connection, watches included.
+
+        New connections are refused until :meth:`resume_listening`, as when the cluster's
+        network is cut off; a started server keeps its port.
+        """
+        if self._runner is None:
+            raise RuntimeError("the API server is not started: call start() first")
+        for site in list(self._runner.sites):
+            await site.stop()
+        self.drop_connections()
+
+    async def resume_listening(self) -> None:
+        """Listen again on the same port after :meth:`pause_listening`."""
+        if self._runner is None:
+            raise RuntimeError("the API server is not started: call start() first")
+        if self._runner.sites:
+            return
+        site = web.TCPSite(
+            self._runner, self.host, self.port, reuse_address=True, ssl_context=self.ssl_context
+        )
+        await site.start()
+
+    def drop_connections(self) -> None:
+        """Break every open connection (watches included) without answering, as a network
+        partition does; clients see their connection end and reconnect."""
+        server = self._runner.server if self._runner is not None else None
+        if server is None:
+            return
+        for handler in server.connections:
+            handler.force_close()
 
     # ----------------------------------------------------------------- dispatch
 
