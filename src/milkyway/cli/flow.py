@@ -335,7 +335,12 @@ def run_engine(
             "engine %s driving flowruns in %s", engine.engine_id, namespace
         )
         async with engine:
-            await Scheduler(engine).run()
+            scheduler = asyncio.create_task(Scheduler(engine).run())
+            while not scheduler.done():
+                await asyncio.sleep(30)
+                # Flows created or edited since start: new runs and schedules use them.
+                engine.catalog = await _catalog(flows, client, namespace)
+            scheduler.result()
 
     _run(go)
 

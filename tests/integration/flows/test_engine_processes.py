@@ -81,7 +81,7 @@ async def test_sigkill_at_20_random_points_then_resume(flow_cluster: Any, tmp_pa
             engine_id = f"engine-{kills}"  # a new identity must wait for the lease to expire
         proc = await _start_engine(flow_cluster, engine_id, lease=1.5, log=log)
         seq = (await store.get("crash-1")).status.seq
-        target = seq + rng.randint(3, 15)
+        target = seq + rng.randint(1, 8)
         for _ in range(600):
             current = await store.get("crash-1")
             if current.status.seq >= target or proc.returncode is not None:
