@@ -326,3 +326,60 @@ def test_text_with_several_expressions_is_interpolated(core_driver: Any) -> None
     driver = core_driver.for_flows({"f@1": spec})
     driver.start()
     assert driver.commands[-1].params == {"k": "run-1.m2"}
+
+
+def test_heartbeat_timeout_fails_a_silent_attempt(core_driver: Any) -> None:
+    spec = _spec({"steps": [{"name": "long", "action": "t", "heartbeatTimeout": 10}]})
+    driver = core_driver.for_flows({"f@1": spec})
+    driver.start()
+    driver.now = 8
+    driver.apply(ev.Heartbeat(now=8, path="long", attempt=1, message="50%"))
+    assert driver.status.nodes["long"].message == "50%"
+    assert driver.wake == 18
+    driver.tick()
+    node = driver.status.nodes["long"]
+    assert node.phase == "Failed"
+    assert node.attempts[0].error == "Timeout"
+    assert ev.CancelTask("long", 1) in driver.commands
+
+
+def test_step_timeout_cancels_the_members_of_a_group(core_driver: Any) -> None:
+    spec = _spec(
+        {
+            "steps": [
+                {
+                    "name": "fan",
+                    "forEach": [1, 2, 3],
+                    "action": "t",
+                    "stepTimeout": 30,
+                    "strategy": {"parallelism": 2},
+                }
+            ]
+        }
+    )
+    driver = core_driver.for_flows({"f@1": spec})
+    driver.start()
+    assert sorted(driver.running) == ["fan[0]", "fan[1]"]
+    driver.tick()
+    assert not driver.running
+    assert driver.status.nodes["fan"].phase == "Failed"
+    assert driver.status.nodes["fan"].message == "step timed out"
+    assert driver.status.nodes["fan[2]"].phase == "Cancelled"
+    assert driver.status.phase == "Failed"
+
+
+def test_run_timeout_stops_the_run_but_runs_finally(core_driver: Any) -> None:
+    spec = _spec(
+        {
+            "timeout": 100,
+            "steps": [{"name": "slow", "action": "t"}],
+            "finally": [{"name": "cleanup", "action": "t"}],
+        }
+    )
+    driver = core_driver.for_flows({"f@1": spec})
+    driver.start()
+    driver.tick()
+    assert list(driver.running) == ["finally.cleanup"]
+    driver.succeed("finally.cleanup")
+    assert driver.status.phase == "Failed"
+    assert driver.status.nodes[""].message == "run timed out"
