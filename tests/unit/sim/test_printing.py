@@ -213,6 +213,19 @@ def test_node_service_and_endpoints_cells() -> None:
     cells = table([endpoints], "", "Endpoints")["rows"][0]["cells"]
     assert cells[1] == "10.0.0.0:80,10.0.0.1:80,10.0.0.2:80 + 2 more..."
     assert table([{"metadata": meta("e")}], "", "Endpoints")["rows"][0]["cells"][1] == "<none>"
+    endpoint_slice = {
+        "metadata": meta("web-abc"),
+        "addressType": "IPv4",
+        "ports": [{"port": 80}, {"name": "any"}],
+        "endpoints": [{"addresses": [f"10.0.0.{i}"]} for i in range(4)],
+    }
+    sliced = table([endpoint_slice], "discovery.k8s.io", "EndpointSlice")
+    assert headers(sliced) == ["Name", "AddressType", "Ports", "Endpoints", "Age"]
+    assert sliced["rows"][0]["cells"][1:4] == [
+        "IPv4",
+        "80,<unset>",
+        "10.0.0.0,10.0.0.1,10.0.0.2 + 1 more...",
+    ]
 
 
 WORKLOAD_SPEC: dict[str, Any] = {

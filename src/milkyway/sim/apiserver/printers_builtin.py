@@ -355,11 +355,27 @@ def _endpoints(obj: dict, _now: datetime) -> str:
             for port in ports:
                 ip = _m(address).get("ip", "")
                 found.append(f"{ip}:{port}" if port is not None else str(ip))
+    return _first_three(found)
+
+
+def _first_three(found: list[str]) -> str:
+    """kubectl's way of listing addresses: the first three, then how many more."""
     if not found:
         return NONE
     if len(found) > 3:
         return ",".join(found[:3]) + f" + {len(found) - 3} more..."
     return ",".join(found)
+
+
+def _slice_ports(obj: dict, _now: datetime) -> str:
+    ports = [_m(p).get("port") for p in _l(obj.get("ports"))]
+    return ",".join("<unset>" if p is None else str(p) for p in ports) or NONE
+
+
+def _slice_endpoints(obj: dict, _now: datetime) -> str:
+    return _first_three(
+        [str(a) for e in _l(obj.get("endpoints")) for a in _l(_m(e).get("addresses"))]
+    )
 
 
 def _count(*keys: str) -> Cell:
@@ -896,6 +912,17 @@ BUILTIN_PRINTERS: dict[tuple[str, str], list[Column]] = {
     ("", "Endpoints"): [
         name_column(),
         _col("Endpoints", _endpoints, desc="Endpoints of the service."),
+        _age_column(),
+    ],
+    ("discovery.k8s.io", "EndpointSlice"): [
+        name_column(),
+        _col(
+            "AddressType",
+            lambda o, _n: str(o.get("addressType", "")),
+            desc="The type of addresses in the slice.",
+        ),
+        _col("Ports", _slice_ports, desc="The ports of the slice."),
+        _col("Endpoints", _slice_endpoints, desc="The addresses of the slice's endpoints."),
         _age_column(),
     ],
     ("", "ConfigMap"): [

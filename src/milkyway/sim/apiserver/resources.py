@@ -158,6 +158,7 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
         subresources=(_STATUS,),
     ),
     _builtin("", "v1", "Endpoints", "endpoints", short=("ep",)),
+    _builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
     _builtin("", "v1", "ConfigMap", "configmaps", short=("cm",)),
     _builtin("", "v1", "Secret", "secrets"),
     _builtin("", "v1", "Event", "events", short=("ev",)),

@@ -123,16 +123,12 @@ async def test_endpoints_list_ready_pods_and_not_ready_ones_apart(sim: Sim) -> N
     assert [a["targetRef"]["name"] for a in subset["addresses"]] == ["a"]
     assert [a["targetRef"]["name"] for a in subset["notReadyAddresses"]] == ["b"]
     assert subset["ports"][0]["port"] == 8080
-    if sim.plane.served("discovery.k8s.io/v1/endpointslices"):
-        slices = sim.api.list(
-            "discovery.k8s.io/v1/endpointslices", label_selector="kubernetes.io/service-name=web"
-        )["items"]
-        assert {
-            e["targetRef"]["name"]: e["conditions"]["ready"] for e in slices[0]["endpoints"]
-        } == {
-            "a": True,
-            "b": False,
-        }
+    (endpoint_slice,) = sim.api.list(
+        "discovery.k8s.io/v1/endpointslices", label_selector="kubernetes.io/service-name=web"
+    )["items"]
+    assert {
+        e["targetRef"]["name"]: e["conditions"]["ready"] for e in endpoint_slice["endpoints"]
+    } == {"a": True, "b": False}
     sim.api.delete("pods", "a", namespace="default", grace_period_seconds=0)
     await eventually(
         lambda: (
