@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from milkyway.model.base import (
     API_VERSION,
@@ -35,6 +35,23 @@ WORKLOAD_PATTERNS: tuple[WorkloadPattern, ...] = (
     "deploymentset",
     "pods",
 )
+
+FLOW_OPERATIONS: tuple[str, ...] = (
+    "provision",
+    "scale-out",
+    "scale-in",
+    "config-update",
+    "rolling-upgrade",
+    "replace-member",
+    "remediate",
+    "decommission",
+    "health-check",
+)
+"""Lifecycle operations the operator runs as flows; each may be given a flow of one's own."""
+
+STEP_OPERATIONS: tuple[str, ...] = ("zone-apply", "roll-members", "restart-member", "member-health")
+"""Steps shared by the lifecycle flows that a ComponentType may replace everywhere at once
+(e.g. ``member-health``: Kafka also waits for no under-replicated partitions)."""
 
 MAX_ZONE_SIZE = 100
 REGION_PATTERN = "^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?$"
@@ -123,6 +140,24 @@ class Component(Model):
     """Storage overriding the profile's."""
     regions: list[Region] = Field(min_length=1)
     """Where the component runs and how many members each zone has."""
+    flows: dict[str, DnsLabel] = Field(default_factory=dict)
+    """Operation (``provision``, ``config-update``, …) to the name of the Flow to run for it
+    instead of the ComponentType's or Milkyway's; see docs/operator-flows.md."""
+
+    @field_validator("flows")
+    @classmethod
+    def _known_operations(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_flow_operations(value, FLOW_OPERATIONS)
+
+
+def check_flow_operations(value: dict[str, str], known: tuple[str, ...]) -> dict[str, str]:
+    """Reject an unknown operation key, naming it and the operations that can be used."""
+    unknown = sorted(set(value) - set(known))
+    if unknown:
+        raise ValueError(
+            f"unknown operation {unknown[0]!r} in flows; use one of: {', '.join(known)}"
+        )
+    return value
 
 
 class ApplicationSpec(Model):
@@ -139,6 +174,8 @@ class ZoneStatus(Model):
     """Members the spec asks for."""
     ready: int = 0
     """Members that are ready."""
+    updated: int = 0
+    """Ready members running the desired version and config."""
     version: VersionString | None = None
     """Version running on every ready member, when uniform."""
     config_hash: str | None = None

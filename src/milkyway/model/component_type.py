@@ -11,9 +11,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from milkyway.model.application import Resources, Storage, WorkloadPattern
+from milkyway.model.application import (
+    FLOW_OPERATIONS,
+    STEP_OPERATIONS,
+    Resources,
+    Storage,
+    WorkloadPattern,
+    check_flow_operations,
+)
 from milkyway.model.base import (
     API_VERSION,
     DnsLabel,
@@ -236,6 +243,14 @@ class ComponentTypeSpec(Model):
     """Health probes."""
     container: ContainerSpec
     """How the main container runs."""
+    flows: dict[str, DnsLabel] = Field(default_factory=dict)
+    """Operation or shared step (``member-health``, ``restart-member``, …) to the name of
+    the Flow replacing Milkyway's for every component of this type."""
+
+    @field_validator("flows")
+    @classmethod
+    def _known_operations(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_flow_operations(value, FLOW_OPERATIONS + STEP_OPERATIONS)
 
     @model_validator(mode="after")
     def _consistent(self) -> ComponentTypeSpec:
