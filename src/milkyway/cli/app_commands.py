@@ -577,7 +577,8 @@ def components_table(obj: Mapping[str, Any]) -> Table:
     """Components x zones: desired size (spec), ready, version and health (status)."""
     status = obj.get("status") or {}
     table = Table(title="Components", title_justify="left", box=None, pad_edge=False)
-    for column in ("COMPONENT", "REGION", "ZONE", "DESIRED", "READY", "VERSION", "HEALTH"):
+    columns = ("COMPONENT", "REGION", "ZONE", "DESIRED", "READY", "UPDATED", "VERSION", "HEALTH")
+    for column in columns:
         table.add_column(column)
     for item in obj.get("spec", {}).get("components", []):
         observed = ((status.get("components") or {}).get(item["name"]) or {}).get("zones") or {}
@@ -595,6 +596,7 @@ def components_table(obj: Mapping[str, Any]) -> Table:
                     zone["name"],
                     str(desired),
                     str(zone_status.get("ready", "-")),
+                    str(zone_status.get("updated", "-")),
                     shown_version,
                     _health(zone_status, desired, version),
                 )
@@ -734,6 +736,10 @@ async def describe_view(client: AsyncClient, name: str, namespace: str) -> Group
 
 
 # --- commands -----------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _read(path: Path) -> str:
@@ -886,7 +892,7 @@ def restart(
 ) -> None:
     """Rolling restart of a component, within its disruption policy."""
     target = Target(kubeconfig, context, namespace)
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = _now()
 
     async def work(client: AsyncClient) -> str:
         return await request_restart(client, name, target.namespace, component, stamp)
@@ -906,7 +912,8 @@ def replace(
 ) -> None:
     """Replace one member: a new pod on a new volume, with the same identity."""
     target = Target(kubeconfig, context, namespace)
-    console.print(_run(target, lambda c: request_replace(c, name, target.namespace, member)))
+    stamp = _now()
+    console.print(_run(target, lambda c: request_replace(c, name, target.namespace, member, stamp)))
 
 
 async def request_restart(
@@ -927,9 +934,11 @@ async def request_restart(
     return f"application/{namespace}/{name}: restart of {component} requested ({stamp})"
 
 
-async def request_replace(client: AsyncClient, name: str, namespace: str, member: str) -> str:
-    """Ask the operator to replace one member: its pod name goes into the replace annotation
-    on the Application, which the planner turns into a replace-member flow."""
+async def request_replace(
+    client: AsyncClient, name: str, namespace: str, member: str, stamp: str
+) -> str:
+    """Ask the operator to replace one member: ``member@stamp`` goes into the Application's
+    replace annotation; the planner replaces a member created before its request time."""
     live = await get_application(client, name, namespace)
     prefix = f"{name}-"
     components = [c.get("name", "") for c in live.get("spec", {}).get("components", [])]
@@ -938,17 +947,21 @@ async def request_replace(client: AsyncClient, name: str, namespace: str, member
     ):
         raise CommandError(
             f"{member!r} is not a member of {namespace}/{name}; member names look like "
-            f"{name}-<component>-<zone>-<id>, e.g. {name}-{components[0]}-<zone>-1 "
-            f"(list them with `milkyway describe {name} -n {namespace}`)"
+            f"{name}-<component>-<zone>-<ordinal>, e.g. {name}-{components[0]}-<zone>-0 "
+            f"(list them with kubectl get pods in the zone's cluster)"
         )
     current = (live.get("metadata", {}).get("annotations") or {}).get(REPLACE_ANNOTATION, "")
-    names = [n for n in current.split(",") if n]
-    if member not in names:
-        names.append(member)
+    items = [i for i in current.replace(",", " ").split() if i.partition("@")[0] != member]
+    items.append(f"{member}@{stamp}")
     await client.patch(
         APPLICATION,
         name,
-        {"metadata": {"annotations": {REPLACE_ANNOTATION: ",".join(names)}}},
+        {
+            "metadata": {
+                "annotations": {REPLACE_ANNOTATION: ",".join(items)},
+                "resourceVersion": live["metadata"]["resourceVersion"],
+            }
+        },
         namespace=namespace,
         patch_type=_merge(),
         field_manager="milkyway-cli",

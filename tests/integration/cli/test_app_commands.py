@@ -287,3 +287,28 @@ def _merge() -> Any:
     from lightkube.types import PatchType
 
     return PatchType.MERGE
+
+
+async def test_replace_records_the_member_and_request_time(mgmt: Mgmt) -> None:
+    await _apply_stream1(mgmt)
+    first = await mgmt.cli("replace", "stream1", "stream1-zookeeper1-phx-1", "-n", "milkyway")
+    assert first.exit_code == 0, first.output
+    await mgmt.cli("replace", "stream1", "stream1-kafka1-phx-0", "-n", "milkyway")
+    again = await mgmt.cli("replace", "stream1", "stream1-zookeeper1-phx-1", "-n", "milkyway")
+    assert again.exit_code == 0, again.output
+    value = (await _app(mgmt))["metadata"]["annotations"]["milkyway.ebay.com/replace"]
+    items = value.split(",")
+    assert [i.partition("@")[0] for i in items] == [
+        "stream1-kafka1-phx-0",
+        "stream1-zookeeper1-phx-1",
+    ]
+    assert all(i.partition("@")[2].endswith("Z") for i in items)
+
+
+async def test_replace_refuses_a_name_that_is_not_a_member(mgmt: Mgmt) -> None:
+    await _apply_stream1(mgmt)
+    result = await mgmt.cli("replace", "stream1", "orders-kafka-phx-0", "-n", "milkyway")
+    assert result.exit_code == 1
+    assert "is not a member of milkyway/stream1" in result.output
+    annotations = (await _app(mgmt))["metadata"].get("annotations") or {}
+    assert "milkyway.ebay.com/replace" not in annotations
