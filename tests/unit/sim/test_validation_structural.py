@@ -340,6 +340,39 @@ def test_non_structural_schemas_are_rejected(
         assert "compilation failed" in info.value.causes[0].message
 
 
+INT_OR_STRING_ANY_OF = [{"type": "integer"}, {"type": "string"}]
+
+
+@pytest.mark.parametrize(
+    "port",
+    [
+        {"x-kubernetes-int-or-string": True, "anyOf": INT_OR_STRING_ANY_OF},
+        {
+            "x-kubernetes-int-or-string": True,
+            "allOf": [{"anyOf": INT_OR_STRING_ANY_OF}, {"pattern": "^[a-z0-9]+$"}],
+        },
+    ],
+    ids=["anyOf", "allOf-anyOf"],
+)
+def test_int_or_string_spelled_with_typed_any_of_is_structural(port: dict[str, Any]) -> None:
+    schema = StructuralSchema(
+        {"type": "object", "properties": {"spec": {"type": "object", "properties": {"p": port}}}}
+    )
+    for good in (8080, "http"):
+        assert schema.validate({**widget(), "spec": {"p": good}}) == []
+    causes = schema.validate({**widget(), "spec": {"p": True}})
+    assert causes and {c.field for c in causes} == {"spec.p"}
+
+
+def test_typed_any_of_without_int_or_string_is_not_structural() -> None:
+    with pytest.raises(ApiError) as info:
+        StructuralSchema({"type": "object", "anyOf": INT_OR_STRING_ANY_OF})
+    assert [c.field for c in info.value.causes] == [
+        "openAPIV3Schema.anyOf[0].type",
+        "openAPIV3Schema.anyOf[1].type",
+    ]
+
+
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
     lambda children: (

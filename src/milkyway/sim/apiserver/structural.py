@@ -74,6 +74,23 @@ _SUPPORTED = frozenset(
 
 Node = dict[str, Any]
 
+_INT_OR_STRING_ANY_OF = [{"type": "integer"}, {"type": "string"}]
+
+
+def _is_int_or_string_pattern(node: Node, key: str, index: int) -> bool:
+    """The two spellings of int-or-string a real server accepts with types under a junctor:
+    ``anyOf: [{type: integer}, {type: string}]`` and the same ``anyOf`` as ``allOf[0]``."""
+    if key == "anyOf":
+        return node["anyOf"] == _INT_OR_STRING_ANY_OF
+    if key == "allOf" and index == 0:
+        first = node["allOf"][0]
+        return (
+            isinstance(first, dict)
+            and first.get("anyOf") == _INT_OR_STRING_ANY_OF
+            and (len(first) == 1)
+        )
+    return False
+
 
 class StructuralSchema:
     """One CRD version's ``openAPIV3Schema``, checked once and then applied to objects."""
@@ -254,6 +271,8 @@ class StructuralSchema:
                 )
         for key in ("allOf", "anyOf", "oneOf"):
             for i, child in enumerate(node.get(key) or []):
+                if int_or_string and _is_int_or_string_pattern(node, key, i):
+                    continue
                 self._check_node(
                     child, f"{path}.{key}[{i}]", causes, in_junctor=True, defaults=defaults
                 )
