@@ -476,6 +476,47 @@ async def test_yaml_body_dry_run_and_warnings(
     assert api.get("configmaps", "y")["data"] == {"k": "v"}
 
 
+async def test_duplicate_json_keys_fail_strict_and_warn_otherwise(
+    sim: SimulatedClusters, http: httpx.AsyncClient
+) -> None:
+    api = sim["c1"].api
+    body = (
+        b'{"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "d"},'
+        b' "data": {"k": "1", "k": "2"}}'
+    )
+    headers = {"Content-Type": JSON}
+    before = api.revision
+    strict = await http.post(
+        CMS, params={"fieldValidation": "Strict"}, content=body, headers=headers
+    )
+    assert strict.status_code == 400 and strict.json()["reason"] == "BadRequest"
+    assert strict.json()["message"] == (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: '
+        'duplicate field "data.k"'
+    )
+    assert api.revision == before
+
+    warned = await http.post(CMS, content=body, headers=headers)
+    assert warned.status_code == 201 and warned.json()["data"] == {"k": "2"}
+    assert warned.headers["Warning"] == '299 - "duplicate field \\"data.k\\""'
+
+    ignored = await http.put(
+        f"{CMS}/d", params={"fieldValidation": "Ignore"}, content=body, headers=headers
+    )
+    assert ignored.status_code == 200 and "Warning" not in ignored.headers
+
+    patch = b'{"data": {"k": "3", "k": "4"}}'
+    refused = await http.patch(
+        f"{CMS}/d",
+        params={"fieldValidation": "Strict"},
+        content=patch,
+        headers={"Content-Type": "application/merge-patch+json"},
+    )
+    assert refused.status_code == 400
+    assert 'duplicate field "data.k"' in refused.json()["message"]
+    assert api.get("configmaps", "d")["data"] == {"k": "2"}
+
+
 async def test_watch_list_sends_initial_events_then_a_bookmark(
     sim: SimulatedClusters, http: httpx.AsyncClient
 ) -> None:

@@ -25,11 +25,13 @@ from milkyway.sim.apiserver import errors
 from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.apiserver.auth import TokenAuthenticator, User, authorize
 from milkyway.sim.apiserver.discovery import Discovery, version_info, wants_aggregated
-from milkyway.sim.apiserver.errors import ApiError
+from milkyway.sim.apiserver.duplicate_keys import duplicate_fields
+from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.openapi import OpenAPIPublisher, ServedResource
 from milkyway.sim.apiserver.printing import to_table
 from milkyway.sim.apiserver.resources import ResourceInfo
 from milkyway.sim.apiserver.store import BOOKMARK, DELETED, ERROR, Event
+from milkyway.sim.apiserver.validation import strict_decoding_error
 
 log = logging.getLogger(__name__)
 
@@ -566,7 +568,11 @@ class ApiServer:
 
     # ----------------------------------------------------------------- writes
 
-    async def _body(self, request: web.Request) -> Any:
+    async def _body(
+        self, request: web.Request, info: ResourceInfo, warnings: list[str] | None = None
+    ) -> Any:
+        """The decoded body; duplicate JSON keys fail it under ``fieldValidation=Strict``
+        and add warnings under ``Warn``, as the real server's strict decoder does."""
         raw = await request.read()
         if len(raw) > self.max_body_bytes:
             raise errors.request_entity_too_large(
@@ -583,9 +589,21 @@ class ApiServer:
             except yaml.YAMLError as exc:
                 raise errors.bad_request(f"the request body is not valid YAML: {exc}") from None
         try:
-            return orjson.loads(raw)
+            body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
+        validation = request.query.get("fieldValidation") or "Warn"
+        if validation in ("Strict", "Warn"):
+            duplicates = [f'duplicate field "{path}"' for path in duplicate_fields(raw, body)]
+            if duplicates and validation == "Strict":
+                raise strict_decoding_error(
+                    info.kind,
+                    info.api_version,
+                    [Cause("FieldValueDuplicate", message, "") for message in duplicates],
+                )
+            if warnings is not None:
+                warnings.extend(duplicates)
+        return body
 
     def _write_options(self, request: web.Request) -> dict[str, Any]:
         query = request.query
@@ -606,7 +624,8 @@ class ApiServer:
         content_type = _content_type(request)
         if content_type not in _BODY_TYPES:
             raise errors.unsupported_media_type(content_type)
-        body = await self._body(request)
+        warnings: list[str] = []
+        body = await self._body(request, info, warnings)
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a single JSON or YAML object")
         if target.name is not None:
@@ -634,7 +653,6 @@ class ApiServer:
                 body.setdefault("metadata", {})["namespace"] = target.namespace
             body.setdefault("kind", info.kind)
             return _json(api.review_access(body, user=user.name, groups=user.groups), status=201)
-        warnings: list[str] = []
         with self.api.sharing():
             created = api.create(
                 body,
@@ -651,10 +669,10 @@ class ApiServer:
         content_type = _content_type(request)
         if content_type not in _BODY_TYPES:
             raise errors.unsupported_media_type(content_type)
-        body = await self._body(request)
+        warnings: list[str] = []
+        body = await self._body(request, target.info, warnings)
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a single JSON or YAML object")
-        warnings: list[str] = []
         options = self._write_options(request)
         if target.subresource == "scale":
             result = self.api.update_scale(
@@ -685,8 +703,8 @@ class ApiServer:
         patch_type = _PATCH_TYPES.get(content_type)
         if patch_type is None or patch_type == "apply-cbor":
             raise errors.unsupported_media_type(content_type)
-        body = await self._body(request)
         warnings: list[str] = []
+        body = await self._body(request, target.info, warnings)
         options = self._write_options(request)
         if patch_type == "apply" and not request.query.get("fieldManager"):
             raise errors.bad_request(
