@@ -367,10 +367,13 @@ def _diff_size(result: ZoneDiff, live: Mapping[tuple[str, str, str], Any], ids: 
                         "claim": f"data-{sts_name}-{ordinal}",
                         "volume": "",
                         "workload": "",
+                        "memberId": -1,
                     }
                 )
         elif replicas > want.size:
-            result.removed.append({"pod": "", "claim": "", "volume": "", "workload": ""})
+            result.removed.append(
+                {"pod": "", "claim": "", "volume": "", "workload": "", "memberId": -1}
+            )
         return
     wanted = {m.member_id for m in want.members}
     if wanted - ids:
@@ -385,6 +388,7 @@ def _diff_size(result: ZoneDiff, live: Mapping[tuple[str, str, str], Any], ids: 
                 "claim": f"{name}-data",
                 "volume": f"{want.namespace}-{name}" if want.workload == "pods" else "",
                 "workload": name if want.workload == "deploymentset" else "",
+                "memberId": member_id,
             }
         )
 
@@ -602,7 +606,11 @@ class _Planner:
             ],
         }
 
-    def roll_params(self, component: _Component, members: list[dict[str, Any]]) -> dict[str, Any]:
+    def roll_params(
+        self, component: _Component, members: list[dict[str, Any]], targets_down: int = 0
+    ) -> dict[str, Any]:
+        """Group-strategy params; ``targets_down`` of ``members`` are already down (they
+        are what the flow repairs, so they do not use up the budget)."""
         policy = component.resolved.type.spec.disruption
         budget = component.budget
         if policy.kind == "quorum":
@@ -616,7 +624,7 @@ class _Planner:
             "members": members,
             "parallelism": parallelism,
             "maxDown": budget,
-            "alreadyDown": component.down,
+            "alreadyDown": max(0, component.down - targets_down),
             "gate": self.gate(component),
         }
 
@@ -767,8 +775,17 @@ class _Planner:
         if not targets:
             return False
         items = [self.member_item(z, m.name, m.ordinal, m.member_id) for z, m, _ in targets]
+        targets_down = sum(1 for _, m, _ in targets if not m.ready or m.deleting)
+        if targets_down < len(targets) and c.budget - (c.down - targets_down) < 1:
+            self.waiting.append(
+                f"{c.name}: {c.down} member(s) down, the disruption policy allows {c.budget}; "
+                "replacing a healthy member waits"
+            )
+            return True
         why = ", ".join(f"{m.name} ({reason})" for _, m, reason in targets)
-        self.request(c, "replace-member", f"replace {why}", **self.roll_params(c, items))
+        self.request(
+            c, "replace-member", f"replace {why}", **self.roll_params(c, items, targets_down)
+        )
         return True
 
     def remediate(self, c: _Component) -> bool:
@@ -811,7 +828,7 @@ class _Planner:
             "remediate",
             f"recreate {names}: missing or not Ready for over {self.remediate_after:g}s",
             zones=[z.want.entry() for z in c.zones if z.provisioned],
-            **self.roll_params(c, items),
+            **self.roll_params(c, items, len(items)),
         )
         return True
 

@@ -1,0 +1,258 @@
+"""Tasks over one member: the live disruption gate, restart, health, replacement."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from lightkube.resources.apps_v1 import Deployment
+from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim, Pod
+from pydantic import Field
+
+from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
+from milkyway.operator.tasks.common import (
+    Clock,
+    Params,
+    apply,
+    delete,
+    exists,
+    list_pods,
+    member_of,
+    pod_current,
+    pod_ready,
+)
+
+
+class MemberParams(Params):
+    """A member as the planner describes it (one item of a flow's ``members``)."""
+
+    name: str
+    cluster: str
+    namespace: str = "default"
+    workload: str = "statefulset"
+    selector: dict[str, str]
+    member_id: int = Field(default=-1, alias="memberId")
+    config_hash: str = Field(default="", alias="configHash")
+    version: str = ""
+    claim: str = ""
+    volume: str = ""
+    manifests: list[dict[str, Any]] = Field(default_factory=list)
+    """The member's own objects (per-member patterns): claim, volume, Deployment or Pod."""
+    timeout: float = Field(default=600.0, gt=0)
+    interval: float = Field(default=0.5, gt=0)
+
+
+async def _member_pods(ctx: TaskContext, m: MemberParams, clock: Clock) -> list[dict[str, Any]]:
+    pods = await list_pods(ctx, m.cluster, m.namespace, m.selector, clock)
+    return [p for p in pods if member_of(p, m.name, m.member_id)]
+
+
+def _live(pods: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+
+
+async def _wait_member(
+    ctx: TaskContext,
+    m: MemberParams,
+    clock: Clock,
+    not_uids: frozenset[str] = frozenset(),
+) -> dict[str, Any]:
+    """Wait until the member has a Ready pod running the expected hash and version (and,
+    after a restart, a pod other than the ones in ``not_uids``)."""
+    while True:
+        pods = _live(await _member_pods(ctx, m, clock))
+        for pod in pods:
+            uid = pod["metadata"].get("uid", "")
+            if (
+                uid not in not_uids
+                and pod_ready(pod)
+                and pod_current(pod, m.config_hash, m.version)
+            ):
+                return pod
+        state = ", ".join(
+            f"{p['metadata']['name']} {(p.get('status') or {}).get('phase')}" for p in pods
+        )
+        ctx.heartbeat(f"{m.name}: waiting for Ready ({state or 'no pod yet'})")
+        clock.tick()
+        if clock.expired:
+            raise RetryableError(f"member {m.name} not Ready after {m.timeout:g}s ({state})")
+        await asyncio.sleep(m.interval)
+
+
+class GateZone(Params):
+    cluster: str
+    namespace: str = "default"
+    selector: dict[str, str]
+    expected: int = Field(ge=0)
+
+
+class GateParams(Params):
+    zones: list[GateZone]
+    max_unavailable: int = Field(alias="maxUnavailable", ge=0)
+    member: str = ""
+    """The member about to go down (not counted as already down)."""
+    member_id: int = Field(default=-1, alias="memberId")
+    timeout: float = Field(default=600.0, gt=0)
+    interval: float = Field(default=0.5, gt=0)
+
+
+@task("milkyway.disruption-gate")
+async def disruption_gate(params: GateParams, ctx: TaskContext) -> dict[str, Any]:
+    """Wait until taking ``member`` down keeps the component within its disruption policy.
+
+    Re-read right before each restart, across every zone: members down for any reason
+    (crashed, evicted, another restart in flight) count, so the gate holds even when the
+    world changed since the flow was planned."""
+    clock = Clock(params.timeout)
+    expected = sum(zone.expected for zone in params.zones)
+    while True:
+        ready = 0
+        for zone in params.zones:
+            pods = await list_pods(ctx, zone.cluster, zone.namespace, zone.selector, clock)
+            ready += sum(
+                1
+                for p in pods
+                if pod_ready(p) and not member_of(p, params.member, params.member_id)
+            )
+        down = max(0, expected - 1 - ready)
+        if down + 1 <= params.max_unavailable:
+            return {"down": down, "maxUnavailable": params.max_unavailable}
+        ctx.heartbeat(
+            f"{down} other member(s) down, {params.max_unavailable} allowed: {params.member} waits"
+        )
+        clock.tick()
+        if clock.expired:
+            raise RetryableError(
+                f"disruption gate: {down} member(s) down, at most {params.max_unavailable} may "
+                f"be; not restarting {params.member}"
+            )
+        await asyncio.sleep(params.interval)
+
+
+@task("milkyway.restart-member")
+async def restart_member(params: MemberParams, ctx: TaskContext) -> dict[str, Any]:
+    """Restart one member onto its desired template and wait until it is Ready again.
+
+    Idempotent: a member already Ready on the desired hash and version is left alone, so a
+    retried or resumed step never restarts a member twice. StatefulSets (``OnDelete``) and
+    Deployments recreate a deleted pod from their current template; a per-member
+    Deployment is re-applied (its ``Recreate`` strategy replaces the pod); a bare Pod is
+    deleted and created again from its manifest."""
+    clock = Clock(params.timeout)
+    pods = _live(await _member_pods(ctx, params, clock))
+    if any(pod_ready(p) and pod_current(p, params.config_hash, params.version) for p in pods):
+        return {"restarted": False}
+    old = frozenset(p["metadata"].get("uid", "") for p in pods)
+    if params.workload == "deploymentset":
+        workloads = [m for m in params.manifests if m.get("kind") == "Deployment"]
+        await apply(ctx, params.cluster, workloads, params.namespace)
+        deployment = (
+            await exists(
+                ctx, params.cluster, Deployment, workloads[0]["metadata"]["name"], params.namespace
+            )
+            if workloads
+            else None
+        )
+        if deployment is not None and all(
+            pod_current(p, params.config_hash, params.version) for p in pods
+        ):
+            for pod in pods:
+                await delete(ctx, params.cluster, Pod, pod["metadata"]["name"], params.namespace)
+    else:
+        for pod in pods:
+            await delete(ctx, params.cluster, Pod, pod["metadata"]["name"], params.namespace)
+        if params.workload == "pods":
+            await _recreate_pod(ctx, params, clock)
+    ready = await _wait_member(ctx, params, clock, old)
+    return {"restarted": True, "pod": ready["metadata"]["name"]}
+
+
+async def _drop_claimless_pods(
+    ctx: TaskContext, m: MemberParams, clock: Clock, old: frozenset[str]
+) -> None:
+    """A pod the StatefulSet recreated while the old claim was still going would wait for
+    that claim forever; deleting it lets the controller create pod and claim afresh."""
+    for pod in _live(await _member_pods(ctx, m, clock)):
+        if pod["metadata"].get("uid") not in old and not pod_ready(pod):
+            await delete(ctx, m.cluster, Pod, pod["metadata"]["name"], m.namespace, 0)
+
+
+async def _recreate_pod(ctx: TaskContext, m: MemberParams, clock: Clock) -> None:
+    """A bare Pod has no controller: wait for the old one to go, then create it again."""
+    manifests = [x for x in m.manifests if x.get("kind") == "Pod"]
+    if not manifests:
+        raise FatalError(f"member {m.name}: a pods-pattern restart needs its Pod manifest")
+    while await exists(ctx, m.cluster, Pod, m.name, m.namespace) is not None:
+        ctx.heartbeat(f"{m.name}: waiting for the old pod to go")
+        clock.tick()
+        if clock.expired:
+            raise RetryableError(f"pod {m.name} still terminating")
+        await asyncio.sleep(m.interval)
+    await apply(
+        ctx,
+        m.cluster,
+        [*(x for x in m.manifests if x.get("kind") != "Pod"), *manifests],
+        m.namespace,
+    )
+
+
+@task("milkyway.member-health")
+async def member_health(params: MemberParams, ctx: TaskContext) -> dict[str, Any]:
+    """The member is Ready (its readiness probe passes) and runs the desired hash and
+    version. A ComponentType replaces the ``member-health`` step to check more (Kafka:
+    no under-replicated partitions)."""
+    pod = await _wait_member(ctx, params, Clock(params.timeout))
+    return {"pod": pod["metadata"]["name"]}
+
+
+@task("milkyway.replace-member")
+async def replace_member(params: MemberParams, ctx: TaskContext) -> dict[str, Any]:
+    """Replace a member with a fresh pod on a new, empty volume.
+
+    For a member on a dead node or a failed disk: the claim is deleted first (it goes once
+    its pod is gone), the pod is deleted at once (grace 0: its node cannot stop it), a
+    local volume is deleted, then the controller (StatefulSet) or the member's manifests
+    (other patterns) create the member again, and the task waits until it is Ready."""
+    clock = Clock(params.timeout)
+    pods = await _member_pods(ctx, params, clock)
+    old = frozenset(p["metadata"].get("uid", "") for p in pods)
+    claim = (
+        await exists(ctx, params.cluster, PersistentVolumeClaim, params.claim, params.namespace)
+        if params.claim
+        else None
+    )
+    old_claim = (claim or {}).get("metadata", {}).get("uid")
+    bound = ((claim or {}).get("spec") or {}).get("volumeName")
+    if params.claim:
+        await delete(ctx, params.cluster, PersistentVolumeClaim, params.claim, params.namespace)
+    for pod in pods:
+        await delete(ctx, params.cluster, Pod, pod["metadata"]["name"], params.namespace, 0)
+    while params.claim:
+        found = await exists(
+            ctx, params.cluster, PersistentVolumeClaim, params.claim, params.namespace
+        )
+        if found is None or found["metadata"].get("uid") != old_claim:
+            if found is None and params.workload == "statefulset":
+                await _drop_claimless_pods(ctx, params, clock, old)
+            break
+        ctx.heartbeat(f"waiting for claim {params.claim} to go")
+        clock.tick()
+        if clock.expired:
+            raise RetryableError(f"claim {params.claim} still present")
+        await asyncio.sleep(params.interval)
+    for volume in {v for v in (bound, params.volume) if v}:
+        found = await exists(ctx, params.cluster, PersistentVolume, volume, None)
+        if (
+            found is not None
+            and (found.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Delete"
+        ):
+            await delete(ctx, params.cluster, PersistentVolume, volume, None)
+    if params.workload == "deploymentset":
+        await apply(ctx, params.cluster, params.manifests, params.namespace)
+    elif params.workload == "pods":
+        await _recreate_pod(ctx, params, clock)
+    ready = await _wait_member(ctx, params, clock, old)
+    return {"pod": ready["metadata"]["name"], "replacedVolume": bound or params.volume or ""}
+
+
+__all__ = ["disruption_gate", "member_health", "replace_member", "restart_member"]

@@ -1,0 +1,292 @@
+"""Tasks over one component in one zone: apply, wait Ready, scale in, reload, delete all."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from lightkube.resources.apps_v1 import Deployment, ReplicaSet, StatefulSet
+from lightkube.resources.core_v1 import (
+    ConfigMap,
+    PersistentVolume,
+    PersistentVolumeClaim,
+    Pod,
+    Service,
+)
+from lightkube.resources.policy_v1 import PodDisruptionBudget
+from lightkube.types import PatchType
+from pydantic import Field
+
+from milkyway.flows.tasks import RetryableError, TaskContext, task
+from milkyway.operator.tasks.common import (
+    Clock,
+    Params,
+    apply,
+    call,
+    delete,
+    exists,
+    list_objects,
+    list_pods,
+    member_of,
+    pod_current,
+    pod_ready,
+)
+
+RELOAD_ANNOTATION = "milkyway.ebay.com/config-reloaded"
+"""Set on each member when a hot-reloadable config change was applied: the signal an
+in-pod agent turns into the software's reload (a SIGHUP, an admin API call)."""
+
+_KINDS: dict[str, Any] = {
+    "StatefulSet": StatefulSet,
+    "Deployment": Deployment,
+    "Pod": Pod,
+    "PersistentVolumeClaim": PersistentVolumeClaim,
+    "PersistentVolume": PersistentVolume,
+}
+
+
+class ZoneParams(Params):
+    cluster: str
+    namespace: str = "default"
+    selector: dict[str, str]
+    timeout: float = Field(default=600.0, gt=0)
+    interval: float = Field(default=0.5, gt=0)
+
+
+class ApplyZoneParams(Params):
+    cluster: str
+    namespace: str = "default"
+    manifests: list[dict[str, Any]] = Field(default_factory=list)
+    member_manifests: list[dict[str, Any]] = Field(default_factory=list, alias="memberManifests")
+    """Per-member workloads (and claims, volumes): created when missing, never changed
+    here, since changing one restarts its member (that is a restart step's job)."""
+
+
+@task("milkyway.apply-zone")
+async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any]:
+    """Server-side apply a zone's objects; create missing per-member objects."""
+    applied = await apply(ctx, params.cluster, params.manifests, params.namespace)
+    created = []
+    for manifest in params.member_manifests:
+        kind = manifest.get("kind", "")
+        metadata = manifest.get("metadata") or {}
+        resource = _KINDS.get(kind)
+        namespace = metadata.get("namespace") if kind != "PersistentVolume" else None
+        if resource is not None and await exists(
+            ctx, params.cluster, resource, metadata.get("name", ""), namespace
+        ):
+            continue
+        created.extend(await apply(ctx, params.cluster, [manifest], params.namespace))
+    return {"applied": applied, "created": created}
+
+
+class WaitZoneParams(ZoneParams):
+    replicas: int = Field(ge=0)
+    config_hash: str = Field(default="", alias="configHash")
+    version: str = ""
+    require_updated: bool = Field(default=False, alias="requireUpdated")
+    """Also require every live member to run ``configHash`` and ``version``."""
+
+
+@task("milkyway.wait-zone-ready")
+async def wait_zone_ready(params: WaitZoneParams, ctx: TaskContext) -> dict[str, Any]:
+    """Wait until ``replicas`` members of the zone are Ready (and, if asked, all current).
+
+    Ready is the pod's Ready condition, which the kubelet sets from the type's readiness
+    probe; "current" is the restart hash and version the member runs."""
+    clock = Clock(params.timeout)
+    while True:
+        pods = await list_pods(ctx, params.cluster, params.namespace, params.selector, clock)
+        live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+        ready = [p for p in live if pod_ready(p)]
+        current = [p for p in ready if pod_current(p, params.config_hash, params.version)]
+        stale = [p for p in live if not pod_current(p, params.config_hash, params.version)]
+        done = len(ready) >= params.replicas
+        if params.require_updated:
+            done = len(current) >= params.replicas and not stale
+        detail = f"{len(ready)}/{params.replicas} Ready, {len(current)} current"
+        if done:
+            return {"ready": len(ready), "current": len(current)}
+        ctx.heartbeat(f"{params.cluster}: {detail}")
+        clock.tick()
+        if clock.expired:
+            raise RetryableError(
+                f"zone in {params.cluster} not Ready after {params.timeout:g}s: {detail}"
+            )
+        await asyncio.sleep(params.interval)
+
+
+class ReloadZoneParams(ZoneParams):
+    config_map_hash: str = Field(alias="configMapHash")
+
+
+@task("milkyway.reload-zone")
+async def reload_zone(params: ReloadZoneParams, ctx: TaskContext) -> dict[str, Any]:
+    """Signal every member that a hot-reloadable config change is in its ConfigMap, by
+    annotating its pod (no restart). Members already signalled for this hash are skipped."""
+    client = ctx.client(params.cluster)
+    pods = await list_pods(ctx, params.cluster, params.namespace, params.selector)
+    signalled = []
+    for pod in pods:
+        metadata = pod.get("metadata") or {}
+        if (metadata.get("annotations") or {}).get(RELOAD_ANNOTATION) == params.config_map_hash:
+            continue
+        patch = {"metadata": {"annotations": {RELOAD_ANNOTATION: params.config_map_hash}}}
+
+        async def signal(name: str = metadata["name"], patch: dict = patch) -> None:
+            await client.patch(
+                Pod, name, patch, namespace=params.namespace, patch_type=PatchType.MERGE
+            )
+
+        await call(ctx, params.cluster, f"signal {metadata['name']}", signal)
+        signalled.append(metadata["name"])
+    return {"signalled": signalled}
+
+
+class Removed(Params):
+    pod: str = ""
+    claim: str = ""
+    volume: str = ""
+    workload: str = ""
+    member_id: int = Field(default=-1, alias="memberId")
+
+
+class ScaleZoneParams(ZoneParams):
+    manifests: list[dict[str, Any]] = Field(default_factory=list)
+    removed: list[Removed] = Field(default_factory=list)
+
+
+@task("milkyway.scale-in-zone")
+async def scale_in_zone(params: ScaleZoneParams, ctx: TaskContext) -> dict[str, Any]:
+    """Remove the zone's surplus members, highest identities first, then their volumes.
+
+    Applying the zone's objects lowers the StatefulSet's replicas (its controller removes
+    the highest ordinals); per-member workloads are deleted one by one. Claims are deleted
+    only once their member's pod is gone, and the volumes they were bound to after that."""
+    await apply(ctx, params.cluster, params.manifests, params.namespace)
+    for item in params.removed:
+        if item.workload:
+            await delete(ctx, params.cluster, Deployment, item.workload, params.namespace)
+        if item.pod and not item.workload:
+            await delete(ctx, params.cluster, Pod, item.pod, params.namespace)
+    clock = Clock(params.timeout)
+    while True:
+        pods = await list_pods(ctx, params.cluster, params.namespace, params.selector, clock)
+        left = [
+            p["metadata"]["name"]
+            for p in pods
+            for item in params.removed
+            if (item.pod or item.member_id >= 0) and member_of(p, item.pod, item.member_id)
+        ]
+        if not left:
+            break
+        ctx.heartbeat(f"waiting for {', '.join(sorted(set(left)))} to stop")
+        clock.tick()
+        if clock.expired:
+            raise RetryableError(f"members still running after {params.timeout:g}s: {left}")
+        await asyncio.sleep(params.interval)
+    volumes = []
+    for item in params.removed:
+        if not item.claim:
+            continue
+        claim = await exists(
+            ctx, params.cluster, PersistentVolumeClaim, item.claim, params.namespace
+        )
+        bound = ((claim or {}).get("spec") or {}).get("volumeName")
+        await delete(ctx, params.cluster, PersistentVolumeClaim, item.claim, params.namespace)
+        volumes.extend(v for v in (bound, item.volume) if v)
+    await _delete_volumes(ctx, params.cluster, volumes, params.interval, clock)
+    return {"removed": [i.pod or i.workload or i.claim for i in params.removed], "volumes": volumes}
+
+
+async def _delete_volumes(
+    ctx: TaskContext, cluster: str, volumes: list[str], interval: float, clock: Clock
+) -> None:
+    """Delete released volumes (a Retain volume outlives its claim; nothing else frees it)."""
+    for name in sorted(set(volumes)):
+        while True:
+            volume = await exists(ctx, cluster, PersistentVolume, name, None)
+            if volume is None:
+                break
+            claim_ref = (volume.get("spec") or {}).get("claimRef")
+            phase = (volume.get("status") or {}).get("phase")
+            if phase != "Bound" or claim_ref is None:
+                await delete(ctx, cluster, PersistentVolume, name, None)
+                break
+            ctx.heartbeat(f"waiting for volume {name} to be released")
+            clock.tick()
+            if clock.expired:
+                raise RetryableError(f"volume {name} still bound")
+            await asyncio.sleep(interval)
+
+
+class DeleteZoneParams(ZoneParams):
+    pass
+
+
+_WORKLOADS = (StatefulSet, Deployment, ReplicaSet, Pod)
+_REST = (ConfigMap, Service, PodDisruptionBudget)
+
+
+@task("milkyway.delete-zone")
+async def delete_zone(params: DeleteZoneParams, ctx: TaskContext) -> dict[str, Any]:
+    """Delete every object of the component in the zone: workloads first, then, once no
+    pod is left, claims and the volumes they were bound to, then config, services and
+    budgets. Succeeds only when a final listing finds nothing labelled for the zone."""
+    cluster, namespace, selector = params.cluster, params.namespace, params.selector
+    clock = Clock(params.timeout)
+    claims: dict[str, str] = {}
+    for resource in _WORKLOADS:
+        for obj in await list_objects(ctx, cluster, resource, namespace, selector, clock):
+            name = obj["metadata"]["name"]
+            if resource is StatefulSet:
+                for claim in await list_objects(
+                    ctx, cluster, PersistentVolumeClaim, namespace, {}, clock
+                ):
+                    if claim["metadata"]["name"].startswith(f"data-{name}-"):
+                        claims[claim["metadata"]["name"]] = (claim.get("spec") or {}).get(
+                            "volumeName"
+                        ) or ""
+            await delete(ctx, cluster, resource, name, namespace)
+    while pods := await list_pods(ctx, cluster, namespace, selector, clock):
+        ctx.heartbeat(f"waiting for {len(pods)} pod(s) to stop")
+        clock.tick()
+        if clock.expired:
+            raise RetryableError(f"{len(pods)} pod(s) still running in {cluster}")
+        await asyncio.sleep(params.interval)
+    for claim in await list_objects(ctx, cluster, PersistentVolumeClaim, namespace, selector):
+        claims[claim["metadata"]["name"]] = (claim.get("spec") or {}).get("volumeName") or ""
+    for name in claims:
+        await delete(ctx, cluster, PersistentVolumeClaim, name, namespace)
+    volumes = [v for v in claims.values() if v]
+    volumes.extend(
+        v["metadata"]["name"]
+        for v in await list_objects(ctx, cluster, PersistentVolume, None, selector)
+    )
+    await _delete_volumes(ctx, cluster, volumes, params.interval, clock)
+    for resource in _REST:
+        for obj in await list_objects(ctx, cluster, resource, namespace, selector):
+            await delete(ctx, cluster, resource, obj["metadata"]["name"], namespace)
+    left = []
+    for resource in (*_WORKLOADS, PersistentVolumeClaim, *_REST):
+        left.extend(
+            f"{resource.__name__}/{o['metadata']['name']}"
+            for o in await list_objects(ctx, cluster, resource, namespace, selector)
+        )
+    left.extend(
+        f"PersistentVolume/{o['metadata']['name']}"
+        for o in await list_objects(ctx, cluster, PersistentVolume, None, selector)
+    )
+    if left:
+        raise RetryableError(f"still present in {cluster}: {', '.join(left)}")
+    return {"claims": sorted(claims), "volumes": sorted(set(volumes))}
+
+
+__all__ = [
+    "RELOAD_ANNOTATION",
+    "apply_zone",
+    "delete_zone",
+    "reload_zone",
+    "scale_in_zone",
+    "wait_zone_ready",
+]
