@@ -26,8 +26,8 @@ IntOrString = Annotated[
     int | str,
     WithJsonSchema(
         {
-            "x-kubernetes-preserve-unknown-fields": True,
-            "description": "An integer, or a string such as 25% or a ${{ }} expression.",
+            "anyOf": [{"type": "integer"}, {"type": "string"}],
+            "x-kubernetes-int-or-string": True,
         }
     ),
 ]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from milkyway import flows as flows_package
 from milkyway.flows.dsl import Catalog, load_flows
 from milkyway.flows.engine import Engine
 from milkyway.flows.store import Conflict
@@ -77,6 +78,9 @@ async def test_runs_live_in_flowruns(flow_cluster: Any, kubectl: Any) -> None:
 async def test_cli_steers_a_run_through_the_cluster(flow_cluster: Any, kubectl: Any) -> None:
     _load_tasks()
     await kubectl.run("apply", "-f", "-", stdin=GATED)
+    library = Path(flows_package.__file__).parent / "library" / "rolling-restart.yaml"
+    applied = await kubectl.run("apply", "-f", "-", stdin=library.read_text())
+    assert "flow.milkyway.ebay.com/rolling-restart created" in applied.stdout
     code, out = await flow_cluster.cli(
         "run", "gated", "--name", "change-1", "--target", "app/kafka", "--as", "alice"
     )
