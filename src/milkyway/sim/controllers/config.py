@@ -47,6 +47,20 @@ class ControlPlaneConfig:
     record_events: bool = True
     seed: int | None = None
 
+    def __post_init__(self) -> None:
+        if self.heartbeat_interval <= 0:
+            raise ValueError(
+                f"heartbeat_interval={self.heartbeat_interval} must be more than 0 seconds"
+            )
+        if self.node_grace_period <= self.heartbeat_interval:
+            # A Lease checked against a grace period no longer than its renewal interval is
+            # stale just before each renewal: every node would flap NotReady.
+            raise ValueError(
+                f"node_grace_period={self.node_grace_period} must be longer than "
+                f"heartbeat_interval={self.heartbeat_interval}; use a few heartbeats "
+                "(Kubernetes: 40s against 10s)"
+            )
+
     def delay(self, base: float, rng: random.Random, factor: float = 1.0) -> float:
         """``base`` stretched by a node's slowness ``factor`` plus seeded jitter."""
         if base <= 0:
@@ -59,7 +73,7 @@ class ControlPlaneConfig:
     @classmethod
     def fast(cls, **overrides: object) -> ControlPlaneConfig:
         values: dict[str, object] = {
-            "heartbeat_interval": 0.5,
+            "heartbeat_interval": 0.25,
             "node_monitor_period": 0.1,
             "node_grace_period": 1.0,
             "pod_eviction_timeout": 1.0,
@@ -72,9 +86,7 @@ class ControlPlaneConfig:
     @classmethod
     def realistic(cls, **overrides: object) -> ControlPlaneConfig:
         values: dict[str, object] = {
-            "delays": StageDelays(
-                creating=1.0, starting=1.5, ready=2.0, terminating=2.0, jitter=0.5
-            ),
+            "delays": StageDelays(creating=2.5, ready=2.0, terminating=2.0, jitter=0.5),
             "heartbeat_interval": 10.0,
             "node_monitor_period": 5.0,
             "node_grace_period": 40.0,

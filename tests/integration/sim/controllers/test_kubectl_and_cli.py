@@ -89,7 +89,7 @@ async def until(check, what: str, within: float = 20.0) -> None:  # type: ignore
 
 @pytest.fixture
 async def running(tmp_path: Path) -> AsyncIterator[Running]:
-    config = ControlPlaneConfig.fast(node_grace_period=0.5, pod_eviction_timeout=60.0)
+    config = ControlPlaneConfig.fast(pod_eviction_timeout=60.0)
     async with (
         SimulatedClusters(["east"], kubeconfig_path=tmp_path / "kubeconfig") as sim,
         ControlledClusters(sim, nodes=2, config=config) as ctl,
@@ -135,6 +135,8 @@ async def test_rollout_status_and_wait_for_ready(running: Running) -> None:
     )
     _, out, _ = await running.kubectl("rollout", "status", "deployment/api", "--timeout=60s")
     assert 'deployment "api" successfully rolled out' in out
+    flaps = [e for e in api.list("v1/events")["items"] if e["reason"] == "NodeNotReady"]
+    assert not flaps, "a node went NotReady although every kubelet kept heartbeating"
 
 
 async def test_pod_faults_show_through_kubectl_and_clear(running: Running) -> None:

@@ -25,6 +25,20 @@ def test_negative_delay_is_refused_with_the_field_name() -> None:
         StageDelays(ready=-1)
 
 
+def test_grace_period_must_outlast_the_heartbeat() -> None:
+    with pytest.raises(ValueError, match=r"node_grace_period=0\.25 must be longer than"):
+        ControlPlaneConfig.fast(node_grace_period=0.25)
+    with pytest.raises(ValueError, match="heartbeat_interval=0"):
+        ControlPlaneConfig(heartbeat_interval=0)
+
+
+def test_presets_are_valid() -> None:
+    realistic = ControlPlaneConfig.realistic()
+    assert realistic.delays.creating > 0 and realistic.delays.jitter > 0
+    fast = ControlPlaneConfig.fast()
+    assert fast.node_grace_period >= 4 * fast.heartbeat_interval
+
+
 @given(
     tag=st.sampled_from(["3.8", "3.9", "3.10", "latest"]),
     repo=st.sampled_from(["zookeeper", "kafka"]),
