@@ -35,8 +35,10 @@ def test_duplicates_are_named_by_path(raw: str, expected: list[str]) -> None:
 
 json_objects = st.recursive(
     st.none() | st.integers() | st.text(alphabet='ab":\\ ', max_size=6),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.text(alphabet='ab":', max_size=3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='ab":', max_size=3), inner, max_size=3)
+    ),
     max_leaves=12,
 )
 
