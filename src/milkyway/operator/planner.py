@@ -892,7 +892,7 @@ class _Planner:
                 users.setdefault(dep, set()).add(name)
         for name in reversed(order):
             c = self.components[name]
-            if not any(z.obs is not None and z.obs.objects for z in c.zones):
+            if not any(_owns_objects(z.obs) for z in c.zones):
                 continue
             busy = self.busy(name)
             if busy is not None:
@@ -901,7 +901,7 @@ class _Planner:
             remaining = sorted(
                 u
                 for u in users.get(name, ())
-                if any(z.obs is not None and z.obs.objects for z in self.components[u].zones)
+                if any(_owns_objects(z.obs) for z in self.components[u].zones)
             )
             if remaining:
                 self.waiting.append(f"{name}: decommission waits for {', '.join(remaining)}")
@@ -1034,9 +1034,7 @@ class _Planner:
         return result
 
     def leftovers(self) -> bool:
-        return any(
-            z.obs is not None and z.obs.objects for c in self.components.values() for z in c.zones
-        )
+        return any(_owns_objects(z.obs) for c in self.components.values() for z in c.zones)
 
 
 def plan(
@@ -1072,6 +1070,11 @@ def plan(
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+def _owns_objects(obs: ZoneObservation | None) -> bool:
+    """Objects of the zone are left (Nodes, observed for context, are not the zone's)."""
+    return obs is not None and any(key[0] != "v1/Node" for key in obs.objects)
 
 
 def _seconds(value: str | None, default: float) -> float:

@@ -8,6 +8,7 @@ from typing import Any
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet, StatefulSet
 from lightkube.resources.core_v1 import (
     ConfigMap,
+    Namespace,
     PersistentVolume,
     PersistentVolumeClaim,
     Pod,
@@ -64,7 +65,15 @@ class ApplyZoneParams(Params):
 
 @task("milkyway.apply-zone")
 async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any]:
-    """Server-side apply a zone's objects; create missing per-member objects."""
+    """Server-side apply a zone's objects; create missing per-member objects. The
+    namespace is created first when the member cluster does not have it yet."""
+    if await exists(ctx, params.cluster, Namespace, params.namespace, None) is None:
+        namespace = {
+            "apiVersion": "v1",
+            "kind": "Namespace",
+            "metadata": {"name": params.namespace},
+        }
+        await apply(ctx, params.cluster, [namespace], None)
     applied = await apply(ctx, params.cluster, params.manifests, params.namespace)
     created = []
     for manifest in params.member_manifests:

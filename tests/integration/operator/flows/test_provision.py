@@ -1,0 +1,61 @@
+"""Provision in dependency order across zones, then decommission leaving nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from milkyway.render.labels import CONFIG_HASH
+
+from .conftest import Harness, application, component
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+async def test_provision_in_dependency_order_then_decommission(harness: Harness) -> None:
+    harness.document = application(
+        [
+            component("zookeeper1", "3.4.7", {"phx": 2, "slc": 1}),
+            component("kafka1", "1.1.0", {"phx": 2, "slc": 2}),
+        ]
+    )
+    first = await harness.plan()
+    assert [r.component for r in first.start] == ["zookeeper1"]
+    assert any("kafka1: waiting for zookeeper1" in w for w in first.waiting)
+    assert first.status["phase"] == "Provisioning"
+
+    started = await harness.converge()
+    assert [(r.operation, r.component) for r in started] == [
+        ("provision", "zookeeper1"),
+        ("provision", "kafka1"),
+    ]
+    final = await harness.plan()
+    assert final.status["phase"] == "Running"
+    assert final.status["components"]["kafka1"]["zones"]["slc"] == {
+        "desired": 2,
+        "ready": 2,
+        "updated": 2,
+        "version": "1.1.0",
+        "configHash": final.status["components"]["kafka1"]["zones"]["slc"]["configHash"],
+    }
+    zk = await harness.pods("zookeeper1")
+    assert sorted(zk) == [
+        "app1-zookeeper1-phx-0",
+        "app1-zookeeper1-phx-1",
+        "app1-zookeeper1-slc-0",
+    ]
+    assert all(_ready(p) for p in zk.values())
+    assert len({p["metadata"]["annotations"][CONFIG_HASH] for p in zk.values()}) == 2
+
+    started = await harness.converge(deleting=True)
+    assert [(r.operation, r.component) for r in started] == [
+        ("decommission", "kafka1"),
+        ("decommission", "zookeeper1"),
+    ]
+    assert await harness.leftovers() == []
+    done = await harness.plan(deleting=True)
+    assert done.deleted and done.status["phase"] == "Deleting"
