@@ -154,8 +154,9 @@ def run_flow(
         created = await store.create(run)
         console.print(f"flowrun/{created.metadata.name} created")
         if local:
-            async with Engine(store, catalog, poll_interval=0.5) as engine:
-                finished = await engine.wait(created.metadata.name, within=24 * 3600)
+            clients = _member_clients(kubeconfig, namespace)
+            async with Engine(store, catalog, clients=clients, poll_interval=0.5) as engine:
+                finished = await engine.wait(created.metadata.name, 24 * 3600, interval=0.5)
             console.print(_tree(finished))
             if finished.status.phase != "Succeeded":
                 raise typer.Exit(1)

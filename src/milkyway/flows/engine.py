@@ -254,8 +254,8 @@ class Engine:
             await driver.stop()
         self._drivers.clear()
 
-    async def wait(self, name: str, within: float = 60.0) -> FlowRun:
-        """Wait until the run is terminal with no unprocessed requests."""
+    async def wait(self, name: str, within: float = 60.0, interval: float = 0.02) -> FlowRun:
+        """Wait until the run is terminal with no unprocessed requests (polls the store)."""
         deadline = time.monotonic() + within
         while True:
             run = await self.store.get(name)
@@ -263,7 +263,7 @@ class Engine:
                 return run
             if time.monotonic() > deadline:
                 raise TimeoutError(f"flowrun {name} still {run.status.phase} after {within}s")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(interval)
 
     async def _supervise(self) -> None:
         while True:
@@ -418,6 +418,7 @@ class _Driver:
             # Waiting for a mutex: poll admission.
             await self._wait_or_poll()
             await self._handle_requests()
+            await self._renew()
             if self.run.status.phase == "Pending" and await self._admit():
                 return ev.Start(now=self.engine.clock(), actor=self.engine.engine_id)
             return None

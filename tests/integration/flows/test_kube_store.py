@@ -120,3 +120,24 @@ async def test_cli_steers_a_run_through_the_cluster(flow_cluster: Any, kubectl: 
     assert "confirm" in shown and "approved by bob" in shown and "Succeeded" in shown
     _, listed = await flow_cluster.cli("list")
     assert "change-1" in listed and "gated" in listed
+
+
+async def test_cli_runs_a_flow_locally(flow_cluster: Any) -> None:
+    _, out = await flow_cluster.cli(
+        "run",
+        "small",
+        "--local",
+        "--name",
+        "local-1",
+        "--tasks",
+        str(HERE / "crash_tasks.py"),
+        "-f",
+        str(HERE / "crash_flows.yaml"),
+        "--as",
+        "alice",
+    )
+    assert "flowrun/local-1 created" in out
+    assert "Succeeded" in out and "8/8" in out
+    run = await flow_cluster.store.get("local-1")
+    assert run.status.phase == "Succeeded"
+    assert run.spec.requested_by == "alice"
