@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import httpx
 from lightkube import codecs
 from lightkube.core.exceptions import ApiError
+from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import Pod
 from pydantic import BaseModel, ConfigDict
 
@@ -178,6 +179,17 @@ async def delete(
     return await call(ctx, cluster, f"delete {resource.__name__}/{name}", remove)
 
 
+def keep_immutable(manifest: dict[str, Any], live: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``manifest`` with the live StatefulSet's claim templates, which Kubernetes never
+    lets change (their labels carry the version, so an upgrade would otherwise be
+    refused); a new volume size or class needs a member replacement, not an update."""
+    if live is None or manifest.get("kind") != "StatefulSet":
+        return manifest
+    templates = ((live.get("spec") or {}).get("volumeClaimTemplates")) or []
+    kept = [{k: v for k, v in t.items() if k != "status"} for t in templates]
+    return {**manifest, "spec": {**manifest["spec"], "volumeClaimTemplates": kept}}
+
+
 async def apply(
     ctx: TaskContext, cluster: str, manifests: list[dict[str, Any]], namespace: str | None
 ) -> list[str]:
@@ -185,6 +197,15 @@ async def apply(
     client = ctx.client(cluster)
     applied = []
     for manifest in manifests:
+        if manifest.get("kind") == "StatefulSet":
+            live = await exists(
+                ctx,
+                cluster,
+                StatefulSet,
+                manifest["metadata"]["name"],
+                manifest["metadata"].get("namespace") or namespace,
+            )
+            manifest = keep_immutable(manifest, live)
         obj = codecs.from_dict(manifest)
         kind = manifest.get("kind")
         name = (manifest.get("metadata") or {}).get("name", "")
