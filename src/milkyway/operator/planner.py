@@ -13,7 +13,8 @@ Rules, per component, in order of precedence (the first that applies wins):
    uses is Ready; zones of a component, and independent components, go in parallel; zones
    missing other objects (a deleted ConfigMap) are re-applied the same way;
 3. **replace-member** for a member on a dead node or a failed disk, or named in the
-   Application's ``milkyway.ebay.com/replace`` annotation (``pod@RFC3339`` items);
+   Application's ``milkyway.ebay.com/replace`` annotation (``pod@RFC3339`` items: a pod
+   created before that time is replaced once; timestamps have one-second precision);
 4. **remediate** a member missing or not Ready for longer than the threshold (60 s, or the
    Application's ``milkyway.ebay.com/remediate-after`` annotation, in seconds);
 5. **scale-out** (a zone grows or a zone is added: grow first, then reconfigure the
@@ -768,7 +769,7 @@ class _Planner:
                 requested = self.replace_requests.get(member.name)
                 if (
                     requested is not None
-                    and (member.created or "") <= requested
+                    and (member.created or "") < requested
                     and all(t[1].name != member.name for t in targets)
                 ):
                     targets.append((zone, member, "requested"))

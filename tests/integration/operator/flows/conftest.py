@@ -81,6 +81,7 @@ class Harness:
     """One Application, reconciled by calling the planner and running its flows."""
 
     sim: SimulatedClusters
+    control: ControlledClusters
     clients: dict[str, AsyncClient]
     types: dict[str, ComponentType]
     engine: Engine
@@ -196,12 +197,22 @@ class Harness:
                 )
         raise AssertionError(f"no convergence in {rounds} rounds: {[s.flow for s in started]}")
 
+    async def eventually_down(self, pod: str, within: float = 30.0) -> None:
+        """Wait until ``pod`` (in any member cluster) exists and is not Ready."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while loop.time() < deadline:
+            for found in (await self.pods("")).values():
+                if found["metadata"]["name"] == pod and not _pod_ready(found):
+                    return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{pod} did not go down within {within}s")
+
     async def pods(self, component: str) -> dict[str, dict[str, Any]]:
         found = {}
         for client in self.clients.values():
-            async for pod in client.list(
-                Pod, namespace=NAMESPACE, labels={"milkyway.ebay.com/component": component}
-            ):
+            labels = {"milkyway.ebay.com/component": component} if component else {}
+            async for pod in client.list(Pod, namespace=NAMESPACE, labels=labels):
                 data = pod.to_dict()
                 found[data["metadata"]["name"]] = data
         return found
@@ -217,6 +228,13 @@ class Harness:
             async for pv in client.list(PersistentVolume):
                 left.append(f"{cluster}:PersistentVolume/{pv.metadata.name}")
         return left
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
 
 
 @pytest.fixture
@@ -245,7 +263,7 @@ async def harness(tmp_path: Path, types: dict[str, ComponentType]) -> AsyncItera
         )
         engine.start()
         try:
-            yield Harness(sim, clients, types, engine)
+            yield Harness(sim, control, clients, types, engine)
         finally:
             await engine.stop()
             for client in clients.values():
