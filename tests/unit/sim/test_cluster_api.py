@@ -386,6 +386,35 @@ def test_workload_selector_and_statefulset_spec_are_guarded(api: ClusterAPI) -> 
     assert forbidden.value.code == 422
 
 
+def test_binding_role_ref_and_claim_spec_are_guarded(api: ClusterAPI) -> None:
+    api.create(
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": {"name": "b"},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+            "subjects": [{"kind": "User", "name": "u"}],
+        }
+    )
+    with pytest.raises(ApiError) as role_ref:
+        api.patch("rolebindings.rbac.authorization.k8s.io", "b", {"roleRef": {"name": "x"}})
+    assert role_ref.value.code == 422 and role_ref.value.causes[0].field == "roleRef"
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "PersistentVolumeClaim",
+            "metadata": {"name": "c"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+    )
+    with pytest.raises(ApiError) as modes:
+        api.patch("persistentvolumeclaims", "c", {"spec": {"accessModes": ["ReadWriteMany"]}})
+    assert modes.value.code == 422 and modes.value.causes[0].field == "spec"
+
+
 def test_service_keeps_its_cluster_ip_and_secrets_fold_string_data(api: ClusterAPI) -> None:
     svc = api.create(
         {

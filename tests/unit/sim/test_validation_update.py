@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from milkyway.sim.apiserver.validation import validate_builtin_update
+from milkyway.sim.apiserver.builtin_updates import carry_over, check_update
 
 POD: dict[str, Any] = {
     "apiVersion": "v1",
@@ -83,6 +83,11 @@ def changed(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     return obj
 
 
+def refusals(new: dict[str, Any], old: dict[str, Any]) -> list:
+    group = new["apiVersion"].rpartition("/")[0]
+    return check_update(new, old, group, new["kind"])
+
+
 ALLOWED = [
     ("pod image", POD, "spec.containers.0.image", "app:2"),
     (
@@ -104,7 +109,7 @@ ALLOWED = [
     ("base", "path", "value"), [c[1:] for c in ALLOWED], ids=[c[0] for c in ALLOWED]
 )
 def test_allowed_updates(base: dict[str, Any], path: str, value: Any) -> None:
-    assert validate_builtin_update(changed(base, path, value), base) == []
+    assert refusals(changed(base, path, value), base) == []
 
 
 FORBIDDEN = [
@@ -157,14 +162,22 @@ FORBIDDEN = [
 def test_forbidden_updates(
     base: dict[str, Any], path: str, value: Any, reason: str, field: str
 ) -> None:
-    causes = validate_builtin_update(changed(base, path, value), base)
+    causes = refusals(changed(base, path, value), base)
     assert [(c.reason, c.field) for c in causes] == [(reason, field)]
 
 
 def test_statefulset_message_names_the_mutable_fields() -> None:
-    causes = validate_builtin_update(changed(STATEFULSET, "spec.serviceName", "x"), STATEFULSET)
+    causes = refusals(changed(STATEFULSET, "spec.serviceName", "x"), STATEFULSET)
     assert causes[0].message == (
         "Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', "
         "'template', 'updateStrategy', 'persistentVolumeClaimRetentionPolicy' and "
         "'minReadySeconds' are forbidden"
     )
+
+
+def test_a_replacement_without_cluster_ips_keeps_the_allocated_ones() -> None:
+    replacement = copy.deepcopy(SERVICE)
+    del replacement["spec"]["clusterIP"]
+    carry_over("", "Service", SERVICE, replacement)
+    assert replacement["spec"]["clusterIP"] == SERVICE["spec"]["clusterIP"]
+    assert refusals(replacement, SERVICE) == []

@@ -21,11 +21,11 @@ from milkyway.sim.apiserver import errors, fielderrors, naming, patching
 from milkyway.sim.apiserver.apply import record_update, server_side_apply
 from milkyway.sim.apiserver.auth import evaluate_review
 from milkyway.sim.apiserver.bootstrap import SYSTEM_NAMESPACES, default_rbac
+from milkyway.sim.apiserver.builtin_updates import carry_over, check_update
 from milkyway.sim.apiserver.crds import CustomResources
 from milkyway.sim.apiserver.defaults import ClusterIPAllocator, apply_defaults
 from milkyway.sim.apiserver.deletion import Deletion, rfc3339
 from milkyway.sim.apiserver.errors import ApiError, Cause
-from milkyway.sim.apiserver.immutability import carry_over, check_update
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
 from milkyway.sim.apiserver.selectors import (
@@ -786,7 +786,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             carry_over(info.group, info.kind, old, new)
         new = self._default_and_validate(info, new, old, field_validation, warnings)
         if not subresource and not info.custom:
-            refused = check_update(info.group, info.kind, old, new)
+            refused = check_update(new, old, info.group, info.kind)
             if refused:
                 raise errors.invalid(info.group, info.kind, old_md["name"], refused)
         md = new["metadata"]

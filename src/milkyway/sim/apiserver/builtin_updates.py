@@ -4,11 +4,13 @@ Controllers written against a real cluster learn these rules the hard way (a
 StatefulSet's ``volumeClaimTemplates`` cannot be edited, a Deployment's selector is
 fixed, a running pod only takes new images), so the simulator rejects the same updates
 with the same causes. Only writes of the main resource are checked; ``status`` and
-``scale`` writes are the caller's to route elsewhere.
+``scale`` writes are the caller's to route elsewhere. :func:`carry_over` first copies what
+the server allocated (a Service's cluster IPs) when a replacement leaves it out.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from typing import Any
 
@@ -47,6 +49,18 @@ def _m(value: Any) -> dict:
 
 def _l(value: Any) -> list:
     return value if isinstance(value, list) else []
+
+
+def carry_over(group: str, kind: str, old: dict, new: dict) -> None:
+    """Copy server-allocated values the replacement left out (mutates ``new``)."""
+    if (group, kind) != ("", "Service"):
+        return
+    before, after = _m(old.get("spec")), new.get("spec")
+    if not isinstance(after, dict):
+        return
+    for key in ("clusterIP", "clusterIPs"):
+        if key in before and not after.get(key):
+            after[key] = copy.deepcopy(before[key])
 
 
 def check_update(new: dict, old: dict, group: str, kind: str) -> list[Cause]:

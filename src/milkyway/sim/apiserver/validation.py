@@ -23,7 +23,6 @@ from jsonschema.exceptions import ValidationError
 
 from milkyway.sim.apiserver import fielderrors as fe
 from milkyway.sim.apiserver.builtin_checks import check_semantics
-from milkyway.sim.apiserver.builtin_updates import check_update
 from milkyway.sim.apiserver.crd_validation import validate_crd
 from milkyway.sim.apiserver.errors import ApiError, Cause, bad_request
 from milkyway.sim.apiserver.fastschema import Check, SchemaCompiler
@@ -35,7 +34,6 @@ __all__ = [
     "split_api_version",
     "strict_decoding_error",
     "validate_builtin",
-    "validate_builtin_update",
     "validate_crd",
 ]
 
@@ -83,18 +81,6 @@ def validate_builtin(obj: dict, schemas: BuiltinSchemas, *, strict: bool = True)
     causes = [] if quick(obj) else _schema_causes(validator, obj)
     causes.extend(check_semantics(obj, group, kind))
     return _deduplicated(causes)
-
-
-def validate_builtin_update(new: dict, old: dict) -> list[Cause]:
-    """Causes why ``new`` may not replace ``old`` (immutable fields; empty when it may).
-
-    For writes of the main resource only, in addition to :func:`validate_builtin` of
-    ``new``: a pod only takes new images, a StatefulSet's claim templates and selector
-    are fixed, a Deployment's selector, a binding's ``roleRef`` and an immutable
-    ConfigMap's data never change.
-    """
-    group, _ = split_api_version(str(new.get("apiVersion", "")))
-    return check_update(new, old, group, str(new.get("kind", "")))
 
 
 def strict_decoding_error(kind: str, api_version: str, unknown: list[Cause]) -> ApiError:
