@@ -198,3 +198,7 @@ async def test_protobuf_bodies_are_refused_clearly(kubectl) -> None:
     assert refused.returncode != 0
     assert "UnsupportedMediaType" in refused.stderr
     assert "application/vnd.kubernetes.protobuf" in refused.stderr
+    assert "kubectl apply -f" in refused.stderr
+    manifest = await kubectl.run("create", "namespace", "pb", "--dry-run=client", "-o", "yaml")
+    await kubectl.run("apply", "-f", "-", stdin=manifest.stdout)
+    assert "pb" in (await kubectl.run("get", "namespaces")).stdout

@@ -146,12 +146,21 @@ _ACCEPTED_BODY_TYPES = (
 )
 
 
+_PROTOBUF = "application/vnd.kubernetes.protobuf"
+_PROTOBUF_HINT = (
+    " (the simulated API server decodes JSON and YAML bodies only; kubectl's typed commands "
+    "send protobuf: write the object with kubectl apply -f, e.g. kubectl create ... "
+    "--dry-run=client -o yaml | kubectl apply -f -)"
+)
+
+
 def unsupported_media_type(content_type: str) -> ApiError:
+    hint = _PROTOBUF_HINT if content_type.startswith(_PROTOBUF) else ""
     return ApiError(
         415,
         "UnsupportedMediaType",
         "the body of the request was in an unknown format - accepted media types include: "
-        f'{_ACCEPTED_BODY_TYPES}; got "{content_type}"',
+        f'{_ACCEPTED_BODY_TYPES}; got "{content_type}"{hint}',
     )
 
 
