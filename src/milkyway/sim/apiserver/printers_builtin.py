@@ -85,6 +85,18 @@ def _col(
     return Column(name, type_, cell, description=desc, priority=priority)
 
 
+def _spec_cell(key: str, default: str = "") -> Cell:
+    return lambda obj, _now: _spec(obj).get(key) or default
+
+
+def _status_cell(key: str, default: str = "") -> Cell:
+    return lambda obj, _now: _status(obj).get(key) or default
+
+
+def _top_cell(key: str, default: str = "") -> Cell:
+    return lambda obj, _now: obj.get(key) or default
+
+
 # -- pods ---------------------------------------------------------------------------------
 
 
@@ -179,19 +191,19 @@ def _pod_columns() -> list[Column]:
         _age_column(),
         _col(
             "IP",
-            lambda o, _n: _status(o).get("podIP") or NONE,
+            _status_cell("podIP", NONE),
             priority=1,
             desc="IP address allocated to the pod.",
         ),
         _col(
             "Node",
-            lambda o, _n: _spec(o).get("nodeName") or NONE,
+            _spec_cell("nodeName", NONE),
             priority=1,
             desc="Name of the Node this pod is scheduled on.",
         ),
         _col(
             "Nominated Node",
-            lambda o, _n: _status(o).get("nominatedNodeName") or NONE,
+            _status_cell("nominatedNodeName", NONE),
             priority=1,
             desc="Name of the Node where this pod is nominated to run.",
         ),
@@ -326,12 +338,10 @@ def _selector(value: Any) -> str:
 def _service_columns() -> list[Column]:
     return [
         name_column(),
-        _col(
-            "Type", lambda o, _n: _spec(o).get("type", "ClusterIP"), desc="The type of the service."
-        ),
+        _col("Type", _spec_cell("type", "ClusterIP"), desc="The type of the service."),
         _col(
             "Cluster-IP",
-            lambda o, _n: _spec(o).get("clusterIP") or NONE,
+            _spec_cell("clusterIP", NONE),
             desc="The IP address of the service.",
         ),
         _col("External-IP", _service_external_ip, desc="The external IP address of the service."),
@@ -444,14 +454,18 @@ def _wide_workload() -> list[Column]:
     ]
 
 
+def _ready_of_desired_column() -> Column:
+    return _col(
+        "Ready",
+        lambda o, _n: f"{_int(_status(o).get('readyReplicas'))}/{_replicas(o)}",
+        desc="Number of the pod with ready state",
+    )
+
+
 def _deployment_columns() -> list[Column]:
     return [
         name_column(),
-        _col(
-            "Ready",
-            lambda o, _n: f"{_int(_status(o).get('readyReplicas'))}/{_replicas(o)}",
-            desc="Number of the pod with ready state",
-        ),
+        _ready_of_desired_column(),
         _col(
             "Up-to-date",
             _status_int("updatedReplicas"),
@@ -485,11 +499,7 @@ def _replicaset_columns() -> list[Column]:
 def _statefulset_columns() -> list[Column]:
     return [
         name_column(),
-        _col(
-            "Ready",
-            lambda o, _n: f"{_int(_status(o).get('readyReplicas'))}/{_replicas(o)}",
-            desc="Number of the pod with ready state",
-        ),
+        _ready_of_desired_column(),
         _age_column(),
         *_wide_workload()[:2],
     ]
@@ -591,17 +601,30 @@ def _claim_capacity(obj: dict, _now: datetime) -> str:
     return str(_m(_status(obj).get("capacity")).get("storage", ""))
 
 
+def _phase_column(noun: str) -> Column:
+    return _col("Status", _status_cell("phase", "Pending"), desc=f"The phase of the {noun}.")
+
+
+def _volume_mode_column(noun: str) -> Column:
+    return _col(
+        "VolumeMode",
+        _spec_cell("volumeMode", "Filesystem"),
+        priority=1,
+        desc=f"The volume mode of the {noun}.",
+    )
+
+
+def _attributes_class_column(desc: str) -> Column:
+    return _col("VolumeAttributesClass", _spec_cell("volumeAttributesClassName", NONE), desc=desc)
+
+
 def _pvc_columns() -> list[Column]:
     return [
         name_column(),
-        _col(
-            "Status",
-            lambda o, _n: _status(o).get("phase", "Pending"),
-            desc="The phase of the claim.",
-        ),
+        _phase_column("claim"),
         _col(
             "Volume",
-            lambda o, _n: _spec(o).get("volumeName", ""),
+            _spec_cell("volumeName", ""),
             desc="The binding reference to the PersistentVolume backing this claim.",
         ),
         _col("Capacity", _claim_capacity, desc="The actual resources of the underlying volume."),
@@ -612,21 +635,12 @@ def _pvc_columns() -> list[Column]:
         ),
         _col(
             "StorageClass",
-            lambda o, _n: _spec(o).get("storageClassName") or NONE,
+            _spec_cell("storageClassName", NONE),
             desc="Name of the StorageClass required by the claim.",
         ),
-        _col(
-            "VolumeAttributesClass",
-            lambda o, _n: _spec(o).get("volumeAttributesClassName") or NONE,
-            desc="Name of the VolumeAttributesClass used by the claim.",
-        ),
+        _attributes_class_column("Name of the VolumeAttributesClass used by the claim."),
         _age_column(),
-        _col(
-            "VolumeMode",
-            lambda o, _n: _spec(o).get("volumeMode", "Filesystem"),
-            priority=1,
-            desc="The volume mode of the claim.",
-        ),
+        _volume_mode_column("claim"),
     ]
 
 
@@ -652,37 +666,24 @@ def _pv_columns() -> list[Column]:
         ),
         _col(
             "Reclaim Policy",
-            lambda o, _n: _spec(o).get("persistentVolumeReclaimPolicy", "Retain"),
+            _spec_cell("persistentVolumeReclaimPolicy", "Retain"),
             desc="What happens to the volume when released from its claim.",
         ),
-        _col(
-            "Status",
-            lambda o, _n: _status(o).get("phase", "Pending"),
-            desc="The phase of the volume.",
-        ),
+        _phase_column("volume"),
         _col("Claim", _pv_claim, desc="The claim bound to the volume."),
         _col(
             "StorageClass",
-            lambda o, _n: _spec(o).get("storageClassName", ""),
+            _spec_cell("storageClassName", ""),
             desc="The storage class of the volume.",
         ),
-        _col(
-            "VolumeAttributesClass",
-            lambda o, _n: _spec(o).get("volumeAttributesClassName") or NONE,
-            desc="The volume attributes class of the volume.",
-        ),
+        _attributes_class_column("The volume attributes class of the volume."),
         _col(
             "Reason",
-            lambda o, _n: _status(o).get("reason", ""),
+            _status_cell("reason", ""),
             desc="Why the volume is in this phase.",
         ),
         _age_column(),
-        _col(
-            "VolumeMode",
-            lambda o, _n: _spec(o).get("volumeMode", "Filesystem"),
-            priority=1,
-            desc="The volume mode of the volume.",
-        ),
+        _volume_mode_column("volume"),
     ]
 
 
@@ -707,17 +708,17 @@ def _storageclass_columns() -> list[Column]:
         ),
         _col(
             "Provisioner",
-            lambda o, _n: o.get("provisioner", ""),
+            _top_cell("provisioner", ""),
             desc="The volume plugin that provisions volumes.",
         ),
         _col(
             "ReclaimPolicy",
-            lambda o, _n: o.get("reclaimPolicy", "Delete"),
+            _top_cell("reclaimPolicy", "Delete"),
             desc="What happens to released volumes.",
         ),
         _col(
             "VolumeBindingMode",
-            lambda o, _n: o.get("volumeBindingMode", "Immediate"),
+            _top_cell("volumeBindingMode", "Immediate"),
             desc="When volumes are bound and provisioned.",
         ),
         _col(
@@ -792,8 +793,8 @@ def _event_source(obj: dict, _now: datetime) -> str:
 def _event_columns() -> list[Column]:
     return [
         _col("Last Seen", _event_last_seen, desc="Time when this event was last observed."),
-        _col("Type", lambda o, _n: o.get("type", ""), desc="Type of this event (Normal, Warning)."),
-        _col("Reason", lambda o, _n: o.get("reason", ""), desc="Why the action was taken."),
+        _col("Type", _top_cell("type", ""), desc="Type of this event (Normal, Warning)."),
+        _col("Reason", _top_cell("reason", ""), desc="Why the action was taken."),
         _col("Object", _event_object, desc="The object that this event is about."),
         _col(
             "Subobject",
@@ -804,7 +805,7 @@ def _event_columns() -> list[Column]:
         _col("Source", _event_source, priority=1, desc="The component reporting this event."),
         _col(
             "Message",
-            lambda o, _n: o.get("message", ""),
+            _top_cell("message", ""),
             desc="A human-readable description of the status of this operation.",
         ),
         _col(
@@ -836,7 +837,7 @@ def _lease_columns() -> list[Column]:
         name_column(),
         _col(
             "Holder",
-            lambda o, _n: _spec(o).get("holderIdentity", ""),
+            _spec_cell("holderIdentity", ""),
             desc="The identity of the holder of the lease.",
         ),
         _age_column(),
@@ -903,7 +904,7 @@ BUILTIN_PRINTERS: dict[tuple[str, str], list[Column]] = {
         name_column(),
         _col(
             "Status",
-            lambda o, _n: _status(o).get("phase", "Active"),
+            _status_cell("phase", "Active"),
             desc="The status of the namespace",
         ),
         _age_column(),
@@ -937,7 +938,7 @@ BUILTIN_PRINTERS: dict[tuple[str, str], list[Column]] = {
     ],
     ("", "Secret"): [
         name_column(),
-        _col("Type", lambda o, _n: o.get("type", "Opaque"), desc="The type of the secret"),
+        _col("Type", _top_cell("type", "Opaque"), desc="The type of the secret"),
         _col("Data", _count("data"), type_="integer", desc="Number of keys in the secret."),
         _age_column(),
     ],
