@@ -246,6 +246,14 @@ class _Tx:
             current = self.nodes.get(current.parent) if current.parent is not None else None
         return False
 
+    def in_handler(self, node: NodeStatus) -> bool:
+        current: NodeStatus | None = node
+        while current is not None:
+            if current.section in ("onFailure", "finally"):
+                return True
+            current = self.nodes.get(current.parent) if current.parent is not None else None
+        return False
+
     def stopping(self) -> bool:
         return self.status.cancelled or self.status.timed_out
 
@@ -375,11 +383,20 @@ class _Tx:
         self.mark(path)
 
     def open_section(self, path: str, section: str) -> None:
+        """Create the section's step nodes; in ``steps``, work already done is kept.
+
+        A retried fan-out member runs its subflow again from the failed step: its
+        succeeded or skipped steps stay as they are. Handler sections run afresh.
+        """
         node = self.edit(path)
         node.stage = section
         spec = self.m.snapshot[node.flow_ref or ""]
         for step in spec.section(section):
-            self.new_node(child_path(path, section, step.name), step.name, step, path, section)
+            cpath = child_path(path, section, step.name)
+            existing = self.nodes.get(cpath)
+            if section == "steps" and existing and existing.phase in ("Succeeded", "Skipped"):
+                continue
+            self.new_node(cpath, step.name, step, path, section)
 
     def advance_flow(self, path: str) -> None:
         while True:
@@ -964,7 +981,15 @@ def _on_retry(tx: _Tx, event: ev.Event) -> None:
     spec = tx.m.snapshot[tx.m.root]
     if spec.timeout is not None:
         tx.set_timer("#run", tx.now + spec.timeout)
-    reset = [p for p, n in tx.nodes.items() if n.phase in ("Failed", "Omitted", "Cancelled")]
+    # Handler steps (onFailure, finally) are not reset: their sections open afresh if
+    # the retried run reaches them again, and keep their record otherwise.
+    reset = [
+        p
+        for p, n in tx.nodes.items()
+        if n.phase in ("Failed", "Omitted", "Cancelled")
+        and n.role != "gate"
+        and not tx.in_handler(n)
+    ]
     for path in reset:
         node = tx.edit(path)
         node.phase = "Pending"
@@ -996,12 +1021,19 @@ def _reset_group(tx: _Tx, path: str) -> None:
         if any(tx.nodes[members[i]].phase != "Succeeded" for i in batch):
             first = number
             break
-    group.batch = max(0, first)
-    group.next = 0
     group.active = 0
     group.down = 0
     group.failed_members = 0
-    group.stage = "running"
+    if first > 0:
+        # Resume between the last finished batch and the first unfinished one, so the
+        # health gate is passed again before any further member is touched.
+        group.batch = first - 1
+        group.next = len(batches[first - 1])
+        group.stage = "between"
+    else:
+        group.batch = 0
+        group.next = 0
+        group.stage = "running"
 
 
 def _on_decide(tx: _Tx, event: ev.Decide) -> None:  # type: ignore[misc]

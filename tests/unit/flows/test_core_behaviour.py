@@ -383,3 +383,37 @@ def test_run_timeout_stops_the_run_but_runs_finally(core_driver: Any) -> None:
     driver.succeed("finally.cleanup")
     assert driver.status.phase == "Failed"
     assert driver.status.nodes[""].message == "run timed out"
+
+
+def test_retry_passes_the_health_gate_again_and_resumes_member_subflows(
+    core_driver: Any,
+) -> None:
+    sub = _spec({"steps": [{"name": "stop", "action": "t"}, {"name": "start", "action": "t"}]})
+    spec = _spec(
+        {
+            "steps": [
+                {
+                    "name": "roll",
+                    "forEach": ["a", "b"],
+                    "flow": "sub",
+                    "strategy": {"batches": {"size": 1}, "healthGate": {"action": "check"}},
+                }
+            ]
+        }
+    )
+    driver = core_driver.for_flows({"f@1": spec, "sub@1": sub})
+    driver.start()
+    driver.succeed("roll[0]/stop")
+    driver.succeed("roll[0]/start")
+    driver.succeed("roll.gate[0]")
+    driver.succeed("roll[1]/stop")
+    driver.fail("roll[1]/start", kind="Fatal")
+    assert driver.status.phase == "Failed"
+    driver.apply(ev.Retry(now=driver.now + 1, actor="bob"))
+    assert list(driver.running) == ["roll.gate[0]"]
+    driver.succeed("roll.gate[0]")
+    assert list(driver.running) == ["roll[1]/start"]
+    driver.succeed("roll[1]/start")
+    assert driver.status.phase == "Succeeded"
+    assert len(driver.status.nodes["roll[1]/stop"].attempts) == 1
+    assert len(driver.status.nodes["roll[0]/stop"].attempts) == 1
