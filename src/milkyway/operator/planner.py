@@ -15,8 +15,10 @@ Rules, per component, in order of precedence (the first that applies wins):
 3. **replace-member** for a member on a dead node or a failed disk, or named in the
    Application's ``milkyway.ebay.com/replace`` annotation (``pod@RFC3339`` items: a pod
    created before that time is replaced once; timestamps have one-second precision);
-4. **remediate** a member missing or not Ready for longer than the threshold (60 s, or the
-   Application's ``milkyway.ebay.com/remediate-after`` annotation, in seconds);
+4. **remediate** a member that is missing (at once: when its controller brings it back
+   first, the flow finds it Ready and does nothing) or not Ready for longer than the
+   threshold (60 s, or the Application's ``milkyway.ebay.com/remediate-after``
+   annotation, in seconds);
 5. **scale-out** (a zone grows or a zone is added: grow first, then reconfigure the
    others) / **scale-in** (highest ordinals or identities first, their volumes deleted);
 6. **rolling-upgrade** (a member runs another version) / **config-update** (a member runs
@@ -611,9 +613,12 @@ class _Planner:
         self, component: _Component, members: list[dict[str, Any]], targets_down: int = 0
     ) -> dict[str, Any]:
         """Group-strategy params; ``targets_down`` of ``members`` are already down (they
-        are what the flow repairs, so they do not use up the budget)."""
+        are what the flow repairs, so they do not use up the budget: when every target is
+        down, repairing them one at a time never adds a member down, and the budget is
+        widened just enough for the engine to let the repair run)."""
         policy = component.resolved.type.spec.disruption
         budget = component.budget
+        already = max(0, component.down - targets_down)
         if policy.kind == "quorum":
             parallelism = 1
         else:
@@ -624,8 +629,8 @@ class _Planner:
         return {
             "members": members,
             "parallelism": parallelism,
-            "maxDown": budget,
-            "alreadyDown": max(0, component.down - targets_down),
+            "maxDown": budget if targets_down < len(members) else max(budget, already + 1),
+            "alreadyDown": already,
             "gate": self.gate(component),
         }
 
@@ -782,7 +787,7 @@ class _Planner:
                 f"{c.name}: {c.down} member(s) down, the disruption policy allows {c.budget}; "
                 "replacing a healthy member waits"
             )
-            return True
+            return False
         why = ", ".join(f"{m.name} ({reason})" for _, m, reason in targets)
         self.request(
             c, "replace-member", f"replace {why}", **self.roll_params(c, items, targets_down)
@@ -799,12 +804,8 @@ class _Planner:
                     self.later(RECHECK)
                     self.waiting.append(f"{c.name}: {zone.want.zone} waits for its controller")
                     continue
-                if isinstance(member, MemberWant):
+                if isinstance(member, MemberWant) or not member.exists:
                     overdue.append((zone, member))
-                    continue
-                if not member.exists:
-                    self.later(RECHECK)
-                    self.waiting.append(f"{c.name}: {member.name} waits for its controller")
                     continue
                 since = _since(member)
                 waited = (self.now - since).total_seconds() if since else math.inf
@@ -834,6 +835,8 @@ class _Planner:
         return True
 
     def scale_in(self, c: _Component) -> None:
+        if self.no_room(c, "scale-in"):
+            return
         shrinking = [z for z in c.zones if z.removed]
         names = [r["pod"] or r["workload"] or r["claim"] for z in shrinking for r in z.removed]
         self.request(
@@ -846,6 +849,8 @@ class _Planner:
         )
 
     def scale_out(self, c: _Component) -> None:
+        if self.no_room(c, "scale-out"):
+            return
         growing = [z for z in c.zones if z.grow or not z.provisioned]
         self.request(
             c,
@@ -858,6 +863,17 @@ class _Planner:
 
     def rolling_guard(self, c: _Component) -> dict[str, Any]:
         return self.roll_params(c, self.stale_members(c))
+
+    def no_room(self, c: _Component, what: str) -> bool:
+        """True (and a waiting reason) when restarting one more member would exceed the
+        disruption policy given the members already down."""
+        if c.budget - c.down >= 1 or not self.stale_members(c):
+            return False
+        self.waiting.append(
+            f"{c.name}: {c.down} member(s) down, the disruption policy allows {c.budget}; "
+            f"the {what} waits"
+        )
+        return True
 
     def rolling(self, c: _Component) -> None:
         room = c.budget - c.down

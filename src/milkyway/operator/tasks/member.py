@@ -102,19 +102,23 @@ async def disruption_gate(params: GateParams, ctx: TaskContext) -> dict[str, Any
 
     Re-read right before each restart, across every zone: members down for any reason
     (crashed, evicted, another restart in flight) count, so the gate holds even when the
-    world changed since the flow was planned."""
+    world changed since the flow was planned. A member that is already down passes at
+    once: restarting it takes nothing more down (and is how it gets repaired)."""
     clock = Clock(params.timeout)
     expected = sum(zone.expected for zone in params.zones)
     while True:
         ready = 0
+        member_ready = False
         for zone in params.zones:
             pods = await list_pods(ctx, zone.cluster, zone.namespace, zone.selector, clock)
-            ready += sum(
-                1
-                for p in pods
-                if pod_ready(p) and not member_of(p, params.member, params.member_id)
-            )
+            for pod in pods:
+                if member_of(pod, params.member, params.member_id):
+                    member_ready = member_ready or pod_ready(pod)
+                elif pod_ready(pod):
+                    ready += 1
         down = max(0, expected - 1 - ready)
+        if not member_ready:
+            return {"down": down, "maxUnavailable": params.max_unavailable, "memberDown": True}
         if down + 1 <= params.max_unavailable:
             return {"down": down, "maxUnavailable": params.max_unavailable}
         ctx.heartbeat(

@@ -1,0 +1,112 @@
+"""Synthetic member-cluster state for planner tests: live objects built from rendered
+manifests, with members ready, stale, down or missing as a test asks."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from milkyway.operator.observe import ZoneObservation, observe_zone
+from milkyway.render.labels import CONFIG_HASH
+
+VERSION = "app.kubernetes.io/version"
+LONG_AGO = "2026-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class Member:
+    """How one StatefulSet member looks: ``state`` is ready, stale-config, stale-version,
+    down (not Ready since ``since``) or missing."""
+
+    state: str = "ready"
+    since: str = LONG_AGO
+    disk_failed: bool = False
+
+
+def live_zone(
+    component: str,
+    zone: str,
+    manifests: list[dict[str, Any]],
+    members: list[Member],
+    *,
+    config_map_current: bool = True,
+) -> ZoneObservation:
+    """The observation of a zone whose objects are ``manifests`` and whose StatefulSet has
+    one pod per entry of ``members`` (ordinal = position)."""
+    objects: list[dict[str, Any]] = []
+    sts_name = None
+    template: Mapping[str, Any] = {}
+    for manifest in manifests:
+        obj = copy.deepcopy(manifest)
+        if obj["kind"] == "ConfigMap" and not config_map_current:
+            obj["metadata"]["annotations"][CONFIG_HASH] = "old-config"
+        if obj["kind"] == "StatefulSet":
+            sts_name = obj["metadata"]["name"]
+            obj["spec"]["replicas"] = len(members)
+            template = obj["spec"]["template"]["metadata"]
+            if not config_map_current:
+                obj["spec"]["template"]["metadata"]["annotations"][CONFIG_HASH] = "old-hash"
+        objects.append(obj)
+    assert sts_name is not None, "live_zone models StatefulSet components"
+    namespace = manifests[0]["metadata"]["namespace"]
+    for ordinal, member in enumerate(members):
+        name = f"{sts_name}-{ordinal}"
+        claim = f"data-{name}"
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolumeClaim",
+                "metadata": {"name": claim, "namespace": namespace, "labels": template["labels"]},
+                "spec": {"volumeName": f"pv-{name}"},
+                "status": {"phase": "Bound"},
+            }
+        )
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "PersistentVolume",
+                "metadata": {"name": f"pv-{name}"},
+                "spec": {},
+                "status": {"phase": "Failed" if member.disk_failed else "Bound"},
+            }
+        )
+        if member.state == "missing":
+            continue
+        labels = dict(template["labels"])
+        annotations = dict(template["annotations"])
+        if member.state == "stale-version":
+            labels[VERSION] = "0.0.1"
+        if member.state == "stale-config":
+            annotations[CONFIG_HASH] = "old-hash"
+        ready = member.state != "down"
+        objects.append(
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": name,
+                    "namespace": namespace,
+                    "labels": labels,
+                    "annotations": annotations,
+                    "creationTimestamp": LONG_AGO,
+                    "uid": f"uid-{name}",
+                },
+                "spec": {
+                    "nodeName": "node-1",
+                    "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
+                },
+                "status": {
+                    "phase": "Running",
+                    "conditions": [
+                        {
+                            "type": "Ready",
+                            "status": "True" if ready else "False",
+                            "lastTransitionTime": member.since if not ready else LONG_AGO,
+                        }
+                    ],
+                },
+            }
+        )
+    return observe_zone(component, zone, zone, objects)
