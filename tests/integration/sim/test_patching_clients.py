@@ -5,10 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +17,8 @@ from lightkube.resources.core_v1 import ConfigMap
 from lightkube.types import PatchType
 
 from milkyway.sim.clusters import SimulatedClusters
+
+from ..conftest import Kubectl
 
 DEPLOYMENT = """
 apiVersion: apps/v1
@@ -73,54 +71,8 @@ spec: {size: 1, tags: [a]}
 """
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@dataclass
-class Kubectl:
-    kubeconfig: Path
-    cache_dir: Path
-
-    async def __call__(self, *args: str, stdin: str | None = None) -> Result:
-        process = await asyncio.create_subprocess_exec(
-            "kubectl",
-            f"--kubeconfig={self.kubeconfig}",
-            f"--cache-dir={self.cache_dir}",
-            *args,
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await asyncio.wait_for(
-            process.communicate(stdin.encode() if stdin is not None else None), timeout=60
-        )
-        assert process.returncode is not None
-        return Result(process.returncode, out.decode(), err.decode())
-
-    async def ok(self, *args: str, stdin: str | None = None) -> str:
-        result = await self(*args, stdin=stdin)
-        assert result.code == 0, f"kubectl {' '.join(args)} failed: {result.err}"
-        return result.out
-
-    async def get(self, *args: str) -> dict[str, Any]:
-        return json.loads(await self.ok("get", *args, "-o", "json"))
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[SimulatedClusters]:
-    async with SimulatedClusters(["one"]) as clusters:
-        yield clusters
-
-
-@pytest.fixture
-def kubectl(sim: SimulatedClusters, tmp_path: Path) -> Kubectl:
-    if shutil.which("kubectl") is None:
-        pytest.fail("kubectl is not on PATH: install kubectl v1.32 to run the client tests")
-    return Kubectl(sim.kubeconfig_path, tmp_path / "kube-cache")
+async def get(kubectl: Kubectl, *args: str) -> dict[str, Any]:
+    return json.loads((await kubectl.run("get", *args, "-o", "json")).stdout)
 
 
 def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
@@ -128,9 +80,9 @@ def containers(deployment: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 async def test_kubectl_patch_strategic_merge_and_json(kubectl: Kubectl) -> None:
-    await kubectl.ok("create", "-f", "-", stdin=DEPLOYMENT)
+    await kubectl.run("create", "-f", "-", stdin=DEPLOYMENT)
 
-    await kubectl.ok(
+    await kubectl.run(
         "patch",
         "deployment",
         "web",
@@ -139,13 +91,13 @@ async def test_kubectl_patch_strategic_merge_and_json(kubectl: Kubectl) -> None:
         "-p",
         '{"spec":{"template":{"spec":{"containers":[{"name":"nginx","image":"nginx:2"}]}}}}',
     )
-    live = await kubectl.get("deployment", "web")
+    live = await get(kubectl, "deployment", "web")
     assert [(c["name"], c["image"]) for c in containers(live)] == [
         ("nginx", "nginx:2"),
         ("side", "side:1"),
     ]
 
-    await kubectl.ok(
+    await kubectl.run(
         "patch",
         "deployment",
         "web",
@@ -154,12 +106,12 @@ async def test_kubectl_patch_strategic_merge_and_json(kubectl: Kubectl) -> None:
         "-p",
         '{"metadata":{"labels":{"tier":"fe"}}}',
     )
-    assert (await kubectl.get("deployment", "web"))["metadata"]["labels"] == {
+    assert (await get(kubectl, "deployment", "web"))["metadata"]["labels"] == {
         "app": "web",
         "tier": "fe",
     }
 
-    await kubectl.ok(
+    await kubectl.run(
         "patch",
         "deployment",
         "web",
@@ -169,9 +121,9 @@ async def test_kubectl_patch_strategic_merge_and_json(kubectl: Kubectl) -> None:
         '[{"op":"test","path":"/spec/replicas","value":2},'
         '{"op":"replace","path":"/spec/replicas","value":3}]',
     )
-    assert (await kubectl.get("deployment", "web"))["spec"]["replicas"] == 3
+    assert (await get(kubectl, "deployment", "web"))["spec"]["replicas"] == 3
 
-    failed = await kubectl(
+    failed = await kubectl.run(
         "patch",
         "deployment",
         "web",
@@ -180,10 +132,11 @@ async def test_kubectl_patch_strategic_merge_and_json(kubectl: Kubectl) -> None:
         "-p",
         '[{"op":"replace","path":"/spec/replicas","value":9},'
         '{"op":"test","path":"/spec/replicas","value":2}]',
+        check=False,
     )
-    assert failed.code != 0
-    assert "The request is invalid" in failed.err
-    assert (await kubectl.get("deployment", "web"))["spec"]["replicas"] == 3
+    assert failed.returncode != 0
+    assert "The request is invalid" in failed.stderr
+    assert (await get(kubectl, "deployment", "web"))["spec"]["replicas"] == 3
 
 
 CLIENT_SIDE_V1 = """
@@ -231,9 +184,9 @@ spec:
 async def test_kubectl_client_side_apply_three_way_patch_directives(kubectl: Kubectl) -> None:
     # A second client-side apply sends a strategic merge patch with $setElementOrder,
     # $deleteFromPrimitiveList, $retainKeys and $patch: delete for the removed container.
-    await kubectl.ok("apply", "-f", "-", stdin=CLIENT_SIDE_V1)
-    await kubectl.ok("apply", "-f", "-", stdin=CLIENT_SIDE_V2)
-    live = await kubectl.get("deployment", "web")
+    await kubectl.run("apply", "-f", "-", stdin=CLIENT_SIDE_V1)
+    await kubectl.run("apply", "-f", "-", stdin=CLIENT_SIDE_V2)
+    live = await get(kubectl, "deployment", "web")
     assert live["metadata"]["finalizers"] == ["example.com/b", "example.com/c"]
     assert live["spec"]["strategy"] == {"type": "Recreate"}
     pod_spec = live["spec"]["template"]["spec"]
@@ -248,45 +201,45 @@ async def test_kubectl_client_side_apply_three_way_patch_directives(kubectl: Kub
 
 
 async def test_kubectl_server_side_apply_conflicts_force_and_removal(kubectl: Kubectl) -> None:
-    out = await kubectl.ok("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT)
-    assert "serverside-applied" in out
-    await kubectl.ok(
+    out = await kubectl.run("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT)
+    assert "serverside-applied" in out.stdout
+    await kubectl.run(
         "patch", "deployment", "web", "--type", "merge", "-p", '{"spec":{"replicas":5}}'
     )
 
-    conflict = await kubectl("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT)
-    assert conflict.code != 0
-    assert 'conflict with "kubectl-patch"' in conflict.err
-    assert ".spec.replicas" in conflict.err
-    assert (await kubectl.get("deployment", "web"))["spec"]["replicas"] == 5
+    conflict = await kubectl.run("apply", "--server-side", "-f", "-", stdin=DEPLOYMENT, check=False)
+    assert conflict.returncode != 0
+    assert 'conflict with "kubectl-patch"' in conflict.stderr
+    assert ".spec.replicas" in conflict.stderr
+    assert (await get(kubectl, "deployment", "web"))["spec"]["replicas"] == 5
 
-    await kubectl.ok("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=DEPLOYMENT)
-    live = await kubectl.get("deployment", "web", "--show-managed-fields")
+    await kubectl.run("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=DEPLOYMENT)
+    live = await get(kubectl, "deployment", "web", "--show-managed-fields")
     assert live["spec"]["replicas"] == 2
     appliers = [e for e in live["metadata"]["managedFields"] if e["operation"] == "Apply"]
     assert [(e["manager"], e["fieldsType"]) for e in appliers] == [("kubectl", "FieldsV1")]
     assert "f:replicas" in appliers[0]["fieldsV1"]["f:spec"]
 
     without_side = DEPLOYMENT.split("      - name: side")[0]
-    await kubectl.ok("apply", "--server-side", "-f", "-", stdin=without_side)
-    assert [c["name"] for c in containers(await kubectl.get("deployment", "web"))] == ["nginx"]
+    await kubectl.run("apply", "--server-side", "-f", "-", stdin=without_side)
+    assert [c["name"] for c in containers(await get(kubectl, "deployment", "web"))] == ["nginx"]
 
 
 async def test_kubectl_moves_from_client_side_to_server_side_apply(kubectl: Kubectl) -> None:
-    await kubectl.ok("apply", "-f", "-", stdin=DEPLOYMENT)
+    await kubectl.run("apply", "-f", "-", stdin=DEPLOYMENT)
     changed = DEPLOYMENT.replace("replicas: 2", "replicas: 4")
-    out = await kubectl.ok("apply", "--server-side", "-f", "-", stdin=changed)
-    assert "serverside-applied" in out
-    assert (await kubectl.get("deployment", "web"))["spec"]["replicas"] == 4
+    out = await kubectl.run("apply", "--server-side", "-f", "-", stdin=changed)
+    assert "serverside-applied" in out.stdout
+    assert (await get(kubectl, "deployment", "web"))["spec"]["replicas"] == 4
 
 
 async def test_server_side_apply_after_client_side_apply_removes_what_it_drops(
     kubectl: Kubectl,
 ) -> None:
     both = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {a: '1', b: '2'}\n"
-    await kubectl.ok("apply", "-f", "-", stdin=both)
-    await kubectl.ok("apply", "--server-side", "-f", "-", stdin=both.replace(", b: '2'", ""))
-    live = await kubectl.get("configmap", "c", "--show-managed-fields")
+    await kubectl.run("apply", "-f", "-", stdin=both)
+    await kubectl.run("apply", "--server-side", "-f", "-", stdin=both.replace(", b: '2'", ""))
+    live = await get(kubectl, "configmap", "c", "--show-managed-fields")
     assert live["data"] == {"a": "1"}
     managers = {e["manager"] for e in live["metadata"]["managedFields"]}
     assert "kubectl-client-side-apply" not in managers
@@ -295,22 +248,22 @@ async def test_server_side_apply_after_client_side_apply_removes_what_it_drops(
 async def test_custom_resources_take_merge_and_json_patches_but_not_strategic(
     kubectl: Kubectl,
 ) -> None:
-    await kubectl.ok("apply", "-f", "-", stdin=WIDGET_CRD)
+    await kubectl.run("apply", "-f", "-", stdin=WIDGET_CRD)
     for _ in range(50):
-        if (await kubectl("apply", "-f", "-", stdin=WIDGET)).code == 0:
+        if (await kubectl.run("apply", "-f", "-", stdin=WIDGET, check=False)).returncode == 0:
             break
         await asyncio.sleep(0.2)
     else:
         pytest.fail("the Widget resource was not served within 10 seconds of creating its CRD")
 
-    refused = await kubectl(
-        "patch", "widget", "w", "--type", "strategic", "-p", '{"spec":{"size":2}}'
+    refused = await kubectl.run(
+        "patch", "widget", "w", "--type", "strategic", "-p", '{"spec":{"size":2}}', check=False
     )
-    assert refused.code != 0
-    assert "application/merge-patch+json" in refused.err
+    assert refused.returncode != 0
+    assert "application/merge-patch+json" in refused.stderr
 
-    await kubectl.ok("patch", "widget", "w", "--type", "merge", "-p", '{"spec":{"tags":["b"]}}')
-    await kubectl.ok(
+    await kubectl.run("patch", "widget", "w", "--type", "merge", "-p", '{"spec":{"tags":["b"]}}')
+    await kubectl.run(
         "patch",
         "widget",
         "w",
@@ -319,7 +272,7 @@ async def test_custom_resources_take_merge_and_json_patches_but_not_strategic(
         "-p",
         '[{"op":"add","path":"/spec/tags/-","value":"c"}]',
     )
-    assert (await kubectl.get("widget", "w"))["spec"] == {"size": 1, "tags": ["b", "c"]}
+    assert (await get(kubectl, "widget", "w"))["spec"] == {"size": 1, "tags": ["b", "c"]}
 
 
 def configmap(**data: str) -> ConfigMap:

@@ -1,11 +1,15 @@
-"""Fixtures: one in-process cluster with a fast control plane, and polling helpers."""
+"""Fixtures: one in-process cluster with a fast control plane, polling helpers, and the
+command-line clients (kubectl, ``milkyway sim fault``) the HTTP-level tests drive."""
 
 from __future__ import annotations
 
 import asyncio
+import shutil
+import sys
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -47,6 +51,78 @@ async def eventually(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 30.0) -> None:
+    """Like :func:`eventually` for async checks (each one runs a command)."""
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+async def run(*argv: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+@dataclass
+class ClusterCli:
+    """kubectl on one context of a simulator's kubeconfig, and ``milkyway sim fault``.
+
+    kubectl gets a fresh ``--cache-dir``; the fault CLI runs as its own process and finds
+    the simulator through ``<kubeconfig>.admin.json``, as a user's shell would.
+    """
+
+    kubeconfig: Path
+    cache: Path
+    context: str = "east"
+
+    async def kubectl(
+        self, *args: str, stdin: bytes | None = None, check: bool = True
+    ) -> tuple[int, str, str]:
+        binary = shutil.which("kubectl")
+        if binary is None:
+            pytest.fail("kubectl v1.32 is needed on PATH for this test (install kubectl)")
+        rc, out, err = await run(
+            binary,
+            f"--kubeconfig={self.kubeconfig}",
+            f"--context={self.context}",
+            f"--cache-dir={self.cache}",
+            "--request-timeout=10s",
+            *args,
+            stdin=stdin,
+        )
+        if check and rc != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed ({rc}): {err}")
+        return rc, out, err
+
+    async def output(self, *args: str, stdin: bytes | None = None) -> str:
+        """What a kubectl command that must succeed prints."""
+        return (await self.kubectl(*args, stdin=stdin))[1]
+
+    async def jsonpath(self, kind: str, name: str, path: str) -> str:
+        return await self.output("get", kind, name, "-o", f"jsonpath={path}")
+
+    async def fault(self, *args: str) -> str:
+        rc, out, err = await run(
+            sys.executable,
+            "-m",
+            "milkyway.cli.sim_fault",
+            *args,
+            "--kubeconfig",
+            str(self.kubeconfig),
+        )
+        if rc != 0:
+            raise AssertionError(f"milkyway sim fault {' '.join(args)} failed: {err}")
+        return out
 
 
 def sts_manifest(

@@ -9,7 +9,6 @@ and finds the simulator through ``<kubeconfig>.admin.json``, exactly as against
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -17,74 +16,24 @@ from pathlib import Path
 
 import pytest
 
+from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.clusters import SimulatedClusters
 from milkyway.sim.controllers.admin import admin_file
 from milkyway.sim.controllers.attach import ControlledClusters
 from milkyway.sim.controllers.config import ControlPlaneConfig
 
-from .conftest import sts_manifest
-
-KUBECTL = shutil.which("kubectl")
+from .conftest import ClusterCli, sts_manifest, until
 
 
 @dataclass
-class Running:
-    sim: SimulatedClusters
-    ctl: ControlledClusters
-    kubeconfig: Path
-    cache: Path
+class Running(ClusterCli):
+    sim: SimulatedClusters | None = None
+    ctl: ControlledClusters | None = None
 
-    async def kubectl(self, *args: str, check: bool = True) -> tuple[int, str, str]:
-        if KUBECTL is None:
-            pytest.fail("kubectl v1.32 is needed on PATH for this test (install kubectl)")
-        proc = await asyncio.create_subprocess_exec(
-            KUBECTL,
-            "--kubeconfig",
-            str(self.kubeconfig),
-            "--context",
-            "east",
-            "--cache-dir",
-            str(self.cache),
-            "--request-timeout",
-            "10s",
-            *args,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
-        rc = proc.returncode or 0
-        if check and rc != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({rc}): {err.decode()}")
-        return rc, out.decode(), err.decode()
-
-    async def fault(self, *args: str) -> str:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "milkyway.cli.sim_fault",
-            *args,
-            "--kubeconfig",
-            str(self.kubeconfig),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        out, err = await proc.communicate()
-        if proc.returncode != 0:
-            raise AssertionError(f"milkyway sim fault {' '.join(args)} failed: {err.decode()}")
-        return out.decode()
-
-    async def jsonpath(self, kind: str, name: str, path: str) -> str:
-        _, out, _ = await self.kubectl("get", kind, name, "-o", f"jsonpath={path}")
-        return out
-
-
-async def until(check, what: str, within: float = 20.0) -> None:  # type: ignore[no-untyped-def]
-    """Like ``eventually`` for async checks (each one runs kubectl)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while not await check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
+    @property
+    def api(self) -> ClusterAPI:
+        assert self.sim is not None
+        return self.sim["east"].api
 
 
 @pytest.fixture
@@ -94,11 +43,11 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         SimulatedClusters(["east"], kubeconfig_path=tmp_path / "kubeconfig") as sim,
         ControlledClusters(sim, nodes=2, config=config) as ctl,
     ):
-        yield Running(sim, ctl, tmp_path / "kubeconfig", tmp_path / "cache")
+        yield Running(tmp_path / "kubeconfig", tmp_path / "cache", sim=sim, ctl=ctl)
 
 
 async def test_rollout_status_and_wait_for_ready(running: Running) -> None:
-    api = running.sim["east"].api
+    api = running.api
     api.create(sts_manifest(storage_class=None))
     _, out, _ = await running.kubectl("rollout", "status", "statefulset/web", "--timeout=60s")
     assert "roll out complete" in out
@@ -140,7 +89,7 @@ async def test_rollout_status_and_wait_for_ready(running: Running) -> None:
 
 
 async def test_pod_faults_show_through_kubectl_and_clear(running: Running) -> None:
-    running.sim["east"].api.create(sts_manifest(replicas=2))
+    running.api.create(sts_manifest(replicas=2))
     await running.kubectl("rollout", "status", "statefulset/web", "--timeout=60s")
 
     await running.fault("crash-container", "web-0", "--cluster", "east", "--down-for", "0.5")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -21,66 +20,12 @@ import pytest
 
 from milkyway.sim.controllers.admin import admin_file
 
-from .conftest import sts_manifest
-
-KUBECTL = shutil.which("kubectl")
-
-
-async def _run(*argv: str, stdin: bytes | None = None) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else None,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(stdin)
-    return proc.returncode or 0, out.decode(), err.decode()
-
-
-class SimUp:
-    def __init__(self, tmp: Path) -> None:
-        self.kubeconfig = tmp / "kubeconfig"
-        self.cache = tmp / "cache"
-
-    async def kubectl(self, *args: str, stdin: bytes | None = None, check: bool = True) -> str:
-        if KUBECTL is None:
-            pytest.fail("kubectl v1.32 is needed on PATH for this test (install kubectl)")
-        rc, out, err = await _run(
-            KUBECTL,
-            "--kubeconfig",
-            str(self.kubeconfig),
-            "--context",
-            "east",
-            "--cache-dir",
-            str(self.cache),
-            "--request-timeout",
-            "10s",
-            *args,
-            stdin=stdin,
-        )
-        if check and rc != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed: {err}")
-        return out if rc == 0 else err
-
-    async def fault(self, *args: str) -> str:
-        rc, out, err = await _run(
-            sys.executable,
-            "-m",
-            "milkyway.cli.main",
-            "sim",
-            "fault",
-            *args,
-            "--kubeconfig",
-            str(self.kubeconfig),
-        )
-        if rc != 0:
-            raise AssertionError(f"milkyway sim fault {' '.join(args)} failed: {err}")
-        return out
+from .conftest import ClusterCli, sts_manifest, until
 
 
 @pytest.fixture
-async def sim_up(tmp_path: Path) -> AsyncIterator[SimUp]:
-    up = SimUp(tmp_path)
+async def sim_up(tmp_path: Path) -> AsyncIterator[ClusterCli]:
+    up = ClusterCli(tmp_path / "kubeconfig", tmp_path / "cache")
     env = {**os.environ, "HOME": str(tmp_path)}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -118,32 +63,24 @@ async def sim_up(tmp_path: Path) -> AsyncIterator[SimUp]:
     assert not admin_file(up.kubeconfig).exists(), "the admin file outlived the simulator"
 
 
-async def _until(check, what: str, within: float = 30.0) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(int(within * 10)):
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-async def test_faults_against_a_running_sim_up(sim_up: SimUp) -> None:
+async def test_faults_against_a_running_sim_up(sim_up: ClusterCli) -> None:
     manifest = json.dumps(sts_manifest(replicas=2)).encode()
-    await sim_up.kubectl("apply", "-f", "-", stdin=manifest)
-    out = await sim_up.kubectl("rollout", "status", "statefulset/web", "--timeout=60s")
+    await sim_up.output("apply", "-f", "-", stdin=manifest)
+    out = await sim_up.output("rollout", "status", "statefulset/web", "--timeout=60s")
     assert "roll out complete" in out
 
     await sim_up.fault("crash-container", "web-0", "--cluster", "east", "--down-for", "0.5")
-    restarts = await sim_up.kubectl(
+    restarts = await sim_up.output(
         "get", "pod", "web-0", "-o", "jsonpath={.status.containerStatuses[0].restartCount}"
     )
     assert restarts == "1"
 
-    volume = await sim_up.kubectl("get", "pvc", "data-web-1", "-o", "jsonpath={.spec.volumeName}")
+    volume = await sim_up.output("get", "pvc", "data-web-1", "-o", "jsonpath={.spec.volumeName}")
     fault = (await sim_up.fault("fail-disk", "--cluster", "east", "--volume", volume)).split()[0]
-    assert await sim_up.kubectl("get", "pv", volume, "-o", "jsonpath={.status.phase}") == "Failed"
+    assert await sim_up.output("get", "pv", volume, "-o", "jsonpath={.status.phase}") == "Failed"
 
     async def failed_mount() -> bool:
-        reasons = await sim_up.kubectl(
+        reasons = await sim_up.output(
             "get",
             "events",
             "--field-selector",
@@ -153,19 +90,19 @@ async def test_faults_against_a_running_sim_up(sim_up: SimUp) -> None:
         )
         return "DiskFailure" in reasons.split()
 
-    await _until(failed_mount, "DiskFailure on web-1")
+    await until(failed_mount, "DiskFailure on web-1")
     await sim_up.fault("lift", fault)
-    await sim_up.kubectl("wait", "--for=condition=Ready", "pod/web-1", "--timeout=30s")
+    await sim_up.output("wait", "--for=condition=Ready", "pod/web-1", "--timeout=30s")
 
-    node = await sim_up.kubectl("get", "pod", "web-0", "-o", "jsonpath={.spec.nodeName}")
+    node = await sim_up.output("get", "pod", "web-0", "-o", "jsonpath={.spec.nodeName}")
     fault = (await sim_up.fault("slow-node", node, "--cluster", "east")).split()[0]
     slow = '{.status.conditions[?(@.type=="KubeletSlow")].message}'
-    assert "5x longer" in await sim_up.kubectl("get", "node", node, "-o", f"jsonpath={slow}")
+    assert "5x longer" in await sim_up.output("get", "node", node, "-o", f"jsonpath={slow}")
     await sim_up.fault("lift", fault)
-    assert await sim_up.kubectl("get", "node", node, "-o", f"jsonpath={slow}") == ""
+    assert await sim_up.output("get", "node", node, "-o", f"jsonpath={slow}") == ""
 
     fault = (await sim_up.fault("cut-off", "--cluster", "east")).split()[0]
-    err = await sim_up.kubectl("get", "pods", check=False)
+    _, _, err = await sim_up.kubectl("get", "pods", check=False)
     assert "refused" in err  # "connection refused" or "The connection … was refused"
     await sim_up.fault("lift", fault)
-    assert "web-0" in await sim_up.kubectl("get", "pods")
+    assert "web-0" in await sim_up.output("get", "pods")
