@@ -680,11 +680,70 @@ class _Planner:
 
     # -- rules -----------------------------------------------------------------------------
 
+    def orphans(self) -> dict[str, list[ZoneObservation]]:
+        """Observed zones no longer in the spec (a zone or a whole component removed)."""
+        wanted = {(name, z.want.zone) for name, c in self.components.items() for z in c.zones}
+        found: dict[str, list[ZoneObservation]] = {}
+        for key in sorted(self.observed):
+            obs = self.observed[key]
+            if key not in wanted and _owns_objects(obs):
+                found.setdefault(key[0], []).append(obs)
+        return found
+
+    def remove_orphans(self, component: str, zones: list[ZoneObservation]) -> bool:
+        """Start decommissioning ``zones`` of ``component``; False if something blocks it."""
+        busy = self.busy(component)
+        if busy is not None:
+            self.waiting.append(f"{component}: flow {busy.name} ({busy.flow}) is {busy.phase}")
+            return False
+        unreachable = sorted(z.cluster for z in zones if not z.reachable)
+        if unreachable:
+            self.waiting.append(
+                f"{component}: cluster {', '.join(unreachable)} unreachable; waiting"
+            )
+            return False
+        existing = self.components.get(component)
+        type_name = existing.resolved.type.name if existing else ""
+        type_flows = existing.resolved.type.spec.flows if existing else {}
+        app_flows = self.app.component(component).flows if existing else {}
+        entries = [
+            {
+                "zone": z.zone,
+                "cluster": z.cluster,
+                "namespace": self.resolved.namespace,
+                "selector": selector_labels(self.resolved.name, component, z.zone),
+            }
+            for z in zones
+        ]
+        what = "component" if existing is None else "zone(s)"
+        self.start.append(
+            FlowRequest(
+                flow=flow_name("decommission", type_name, type_flows, app_flows),
+                params={
+                    "application": self.resolved.name,
+                    "namespace": self.resolved.namespace,
+                    "component": component,
+                    "zones": entries,
+                },
+                component=component,
+                reason=f"{what} removed from the spec: delete {component} in "
+                f"{', '.join(z.zone for z in zones)}",
+                mutex=mutex_key(self.resolved.namespace, self.resolved.name, component),
+                operation="decommission",
+            )
+        )
+        return True
+
     def run(self) -> None:
+        orphans = self.orphans()
+        for name, zones in orphans.items():
+            self.remove_orphans(name, zones)
         if self.deleting:
             self.decommission()
             return
         for component in self.components.values():
+            if component.name in orphans:
+                continue
             busy = self.busy(component.name)
             if busy is not None:
                 self.waiting.append(
@@ -1051,7 +1110,7 @@ class _Planner:
         return result
 
     def leftovers(self) -> bool:
-        return any(_owns_objects(z.obs) for c in self.components.values() for z in c.zones)
+        return any(_owns_objects(obs) for obs in self.observed.values())
 
 
 def plan(

@@ -135,6 +135,20 @@ class Harness:
                 async for node in client.list(Node):
                     objects.append(node.to_dict())
                 observed[(name, zone.name)] = observe_zone(name, zone.name, cluster, objects)
+        for cluster, client in self.clients.items():
+            stray: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            for resource in _NAMESPACED:
+                async for obj in client.list(
+                    resource,
+                    namespace=NAMESPACE,
+                    labels={"milkyway.ebay.com/application": resolved.name},
+                ):
+                    labels = obj.metadata.labels or {}
+                    pair = (labels["milkyway.ebay.com/component"], labels["milkyway.ebay.com/zone"])
+                    if pair not in observed:
+                        stray.setdefault(pair, []).append(obj.to_dict())
+            for pair, objects in stray.items():
+                observed[pair] = observe_zone(*pair, cluster, objects)
         return observed
 
     async def plan(self, now: datetime | None = None, deleting: bool = False) -> Plan:

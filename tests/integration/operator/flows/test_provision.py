@@ -59,3 +59,23 @@ async def test_provision_in_dependency_order_then_decommission(harness: Harness)
     assert await harness.leftovers() == []
     done = await harness.plan(deleting=True)
     assert done.deleted and done.status["phase"] == "Deleting"
+
+
+async def test_a_zone_removed_from_the_spec_is_decommissioned(harness: Harness) -> None:
+    harness.document = application(
+        [
+            component("zookeeper1", "3.4.7", {"phx": 1}),
+            component("kafka1", "1.1.0", {"phx": 1, "slc": 2}),
+        ]
+    )
+    await harness.converge()
+    harness.document["spec"]["components"][1]["regions"][0]["zones"].pop()
+
+    started = await harness.converge()
+
+    assert (started[0].operation, started[0].component) == ("decommission", "kafka1")
+    assert [z["zone"] for z in started[0].params["zones"]] == ["slc"]
+    left = await harness.leftovers()
+    assert [x for x in left if x.startswith("slc:")] == []
+    assert sorted(await harness.pods("kafka1")) == ["app1-kafka1-phx-0"]
+    assert (await harness.plan()).status["phase"] == "Running"
