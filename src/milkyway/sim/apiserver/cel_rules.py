@@ -16,6 +16,7 @@ from celpy import celtypes
 
 from milkyway.sim.apiserver import fielderrors as fe
 from milkyway.sim.apiserver.errors import Cause
+from milkyway.sim.apiserver.json_values import schema_type
 
 _ENV = celpy.Environment()
 _OLD_SELF = re.compile(r"\boldSelf\b")
@@ -39,7 +40,7 @@ class CelRule:
 
     def evaluate(self, value: Any, old: Any, field: str) -> Cause | None:
         """The cause when the rule fails for ``value`` at ``field``, else ``None``."""
-        type_name = _type_name(value)
+        type_name = schema_type(value)
         where = _join(field, self.field_path)
         try:
             activation = {"self": celpy.json_to_cel(value)}
@@ -102,20 +103,6 @@ def compile_rule(rule: Any, path: str) -> CelRule:
         program=program,
         message_program=message_program,
     )
-
-
-def _type_name(value: Any) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return "string"
 
 
 def _join(field: str, relative: str) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["json_copy", "json_equal", "json_kind", "short_json"]
+__all__ = ["json_copy", "json_equal", "json_kind", "schema_type", "short_json"]
 
 
 def json_copy(value: Any) -> Any:
@@ -49,6 +49,26 @@ def json_kind(value: Any) -> str:
         return "number"
     if isinstance(value, str):
         return "string"
+    return "null"
+
+
+def schema_type(value: Any) -> str:
+    """The OpenAPI type name of a decoded JSON value, as validation messages quote it.
+
+    A float with an integral value is an ``integer``, as JSON does not tell ``3`` from ``3.0``.
+    """
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    if isinstance(value, float):
+        return "integer" if value.is_integer() else "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
     return "null"
 
 

@@ -25,6 +25,7 @@ from milkyway.sim.apiserver import formats
 from milkyway.sim.apiserver.builtin_checks import check_metadata
 from milkyway.sim.apiserver.cel_rules import CelRule, compile_rule
 from milkyway.sim.apiserver.errors import ApiError, Cause
+from milkyway.sim.apiserver.json_values import schema_type
 
 _TYPES = ("array", "boolean", "integer", "number", "object", "string")
 _JUNCTORS = ("allOf", "anyOf", "oneOf", "not")
@@ -376,7 +377,7 @@ class StructuralSchema:
         """
         causes: list[Cause] = []
         if not isinstance(obj, dict):
-            return [fe.type_invalid("", _json_type(obj), 'must be of type object: "object"')]
+            return [fe.type_invalid("", schema_type(obj), 'must be of type object: "object"')]
         causes.extend(check_metadata(obj, group, kind, name=False))
         self._validate(obj, old, self.schema, (), causes, root=True)
         return causes
@@ -425,7 +426,7 @@ class StructuralSchema:
 
     @staticmethod
     def _type_ok(value: Any, node: Node, field: str, causes: list[Cause]) -> bool:
-        actual = _json_type(value)
+        actual = schema_type(value)
         if node.get("x-kubernetes-int-or-string"):
             if actual in ("integer", "string"):
                 return True
@@ -595,22 +596,6 @@ def _items(value: Any) -> list[tuple[str, Any]]:
 
 def _map(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "integer" if value.is_integer() else "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return "null"
 
 
 def _go_map_any(values: dict) -> str:

@@ -26,6 +26,7 @@ from milkyway.sim.apiserver.builtin_checks import check_semantics
 from milkyway.sim.apiserver.crd_validation import validate_crd
 from milkyway.sim.apiserver.errors import ApiError, Cause, bad_request
 from milkyway.sim.apiserver.fastschema import Check, SchemaCompiler
+from milkyway.sim.apiserver.json_values import schema_type
 from milkyway.sim.apiserver.schemas import BuiltinSchemas, GroupVersionKind
 from milkyway.sim.apiserver.structural import StructuralSchema
 
@@ -37,23 +38,11 @@ __all__ = [
     "validate_crd",
 ]
 
-_JSON_TYPES = {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}
-
 
 def split_api_version(api_version: str) -> tuple[str, str]:
     """``"apps/v1"`` -> ``("apps", "v1")``; ``"v1"`` -> ``("", "v1")``."""
     group, _, version = api_version.rpartition("/")
     return group, version
-
-
-def json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "number"
-    return _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def validate_builtin(obj: dict, schemas: BuiltinSchemas, *, strict: bool = True) -> list[Cause]:
@@ -64,7 +53,7 @@ def validate_builtin(obj: dict, schemas: BuiltinSchemas, *, strict: bool = True)
     :func:`strict_decoding_error` for how the real server reports those).
     """
     if not isinstance(obj, dict):
-        return [fe.type_invalid("", json_type(obj), 'must be of type object: "object"')]
+        return [fe.type_invalid("", schema_type(obj), 'must be of type object: "object"')]
     api_version, kind = obj.get("apiVersion"), obj.get("kind")
     causes: list[Cause] = []
     if not isinstance(api_version, str) or not api_version:
@@ -126,7 +115,7 @@ def _to_causes(error: ValidationError) -> list[Cause]:
         return [fe.unknown_field(fe.render_path((*path, k), keys)) for k in value if k not in known]
     if rule == "type":
         wanted = [t for t in ([expected] if isinstance(expected, str) else expected) if t != "null"]
-        actual = json_type(value)
+        actual = schema_type(value)
         return [
             fe.type_invalid(
                 field, actual, f'{field} in body must be of type {" or ".join(wanted)}: "{actual}"'
