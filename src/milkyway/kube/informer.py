@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lightkube import ApiError, AsyncClient
+from lightkube.core.resource import NamespacedResource
 from lightkube.types import OnErrorAction, OnErrorResult
 
 log = logging.getLogger(__name__)
@@ -66,17 +67,27 @@ class Informer:
                 log.warning("informer for %s: %s; retrying", self._resource.__name__, exc)
                 await asyncio.sleep(self._retry_delay)
 
+    def _scope(self) -> str | None:
+        """The namespace to list/watch: the one given, else all (``*``) for namespaced
+        resources, and none for cluster-scoped ones (``*`` is refused for those)."""
+        if self._namespace is not None:
+            return self._namespace
+        return "*" if issubclass(self._resource, NamespacedResource) else None
+
     async def _relist(self) -> None:
         listing = self._client.list(
             self._resource,
-            namespace=self._namespace if self._namespace is not None else "*",
+            namespace=self._scope(),
             labels=self._labels,
         )
         fresh: dict[ObjectKey, Any] = {}
         async for obj in listing:
             fresh[object_key(obj)] = obj
         self.resource_version = listing.resourceVersion
-        previous, self.cache = self.cache, fresh
+        previous = dict(self.cache)
+        # Updated in place: readers may hold a reference to the cache.
+        self.cache.clear()
+        self.cache.update(fresh)
         for key, obj in fresh.items():
             old = previous.get(key)
             if old is None:
@@ -100,7 +111,7 @@ class Informer:
             failure.clear()
             stream = self._client.watch(
                 self._resource,
-                namespace=self._namespace if self._namespace is not None else "*",
+                namespace=self._scope(),
                 labels=self._labels,
                 resource_version=self.resource_version,
                 server_timeout=self._server_timeout,

@@ -90,7 +90,8 @@ class LeaderElector:
             for task in (work, renew):
                 task.cancel()
             for task in (work, renew):
-                with contextlib.suppress(asyncio.CancelledError):
+                # A failure of ``work`` was raised by ``work.result()`` above already.
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
             if not lost and self.is_leader and self._config.release_on_cancel:
                 await asyncio.shield(self.release())

@@ -145,3 +145,16 @@ async def test_resumes_after_the_server_ends_the_watch(client: AsyncClient) -> N
         await client.create(config_map("late"))
         await eventually(lambda: ("ADDED", "late") in events)
     assert events.count(("ADDED", "late")) == 1
+
+
+async def test_cluster_scoped_resources_are_listed_without_namespace(client: AsyncClient) -> None:
+    from lightkube.resources.core_v1 import Namespace
+
+    events: list[tuple[str, str]] = []
+    informer = Informer(
+        client, Namespace, on_change=lambda kind, obj: events.append((kind, obj.metadata.name))
+    )
+    async with running(informer):
+        await client.create(Namespace(metadata=ObjectMeta(name="fresh")))
+        await eventually(lambda: ("ADDED", "fresh") in events)
+    assert ("", "default") in informer.cache

@@ -1,0 +1,40 @@
+"""lightkube classes for Milkyway's custom resources on the management cluster.
+
+Generic resources (no generated models): the operator reads them as plain dicts and
+validates them with :mod:`milkyway.model`, the one source of truth for their schema.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+
+from milkyway.flows.kube_store import FLOWRUN
+from milkyway.model.base import GROUP, VERSION
+
+APPLICATION = create_namespaced_resource(GROUP, VERSION, "Application", "applications")
+CLUSTER = create_global_resource(GROUP, VERSION, "Cluster", "clusters")
+COMPONENT_TYPE = create_global_resource(GROUP, VERSION, "ComponentType", "componenttypes")
+FLOW = create_namespaced_resource(GROUP, VERSION, "Flow", "flows")
+
+__all__ = ["APPLICATION", "CLUSTER", "COMPONENT_TYPE", "FLOW", "FLOWRUN", "as_dict"]
+
+
+def as_dict(obj: Any) -> dict[str, Any]:
+    """A lightkube object (typed or generic) as the plain JSON dict the API server sent."""
+    if isinstance(obj, dict):
+        return obj
+    data = obj.to_dict()
+    if "apiVersion" not in data or "kind" not in data:
+        data = {
+            "apiVersion": getattr(obj, "apiVersion", None) or _api_version(type(obj)),
+            "kind": getattr(obj, "kind", None) or type(obj).__name__,
+            **data,
+        }
+    return data
+
+
+def _api_version(resource: type) -> str:
+    info = resource._api_info.resource  # type: ignore[attr-defined]
+    return f"{info.group}/{info.version}" if info.group else info.version

@@ -1,0 +1,507 @@
+"""The operator process: ``milkyway operator run``, or :class:`Operator` in-process.
+
+Start-up, in order: connect to the management cluster; install or upgrade the CRDs
+(when allowed); make sure the operator's namespace exists; then campaign for the
+leader Lease. Only the leader works (a standby only campaigns): it watches
+Applications, ComponentTypes, Flows and FlowRuns, connects to every member cluster
+through the cluster registry, hosts the flow engines (FlowRuns are stored next to their
+Application, one engine per namespace) and runs the reconcile workers over a
+de-duplicating work queue keyed by Application.
+
+What wakes an Application up: a change of its spec or metadata (not of its status:
+that is our own write), a change of an object it owns in a member cluster, a change of
+one of its FlowRuns (a finished run always), a member cluster's reachability changing,
+a ComponentType or Flow changing, the planner's own requeue, and a periodic resync.
+
+A new leader resumes the flows of the old one: the engine takes over every unfinished
+FlowRun once the old engine's run lease has expired (``flow_lease_seconds``).
+
+Usage in-process (the demo and the end-to-end tests)::
+
+    async with Operator(kubeconfig, "mgmt", namespace="milkyway-system") as operator:
+        await operator.wait_until_leading()
+        ...
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from lightkube import ApiError, AsyncClient
+from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.core_v1 import Namespace
+
+from milkyway.components.registry import builtin_component_types, registry_from_resources
+from milkyway.flows.dsl import Catalog
+from milkyway.flows.engine import Engine
+from milkyway.flows.kube_store import KubeStore
+from milkyway.flows.tasks import REGISTRY, TaskRegistry
+from milkyway.kube.clients import client_from_kubeconfig
+from milkyway.kube.informer import Informer
+from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOW, FLOWRUN, as_dict
+from milkyway.model.errors import ValidationFailed
+from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
+from milkyway.operator.crd_install import install_crds
+from milkyway.operator.events import EventRecorder
+from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
+from milkyway.operator.reconciler import Caches, Planner, Reconciler
+from milkyway.operator.registry import ClusterRegistry
+from milkyway.operator.status_writer import StatusConflict
+from milkyway.operator.workqueue import ShutDown, WorkQueue
+from milkyway.render.labels import APPLICATION as APPLICATION_LABEL
+
+log = logging.getLogger("milkyway.operator")
+
+LEASE_NAME = "milkyway-operator"
+AppKey = tuple[str, str]
+
+
+def default_identity() -> str:
+    """``host-pid-random``: unique per process, readable in ``kubectl get lease``."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+@dataclass(frozen=True)
+class OperatorSettings:
+    """Tunables; the defaults suit a real cluster, tests shorten the timings."""
+
+    namespace: str = "milkyway-system"
+    """Where the leader Lease lives."""
+    workers: int = 4
+    """Applications reconciled at once."""
+    leader_election: bool = True
+    identity: str = field(default_factory=default_identity)
+    install_crds: bool = True
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
+    flow_lease_seconds: float = 15.0
+    """How long a FlowRun stays claimed by an engine that stopped renewing it."""
+    engine_poll_interval: float = 1.0
+    heartbeat_interval: float = 10.0
+    """Seconds between heartbeats of each member cluster."""
+    heartbeat_timeout: float = 5.0
+    resync_period: float = 60.0
+    """Every Application is reconciled at least this often, whatever happened."""
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"workers must be at least 1, got {self.workers}")
+
+
+def _default_planner() -> Planner:
+    from milkyway.operator.planner import plan
+
+    return plan
+
+
+def _default_tasks() -> TaskRegistry:
+    """The global task registry with Milkyway's lifecycle tasks registered in it."""
+    with contextlib.suppress(ModuleNotFoundError):
+        importlib.import_module("milkyway.operator.tasks")
+    return REGISTRY
+
+
+def _fingerprint(obj: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a change must touch to be worth a reconcile: not our own status writes."""
+    metadata = obj.get("metadata") or {}
+    return (
+        metadata.get("generation"),
+        metadata.get("deletionTimestamp"),
+        tuple(metadata.get("finalizers") or ()),
+        tuple(sorted((metadata.get("labels") or {}).items())),
+        tuple(sorted((metadata.get("annotations") or {}).items())),
+    )
+
+
+class Operator:
+    """The operator; see the module docstring. Start with ``async with`` or :meth:`start`."""
+
+    def __init__(
+        self,
+        kubeconfig: str | Path | Mapping[str, Any],
+        context: str | None = None,
+        settings: OperatorSettings | None = None,
+        *,
+        planner: Planner | None = None,
+        tasks: TaskRegistry | None = None,
+        flow_paths: Iterable[str | Path] = (),
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.context = context
+        self.settings = settings or OperatorSettings()
+        self.planner = planner or _default_planner()
+        self.tasks = tasks or _default_tasks()
+        self.flow_paths = list(flow_paths)
+        self.client: AsyncClient | None = None
+        self.leading = asyncio.Event()
+        self._main: asyncio.Task[None] | None = None
+        self._session: _Session | None = None
+
+    @property
+    def identity(self) -> str:
+        return self.settings.identity
+
+    @property
+    def session(self) -> _Session | None:
+        """The leader's working state (``None`` while not leading)."""
+        return self._session
+
+    async def start(self) -> None:
+        """Connect, install CRDs, and start campaigning; returns once campaigning."""
+        s = self.settings
+        self.client = client_from_kubeconfig(self.kubeconfig, self.context)
+        log.info("operator %s starting (namespace %s)", s.identity, s.namespace)
+        if s.install_crds:
+            names = await install_crds(self.client)
+            log.info("CRDs installed or upgraded: %d", len(names))
+        await self._ensure_namespace(s.namespace)
+        self._main = asyncio.create_task(self._campaign(), name=f"operator-{s.identity}")
+
+    async def stop(self) -> None:
+        """Stop working and campaigning (the lease is released for a standby)."""
+        if self._main is not None:
+            self._main.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+            self._main = None
+        if self.client is not None:
+            await self.client.close()
+            self.client = None
+        log.info("operator %s stopped", self.settings.identity)
+
+    async def __aenter__(self) -> Operator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    async def wait_until_leading(self, within: float = 60.0) -> None:
+        await asyncio.wait_for(self.leading.wait(), within)
+
+    async def run_forever(self) -> None:
+        """Start and run until cancelled or until the operator fails."""
+        await self.start()
+        assert self._main is not None
+        try:
+            await self._main
+        finally:
+            await self.stop()
+
+    async def _ensure_namespace(self, name: str) -> None:
+        assert self.client is not None
+        try:
+            await self.client.create(Namespace(metadata=ObjectMeta(name=name)))
+        except ApiError as exc:
+            if exc.status.code != 409:
+                raise
+
+    async def _campaign(self) -> None:
+        s = self.settings
+        assert self.client is not None
+        if not s.leader_election:
+            await self._lead()
+            return
+        config = LeaderElectionConfig(
+            name=LEASE_NAME,
+            namespace=s.namespace,
+            identity=s.identity,
+            lease_duration=s.lease_duration,
+            renew_deadline=s.renew_deadline,
+            retry_period=s.retry_period,
+        )
+        elector = LeaderElector(self.client, config)
+        log.info("operator %s campaigning for lease %s/%s", s.identity, s.namespace, LEASE_NAME)
+        while True:
+            try:
+                await elector.run(self._lead)
+                log.warning("operator %s is no longer leader; campaigning again", s.identity)
+            except Exception:
+                # Like a crashed replica restarting: the lease is free, work starts over.
+                log.exception("operator %s failed while leading; campaigning again", s.identity)
+                await asyncio.sleep(s.retry_period)
+
+    async def _lead(self) -> None:
+        assert self.client is not None
+        log.info("operator %s is leader: starting to reconcile", self.settings.identity)
+        session = _Session(self)
+        self._session = session
+        self.leading.set()
+        try:
+            await session.run()
+        finally:
+            self.leading.clear()
+            self._session = None
+            await session.close()
+
+
+class _Session:
+    """Everything the leader runs; built fresh on every acquisition of the lease."""
+
+    def __init__(self, operator: Operator) -> None:
+        assert operator.client is not None
+        self.operator = operator
+        self.settings = operator.settings
+        self.client: AsyncClient = operator.client
+        self.queue = WorkQueue()
+        self.clients: dict[str, Any] = {}
+        self.engines: dict[str, Engine] = {}
+        self.recorder = EventRecorder(self.client)
+        self._seen: dict[AppKey, tuple[Any, ...]] = {}
+        self._runs: dict[AppKey, dict[str, dict[str, Any]]] = {}
+        self._run_phases: dict[tuple[str, str], str] = {}
+        self._background: set[asyncio.Task[Any]] = set()
+        self.catalog: Catalog = self._build_catalog()
+        self.applications = Informer(self.client, APPLICATION, on_change=self._app_changed)
+        self.component_types = Informer(self.client, COMPONENT_TYPE, on_change=self._types_changed)
+        self.flows = Informer(self.client, FLOW, on_change=self._flows_changed)
+        self.flow_runs = Informer(
+            self.client, FLOWRUN, on_change=self._run_changed, labels={APPLICATION_LABEL: None}
+        )
+        self.registry = ClusterRegistry(
+            self.client,
+            self.clients,
+            on_member_change=lambda _cluster, app: self.queue.add(app),
+            on_cluster_change=self._cluster_changed,
+            heartbeat_interval=self.settings.heartbeat_interval,
+            heartbeat_timeout=self.settings.heartbeat_timeout,
+        )
+        self.reconciler = Reconciler(
+            self.client,
+            Caches(
+                applications=_AppCache(self.applications.cache),
+                component_types=self.component_types.cache,
+                runs_of=lambda key: list(self._runs.get(key, {}).values()),
+            ),
+            self.registry,
+            self,
+            operator.planner,
+            self.recorder,
+        )
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def run(self) -> None:
+        informers = (self.component_types, self.flows, self.flow_runs, self.applications)
+        for informer in informers:
+            self._spawn(informer.run(), f"informer-{informer._resource.__name__}")
+        self._spawn(self.registry.run(), "cluster-registry")
+        await asyncio.gather(*(i.synced.wait() for i in informers))
+        self.catalog = self._build_catalog()
+        for namespace in {ns for ns, _ in self.applications.cache} | {
+            ns for ns, _ in self.flow_runs.cache
+        }:
+            self.engine_for(namespace)
+        log.info(
+            "caches synced: %d applications, %d component types, %d flows, %d flow runs",
+            len(self.applications.cache),
+            len(self.component_types.cache),
+            len(self.flows.cache),
+            len(self.flow_runs.cache),
+        )
+        for i in range(self.settings.workers):
+            self._spawn(self._worker(), f"worker-{i}")
+        self._spawn(self._resync(), "resync")
+        await asyncio.gather(*self._tasks)
+
+    async def close(self) -> None:
+        self.queue.shut_down()
+        for task in [*self._tasks, *self._background]:
+            task.cancel()
+        for task in [*self._tasks, *self._background]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        for engine in self.engines.values():
+            await engine.stop()
+
+    def _spawn(self, coroutine: Any, name: str) -> None:
+        self._tasks.append(asyncio.create_task(coroutine, name=name))
+
+    def _later(self, coroutine: Any) -> None:
+        task = asyncio.create_task(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # --- engines ------------------------------------------------------------------------
+
+    def engine_for(self, namespace: str) -> Engine:
+        """The engine of ``namespace``'s FlowRuns, started on first use."""
+        engine = self.engines.get(namespace)
+        if engine is None:
+            s = self.settings
+            engine = Engine(
+                KubeStore(self.client, namespace),
+                self.catalog,
+                registry=self.operator.tasks,
+                engine_id=s.identity,
+                lease_seconds=s.flow_lease_seconds,
+                poll_interval=s.engine_poll_interval,
+            )
+            engine.clients = self.clients
+            engine.start()
+            self.engines[namespace] = engine
+            log.info("flow engine started for namespace %s", namespace)
+        return engine
+
+    def _build_catalog(self) -> Catalog:
+        from milkyway.operator.flows_catalog import build_catalog
+
+        resources = [as_dict(o) for o in getattr(self, "component_types", _Empty()).cache.values()]
+        try:
+            types = registry_from_resources(resources)
+        except ValidationFailed as exc:
+            log.warning("ignoring invalid ComponentTypes in the flow catalog: %s", exc)
+            types = builtin_component_types()
+        flows: list[Flow] = []
+        for obj in getattr(self, "flows", _Empty()).cache.values():
+            try:
+                flows.append(Flow.model_validate(as_dict(obj)))
+            except ValueError as exc:
+                log.warning("ignoring invalid Flow %s: %s", obj.metadata.name, exc)
+        catalog = build_catalog(types.values(), flows, self.operator.flow_paths)
+        for engine in getattr(self, "engines", {}).values():
+            engine.catalog = catalog
+        return catalog
+
+    # --- event handlers (synchronous: they only enqueue) ------------------------------
+
+    def _app_changed(self, event: str, obj: Any) -> None:
+        data = as_dict(obj)
+        key = (data["metadata"].get("namespace") or "", data["metadata"]["name"])
+        if event == "DELETED":
+            self._seen.pop(key, None)
+            self.queue.add(key)
+            return
+        fingerprint = _fingerprint(data)
+        if self._seen.get(key) != fingerprint:
+            self._seen[key] = fingerprint
+            self.queue.add(key)
+
+    def _types_changed(self, event: str, obj: Any) -> None:
+        self.catalog = self._build_catalog()
+        self._requeue_all()
+
+    def _flows_changed(self, event: str, obj: Any) -> None:
+        self.catalog = self._build_catalog()
+
+    def _cluster_changed(self, name: str) -> None:
+        self._requeue_all()
+
+    def _requeue_all(self) -> None:
+        for key in list(self.applications.cache):
+            self.queue.add(key)
+
+    def _run_changed(self, event: str, obj: Any) -> None:
+        data = as_dict(obj)
+        metadata = data["metadata"]
+        namespace = metadata.get("namespace") or ""
+        run = metadata["name"]
+        app = (metadata.get("labels") or {}).get(APPLICATION_LABEL)
+        if not app:
+            return
+        key = (namespace, app)
+        runs = self._runs.setdefault(key, {})
+        phase = (data.get("status") or {}).get("phase") or "Pending"
+        before = self._run_phases.get((namespace, run))
+        if event == "DELETED":
+            runs.pop(run, None)
+            self._run_phases.pop((namespace, run), None)
+        else:
+            runs[run] = data
+            self._run_phases[(namespace, run)] = phase
+        if phase in TERMINAL_RUN_PHASES and before is not None and before != phase:
+            self._later(self._flow_finished(key, data, phase))
+        self.queue.add(key)
+
+    async def _flow_finished(self, key: AppKey, run: dict[str, Any], phase: str) -> None:
+        app = self.applications.cache.get(key)
+        status = run.get("status") or {}
+        flow = (run.get("spec") or {}).get("flow", "")
+        message = f"{run['metadata']['name']} ({flow}) {phase.lower()}"
+        if status.get("message"):
+            message += f": {status['message']}"
+        log.log(
+            logging.INFO if phase == "Succeeded" else logging.WARNING,
+            "%s/%s: flow %s",
+            *key,
+            message,
+        )
+        if app is not None:
+            reason = {"Succeeded": "FlowSucceeded", "Failed": "FlowFailed"}.get(
+                phase, "FlowCancelled"
+            )
+            await self.recorder.record(as_dict(app), reason, message, warning=phase != "Succeeded")
+
+    # --- workers ------------------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                key = await self.queue.get()
+            except ShutDown:
+                return
+            assert isinstance(key, tuple)
+            try:
+                self.engine_for(key[0])
+                requeue = await self.reconciler.reconcile(key)
+            except StatusConflict:
+                self.queue.add_rate_limited(key)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                delay = self.queue.add_rate_limited(key)
+                log.warning(
+                    "%s/%s: reconcile failed (retry in %.1fs): %s: %s",
+                    *key,
+                    delay,
+                    type(exc).__name__,
+                    exc,
+                    exc_info=log.isEnabledFor(logging.DEBUG),
+                )
+            else:
+                self.queue.forget(key)
+                if requeue is not None:
+                    self.queue.add_after(key, requeue)
+            finally:
+                self.queue.done(key)
+
+    async def _resync(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_period)
+            self._requeue_all()
+
+
+class _AppCache(Mapping[AppKey, Any]):
+    """The Application informer's cache, as plain dicts."""
+
+    def __init__(self, cache: dict[Any, Any]) -> None:
+        self._cache = cache
+
+    def __getitem__(self, key: AppKey) -> Any:
+        return as_dict(self._cache[key])
+
+    def __iter__(self) -> Any:
+        return iter(self._cache)
+
+    def __len__(self) -> int:
+        return len(self._cache)
+
+
+class _Empty:
+    cache: dict[Any, Any] = {}

@@ -1,0 +1,501 @@
+"""Reconcile one Application: read it, compute WISB and WIRI, let the planner choose the
+flows that close the gap, start them, and write what was found to the status.
+
+The contract is controller-runtime's: :meth:`Reconciler.reconcile` is given only a key
+(``namespace``, ``name``), never an event; it re-reads everything from the informers'
+caches, so calling it twice, or late, or for a change it never saw, is always right. It
+returns how soon to look again (``None``: only when something changes) and raises to
+be retried with backoff.
+
+The steps, in order: finalizer; validate and resolve (types are the built-ins plus the
+ComponentType resources; a problem goes to the status with field, value and fix, and
+nothing is applied anywhere); map zones to member clusters; render every component in
+every zone (WISB); observe it in the member caches (WIRI); ask the pure planner; submit
+its flows through the engine; write the status with optimistic concurrency; record an
+Event for every flow started. While the Application is being deleted the planner plans
+the decommission, and the finalizer goes once no object of it is left in any cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from lightkube import ApiError, AsyncClient
+from lightkube.types import PatchType
+
+from milkyway.components.registry import ComponentTypeRegistry, registry_from_resources
+from milkyway.flows.dsl import FlowError
+from milkyway.kube.resources import APPLICATION
+from milkyway.model.application import Application, ApplicationStatus
+from milkyway.model.cluster import Cluster
+from milkyway.model.errors import FieldError, ValidationFailed
+from milkyway.model.flow import TERMINAL_RUN_PHASES
+from milkyway.model.load import application_from_data
+from milkyway.model.resolve import ResolvedApplication, resolve
+from milkyway.operator.events import EventRecorder
+from milkyway.operator.observe import ZoneObservation, observe_zone
+from milkyway.operator.planner import FlowRequest, Plan, RunningFlow
+from milkyway.operator.registry import ClusterRegistry
+from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition
+from milkyway.render.labels import APPLICATION as APPLICATION_LABEL
+from milkyway.render.labels import COMPONENT as COMPONENT_LABEL
+from milkyway.render.labels import ZONE as ZONE_LABEL
+from milkyway.render.zone import render_zone
+
+log = logging.getLogger(__name__)
+
+FINALIZER = "milkyway.ebay.com/decommission"
+REQUESTER = "milkyway-operator"
+OPERATION_LABEL = "milkyway.ebay.com/operation"
+INVALID_RETRY = None
+"""An invalid spec is not retried on a timer: the next edit of the Application re-queues it."""
+WAIT_FOR_CLUSTER = 5.0
+"""Seconds between looks at an Application waiting for a member cluster."""
+
+AppKey = tuple[str, str]
+
+
+class Planner(Protocol):
+    def __call__(
+        self,
+        app: Application,
+        resolved: ResolvedApplication,
+        desired: Mapping[tuple[str, str], list[dict[str, Any]]],
+        observed: Mapping[tuple[str, str], ZoneObservation],
+        running: Sequence[RunningFlow],
+        *,
+        now: datetime,
+        clusters: Mapping[str, dict[str, Any]],
+        deleting: bool = False,
+    ) -> Plan: ...
+
+
+class Engines(Protocol):
+    """The engines hosting flows, one per namespace (FlowRuns live next to their app)."""
+
+    def engine_for(self, namespace: str) -> Any: ...
+
+
+@dataclass
+class Caches:
+    """The management cluster's informer caches the reconcile reads."""
+
+    applications: Mapping[Any, Any]
+    component_types: Mapping[Any, Any]
+    runs_of: Callable[[AppKey], list[dict[str, Any]]]
+
+
+@dataclass
+class ZonePlacement:
+    """Which member cluster serves each zone of an Application, and what is missing."""
+
+    clusters: dict[str, str] = field(default_factory=dict)
+    """Zone name to Cluster name."""
+    missing: list[str] = field(default_factory=list)
+    errors: list[FieldError] = field(default_factory=list)
+
+
+def place_zones(app: Application, clusters: Sequence[Mapping[str, Any]]) -> ZonePlacement:
+    """Map every zone of ``app`` to the Cluster serving it (``zones[].cluster`` if set,
+    else the one Cluster whose ``spec.zone`` matches)."""
+    by_name = {c["metadata"]["name"]: c for c in clusters}
+    placement = ZonePlacement()
+    for i, component in enumerate(app.spec.components):
+        for j, region in enumerate(component.regions):
+            for k, zone in enumerate(region.zones):
+                path = f"spec.components[{i}].regions[{j}].zones[{k}]"
+                if zone.cluster is not None:
+                    if zone.cluster in by_name:
+                        placement.clusters[zone.name] = zone.cluster
+                    else:
+                        placement.missing.append(
+                            f"zone {zone.name}: Cluster {zone.cluster!r} is not registered"
+                        )
+                    continue
+                serving = sorted(
+                    name
+                    for name, c in by_name.items()
+                    if (c.get("spec") or {}).get("zone") == zone.name
+                )
+                if len(serving) == 1:
+                    placement.clusters.setdefault(zone.name, serving[0])
+                elif not serving:
+                    placement.missing.append(f"zone {zone.name}: no Cluster serves it")
+                elif zone.name not in placement.clusters:
+                    placement.errors.append(
+                        FieldError(
+                            f"{path}.cluster",
+                            None,
+                            f"Clusters {', '.join(serving)} all serve zone {zone.name!r}",
+                            f"set cluster: to one of {', '.join(serving)}",
+                        )
+                    )
+    return placement
+
+
+def running_flows(runs: Sequence[Mapping[str, Any]]) -> list[RunningFlow]:
+    """An Application's FlowRuns in the planner's terms: every unfinished one, plus the
+    latest finished one of each component (a Failed last attempt shows in the status;
+    older history does not)."""
+    unfinished: list[RunningFlow] = []
+    latest: dict[str | None, tuple[str, RunningFlow]] = {}
+    for run in runs:
+        metadata = run["metadata"]
+        phase = (run.get("status") or {}).get("phase") or "Pending"
+        component = (metadata.get("labels") or {}).get(COMPONENT_LABEL)
+        flow = RunningFlow(
+            name=metadata["name"],
+            flow=(run.get("spec") or {}).get("flow", ""),
+            component=component,
+            phase=phase,
+        )
+        if phase not in TERMINAL_RUN_PHASES:
+            unfinished.append(flow)
+            continue
+        created = metadata.get("creationTimestamp") or ""
+        if component not in latest or latest[component][0] <= created:
+            latest[component] = (created, flow)
+    busy = {f.component for f in unfinished}
+    finished = [f for c, (_, f) in sorted(latest.items(), key=lambda i: str(i[0])) if c not in busy]
+    return [*unfinished, *finished]
+
+
+def invalid_status(errors: Sequence[FieldError], generation: int | None) -> dict[str, Any]:
+    """Status of an Application whose spec cannot be resolved: every problem, its fix."""
+    message = "; ".join(str(e) for e in errors)
+    return {
+        "phase": "Failed",
+        "observedGeneration": generation,
+        "conditions": [
+            condition("Ready", False, "InvalidSpec", message, generation),
+            condition("Progressing", False, "InvalidSpec", "nothing applied", generation),
+        ],
+    }
+
+
+_STATUS_FIELDS = frozenset(
+    (f.alias or name) for name, f in ApplicationStatus.model_fields.items()
+) | frozenset(
+    "".join(w.capitalize() if i else w for i, w in enumerate(name.split("_")))
+    for name in ApplicationStatus.model_fields
+)
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def known_status(status: Mapping[str, Any]) -> dict[str, Any]:
+    """Only the fields the CRD keeps: the API server would prune others, and a field that
+    never sticks would make every reconcile write the status again."""
+    return {k: _clean(v) for k, v in status.items() if k in _STATUS_FIELDS and v is not None}
+
+
+class Reconciler:
+    """Reconciles Applications; see the module docstring for the contract."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        caches: Caches,
+        registry: ClusterRegistry,
+        engines: Engines,
+        planner: Planner,
+        recorder: EventRecorder,
+        *,
+        base_types: ComponentTypeRegistry | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._client = client
+        self._caches = caches
+        self._registry = registry
+        self._engines = engines
+        self._planner = planner
+        self._recorder = recorder
+        self._base_types = base_types
+        self._clock = clock
+        self._status = StatusWriter(client, APPLICATION)
+        self._submitted: dict[AppKey, dict[str, RunningFlow]] = {}
+        self.flows_started = 0
+
+    async def reconcile(self, key: AppKey) -> float | None:
+        """Close the gap of one Application; returns seconds until the next look."""
+        namespace, name = key
+        cached = self._caches.applications.get((namespace, name))
+        if cached is None:
+            self._submitted.pop(key, None)
+            return None
+        obj = cached if isinstance(cached, dict) else cached.to_dict()
+        metadata = obj["metadata"]
+        deleting = bool(metadata.get("deletionTimestamp"))
+        finalizers = list(metadata.get("finalizers") or [])
+        if not deleting and FINALIZER not in finalizers:
+            await self._set_finalizers(obj, [*finalizers, FINALIZER])
+            return None
+        if deleting and FINALIZER not in finalizers:
+            return None
+        generation = metadata.get("generation")
+
+        try:
+            app = application_from_data({**obj, "status": _planner_status(obj)})
+            types = self._types()
+            resolved = resolve(app, types)
+        except ValidationFailed as exc:
+            return await self._invalid(obj, exc.errors, deleting)
+        placement = place_zones(app, self._registry.resources())
+        if placement.errors:
+            return await self._invalid(obj, placement.errors, deleting)
+
+        cluster_resources = {c["metadata"]["name"]: c for c in self._registry.resources()}
+        by_zone = {z: cluster_resources[c] for z, c in placement.clusters.items()}
+        models = {z: _cluster_model(c) for z, c in by_zone.items()}
+        desired: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for component_name, component in resolved.components.items():
+            for zone in component.zones:
+                desired[(component_name, zone.name)] = render_zone(
+                    resolved, component_name, zone.name, clusters=models
+                )
+        observed = self._observe(namespace, name, resolved, placement)
+        running = self._running(key)
+        plan = self._planner(
+            app,
+            resolved,
+            desired,
+            observed,
+            running,
+            now=self._clock(),
+            clusters=by_zone,
+            deleting=deleting,
+        )
+        started = []
+        for request in plan.start:
+            started.append(await self._start(obj, request))
+        running_now = [*running, *started]
+        await self._write_status(obj, resolved, plan, placement, running_now, generation)
+
+        unfinished = [r for r in running_now if r.phase not in TERMINAL_RUN_PHASES]
+        if deleting and plan.deleted and not unfinished and self._nothing_left(key):
+            await self._set_finalizers(obj, [f for f in finalizers if f != FINALIZER])
+            await self._recorder.record(obj, "Decommissioned", "no object left in any cluster")
+            self._submitted.pop(key, None)
+            return None
+        waits = [plan.requeue_after] if plan.requeue_after is not None else []
+        if placement.missing or any(not o.reachable for o in observed.values()):
+            waits.append(WAIT_FOR_CLUSTER)
+        if deleting and not plan.start and not unfinished:
+            waits.append(WAIT_FOR_CLUSTER)
+        return min(waits) if waits else None
+
+    # --- steps ------------------------------------------------------------------------
+
+    def _types(self) -> ComponentTypeRegistry:
+        items = [
+            o if isinstance(o, dict) else o.to_dict() for o in self._caches.component_types.values()
+        ]
+        return registry_from_resources(items, self._base_types)
+
+    def _observe(
+        self, namespace: str, name: str, resolved: ResolvedApplication, placement: ZonePlacement
+    ) -> dict[tuple[str, str], ZoneObservation]:
+        observed: dict[tuple[str, str], ZoneObservation] = {}
+        for component_name, component in resolved.components.items():
+            for zone in component.zones:
+                cluster = placement.clusters.get(zone.name)
+                observed[(component_name, zone.name)] = self._observe_zone(
+                    namespace, name, component_name, zone.name, cluster
+                )
+        # Objects of components or zones no longer in the spec: the planner removes them.
+        for cluster_name in sorted(set(placement.clusters.values())):
+            member = self._registry.get(cluster_name)
+            if member is None or member.cache is None:
+                continue
+            for obj in member.cache.objects(namespace, name):
+                labels = obj["metadata"].get("labels") or {}
+                pair = (labels.get(COMPONENT_LABEL, ""), labels.get(ZONE_LABEL, ""))
+                if pair not in observed and all(pair):
+                    observed[pair] = self._observe_zone(namespace, name, *pair, cluster_name)
+        return observed
+
+    def _observe_zone(
+        self, namespace: str, name: str, component: str, zone: str, cluster: str | None
+    ) -> ZoneObservation:
+        member = self._registry.get(cluster) if cluster else None
+        if member is None or member.cache is None:
+            return observe_zone(component, zone, cluster or "", [], reachable=False)
+        objects = member.cache.zone_objects(namespace, name, component, zone)
+        reachable = member.reachable and member.cache.synced
+        return observe_zone(component, zone, member.name, objects, reachable=reachable)
+
+    def _running(self, key: AppKey) -> list[RunningFlow]:
+        runs = self._caches.runs_of(key)
+        seen = {r["metadata"]["name"] for r in runs}
+        pending = self._submitted.get(key, {})
+        for run_name in [n for n in pending if n in seen]:
+            del pending[run_name]
+        return [*running_flows(runs), *pending.values()]
+
+    async def _start(self, obj: Mapping[str, Any], request: FlowRequest) -> RunningFlow:
+        namespace = obj["metadata"]["namespace"]
+        name = obj["metadata"]["name"]
+        labels = {APPLICATION_LABEL: name}
+        if request.component:
+            labels[COMPONENT_LABEL] = request.component
+        if request.operation:
+            labels[OPERATION_LABEL] = request.operation
+        engine = self._engines.engine_for(namespace)
+        try:
+            run_name = await engine.submit(
+                request.flow,
+                request.params,
+                target=f"{namespace}/{name}",
+                requested_by=REQUESTER,
+                namespace=namespace,
+                labels=labels,
+                locks=[f"1:{request.mutex}"] if request.mutex else [],
+            )
+        except FlowError as exc:
+            await self._recorder.record(obj, "FlowRejected", f"{request.flow}: {exc}", warning=True)
+            raise
+        self.flows_started += 1
+        running = RunningFlow(run_name, request.flow, request.component, "Pending")
+        self._submitted.setdefault((namespace, name), {})[run_name] = running
+        target = f" for {request.component}" if request.component else ""
+        log.info(
+            "%s/%s: started %s (%s)%s: %s",
+            namespace,
+            name,
+            run_name,
+            request.flow,
+            target,
+            request.reason,
+        )
+        await self._recorder.record(
+            obj, "FlowStarted", f"{run_name} ({request.flow}){target}: {request.reason}"
+        )
+        return running
+
+    async def _write_status(
+        self,
+        obj: Mapping[str, Any],
+        resolved: ResolvedApplication,
+        plan: Plan,
+        placement: ZonePlacement,
+        running: Sequence[RunningFlow],
+        generation: int | None,
+    ) -> None:
+        status = dict(plan.status)
+        status["observedGeneration"] = generation
+        status["members"] = {
+            name: assignment.model_dump(mode="json", by_alias=True)
+            for name, assignment in resolved.members.items()
+        }
+        active = [r for r in running if r.phase not in TERMINAL_RUN_PHASES]
+        current = active[0] if active else None
+        status["currentFlow"] = current.name if current else None
+        conditions = [dict(c) for c in status.get("conditions") or []]
+        conditions = [c for c in conditions if c.get("type") not in ("ClustersReachable",)]
+        unreachable = sorted(
+            {self._cluster_label(c) for c in placement.clusters.values() if not self._reachable(c)}
+        )
+        problems = [*placement.missing, *(f"cluster {c} is unreachable" for c in unreachable)]
+        conditions.append(
+            condition(
+                "ClustersReachable",
+                not problems,
+                "ClusterUnreachable" if problems else "AllReachable",
+                "; ".join(problems) + ("; flows that need them wait" if problems else ""),
+                generation,
+            )
+        )
+        status["conditions"] = conditions
+        await self._status.write(obj, known_status(status))
+
+    def _cluster_label(self, name: str) -> str:
+        member = self._registry.get(name)
+        return f"{name} ({member.message})" if member and member.message else name
+
+    def _reachable(self, name: str) -> bool:
+        member = self._registry.get(name)
+        return bool(member and member.reachable and member.cache is not None)
+
+    async def _invalid(
+        self, obj: Mapping[str, Any], errors: Sequence[FieldError], deleting: bool
+    ) -> float | None:
+        generation = obj["metadata"].get("generation")
+        status = invalid_status(errors, generation)
+        before = [
+            c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == "Ready"
+        ]
+        written = await self._status.write(obj, {**dict(obj.get("status") or {}), **status})
+        message = status["conditions"][0]["message"]
+        if written is not None and (not before or before[0].get("message") != message):
+            log.warning(
+                "%s/%s is invalid: %s",
+                obj["metadata"]["namespace"],
+                obj["metadata"]["name"],
+                message,
+            )
+            await self._recorder.record(obj, "InvalidSpec", message, warning=True)
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        if deleting and self._nothing_left(key):
+            finalizers = [f for f in obj["metadata"].get("finalizers") or [] if f != FINALIZER]
+            await self._set_finalizers(obj, finalizers)
+        return INVALID_RETRY
+
+    def _nothing_left(self, key: AppKey) -> bool:
+        """True when every member cluster is reachable and holds no object of the app."""
+        for member in self._registry.members.values():
+            if member.cache is None or not member.reachable or not member.cache.synced:
+                return False
+            if member.cache.objects(*key):
+                return False
+        return True
+
+    async def _set_finalizers(self, obj: Mapping[str, Any], finalizers: list[str]) -> None:
+        metadata = obj["metadata"]
+        patch = {
+            "metadata": {
+                "finalizers": finalizers,
+                "resourceVersion": metadata.get("resourceVersion"),
+            }
+        }
+        try:
+            await self._client.patch(
+                APPLICATION,
+                metadata["name"],
+                patch,
+                namespace=metadata["namespace"],
+                patch_type=PatchType.MERGE,
+            )
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return
+            if exc.status.code == 409:
+                raise StatusConflict(f"{metadata['name']}: {exc.status.message}") from None
+            raise
+
+
+def _planner_status(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Of the stored status, what resolve and the planner read back: the member
+    identities to continue, the conditions whose transition times to keep."""
+    status = obj.get("status") or {}
+    return {k: status[k] for k in ("members", "conditions") if status.get(k)}
+
+
+def _cluster_model(resource: Mapping[str, Any]) -> Cluster:
+    return Cluster.model_validate(
+        {
+            "apiVersion": resource["apiVersion"],
+            "kind": resource["kind"],
+            "metadata": resource["metadata"],
+            "spec": resource.get("spec") or {},
+        }
+    )

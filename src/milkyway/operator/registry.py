@@ -1,0 +1,239 @@
+"""The cluster registry: one connection per member cluster, from its ``Cluster`` resource.
+
+A ``Cluster`` names a Secret holding a kubeconfig. The registry builds a lightkube client
+from it (the context named like the Cluster if the kubeconfig has one, else its current
+context), keeps the engine's ``clients`` mapping current (tasks address clusters by
+Cluster name), starts a :class:`MemberCache` on the cluster, and heartbeats it with
+``GET /version``. The result is written to the Cluster's status (reachable, version, last
+heartbeat, a ``Ready`` condition saying why not) and reported to the operator, which
+re-queues the Applications that have a zone there: their flows wait while the cluster is
+unreachable, and resume when it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from lightkube import ApiError, AsyncClient
+from lightkube.resources.core_v1 import Secret
+
+from milkyway.kube.clients import (
+    KubeconfigError,
+    client_from_kubeconfig,
+    kubeconfig_from_secret_data,
+)
+from milkyway.kube.informer import Informer
+from milkyway.kube.member_cache import AppKey, MemberCache
+from milkyway.kube.resources import CLUSTER, as_dict
+from milkyway.kube.version import Unreachable, server_version
+from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition, now_rfc3339
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MemberCluster:
+    """What the registry knows of one member cluster."""
+
+    name: str
+    resource: dict[str, Any]
+    client: AsyncClient | None = None
+    cache: MemberCache | None = None
+    reachable: bool = False
+    version: str | None = None
+    reason: str = "Connecting"
+    message: str = ""
+    last_heartbeat: str | None = None
+    secret_ref: tuple[str, str, str] | None = None
+    heartbeat: asyncio.Task[None] | None = field(default=None, repr=False)
+
+    @property
+    def zone(self) -> str:
+        return str((self.resource.get("spec") or {}).get("zone", ""))
+
+    @property
+    def region(self) -> str:
+        return str((self.resource.get("spec") or {}).get("region", ""))
+
+
+class ClusterRegistry:
+    """Watches Cluster resources and keeps a live connection to each member cluster."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        clients: MutableMapping[str, Any],
+        *,
+        on_member_change: Callable[[str, AppKey], None],
+        on_cluster_change: Callable[[str], None],
+        heartbeat_interval: float = 10.0,
+        heartbeat_timeout: float = 5.0,
+        client_timeout: float = 30.0,
+    ) -> None:
+        self._client = client
+        self.clients = clients
+        self._on_member_change = on_member_change
+        self._on_cluster_change = on_cluster_change
+        self.heartbeat_interval = heartbeat_interval
+        self.heartbeat_timeout = heartbeat_timeout
+        self.client_timeout = client_timeout
+        self.members: dict[str, MemberCluster] = {}
+        self._status = StatusWriter(client, CLUSTER)
+        self._dirty: asyncio.Queue[str] = asyncio.Queue()
+        self.informer = Informer(client, CLUSTER, on_change=self._cluster_event)
+
+    # --- reading ----------------------------------------------------------------------
+
+    def get(self, name: str) -> MemberCluster | None:
+        return self.members.get(name)
+
+    def resources(self) -> list[dict[str, Any]]:
+        """Every Cluster resource known (from the informer's cache)."""
+        return [as_dict(obj) for obj in self.informer.cache.values()]
+
+    # --- running ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Follow Cluster resources until cancelled; then close every connection."""
+        watch = asyncio.create_task(self.informer.run(), name="informer-clusters")
+        try:
+            while True:
+                name = await self._dirty.get()
+                await self._sync(name)
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
+            for name in list(self.members):
+                await self._drop(name)
+
+    def _cluster_event(self, event: str, obj: Any) -> None:
+        self._dirty.put_nowait(obj.metadata.name)
+
+    async def _sync(self, name: str) -> None:
+        obj = self.informer.cache.get(("", name))
+        if obj is None:
+            await self._drop(name)
+            self._on_cluster_change(name)
+            return
+        resource = as_dict(obj)
+        member = self.members.get(name)
+        if member is None:
+            member = self.members[name] = MemberCluster(name, {})
+            log.info("cluster %s registered (zone %s)", name, resource["spec"].get("zone"))
+        spec_changed = member.resource.get("spec") != resource.get("spec")
+        member.resource = resource
+        ref = (resource.get("spec") or {}).get("kubeconfigSecretRef") or {}
+        secret_ref = (ref.get("namespace", ""), ref.get("name", ""), ref.get("key", "kubeconfig"))
+        if member.secret_ref != secret_ref or member.client is None:
+            await self._disconnect(member)
+            member.secret_ref = secret_ref
+            await self._connect(member)
+            spec_changed = True
+        if member.heartbeat is None or member.heartbeat.done():
+            member.heartbeat = asyncio.create_task(self._heartbeats(member), name=f"hb-{name}")
+        if spec_changed:
+            # Our own status writes come back as events too; only a new spec matters.
+            self._on_cluster_change(name)
+
+    async def _connect(self, member: MemberCluster) -> None:
+        assert member.secret_ref is not None
+        namespace, secret_name, key = member.secret_ref
+        try:
+            secret = await self._client.get(Secret, secret_name, namespace=namespace)
+            config = kubeconfig_from_secret_data(secret.data or {}, key)
+            contexts = {c.get("name") for c in config.get("contexts") or []}
+            context = member.name if member.name in contexts else None
+            member.client = client_from_kubeconfig(config, context, timeout=self.client_timeout)
+        except ApiError as exc:
+            member.reason = "KubeconfigSecretNotFound" if exc.status.code == 404 else "SecretError"
+            member.message = (
+                f"Secret {namespace}/{secret_name} could not be read ({exc.status.message}); "
+                f"create it with the cluster's kubeconfig under data.{key}"
+            )
+            member.reachable = False
+            return
+        except KubeconfigError as exc:
+            member.reason = "KubeconfigInvalid"
+            member.message = f"Secret {namespace}/{secret_name}: {exc}"
+            member.reachable = False
+            return
+        member.cache = MemberCache(member.name, member.client, self._on_member_change)
+        member.cache.start()
+        self.clients[member.name] = member.client
+        member.reason = "Connecting"
+        member.message = ""
+
+    async def _disconnect(self, member: MemberCluster) -> None:
+        self.clients.pop(member.name, None)
+        if member.cache is not None:
+            await member.cache.stop()
+            member.cache = None
+        if member.client is not None:
+            with contextlib.suppress(Exception):
+                await member.client.close()
+            member.client = None
+
+    async def _drop(self, name: str) -> None:
+        member = self.members.pop(name, None)
+        if member is None:
+            return
+        if member.heartbeat is not None:
+            member.heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await member.heartbeat
+        await self._disconnect(member)
+        log.info("cluster %s removed", name)
+
+    async def _heartbeats(self, member: MemberCluster) -> None:
+        while True:
+            await self.heartbeat(member)
+            await asyncio.sleep(self.heartbeat_interval)
+
+    async def heartbeat(self, member: MemberCluster) -> None:
+        """One heartbeat: probe the cluster, update the registry and the Cluster status."""
+        was = member.reachable
+        if member.client is None and member.secret_ref is not None:
+            await self._connect(member)
+        if member.client is not None:
+            try:
+                member.version = await server_version(member.client, self.heartbeat_timeout)
+                member.reachable = True
+                member.reason = "Heartbeat"
+                member.message = f"API server {member.version} answers"
+                member.last_heartbeat = now_rfc3339()
+            except Unreachable as exc:
+                member.reachable = False
+                member.reason = "Unreachable"
+                member.message = f"GET /version failed: {exc}"
+        if was != member.reachable:
+            if member.reachable:
+                log.info("cluster %s is reachable (%s)", member.name, member.version)
+            else:
+                log.warning("cluster %s is unreachable: %s", member.name, member.message)
+            self._on_cluster_change(member.name)
+        await self._write_status(member)
+
+    async def _write_status(self, member: MemberCluster) -> None:
+        status: dict[str, Any] = {
+            "reachable": member.reachable,
+            "version": member.version,
+            "lastHeartbeatTime": member.last_heartbeat,
+            "conditions": [condition("Ready", member.reachable, member.reason, member.message)],
+        }
+        obj = self.informer.cache.get(("", member.name))
+        if obj is None:
+            return
+        try:
+            await self._status.write(as_dict(obj), status)
+        except StatusConflict:
+            fresh = await self._client.get(CLUSTER, member.name)
+            with contextlib.suppress(StatusConflict):
+                await self._status.write(as_dict(fresh), status)
+        except (ApiError, OSError) as exc:
+            log.warning("writing status of cluster %s failed: %s", member.name, exc)
