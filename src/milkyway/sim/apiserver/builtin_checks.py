@@ -18,6 +18,7 @@ from typing import Any
 from milkyway.sim.apiserver import fielderrors as fe
 from milkyway.sim.apiserver import naming
 from milkyway.sim.apiserver.errors import Cause
+from milkyway.sim.apiserver.json_values import as_array, as_object
 from milkyway.sim.apiserver.quantity import QUANTITY_PATTERN, parse_quantity
 
 ANNOTATIONS_MAX_BYTES = 256 * 1024
@@ -60,17 +61,9 @@ def check_semantics(obj: dict, group: str, kind: str) -> list[Cause]:
     return causes
 
 
-def _map(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
 def check_metadata(obj: dict, group: str, kind: str, *, name: bool = True) -> list[Cause]:
     """ObjectMeta rules; ``name=False`` leaves the name to a caller with its own naming rule."""
-    meta = _map(obj.get("metadata"))
+    meta = as_object(obj.get("metadata"))
     causes: list[Cause] = []
     check_name = name
     name = meta.get("name")
@@ -85,14 +78,14 @@ def check_metadata(obj: dict, group: str, kind: str, *, name: bool = True) -> li
         causes.extend(
             fe.invalid("metadata.namespace", namespace, p) for p in naming.dns1123_label(namespace)
         )
-    labels = _map(meta.get("labels"))
+    labels = as_object(meta.get("labels"))
     for key, value in labels.items():
         causes.extend(fe.invalid("metadata.labels", key, p) for p in naming.qualified_name(key))
         if isinstance(value, str):
             causes.extend(
                 fe.invalid("metadata.labels", value, p) for p in naming.label_value(value)
             )
-    annotations = _map(meta.get("annotations"))
+    annotations = as_object(meta.get("annotations"))
     size = 0
     for key, value in annotations.items():
         causes.extend(
@@ -101,17 +94,19 @@ def check_metadata(obj: dict, group: str, kind: str, *, name: bool = True) -> li
         size += len(key.encode()) + (len(value.encode()) if isinstance(value, str) else 0)
     if size > ANNOTATIONS_MAX_BYTES:
         causes.append(fe.too_long("metadata.annotations", ANNOTATIONS_MAX_BYTES))
-    for i, finalizer in enumerate(_list(meta.get("finalizers"))):
+    for i, finalizer in enumerate(as_array(meta.get("finalizers"))):
         if isinstance(finalizer, str):
             causes.extend(
                 fe.invalid(f"metadata.finalizers[{i}]", finalizer, p)
                 for p in naming.qualified_name(finalizer)
             )
-    for i, ref in enumerate(_list(meta.get("ownerReferences"))):
+    for i, ref in enumerate(as_array(meta.get("ownerReferences"))):
         for key in ("apiVersion", "kind", "name", "uid"):
             if isinstance(ref, dict) and not ref.get(key):
                 causes.append(fe.required(f"metadata.ownerReferences[{i}].{key}"))
-    controllers = [r for r in _list(meta.get("ownerReferences")) if _map(r).get("controller")]
+    controllers = [
+        r for r in as_array(meta.get("ownerReferences")) if as_object(r).get("controller")
+    ]
     if len(controllers) > 1:
         causes.append(
             fe.invalid(
@@ -127,16 +122,16 @@ def _pod_spec(
     spec: Any, path: str, *, template: bool = False, claim_names: frozenset[str] = frozenset()
 ) -> list[Cause]:
     """A pod spec's rules; ``claim_names`` are a StatefulSet's claim templates, mountable too."""
-    spec = _map(spec)
+    spec = as_object(spec)
     causes: list[Cause] = []
-    containers = _list(spec.get("containers"))
+    containers = as_array(spec.get("containers"))
     if not containers:
         causes.append(fe.required(f"{path}.containers"))
     names: set[str] = set()
-    volumes = _list(spec.get("volumes"))
+    volumes = as_array(spec.get("volumes"))
     volume_names: set[str] = set()
     for i, volume in enumerate(volumes):
-        vname = _map(volume).get("name")
+        vname = as_object(volume).get("name")
         field = f"{path}.volumes[{i}].name"
         if not vname:
             causes.append(fe.required(field))
@@ -148,10 +143,12 @@ def _pod_spec(
             volume_names.add(vname)
             causes.extend(fe.invalid(field, vname, p) for p in naming.dns1123_label(vname))
     for key in ("initContainers", "containers"):
-        for i, container in enumerate(_list(spec.get(key))):
-            causes.extend(_container(_map(container), f"{path}.{key}[{i}]", names))
+        for i, container in enumerate(as_array(spec.get(key))):
+            causes.extend(_container(as_object(container), f"{path}.{key}[{i}]", names))
             causes.extend(
-                _volume_mounts(_map(container), f"{path}.{key}[{i}]", volume_names | claim_names)
+                _volume_mounts(
+                    as_object(container), f"{path}.{key}[{i}]", volume_names | claim_names
+                )
             )
     restart = spec.get("restartPolicy")
     if template and restart not in (None, "Always"):
@@ -167,8 +164,8 @@ def _pod_spec(
 def _volume_mounts(container: dict, path: str, volumes: set[str] | frozenset[str]) -> list[Cause]:
     causes: list[Cause] = []
     paths: set[str] = set()
-    for i, mount in enumerate(_list(container.get("volumeMounts"))):
-        mount = _map(mount)
+    for i, mount in enumerate(as_array(container.get("volumeMounts"))):
+        mount = as_object(mount)
         field = f"{path}.volumeMounts[{i}]"
         name, mount_path = mount.get("name"), mount.get("mountPath")
         if not name:
@@ -205,8 +202,8 @@ def _container(container: dict, path: str, names: set[str]) -> list[Cause]:
     if isinstance(policy, str) and policy not in _PULL_POLICIES:
         causes.append(fe.not_supported(f"{path}.imagePullPolicy", policy, _PULL_POLICIES))
     port_names: set[str] = set()
-    for i, port in enumerate(_list(container.get("ports"))):
-        port = _map(port)
+    for i, port in enumerate(as_array(container.get("ports"))):
+        port = as_object(port)
         field = f"{path}.ports[{i}]"
         number = port.get("containerPort")
         if number is None:
@@ -221,9 +218,9 @@ def _container(container: dict, path: str, names: set[str]) -> list[Cause]:
         protocol = port.get("protocol")
         if isinstance(protocol, str) and protocol not in _PROTOCOLS:
             causes.append(fe.not_supported(f"{field}.protocol", protocol, _PROTOCOLS))
-    causes.extend(_resources(_map(container.get("resources")), f"{path}.resources"))
-    for i, env in enumerate(_list(container.get("env"))):
-        if not _map(env).get("name"):
+    causes.extend(_resources(as_object(container.get("resources")), f"{path}.resources"))
+    for i, env in enumerate(as_array(container.get("env"))):
+        if not as_object(env).get("name"):
             causes.append(fe.required(f"{path}.env[{i}].name"))
     return causes
 
@@ -260,7 +257,7 @@ def _bad_quantities(values: dict, path: str) -> list[Cause]:
 
 
 def _resources(resources: dict, path: str) -> list[Cause]:
-    requests, limits = _map(resources.get("requests")), _map(resources.get("limits"))
+    requests, limits = as_object(resources.get("requests")), as_object(resources.get("limits"))
     causes = _bad_quantities(requests, f"{path}.requests")
     causes.extend(_bad_quantities(limits, f"{path}.limits"))
     parsed_limits = _quantities(limits)
@@ -288,13 +285,13 @@ def _pod(obj: dict) -> list[Cause]:
 
 
 def _selector_matches(selector: dict, labels: dict) -> bool:
-    for key, value in _map(selector.get("matchLabels")).items():
+    for key, value in as_object(selector.get("matchLabels")).items():
         if labels.get(key) != value:
             return False
-    for expression in _list(selector.get("matchExpressions")):
-        expression = _map(expression)
+    for expression in as_array(selector.get("matchExpressions")):
+        expression = as_object(expression)
         key, operator = expression.get("key"), expression.get("operator")
-        values = _list(expression.get("values"))
+        values = as_array(expression.get("values"))
         if not isinstance(key, str):
             return False
         present = key in labels
@@ -311,18 +308,18 @@ def _selector_matches(selector: dict, labels: dict) -> bool:
 
 def _label_selector(selector: dict, path: str) -> list[Cause]:
     causes: list[Cause] = []
-    for key, value in _map(selector.get("matchLabels")).items():
+    for key, value in as_object(selector.get("matchLabels")).items():
         causes.extend(fe.invalid(f"{path}.matchLabels", key, p) for p in naming.qualified_name(key))
         if isinstance(value, str):
             causes.extend(
                 fe.invalid(f"{path}.matchLabels", value, p) for p in naming.label_value(value)
             )
     operators = ("DoesNotExist", "Exists", "In", "NotIn")
-    for i, expression in enumerate(_list(selector.get("matchExpressions"))):
-        expression = _map(expression)
+    for i, expression in enumerate(as_array(selector.get("matchExpressions"))):
+        expression = as_object(expression)
         field = f"{path}.matchExpressions[{i}]"
         operator = expression.get("operator")
-        values = _list(expression.get("values"))
+        values = as_array(expression.get("values"))
         if operator not in operators:
             causes.append(fe.not_supported(f"{field}.operator", operator, operators))
         elif operator in ("In", "NotIn") and not values:
@@ -348,7 +345,7 @@ def _go_map(labels: dict) -> str:
 
 def _workload(kind: str) -> Callable[[dict], list[Cause]]:
     def check(obj: dict) -> list[Cause]:
-        spec = _map(obj.get("spec"))
+        spec = as_object(obj.get("spec"))
         causes: list[Cause] = []
         replicas = spec.get("replicas")
         if isinstance(replicas, int) and not isinstance(replicas, bool) and replicas < 0:
@@ -356,8 +353,8 @@ def _workload(kind: str) -> Callable[[dict], list[Cause]]:
                 fe.invalid("spec.replicas", replicas, "must be greater than or equal to 0")
             )
         selector = spec.get("selector")
-        template = _map(spec.get("template"))
-        labels = _map(_map(template.get("metadata")).get("labels"))
+        template = as_object(spec.get("template"))
+        labels = as_object(as_object(template.get("metadata")).get("labels"))
         if not isinstance(selector, dict):
             causes.append(fe.required("spec.selector"))
         elif not selector.get("matchLabels") and not selector.get("matchExpressions"):
@@ -394,8 +391,8 @@ def _workload(kind: str) -> Callable[[dict], list[Cause]]:
             causes.append(fe.required("spec.template"))
         else:
             claims = frozenset(
-                str(_map(_map(c).get("metadata")).get("name", ""))
-                for c in _list(spec.get("volumeClaimTemplates"))
+                str(as_object(as_object(c).get("metadata")).get("name", ""))
+                for c in as_array(spec.get("volumeClaimTemplates"))
             )
             causes.extend(
                 _pod_spec(
@@ -420,27 +417,29 @@ def _statefulset(spec: dict) -> list[Cause]:
         causes.append(
             fe.not_supported("spec.podManagementPolicy", policy, ("OrderedReady", "Parallel"))
         )
-    strategy = _map(spec.get("updateStrategy")).get("type")
+    strategy = as_object(spec.get("updateStrategy")).get("type")
     if isinstance(strategy, str) and strategy not in ("OnDelete", "RollingUpdate"):
         causes.append(
             fe.not_supported("spec.updateStrategy.type", strategy, ("OnDelete", "RollingUpdate"))
         )
-    for i, claim in enumerate(_list(spec.get("volumeClaimTemplates"))):
+    for i, claim in enumerate(as_array(spec.get("volumeClaimTemplates"))):
         causes.extend(
-            _claim_spec(_map(_map(claim).get("spec")), f"spec.volumeClaimTemplates[{i}].spec")
+            _claim_spec(
+                as_object(as_object(claim).get("spec")), f"spec.volumeClaimTemplates[{i}].spec"
+            )
         )
     return causes
 
 
 def _claim_spec(spec: dict, path: str) -> list[Cause]:
     causes: list[Cause] = []
-    modes = _list(spec.get("accessModes"))
+    modes = as_array(spec.get("accessModes"))
     if not modes:
         causes.append(fe.required(f"{path}.accessModes", "at least 1 access mode is required"))
     for mode in modes:
         if mode not in _ACCESS_MODES:
             causes.append(fe.not_supported(f"{path}.accessModes", mode, _ACCESS_MODES))
-    requests = _map(_map(spec.get("resources")).get("requests"))
+    requests = as_object(as_object(spec.get("resources")).get("requests"))
     if "storage" not in requests:
         causes.append(fe.required(f"{path}.resources[storage]"))
     causes.extend(_bad_quantities(requests, f"{path}.resources.requests"))
@@ -448,15 +447,15 @@ def _claim_spec(spec: dict, path: str) -> list[Cause]:
 
 
 def _pvc(obj: dict) -> list[Cause]:
-    return _claim_spec(_map(obj.get("spec")), "spec")
+    return _claim_spec(as_object(obj.get("spec")), "spec")
 
 
 def _pv(obj: dict) -> list[Cause]:
-    spec = _map(obj.get("spec"))
+    spec = as_object(obj.get("spec"))
     causes: list[Cause] = []
-    if "storage" not in _map(spec.get("capacity")):
+    if "storage" not in as_object(spec.get("capacity")):
         causes.append(fe.required("spec.capacity"))
-    modes = _list(spec.get("accessModes"))
+    modes = as_array(spec.get("accessModes"))
     if not modes:
         causes.append(fe.required("spec.accessModes"))
     for mode in modes:
@@ -466,12 +465,12 @@ def _pv(obj: dict) -> list[Cause]:
 
 
 def _service(obj: dict) -> list[Cause]:
-    spec = _map(obj.get("spec"))
+    spec = as_object(obj.get("spec"))
     causes: list[Cause] = []
     kind = spec.get("type", "ClusterIP")
     if kind not in _SERVICE_TYPES:
         causes.append(fe.not_supported("spec.type", kind, _SERVICE_TYPES))
-    ports = _list(spec.get("ports"))
+    ports = as_array(spec.get("ports"))
     headless = spec.get("clusterIP") == "None"
     if kind == "ExternalName":
         if not spec.get("externalName"):
@@ -480,7 +479,7 @@ def _service(obj: dict) -> list[Cause]:
         causes.append(fe.required("spec.ports"))
     names: set[str] = set()
     for i, port in enumerate(ports):
-        port = _map(port)
+        port = as_object(port)
         field = f"spec.ports[{i}]"
         name = port.get("name")
         if len(ports) > 1 and not name:
@@ -501,7 +500,7 @@ def _service(obj: dict) -> list[Cause]:
         protocol = port.get("protocol")
         if isinstance(protocol, str) and protocol not in _PROTOCOLS:
             causes.append(fe.not_supported(f"{field}.protocol", protocol, _PROTOCOLS))
-    selector = _map(spec.get("selector"))
+    selector = as_object(spec.get("selector"))
     for key, value in selector.items():
         causes.extend(fe.invalid("spec.selector", key, p) for p in naming.qualified_name(key))
         if isinstance(value, str):
@@ -513,7 +512,7 @@ def _config_keys(obj: dict, fields: Iterable[str]) -> list[Cause]:
     causes: list[Cause] = []
     seen: dict[str, str] = {}
     for field in fields:
-        for key in _map(obj.get(field)):
+        for key in as_object(obj.get(field)):
             causes.extend(fe.invalid(f"{field}[{key}]", key, p) for p in naming.config_key(key))
             if key in seen:
                 causes.append(
@@ -529,7 +528,7 @@ def _configmap(obj: dict) -> list[Cause]:
 
 def _secret(obj: dict) -> list[Cause]:
     causes = _config_keys(obj, ("data", "stringData"))
-    for key, value in _map(obj.get("data")).items():
+    for key, value in as_object(obj.get("data")).items():
         if isinstance(value, str):
             try:
                 base64.b64decode(value, validate=True)
@@ -543,7 +542,7 @@ def _secret(obj: dict) -> list[Cause]:
 
 
 def _pdb(obj: dict) -> list[Cause]:
-    spec = _map(obj.get("spec"))
+    spec = as_object(obj.get("spec"))
     causes: list[Cause] = []
     if "minAvailable" in spec and "maxUnavailable" in spec:
         causes.append(
@@ -570,12 +569,12 @@ def _pdb(obj: dict) -> list[Cause]:
 
 def _rules(obj: dict, *, cluster: bool) -> list[Cause]:
     causes: list[Cause] = []
-    for i, rule in enumerate(_list(obj.get("rules"))):
-        rule = _map(rule)
+    for i, rule in enumerate(as_array(obj.get("rules"))):
+        rule = as_object(rule)
         field = f"rules[{i}]"
-        if not _list(rule.get("verbs")):
+        if not as_array(rule.get("verbs")):
             causes.append(fe.required(f"{field}.verbs", "verbs must contain at least one value"))
-        urls = _list(rule.get("nonResourceURLs"))
+        urls = as_array(rule.get("nonResourceURLs"))
         if urls:
             if not cluster:
                 causes.append(
@@ -594,13 +593,13 @@ def _rules(obj: dict, *, cluster: bool) -> list[Cause]:
                     )
                 )
             continue
-        if not _list(rule.get("apiGroups")):
+        if not as_array(rule.get("apiGroups")):
             causes.append(
                 fe.required(
                     f"{field}.apiGroups", "resource rules must supply at least one api group"
                 )
             )
-        if not _list(rule.get("resources")):
+        if not as_array(rule.get("resources")):
             causes.append(
                 fe.required(
                     f"{field}.resources", "resource rules must supply at least one resource"
@@ -622,8 +621,8 @@ def _binding(obj: dict, *, cluster: bool) -> list[Cause]:
     if not ref.get("name"):
         causes.append(fe.required("roleRef.name"))
     kinds = ("Group", "ServiceAccount", "User")
-    for i, subject in enumerate(_list(obj.get("subjects"))):
-        subject = _map(subject)
+    for i, subject in enumerate(as_array(obj.get("subjects"))):
+        subject = as_object(subject)
         field = f"subjects[{i}]"
         if subject.get("kind") not in kinds:
             causes.append(fe.not_supported(f"{field}.kind", subject.get("kind", ""), kinds))

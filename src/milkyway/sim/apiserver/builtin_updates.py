@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from typing import Any
 
 from milkyway.sim.apiserver import fielderrors as fe
 from milkyway.sim.apiserver.errors import Cause
+from milkyway.sim.apiserver.json_values import as_array, as_object
 
 _POD_UPDATE = (
     "pod updates may not change fields other than `spec.containers[*].image`,"
@@ -43,19 +43,11 @@ _PVC_UPDATE = (
 _IMMUTABLE = "field is immutable"
 
 
-def _m(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _l(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
 def carry_over(group: str, kind: str, old: dict, new: dict) -> None:
     """Copy server-allocated values the replacement left out (mutates ``new``)."""
     if (group, kind) != ("", "Service"):
         return
-    before, after = _m(old.get("spec")), new.get("spec")
+    before, after = as_object(old.get("spec")), new.get("spec")
     if not isinstance(after, dict):
         return
     for key in ("clusterIP", "clusterIPs"):
@@ -70,7 +62,7 @@ def check_update(new: dict, old: dict, group: str, kind: str) -> list[Cause]:
 
 
 def _pod(new: dict, old: dict) -> list[Cause]:
-    before, after = _m(old.get("spec")), _m(new.get("spec"))
+    before, after = as_object(old.get("spec")), as_object(new.get("spec"))
     if _without_mutable_pod_fields(after, before) == _without_mutable_pod_fields(before, before):
         return []
     return [fe.forbidden("spec", _POD_UPDATE)]
@@ -80,41 +72,41 @@ def _without_mutable_pod_fields(spec: dict, reference: dict) -> dict:
     """The pod spec with the fields an update may change set to ``reference``'s values."""
     out = dict(spec)
     for key in ("containers", "initContainers"):
-        images = [_m(c).get("image") for c in _l(reference.get(key))]
-        containers = [dict(_m(c)) for c in _l(spec.get(key))]
+        images = [as_object(c).get("image") for c in as_array(reference.get(key))]
+        containers = [dict(as_object(c)) for c in as_array(spec.get(key))]
         if len(containers) == len(images):
             for container, image in zip(containers, images, strict=True):
                 container["image"] = image
         out[key] = containers
     for key in ("activeDeadlineSeconds", "terminationGracePeriodSeconds"):
         out[key] = reference.get(key)
-    old_tolerations = _l(reference.get("tolerations"))
-    new_tolerations = _l(spec.get("tolerations"))
+    old_tolerations = as_array(reference.get("tolerations"))
+    new_tolerations = as_array(spec.get("tolerations"))
     if new_tolerations[: len(old_tolerations)] == old_tolerations:
         out["tolerations"] = old_tolerations
-    gates = _l(spec.get("schedulingGates"))
-    if all(g in _l(reference.get("schedulingGates")) for g in gates):
-        out["schedulingGates"] = _l(reference.get("schedulingGates"))
+    gates = as_array(spec.get("schedulingGates"))
+    if all(g in as_array(reference.get("schedulingGates")) for g in gates):
+        out["schedulingGates"] = as_array(reference.get("schedulingGates"))
     return {k: v for k, v in out.items() if v not in (None, [])}
 
 
 def _statefulset(new: dict, old: dict) -> list[Cause]:
-    before, after = _m(old.get("spec")), _m(new.get("spec"))
+    before, after = as_object(old.get("spec")), as_object(new.get("spec"))
     fixed_before = {k: v for k, v in before.items() if k not in _STATEFULSET_MUTABLE}
     fixed_after = {k: v for k, v in after.items() if k not in _STATEFULSET_MUTABLE}
     return [] if fixed_before == fixed_after else [fe.forbidden("spec", _STATEFULSET_UPDATE)]
 
 
 def _selector_fixed(new: dict, old: dict) -> list[Cause]:
-    before = _m(old.get("spec")).get("selector")
-    after = _m(new.get("spec")).get("selector")
+    before = as_object(old.get("spec")).get("selector")
+    after = as_object(new.get("spec")).get("selector")
     if before == after:
         return []
     return [Cause(fe.INVALID, f'Invalid value: "object": {_IMMUTABLE}', "spec.selector")]
 
 
 def _service(new: dict, old: dict) -> list[Cause]:
-    before, after = _m(old.get("spec")), _m(new.get("spec"))
+    before, after = as_object(old.get("spec")), as_object(new.get("spec"))
     causes: list[Cause] = []
     old_ip, new_ip = before.get("clusterIP"), after.get("clusterIP")
     changing_type = "ExternalName" in (before.get("type"), after.get("type"))
@@ -125,11 +117,11 @@ def _service(new: dict, old: dict) -> list[Cause]:
 
 def _claim(new: dict, old: dict) -> list[Cause]:
     mutable = ("resources", "volumeAttributesClassName", "volumeName")
-    before = {k: v for k, v in _m(old.get("spec")).items() if k not in mutable}
-    after = {k: v for k, v in _m(new.get("spec")).items() if k not in mutable}
+    before = {k: v for k, v in as_object(old.get("spec")).items() if k not in mutable}
+    after = {k: v for k, v in as_object(new.get("spec")).items() if k not in mutable}
     causes = [] if before == after else [fe.forbidden("spec", _PVC_UPDATE)]
-    old_volume = _m(old.get("spec")).get("volumeName")
-    new_volume = _m(new.get("spec")).get("volumeName")
+    old_volume = as_object(old.get("spec")).get("volumeName")
+    new_volume = as_object(new.get("spec")).get("volumeName")
     if old_volume and new_volume != old_volume:
         causes.append(fe.forbidden("spec", _PVC_UPDATE))
     return causes[:1]
@@ -154,7 +146,7 @@ def _role_ref(new: dict, old: dict) -> list[Cause]:
 
 
 def _crd(new: dict, old: dict) -> list[Cause]:
-    before, after = _m(old.get("spec")), _m(new.get("spec"))
+    before, after = as_object(old.get("spec")), as_object(new.get("spec"))
     causes: list[Cause] = []
     for key in ("group", "scope"):
         if before.get(key) != after.get(key):

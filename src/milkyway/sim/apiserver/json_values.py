@@ -9,7 +9,25 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["json_copy", "json_equal", "json_kind", "schema_type", "short_json"]
+__all__ = [
+    "as_array",
+    "as_object",
+    "json_copy",
+    "json_equal",
+    "json_kind",
+    "schema_type",
+    "short_json",
+]
+
+
+def as_object(value: Any) -> dict:
+    """``value`` if it is an object, else ``{}``: readers of untrusted objects never raise."""
+    return value if isinstance(value, dict) else {}
+
+
+def as_array(value: Any) -> list:
+    """``value`` if it is an array, else ``[]``."""
+    return value if isinstance(value, list) else []
 
 
 def json_copy(value: Any) -> Any:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from milkyway.sim.apiserver.json_values import as_array, as_object
 from milkyway.sim.apiserver.timefmt import age, parse_time, since
 
 Cell = Callable[[dict, datetime], Any]
@@ -39,24 +40,16 @@ class Column:
         }
 
 
-def _m(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
-def _l(value: Any) -> list:
-    return value if isinstance(value, list) else []
-
-
 def _spec(obj: dict) -> dict:
-    return _m(obj.get("spec"))
+    return as_object(obj.get("spec"))
 
 
 def _status(obj: dict) -> dict:
-    return _m(obj.get("status"))
+    return as_object(obj.get("status"))
 
 
 def _meta(obj: dict) -> dict:
-    return _m(obj.get("metadata"))
+    return as_object(obj.get("metadata"))
 
 
 def name_column() -> Column:
@@ -101,20 +94,22 @@ def _top_cell(key: str, default: str = "") -> Cell:
 
 
 def _pod_ready(obj: dict, _now: datetime) -> str:
-    total = len(_l(_spec(obj).get("containers")))
-    ready = sum(1 for s in _l(_status(obj).get("containerStatuses")) if _m(s).get("ready"))
+    total = len(as_array(_spec(obj).get("containers")))
+    ready = sum(
+        1 for s in as_array(_status(obj).get("containerStatuses")) if as_object(s).get("ready")
+    )
     return f"{ready}/{total}"
 
 
 def _pod_status(obj: dict, _now: datetime) -> str:
     status = _status(obj)
     reason = status.get("reason") or status.get("phase") or ""
-    init_statuses = _l(status.get("initContainerStatuses"))
-    init_total = len(_l(_spec(obj).get("initContainers")))
+    init_statuses = as_array(status.get("initContainerStatuses"))
+    init_total = len(as_array(_spec(obj).get("initContainers")))
     for i, container in enumerate(init_statuses):
-        state = _m(_m(container).get("state"))
-        terminated = _m(state.get("terminated"))
-        waiting = _m(state.get("waiting"))
+        state = as_object(as_object(container).get("state"))
+        terminated = as_object(state.get("terminated"))
+        waiting = as_object(state.get("waiting"))
         if terminated and terminated.get("exitCode") == 0:
             continue
         if terminated:
@@ -131,9 +126,12 @@ def _pod_status(obj: dict, _now: datetime) -> str:
         break
     else:
         has_running = False
-        for container in reversed(_l(status.get("containerStatuses"))):
-            state = _m(_m(container).get("state"))
-            waiting, terminated = _m(state.get("waiting")), _m(state.get("terminated"))
+        for container in reversed(as_array(status.get("containerStatuses"))):
+            state = as_object(as_object(container).get("state"))
+            waiting, terminated = (
+                as_object(state.get("waiting")),
+                as_object(state.get("terminated")),
+            )
             if waiting.get("reason"):
                 reason = waiting["reason"]
             elif terminated.get("reason"):
@@ -144,12 +142,13 @@ def _pod_status(obj: dict, _now: datetime) -> str:
                     if terminated.get("signal")
                     else f"ExitCode:{terminated.get('exitCode', 0)}"
                 )
-            elif _m(container).get("ready") and "running" in state:
+            elif as_object(container).get("ready") and "running" in state:
                 has_running = True
         if reason == "Completed" and has_running:
-            conditions = _l(status.get("conditions"))
+            conditions = as_array(status.get("conditions"))
             ready = any(
-                _m(c).get("type") == "Ready" and _m(c).get("status") == "True" for c in conditions
+                as_object(c).get("type") == "Ready" and as_object(c).get("status") == "True"
+                for c in conditions
             )
             reason = "Running" if ready else "NotReady"
     if _meta(obj).get("deletionTimestamp"):
@@ -161,11 +160,11 @@ def _pod_restarts(obj: dict, now: datetime) -> str:
     restarts = 0
     last: datetime | None = None
     status = _status(obj)
-    for container in _l(status.get("containerStatuses")):
-        container = _m(container)
+    for container in as_array(status.get("containerStatuses")):
+        container = as_object(container)
         restarts += _int(container.get("restartCount"))
         finished = parse_time(
-            _m(_m(container.get("lastState")).get("terminated")).get("finishedAt")
+            as_object(as_object(container.get("lastState")).get("terminated")).get("finishedAt")
         )
         if finished and (last is None or finished > last):
             last = finished
@@ -217,13 +216,14 @@ def _pod_columns() -> list[Column]:
 
 
 def _readiness_gates(obj: dict, _now: datetime) -> str:
-    gates = _l(_spec(obj).get("readinessGates"))
+    gates = as_array(_spec(obj).get("readinessGates"))
     if not gates:
         return NONE
     conditions = {
-        _m(c).get("type"): _m(c).get("status") for c in _l(_status(obj).get("conditions"))
+        as_object(c).get("type"): as_object(c).get("status")
+        for c in as_array(_status(obj).get("conditions"))
     }
-    ready = sum(1 for g in gates if conditions.get(_m(g).get("conditionType")) == "True")
+    ready = sum(1 for g in gates if conditions.get(as_object(g).get("conditionType")) == "True")
     return f"{ready}/{len(gates)}"
 
 
@@ -232,7 +232,12 @@ def _readiness_gates(obj: dict, _now: datetime) -> str:
 
 def _node_status(obj: dict, _now: datetime) -> str:
     ready = next(
-        (_m(c) for c in _l(_status(obj).get("conditions")) if _m(c).get("type") == "Ready"), None
+        (
+            as_object(c)
+            for c in as_array(_status(obj).get("conditions"))
+            if as_object(c).get("type") == "Ready"
+        ),
+        None,
     )
     state = "Unknown"
     if ready is not None:
@@ -244,7 +249,7 @@ def _node_status(obj: dict, _now: datetime) -> str:
 
 def _node_roles(obj: dict, _now: datetime) -> str:
     roles = set()
-    for key, value in _m(_meta(obj).get("labels")).items():
+    for key, value in as_object(_meta(obj).get("labels")).items():
         if key.startswith("node-role.kubernetes.io/") and key != "node-role.kubernetes.io/":
             roles.add(key.removeprefix("node-role.kubernetes.io/"))
         elif key == "kubernetes.io/role" and value:
@@ -254,8 +259,8 @@ def _node_roles(obj: dict, _now: datetime) -> str:
 
 def _node_address(kind: str) -> Cell:
     def cell(obj: dict, _now: datetime) -> str:
-        for address in _l(_status(obj).get("addresses")):
-            if _m(address).get("type") == kind:
+        for address in as_array(_status(obj).get("addresses")):
+            if as_object(address).get("type") == kind:
                 return str(address.get("address", NONE))
         return NONE
 
@@ -263,7 +268,7 @@ def _node_address(kind: str) -> Cell:
 
 
 def _node_info(key: str) -> Cell:
-    return lambda obj, _now: _m(_status(obj).get("nodeInfo")).get(key) or NONE
+    return lambda obj, _now: as_object(_status(obj).get("nodeInfo")).get(key) or NONE
 
 
 def _node_columns() -> list[Column]:
@@ -307,12 +312,12 @@ def _node_columns() -> list[Column]:
 def _service_external_ip(obj: dict, _now: datetime) -> str:
     spec = _spec(obj)
     kind = spec.get("type", "ClusterIP")
-    external = [str(ip) for ip in _l(spec.get("externalIPs"))]
+    external = [str(ip) for ip in as_array(spec.get("externalIPs"))]
     if kind == "ExternalName":
         return str(spec.get("externalName", NONE))
     if kind == "LoadBalancer":
-        ingress = _l(_m(_status(obj).get("loadBalancer")).get("ingress"))
-        found = [str(_m(i).get("ip") or _m(i).get("hostname")) for i in ingress]
+        ingress = as_array(as_object(_status(obj).get("loadBalancer")).get("ingress"))
+        found = [str(as_object(i).get("ip") or as_object(i).get("hostname")) for i in ingress]
         found += external
         return ",".join(found) if found else "<pending>"
     return ",".join(external) if external else NONE
@@ -320,8 +325,8 @@ def _service_external_ip(obj: dict, _now: datetime) -> str:
 
 def _service_ports(obj: dict, _now: datetime) -> str:
     parts = []
-    for port in _l(_spec(obj).get("ports")):
-        port = _m(port)
+    for port in as_array(_spec(obj).get("ports")):
+        port = as_object(port)
         protocol = port.get("protocol", "TCP")
         if port.get("nodePort"):
             parts.append(f"{port.get('port')}:{port['nodePort']}/{protocol}")
@@ -331,7 +336,7 @@ def _service_ports(obj: dict, _now: datetime) -> str:
 
 
 def _selector(value: Any) -> str:
-    pairs = [f"{k}={v}" for k, v in sorted(_m(value).items())]
+    pairs = [f"{k}={v}" for k, v in sorted(as_object(value).items())]
     return ",".join(pairs) if pairs else NONE
 
 
@@ -358,12 +363,12 @@ def _service_columns() -> list[Column]:
 
 def _endpoints(obj: dict, _now: datetime) -> str:
     found = []
-    for subset in _l(obj.get("subsets")):
-        subset = _m(subset)
-        ports = [_m(p).get("port") for p in _l(subset.get("ports"))] or [None]
-        for address in _l(subset.get("addresses")):
+    for subset in as_array(obj.get("subsets")):
+        subset = as_object(subset)
+        ports = [as_object(p).get("port") for p in as_array(subset.get("ports"))] or [None]
+        for address in as_array(subset.get("addresses")):
             for port in ports:
-                ip = _m(address).get("ip", "")
+                ip = as_object(address).get("ip", "")
                 found.append(f"{ip}:{port}" if port is not None else str(ip))
     return _first_three(found)
 
@@ -378,26 +383,30 @@ def _first_three(found: list[str]) -> str:
 
 
 def _slice_ports(obj: dict, _now: datetime) -> str:
-    ports = [_m(p).get("port") for p in _l(obj.get("ports"))]
+    ports = [as_object(p).get("port") for p in as_array(obj.get("ports"))]
     return ",".join("<unset>" if p is None else str(p) for p in ports) or NONE
 
 
 def _slice_endpoints(obj: dict, _now: datetime) -> str:
     return _first_three(
-        [str(a) for e in _l(obj.get("endpoints")) for a in _l(_m(e).get("addresses"))]
+        [
+            str(a)
+            for e in as_array(obj.get("endpoints"))
+            for a in as_array(as_object(e).get("addresses"))
+        ]
     )
 
 
 def _count(*keys: str) -> Cell:
-    return lambda obj, _now: sum(len(_m(obj.get(k))) for k in keys)
+    return lambda obj, _now: sum(len(as_object(obj.get(k))) for k in keys)
 
 
 # -- workloads --------------------------------------------------------------------------
 
 
 def _template_containers(obj: dict) -> list[dict]:
-    template = _m(_spec(obj).get("template"))
-    return [_m(c) for c in _l(_m(template.get("spec")).get("containers"))]
+    template = as_object(_spec(obj).get("template"))
+    return [as_object(c) for c in as_array(as_object(template.get("spec")).get("containers"))]
 
 
 def _containers(obj: dict, _now: datetime) -> str:
@@ -409,12 +418,12 @@ def _images(obj: dict, _now: datetime) -> str:
 
 
 def _label_selector(obj: dict, _now: datetime) -> str:
-    selector = _m(_spec(obj).get("selector"))
-    parts = [f"{k}={v}" for k, v in sorted(_m(selector.get("matchLabels")).items())]
-    for expression in _l(selector.get("matchExpressions")):
-        expression = _m(expression)
+    selector = as_object(_spec(obj).get("selector"))
+    parts = [f"{k}={v}" for k, v in sorted(as_object(selector.get("matchLabels")).items())]
+    for expression in as_array(selector.get("matchExpressions")):
+        expression = as_object(expression)
         key, operator = expression.get("key", ""), expression.get("operator", "")
-        values = ",".join(str(v) for v in _l(expression.get("values")))
+        values = ",".join(str(v) for v in as_array(expression.get("values")))
         if operator == "In":
             parts.append(f"{key} in ({values})")
         elif operator == "NotIn":
@@ -506,7 +515,9 @@ def _statefulset_columns() -> list[Column]:
 
 
 def _node_selector(obj: dict, _now: datetime) -> str:
-    return _selector(_m(_m(_spec(obj).get("template")).get("spec")).get("nodeSelector"))
+    return _selector(
+        as_object(as_object(_spec(obj).get("template")).get("spec")).get("nodeSelector")
+    )
 
 
 def _daemonset_columns() -> list[Column]:
@@ -553,8 +564,8 @@ def _daemonset_columns() -> list[Column]:
 
 
 def _controller_of(obj: dict, _now: datetime) -> str:
-    for ref in _l(_meta(obj).get("ownerReferences")):
-        ref = _m(ref)
+    for ref in as_array(_meta(obj).get("ownerReferences")):
+        ref = as_object(ref)
         if ref.get("controller"):
             group = str(ref.get("apiVersion", "")).rpartition("/")[0]
             kind = str(ref.get("kind", "")).lower()
@@ -591,14 +602,14 @@ _ACCESS_MODES = {
 
 
 def _access_modes(modes: Any) -> str:
-    short = [_ACCESS_MODES.get(str(m), str(m)) for m in _l(modes)]
+    short = [_ACCESS_MODES.get(str(m), str(m)) for m in as_array(modes)]
     return ",".join(short)
 
 
 def _claim_capacity(obj: dict, _now: datetime) -> str:
     if _status(obj).get("phase") != "Bound":
         return ""
-    return str(_m(_status(obj).get("capacity")).get("storage", ""))
+    return str(as_object(_status(obj).get("capacity")).get("storage", ""))
 
 
 def _phase_column(noun: str) -> Column:
@@ -645,7 +656,7 @@ def _pvc_columns() -> list[Column]:
 
 
 def _pv_claim(obj: dict, _now: datetime) -> str:
-    ref = _m(_spec(obj).get("claimRef"))
+    ref = as_object(_spec(obj).get("claimRef"))
     if not ref:
         return ""
     return f"{ref.get('namespace', '')}/{ref.get('name', '')}"
@@ -656,7 +667,7 @@ def _pv_columns() -> list[Column]:
         name_column(),
         _col(
             "Capacity",
-            lambda o, _n: str(_m(_spec(o).get("capacity")).get("storage", "")),
+            lambda o, _n: str(as_object(_spec(o).get("capacity")).get("storage", "")),
             desc="The capacity of the volume.",
         ),
         _col(
@@ -692,7 +703,7 @@ _DEFAULT_CLASS = "storageclass.kubernetes.io/is-default-class"
 
 def _storageclass_name(obj: dict, _now: datetime) -> str:
     name = str(_meta(obj).get("name", ""))
-    annotations = _m(_meta(obj).get("annotations"))
+    annotations = as_object(_meta(obj).get("annotations"))
     is_default = annotations.get(_DEFAULT_CLASS) == "true"
     return f"{name} (default)" if is_default else name
 
@@ -765,7 +776,7 @@ def _pdb_columns() -> list[Column]:
 
 
 def _event_object(obj: dict, _now: datetime) -> str:
-    involved = _m(obj.get("involvedObject"))
+    involved = as_object(obj.get("involvedObject"))
     return f"{str(involved.get('kind', '')).lower()}/{involved.get('name', '')}"
 
 
@@ -784,7 +795,7 @@ def _event_first_seen(obj: dict, now: datetime) -> str:
 
 
 def _event_source(obj: dict, _now: datetime) -> str:
-    source = _m(obj.get("source"))
+    source = as_object(obj.get("source"))
     component = source.get("component") or obj.get("reportingComponent") or ""
     host = source.get("host")
     return f"{component}, {host}" if host else str(component)
@@ -798,7 +809,7 @@ def _event_columns() -> list[Column]:
         _col("Object", _event_object, desc="The object that this event is about."),
         _col(
             "Subobject",
-            lambda o, _n: _m(o.get("involvedObject")).get("fieldPath", ""),
+            lambda o, _n: as_object(o.get("involvedObject")).get("fieldPath", ""),
             priority=1,
             desc="The field of the object this event is about.",
         ),
@@ -860,8 +871,8 @@ def _created_at_columns() -> list[Column]:
 def _subjects(kind: str) -> Cell:
     def cell(obj: dict, _now: datetime) -> str:
         names = []
-        for subject in _l(obj.get("subjects")):
-            subject = _m(subject)
+        for subject in as_array(obj.get("subjects")):
+            subject = as_object(subject)
             if subject.get("kind") != kind:
                 continue
             if kind == "ServiceAccount":
@@ -873,14 +884,17 @@ def _subjects(kind: str) -> Cell:
     return cell
 
 
+def _role_ref(obj: dict, _now: datetime) -> str:
+    ref = as_object(obj.get("roleRef"))
+    return f"{ref.get('kind', '')}/{ref.get('name', '')}"
+
+
 def _binding_columns() -> list[Column]:
     return [
         name_column(),
         _col(
             "Role",
-            lambda o, _n: (
-                f"{_m(o.get('roleRef')).get('kind', '')}/{_m(o.get('roleRef')).get('name', '')}"
-            ),
+            _role_ref,
             desc="The role the binding refers to.",
         ),
         _age_column(),
@@ -946,7 +960,7 @@ BUILTIN_PRINTERS: dict[tuple[str, str], list[Column]] = {
         name_column(),
         _col(
             "Secrets",
-            lambda o, _n: len(_l(o.get("secrets"))),
+            lambda o, _n: len(as_array(o.get("secrets"))),
             type_="integer",
             desc="Number of secrets of the service account.",
         ),

@@ -25,7 +25,7 @@ from milkyway.sim.apiserver import formats
 from milkyway.sim.apiserver.builtin_checks import check_metadata
 from milkyway.sim.apiserver.cel_rules import CelRule, compile_rule
 from milkyway.sim.apiserver.errors import ApiError, Cause
-from milkyway.sim.apiserver.json_values import schema_type
+from milkyway.sim.apiserver.json_values import as_object, schema_type
 
 _TYPES = ("array", "boolean", "integer", "number", "object", "string")
 _JUNCTORS = ("allOf", "anyOf", "oneOf", "not")
@@ -286,7 +286,7 @@ class StructuralSchema:
                     compiled.append(compile_rule(rule, rule_path))
                 except ValueError as err:
                     causes.append(
-                        fe.invalid(f"{rule_path}.rule", _map(rule).get("rule", ""), str(err))
+                        fe.invalid(f"{rule_path}.rule", as_object(rule).get("rule", ""), str(err))
                     )
             self._rules[id(node)] = compiled
 
@@ -594,10 +594,6 @@ def _items(value: Any) -> list[tuple[str, Any]]:
     return list(value.items()) if isinstance(value, dict) else []
 
 
-def _map(value: Any) -> dict:
-    return value if isinstance(value, dict) else {}
-
-
 def _go_map_any(values: dict) -> str:
     inner = ", ".join(f'"{k}":{fe.show_value(v)}' for k, v in values.items())
     return f"map[string]interface {{}}{{{inner}}}"
@@ -649,8 +645,10 @@ def _old_list_items(node: Node, old: list | None) -> Callable[[int, Any], Any]:
     keys = node.get("x-kubernetes-list-map-keys") or []
     if node.get("x-kubernetes-list-type") != "map" or not old or not keys:
         return lambda _index, _item: None
-    previous = {tuple(repr(_map(o).get(k)) for k in keys): o for o in old if isinstance(o, dict)}
-    return lambda _index, item: previous.get(tuple(repr(_map(item).get(k)) for k in keys))
+    previous = {
+        tuple(repr(as_object(o).get(k)) for k in keys): o for o in old if isinstance(o, dict)
+    }
+    return lambda _index, item: previous.get(tuple(repr(as_object(item).get(k)) for k in keys))
 
 
 def _typed(value: Any, node: Any) -> Any:
