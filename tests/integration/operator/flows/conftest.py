@@ -6,7 +6,7 @@ left to do. Readiness monitors on every member cluster record every transition."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -210,6 +210,15 @@ class Harness:
                     )
                 )
         raise AssertionError(f"no convergence in {rounds} rounds: {[s.flow for s in started]}")
+
+    async def until(self, check: Callable[[], bool], within: float = 30.0) -> None:
+        """Poll ``check`` until it holds."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        while not check():
+            if loop.time() > deadline:
+                raise AssertionError(f"not reached within {within}s")
+            await asyncio.sleep(0.01)
 
     async def eventually_down(self, pod: str, within: float = 30.0) -> None:
         """Wait until ``pod`` (in any member cluster) exists and is not Ready."""

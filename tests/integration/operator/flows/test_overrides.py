@@ -118,14 +118,15 @@ async def test_upgrade_waits_for_a_cut_off_cluster_then_finishes(harness: Harnes
     harness.document["spec"]["components"][1]["version"] = "2.8.1"
     converging = asyncio.create_task(harness.converge(within=120))
 
-    while not any(
-        not t.ready and t.labels.get("milkyway.ebay.com/zone") == "phx" for t in kafka.history
-    ):
-        await asyncio.sleep(0.01)
+    await harness.until(
+        lambda: any(
+            not t.ready and t.labels.get("milkyway.ebay.com/zone") == "phx" for t in kafka.history
+        )
+    )
     fault = await harness.control.faults.cut_off("slc", mode="refuse")
     await asyncio.sleep(2.0)
     assert not converging.done(), "the flow waits for the cluster instead of failing"
-    ((request, run_name),) = harness.runs[-1:]
+    run_name = harness.runs[-1][1]
     run = await harness.engine.store.get(run_name)
     assert run.status.phase == "Running"
     await harness.control.faults.lift(fault.id)
