@@ -20,6 +20,7 @@ from milkyway.sim.apiserver import naming
 from milkyway.sim.apiserver.errors import Cause
 from milkyway.sim.apiserver.json_values import as_array, as_object
 from milkyway.sim.apiserver.quantity import QUANTITY_PATTERN, parse_quantity
+from milkyway.sim.apiserver.selectors import label_selector_matches
 
 ANNOTATIONS_MAX_BYTES = 256 * 1024
 
@@ -284,28 +285,6 @@ def _pod(obj: dict) -> list[Cause]:
     return _pod_spec(obj["spec"], "spec")
 
 
-def _selector_matches(selector: dict, labels: dict) -> bool:
-    for key, value in as_object(selector.get("matchLabels")).items():
-        if labels.get(key) != value:
-            return False
-    for expression in as_array(selector.get("matchExpressions")):
-        expression = as_object(expression)
-        key, operator = expression.get("key"), expression.get("operator")
-        values = as_array(expression.get("values"))
-        if not isinstance(key, str):
-            return False
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
-
-
 def _label_selector(selector: dict, path: str) -> list[Cause]:
     causes: list[Cause] = []
     for key, value in as_object(selector.get("matchLabels")).items():
@@ -368,7 +347,7 @@ def _workload(kind: str) -> Callable[[dict], list[Cause]]:
             )
         else:
             causes.extend(_label_selector(selector, "spec.selector"))
-            if not _selector_matches(selector, labels):
+            if not label_selector_matches(selector, labels):
                 causes.append(
                     Cause(
                         fe.INVALID,

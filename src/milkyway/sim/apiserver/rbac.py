@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from milkyway.sim.apiserver.selectors import label_selector_matches
+
 SUPERUSER_GROUP = "system:masters"
 _SA_PREFIX = "system:serviceaccount:"
 
@@ -156,27 +158,10 @@ def _cluster_role_rules(name: str, cluster_roles: dict[str, Obj], seen: set[str]
 
 
 def _selector_matches(selector: Obj, labels: dict[str, str]) -> bool:
-    match_labels = selector.get("matchLabels") or {}
-    expressions = selector.get("matchExpressions") or []
-    if not match_labels and not expressions:
+    """An aggregation selector; an empty one selects nothing (it would aggregate every role)."""
+    if not selector.get("matchLabels") and not selector.get("matchExpressions"):
         return False
-    if any(labels.get(k) != v for k, v in match_labels.items()):
-        return False
-    for expression in expressions:
-        if not isinstance(expression, dict) or not isinstance(expression.get("key"), str):
-            return False
-        key, operator = expression.get("key"), expression.get("operator")
-        values = expression.get("values") or []
-        present = key in labels
-        if operator == "In" and not (present and labels[key] in values):
-            return False
-        if operator == "NotIn" and present and labels[key] in values:
-            return False
-        if operator == "Exists" and not present:
-            return False
-        if operator == "DoesNotExist" and present:
-            return False
-    return True
+    return label_selector_matches(selector, labels)
 
 
 def _rule_allows(attrs: RequestAttributes, rule: Obj) -> bool:

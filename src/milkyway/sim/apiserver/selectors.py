@@ -14,6 +14,39 @@ from typing import Any
 from milkyway.sim.apiserver.errors import ApiError, bad_request
 
 
+def label_selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
+    """``metav1.LabelSelector`` semantics: ``None`` matches nothing, ``{}`` everything.
+
+    Selectors read from stored objects are valid; one that is not (an unknown operator, a
+    malformed expression) matches nothing rather than raising.
+    """
+    if not isinstance(selector, Mapping):
+        return False
+    match_labels = selector.get("matchLabels") or {}
+    expressions = selector.get("matchExpressions") or []
+    if not isinstance(match_labels, Mapping) or not isinstance(expressions, list):
+        return False
+    if any(labels.get(k) != v for k, v in match_labels.items()):
+        return False
+    return all(_expression_matches(e, labels) for e in expressions)
+
+
+def _expression_matches(expression: Any, labels: Mapping[str, str]) -> bool:
+    if not isinstance(expression, Mapping) or not isinstance(expression.get("key"), str):
+        return False
+    key, operator = expression["key"], expression.get("operator")
+    values = expression.get("values") or []
+    if operator == "In":
+        return key in labels and labels[key] in values
+    if operator == "NotIn":
+        return key not in labels or labels[key] not in values
+    if operator == "Exists":
+        return key in labels
+    if operator == "DoesNotExist":
+        return key not in labels
+    return False
+
+
 @dataclass(frozen=True, slots=True)
 class Requirement:
     key: str

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from milkyway.sim.apiserver.errors import ApiError, Cause, internal_error, too_many_requests
+from milkyway.sim.apiserver.selectors import label_selector_matches
 from milkyway.sim.controllers.actions import PDBS, Action, Patch
 from milkyway.sim.controllers.objects import (
     Obj,
@@ -24,12 +25,11 @@ from milkyway.sim.controllers.objects import (
     name_of,
     namespace_of,
     scaled_int_or_percent,
-    selector_matches,
 )
 
 
 def selects(pdb: Obj, pod: Obj) -> bool:
-    return namespace_of(pdb) == namespace_of(pod) and selector_matches(
+    return namespace_of(pdb) == namespace_of(pod) and label_selector_matches(
         (pdb.get("spec") or {}).get("selector"), labels_of(pod)
     )
 

@@ -135,32 +135,6 @@ def is_pod_available(pod: Mapping[str, Any], min_ready_seconds: int, now: dateti
 # --- label selectors --------------------------------------------------------------------------
 
 
-def selector_matches(selector: Mapping[str, Any] | None, labels: Mapping[str, str]) -> bool:
-    """``metav1.LabelSelector`` semantics; a nil selector matches nothing, ``{}`` everything."""
-    if selector is None:
-        return False
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    exprs = selector.get("matchExpressions") or []
-    return all(_expression_matches(expr, labels) for expr in exprs)
-
-
-def _expression_matches(expr: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    key, op, values = expr.get("key", ""), expr.get("operator", ""), expr.get("values") or []
-    if op == "In":
-        return key in labels and labels[key] in values
-    if op == "NotIn":
-        return key not in labels or labels[key] not in values
-    if op == "Exists":
-        return key in labels
-    if op == "DoesNotExist":
-        return key not in labels
-    raise ValueError(
-        f"label selector operator {op!r} is not one of In, NotIn, Exists, DoesNotExist"
-    )
-
-
 def map_selector_matches(selector: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
     """A Service's plain ``selector`` map; empty or missing selects nothing."""
     if not selector:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from milkyway.sim.apiserver.selectors import label_selector_matches
 from milkyway.sim.controllers.actions import PODS, REPLICASETS, Action, Create, Delete, Event, Patch
 from milkyway.sim.controllers.objects import (
     Obj,
@@ -27,7 +28,6 @@ from milkyway.sim.controllers.objects import (
     namespace_of,
     object_ref,
     pod_phase,
-    selector_matches,
     uid_of,
 )
 
@@ -114,7 +114,7 @@ def status_patch(rs: Obj, active: Sequence[Obj], now: datetime) -> Patch | None:
             1
             for p in active
             if all(labels_of(p).get(k) == v for k, v in template_labels.items())
-            and (selector is None or selector_matches(selector, labels_of(p)))
+            and (selector is None or label_selector_matches(selector, labels_of(p)))
         ),
         "readyReplicas": sum(1 for p in active if is_pod_ready(p)),
         "availableReplicas": sum(1 for p in active if is_pod_available(p, min_ready, now)),

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from milkyway.sim.apiserver.selectors import label_selector_matches
 from milkyway.sim.controllers.objects import (
     Obj,
     controller_of,
@@ -23,7 +24,6 @@ from milkyway.sim.controllers.objects import (
     namespace_of,
     parse_quantity,
     pod_requests,
-    selector_matches,
 )
 
 
@@ -256,7 +256,7 @@ def _term_selects(term: Mapping[str, Any], owner_ns: str, other: Obj) -> bool:
     namespaces = term.get("namespaces") or [owner_ns]
     if term.get("namespaceSelector") is None and namespace_of(other) not in namespaces:
         return False
-    return selector_matches(term.get("labelSelector"), labels_of(other))
+    return label_selector_matches(term.get("labelSelector"), labels_of(other))
 
 
 def _violates_anti_affinity(pod: Obj, state: NodeState, nodes: Sequence[NodeState]) -> bool:

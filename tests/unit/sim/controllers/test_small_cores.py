@@ -9,11 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from milkyway.sim.apiserver.errors import ApiError
+from milkyway.sim.apiserver.selectors import label_selector_matches
 from milkyway.sim.controllers.disruption import budget, check_eviction
 from milkyway.sim.controllers.objects import (
     parse_quantity,
     scaled_int_or_percent,
-    selector_matches,
 )
 from milkyway.sim.controllers.podstatus import ContainerRuntime, PodRuntime, render_status
 from milkyway.sim.controllers.scheduler import Bind, NodeState, Unschedulable, VolumeView, schedule
@@ -29,16 +29,16 @@ def test_match_labels_selects_exactly_the_superset_maps(
     labels: dict[str, str], wanted: dict[str, str]
 ) -> None:
     expected = all(labels.get(k) == v for k, v in wanted.items())
-    assert selector_matches({"matchLabels": wanted}, labels) == expected
-    assert selector_matches(None, labels) is False
+    assert label_selector_matches({"matchLabels": wanted}, labels) == expected
+    assert label_selector_matches(None, labels) is False
 
 
 @given(labels=labels, key=st.sampled_from(["a", "b"]), values=st.lists(st.sampled_from(["x", "y"])))
 def test_in_and_notin_are_complements(labels: dict[str, str], key: str, values: list[str]) -> None:
-    inside = selector_matches(
+    inside = label_selector_matches(
         {"matchExpressions": [{"key": key, "operator": "In", "values": values}]}, labels
     )
-    outside = selector_matches(
+    outside = label_selector_matches(
         {"matchExpressions": [{"key": key, "operator": "NotIn", "values": values}]}, labels
     )
     assert inside != outside
