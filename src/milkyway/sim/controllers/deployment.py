@@ -39,11 +39,11 @@ from milkyway.sim.controllers.objects import (
     namespace_of,
     now_rfc3339,
     object_ref,
+    replicas_of,
     scaled_int_or_percent,
     template_hash,
     uid_of,
 )
-from milkyway.sim.controllers.replicaset import replicas_of
 
 HASH_LABEL = "pod-template-hash"
 REVISION = "deployment.kubernetes.io/revision"

@@ -135,6 +135,12 @@ def is_pod_available(pod: Mapping[str, Any], min_ready_seconds: int, now: dateti
 # --- label selectors --------------------------------------------------------------------------
 
 
+def replicas_of(obj: Obj) -> int:
+    """``spec.replicas`` of a workload, defaulting to 1 as the API server does."""
+    value = (obj.get("spec") or {}).get("replicas")
+    return 1 if value is None else int(value)
+
+
 def map_selector_matches(selector: Mapping[str, str] | None, labels: Mapping[str, str]) -> bool:
     """A Service's plain ``selector`` map; empty or missing selects nothing."""
     if not selector:

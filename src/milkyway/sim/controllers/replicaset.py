@@ -28,6 +28,7 @@ from milkyway.sim.controllers.objects import (
     namespace_of,
     object_ref,
     pod_phase,
+    replicas_of,
     uid_of,
 )
 
@@ -40,11 +41,6 @@ class ReplicaSetView:
     rs: Obj
     pods: Sequence[Obj]
     """Pods controlled by the ReplicaSet (any state)."""
-
-
-def replicas_of(obj: Obj) -> int:
-    value = (obj.get("spec") or {}).get("replicas")
-    return 1 if value is None else int(value)
 
 
 def new_pod(rs: Obj) -> Obj:

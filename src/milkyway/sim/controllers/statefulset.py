@@ -42,6 +42,7 @@ from milkyway.sim.controllers.objects import (
     namespace_of,
     object_ref,
     pod_phase,
+    replicas_of,
     scaled_int_or_percent,
     template_hash,
     uid_of,
@@ -85,11 +86,6 @@ def revision_name(sts: Obj) -> str:
 
 def _spec(sts: Obj) -> dict[str, Any]:
     return sts.get("spec") or {}
-
-
-def replicas_of(sts: Obj) -> int:
-    value = _spec(sts).get("replicas")
-    return 1 if value is None else int(value)
 
 
 def _start_ordinal(sts: Obj) -> int:
