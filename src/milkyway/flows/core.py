@@ -981,15 +981,31 @@ def _on_retry(tx: _Tx, event: ev.Event) -> None:
     spec = tx.m.snapshot[tx.m.root]
     if spec.timeout is not None:
         tx.set_timer("#run", tx.now + spec.timeout)
-    # Handler steps (onFailure, finally) are not reset: their sections open afresh if
-    # the retried run reaches them again, and keep their record otherwise.
-    reset = [
+    # A failed node runs again only under a parent that runs again (a step that failed
+    # inside a group or subflow that succeeded stays as it is). Handler steps (onFailure,
+    # finally) are not reset: their sections open afresh if the run reaches them again;
+    # health gates are recreated by their group.
+    failed = {
         p
         for p, n in tx.nodes.items()
         if n.phase in ("Failed", "Omitted", "Cancelled")
         and n.role != "gate"
         and not tx.in_handler(n)
-    ]
+    }
+    reset: list[str] = [""] if "" in failed else []
+    chosen = set(reset)
+    resumed = set(reset)
+    grew = True
+    while grew:
+        grew = False
+        for path in failed - chosen:
+            node = tx.nodes[path]
+            if node.parent in resumed:
+                chosen.add(path)
+                reset.append(path)
+                grew = True
+                if _resumes(node):
+                    resumed.add(path)
     for path in reset:
         node = tx.edit(path)
         node.phase = "Pending"
@@ -1010,6 +1026,13 @@ def _on_retry(tx: _Tx, event: ev.Event) -> None:
     for path, node in tx.nodes.items():
         if node.kind in ("flow", "group") and node.phase == "Running":
             tx.mark(path)
+
+
+def _resumes(node: NodeStatus) -> bool:
+    """Whether a retried node continues where it stopped (else it starts from Pending)."""
+    if node.kind == "flow":
+        return node.role != "member" and bool(node.flow_ref and node.stage)
+    return node.kind == "group" and node.batches is not None
 
 
 def _reset_group(tx: _Tx, path: str) -> None:

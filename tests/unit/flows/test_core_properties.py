@@ -98,6 +98,8 @@ def flows(draw: st.DrawFn) -> FlowSpec:
                 step["retry"] = policy
             if draw(st.integers(0, 4)) == 0:
                 step["timeout"] = draw(st.sampled_from([2.0, 10.0]))
+            if draw(st.integers(0, 6)) == 0:
+                step["stepTimeout"] = draw(st.sampled_from([3.0, 30.0]))
         if index and draw(st.booleans()):
             step["after"] = draw(
                 st.lists(st.sampled_from([f"s{i}" for i in range(index)]), unique=True, max_size=3)
@@ -108,6 +110,8 @@ def flows(draw: st.DrawFn) -> FlowSpec:
         steps.append(step)
     spec: dict[str, Any] = {"parameters": {"go": {"type": "boolean", "default": True}}}
     spec["steps"] = steps
+    if draw(st.integers(0, 5)) == 0:
+        spec["timeout"] = draw(st.sampled_from([5.0, 60.0]))
     if draw(st.booleans()):
         spec["onFailure"] = [{"name": "compensate", "action": "t"}]
     if draw(st.booleans()):
@@ -311,7 +315,10 @@ def test_random_runs_terminate_within_limits(core_driver: Any, spec: FlowSpec, d
         _check_group_limits(driver)
     status = driver.status
     assert status.phase in ("Succeeded", "Failed", "Cancelled")
-    assert all(n.phase in TERMINAL_NODE_PHASES for n in status.nodes.values())
+    open_nodes = {
+        p: n.phase for p, n in status.nodes.items() if n.phase not in TERMINAL_NODE_PHASES
+    }
+    assert not open_nodes, f"nodes left open in a finished run: {open_nodes}"
     assert not driver.running, "tasks still running after the run finished"
     assert not status.timers
     if cancelled:
@@ -360,6 +367,8 @@ def test_crashes_never_lose_work(core_driver: Any, spec: FlowSpec, seed: int) ->
             or "failure budget" in node.message
             or "health gate" in node.message
             or "a sibling step failed" in node.message
+            or "step timed out" in node.message
+            or status.timed_out
         )
         assert explained, f"{node.path} failed without a timeout, rejection or budget: {node}"
     for node in status.nodes.values():
