@@ -68,6 +68,7 @@ async def test_scale_out_across_zones_then_in(harness: Harness) -> None:
         "data-app1-zookeeper1-phx-1",
         "data-app1-zookeeper1-slc-0",
     ]
+    assert zk.min_ready == 2, "the three members left were reconfigured one at a time"
     assert (await harness.plan()).status["phase"] == "Running"
 
 
@@ -147,4 +148,28 @@ async def test_replace_on_request_and_on_failed_disk_gets_a_new_volume(harness: 
     assert "failed disk" in started[0].reason
     final = await _claims(harness, "zookeeper1")
     assert final["data-app1-zookeeper1-phx-0"] != after_claims["data-app1-zookeeper1-phx-0"]
+    assert (await harness.plan()).status["phase"] == "Running"
+
+
+async def test_member_on_a_lost_node_with_a_local_volume_is_replaced(harness: Harness) -> None:
+    harness.document = application(
+        [component("zookeeper1", "3.4.7", {"phx": 3}, storage={"storageClass": "local"})]
+    )
+    await harness.converge()
+    pods = await harness.pods("zookeeper1")
+    victim = "app1-zookeeper1-phx-1"
+    lost = pods[victim]["spec"]["nodeName"]
+    claims = await _claims(harness, "zookeeper1")
+    zk = harness.tally("zookeeper1")
+    zk.reset()
+    await harness.control.faults.lose_node("phx", lost)
+    await harness.eventually_down(victim)
+
+    started = await harness.converge(rounds=40)
+
+    assert "replace-member" in [r.operation for r in started]
+    after = await harness.pods("zookeeper1")
+    assert after[victim]["spec"]["nodeName"] != lost
+    assert (await _claims(harness, "zookeeper1"))[f"data-{victim}"] != claims[f"data-{victim}"]
+    assert zk.max_down(3) <= 1
     assert (await harness.plan()).status["phase"] == "Running"
