@@ -26,6 +26,8 @@ def found(raw: str) -> list[str]:
         ('{"a": 1, "b": 2}', []),
         ('{"a": "x\\":", "b": "\\":\\":"}', []),
         ('{"a": "x\\":", "a": 2}', ["a"]),
+        ('{"a": "\\u0022:", "b": 1, "b": 2}', ["b"]),
+        ('{"a":{"b":[1,{"c":2,"c":3}]},"d":"\\":\\":"}', ["a.b[1].c"]),
         ("[]", []),
     ],
 )
@@ -46,3 +48,10 @@ json_objects = st.recursive(
 @given(json_objects)
 def test_serialized_values_never_have_duplicates(value: object) -> None:
     assert found(json.dumps(value)) == []
+
+
+@given(json_objects, st.booleans())
+def test_a_repeated_top_level_key_is_always_found(value: object, compact: bool) -> None:
+    separators = (",", ":") if compact else (", ", " : ")
+    body = json.dumps({"k": value}, separators=separators)
+    assert found('{"k":0,' + body[1:]) == ["k"]
