@@ -9,11 +9,13 @@ and finds the simulator through ``<kubeconfig>.admin.json``, exactly as against
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from milkyway.sim.apiserver.api import ClusterAPI
@@ -213,6 +215,28 @@ async def test_api_faults_refuse_or_fail_requests_and_clear(running: Running) ->
     assert "api-latency" in listed and "[active" in listed
     await running.fault("lift", "--all")
     assert "[active" not in await running.fault("list")
+
+
+@pytest.mark.parametrize("mode", ["refuse", "unavailable"])
+async def test_cut_off_breaks_open_watches(running: Running, mode: str) -> None:
+    sim = running.sim
+    assert sim is not None and sim.certificate is not None and running.ctl is not None
+    context = ssl.create_default_context(cadata=sim.certificate.ca_pem.decode())
+    headers = {"Authorization": f"Bearer {sim.admin_token}"}
+    async with httpx.AsyncClient(
+        base_url=sim["east"].url, headers=headers, verify=context, timeout=30
+    ) as http:
+        watch = "/api/v1/namespaces/default/configmaps"
+        async with http.stream("GET", watch, params={"watch": "1"}) as response:
+            assert response.status_code == 200
+            fault = await running.ctl.faults.cut_off("east", mode=mode)
+            # A watch left open would run into this bound instead (and fail the test).
+            async with asyncio.timeout(20):
+                with pytest.raises(httpx.HTTPError):
+                    async for _ in response.aiter_lines():
+                        pass
+        await running.ctl.faults.lift(fault.id)
+        assert (await http.get(watch)).status_code == 200
 
 
 async def test_fault_cli_explains_a_missing_simulator(tmp_path: Path) -> None:
