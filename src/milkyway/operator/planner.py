@@ -55,6 +55,8 @@ REMEDIATE_AFTER_ANNOTATION = "milkyway.ebay.com/remediate-after"
 RECHECK = 5.0
 """Seconds before looking again at a member its controller is expected to recreate."""
 WORKLOAD_KINDS = ("StatefulSet", "Deployment", "Pod")
+MEMBER_KINDS = ("Deployment", "Pod", "PersistentVolumeClaim", "PersistentVolume")
+"""Kinds a per-member pattern renders once per member (labelled with its identity)."""
 
 
 @dataclass(frozen=True)
@@ -125,7 +127,8 @@ class MemberWant:
     claim: str | None
     volume: str | None
     manifests: tuple[dict[str, Any], ...]
-    """The member's own workload objects (per-member patterns), applied when it restarts."""
+    """The member's own objects (per-member patterns: Deployment or Pod, claim, local
+    volume): created when missing, re-applied when it restarts or is replaced."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,7 @@ class ZoneWant:
     size: int
     selector: Mapping[str, str]
     manifests: tuple[dict[str, Any], ...]
-    """Every object except the per-member workloads."""
+    """Every object except the per-member ones."""
     members: tuple[MemberWant, ...]
     pod_hash: str | None
     version: str | None
@@ -207,7 +210,7 @@ def zone_want(
         if kind == "Pod" and not template:
             template = obj["metadata"]
         member = labels.get(MEMBER)
-        if member is not None and kind in WORKLOAD_KINDS:
+        if member is not None and kind in MEMBER_KINDS:
             per_member.setdefault(int(member), []).append(obj)
         else:
             shared.append(obj)

@@ -98,6 +98,16 @@ async def test_remediation_recreates_a_deleted_member_nothing_else_recreates(
     assert sorted(await harness.pods("zookeeper1")) == sorted(pods)
     assert (await harness.plan()).status["phase"] == "Running"
 
+    claims = await _claims(harness, "zookeeper1")
+    await asyncio.sleep(1.1)
+    at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    harness.document["metadata"]["annotations"][REPLACE_ANNOTATION] = f"{victim}@{at}"
+    started = await harness.converge()
+    assert [r.operation for r in started] == ["replace-member"]
+    claim = f"{victim}-data"
+    assert (await _claims(harness, "zookeeper1"))[claim] != claims[claim], "a new claim"
+    assert (await harness.plan()).status["phase"] == "Running"
+
 
 async def test_not_ready_member_waits_for_the_threshold(harness: Harness) -> None:
     harness.document = application([component("zookeeper1", "3.4.7", {"phx": 3})])
