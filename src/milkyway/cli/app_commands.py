@@ -47,7 +47,7 @@ APPLICATION = create_namespaced_resource(GROUP, VERSION, "Application", "applica
 COMPONENT_TYPE = create_global_resource(GROUP, VERSION, "ComponentType", "componenttypes")
 FLOW_RUN = create_namespaced_resource(GROUP, VERSION, "FlowRun", "flowruns")
 
-RESTART_ANNOTATION = "milkyway.ebay.com/restartedAt"
+RESTART_ANNOTATION = "milkyway.ebay.com/restart"
 REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
 DONE = ("Succeeded", "Failed", "Cancelled")
 
@@ -919,14 +919,23 @@ def replace(
 async def request_restart(
     client: AsyncClient, name: str, namespace: str, component: str, stamp: str
 ) -> str:
-    """Ask the operator for a rolling restart: the component's restart annotation on the
-    Application changes, which the planner turns into a restart flow."""
+    """Ask for a rolling restart: ``component@stamp`` goes into the Application's restart
+    annotation (the same ``name@time`` form as replace requests): members of the component
+    created before ``stamp`` are to be restarted."""
     live = await get_application(client, name, namespace)
     find_component(live.get("spec", {}), component)
+    current = (live.get("metadata", {}).get("annotations") or {}).get(RESTART_ANNOTATION, "")
+    items = [i for i in current.replace(",", " ").split() if i.partition("@")[0] != component]
+    items.append(f"{component}@{stamp}")
     await client.patch(
         APPLICATION,
         name,
-        {"metadata": {"annotations": {f"{RESTART_ANNOTATION}.{component}": stamp}}},
+        {
+            "metadata": {
+                "annotations": {RESTART_ANNOTATION: ",".join(items)},
+                "resourceVersion": live["metadata"]["resourceVersion"],
+            }
+        },
         namespace=namespace,
         patch_type=_merge(),
         field_manager="milkyway-cli",

@@ -10,7 +10,9 @@ import typer
 
 from milkyway import __version__
 from milkyway.cli import app_commands, model_commands
+from milkyway.cli import demo as demo_cli
 from milkyway.cli import flow as flow_cli
+from milkyway.cli import operator as operator_cli
 from milkyway.cli import sim as sim_cli
 
 app = typer.Typer(
@@ -21,10 +23,11 @@ app = typer.Typer(
 )
 
 app.add_typer(sim_cli.app, name="sim")
-app.add_typer(sim_cli.demo_app, name="demo")
+app.command("demo")(demo_cli.demo)
 app.add_typer(app_commands.app)
 app.add_typer(model_commands.app)
 app.add_typer(flow_cli.app, name="flow")
+app.add_typer(operator_cli.app, name="operator")
 
 
 @app.callback()

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from lightkube import AsyncClient, KubeConfig, codecs
+from rich.console import Console
 from typer.testing import CliRunner
 
+from milkyway.cli import app_commands
 from milkyway.cli.main import app
 from milkyway.model.crds import all_crds
 from milkyway.sim.clusters import SimulatedClusters
@@ -33,6 +35,7 @@ class Mgmt:
     async def cli(self, *args: str, stdin: str | None = None) -> CliResult:
         """``milkyway ARGS --kubeconfig … --context mgmt`` with stdout and stderr together."""
         runner = CliRunner()
+        app_commands.console = Console(width=200)
         argv = [*args, f"--kubeconfig={self.sim.kubeconfig_path}", "--context=mgmt"]
         result = await asyncio.to_thread(
             runner.invoke, app, argv, input=stdin, env={"COLUMNS": "200"}
