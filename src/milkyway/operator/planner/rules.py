@@ -1,0 +1,623 @@
+"""The planner's rules: per component, which lifecycle flow (if any) starts now."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from milkyway.model.application import Application
+from milkyway.model.flow import TERMINAL_RUN_PHASES
+from milkyway.model.resolve import ResolvedApplication, ResolvedComponent
+from milkyway.operator.flows_catalog import flow_name
+from milkyway.operator.observe import MemberObservation, ZoneObservation
+from milkyway.operator.planner.contract import (
+    RECHECK,
+    REMEDIATE_AFTER,
+    REMEDIATE_AFTER_ANNOTATION,
+    REPLACE_ANNOTATION,
+    FlowRequest,
+    Plan,
+    RunningFlow,
+    max_unavailable,
+    mutex_key,
+)
+from milkyway.operator.planner.desired import MemberWant, zone_want
+from milkyway.operator.planner.diff import ZoneDiff, diff_zone
+from milkyway.operator.planner.status import application_status, rfc3339
+from milkyway.render.labels import selector_labels
+
+
+@dataclass
+class ComponentDiff:
+    """One component's zones diffed, with the disruption budget they share."""
+
+    resolved: ResolvedComponent
+    zones: list[ZoneDiff]
+
+    @property
+    def name(self) -> str:
+        return self.resolved.name
+
+    @property
+    def size(self) -> int:
+        return sum(z.want.size for z in self.zones)
+
+    @property
+    def down(self) -> int:
+        return sum(len(z.down) for z in self.zones)
+
+    @property
+    def ready(self) -> bool:
+        return all(
+            z.provisioned
+            and z.ready == z.want.size
+            and z.updated == z.want.size
+            and not z.missing_objects
+            for z in self.zones
+        )
+
+    @property
+    def budget(self) -> int:
+        return max_unavailable(self.resolved.type.spec.disruption, self.size)
+
+
+class Planner:
+    """One planning pass over an Application: applies the rules component by component,
+    collecting flows to start, reasons to wait and the earliest time to look again."""
+
+    def __init__(
+        self,
+        app: Application,
+        resolved: ResolvedApplication,
+        desired: Mapping[tuple[str, str], list[dict]],
+        observed: Mapping[tuple[str, str], ZoneObservation],
+        running: Sequence[RunningFlow],
+        now: datetime,
+        clusters: Mapping[str, dict],
+        deleting: bool,
+    ) -> None:
+        self.app = app
+        self.resolved = resolved
+        self.observed = observed
+        self.running = running
+        self.now = now
+        self.clusters = clusters
+        self.deleting = deleting
+        self.start: list[FlowRequest] = []
+        self.waiting: list[str] = []
+        self.requeue: float | None = None
+        self.components: dict[str, ComponentDiff] = {}
+        for name in resolved.order:
+            component = resolved.components[name]
+            diffs = []
+            for zone in component.zones:
+                want = zone_want(
+                    resolved, component, zone.name, desired.get((name, zone.name), []), clusters
+                )
+                diffs.append(diff_zone(want, observed.get((name, zone.name))))
+            self.components[name] = ComponentDiff(component, diffs)
+        annotations = app.metadata.annotations or {}
+        self.remediate_after = _seconds(
+            annotations.get(REMEDIATE_AFTER_ANNOTATION), REMEDIATE_AFTER
+        )
+        self.replace_requests = _replace_requests(annotations.get(REPLACE_ANNOTATION, ""))
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def busy(self, component: str) -> RunningFlow | None:
+        for run in self.running:
+            if run.component == component and run.phase not in TERMINAL_RUN_PHASES:
+                return run
+        return None
+
+    def later(self, seconds: float) -> None:
+        seconds = max(0.0, seconds)
+        self.requeue = seconds if self.requeue is None else min(self.requeue, seconds)
+
+    def request(self, component: ComponentDiff, operation: str, reason: str, **params: Any) -> None:
+        resolved = component.resolved
+        app_component = self.app.component(component.name)
+        flow = flow_name(
+            operation, resolved.type.name, resolved.type.spec.flows, app_component.flows
+        )
+        base = {
+            "application": self.resolved.name,
+            "namespace": self.resolved.namespace,
+            "component": component.name,
+        }
+        self.start.append(
+            FlowRequest(
+                flow=flow,
+                params={**base, **params},
+                component=component.name,
+                reason=reason,
+                mutex=mutex_key(self.resolved.namespace, self.resolved.name, component.name),
+                operation=operation,
+            )
+        )
+
+    def gate(self, component: ComponentDiff) -> dict[str, Any]:
+        """What the live disruption gate re-checks right before each restart."""
+        return {
+            "maxUnavailable": component.budget,
+            "zones": [
+                {
+                    "cluster": z.want.cluster,
+                    "namespace": z.want.namespace,
+                    "selector": dict(z.want.selector),
+                    "expected": z.want.size,
+                }
+                for z in component.zones
+            ],
+        }
+
+    def roll_params(
+        self, component: ComponentDiff, members: list[dict[str, Any]], targets_down: int = 0
+    ) -> dict[str, Any]:
+        """Group-strategy params; ``targets_down`` of ``members`` are already down (they
+        are what the flow repairs, so they do not use up the budget: when every target is
+        down, repairing them one at a time never adds a member down, and the budget is
+        widened just enough for the engine to let the repair run)."""
+        policy = component.resolved.type.spec.disruption
+        budget = component.budget
+        already = max(0, component.down - targets_down)
+        if policy.kind == "quorum":
+            parallelism = 1
+        else:
+            largest = max((z.want.size for z in component.zones), default=1)
+            parallelism = max(1, min(policy.max_unavailable, largest))
+        for item in members:
+            item["batch"] = "all" if policy.kind == "quorum" else item["zone"]
+        return {
+            "members": members,
+            "parallelism": parallelism,
+            "maxDown": budget if targets_down < len(members) else max(budget, already + 1),
+            "alreadyDown": already,
+            "gate": self.gate(component),
+        }
+
+    def member_item(
+        self, zone: ZoneDiff, name: str, ordinal: int | None, member_id: int | None
+    ) -> dict[str, Any]:
+        want = zone.want
+        manifests: list[dict[str, Any]] = []
+        claim = volume = ""
+        for member in want.members:
+            if (want.workload == "statefulset" and member.ordinal == ordinal) or (
+                want.workload != "statefulset"
+                and member.member_id == member_id
+                and member_id is not None
+            ):
+                manifests = list(member.manifests)
+                claim = member.claim or ""
+                volume = member.volume or ""
+        return {
+            "name": name,
+            "zone": want.zone,
+            "cluster": want.cluster,
+            "namespace": want.namespace,
+            "workload": want.workload,
+            "selector": dict(want.selector),
+            "configHash": want.pod_hash or "",
+            "version": want.version or "",
+            "memberId": member_id if member_id is not None else -1,
+            "claim": claim,
+            "volume": volume,
+            "manifests": manifests,
+        }
+
+    def stale_members(self, component: ComponentDiff) -> list[dict[str, Any]]:
+        """Members to restart, zone by zone, highest ordinal first within a zone (the
+        simulator exposes no leader, so followers-first degrades to a stable order)."""
+        items = []
+        for zone in component.zones:
+            if zone.want.workload == "deployment":
+                continue
+            for member in sorted(
+                zone.stale,
+                key=lambda m: -(m.ordinal if m.ordinal is not None else (m.member_id or 0)),
+            ):
+                items.append(self.member_item(zone, member.name, member.ordinal, member.member_id))
+        return items
+
+    # -- rules -----------------------------------------------------------------------------
+
+    def orphans(self) -> dict[str, list[ZoneObservation]]:
+        """Observed zones no longer in the spec (a zone or a whole component removed)."""
+        wanted = {(name, z.want.zone) for name, c in self.components.items() for z in c.zones}
+        found: dict[str, list[ZoneObservation]] = {}
+        for key in sorted(self.observed):
+            obs = self.observed[key]
+            if key not in wanted and _owns_objects(obs):
+                found.setdefault(key[0], []).append(obs)
+        return found
+
+    def remove_orphans(self, component: str, zones: list[ZoneObservation]) -> bool:
+        """Start decommissioning ``zones`` of ``component``; False if something blocks it."""
+        busy = self.busy(component)
+        if busy is not None:
+            self.waiting.append(f"{component}: flow {busy.name} ({busy.flow}) is {busy.phase}")
+            return False
+        unreachable = sorted(z.cluster for z in zones if not z.reachable)
+        if unreachable:
+            self.waiting.append(
+                f"{component}: cluster {', '.join(unreachable)} unreachable; waiting"
+            )
+            return False
+        existing = self.components.get(component)
+        type_name = existing.resolved.type.name if existing else ""
+        type_flows = existing.resolved.type.spec.flows if existing else {}
+        app_flows = self.app.component(component).flows if existing else {}
+        entries = [
+            {
+                "zone": z.zone,
+                "cluster": z.cluster,
+                "namespace": self.resolved.namespace,
+                "selector": selector_labels(self.resolved.name, component, z.zone),
+            }
+            for z in zones
+        ]
+        what = "component" if existing is None else "zone(s)"
+        self.start.append(
+            FlowRequest(
+                flow=flow_name("decommission", type_name, type_flows, app_flows),
+                params={
+                    "application": self.resolved.name,
+                    "namespace": self.resolved.namespace,
+                    "component": component,
+                    "zones": entries,
+                },
+                component=component,
+                reason=f"{what} removed from the spec: delete {component} in "
+                f"{', '.join(z.zone for z in zones)}",
+                mutex=mutex_key(self.resolved.namespace, self.resolved.name, component),
+                operation="decommission",
+            )
+        )
+        return True
+
+    def run(self) -> None:
+        orphans = self.orphans()
+        for name, zones in orphans.items():
+            self.remove_orphans(name, zones)
+        if self.deleting:
+            self.decommission()
+            return
+        for component in self.components.values():
+            if component.name in orphans:
+                continue
+            busy = self.busy(component.name)
+            if busy is not None:
+                self.waiting.append(
+                    f"{component.name}: flow {busy.name} ({busy.flow}) is {busy.phase}"
+                )
+                continue
+            unreachable = sorted(
+                z.want.cluster for z in component.zones if z.obs is not None and not z.obs.reachable
+            )
+            if unreachable:
+                self.waiting.append(
+                    f"{component.name}: cluster {', '.join(unreachable)} unreachable; waiting"
+                )
+                continue
+            self.plan_component(component)
+
+    def plan_component(self, c: ComponentDiff) -> None:
+        zones = c.zones
+        if not any(z.provisioned for z in zones) or any(
+            z.missing_objects for z in zones if z.provisioned
+        ):
+            self.provision(c)
+            return
+        if self.replace(c):
+            return
+        if self.remediate(c):
+            return
+        if any(z.removed for z in zones):
+            self.scale_in(c)
+            return
+        if any(z.grow or not z.provisioned for z in zones):
+            self.scale_out(c)
+            return
+        if any(z.stale for z in zones):
+            self.rolling(c)
+            return
+        if any(z.reload for z in zones):
+            self.request(
+                c,
+                "config-update",
+                "only hot-reloadable params changed: apply the config and signal members",
+                zones=[z.want.entry() for z in zones],
+                restart=False,
+                **self.roll_params(c, []),
+            )
+
+    def provision(self, c: ComponentDiff) -> None:
+        pending = [
+            dep
+            for dep in sorted(set(c.resolved.bindings.values()))
+            if dep in self.components and not self.components[dep].ready
+        ]
+        if pending:
+            self.waiting.append(f"{c.name}: waiting for {', '.join(pending)} to be Ready")
+            return
+        fresh = [z for z in c.zones if not z.provisioned]
+        repair = [z for z in c.zones if z.provisioned and z.missing_objects]
+        if fresh and not repair and len(fresh) == len(c.zones):
+            reason = f"provision {c.name} in {', '.join(z.want.zone for z in fresh)}"
+        else:
+            missing = [f"{z.want.zone}: {', '.join(z.missing_objects)}" for z in repair]
+            reason = (
+                f"re-apply missing objects ({'; '.join(missing)})"
+                if missing
+                else f"provision {c.name}"
+            )
+        self.request(
+            c,
+            "provision",
+            reason,
+            zones=[z.want.entry(require_updated=not z.provisioned) for z in (*fresh, *repair)],
+        )
+
+    def replace(self, c: ComponentDiff) -> bool:
+        targets: list[tuple[ZoneDiff, MemberObservation, str]] = []
+        for zone in c.zones:
+            if zone.want.workload == "deployment":
+                continue
+            for member in zone.broken:
+                why = (
+                    "failed disk"
+                    if not member.volume_ok
+                    else f"dead node {member.node or ''}".strip()
+                )
+                targets.append((zone, member, why))
+            for member in (m for m in (zone.obs.members if zone.obs else ()) if m.exists):
+                requested = self.replace_requests.get(member.name)
+                if (
+                    requested is not None
+                    and (member.created or "") < requested
+                    and all(t[1].name != member.name for t in targets)
+                ):
+                    targets.append((zone, member, "requested"))
+        if not targets:
+            return False
+        items = [self.member_item(z, m.name, m.ordinal, m.member_id) for z, m, _ in targets]
+        targets_down = sum(1 for _, m, _ in targets if not m.ready or m.deleting)
+        if targets_down < len(targets) and c.budget - (c.down - targets_down) < 1:
+            self.waiting.append(
+                f"{c.name}: {c.down} member(s) down, the disruption policy allows {c.budget}; "
+                "replacing a healthy member waits"
+            )
+            return False
+        why = ", ".join(f"{m.name} ({reason})" for _, m, reason in targets)
+        self.request(
+            c, "replace-member", f"replace {why}", **self.roll_params(c, items, targets_down)
+        )
+        return True
+
+    def remediate(self, c: ComponentDiff) -> bool:
+        overdue: list[tuple[ZoneDiff, Any]] = []
+        for zone in c.zones:
+            if not zone.provisioned:
+                continue
+            for member in zone.down:
+                if isinstance(member, MemberWant) and member.ordinal is None:
+                    self.later(RECHECK)
+                    self.waiting.append(f"{c.name}: {zone.want.zone} waits for its controller")
+                    continue
+                if isinstance(member, MemberWant) or not member.exists:
+                    overdue.append((zone, member))
+                    continue
+                since = _since(member)
+                waited = (self.now - since).total_seconds() if since else math.inf
+                if waited >= self.remediate_after:
+                    overdue.append((zone, member))
+                else:
+                    self.later(self.remediate_after - waited)
+                    self.waiting.append(
+                        f"{c.name}: {member.name} not Ready for {waited:.0f}s "
+                        f"(remediation after {self.remediate_after:g}s)"
+                    )
+        if not overdue:
+            return False
+        items = [
+            self.member_item(z, m.name, m.ordinal, m.member_id)
+            for z, m in overdue
+            if z.want.workload != "deployment"
+        ]
+        names = ", ".join(m.name for _, m in overdue)
+        self.request(
+            c,
+            "remediate",
+            f"recreate {names}: missing or not Ready for over {self.remediate_after:g}s",
+            zones=[z.want.entry() for z in c.zones if z.provisioned],
+            **self.roll_params(c, items, len(items)),
+        )
+        return True
+
+    def scale_in(self, c: ComponentDiff) -> None:
+        if self.no_room(c, "scale-in"):
+            return
+        shrinking = [z for z in c.zones if z.removed]
+        names = [r["pod"] or r["workload"] or r["claim"] for z in shrinking for r in z.removed]
+        self.request(
+            c,
+            "scale-in",
+            f"scale in {c.name}: remove {', '.join(n for n in names if n) or 'surplus members'}",
+            shrink=[{**z.want.entry(), "removed": z.removed} for z in shrinking],
+            zones=[z.want.entry() for z in c.zones if not z.removed],
+            **self.rolling_guard(c),
+        )
+
+    def scale_out(self, c: ComponentDiff) -> None:
+        if self.no_room(c, "scale-out"):
+            return
+        growing = [z for z in c.zones if z.grow or not z.provisioned]
+        self.request(
+            c,
+            "scale-out",
+            f"scale out {c.name} in {', '.join(z.want.zone for z in growing)}",
+            grow=[z.want.entry() for z in growing],
+            zones=[z.want.entry() for z in c.zones],
+            **self.rolling_guard(c),
+        )
+
+    def rolling_guard(self, c: ComponentDiff) -> dict[str, Any]:
+        return self.roll_params(c, self.stale_members(c))
+
+    def no_room(self, c: ComponentDiff, what: str) -> bool:
+        """True (and a waiting reason) when restarting one more member would exceed the
+        disruption policy given the members already down."""
+        if c.budget - c.down >= 1 or not self.stale_members(c):
+            return False
+        self.waiting.append(
+            f"{c.name}: {c.down} member(s) down, the disruption policy allows {c.budget}; "
+            f"the {what} waits"
+        )
+        return True
+
+    def rolling(self, c: ComponentDiff) -> None:
+        room = c.budget - c.down
+        if room <= 0:
+            self.waiting.append(
+                f"{c.name}: {c.down} member(s) down, the disruption policy allows "
+                f"{c.budget}; the rolling update waits"
+            )
+            return
+        upgrade = any(z.upgrade for z in c.zones)
+        operation = "rolling-upgrade" if upgrade else "config-update"
+        versions = sorted({z.want.version or "" for z in c.zones if z.upgrade})
+        reason = (
+            f"upgrade {c.name} to {', '.join(versions)}"
+            if upgrade
+            else f"config of {c.name} changed: rolling restart"
+        )
+        extra = {} if upgrade else {"restart": True}
+        self.request(
+            c,
+            operation,
+            reason,
+            zones=[z.want.entry(require_updated=True) for z in c.zones],
+            **extra,
+            **self.roll_params(c, self.stale_members(c)),
+        )
+
+    def decommission(self) -> None:
+        order = list(self.resolved.order)
+        users: dict[str, set[str]] = {name: set() for name in order}
+        for name in order:
+            for dep in self.resolved.components[name].bindings.values():
+                users.setdefault(dep, set()).add(name)
+        for name in reversed(order):
+            c = self.components[name]
+            if not any(_owns_objects(z.obs) for z in c.zones):
+                continue
+            busy = self.busy(name)
+            if busy is not None:
+                self.waiting.append(f"{name}: flow {busy.name} ({busy.flow}) is {busy.phase}")
+                continue
+            remaining = sorted(
+                u
+                for u in users.get(name, ())
+                if any(_owns_objects(z.obs) for z in self.components[u].zones)
+            )
+            if remaining:
+                self.waiting.append(f"{name}: decommission waits for {', '.join(remaining)}")
+                continue
+            unreachable = sorted(
+                z.want.cluster for z in c.zones if z.obs is not None and not z.obs.reachable
+            )
+            if unreachable:
+                self.waiting.append(
+                    f"{name}: cluster {', '.join(unreachable)} unreachable; waiting"
+                )
+                continue
+            self.request(
+                c,
+                "decommission",
+                f"decommission {name}",
+                zones=[z.want.entry() for z in c.zones],
+            )
+
+    # -- status ----------------------------------------------------------------------------
+
+    def leftovers(self) -> bool:
+        return any(_owns_objects(obs) for obs in self.observed.values())
+
+
+def plan(
+    app: Application,
+    resolved: ResolvedApplication,
+    desired: Mapping[tuple[str, str], list[dict]],
+    observed: Mapping[tuple[str, str], ZoneObservation],
+    running: Sequence[RunningFlow],
+    *,
+    now: datetime,
+    clusters: Mapping[str, dict],
+    deleting: bool = False,
+) -> Plan:
+    """Which flows close the gap between ``desired`` and ``observed`` now.
+
+    ``desired``: ``(component, zone)`` to the zone's rendered manifests (``render_zone``);
+    ``observed``: ``(component, zone)`` to :func:`~milkyway.operator.observe.observe_zone`
+    (a missing key means nothing was observed there yet); ``running``: this Application's
+    FlowRuns (unfinished ones block their component; a Failed one is reported in status);
+    ``clusters``: Cluster resources (as dicts) by zone name, for the cluster serving each
+    zone; ``deleting``: the Application has a deletionTimestamp.
+    """
+    planner = Planner(app, resolved, desired, observed, running, now, clusters, deleting)
+    planner.run()
+    deleted = deleting and not planner.leftovers() and not planner.start
+    return Plan(
+        start=tuple(planner.start),
+        waiting=tuple(planner.waiting),
+        status=application_status(planner),
+        requeue_after=planner.requeue,
+        deleted=deleted,
+    )
+
+
+# --------------------------------------------------------------------------- small helpers
+
+
+def _owns_objects(obs: ZoneObservation | None) -> bool:
+    """Objects of the zone are left (Nodes, observed for context, are not the zone's)."""
+    return obs is not None and any(key[0] != "v1/Node" for key in obs.objects)
+
+
+def _seconds(value: str | None, default: float) -> float:
+    try:
+        return max(0.0, float(value)) if value is not None else default
+    except ValueError:
+        return default
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _since(member: MemberObservation) -> datetime | None:
+    return _parse_time(member.not_ready_since)
+
+
+def _replace_requests(value: str) -> dict[str, str]:
+    """``pod@2026-01-01T00:00:00Z`` items (comma or space separated) to their request time."""
+    requests: dict[str, str] = {}
+    for item in value.replace(",", " ").split():
+        name, _, at = item.partition("@")
+        if name and at:
+            moment = _parse_time(at)
+            if moment is not None:
+                requests[name] = rfc3339(moment)
+    return requests
+
+
+__all__ = ["ComponentDiff", "Planner", "plan"]
