@@ -260,3 +260,21 @@ def test_unknown_operation_is_rejected_naming_path_value_and_fix() -> None:
     message = str(caught.value)
     assert "spec.components[0].flows" in message and "'restart'" in message
     assert "use one of: provision, scale-out" in message
+
+
+def test_a_failed_flow_is_retried_after_a_pause() -> None:
+    app = _app({"phx": 3}, params={"tickTime": 3000})
+    resolved, desired = _setup(app)
+    observed = {
+        ("zookeeper1", "phx"): _live(desired, "zookeeper1", "phx", [Member("stale-config")] * 3)
+    }
+    failed = [
+        RunningFlow(
+            "run-1", "milkyway-config-update", "zookeeper1", "Failed", "2026-06-01T11:59:50Z"
+        )
+    ]
+    soon = plan(app, resolved, desired, observed, failed, now=NOW, clusters={})
+    assert soon.start == () and soon.requeue_after == pytest.approx(20.0)
+    assert soon.status["phase"] == "Failed"
+    later = plan(app, resolved, desired, observed, failed, now=NOW.replace(minute=1), clusters={})
+    assert [r.operation for r in later.start] == ["config-update"]

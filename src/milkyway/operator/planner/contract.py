@@ -11,6 +11,8 @@ REMEDIATE_AFTER = 60.0
 """Seconds a member may be missing or not Ready before it is recreated."""
 REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
 REMEDIATE_AFTER_ANNOTATION = "milkyway.ebay.com/remediate-after"
+RETRY_FAILED_AFTER = 30.0
+"""Seconds after a failed run before the planner starts the same flow for it again."""
 RECHECK = 5.0
 """Seconds before looking again at a member its controller is expected to recreate."""
 WORKLOAD_KINDS = ("StatefulSet", "Deployment", "Pod")
@@ -39,6 +41,9 @@ class RunningFlow:
     flow: str
     component: str | None
     phase: str
+    finished_at: str | None = None
+    """RFC 3339 end time of a finished run: a Failed run's flow is started again only
+    ``RETRY_FAILED_AFTER`` seconds later (unknown: at once)."""
 
 
 @dataclass(frozen=True)

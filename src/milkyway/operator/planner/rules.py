@@ -18,6 +18,7 @@ from milkyway.operator.planner.contract import (
     REMEDIATE_AFTER,
     REMEDIATE_AFTER_ANNOTATION,
     REPLACE_ANNOTATION,
+    RETRY_FAILED_AFTER,
     FlowRequest,
     Plan,
     RunningFlow,
@@ -113,6 +114,25 @@ class Planner:
                 return run
         return None
 
+    def backing_off(self, component: str, flow: str) -> bool:
+        """The same flow failed for ``component`` moments ago: wait before starting it
+        again, so a persistent failure does not become a stream of failing runs."""
+        for run in self.running:
+            if run.component != component or run.phase != "Failed" or run.flow != flow:
+                continue
+            ended = _parse_time(run.finished_at)
+            if ended is None:
+                continue
+            waited = (self.now - ended).total_seconds()
+            if waited < RETRY_FAILED_AFTER:
+                self.later(RETRY_FAILED_AFTER - waited)
+                self.waiting.append(
+                    f"{component}: {run.name} ({flow}) failed {waited:.0f}s ago; "
+                    f"retrying after {RETRY_FAILED_AFTER:g}s"
+                )
+                return True
+        return False
+
     def later(self, seconds: float) -> None:
         seconds = max(0.0, seconds)
         self.requeue = seconds if self.requeue is None else min(self.requeue, seconds)
@@ -123,6 +143,8 @@ class Planner:
         flow = flow_name(
             operation, resolved.type.name, resolved.type.spec.flows, app_component.flows
         )
+        if self.backing_off(component.name, flow):
+            return
         base = {
             "application": self.resolved.name,
             "namespace": self.resolved.namespace,
