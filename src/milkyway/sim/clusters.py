@@ -26,6 +26,7 @@ from milkyway.sim.apiserver.auth import (
 )
 from milkyway.sim.cluster import SimulatedCluster
 from milkyway.sim.kubeconfig import write_kubeconfig
+from milkyway.sim.private_file import write_private
 from milkyway.sim.tls import ServingCertificate, generate
 
 TOKEN_FILE = "tokens.csv"
@@ -85,9 +86,7 @@ class SimulatedClusters:
         self.authenticator = TokenAuthenticator(users)
         if self.data_dir is not None and source is None:
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            path = self.data_dir / TOKEN_FILE
-            path.write_text(render_token_file(users))
-            path.chmod(0o600)
+            write_private(self.data_dir / TOKEN_FILE, render_token_file(users))
 
     def add_user(self, name: str, groups: Iterable[str] = ()) -> str:
         """Create a bearer token for ``name`` (in ``groups``) valid on every cluster."""

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from milkyway.sim.private_file import write_private
 
 
 def kubeconfig(
@@ -46,14 +47,7 @@ def write_kubeconfig(
     ca_pem: bytes | None = None,
 ) -> Path:
     """Write the kubeconfig readable only by its owner (it holds a token)."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     text = yaml.safe_dump(
         kubeconfig(servers, token, current=current, ca_pem=ca_pem), sort_keys=False
     )
-    tmp = target.with_name(f".{target.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    tmp.replace(target)
-    return target
+    return write_private(Path(path), text)

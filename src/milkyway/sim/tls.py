@@ -18,6 +18,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from milkyway.sim.private_file import write_private
+
 CA_FILE = "ca.crt"
 CERT_FILE = "server.crt"
 KEY_FILE = "server.key"
@@ -44,9 +46,7 @@ class ServingCertificate:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / CA_FILE).write_bytes(self.ca_pem)
         (folder / CERT_FILE).write_bytes(self.cert_pem)
-        key = folder / KEY_FILE
-        key.write_bytes(self.key_pem)
-        key.chmod(0o600)
+        write_private(folder / KEY_FILE, self.key_pem)
 
     @classmethod
     def read(cls, folder: Path) -> ServingCertificate | None:

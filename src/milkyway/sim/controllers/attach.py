@@ -8,7 +8,6 @@ async with SimulatedClusters(["a", "b"]) as sim, ControlledClusters(sim, nodes=3
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
@@ -21,6 +20,7 @@ from milkyway.sim.controllers.manager import start_control_plane
 from milkyway.sim.controllers.runtime import ControlPlane
 from milkyway.sim.faults import ApiFaultState, ClusterTarget, Faults
 from milkyway.sim.nodes import NodeSpec, default_nodes
+from milkyway.sim.private_file import write_private
 
 
 class ControlledClusters:
@@ -77,11 +77,10 @@ class ControlledClusters:
         if self.admin:
             self.admin_server = AdminServer(self.faults, self.sim.admin_token)
             url = await self.admin_server.start()
-            self.admin_path = admin_file(Path(self.sim.kubeconfig_path))
-            self.admin_path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.admin_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(fd, "w") as out:
-                json.dump({"url": url, "token": self.sim.admin_token}, out)
+            self.admin_path = write_private(
+                admin_file(Path(self.sim.kubeconfig_path)),
+                json.dumps({"url": url, "token": self.sim.admin_token}),
+            )
         return self
 
     async def stop(self) -> None:
