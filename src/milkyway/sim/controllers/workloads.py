@@ -54,32 +54,45 @@ def _min_ready_requeue(obj: Obj, pods: Iterable[Obj], now: datetime) -> list[Act
     return [Requeue(min(waits) + 0.01)] if waits else []
 
 
-class StatefulSetController:
-    name = "statefulset"
-    _resource = "apps/v1/statefulsets"
+class _WorkloadController:
+    """Woken by its own objects and by the objects they control (pods, sets, revisions)."""
+
+    name: str
+    kind: str
+    _resource: str
 
     def setup(self, plane: ControlPlane) -> None:
         self.plane = plane
         plane.informer(self._resource).on_change(
             lambda _t, old, new: plane.enqueue(self.name, key_of(new or old))  # type: ignore[arg-type]
         )
+
+    def _on_owned(self, _type: str, old: Obj | None, new: Obj | None) -> None:
+        self._wake_owner(new or old)
+
+    def _wake_owner(self, obj: Obj | None) -> None:
+        key = _owner_key(obj, self.kind, self.plane, self._resource)
+        if key is not None:
+            self.plane.enqueue(self.name, key)
+
+
+class StatefulSetController(_WorkloadController):
+    name = "statefulset"
+    kind = "StatefulSet"
+    _resource = "apps/v1/statefulsets"
+
+    def setup(self, plane: ControlPlane) -> None:
+        super().setup(plane)
         plane.pods.on_change(self._on_owned)
         plane.informer("apps/v1/controllerrevisions").on_change(self._on_owned)
         plane.informer("v1/persistentvolumeclaims").on_change(self._on_claim)
-
-    def _on_owned(self, _type: str, old: Obj | None, new: Obj | None) -> None:
-        key = _owner_key(new or old, "StatefulSet", self.plane, self._resource)
-        if key is not None:
-            self.plane.enqueue(self.name, key)
 
     def _on_claim(self, _type: str, old: Obj | None, new: Obj | None) -> None:
         claim = new or old
         if claim is None:
             return
         for pod in self.plane.pods.by_index("claim", key_of(claim)):
-            key = _owner_key(pod, "StatefulSet", self.plane, self._resource)
-            if key is not None:
-                self.plane.enqueue(self.name, key)
+            self._wake_owner(pod)
 
     def reconcile(self, key: Hashable) -> list[Action]:
         ns, name = key  # type: ignore[misc]
@@ -108,21 +121,14 @@ class StatefulSetController:
         return actions + _min_ready_requeue(sts, pods.values(), now)
 
 
-class ReplicaSetController:
+class ReplicaSetController(_WorkloadController):
     name = "replicaset"
+    kind = "ReplicaSet"
     _resource = "apps/v1/replicasets"
 
     def setup(self, plane: ControlPlane) -> None:
-        self.plane = plane
-        plane.informer(self._resource).on_change(
-            lambda _t, old, new: plane.enqueue(self.name, key_of(new or old))  # type: ignore[arg-type]
-        )
-        plane.pods.on_change(self._on_pod)
-
-    def _on_pod(self, _type: str, old: Obj | None, new: Obj | None) -> None:
-        key = _owner_key(new or old, "ReplicaSet", self.plane, self._resource)
-        if key is not None:
-            self.plane.enqueue(self.name, key)
+        super().setup(plane)
+        plane.pods.on_change(self._on_owned)
 
     def reconcile(self, key: Hashable) -> list[Action]:
         ns, name = key  # type: ignore[misc]
@@ -135,22 +141,15 @@ class ReplicaSetController:
         return replicaset.reconcile_replicaset(view, now) + _min_ready_requeue(rs, pods, now)
 
 
-class DeploymentController:
+class DeploymentController(_WorkloadController):
     name = "deployment"
+    kind = "Deployment"
     _resource = "apps/v1/deployments"
 
     def setup(self, plane: ControlPlane) -> None:
-        self.plane = plane
-        plane.informer(self._resource).on_change(
-            lambda _t, old, new: plane.enqueue(self.name, key_of(new or old))  # type: ignore[arg-type]
-        )
-        plane.informer("apps/v1/replicasets").on_change(self._on_rs)
+        super().setup(plane)
+        plane.informer("apps/v1/replicasets").on_change(self._on_owned)
         plane.pods.on_change(self._on_pod)
-
-    def _on_rs(self, _type: str, old: Obj | None, new: Obj | None) -> None:
-        key = _owner_key(new or old, "Deployment", self.plane, self._resource)
-        if key is not None:
-            self.plane.enqueue(self.name, key)
 
     def _on_pod(self, _type: str, old: Obj | None, new: Obj | None) -> None:
         pod = new or old
@@ -159,9 +158,9 @@ class DeploymentController:
         ref = controller_of(pod)
         if not ref or ref.get("kind") != "ReplicaSet":
             return
-        rs = self.plane.get("apps/v1/replicasets", namespace_of(pod), ref.get("name", ""))
-        if rs is not None:
-            self._on_rs("MODIFIED", None, rs)
+        self._wake_owner(
+            self.plane.get("apps/v1/replicasets", namespace_of(pod), ref.get("name", ""))
+        )
 
     def reconcile(self, key: Hashable) -> list[Action]:
         ns, name = key  # type: ignore[misc]
