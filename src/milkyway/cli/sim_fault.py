@@ -31,6 +31,8 @@ _kubeconfig_option = typer.Option(
 )
 _cluster_option = typer.Option(..., "--cluster", "-c", help="Name of the simulated cluster.")
 _namespace_option = typer.Option("default", "--namespace", "-n", help="Namespace of the pod.")
+_pod_argument = typer.Argument(..., help="Pod name.")
+_node_argument = typer.Argument(..., help="Node name.")
 _duration_option = typer.Option(
     None, "--duration", help="Lift the fault after this many seconds (default: until lifted)."
 )
@@ -88,7 +90,7 @@ def _inject(kubeconfig: Path, kind: str, cluster: str, **params: Any) -> None:
 
 @app.command("crash-container")
 def crash_container(
-    pod: str = typer.Argument(..., help="Pod name."),
+    pod: str = _pod_argument,
     cluster: str = _cluster_option,
     namespace: str = _namespace_option,
     container: str | None = typer.Option(None, help="Container (default: all of the pod's)."),
@@ -109,7 +111,7 @@ def crash_container(
 
 @app.command("crash-loop")
 def crash_loop(
-    pod: str = typer.Argument(..., help="Pod name."),
+    pod: str = _pod_argument,
     cluster: str = _cluster_option,
     namespace: str = _namespace_option,
     duration: float | None = _duration_option,
@@ -121,7 +123,7 @@ def crash_loop(
 
 @app.command("kill-pod")
 def kill_pod(
-    pod: str = typer.Argument(..., help="Pod name."),
+    pod: str = _pod_argument,
     cluster: str = _cluster_option,
     namespace: str = _namespace_option,
     kubeconfig: Path = _kubeconfig_option,
@@ -132,7 +134,7 @@ def kill_pod(
 
 @app.command("lose-node")
 def lose_node(
-    node: str = typer.Argument(..., help="Node name."),
+    node: str = _node_argument,
     cluster: str = _cluster_option,
     duration: float | None = _duration_option,
     kubeconfig: Path = _kubeconfig_option,
@@ -155,7 +157,7 @@ def fail_disk(
 
 @app.command("slow-node")
 def slow_node(
-    node: str = typer.Argument(..., help="Node name."),
+    node: str = _node_argument,
     cluster: str = _cluster_option,
     factor: float = typer.Option(5.0, help="How many times longer every kubelet stage takes."),
     duration: float | None = _duration_option,
