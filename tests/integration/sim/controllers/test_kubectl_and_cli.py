@@ -86,8 +86,6 @@ async def test_rollout_status_and_wait_for_ready(running: Running) -> None:
     )
     _, out, _ = await running.kubectl("rollout", "status", "deployment/api", "--timeout=60s")
     assert 'deployment "api" successfully rolled out' in out
-    flaps = [e for e in api.list("v1/events")["items"] if e["reason"] == "NodeNotReady"]
-    assert not flaps, "a node went NotReady although every kubelet kept heartbeating"
 
 
 async def test_pod_faults_show_through_kubectl_and_clear(running: Running) -> None:
