@@ -278,3 +278,22 @@ def test_a_failed_flow_is_retried_after_a_pause() -> None:
     assert soon.status["phase"] == "Failed"
     later = plan(app, resolved, desired, observed, failed, now=NOW.replace(minute=1), clusters={})
     assert [r.operation for r in later.start] == ["config-update"]
+
+
+def test_nothing_is_planned_for_a_component_with_an_unreachable_zone() -> None:
+    from milkyway.operator.observe import observe_zone
+
+    app = _app({"phx": 1, "slc": 2})
+    resolved, desired = _setup(app)
+    observed = {
+        ("zookeeper1", "phx"): _live(desired, "zookeeper1", "phx", [Member()]),
+        ("zookeeper1", "slc"): observe_zone("zookeeper1", "slc", "", [], reachable=False),
+    }
+    result = plan(app, resolved, desired, observed, [], now=NOW, clusters={})
+    assert result.start == ()
+    assert result.waiting == ("zookeeper1: no Cluster serves zone slc; register one",)
+    observed[("zookeeper1", "slc")] = observe_zone("zookeeper1", "slc", "c2", [], reachable=False)
+    result = plan(app, resolved, desired, observed, [], now=NOW, clusters={})
+    assert result.waiting == ("zookeeper1: cluster c2 of zone slc unreachable; waiting",)
+    degraded = next(c for c in result.status["conditions"] if c["type"] == "Degraded")
+    assert degraded["reason"] == "ClusterUnreachable"

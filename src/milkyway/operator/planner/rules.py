@@ -317,15 +317,22 @@ class Planner:
                     f"{component.name}: flow {busy.name} ({busy.flow}) is {busy.phase}"
                 )
                 continue
-            unreachable = sorted(
-                z.want.cluster for z in component.zones if z.obs is not None and not z.obs.reachable
-            )
-            if unreachable:
-                self.waiting.append(
-                    f"{component.name}: cluster {', '.join(unreachable)} unreachable; waiting"
-                )
+            if self.unreachable(component):
                 continue
             self.plan_component(component)
+
+    def unreachable(self, c: ComponentDiff) -> bool:
+        """True (with the reason) when a zone of ``c`` cannot be observed: nothing is
+        planned for the component until every zone can."""
+        lost = [z for z in c.zones if z.obs is not None and not z.obs.reachable]
+        for zone in lost:
+            cluster = zone.obs.cluster if zone.obs is not None else ""
+            self.waiting.append(
+                f"{c.name}: cluster {cluster} of zone {zone.want.zone} unreachable; waiting"
+                if cluster
+                else f"{c.name}: no Cluster serves zone {zone.want.zone}; register one"
+            )
+        return bool(lost)
 
     def plan_component(self, c: ComponentDiff) -> None:
         zones = c.zones
@@ -549,13 +556,7 @@ class Planner:
             if remaining:
                 self.waiting.append(f"{name}: decommission waits for {', '.join(remaining)}")
                 continue
-            unreachable = sorted(
-                z.want.cluster for z in c.zones if z.obs is not None and not z.obs.reachable
-            )
-            if unreachable:
-                self.waiting.append(
-                    f"{name}: cluster {', '.join(unreachable)} unreachable; waiting"
-                )
+            if self.unreachable(c):
                 continue
             self.request(
                 c,
