@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from milkyway.operator.planner import zone_want
 from milkyway.render.labels import CONFIG_HASH
+from milkyway.render.zone import render_zone
 
-from .conftest import Harness, application, component
+from .conftest import NAMESPACE, Harness, application, component
 
 
 def _ready(pod: dict[str, Any]) -> bool:
@@ -79,3 +81,34 @@ async def test_a_zone_removed_from_the_spec_is_decommissioned(harness: Harness) 
     assert [x for x in left if x.startswith("slc:")] == []
     assert sorted(await harness.pods("kafka1")) == ["app1-kafka1-phx-0"]
     assert (await harness.plan()).status["phase"] == "Running"
+
+
+async def test_health_check_passes_when_ready_and_fails_when_a_member_is_down(
+    harness: Harness,
+) -> None:
+    harness.document = application([component("zookeeper1", "3.4.7", {"phx": 3})])
+    await harness.converge()
+    resolved = harness.resolve()
+    want = zone_want(
+        resolved,
+        resolved.components["zookeeper1"],
+        "phx",
+        render_zone(resolved, "zookeeper1", "phx"),
+        {},
+    )
+    params = {
+        "application": "app1",
+        "namespace": NAMESPACE,
+        "component": "zookeeper1",
+        "zones": [want.entry()],
+        "timeout": 1,
+    }
+    healthy = await harness.engine.submit("milkyway-health-check", params)
+    assert (await harness.engine.wait(healthy)).status.phase == "Succeeded"
+
+    await harness.control.faults.crash_loop("phx", "app1-zookeeper1-phx-0", namespace=NAMESPACE)
+    await harness.eventually_down("app1-zookeeper1-phx-0")
+    sick = await harness.engine.submit("milkyway-health-check", params)
+    finished = await harness.engine.wait(sick)
+    assert finished.status.phase == "Failed"
+    assert any("2/3 Ready" in n.message for n in finished.status.nodes.values())
