@@ -376,8 +376,8 @@ def _label(node: NodeStatus, now: float) -> str:
     if node.kind == "task":
         parts.append(f"[dim]{node.action}[/dim]")
     if node.kind == "group" and node.members is not None:
-        done = sum(1 for _ in node.members)
-        parts.append(f"[dim]{done} members, batch {node.batch + 1}/{len(node.batches or [])}[/dim]")
+        batches = len(node.batches or [])
+        parts.append(f"[dim]{len(node.members)} members, batch {node.batch + 1}/{batches}[/dim]")
     attempts = node.compacted + len(node.attempts)
     if attempts > 1:
         parts.append(f"attempts {attempts}")
