@@ -83,6 +83,9 @@ class OperatorSettings:
     leader_election: bool = True
     identity: str = field(default_factory=default_identity)
     install_crds: bool = True
+    release_lease_on_stop: bool = True
+    """Release the Lease when stopped so a standby takes over at once (off: the standby
+    waits for the lease to expire, as after a crash)."""
     lease_duration: float = 15.0
     renew_deadline: float = 10.0
     retry_period: float = 2.0
@@ -226,6 +229,7 @@ class Operator:
             lease_duration=s.lease_duration,
             renew_deadline=s.renew_deadline,
             retry_period=s.retry_period,
+            release_on_cancel=s.release_lease_on_stop,
         )
         elector = LeaderElector(self.client, config)
         log.info("operator %s campaigning for lease %s/%s", s.identity, s.namespace, LEASE_NAME)
@@ -321,14 +325,16 @@ class _Session:
         await asyncio.gather(*self._tasks)
 
     async def close(self) -> None:
+        # Engines first: their tasks must not see member clients disappear under them
+        # (an unknown cluster fails a step), they must just stop and be resumed later.
+        for engine in self.engines.values():
+            await engine.stop()
         self.queue.shut_down()
         for task in [*self._tasks, *self._background]:
             task.cancel()
         for task in [*self._tasks, *self._background]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        for engine in self.engines.values():
-            await engine.stop()
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))

@@ -17,9 +17,10 @@ import yaml
 from lightkube import ApiError, AsyncClient
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
+from lightkube.resources.storage_v1 import StorageClass
 
 from milkyway.kube.clients import client_from_kubeconfig
-from milkyway.kube.resources import APPLICATION, CLUSTER
+from milkyway.kube.resources import APPLICATION, CLUSTER, FLOWRUN
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.manager import Operator, OperatorSettings
 from milkyway.sim.clusters import SimulatedClusters
@@ -77,6 +78,20 @@ class World:
 
     async def application(self, namespace: str, name: str) -> dict[str, Any]:
         return (await self.mgmt.get(APPLICATION, name, namespace=namespace)).to_dict()
+
+    async def story(self, namespace: str, name: str) -> str:
+        """The Application's status and FlowRuns, to explain a failed assertion."""
+        lines = [f"status: {(await self.application(namespace, name)).get('status')}"]
+        async for run in self.mgmt.list(FLOWRUN, namespace=namespace):
+            data = run.to_dict()
+            status = data.get("status") or {}
+            lines.append(
+                f"run {data['metadata']['name']} {status.get('phase')} {status.get('message')}"
+            )
+            for path, node in (status.get("nodes") or {}).items():
+                if node.get("message"):
+                    lines.append(f"    {path}: {node.get('phase')} {node.get('message')}")
+        return "\n".join(lines)
 
     eventually = staticmethod(lambda *a, **kw: eventually(*a, **kw))
 
@@ -155,6 +170,16 @@ async def world(tmp_path: Path, topology: dict[str, tuple[str, str]]) -> AsyncIt
         for name, (region, zone) in topology.items():
             await register_cluster(mgmt, name, region, zone, kubeconfig)
         members = {name: client_from_kubeconfig(sim.kubeconfig_path, name) for name in topology}
+        for client in members.values():
+            # The class examples/multi-region.yaml asks for, as a cluster admin provides it.
+            await client.create(
+                StorageClass(
+                    metadata=ObjectMeta(name="fast-ssd"),
+                    provisioner="sim.milkyway.io/network",
+                    reclaimPolicy="Delete",
+                    volumeBindingMode="Immediate",
+                )
+            )
         try:
             yield World(sim, control, mgmt, members, topology)
         finally:
@@ -166,7 +191,7 @@ async def world(tmp_path: Path, topology: dict[str, tuple[str, str]]) -> AsyncIt
 def _nodes(cluster: str, region: str, zone: str) -> list[Any]:
     from milkyway.sim.nodes import default_nodes
 
-    return default_nodes(4, cluster=cluster, region=region, zone=zone)
+    return default_nodes(6, cluster=cluster, region=region, zone=zone)
 
 
 async def register_cluster(
