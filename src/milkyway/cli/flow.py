@@ -406,7 +406,7 @@ def _tree(run: FlowRun) -> Tree:
         if node.parent is not None:
             children.setdefault(node.parent, []).append(node)
     for siblings in children.values():
-        siblings.sort(key=lambda n: (n.section != "steps", n.index or 0, n.started_at or 1e18))
+        siblings.sort(key=lambda n: (n.section != "steps", n.started_at or 1e18, n.index or 0))
 
     def add(branch: Tree, parent: str) -> None:
         for node in children.get(parent, []):
