@@ -25,6 +25,9 @@ from milkyway.render.labels import CONFIG_HASH, MEMBER
 
 FIELD_MANAGER = "milkyway-operator"
 UNREACHABLE_POLL = 1.0
+POLL_INTERVAL = 0.25
+"""Seconds between two reads of a waiting task: a small fraction of a pod restart, so a
+rolling operation stays close to the bound its disruption policy sets."""
 VERSION_LABEL = "app.kubernetes.io/version"
 UNREACHABLE_CODES = frozenset({502, 503, 504})
 

@@ -11,6 +11,7 @@ from pydantic import Field
 
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
 from milkyway.operator.tasks.common import (
+    POLL_INTERVAL,
     Clock,
     Params,
     apply,
@@ -39,7 +40,7 @@ class MemberParams(Params):
     manifests: list[dict[str, Any]] = Field(default_factory=list)
     """The member's own objects (per-member patterns): claim, volume, Deployment or Pod."""
     timeout: float = Field(default=600.0, gt=0)
-    interval: float = Field(default=0.5, gt=0)
+    interval: float = Field(default=POLL_INTERVAL, gt=0)
 
 
 async def _member_pods(ctx: TaskContext, m: MemberParams, clock: Clock) -> list[dict[str, Any]]:
@@ -93,7 +94,7 @@ class GateParams(Params):
     """The member about to go down (not counted as already down)."""
     member_id: int = Field(default=-1, alias="memberId")
     timeout: float = Field(default=600.0, gt=0)
-    interval: float = Field(default=0.5, gt=0)
+    interval: float = Field(default=POLL_INTERVAL, gt=0)
 
 
 @task("milkyway.disruption-gate")

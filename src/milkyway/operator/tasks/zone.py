@@ -20,6 +20,7 @@ from pydantic import Field
 
 from milkyway.flows.tasks import RetryableError, TaskContext, task
 from milkyway.operator.tasks.common import (
+    POLL_INTERVAL,
     Clock,
     Params,
     apply,
@@ -51,7 +52,7 @@ class ZoneParams(Params):
     namespace: str = "default"
     selector: dict[str, str]
     timeout: float = Field(default=600.0, gt=0)
-    interval: float = Field(default=0.5, gt=0)
+    interval: float = Field(default=POLL_INTERVAL, gt=0)
 
 
 class ApplyZoneParams(Params):
