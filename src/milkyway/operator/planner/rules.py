@@ -477,7 +477,7 @@ class Planner:
             "scale-in",
             f"scale in {c.name}: remove {', '.join(n for n in names if n) or 'surplus members'}",
             shrink=[{**z.want.entry(), "removed": z.removed} for z in shrinking],
-            zones=[z.want.entry() for z in c.zones if not z.removed],
+            zones=[z.want.entry(require_updated=True) for z in c.zones],
             **self.rolling_guard(c),
         )
 
