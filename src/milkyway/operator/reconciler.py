@@ -415,8 +415,26 @@ class Reconciler:
                 generation,
             )
         )
+        conditions = [c for c in conditions if c.get("type") != "FlowProgress"]
+        conditions.append(self._progress(obj, active, generation))
         status["conditions"] = conditions
         await self._status.write(obj, known_status(status))
+
+    def _progress(
+        self, obj: Mapping[str, Any], active: Sequence[RunningFlow], generation: int | None
+    ) -> dict[str, Any]:
+        """The ``FlowProgress`` condition: each unfinished flow, its phase and steps done."""
+        if not active:
+            return condition("FlowProgress", False, "Idle", "no flow running", generation)
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        runs = {r["metadata"]["name"]: r for r in self._caches.runs_of(key)}
+        parts = []
+        for flow in active:
+            status = (runs.get(flow.name) or {}).get("status") or {}
+            steps = status.get("progress") or "0/0"
+            target = f" for {flow.component}" if flow.component else ""
+            parts.append(f"{flow.name} ({flow.flow}){target}: {flow.phase}, {steps} steps")
+        return condition("FlowProgress", True, "FlowRunning", "; ".join(parts), generation)
 
     def _cluster_label(self, name: str) -> str:
         member = self._registry.get(name)

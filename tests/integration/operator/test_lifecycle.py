@@ -132,6 +132,13 @@ async def test_standby_takes_over_when_the_leader_dies_and_finishes_its_flows(
             ]
 
         interrupted = await world.eventually(flow_running, within=30, what="a running flow")
+
+        async def progress_shown() -> bool:
+            app = await world.application("milkyway", "stream1")
+            message = condition(app, "FlowProgress").get("message", "")
+            return app["status"].get("currentFlow") is not None and " steps" in message
+
+        await world.eventually(progress_shown, within=10, what="current flow and progress")
         assert not second.leading.is_set()
         await first.stop()  # dies without releasing its Lease or its FlowRuns
         await second.wait_until_leading(15)

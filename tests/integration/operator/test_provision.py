@@ -37,6 +37,8 @@ async def test_stream1_provisions_in_dependency_order_and_becomes_ready(world: A
             raise
     app = await world.application("milkyway", "stream1")
     assert app["status"]["phase"] == "Running"
+    progress = [c for c in app["status"]["conditions"] if c["type"] == "FlowProgress"]
+    assert progress[0]["status"] == "False" and progress[0]["reason"] == "Idle"
     zones = app["status"]["components"]["kafka1"]["zones"]
     assert zones["phx"]["ready"] == 3
     phx = world.members["na-phx-1"]
