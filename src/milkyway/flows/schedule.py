@@ -22,6 +22,8 @@ from milkyway.model.flow import TERMINAL_RUN_PHASES, Schedule
 
 SCHEDULER_ACTOR = "system:scheduler"
 SCHEDULE_LABEL = "milkyway.ebay.com/schedule"
+FIRED_LABEL = "milkyway.ebay.com/fired-at"
+"""Epoch second of the fire time a scheduled run was started for."""
 
 
 def check_schedule(flow: str, schedule: Schedule) -> None:
@@ -89,19 +91,23 @@ class Scheduler:
         now = self.engine.clock()
         submitted: list[str] = []
         for flow, schedule in self.schedules().items():
+            runs = [
+                run
+                for run in await self.engine.store.list()
+                if run.metadata.labels.get(SCHEDULE_LABEL) == flow
+            ]
             due = self.next.get(flow)
             if due is None:
-                self.next[flow] = next_fire(schedule, now)
-                continue
+                # First look at this schedule (or a restarted engine): continue from the
+                # last fire time recorded on a run, so missed fire times give one run.
+                fired = [int(r.metadata.labels.get(FIRED_LABEL, "0") or 0) for r in runs]
+                last = max(fired, default=0)
+                due = next_fire(schedule, last) if last else next_fire(schedule, now)
+                self.next[flow] = due
             if now < due:
                 continue
             self.next[flow] = next_fire(schedule, now)
-            active = [
-                run.metadata.name
-                for run in await self.engine.store.list()
-                if run.metadata.labels.get(SCHEDULE_LABEL) == flow
-                and run.status.phase not in TERMINAL_RUN_PHASES
-            ]
+            active = [r.metadata.name for r in runs if r.status.phase not in TERMINAL_RUN_PHASES]
             decision = decide_overlap(schedule.overlap_policy, active)
             self.log.append((flow, due, decision.reason or "started"))
             for name in decision.cancel:
@@ -112,7 +118,7 @@ class Scheduler:
                     schedule.params,
                     target=schedule.target,
                     requested_by=SCHEDULER_ACTOR,
-                    labels={SCHEDULE_LABEL: flow},
+                    labels={SCHEDULE_LABEL: flow, FIRED_LABEL: str(int(due))},
                     locks=[f"1:schedule/{flow}"] if schedule.overlap_policy != "Skip" else [],
                 )
                 submitted.append(name)

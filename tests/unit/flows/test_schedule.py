@@ -114,3 +114,31 @@ async def test_replace_cancels_the_running_run() -> None:
     store, _fired, _ = await _scheduled("Replace")
     phases = sorted(r.status.phase for r in await store.list())
     assert phases == ["Cancelled", "Cancelled", "Cancelled", "Succeeded"]
+
+
+async def test_missed_fire_times_collapse_into_one_run() -> None:
+    registry = REGISTRY.copy()
+
+    @registry.task("test.slow")
+    async def quick(params: BaseModel, ctx: TaskContext) -> dict[str, Any]:
+        return {}
+
+    clock = Clock()
+    store = MemoryStore()
+    catalog = Catalog(load_flows(HEALTH.format(policy="Skip")))
+    engine = Engine(store, catalog, registry=registry, clock=clock, poll_interval=0.02)
+    async with engine:
+        first = Scheduler(engine)
+        await first.tick()
+        clock.now += 300
+        started = await first.tick()
+        assert len(started) == 1
+        await engine.wait(started[0], 10)
+        # The engine is down for 20 minutes (four fire times), then a new one starts.
+        clock.now += 1200
+        restarted = Scheduler(engine)
+        assert len(await restarted.tick()) == 1
+        assert await restarted.tick() == []
+        for run in await store.list():
+            await engine.wait(run.metadata.name, 10)
+    assert len(await store.list()) == 2
