@@ -80,16 +80,18 @@ async def test_sigkill_at_20_random_points_then_resume(flow_cluster: Any, tmp_pa
         if kills % 5 == 4:
             engine_id = f"engine-{kills}"  # a new identity must wait for the lease to expire
         proc = await _start_engine(flow_cluster, engine_id, lease=1.5, log=log)
-        seq = (await store.get("crash-1")).status.seq
-        target = seq + rng.randint(1, 8)
-        for _ in range(600):
-            current = await store.get("crash-1")
-            if current.status.seq >= target or proc.returncode is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert proc.returncode is None, f"engine exited by itself:\n{log.read_text()[-3000:]}"
-        assert current.status.phase == "Running", f"seed {seed}: finished before 20 kills"
-        await _stop(proc)
+        try:
+            seq = (await store.get("crash-1")).status.seq
+            target = seq + rng.randint(1, 8)
+            for _ in range(600):
+                current = await store.get("crash-1")
+                if current.status.seq >= target or proc.returncode is not None:
+                    break
+                await asyncio.sleep(0.05)
+            assert proc.returncode is None, f"engine exited:\n{log.read_text()[-3000:]}"
+            assert current.status.phase == "Running", f"seed {seed}: finished before 20 kills"
+        finally:
+            await _stop(proc)
         kills += 1
     proc = await _start_engine(flow_cluster, "engine-final", lease=1.5, log=log)
     try:
