@@ -53,7 +53,12 @@ class FlowCluster:
             stderr=asyncio.subprocess.STDOUT,
             env={**os.environ, "COLUMNS": "200"},
         )
-        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        try:
+            out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise
         text = out.decode()
         if check and proc.returncode != 0:
             raise AssertionError(f"milkyway flow {' '.join(args)} failed:\n{text}")
