@@ -19,8 +19,6 @@ async def test_demo_exits_zero_once_everything_is_ready(tmp_path: Path) -> None:
         "--fast",
         "--timeout",
         "150",
-        "--nodes",
-        "4",
         f"--kubeconfig={kubeconfig}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

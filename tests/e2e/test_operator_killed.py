@@ -24,8 +24,9 @@ async def _operator(world: World, log: Path) -> asyncio.subprocess.Process:
     try:
         return await asyncio.create_subprocess_exec(
             sys.executable,
-            "-c",
-            "from milkyway.cli.operator import app; app()",
+            "-m",
+            "milkyway.cli.main",
+            "operator",
             "run",
             f"--kubeconfig={world.kubeconfig}",
             "--context=mgmt",
