@@ -155,6 +155,14 @@ def _check_step(
         problems.extend(_check_expr(f"{where}.forEach", text))
     strategy = step.strategy
     if strategy is not None:
+        computed: list[Any] = [strategy.parallelism, strategy.pause]
+        if strategy.disruption_budget is not None:
+            budget = strategy.disruption_budget
+            computed += [budget.max_unavailable, budget.already_unavailable]
+        if strategy.health_gate is not None:
+            computed.append(strategy.health_gate.params)
+        for text in expressions_in(computed):
+            problems.extend(_check_expr(f"{where}.strategy", text))
         if strategy.batches is not None and strategy.batches.by is not None:
             problems.extend(_check_expr(f"{where}.strategy.batches.by", strategy.batches.by))
         gate = strategy.health_gate

@@ -59,13 +59,15 @@ def test_structural_errors_name_the_field(steps: str, message: str) -> None:
 def test_unknown_task_and_bad_cel_are_refused_at_submit() -> None:
     text = _flow(
         "  - {name: a, action: no.such}\n  - name: b\n    action: sleep\n"
-        "    when: 'params.x >'\n    params: {seconds: 1}"
+        "    when: 'params.x >'\n    params: {seconds: 1}\n"
+        "  - {name: c, action: sleep, forEach: [1], strategy: {parallelism: '${{ 1 + }}'}}"
     )
     catalog = Catalog(load_flows(text))
     with pytest.raises(FlowError) as error:
         new_run(catalog, REGISTRY, "f")
     assert "f@1.steps.a.action: no task named 'no.such'" in str(error.value)
     assert "f@1.steps.b.when" in str(error.value)
+    assert "f@1.steps.c.strategy" in str(error.value)
 
 
 def test_parameters_are_typed_and_required() -> None:
