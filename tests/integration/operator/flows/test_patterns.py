@@ -61,3 +61,32 @@ async def test_deploymentset_members_restart_one_at_a_time(harness: Harness) -> 
         "3",
     }
     assert zk.max_down(3) <= 1
+
+
+async def test_bare_pod_members_on_local_volumes_upgrade_one_at_a_time(harness: Harness) -> None:
+    zk = component("zookeeper1", "3.4.7", {"phx": 3}, workload="pods")
+    zk["regions"][0]["zones"][0]["nodes"] = ["phx-node-0", "phx-node-1", "phx-node-2"]
+    harness.document = application([zk])
+    await harness.converge()
+    tally = harness.tally("zookeeper1")
+    tally.reset()
+    harness.document["spec"]["components"][0]["version"] = "3.4.14"
+
+    started = await harness.converge()
+
+    assert [r.operation for r in started] == ["rolling-upgrade"]
+    pods = await harness.pods("zookeeper1")
+    assert sorted(pods) == [
+        "app1-zookeeper1-phx-m1",
+        "app1-zookeeper1-phx-m2",
+        "app1-zookeeper1-phx-m3",
+    ]
+    assert {p["spec"]["nodeName"] for p in pods.values()} == {
+        "phx-node-0",
+        "phx-node-1",
+        "phx-node-2",
+    }
+    assert {p["metadata"]["labels"]["app.kubernetes.io/version"] for p in pods.values()} == {
+        "3.4.14"
+    }
+    assert tally.max_down(3) <= 1
