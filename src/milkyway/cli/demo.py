@@ -261,23 +261,23 @@ async def wait_until_ready(
             live.update(view)
 
 
-def next_steps(kubeconfig: Path, names: Sequence[tuple[str, str]]) -> str:
-    kc = f"--kubeconfig {kubeconfig} --context {MANAGEMENT}"
+def next_steps(kubeconfig: Path) -> str:
     return (
-        "\nEverything is Ready. Try, in another terminal:\n\n"
+        "\nEverything is Ready. Try, in another terminal "
+        f"(the kubeconfig's current context is {MANAGEMENT}):\n\n"
         f"  export KUBECONFIG={kubeconfig}\n"
-        f"  kubectl --context {MANAGEMENT} get applications -A\n"
+        "  kubectl get applications -A\n"
         "  kubectl --context na-phx get statefulsets,pods -n milkyway\n"
-        f"  milkyway get -A --context {MANAGEMENT}\n"
-        f"  milkyway describe stream1 -n milkyway --context {MANAGEMENT}\n"
-        f"  milkyway scale stream1 kafka1 --zone phx --size 5 -n milkyway --context {MANAGEMENT}\n"
-        f"  milkyway restart orders zookeeper -n streaming --context {MANAGEMENT}\n"
-        f"  milkyway flows stream1 -n milkyway --watch --context {MANAGEMENT}\n"
+        "  milkyway get -A\n"
+        "  milkyway describe stream1 -n milkyway\n"
+        "  milkyway scale stream1 kafka1 --zone phx --size 5 -n milkyway\n"
+        "  milkyway set-param stream1 zookeeper1 tickTime=3000 -n milkyway\n"
+        "  milkyway replace stream1 stream1-zookeeper1-phx-1 -n milkyway\n"
+        "  milkyway flows stream1 -n milkyway --watch\n"
         "  milkyway sim fault kill-pod stream1-zookeeper1-phx-0 -c na-phx -n milkyway "
         f"--kubeconfig {kubeconfig}\n"
         f"  milkyway sim fault cut-off -c eu-ams --kubeconfig {kubeconfig}\n"
-        f"\n(every milkyway command also takes {kc})\n"
-        "Press Ctrl-C to stop."
+        "\nPress Ctrl-C to stop."
     )
 
 
@@ -296,8 +296,10 @@ async def start_operator(
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = False
-    stack.callback(logger.removeHandler, handler)
-    stack.callback(handler.close)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(
+        lambda _, context: logger.warning("background task: %s", context.get("exception"))
+    )
     settings = OperatorSettings(
         leader_election=False,
         heartbeat_interval=1.0 if fast else 5.0,
@@ -383,7 +385,7 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
         if options.exit_when_ready:
             console.print("\n[green]everything is Ready[/green]")
             return 0
-        console.print(next_steps(sim.kubeconfig_path, targets))
+        console.print(next_steps(sim.kubeconfig_path))
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({stopper, operator}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
