@@ -1,0 +1,86 @@
+"""Operator RSS and CPU while steady: many Ready Applications over many member clusters,
+nothing changing (the operator only watches, heartbeats and resyncs).
+
+Each Application is a 3-member ZooKeeper plus a 27-broker Kafka over three zones (30 pods),
+spread round-robin over the member clusters; the default scale is the issue's 1,000
+Applications (30,000 pods) over 10 clusters. The operator runs in its own process; once
+everything is Ready its RSS and CPU are sampled for ``--window`` seconds.
+
+Run: .venv/bin/python bench/operator_steady.py [--apps 1000] [--clusters 10] [--window 60]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from milkyway.sim.controllers.config import ControlPlaneConfig
+from operator_common import application, bench_world
+
+NAMESPACE = "steady"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--apps", type=int, default=1000)
+    parser.add_argument("--clusters", type=int, default=10)
+    parser.add_argument("--window", type=float, default=60.0)
+    parser.add_argument("--limit", type=float, default=3600.0, help="seconds to reach Ready")
+    args = parser.parse_args()
+    logging.getLogger("milkyway.sim").setLevel(logging.CRITICAL)
+    config = ControlPlaneConfig.fast()
+    with tempfile.TemporaryDirectory(prefix="mw-steady-") as tmp:
+        async with bench_world(Path(tmp), args.clusters, config=config, nodes=4) as bench:
+            zones = [m.zone for m in bench.members]
+            apps = []
+            for i in range(args.apps):
+                three = [zones[(i + k) % len(zones)] for k in range(3)]
+                apps.append(
+                    application(
+                        f"app-{i}",
+                        NAMESPACE,
+                        [
+                            ("zookeeper", "3.8.4", {z: 1 for z in three}),
+                            ("kafka", "3.9.1", {z: 9 for z in three}),
+                        ],
+                        bench.region_of,
+                    )
+                )
+            start = time.monotonic()
+            await bench.create(apps)
+            await bench.wait_ready(NAMESPACE, args.apps, limit=args.limit)
+            pods = args.apps * 30
+            print(
+                f"{args.apps} Applications ({pods} pods) over {args.clusters} clusters Ready "
+                f"in {time.monotonic() - start:.0f}s",
+                flush=True,
+            )
+            proc = bench.operator_process()
+            await asyncio.sleep(5)
+            cpu0 = proc.cpu_times()
+            wall0 = time.monotonic()
+            peak = 0
+            while time.monotonic() - wall0 < args.window:
+                peak = max(peak, proc.memory_info().rss)
+                await asyncio.sleep(1.0)
+            cpu1 = proc.cpu_times()
+            wall = time.monotonic() - wall0
+            busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+            print(
+                f"steady operator: RSS {proc.memory_info().rss / 2**20:.0f} MiB "
+                f"(peak {peak / 2**20:.0f} MiB), CPU {100 * busy / wall:.1f}% of one core "
+                f"over {wall:.0f}s ({busy / wall / args.apps * 1000:.2f} ms CPU/s per "
+                f"Application)",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
