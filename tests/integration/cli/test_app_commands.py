@@ -312,3 +312,14 @@ async def test_replace_refuses_a_name_that_is_not_a_member(mgmt: Mgmt) -> None:
     assert "is not a member of milkyway/stream1" in result.output
     annotations = (await _app(mgmt))["metadata"].get("annotations") or {}
     assert "milkyway.ebay.com/replace" not in annotations
+
+
+async def test_restart_records_the_component_and_request_time(mgmt: Mgmt) -> None:
+    await _apply_stream1(mgmt)
+    first = await mgmt.cli("restart", "stream1", "kafka1", "-n", "milkyway")
+    assert first.exit_code == 0, first.output
+    await mgmt.cli("restart", "stream1", "zookeeper1", "-n", "milkyway")
+    value = (await _app(mgmt))["metadata"]["annotations"]["milkyway.ebay.com/restart"]
+    assert [i.partition("@")[0] for i in value.split(",")] == ["kafka1", "zookeeper1"]
+    unknown = await mgmt.cli("restart", "stream1", "kafka9", "-n", "milkyway")
+    assert unknown.exit_code == 1 and "no component 'kafka9'" in unknown.output
