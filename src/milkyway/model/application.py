@@ -42,6 +42,7 @@ FLOW_OPERATIONS: tuple[str, ...] = (
     "scale-in",
     "config-update",
     "rolling-upgrade",
+    "restart",
     "replace-member",
     "remediate",
     "decommission",

@@ -240,7 +240,7 @@ def test_flow_names_follow_overrides() -> None:
     )
     assert flow_name("provision", "kafka", {"provision": "t"}) == "t"
     with pytest.raises(KeyError, match="unknown operation"):
-        flow_name("restart", "kafka")
+        flow_name("reboot", "kafka")
 
 
 def test_type_variants_replace_the_shared_step_everywhere() -> None:
@@ -256,9 +256,9 @@ def test_type_variants_replace_the_shared_step_everywhere() -> None:
 
 def test_unknown_operation_is_rejected_naming_path_value_and_fix() -> None:
     with pytest.raises(ValidationFailed) as caught:
-        _app({"phx": 1}, flows={"restart": "mine"})
+        _app({"phx": 1}, flows={"reboot": "mine"})
     message = str(caught.value)
-    assert "spec.components[0].flows" in message and "'restart'" in message
+    assert "spec.components[0].flows" in message and "'reboot'" in message
     assert "use one of: provision, scale-out" in message
 
 
@@ -297,3 +297,23 @@ def test_nothing_is_planned_for_a_component_with_an_unreachable_zone() -> None:
     assert result.waiting == ("zookeeper1: cluster c2 of zone slc unreachable; waiting",)
     degraded = next(c for c in result.status["conditions"] if c["type"] == "Degraded")
     assert degraded["reason"] == "ClusterUnreachable"
+
+
+def test_requested_restart_comes_after_every_other_change() -> None:
+    app = _app({"phx": 3})
+    app.metadata.annotations = {"milkyway.ebay.com/restart": "zookeeper1@2026-05-01T00:00:00Z"}
+    resolved, desired = _setup(app)
+    observed = {("zookeeper1", "phx"): _live(desired, "zookeeper1", "phx", [Member()] * 3)}
+    (request,) = plan(app, resolved, desired, observed, [], now=NOW, clusters={}).start
+    assert (request.operation, request.flow) == ("restart", "milkyway-restart")
+    assert {m["restartBefore"] for m in request.params["members"]} == {"2026-05-01T00:00:00Z"}
+    assert request.params["members"][0]["name"] == "app-zookeeper1-phx-2"
+
+    stale = {
+        ("zookeeper1", "phx"): _live(desired, "zookeeper1", "phx", [Member("stale-version")] * 3)
+    }
+    (first,) = plan(app, resolved, desired, stale, [], now=NOW, clusters={}).start
+    assert first.operation == "rolling-upgrade"
+
+    app.metadata.annotations = {"milkyway.ebay.com/restart": "zookeeper1@2025-01-01T00:00:00Z"}
+    assert plan(app, resolved, desired, observed, [], now=NOW, clusters={}).start == ()

@@ -23,7 +23,9 @@ Rules, per component, in order of precedence (the first that applies wins):
    others) / **scale-in** (highest ordinals or identities first, their volumes deleted);
 6. **rolling-upgrade** (a member runs another version) / **config-update** (a member runs
    another restart hash: rolling restart; only hot-reloadable params changed: apply the
-   ConfigMap and signal members, no restart).
+   ConfigMap and signal members, no restart);
+7. **restart** asked for in the ``milkyway.ebay.com/restart`` annotation
+   (``component@RFC3339`` items): members created before that time restart once.
 
 One mutating flow per component at a time: while a component has an unfinished flow
 nothing else starts for it, and whatever changed meanwhile is planned from the new state
@@ -37,6 +39,7 @@ from milkyway.operator.planner.contract import (
     REMEDIATE_AFTER,
     REMEDIATE_AFTER_ANNOTATION,
     REPLACE_ANNOTATION,
+    RESTART_ANNOTATION,
     FlowRequest,
     Plan,
     RunningFlow,
@@ -50,6 +53,7 @@ __all__ = [
     "REMEDIATE_AFTER",
     "REMEDIATE_AFTER_ANNOTATION",
     "REPLACE_ANNOTATION",
+    "RESTART_ANNOTATION",
     "FlowRequest",
     "Plan",
     "RunningFlow",

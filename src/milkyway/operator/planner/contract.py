@@ -10,6 +10,7 @@ from milkyway.model.component_type import DisruptionPolicy
 REMEDIATE_AFTER = 60.0
 """Seconds a member may be missing or not Ready before it is recreated."""
 REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
+RESTART_ANNOTATION = "milkyway.ebay.com/restart"
 REMEDIATE_AFTER_ANNOTATION = "milkyway.ebay.com/remediate-after"
 RETRY_FAILED_AFTER = 30.0
 """Seconds after a failed run before the planner starts the same flow for it again."""

@@ -18,6 +18,7 @@ from milkyway.operator.planner.contract import (
     REMEDIATE_AFTER,
     REMEDIATE_AFTER_ANNOTATION,
     REPLACE_ANNOTATION,
+    RESTART_ANNOTATION,
     RETRY_FAILED_AFTER,
     FlowRequest,
     Plan,
@@ -104,7 +105,8 @@ class Planner:
         self.remediate_after = _seconds(
             annotations.get(REMEDIATE_AFTER_ANNOTATION), REMEDIATE_AFTER
         )
-        self.replace_requests = _replace_requests(annotations.get(REPLACE_ANNOTATION, ""))
+        self.replace_requests = _requests(annotations.get(REPLACE_ANNOTATION, ""))
+        self.restart_requests = _requests(annotations.get(RESTART_ANNOTATION, ""))
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -229,6 +231,7 @@ class Planner:
             "claim": claim,
             "volume": volume,
             "manifests": manifests,
+            "restartBefore": "",
         }
 
     def stale_members(self, component: ComponentDiff) -> list[dict[str, Any]]:
@@ -238,10 +241,7 @@ class Planner:
         for zone in component.zones:
             if zone.want.workload == "deployment":
                 continue
-            for member in sorted(
-                zone.stale,
-                key=lambda m: -(m.ordinal if m.ordinal is not None else (m.member_id or 0)),
-            ):
+            for member in sorted(zone.stale, key=_restart_order):
                 items.append(self.member_item(zone, member.name, member.ordinal, member.member_id))
         return items
 
@@ -363,6 +363,38 @@ class Planner:
                 restart=False,
                 **self.roll_params(c, []),
             )
+            return
+        self.restart_requested(c)
+
+    def restart_requested(self, c: ComponentDiff) -> None:
+        """A rolling restart asked for in the ``milkyway.ebay.com/restart`` annotation
+        (``component@RFC3339``): members created before that time restart once."""
+        stamp = self.restart_requests.get(c.name)
+        if stamp is None:
+            return
+        items = []
+        for zone in c.zones:
+            if zone.want.workload == "deployment" or zone.obs is None:
+                continue
+            members = [m for m in zone.obs.members if m.exists and (m.created or "") < stamp]
+            for member in sorted(members, key=_restart_order):
+                item = self.member_item(zone, member.name, member.ordinal, member.member_id)
+                items.append({**item, "restartBefore": stamp})
+        if not items:
+            return
+        if c.budget - c.down < 1:
+            self.waiting.append(
+                f"{c.name}: {c.down} member(s) down, the disruption policy allows {c.budget}; "
+                "the requested restart waits"
+            )
+            return
+        self.request(
+            c,
+            "restart",
+            f"restart of {c.name} requested at {stamp}: {len(items)} member(s)",
+            zones=[z.want.entry(require_updated=True) for z in c.zones],
+            **self.roll_params(c, items),
+        )
 
     def provision(self, c: ComponentDiff) -> None:
         pending = [
@@ -606,6 +638,10 @@ def plan(
 # --------------------------------------------------------------------------- small helpers
 
 
+def _restart_order(member: MemberObservation) -> int:
+    return -(member.ordinal if member.ordinal is not None else (member.member_id or 0))
+
+
 def _owns_objects(obs: ZoneObservation | None) -> bool:
     """Objects of the zone are left (Nodes, observed for context, are not the zone's)."""
     return obs is not None and any(key[0] != "v1/Node" for key in obs.objects)
@@ -631,7 +667,7 @@ def _since(member: MemberObservation) -> datetime | None:
     return _parse_time(member.not_ready_since)
 
 
-def _replace_requests(value: str) -> dict[str, str]:
+def _requests(value: str) -> dict[str, str]:
     """``pod@2026-01-01T00:00:00Z`` items (comma or space separated) to their request time."""
     requests: dict[str, str] = {}
     for item in value.replace(",", " ").split():

@@ -39,6 +39,9 @@ class MemberParams(Params):
     volume: str = ""
     manifests: list[dict[str, Any]] = Field(default_factory=list)
     """The member's own objects (per-member patterns): claim, volume, Deployment or Pod."""
+    restart_before: str = Field(default="", alias="restartBefore")
+    """RFC 3339: a pod created before this time is restarted even if it is current (a
+    requested restart); empty: only a pod off the desired hash or version is."""
     timeout: float = Field(default=600.0, gt=0)
     interval: float = Field(default=POLL_INTERVAL, gt=0)
 
@@ -145,7 +148,12 @@ async def restart_member(params: MemberParams, ctx: TaskContext) -> dict[str, An
     deleted and created again from its manifest."""
     clock = Clock(params.timeout)
     pods = _live(await _member_pods(ctx, params, clock))
-    if any(pod_ready(p) and pod_current(p, params.config_hash, params.version) for p in pods):
+    if any(
+        pod_ready(p)
+        and pod_current(p, params.config_hash, params.version)
+        and (p["metadata"].get("creationTimestamp") or "") >= params.restart_before
+        for p in pods
+    ):
         return {"restarted": False}
     old = frozenset(p["metadata"].get("uid", "") for p in pods)
     if params.workload == "deploymentset":

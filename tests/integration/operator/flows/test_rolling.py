@@ -3,8 +3,12 @@ the readiness monitor proving the disruption policy held at every instant."""
 
 from __future__ import annotations
 
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
+from milkyway.operator.planner import RESTART_ANNOTATION
 from milkyway.operator.tasks.zone import RELOAD_ANNOTATION
 from milkyway.render.labels import CONFIG_HASH
 
@@ -106,3 +110,23 @@ def _max_zones_down(history: list[Any]) -> int:
         (down.discard if t.ready else down.add)(key)
         worst = max(worst, len({zone for zone, _ in down}))
     return worst
+
+
+async def test_requested_restart_restarts_every_member_once(harness: Harness) -> None:
+    await _provisioned(harness)
+    before = _uids(await harness.pods("zookeeper1"))
+    zk = harness.tally("zookeeper1")
+    zk.reset()
+    await asyncio.sleep(1.1)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    harness.document["metadata"]["annotations"][RESTART_ANNOTATION] = f"zookeeper1@{stamp}"
+
+    started = await harness.converge()
+
+    assert [(r.operation, r.flow) for r in started] == [("restart", "milkyway-restart")]
+    after = _uids(await harness.pods("zookeeper1"))
+    assert set(after) == set(before) and all(after[n] != before[n] for n in before)
+    restarts = Counter(t.name for t in zk.history if not t.alive)
+    assert set(restarts.values()) == {1}
+    assert zk.max_down(5) <= 1
+    assert (await harness.plan()).start == (), "the request is satisfied"
