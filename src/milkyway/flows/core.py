@@ -114,10 +114,11 @@ def resolve_ref(snapshot: dict[str, FlowSpec], name: str, version: str | None) -
     keys = [k for k in snapshot if k.rsplit("@", 1)[0] == name]
     if not keys:
         raise KeyError(f"flow {name!r} is not in the run's snapshot")
-    return max(keys, key=lambda k: _version_key(k.rsplit("@", 1)[1]))
+    return max(keys, key=lambda k: version_key(k.rsplit("@", 1)[1]))
 
 
-def _version_key(version: str) -> tuple[Any, ...]:
+def version_key(version: str) -> tuple[Any, ...]:
+    """Sort key of flow versions: numeric parts numerically ("10" after "9")."""
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in version.split("."))
 
 

@@ -19,7 +19,7 @@ import jsonschema
 import yaml
 from pydantic import ValidationError
 
-from milkyway.flows.core import _version_key, flow_ref
+from milkyway.flows.core import flow_ref, version_key
 from milkyway.flows.expr import ExpressionError, compile_expression, expressions_in
 from milkyway.flows.tasks import TaskRegistry
 from milkyway.model.flow import Flow, FlowSpec, Step
@@ -90,7 +90,7 @@ class Catalog:
         if not versions:
             raise FlowError(f"unknown flow {name!r}; known flows: {', '.join(self.names())}")
         if version is None:
-            version = max(versions, key=_version_key)
+            version = max(versions, key=version_key)
         if version not in versions:
             raise FlowError(
                 f"flow {name!r} has no version {version!r}; versions: {', '.join(versions)}"

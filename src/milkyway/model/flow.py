@@ -442,6 +442,8 @@ class NodeStatus(Model):
     retry_due: bool = False
     # flow nodes
     stage: str = ""
+    """Flow nodes: the section running (steps, onFailure, finally); groups: running,
+    pausing, between (batches), gating or gate-failed."""
     failed: bool = False
     # group nodes
     members: list[str] | None = None
