@@ -6,13 +6,20 @@ policy at every transition of every rolling operation."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from pathlib import Path
 from typing import Any
 
 from lightkube.resources.core_v1 import PersistentVolumeClaim
 
-from milkyway.cli.app_commands import params_edit, request_replace, scale_edit, upgrade_edit
+from milkyway.cli.app_commands import (
+    params_edit,
+    request_replace,
+    request_restart,
+    scale_edit,
+    upgrade_edit,
+)
 from milkyway.render.labels import CONFIG_HASH
 
 from .conftest import APP_LABEL, COMPONENT_LABEL, World, track
@@ -189,3 +196,21 @@ async def _replaced(world: World, pod: str, old_uid: str) -> bool:
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+async def test_requested_restart_rolls_every_member_once_within_the_policy(world: World) -> None:
+    await _provisioned(world)
+    before = _uids(await _members(world, "zookeeper"))
+    zk = track(world, {APP_LABEL: APP, COMPONENT_LABEL: "zookeeper"})
+    zk.start()
+    await asyncio.sleep(1.1)
+    await request_restart(world.client, APP, NS, "zookeeper", _now())
+
+    async def restarted() -> bool:
+        now = _uids(await _members(world, "zookeeper"))
+        return set(now) == set(before) and all(now[k] != before[k] for k in before)
+
+    await world.wait_for(restarted, "every ZooKeeper member to restart", within=90)
+    await world.wait_ready(NS, APP)
+    assert zk.max_down == 1, "more than one member of the ensemble was down at once"
+    assert sorted(zk.deletions.values()) == [1, 1, 1]
