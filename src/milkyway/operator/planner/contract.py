@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from milkyway.model.component_type import DisruptionPolicy
 
 REMEDIATE_AFTER = 60.0
-"""Seconds a member may be missing or not Ready before it is recreated."""
+"""Seconds a member may stay not Ready before it is recreated (a missing one: at once)."""
 REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
 RESTART_ANNOTATION = "milkyway.ebay.com/restart"
 REMEDIATE_AFTER_ANNOTATION = "milkyway.ebay.com/remediate-after"
