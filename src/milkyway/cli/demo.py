@@ -272,6 +272,7 @@ def next_steps(kubeconfig: Path) -> str:
         "  milkyway describe stream1 -n milkyway\n"
         "  milkyway scale stream1 kafka1 --zone phx --size 5 -n milkyway\n"
         "  milkyway set-param stream1 zookeeper1 tickTime=3000 -n milkyway\n"
+        "  milkyway restart orders kafka -n streaming\n"
         "  milkyway replace stream1 stream1-zookeeper1-phx-1 -n milkyway\n"
         "  milkyway flows stream1 -n milkyway --watch\n"
         "  milkyway sim fault kill-pod stream1-zookeeper1-phx-0 -c na-phx -n milkyway "
