@@ -42,7 +42,6 @@ from lightkube import ApiError, AsyncClient
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from milkyway.components.registry import builtin_component_types, registry_from_resources
 from milkyway.flows.dsl import Catalog
 from milkyway.flows.engine import Engine
 from milkyway.flows.kube_store import KubeStore
@@ -50,12 +49,12 @@ from milkyway.flows.tasks import REGISTRY, TaskRegistry
 from milkyway.kube.clients import client_from_kubeconfig
 from milkyway.kube.informer import Informer
 from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOW, FLOWRUN, as_dict
-from milkyway.model.errors import ValidationFailed
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.events import EventRecorder
+from milkyway.operator.flows_catalog import build_catalog
 from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
-from milkyway.operator.reconciler import Caches, Planner, Reconciler
+from milkyway.operator.reconciler import Caches, Planner, Reconciler, component_types
 from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.status_writer import StatusConflict
 from milkyway.operator.workqueue import ShutDown, WorkQueue
@@ -272,13 +271,14 @@ class _Session:
         self._runs: dict[AppKey, dict[str, dict[str, Any]]] = {}
         self._run_phases: dict[tuple[str, str], str] = {}
         self._background: set[asyncio.Task[Any]] = set()
-        self.catalog: Catalog = self._build_catalog()
+        self.types_version = 0
         self.applications = Informer(self.client, APPLICATION, on_change=self._app_changed)
         self.component_types = Informer(self.client, COMPONENT_TYPE, on_change=self._types_changed)
         self.flows = Informer(self.client, FLOW, on_change=self._flows_changed)
         self.flow_runs = Informer(
             self.client, FLOWRUN, on_change=self._run_changed, labels={APPLICATION_LABEL: None}
         )
+        self.catalog: Catalog = self._build_catalog()
         self.registry = ClusterRegistry(
             self.client,
             self.clients,
@@ -293,6 +293,7 @@ class _Session:
                 applications=_AppCache(self.applications.cache),
                 component_types=self.component_types.cache,
                 runs_of=lambda key: list(self._runs.get(key, {}).values()),
+                types_version=lambda: self.types_version,
             ),
             self.registry,
             self,
@@ -330,6 +331,9 @@ class _Session:
         for engine in self.engines.values():
             await engine.stop()
         self.queue.shut_down()
+        if self._background:
+            # Events being recorded: let them land, they are the story of what happened.
+            await asyncio.wait(list(self._background), timeout=2.0)
         for task in [*self._tasks, *self._background]:
             task.cancel()
         for task in [*self._tasks, *self._background]:
@@ -366,22 +370,17 @@ class _Session:
         return engine
 
     def _build_catalog(self) -> Catalog:
-        from milkyway.operator.flows_catalog import build_catalog
-
-        resources = [as_dict(o) for o in getattr(self, "component_types", _Empty()).cache.values()]
-        try:
-            types = registry_from_resources(resources)
-        except ValidationFailed as exc:
-            log.warning("ignoring invalid ComponentTypes in the flow catalog: %s", exc)
-            types = builtin_component_types()
+        """The flow catalog from the current ComponentTypes and Flow resources, handed to
+        every engine (a running flow keeps the snapshot it started with)."""
+        types = component_types(self.component_types.cache.values())
         flows: list[Flow] = []
-        for obj in getattr(self, "flows", _Empty()).cache.values():
+        for obj in self.flows.cache.values():
             try:
                 flows.append(Flow.model_validate(as_dict(obj)))
             except ValueError as exc:
-                log.warning("ignoring invalid Flow %s: %s", obj.metadata.name, exc)
+                log.warning("Flow %s is invalid, ignored: %s", obj.metadata.name, exc)
         catalog = build_catalog(types.values(), flows, self.operator.flow_paths)
-        for engine in getattr(self, "engines", {}).values():
+        for engine in self.engines.values():
             engine.catalog = catalog
         return catalog
 
@@ -400,6 +399,7 @@ class _Session:
             self.queue.add(key)
 
     def _types_changed(self, event: str, obj: Any) -> None:
+        self.types_version += 1
         self.catalog = self._build_catalog()
         self._requeue_all()
 
@@ -507,7 +507,3 @@ class _AppCache(Mapping[AppKey, Any]):
 
     def __len__(self) -> int:
         return len(self._cache)
-
-
-class _Empty:
-    cache: dict[Any, Any] = {}

@@ -19,7 +19,7 @@ the decommission, and the finalizer goes once no object of it is left in any clu
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -27,11 +27,16 @@ from typing import Any, Protocol
 from lightkube import ApiError, AsyncClient
 from lightkube.types import PatchType
 
-from milkyway.components.registry import ComponentTypeRegistry, registry_from_resources
+from milkyway.components.registry import (
+    ComponentTypeRegistry,
+    builtin_component_types,
+    component_type_from_resource,
+)
 from milkyway.flows.dsl import FlowError
-from milkyway.kube.resources import APPLICATION
+from milkyway.kube.resources import APPLICATION, as_dict
 from milkyway.model.application import Application, ApplicationStatus
 from milkyway.model.cluster import Cluster
+from milkyway.model.component_type import ComponentType
 from milkyway.model.errors import FieldError, ValidationFailed
 from milkyway.model.flow import TERMINAL_RUN_PHASES
 from milkyway.model.load import application_from_data
@@ -87,6 +92,8 @@ class Caches:
     applications: Mapping[Any, Any]
     component_types: Mapping[Any, Any]
     runs_of: Callable[[AppKey], list[dict[str, Any]]]
+    types_version: Callable[[], int] = lambda: 0
+    """Changes whenever a ComponentType resource changes (the types are cached until then)."""
 
 
 @dataclass
@@ -135,6 +142,21 @@ def place_zones(app: Application, clusters: Sequence[Mapping[str, Any]]) -> Zone
                         )
                     )
     return placement
+
+
+def component_types(
+    resources: Iterable[Any], base: ComponentTypeRegistry | None = None
+) -> ComponentTypeRegistry:
+    """Built-in types (or ``base``) plus the valid ComponentType resources. An invalid one
+    is skipped and logged: it must not fail Applications that do not even use it."""
+    valid: list[ComponentType] = []
+    for obj in list(resources):
+        data = obj if isinstance(obj, dict) else as_dict(obj)
+        try:
+            valid.append(component_type_from_resource(data))
+        except ValidationFailed as exc:
+            log.warning("ComponentType %s is invalid, ignored: %s", data["metadata"]["name"], exc)
+    return (base if base is not None else builtin_component_types()).with_types(valid)
 
 
 def running_flows(runs: Sequence[Mapping[str, Any]]) -> list[RunningFlow]:
@@ -223,6 +245,7 @@ class Reconciler:
         self._base_types = base_types
         self._clock = clock
         self._status = StatusWriter(client, APPLICATION)
+        self._types_cache: tuple[int, ComponentTypeRegistry] | None = None
         self._submitted: dict[AppKey, dict[str, RunningFlow]] = {}
         self.flows_started = 0
 
@@ -250,11 +273,12 @@ class Reconciler:
             resolved = resolve(app, types)
         except ValidationFailed as exc:
             return await self._invalid(obj, exc.errors, deleting)
-        placement = place_zones(app, self._registry.resources())
+        known_clusters = self._registry.resources()
+        placement = place_zones(app, known_clusters)
         if placement.errors:
             return await self._invalid(obj, placement.errors, deleting)
 
-        cluster_resources = {c["metadata"]["name"]: c for c in self._registry.resources()}
+        cluster_resources = {c["metadata"]["name"]: c for c in known_clusters}
         by_zone = {z: cluster_resources[c] for z, c in placement.clusters.items()}
         models = {z: _cluster_model(c) for z, c in by_zone.items()}
         desired: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -297,10 +321,12 @@ class Reconciler:
     # --- steps ------------------------------------------------------------------------
 
     def _types(self) -> ComponentTypeRegistry:
-        items = [
-            o if isinstance(o, dict) else o.to_dict() for o in self._caches.component_types.values()
-        ]
-        return registry_from_resources(items, self._base_types)
+        """The types, rebuilt only when a ComponentType resource changed."""
+        version = self._caches.types_version()
+        if self._types_cache is None or self._types_cache[0] != version:
+            types = component_types(self._caches.component_types.values(), self._base_types)
+            self._types_cache = (version, types)
+        return self._types_cache[1]
 
     def _observe(
         self, namespace: str, name: str, resolved: ResolvedApplication, placement: ZonePlacement

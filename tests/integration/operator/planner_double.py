@@ -51,6 +51,7 @@ def plan(
             elif key not in busy and not deleting:
                 start.append(_provision(resolved, name, zone.name, zone.size, desired, clusters))
         break
+    ready = ready and not busy
     status = {
         "phase": "Running" if ready else "Provisioning",
         "conditions": [

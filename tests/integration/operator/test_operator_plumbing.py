@@ -44,14 +44,17 @@ async def test_provisions_stream1_in_dependency_order(world: Any, double_planner
         "flink-jobmanager.phx",
         "flink-taskmanager.phx",
     ]
-    events = [
-        e
-        async for e in world.mgmt.list(Event, namespace="milkyway")
-        if e.involvedObject.kind == "Application"
-    ]
-    reasons = [e.reason for e in events]
-    assert reasons.count("FlowStarted") == 5
-    assert reasons.count("FlowSucceeded") == 5
+
+    async def reasons() -> list[str]:
+        return [
+            e.reason
+            async for e in world.mgmt.list(Event, namespace="milkyway")
+            if e.involvedObject.kind == "Application"
+        ]
+
+    found = await reasons()
+    assert found.count("FlowStarted") == 5
+    assert found.count("FlowSucceeded") == 5
 
     cluster = (await world.mgmt.get(CLUSTER, "na-phx-1")).to_dict()
     assert cluster["status"]["reachable"] is True

@@ -183,3 +183,47 @@ async def test_member_on_a_lost_node_with_a_local_volume_is_replaced(harness: Ha
     assert (await _claims(harness, "zookeeper1"))[f"data-{victim}"] != claims[f"data-{victim}"]
     assert zk.max_down(3) <= 1
     assert (await harness.plan()).status["phase"] == "Running"
+
+
+async def test_kafka_grows_in_a_zone_gains_a_zone_then_shrinks(harness: Harness) -> None:
+    harness.document = application(
+        [
+            component("zookeeper1", "3.4.7", {"phx": 1}),
+            component("kafka1", "1.1.0", {"phx": 2}),
+        ]
+    )
+    await harness.converge()
+    kafka = harness.document["spec"]["components"][1]
+    kafka["regions"][0]["zones"][0]["size"] = 3
+    kafka["regions"][0]["zones"].append({"name": "slc", "size": 2})
+
+    started = await harness.converge()
+
+    assert [r.operation for r in started] == ["scale-out"]
+    assert [z["zone"] for z in started[0].params["grow"]] == ["phx", "slc"]
+    assert sorted(await harness.pods("kafka1")) == [
+        "app1-kafka1-phx-0",
+        "app1-kafka1-phx-1",
+        "app1-kafka1-phx-2",
+        "app1-kafka1-slc-0",
+        "app1-kafka1-slc-1",
+    ]
+    assert harness.members["kafka1"].zones["slc"].ids == [4, 5]
+
+    tally = harness.tally("kafka1")
+    tally.reset()
+    kafka["regions"][0]["zones"][0]["size"] = 1
+    started = await harness.converge()
+    assert [r.operation for r in started] == ["scale-in"]
+    assert sorted(await harness.pods("kafka1")) == [
+        "app1-kafka1-phx-0",
+        "app1-kafka1-slc-0",
+        "app1-kafka1-slc-1",
+    ]
+    assert sorted(await _claims(harness, "kafka1")) == [
+        "data-app1-kafka1-phx-0",
+        "data-app1-kafka1-slc-0",
+        "data-app1-kafka1-slc-1",
+    ]
+    assert tally.min_ready is not None and tally.min_ready >= 1
+    assert (await harness.plan()).status["phase"] == "Running"
