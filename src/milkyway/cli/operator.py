@@ -13,7 +13,9 @@ import logging
 import signal
 from pathlib import Path
 
+import httpx2
 import typer
+from lightkube import ApiError
 
 from milkyway.kube.clients import KubeconfigError
 from milkyway.operator.manager import Operator, OperatorSettings, default_identity
@@ -71,6 +73,20 @@ def run(
     except KubeconfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except ApiError as exc:
+        typer.echo(
+            f"error: the management cluster refused {exc.status.reason or ''} "
+            f"({exc.status.code}): {exc.status.message}; check the context's permissions "
+            "(the operator needs CRDs, Leases, Secrets, Events and Milkyway's resources)",
+            err=True,
+        )
+        raise typer.Exit(1) from None
+    except (OSError, httpx2.HTTPError) as exc:
+        typer.echo(
+            f"error: cannot reach the management cluster: {exc}; check --kubeconfig/--context",
+            err=True,
+        )
+        raise typer.Exit(1) from None
 
 
 async def _serve(operator: Operator) -> None:
