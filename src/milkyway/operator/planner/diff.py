@@ -26,7 +26,8 @@ class ZoneDiff:
     removed: list[dict[str, Any]] = field(default_factory=list)
     """Members to remove (scale-in): ``{pod, claim, volume, workload}``."""
     down: list[MemberObservation | MemberWant] = field(default_factory=list)
-    """Wanted members that are not Ready (or do not exist)."""
+    """Wanted members that are not Ready or are missing (members a provision or scale-out
+    has yet to create are not down: they never ran)."""
     stale: list[MemberObservation] = field(default_factory=list)
     """Ready-or-not existing members running another restart hash or version."""
     upgrade: bool = False
@@ -172,7 +173,6 @@ def _diff_members(result: ZoneDiff, live: Mapping[tuple[str, str, str], Any]) ->
     want = result.want
     obs = result.obs
     if not result.provisioned:
-        result.down = list(want.members)
         return
     if want.workload == "deployment":
         members = [m for m in (obs.members if obs else ()) if m.exists and not m.deleting]
