@@ -97,6 +97,8 @@ def scenarios(draw: st.DrawFn) -> tuple[Any, ResolvedApplication, dict, dict, li
         if draw(st.integers(0, 4)) == 0:
             continue
         for zone in comp.zones:
+            if draw(st.integers(0, 6)) == 0:
+                continue
             size = max(0, zone.size + draw(st.sampled_from([0, 0, 0, -1, 1])))
             members = [
                 world.Member(
