@@ -43,6 +43,7 @@ class Informer:
         labels: dict[str, Any] | None = None,
         server_timeout: int = 300,
         retry_delay: float = 1.0,
+        max_retry_delay: float = 5.0,
     ) -> None:
         self._client = client
         self._resource = resource
@@ -51,21 +52,32 @@ class Informer:
         self._labels = labels
         self._server_timeout = server_timeout
         self._retry_delay = retry_delay
+        self._max_retry_delay = max_retry_delay
         self.cache: dict[ObjectKey, Any] = {}
         self.synced = asyncio.Event()
         self.resource_version: str | None = None
 
     async def run(self) -> None:
-        """List, then watch forever; cancel the task to stop."""
+        """List, then watch forever; cancel the task to stop.
+
+        A failing list or watch (an unreachable cluster) is retried with a doubling delay
+        capped at ``max_retry_delay``, logged once as a warning until it works again."""
+        failures = 0
         while True:
             try:
                 await self._relist()
+                if failures:
+                    log.info("informer for %s: listing works again", self._resource.__name__)
+                failures = 0
                 await self._watch()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("informer for %s: %s; retrying", self._resource.__name__, exc)
-                await asyncio.sleep(self._retry_delay)
+                level = logging.WARNING if failures == 0 else logging.DEBUG
+                log.log(level, "informer for %s: %s; retrying", self._resource.__name__, exc)
+                delay = min(self._max_retry_delay, self._retry_delay * 2**failures)
+                failures += 1
+                await asyncio.sleep(delay)
 
     def _scope(self) -> str | None:
         """The namespace to list/watch: the one given, else all (``*``) for namespaced
