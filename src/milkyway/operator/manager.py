@@ -127,6 +127,20 @@ def _fingerprint(obj: Mapping[str, Any]) -> tuple[Any, ...]:
     )
 
 
+def failure_reason(status: Mapping[str, Any]) -> str:
+    """Why a run failed: the message of its deepest failed step (where the error was
+    raised), else the run's own message."""
+    failed = [
+        (path, node.get("message"))
+        for path, node in (status.get("nodes") or {}).items()
+        if node.get("phase") == "Failed" and node.get("message")
+    ]
+    if failed:
+        path, message = max(failed, key=lambda item: len(item[0]))
+        return f"step {path}: {message}"
+    return str(status.get("message") or "")
+
+
 class Operator:
     """The operator; see the module docstring. Start with ``async with`` or :meth:`start`."""
 
@@ -440,8 +454,9 @@ class _Session:
         status = run.get("status") or {}
         flow = (run.get("spec") or {}).get("flow", "")
         message = f"{run['metadata']['name']} ({flow}) {phase.lower()}"
-        if status.get("message"):
-            message += f": {status['message']}"
+        why = failure_reason(status) if phase != "Succeeded" else status.get("message")
+        if why:
+            message += f": {why}"
         log.log(
             logging.INFO if phase == "Succeeded" else logging.WARNING,
             "%s/%s: flow %s",

@@ -60,3 +60,42 @@ async def test_provisions_stream1_in_dependency_order(world: Any, double_planner
     assert cluster["status"]["reachable"] is True
     assert cluster["status"]["version"].startswith("v1.")
     assert cluster["status"]["lastHeartbeatTime"]
+
+
+async def test_a_failed_flow_is_reported_by_a_warning_event(world: Any) -> None:
+    from milkyway.operator.planner import FlowRequest, Plan
+
+    def fail_once(
+        app: Any, resolved: Any, desired: Any, observed: Any, running: Any, **kw: Any
+    ) -> Plan:
+        start = ()
+        if not running:
+            start = (
+                FlowRequest(
+                    flow="apply-and-wait",
+                    params={
+                        "cluster": "nowhere",
+                        "manifests": [{"apiVersion": "v1", "kind": "ConfigMap"}],
+                        "waitFor": {},
+                    },
+                    component="zookeeper1",
+                    reason="a flow bound to fail",
+                    mutex="test/fail",
+                ),
+            )
+        return Plan(start, (), {"phase": "Pending"}, None)
+
+    async with world.operator(planner=fail_once) as operator:
+        await operator.wait_until_leading(10)
+        await world.apply_application(EXAMPLES / "stream1.yaml")
+
+        async def failed() -> list[Any]:
+            return [
+                e
+                async for e in world.mgmt.list(Event, namespace="milkyway")
+                if e.involvedObject.kind == "Application" and e.reason == "FlowFailed"
+            ]
+
+        events = await world.eventually(failed, within=30, what="a FlowFailed event")
+    assert events[0].type == "Warning"
+    assert "unknown cluster 'nowhere'" in events[0].message

@@ -111,3 +111,17 @@ def test_condition_transition_time_kept_while_status_holds() -> None:
     assert flipped[0]["lastTransitionTime"] == "T1"
     current = {"phase": "Running", "conditions": same}
     assert merged_status(current, {"phase": "Running", "conditions": same}, "T2") == current
+
+
+def test_an_invalid_component_type_is_skipped_not_fatal() -> None:
+    from milkyway.operator.reconciler import component_types
+
+    broken = {
+        "apiVersion": "milkyway.ebay.com/v1",
+        "kind": "ComponentType",
+        "metadata": {"name": "broken"},
+        "spec": {"unexpected": True},
+    }
+    types = component_types([broken])
+    assert "broken" not in types
+    assert "zookeeper" in types
