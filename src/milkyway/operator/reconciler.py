@@ -56,8 +56,6 @@ log = logging.getLogger(__name__)
 FINALIZER = "milkyway.ebay.com/decommission"
 REQUESTER = "milkyway-operator"
 OPERATION_LABEL = "milkyway.ebay.com/operation"
-INVALID_RETRY = None
-"""An invalid spec is not retried on a timer: the next edit of the Application re-queues it."""
 WAIT_FOR_CLUSTER = 5.0
 """Seconds between looks at an Application waiting for a member cluster."""
 
@@ -492,7 +490,8 @@ class Reconciler:
         if deleting and self._nothing_left(key):
             finalizers = [f for f in obj["metadata"].get("finalizers") or [] if f != FINALIZER]
             await self._set_finalizers(obj, finalizers)
-        return INVALID_RETRY
+        # Not retried on a timer: the edit that fixes the spec re-queues the Application.
+        return None
 
     def _nothing_left(self, key: AppKey) -> bool:
         """True when every member cluster is reachable and holds no object of the app."""
