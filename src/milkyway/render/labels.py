@@ -18,6 +18,7 @@ REGION = f"{GROUP}/region"
 MEMBER = f"{GROUP}/member"
 CONFIG_HASH = f"{GROUP}/config-hash"
 MANAGED_BY = "milkyway"
+VERSION_LABEL = "app.kubernetes.io/version"
 
 _INVALID = re.compile(r"[^A-Za-z0-9._-]")
 
@@ -38,7 +39,7 @@ def common_labels(
     return {
         "app.kubernetes.io/name": type_name,
         "app.kubernetes.io/instance": f"{application}-{component}",
-        "app.kubernetes.io/version": label_value(version),
+        VERSION_LABEL: label_value(version),
         "app.kubernetes.io/component": component,
         "app.kubernetes.io/part-of": application,
         "app.kubernetes.io/managed-by": MANAGED_BY,

@@ -16,7 +16,13 @@ from typing import Any
 from milkyway.model.cluster import Cluster
 from milkyway.model.resolve import ResolvedApplication, ResolvedComponent, ResolvedZone
 from milkyway.render.context import member_hostname, members, template_context
-from milkyway.render.labels import CONFIG_HASH, MEMBER, common_labels, selector_labels
+from milkyway.render.labels import (
+    CONFIG_HASH,
+    MEMBER,
+    VERSION_LABEL,
+    common_labels,
+    selector_labels,
+)
 from milkyway.render.naming import base_name, member_name, zone_dns
 from milkyway.render.pod import MEMBERS_FILE, PodInputs, pod_template
 from milkyway.render.templating import render_template
@@ -282,6 +288,11 @@ class _ZoneRenderer:
             spec["volumeName"] = volume
         return spec
 
+    def _claim_labels(self) -> dict[str, str]:
+        """Labels of a StatefulSet's claim template: no version, because Kubernetes never
+        lets claim templates change, and a volume outlives the versions run on it."""
+        return {k: v for k, v in self.labels.items() if k != VERSION_LABEL}
+
     def _storage_size(self) -> str:
         return self.zone.storage.size or DEFAULT_STORAGE_SIZE
 
@@ -306,7 +317,7 @@ class _ZoneRenderer:
                 "template": template,
                 "volumeClaimTemplates": [
                     {
-                        "metadata": {"name": "data", "labels": self.labels},
+                        "metadata": {"name": "data", "labels": self._claim_labels()},
                         "spec": self._claim_spec(self.zone.storage.storage_class),
                     }
                 ],

@@ -247,3 +247,16 @@ def test_the_documented_custom_type_loads_and_renders() -> None:
     for manifest in manifests:
         assert strict_errors(manifest) is None
         assert policy_violations(manifest, app.components["cache"].type) == []
+
+
+def test_claim_templates_do_not_change_with_the_version() -> None:
+    """Kubernetes refuses any change to a StatefulSet's claim templates, so an upgrade
+    must render them exactly as before."""
+    old = application("zookeeper")
+    new = application("zookeeper")
+    old["spec"]["components"][0]["version"] = "3.8.4"
+    new["spec"]["components"][0]["version"] = "3.9.3"
+    before = _kind(render_zone(resolved(old), "zookeeper1", "phx"), "StatefulSet")[0]
+    after = _kind(render_zone(resolved(new), "zookeeper1", "phx"), "StatefulSet")[0]
+    assert before["metadata"]["labels"] != after["metadata"]["labels"]
+    assert before["spec"]["volumeClaimTemplates"] == after["spec"]["volumeClaimTemplates"]

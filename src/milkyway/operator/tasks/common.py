@@ -184,8 +184,7 @@ async def delete(
 
 def keep_immutable(manifest: dict[str, Any], live: Mapping[str, Any] | None) -> dict[str, Any]:
     """``manifest`` with the live StatefulSet's claim templates, which Kubernetes never
-    lets change (their labels carry the version, so an upgrade would otherwise be
-    refused); a new volume size or class needs a member replacement, not an update."""
+    lets change: a new volume size or class needs a member replacement, not an update."""
     if live is None or manifest.get("kind") != "StatefulSet":
         return manifest
     templates = ((live.get("spec") or {}).get("volumeClaimTemplates")) or []
