@@ -193,10 +193,8 @@ def reconcile_service(
                 ENDPOINT_SLICES,
                 ns,
                 name_of(endpoint_slice),
-                {
-                    "endpoints": want_slice["endpoints"] or None,
-                    "ports": want_slice["ports"] or None,
-                },
+                # An EndpointSlice's endpoints list is required: an empty slice is [].
+                {"endpoints": want_slice["endpoints"], "ports": want_slice["ports"] or None},
             )
         )
     return actions

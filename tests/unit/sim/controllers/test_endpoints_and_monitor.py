@@ -8,7 +8,10 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from milkyway.sim.controllers.actions import ENDPOINT_SLICES, ENDPOINTS, Create
+from milkyway.sim.apiserver.patching import merge_patch
+from milkyway.sim.apiserver.schemas import BuiltinSchemas
+from milkyway.sim.apiserver.validation import validate_builtin
+from milkyway.sim.controllers.actions import ENDPOINT_SLICES, ENDPOINTS, Create, Patch
 from milkyway.sim.controllers.endpoints import reconcile_service
 from milkyway.sim.controllers.informer import Informer
 from milkyway.sim.monitor import Tally, Transition
@@ -60,6 +63,21 @@ def test_endpoints_split_ready_and_not_ready_and_slices_agree(
     } == expected
     assert slice_["metadata"]["labels"]["kubernetes.io/service-name"] == "zk"
     assert reconcile_service(SERVICE, pods, endpoints, slice_) == []
+
+
+def test_a_slice_whose_pods_all_went_stays_a_valid_empty_slice() -> None:
+    pods = [member(0, ready=True)]
+    created = reconcile_service(SERVICE, pods, None, None)
+    endpoints = next(a.obj for a in created if isinstance(a, Create) and a.resource == ENDPOINTS)
+    slice_ = next(a.obj for a in created if isinstance(a, Create) and a.resource == ENDPOINT_SLICES)
+    patch = next(
+        a
+        for a in reconcile_service(SERVICE, [], endpoints, slice_)
+        if isinstance(a, Patch) and a.resource == ENDPOINT_SLICES
+    )
+    emptied = merge_patch(slice_, patch.patch)
+    assert emptied["endpoints"] == []
+    assert validate_builtin(emptied, BuiltinSchemas.for_version()) == []
 
 
 def test_informer_indexes_follow_updates_and_deletes() -> None:
