@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import psutil
 import yaml
 from lightkube import AsyncClient, KubeConfig
@@ -127,9 +128,12 @@ class Bench:
         start = time.monotonic()
         while True:
             ready = 0
-            async for item in self.client.list(APPLICATION, namespace=namespace):
-                if is_ready(item.to_dict()):
-                    ready += 1
+            try:
+                async for item in self.client.list(APPLICATION, namespace=namespace):
+                    if is_ready(item.to_dict()):
+                        ready += 1
+            except httpx2.TimeoutException:
+                ready = 0
             if ready >= count:
                 return time.monotonic() - start
             if time.monotonic() - start > limit:
@@ -180,13 +184,13 @@ async def bench_world(
         try:
             yield Bench(sim, control, client, cluster_members, operator, log)
         finally:
-            if operator.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
                 operator.terminate()
                 try:
                     await asyncio.wait_for(operator.wait(), 10)
                 except TimeoutError:
                     operator.kill()
-                    await operator.wait()
+            await operator.wait()
             await client.close()
 
 
