@@ -582,6 +582,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             subresource=sub,
             schema=self._schema_for(info),
             schemas=None if info.custom else self.schemas,
+            owned=True,
         )
 
     # ----------------------------------------------------------------- validation
@@ -641,7 +642,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         ]
         schema = info.schema
         if schema is not None:
-            pruned, unknown = schema.prune(obj)
+            pruned, unknown = schema.prune_owned(obj)
             if unknown and field_validation == "Strict":
                 from milkyway.sim.apiserver.validation import strict_decoding_error
 
@@ -652,7 +653,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
                 )
             if unknown and field_validation == "Warn" and warnings is not None:
                 warnings.extend(f'unknown field "{p}"' for p in unknown)
-            obj = schema.default(pruned)
+            obj = schema.default_owned(pruned)
             causes.extend(schema.validate(obj, old, group=info.group, kind=info.kind))
         if causes:
             raise errors.invalid(info.group, info.kind, name, causes)
@@ -733,7 +734,8 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         if subresource and info.subresource(subresource) is None:
             raise errors.not_found(info.group, f"{info.plural}/{subresource}", old_md["name"])
         if subresource == "status":
-            new = deep_copy(old)
+            # The old status is replaced whole: copying it would be wasted work.
+            new = deep_copy({k: v for k, v in old.items() if k != "status"})
             new["apiVersion"] = info.api_version
             if "status" in body:
                 new["status"] = body["status"]

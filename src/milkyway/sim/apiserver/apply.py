@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from milkyway.sim.apiserver import fields_delta
 from milkyway.sim.apiserver.errors import ApiError, Cause, bad_request
 from milkyway.sim.apiserver.json_values import json_copy, json_equal, short_json
 from milkyway.sim.apiserver.managed_fields import (
@@ -102,6 +103,16 @@ class _Manager:
     def discard(self, paths: FieldSet) -> None:
         if paths and self.owned_among(paths):
             self.fields = self.fields - paths
+
+    def take(self, removed: FieldSet, changed: FieldSet) -> None:
+        """Lose ``removed`` and own ``changed``; an entry still encoded is edited as a tree,
+        so a writer that rewrites a large set of fields it owns pays no decode."""
+        if self._fields is None and isinstance(self._encoded, dict):
+            tree = fields_delta.changed_tree(self._encoded, removed, changed)
+            if tree is not None:
+                self._encoded = tree
+                return
+        self.fields = (self.fields - removed) | changed
 
     def is_empty(self) -> bool:
         if self._fields is None:
@@ -222,26 +233,32 @@ def record_update(
     subresource: str = "",
     schema: dict[str, Any] | None = None,
     schemas: BuiltinSchemas | None = None,
+    owned: bool = False,
 ) -> dict[str, Any]:
     """``new`` with ``metadata.managedFields`` updated for a create, update or patch.
 
     ``manager`` takes the fields this write changed from whoever owned them; every manager
     loses the fields it removed. ``schema`` defaults to the built-in definition of
     ``new``'s kind, if any. A request that sets ``managedFields: [{}]`` clears them, as on a
-    real server.
+    real server. ``owned`` says nobody else holds ``new``: it is updated and returned
+    instead of copied.
     """
     if not isinstance(new.get("metadata"), dict):
-        return json_copy(new)
-    # managedFields are rebuilt below; copying them first would be wasted work.
-    result = json_copy(_without_managed_fields(new))
-    requested = new["metadata"].get("managedFields")
+        return new if owned else json_copy(new)
+    if owned:
+        requested = new["metadata"].pop("managedFields", None)
+        result = new
+    else:
+        # managedFields are rebuilt below; copying them first would be wasted work.
+        result = json_copy(_without_managed_fields(new))
+        requested = new["metadata"].get("managedFields")
     if _is_reset(requested):
         return result
     if schema is None and schemas is None:
         schemas, schema = _builtin_schema(result)
     types = SchemaTypes.for_schemas(schemas)
     slot = types.slot(schema)
-    managers = _decode_managers(new) if requested else []
+    managers = _decode_managers({"metadata": {"managedFields": requested}}) if requested else []
     if not managers:
         managers = _decode_managers(old or {})
 
@@ -250,15 +267,20 @@ def record_update(
     changes = compare(types, old_body, new_body, slot)
     api_version = str(result.get("apiVersion", ""))
     taken = changes.removed | changes.changed
+    me = (
+        _find(managers, _ident(manager, operation, api_version, subresource))
+        if changes.changed
+        else None
+    )
     for entry in managers:
         # An update always succeeds and takes the fields it changed from their owners.
-        entry.discard(taken)
+        if entry is not me:
+            entry.discard(taken)
     if changes.changed:
-        me = _find(managers, _ident(manager, operation, api_version, subresource))
         if me is None:
             me = _Manager(manager, operation, api_version, subresource, None, set())
             managers.append(me)
-        me.fields |= changes.changed
+        me.take(changes.removed, changes.changed)
         me.time = now
     _store_managers(result, managers)
     return result

@@ -23,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from milkyway.sim.apiserver import fields_delta
 from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.json_values import json_copy, json_equal
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
@@ -231,7 +232,9 @@ def encode_fields(paths: FieldSet) -> dict[str, Any]:
             out[element_string(element)] = emit(node[element], (*prefix, element))
         return out
 
-    return emit(tree, ())
+    encoded = emit(tree, ())
+    fields_delta.remember(encoded)
+    return encoded
 
 
 def decode_fields(tree: Any) -> FieldSet:

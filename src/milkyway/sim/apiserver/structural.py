@@ -75,6 +75,12 @@ _SUPPORTED = frozenset(
 
 Node = dict[str, Any]
 
+# Keywords that never reject a scalar of the declared type.
+_PLAIN_KEYS = frozenset(
+    {"type", "description", "title", "default", "nullable", "example", "externalDocs"}
+)
+_UNKNOWN = object()
+
 _INT_OR_STRING_ANY_OF = [{"type": "integer"}, {"type": "string"}]
 
 
@@ -100,6 +106,7 @@ class StructuralSchema:
         self.schema = copy.deepcopy(openapi_v3_schema)
         self._rules: dict[int, list[CelRule]] = {}
         self._patterns: dict[str, re.Pattern[str]] = {}
+        self._plain: dict[int, str | None] = {}
         causes = self.structural_causes(field_path)
         if causes:
             raise ApiError(
@@ -352,17 +359,28 @@ class StructuralSchema:
 
     def prune(self, obj: dict) -> tuple[dict, list[str]]:
         """A copy of ``obj`` without the fields the schema does not know, and their paths."""
+        return self.prune_owned(copy.deepcopy(obj))
+
+    def prune_owned(self, obj: dict) -> tuple[dict, list[str]]:
+        """:meth:`prune` without the copy, for an ``obj`` nobody else holds.
+
+        The result shares the subtrees the schema keeps whole (preserved unknown fields)
+        with ``obj``, so ``obj`` must not be used afterwards.
+        """
         unknown: list[str] = []
-        pruned = _prune(copy.deepcopy(obj), self.schema, (), unknown, root=True)
-        return (pruned if isinstance(pruned, dict) else copy.deepcopy(obj)), unknown
+        pruned = _prune(obj, self.schema, (), unknown, root=True)
+        return (pruned if isinstance(pruned, dict) else obj), unknown
 
     # -- defaulting ---------------------------------------------------------------------
 
     def default(self, obj: dict) -> dict:
         """A copy of ``obj`` with ``default`` values filled in where fields are absent."""
-        out = copy.deepcopy(obj)
-        _default(out, self.schema)
-        return out
+        return self.default_owned(copy.deepcopy(obj))
+
+    def default_owned(self, obj: dict) -> dict:
+        """:meth:`default` in place, for an ``obj`` nobody else holds; returns ``obj``."""
+        _default(obj, self.schema)
+        return obj
 
     # -- validation ---------------------------------------------------------------------
 
@@ -392,6 +410,14 @@ class StructuralSchema:
         *,
         root: bool = False,
     ) -> None:
+        if value is not None and type(value) is not dict and type(value) is not list:
+            expected = self._plain.get(id(node), _UNKNOWN)
+            if expected is _UNKNOWN:
+                expected = self._plain_type(node)
+            if expected is not None:
+                actual = schema_type(value)
+                if expected in ("", actual) or (expected == "number" and actual == "integer"):
+                    return
         field = fe.render_path(path)
         if value is None:
             if not node.get("nullable"):
@@ -423,6 +449,19 @@ class StructuralSchema:
             cause = rule.evaluate(_typed(value, node), _typed(old, node), field)
             if cause is not None:
                 causes.append(cause)
+
+    def _plain_type(self, node: Node) -> str | None:
+        """The type a scalar needs to pass ``node`` unchecked, or None if ``node`` checks more.
+
+        Most leaves of a large object only declare a type; recognising them once per schema
+        node lets validation skip rendering their field path. ``""`` means any type.
+        """
+        plain: str | None = None
+        if node.keys() <= _PLAIN_KEYS and id(node) not in self._rules:
+            declared = node.get("type")
+            plain = declared if isinstance(declared, str) else ""
+        self._plain[id(node)] = plain
+        return plain
 
     @staticmethod
     def _type_ok(value: Any, node: Node, field: str, causes: list[Cause]) -> bool:
@@ -516,15 +555,15 @@ class StructuralSchema:
         *,
         root: bool,
     ) -> None:
-        field = fe.render_path(path)
         for name in node.get("required") or []:
             if value.get(name) is None and not (root and name in _ROOT_KEPT):
                 causes.append(fe.required(fe.render_path((*path, name))))
         count = len(value)
         max_props, min_props = node.get("maxProperties"), node.get("minProperties")
         if isinstance(max_props, int) and count > max_props:
-            causes.append(fe.too_many(field, count, max_props))
+            causes.append(fe.too_many(fe.render_path(path), count, max_props))
         if isinstance(min_props, int) and count < min_props:
+            field = fe.render_path(path)
             causes.append(
                 fe.invalid(
                     field, count, f"{field} in body should have at least {min_props} properties"
