@@ -11,7 +11,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,15 @@ from milkyway.sim.controllers.config import ControlPlaneConfig
 from milkyway.sim.nodes import REGION_LABEL, ZONE_LABEL, NodeSpec
 
 MANAGEMENT = "mgmt"
+
+
+def steady_nodes(config: ControlPlaneConfig) -> ControlPlaneConfig:
+    """``config`` with a real cluster's node heartbeat and grace period: on a loaded machine
+    the fast simulator timings let nodes miss a heartbeat and turn NotReady, and the
+    operator rightly replaces their members, which is not what these benchmarks measure."""
+    return replace(
+        config, heartbeat_interval=5.0, node_grace_period=40.0, pod_eviction_timeout=60.0
+    )
 
 
 def members(count: int) -> list[MemberCluster]:

@@ -32,6 +32,7 @@ from operator_common import (
     application,
     bench_world,
     percentile,
+    steady_nodes,
 )
 
 NAMESPACE = "latency"
@@ -99,7 +100,7 @@ async def measure(bench: Bench, count: int, samples: int) -> tuple[list[float], 
 
 
 async def run_scale(count: int, samples: int, workdir: Path) -> None:
-    config = ControlPlaneConfig.fast()
+    config = steady_nodes(ControlPlaneConfig.fast())
     async with bench_world(workdir, 2, config=config, nodes=2) as bench:
         zones = [m.zone for m in bench.members]
         apps = [

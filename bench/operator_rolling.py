@@ -40,7 +40,7 @@ from milkyway.render.labels import APPLICATION as APP_LABEL
 from milkyway.render.labels import COMPONENT as COMPONENT_LABEL
 from milkyway.sim import monitor
 from milkyway.sim.controllers.config import ControlPlaneConfig, StageDelays
-from operator_common import Bench, application, bench_world
+from operator_common import Bench, application, bench_world, steady_nodes
 
 NAMESPACE = "rolling"
 DELAYS = StageDelays(creating=1.0, ready=1.0, terminating=0.5, jitter=0.0)
@@ -154,7 +154,7 @@ async def _baseline(client: Any, replicas: int) -> float:
 
 async def main() -> None:
     logging.getLogger("milkyway.sim").setLevel(logging.CRITICAL)
-    config = ControlPlaneConfig.fast(delays=DELAYS)
+    config = steady_nodes(ControlPlaneConfig.fast(delays=DELAYS))
     with tempfile.TemporaryDirectory(prefix="mw-rolling-") as tmp:
         async with bench_world(Path(tmp), 3, config=config, nodes=3) as bench:
             z = [m.zone for m in bench.members]

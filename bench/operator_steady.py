@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 from milkyway.sim.controllers.config import ControlPlaneConfig
-from operator_common import application, bench_world
+from operator_common import application, bench_world, steady_nodes
 
 NAMESPACE = "steady"
 
@@ -35,7 +35,7 @@ async def main() -> None:
     parser.add_argument("--limit", type=float, default=3600.0, help="seconds to reach Ready")
     args = parser.parse_args()
     logging.getLogger("milkyway.sim").setLevel(logging.CRITICAL)
-    config = ControlPlaneConfig.fast()
+    config = steady_nodes(ControlPlaneConfig.fast())
     with tempfile.TemporaryDirectory(prefix="mw-steady-") as tmp:
         async with bench_world(Path(tmp), args.clusters, config=config, nodes=4) as bench:
             zones = [m.zone for m in bench.members]
