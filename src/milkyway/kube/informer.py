@@ -26,12 +26,24 @@ ObjectKey = tuple[str, str]
 """(namespace, name); the namespace is empty for cluster-scoped objects."""
 
 
+def _meta(obj: Any, field: str) -> Any:
+    if isinstance(obj, dict):
+        return (obj.get("metadata") or {}).get(field)
+    return getattr(obj.metadata, field)
+
+
 def object_key(obj: Any) -> ObjectKey:
-    return (obj.metadata.namespace or "", obj.metadata.name)
+    """The cache key of a lightkube object or of its plain-dict form."""
+    return (_meta(obj, "namespace") or "", _meta(obj, "name"))
 
 
 class Informer:
-    """Watches ``resource`` (a lightkube resource class) and mirrors it in :attr:`cache`."""
+    """Watches ``resource`` (a lightkube resource class) and mirrors it in :attr:`cache`.
+
+    ``transform`` turns each object into what is cached and handed to ``on_change`` (for
+    example a plain dict without ``managedFields``): a consumer that keeps its own index
+    of the objects then shares them with the cache instead of holding a second copy.
+    """
 
     def __init__(
         self,
@@ -44,6 +56,7 @@ class Informer:
         server_timeout: int = 300,
         retry_delay: float = 1.0,
         max_retry_delay: float = 5.0,
+        transform: Callable[[Any], Any] | None = None,
     ) -> None:
         self._client = client
         self._resource = resource
@@ -53,6 +66,7 @@ class Informer:
         self._server_timeout = server_timeout
         self._retry_delay = retry_delay
         self._max_retry_delay = max_retry_delay
+        self._transform = transform or (lambda obj: obj)
         self.cache: dict[ObjectKey, Any] = {}
         self.synced = asyncio.Event()
         self.resource_version: str | None = None
@@ -94,7 +108,7 @@ class Informer:
         )
         fresh: dict[ObjectKey, Any] = {}
         async for obj in listing:
-            fresh[object_key(obj)] = obj
+            fresh[object_key(obj)] = self._transform(obj)
         self.resource_version = listing.resourceVersion
         previous = dict(self.cache)
         # Updated in place: readers may hold a reference to the cache.
@@ -104,7 +118,7 @@ class Informer:
             old = previous.get(key)
             if old is None:
                 self._on_change("ADDED", obj)
-            elif old.metadata.resourceVersion != obj.metadata.resourceVersion:
+            elif _meta(old, "resourceVersion") != _meta(obj, "resourceVersion"):
                 self._on_change("MODIFIED", obj)
         for key, obj in previous.items():
             if key not in fresh:
@@ -129,8 +143,9 @@ class Informer:
                 server_timeout=self._server_timeout,
                 on_error=stop_on_error,
             )
-            async for event_type, obj in stream:
-                self.resource_version = obj.metadata.resourceVersion
+            async for event_type, raw in stream:
+                self.resource_version = raw.metadata.resourceVersion
+                obj = self._transform(raw)
                 key = object_key(obj)
                 if event_type == "DELETED":
                     self.cache.pop(key, None)

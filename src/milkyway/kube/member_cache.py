@@ -29,7 +29,7 @@ from lightkube.resources.core_v1 import (
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 
 from milkyway.kube.informer import Informer
-from milkyway.kube.resources import as_dict
+from milkyway.kube.resources import as_dict, plain
 from milkyway.render.labels import APPLICATION, COMPONENT, MANAGED_BY, ZONE
 
 OWNED_KINDS: tuple[Any, ...] = (
@@ -87,15 +87,26 @@ class MemberCache:
                 on_change=self._owned_changed,
                 labels=SELECTOR,
                 retry_delay=retry_delay,
+                transform=plain,
             )
             for kind in OWNED_KINDS
         ]
         self._informers.append(
-            Informer(client, Node, on_change=self._node_changed, retry_delay=retry_delay)
+            Informer(
+                client,
+                Node,
+                on_change=self._node_changed,
+                retry_delay=retry_delay,
+                transform=plain,
+            )
         )
         self._informers.append(
             Informer(
-                client, PersistentVolume, on_change=self._volume_changed, retry_delay=retry_delay
+                client,
+                PersistentVolume,
+                on_change=self._volume_changed,
+                retry_delay=retry_delay,
+                transform=plain,
             )
         )
         self._tasks: list[asyncio.Task[None]] = []

@@ -48,7 +48,7 @@ from milkyway.flows.kube_store import KubeStore
 from milkyway.flows.tasks import REGISTRY, TaskRegistry
 from milkyway.kube.clients import client_from_kubeconfig
 from milkyway.kube.informer import Informer
-from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOW, FLOWRUN, as_dict
+from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOW, FLOWRUN, as_dict, plain
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.events import EventRecorder
@@ -286,11 +286,19 @@ class _Session:
         self._run_phases: dict[tuple[str, str], str] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self.types_version = 0
-        self.applications = Informer(self.client, APPLICATION, on_change=self._app_changed)
-        self.component_types = Informer(self.client, COMPONENT_TYPE, on_change=self._types_changed)
-        self.flows = Informer(self.client, FLOW, on_change=self._flows_changed)
+        self.applications = Informer(
+            self.client, APPLICATION, on_change=self._app_changed, transform=plain
+        )
+        self.component_types = Informer(
+            self.client, COMPONENT_TYPE, on_change=self._types_changed, transform=plain
+        )
+        self.flows = Informer(self.client, FLOW, on_change=self._flows_changed, transform=plain)
         self.flow_runs = Informer(
-            self.client, FLOWRUN, on_change=self._run_changed, labels={APPLICATION_LABEL: None}
+            self.client,
+            FLOWRUN,
+            on_change=self._run_changed,
+            labels={APPLICATION_LABEL: None},
+            transform=plain,
         )
         self.catalog: Catalog = self._build_catalog()
         self.registry = ClusterRegistry(
@@ -392,7 +400,9 @@ class _Session:
             try:
                 flows.append(Flow.model_validate(as_dict(obj)))
             except ValueError as exc:
-                log.warning("Flow %s is invalid, ignored: %s", obj.metadata.name, exc)
+                log.warning(
+                    "Flow %s is invalid, ignored: %s", as_dict(obj)["metadata"]["name"], exc
+                )
         catalog = build_catalog(types.values(), flows, self.operator.flow_paths)
         for engine in self.engines.values():
             engine.catalog = catalog
@@ -503,9 +513,14 @@ class _Session:
                 self.queue.done(key)
 
     async def _resync(self) -> None:
+        """Every Application once per period, spread evenly over it: thousands of keys
+        queued at once would delay the reaction to a real change behind all of them."""
+        period = self.settings.resync_period
         while True:
-            await asyncio.sleep(self.settings.resync_period)
-            self._requeue_all()
+            await asyncio.sleep(period)
+            keys = list(self.applications.cache)
+            for i, key in enumerate(keys):
+                self.queue.add_after(key, period * i / len(keys))
 
 
 class _AppCache(Mapping[AppKey, Any]):

@@ -29,7 +29,7 @@ from milkyway.kube.clients import (
 )
 from milkyway.kube.informer import Informer
 from milkyway.kube.member_cache import AppKey, MemberCache
-from milkyway.kube.resources import CLUSTER, as_dict
+from milkyway.kube.resources import CLUSTER, as_dict, plain
 from milkyway.kube.version import Unreachable, server_version
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition, now_rfc3339
 
@@ -85,7 +85,7 @@ class ClusterRegistry:
         self.members: dict[str, MemberCluster] = {}
         self._status = StatusWriter(client, CLUSTER)
         self._dirty: asyncio.Queue[str] = asyncio.Queue()
-        self.informer = Informer(client, CLUSTER, on_change=self._cluster_event)
+        self.informer = Informer(client, CLUSTER, on_change=self._cluster_event, transform=plain)
 
     # --- reading ----------------------------------------------------------------------
 
@@ -113,7 +113,7 @@ class ClusterRegistry:
                 await self._drop(name)
 
     def _cluster_event(self, event: str, obj: Any) -> None:
-        self._dirty.put_nowait(obj.metadata.name)
+        self._dirty.put_nowait(as_dict(obj)["metadata"]["name"])
 
     async def _sync(self, name: str) -> None:
         obj = self.informer.cache.get(("", name))

@@ -158,3 +158,28 @@ async def test_cluster_scoped_resources_are_listed_without_namespace(client: Asy
         await client.create(Namespace(metadata=ObjectMeta(name="fresh")))
         await eventually(lambda: ("ADDED", "fresh") in events)
     assert ("", "default") in informer.cache
+
+
+async def test_transform_decides_what_is_cached_and_reported(client: AsyncClient) -> None:
+    from milkyway.kube.resources import plain
+
+    await client.create(config_map("before"))
+    events: list[tuple[str, Any]] = []
+    informer = Informer(
+        client,
+        ConfigMap,
+        namespace="default",
+        on_change=lambda kind, obj: events.append((kind, obj)),
+        transform=plain,
+    )
+    async with running(informer):
+        await client.create(config_map("after"))
+        await eventually(lambda: len(events) == 2)
+        await client.patch(ConfigMap, "after", {"data": {"v": "2"}}, namespace="default")
+        await eventually(lambda: len(events) == 3)
+    assert [kind for kind, _ in events] == ["ADDED", "ADDED", "MODIFIED"]
+    for _, obj in events:
+        assert isinstance(obj, dict) and obj["kind"] == "ConfigMap"
+        assert "managedFields" not in obj["metadata"]
+    assert informer.cache[("default", "after")] is events[-1][1]
+    assert informer.cache[("default", "after")]["data"] == {"v": "2"}
