@@ -9,8 +9,9 @@ loop, with one watcher attached:
 * in process, through ``ClusterAPI.update(..., subresource="status")``;
 * over HTTPS, through lightkube's ``replace(..., subresource="status")``.
 
-It prints writes/s and a per-phase breakdown measured with cProfile (parse,
-prune/default/validate, managed fields, copy, store, watch fan-out, encode).
+It prints writes/s and a per-phase breakdown of wall time (parse, prune/default/validate,
+managed fields, copy, store, watch fan-out, encode), measured by wrapping those steps
+with timers in a second pass.
 
 Run: ``.venv/bin/python bench/sim_write_path.py [--writes 200] [--size-kb 70]``
 """
@@ -20,8 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import cProfile
-import pstats
 import tempfile
 import time
 from collections.abc import Callable
@@ -168,54 +167,79 @@ def run_object(name: str) -> dict[str, Any]:
     }
 
 
-_PHASES: dict[str, tuple[str, ...]] = {
-    "parse": ("server.py:_body", "duplicate_keys.py"),
-    "prune/default/validate": ("api.py:_validate_custom",),
-    "managed fields": ("api.py:_record",),
-    "copy": ("deep_copy", "deepcopy"),
-    "store": ("store.py:commit",),
-    "watch fan-out": ("store.py:push",),
-    "encode": ("server.py:_json", "server.py:_dumps", "server.py:_encode_event"),
-}
+class PhaseTimer:
+    """Wall time spent in a few functions of the write path, patched with timers.
+
+    Each phase wraps the outermost call of its functions only, so a phase's figure does
+    not count its own recursion; phases do not nest (copies inside a phase are the phase's).
+    """
+
+    def __init__(self) -> None:
+        self.totals: dict[str, float] = {}
+        self._undo: list[Callable[[], None]] = []
+
+    def wrap(self, phase: str, owner: Any, name: str) -> None:
+        original = getattr(owner, name)
+        depth = 0
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            nonlocal depth
+            if depth:
+                return original(*args, **kwargs)
+            depth += 1
+            start = time.perf_counter()
+            try:
+                return original(*args, **kwargs)
+            finally:
+                depth -= 1
+                self.totals[phase] = self.totals.get(phase, 0.0) + time.perf_counter() - start
+
+        setattr(owner, name, timed)
+        self._undo.append(lambda: setattr(owner, name, original))
+
+    def close(self) -> None:
+        for undo in reversed(self._undo):
+            undo()
+
+    def report(self, writes: int, total: float) -> str:
+        parts = [
+            f"{phase} {seconds / writes * 1e3:.2f} ms" for phase, seconds in self.totals.items()
+        ]
+        rest = total - sum(self.totals.values())
+        return "; ".join([*parts, f"other {rest / writes * 1e3:.2f} ms"])
 
 
-def phase_breakdown(profile: cProfile.Profile, writes: int) -> str:
-    """Cumulative time per phase and write; phases can nest (copies inside validation)."""
-    stats = pstats.Stats(profile)
-    raw: dict[tuple[str, int, str], tuple[Any, ...]] = stats.stats  # type: ignore[attr-defined]
-    parts = []
-    for phase, markers in _PHASES.items():
-        total = 0.0
-        for (filename, _line, func), (_cc, _nc, _tt, cumulative, callers) in raw.items():
-            label = f"{Path(filename).name}:{func}"
-            if not any(m in label if ":" in m else m == func for m in markers):
-                continue
-            # Count only entries from outside the phase, so recursion is not counted twice.
-            outside = sum(
-                v[3]
-                for (cf, _cl, cfn), v in callers.items()
-                if not any(m in f"{Path(cf).name}:{cfn}" if ":" in m else m == cfn for m in markers)
-            )
-            total += outside if callers else cumulative
-        parts.append(f"{phase} {total / writes * 1e3:.2f} ms")
-    return "; ".join(parts)
+def phase_timer(cluster: ClusterAPI) -> PhaseTimer:
+    from milkyway.sim.apiserver import api, server, store
+
+    timer = PhaseTimer()
+    timer.wrap("copy", cluster, "_in")
+    timer.wrap("copy", cluster, "_out")
+    timer.wrap("parse", server.ApiServer, "_body")
+    timer.wrap("prune/default/validate", api.ClusterAPI, "_default_and_validate")
+    timer.wrap("managed fields", api.ClusterAPI, "_record")
+    timer.wrap("copy", api, "deep_copy")
+    timer.wrap("store", store.Store, "commit")
+    timer.wrap("watch fan-out", store.Watcher, "push")
+    timer.wrap("encode", server, "_dumps")
+    return timer
 
 
-def timed(fn: Callable[[int], None], writes: int, profile: bool) -> tuple[float, str]:
+def timed(cluster: ClusterAPI, fn: Callable[[int], None], writes: int) -> tuple[float, str]:
+    """Writes/s of ``fn`` over ``writes`` calls, then a second pass timed per phase."""
     fn(0)
     start = time.perf_counter()
     for seq in range(1, writes + 1):
         fn(seq)
     rate = writes / (time.perf_counter() - start)
-    breakdown = ""
-    if profile:
-        profiler = cProfile.Profile()
-        profiler.enable()
+    timer = phase_timer(cluster)
+    start = time.perf_counter()
+    try:
         for seq in range(1, writes + 1):
             fn(seq)
-        profiler.disable()
-        breakdown = phase_breakdown(profiler, writes)
-    return rate, breakdown
+    finally:
+        timer.close()
+    return rate, timer.report(writes, time.perf_counter() - start)
 
 
 async def bench_in_process(api: ClusterAPI, size_kb: int, writes: int) -> None:
@@ -232,7 +256,7 @@ async def bench_in_process(api: ClusterAPI, size_kb: int, writes: int) -> None:
         latest = api.update(latest, subresource="status", field_manager="engine")
         watcher.drain()
 
-    rate, breakdown = timed(write, writes, profile=True)
+    rate, breakdown = timed(api, write, writes)
     watcher.close()
     print(f"in process, {size:.0f} KB status, 1 watcher: {rate:,.0f} status writes/s")
     print(f"  per write: {breakdown}")

@@ -152,6 +152,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self._logs: dict[tuple[str, str], dict[str, list[str]]] = {}
         self._random = random.Random()
         self._out: Callable[[Obj], Obj] = deep_copy
+        self._in: Callable[[Obj], Obj] = deep_copy
         self._resolved: dict[str, ResourceInfo] = {}
         self._resolved_generation = -1
         if bootstrap:
@@ -171,16 +172,20 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
 
     @contextlib.contextmanager
     def sharing(self) -> Iterator[None]:
-        """Within the block, writes return the stored object itself instead of a copy.
+        """Within the block, writes return the stored object itself instead of a copy, and
+        ``create`` and ``update`` keep the body they are given instead of copying it.
 
-        For callers that only serialize the result (the HTTP layer): it saves a deep copy
-        per write. The block must not await, and the result must not be mutated.
+        For callers that only serialize the result and decode a fresh body per request
+        (the HTTP layer): it saves two deep copies per write. The block must not await,
+        the result must not be mutated, and the body must not be used after the call.
         """
         self._out = _identity
+        self._in = _identity
         try:
             yield
         finally:
             self._out = deep_copy
+            self._in = deep_copy
 
     @property
     def schemas(self) -> BuiltinSchemas:
@@ -450,7 +455,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             raise errors.bad_request(
                 f"{info.kind} is evaluated per requesting user; use review_access()"
             )
-        new = self._prepare_body(info, obj)
+        new = self._prepare_body(info, obj, given=True)
         md = new["metadata"]
         ns = self._body_namespace(info, md, namespace)
         if not md.get("name"):
@@ -514,8 +519,9 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             )
         return info
 
-    def _prepare_body(self, info: ResourceInfo, obj: Obj) -> Obj:
-        new = deep_copy(obj)
+    def _prepare_body(self, info: ResourceInfo, obj: Obj, *, given: bool = False) -> Obj:
+        """The API's own copy of a body; ``given`` bodies are kept under :meth:`sharing`."""
+        new = self._in(obj) if given else deep_copy(obj)
         new["apiVersion"] = info.api_version
         new["kind"] = info.kind
         md = new.setdefault("metadata", {})
@@ -677,7 +683,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         """Replace an object (or its ``status``); 409 Conflict on a stale resourceVersion."""
         info = self._body_resource(obj, resource)
         self._require_verb(info, "update")
-        body = self._prepare_body(info, obj)
+        body = self._prepare_body(info, obj, given=True)
         md = body["metadata"]
         ns = self._body_namespace(info, md, namespace)
         if name is not None and md.get("name") and md["name"] != name:
@@ -734,8 +740,10 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         if subresource and info.subresource(subresource) is None:
             raise errors.not_found(info.group, f"{info.plural}/{subresource}", old_md["name"])
         if subresource == "status":
-            # The old status is replaced whole: copying it would be wasted work.
-            new = deep_copy({k: v for k, v in old.items() if k != "status"})
+            # The old status is replaced whole and managedFields are set below: copying
+            # either would be wasted work.
+            new = {k: deep_copy(v) for k, v in old.items() if k not in ("status", "metadata")}
+            new["metadata"] = {k: deep_copy(v) for k, v in old_md.items() if k != "managedFields"}
             new["apiVersion"] = info.api_version
             if "status" in body:
                 new["status"] = body["status"]

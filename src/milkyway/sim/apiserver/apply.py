@@ -131,7 +131,7 @@ class _Manager:
             out += f" using {self.api_version}"
         return out
 
-    def to_entry(self) -> dict[str, Any]:
+    def to_entry(self, *, copy: bool = True) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "manager": self.manager,
             "operation": self.operation,
@@ -141,7 +141,7 @@ class _Manager:
             entry["time"] = self.time
         entry["fieldsType"] = "FieldsV1"
         if self._fields is None:
-            entry["fieldsV1"] = json_copy(self._encoded)
+            entry["fieldsV1"] = json_copy(self._encoded) if copy else self._encoded
         else:
             entry["fieldsV1"] = encode_fields(self._fields)
         if self.subresource:
@@ -240,8 +240,9 @@ def record_update(
     ``manager`` takes the fields this write changed from whoever owned them; every manager
     loses the fields it removed. ``schema`` defaults to the built-in definition of
     ``new``'s kind, if any. A request that sets ``managedFields: [{}]`` clears them, as on a
-    real server. ``owned`` says nobody else holds ``new``: it is updated and returned
-    instead of copied.
+    real server. ``owned`` says nobody else holds ``new`` and nobody mutates ``old`` or the
+    result: ``new`` is updated and returned instead of copied, and managedFields trees are
+    shared with ``old`` and ``new`` where unchanged (as stored objects share them).
     """
     if not isinstance(new.get("metadata"), dict):
         return new if owned else json_copy(new)
@@ -282,7 +283,7 @@ def record_update(
             managers.append(me)
         me.take(changes.removed, changes.changed)
         me.time = now
-    _store_managers(result, managers)
+    _store_managers(result, managers, copy=not owned)
     return result
 
 
@@ -442,12 +443,14 @@ def _conflict_error(conflicts: list[tuple[_Manager, FieldPath]]) -> ApiError:
     return ApiError(409, "Conflict", message, causes=causes)
 
 
-def _store_managers(obj: dict[str, Any], managers: list[_Manager]) -> None:
+def _store_managers(obj: dict[str, Any], managers: list[_Manager], *, copy: bool = True) -> None:
+    """Write ``managers`` into ``obj``; without ``copy`` the entries share their fieldsV1
+    trees with where they were read from, for callers that never mutate either."""
     kept = _cap_update_managers([m for m in managers if not m.is_empty()])
     kept.sort(key=lambda m: (m.operation, m.time or "", m.manager, m.api_version, m.subresource))
     metadata = obj.setdefault("metadata", {})
     if kept:
-        metadata["managedFields"] = [m.to_entry() for m in kept]
+        metadata["managedFields"] = [m.to_entry(copy=copy) for m in kept]
     else:
         metadata.pop("managedFields", None)
 

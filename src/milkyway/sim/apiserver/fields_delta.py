@@ -75,29 +75,40 @@ def changed_tree(
     tree: dict[str, Any], removed: set[FieldPath], added: set[FieldPath]
 ) -> dict[str, Any] | None:
     """``encode_fields((decode_fields(tree) - removed) | added)``, or None if ``tree`` is not
-    canonical. Returns ``tree`` itself when the set does not change, else a new tree."""
+    canonical. Returns ``tree`` itself when the set does not change, else a new tree that
+    shares the subtrees it did not change with ``tree``."""
     drop = [p for p in removed if is_member(tree, p)]
     add = [p for p in added if p in removed or not is_member(tree, p)]
     if not drop and not add:
         return tree
     if () in removed or () in added or not is_canonical(tree):
         return None
-    out: dict[str, Any] = orjson.loads(orjson.dumps(tree))
+    out = dict(tree)
+    own: dict[int, dict[str, Any]] = {id(out): out}
     touched: dict[int, dict[str, Any]] = {}
     for path in drop:
-        _drop(out, path)
+        _drop(out, path, own)
     for path in add:
-        _add(out, path, touched)
+        _add(out, path, own, touched)
     for node in touched.values():
         _resort(node)
     remember(out)
     return out
 
 
-def _drop(tree: dict[str, Any], path: FieldPath) -> None:
+def _child(node: dict[str, Any], key: str, own: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    """``node[key]``, first copied if it is still shared with the input tree."""
+    child = node[key]
+    if id(child) not in own:
+        child = node[key] = dict(child)
+        own[id(child)] = child
+    return child
+
+
+def _drop(tree: dict[str, Any], path: FieldPath, own: dict[int, dict[str, Any]]) -> None:
     nodes = [tree]
     for element in path:
-        nodes.append(nodes[-1][_key(element)])
+        nodes.append(_child(nodes[-1], _key(element), own))
     node = nodes[-1]
     if any(k != "." for k in node):
         node.pop(".", None)
@@ -114,20 +125,26 @@ def _drop(tree: dict[str, Any], path: FieldPath) -> None:
             return
 
 
-def _add(tree: dict[str, Any], path: FieldPath, touched: dict[int, dict[str, Any]]) -> None:
+def _add(
+    tree: dict[str, Any],
+    path: FieldPath,
+    own: dict[int, dict[str, Any]],
+    touched: dict[int, dict[str, Any]],
+) -> None:
     node = tree
     created = False
     for depth, element in enumerate(path):
         key = _key(element)
-        child = node.get(key)
-        if child is None:
+        if key in node:
+            child = _child(node, key, own)
+            created = False
+        else:
             if not node and depth > 0 and not created:
                 node["."] = {}  # a leaf member getting children keeps its membership mark
             node[key] = child = {}
+            own[id(child)] = child
             touched[id(node)] = node
             created = True
-        else:
-            created = False
         node = child
     if node and "." not in node:
         node["."] = {}

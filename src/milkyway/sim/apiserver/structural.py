@@ -77,9 +77,25 @@ Node = dict[str, Any]
 
 # Keywords that never reject a scalar of the declared type.
 _PLAIN_KEYS = frozenset(
-    {"type", "description", "title", "default", "nullable", "example", "externalDocs"}
+    {"type", "description", "title", "default", "nullable", "example", "externalDocs", "enum"}
 )
-_UNKNOWN = object()
+# Keywords that :meth:`StructuralSchema._object` and ``_array`` check themselves.
+_CONTAINER_KEYS = (_PLAIN_KEYS - {"enum"}) | {
+    "properties",
+    "additionalProperties",
+    "required",
+    "maxProperties",
+    "minProperties",
+    "items",
+    "maxItems",
+    "minItems",
+    "x-kubernetes-preserve-unknown-fields",
+    "x-kubernetes-embedded-resource",
+    "x-kubernetes-list-type",
+    "x-kubernetes-list-map-keys",
+    "x-kubernetes-map-type",
+}
+_UNKNOWN: Any = object()
 
 _INT_OR_STRING_ANY_OF = [{"type": "integer"}, {"type": "string"}]
 
@@ -106,7 +122,8 @@ class StructuralSchema:
         self.schema = copy.deepcopy(openapi_v3_schema)
         self._rules: dict[int, list[CelRule]] = {}
         self._patterns: dict[str, re.Pattern[str]] = {}
-        self._plain: dict[int, str | None] = {}
+        self._plain: dict[int, tuple[str, list[Any] | None] | None] = {}
+        self._containers: dict[int, str | None] = {}
         causes = self.structural_causes(field_path)
         if causes:
             raise ApiError(
@@ -410,14 +427,19 @@ class StructuralSchema:
         *,
         root: bool = False,
     ) -> None:
-        if value is not None and type(value) is not dict and type(value) is not list:
-            expected = self._plain.get(id(node), _UNKNOWN)
-            if expected is _UNKNOWN:
-                expected = self._plain_type(node)
-            if expected is not None:
-                actual = schema_type(value)
-                if expected in ("", actual) or (expected == "number" and actual == "integer"):
-                    return
+        if self._passes_plain(value, node):
+            return
+        kind = type(value)
+        if (kind is dict or kind is list) and self._plain_container(node) == (
+            "object" if kind is dict else "array"
+        ):
+            if kind is dict:
+                self._object(
+                    value, old if isinstance(old, dict) else None, node, path, causes, root=root
+                )
+            else:
+                self._array(value, old if isinstance(old, list) else None, node, path, causes)
+            return
         field = fe.render_path(path)
         if value is None:
             if not node.get("nullable"):
@@ -450,18 +472,64 @@ class StructuralSchema:
             if cause is not None:
                 causes.append(cause)
 
-    def _plain_type(self, node: Node) -> str | None:
-        """The type a scalar needs to pass ``node`` unchecked, or None if ``node`` checks more.
+    def _passes_plain(self, value: Any, node: Node) -> bool:
+        """Whether ``value`` is a scalar that ``node`` can only accept (see :meth:`_plain_type`)."""
+        if value is None or type(value) is dict or type(value) is list:
+            return False
+        plain = self._plain.get(id(node), _UNKNOWN)
+        if plain is _UNKNOWN:
+            plain = self._plain_type(node)
+        if plain is None:
+            return False
+        expected, enum = plain
+        if enum is not None and value not in enum:
+            return False
+        if expected == "":
+            return True
+        kind = type(value)
+        if kind is str:
+            return expected == "string"
+        if kind is bool:
+            return expected == "boolean"
+        if kind is int:
+            return expected in ("integer", "number")
+        actual = schema_type(value)
+        return expected == actual or (expected == "number" and actual == "integer")
+
+    def _plain_type(self, node: Node) -> tuple[str, list[Any] | None] | None:
+        """The type (``""``: any) and enum a scalar needs to pass ``node`` unchecked, or None
+        if ``node`` checks more.
 
         Most leaves of a large object only declare a type; recognising them once per schema
-        node lets validation skip rendering their field path. ``""`` means any type.
+        node lets validation skip rendering their field path.
         """
-        plain: str | None = None
-        if node.keys() <= _PLAIN_KEYS and id(node) not in self._rules:
+        plain: tuple[str, list[Any] | None] | None = None
+        enum = node.get("enum")
+        if (
+            node.keys() <= _PLAIN_KEYS
+            and id(node) not in self._rules
+            and (enum is None or isinstance(enum, list))
+        ):
             declared = node.get("type")
-            plain = declared if isinstance(declared, str) else ""
+            plain = (declared if isinstance(declared, str) else "", enum)
         self._plain[id(node)] = plain
         return plain
+
+    def _plain_container(self, node: Node) -> str | None:
+        """``"object"`` or ``"array"`` if ``node`` checks nothing of a value of that type
+        beyond what :meth:`_object` or :meth:`_array` check, else None."""
+        shape = self._containers.get(id(node), _UNKNOWN)
+        if shape is _UNKNOWN:
+            declared = node.get("type")
+            shape = (
+                declared
+                if declared in ("object", "array")
+                and node.keys() <= _CONTAINER_KEYS
+                and id(node) not in self._rules
+                else None
+            )
+            self._containers[id(node)] = shape
+        return shape
 
     @staticmethod
     def _type_ok(value: Any, node: Node, field: str, causes: list[Cause]) -> bool:
@@ -576,22 +644,23 @@ class StructuralSchema:
         properties = node.get("properties") or {}
         extra = node.get("additionalProperties")
         old = old or {}
+        if not isinstance(extra, dict):
+            extra = None
         for key, child in value.items():
             if root and key in _ROOT_KEPT and key not in properties:
                 continue
-            if key in properties:
-                self._validate(child, old.get(key), properties[key], (*path, key), causes)
-            elif isinstance(extra, dict):
-                self._validate(child, old.get(key), extra, (*path, key), causes)
+            child_node = properties.get(key, extra)
+            if child_node is not None and not self._passes_plain(child, child_node):
+                self._validate(child, old.get(key), child_node, (*path, key), causes)
 
     def _array(
         self, value: list, old: list | None, node: Node, path: fe.Path, causes: list[Cause]
     ) -> None:
-        field = fe.render_path(path)
         max_items, min_items = node.get("maxItems"), node.get("minItems")
         if isinstance(max_items, int) and len(value) > max_items:
-            causes.append(fe.too_many(field, len(value), max_items))
+            causes.append(fe.too_many(fe.render_path(path), len(value), max_items))
         if isinstance(min_items, int) and len(value) < min_items:
+            field = fe.render_path(path)
             causes.append(
                 fe.invalid(
                     field, len(value), f"{field} in body should have at least {min_items} items"
@@ -601,7 +670,8 @@ class StructuralSchema:
         if isinstance(items, dict):
             old_by_key = _old_list_items(node, old)
             for i, item in enumerate(value):
-                self._validate(item, old_by_key(i, item), items, (*path, i), causes)
+                if not self._passes_plain(item, items):
+                    self._validate(item, old_by_key(i, item), items, (*path, i), causes)
         list_type = node.get("x-kubernetes-list-type")
         if list_type == "set":
             seen: list[Any] = []
