@@ -213,7 +213,7 @@ def phase_timer(cluster: ClusterAPI) -> PhaseTimer:
     from milkyway.sim.apiserver import api, server, store
 
     timer = PhaseTimer()
-    timer.wrap("copy", cluster, "_in")
+    timer.wrap("copy", api, "deep_copy")
     timer.wrap("copy", cluster, "_out")
     timer.wrap("parse", server.ApiServer, "_body")
     timer.wrap("prune/default/validate", api.ClusterAPI, "_default_and_validate")

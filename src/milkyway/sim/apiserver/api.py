@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from milkyway.sim.apiserver import errors, fielderrors, naming, patching
 from milkyway.sim.apiserver.apply import record_update, server_side_apply
 from milkyway.sim.apiserver.auth import evaluate_review
@@ -152,7 +154,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self._logs: dict[tuple[str, str], dict[str, list[str]]] = {}
         self._random = random.Random()
         self._out: Callable[[Obj], Obj] = deep_copy
-        self._in: Callable[[Obj], Obj] = deep_copy
+        self._keep_bodies = False
         self._resolved: dict[str, ResourceInfo] = {}
         self._resolved_generation = -1
         if bootstrap:
@@ -180,12 +182,12 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         the result must not be mutated, and the body must not be used after the call.
         """
         self._out = _identity
-        self._in = _identity
+        self._keep_bodies = True
         try:
             yield
         finally:
             self._out = deep_copy
-            self._in = deep_copy
+            self._keep_bodies = False
 
     @property
     def schemas(self) -> BuiltinSchemas:
@@ -519,9 +521,27 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             )
         return info
 
-    def _prepare_body(self, info: ResourceInfo, obj: Obj, *, given: bool = False) -> Obj:
-        """The API's own copy of a body; ``given`` bodies are kept under :meth:`sharing`."""
-        new = self._in(obj) if given else deep_copy(obj)
+    def _prepare_body(
+        self, info: ResourceInfo, obj: Obj, *, given: bool = False, status_only: bool = False
+    ) -> Obj:
+        """The API's own copy of a body; ``given`` bodies are kept under :meth:`sharing`.
+
+        A ``status_only`` body (a status write) has only its status and metadata copied,
+        the parts such a write reads; its managedFields stay the caller's until
+        :func:`_own_managed_fields` settles them.
+        """
+        if given and self._keep_bodies:
+            new = obj
+        elif status_only and isinstance(obj.get("metadata"), dict):
+            new = {k: v for k, v in obj.items() if k not in ("status", "metadata")}
+            if "status" in obj:
+                new["status"] = deep_copy(obj["status"])
+            md = obj["metadata"]
+            new["metadata"] = {k: deep_copy(v) for k, v in md.items() if k != "managedFields"}
+            if "managedFields" in md:
+                new["metadata"]["managedFields"] = md["managedFields"]
+        else:
+            new = deep_copy(obj)
         new["apiVersion"] = info.api_version
         new["kind"] = info.kind
         md = new.setdefault("metadata", {})
@@ -683,7 +703,8 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         """Replace an object (or its ``status``); 409 Conflict on a stale resourceVersion."""
         info = self._body_resource(obj, resource)
         self._require_verb(info, "update")
-        body = self._prepare_body(info, obj, given=True)
+        status_only = subresource == "status" and not self._keep_bodies
+        body = self._prepare_body(info, obj, given=True, status_only=status_only)
         md = body["metadata"]
         ns = self._body_namespace(info, md, namespace)
         if name is not None and md.get("name") and md["name"] != name:
@@ -695,6 +716,8 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             raise errors.bad_request("metadata.name is required to update an object")
         md["name"] = obj_name
         old = self._stored(info, ns, obj_name)
+        if status_only and "managedFields" in md:
+            md["managedFields"] = _own_managed_fields(md["managedFields"], old["metadata"])
         if subresource == "scale":
             return self.update_scale(
                 info, obj_name, body, namespace=ns, dry_run=dry_run, field_manager=field_manager
@@ -991,6 +1014,19 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
 
 def _identity(obj: Obj) -> Obj:
     return obj
+
+
+def _own_managed_fields(requested: Any, old_md: Obj) -> Any:
+    """A copy of the managedFields a caller sent, or the stored ones when they are the same
+    JSON (what a client that read the object sends back), which saves copying them."""
+    live = old_md.get("managedFields")
+    if live is not None and type(requested) is type(live):
+        try:
+            if orjson.dumps(requested) == orjson.dumps(live):
+                return live
+        except (TypeError, orjson.JSONEncodeError):
+            pass
+    return deep_copy(requested)
 
 
 def _keep_requested_managed_fields(md: Obj, requested: Any, old_md: Obj, recorded: bool) -> None:

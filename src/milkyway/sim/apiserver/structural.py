@@ -796,16 +796,28 @@ def _prune(value: Any, node: Any, path: fe.Path, unknown: list[str], *, root: bo
             ):
                 out[key] = child
             elif isinstance(properties, dict) and key in properties:
-                out[key] = _prune(child, properties[key], (*path, key), unknown)
+                out[key] = (
+                    _prune(child, properties[key], (*path, key), unknown)
+                    if isinstance(child, dict | list)
+                    else child
+                )
             elif isinstance(extra, dict):
-                out[key] = _prune(child, extra, (*path, key), unknown)
+                out[key] = (
+                    _prune(child, extra, (*path, key), unknown)
+                    if isinstance(child, dict | list)
+                    else child
+                )
             elif preserve or extra is True:
                 out[key] = child
             else:
                 unknown.append(fe.render_path((*path, key)))
         return out
     if isinstance(value, list) and isinstance(node.get("items"), dict):
-        return [_prune(item, node["items"], (*path, i), unknown) for i, item in enumerate(value)]
+        items = node["items"]
+        return [
+            _prune(item, items, (*path, i), unknown) if isinstance(item, dict | list) else item
+            for i, item in enumerate(value)
+        ]
     return value
 
 
@@ -824,10 +836,14 @@ def _default(value: Any, node: Any) -> None:
                     value[key] = copy.deepcopy(child["default"])
         extra = node.get("additionalProperties")
         for key, child_value in value.items():
+            if not isinstance(child_value, dict | list):
+                continue  # nothing inside a scalar to default
             if isinstance(properties, dict) and key in properties:
                 _default(child_value, properties[key])
             elif isinstance(extra, dict):
                 _default(child_value, extra)
     elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        items = node["items"]
         for item in value:
-            _default(item, node["items"])
+            if isinstance(item, dict | list):
+                _default(item, items)
