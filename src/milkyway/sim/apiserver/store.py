@@ -52,9 +52,11 @@ class Event:
 def deep_copy(value: Any) -> Any:
     """Copy a JSON-like value; much cheaper than ``copy.deepcopy`` for plain dicts and lists."""
     if type(value) is dict:
-        return {k: deep_copy(v) for k, v in value.items()}
+        return {
+            k: deep_copy(v) if type(v) is dict or type(v) is list else v for k, v in value.items()
+        }
     if type(value) is list:
-        return [deep_copy(v) for v in value]
+        return [deep_copy(v) if type(v) is dict or type(v) is list else v for v in value]
     return value
 
 
