@@ -9,8 +9,8 @@ kubeconfig): tests never share state.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,8 +92,9 @@ class World:
     async def stop_operator(self) -> None:
         if self.operator_task is not None:
             self.operator_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.operator_task
+            done, _ = await asyncio.wait({self.operator_task}, timeout=20)
+            if not done:
+                warnings.warn("the operator did not stop within 20 s of cancellation", stacklevel=1)
             self.operator_task = None
             self.operator = None
 

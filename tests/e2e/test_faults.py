@@ -75,6 +75,7 @@ async def test_member_on_a_lost_node_is_replaced_with_a_new_volume(world: World)
     assert pod is not None
     node = pod["spec"]["nodeName"]
     old_claims = await _claim_uids(world, "na-phx", "small-zookeeper-phx-0")
+    assert old_claims, "the member has no volume claim"
     await world.control.faults.lose_node("na-phx", node)
 
     async def moved() -> bool:
@@ -90,6 +91,7 @@ async def test_member_on_a_lost_node_is_replaced_with_a_new_volume(world: World)
 async def test_member_on_a_failed_disk_is_replaced_with_a_new_volume(world: World) -> None:
     await _provisioned(world)
     old_claims = await _claim_uids(world, "eu-ams", "small-zookeeper-ams-0")
+    assert old_claims, "the member has no volume claim"
     pod = await _pod(world, "eu-ams", "small-zookeeper-ams-0")
     assert pod is not None
     await world.control.faults.fail_disk("eu-ams", node=pod["spec"]["nodeName"])
