@@ -203,7 +203,9 @@ class Engine:
         self.store = store
         self.catalog = catalog or Catalog.from_paths([])
         self.registry = registry
-        self.clients = dict(clients or {})
+        self.clients: Mapping[str, Any] = clients if clients is not None else {}
+        """Cluster name to client, read live by every task (never copied): the operator
+        passes its registry's mapping so clusters registered later are seen at once."""
         self.engine_id = engine_id or f"engine-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
@@ -296,6 +298,30 @@ class Engine:
             driver = _Driver(self, run)
             self._drivers[name] = driver
             driver.start()
+
+
+async def release_stale_holders(store: Store, key: str, asking: str) -> bool:
+    """Release ``key`` for holders that are finished or deleted runs; True if any was.
+
+    A run releases its locks after writing its terminal status; an engine stopped
+    between the two writes leaves the lock held by a run nobody drives any more. The
+    release is conditional like every lock write, so engines racing to do it agree.
+    """
+    released = False
+    for holder in await store.holders(key):
+        if holder == asking:
+            continue
+        try:
+            run = await store.get(holder)
+        except NotFound:
+            stale = True
+        else:
+            stale = run.status.phase in TERMINAL_RUN_PHASES
+        if stale:
+            log.info("lock %r: releasing it for %s, which is finished or gone", key, holder)
+            await store.release(key, holder)
+            released = True
+    return released
 
 
 def _pending_requests(run: FlowRun) -> list[RunRequest]:
@@ -396,7 +422,10 @@ class _Driver:
         held: list[str] = []
         for key in self.run.status.holds:
             limit, _, name = key.partition(":")
-            if not await self.engine.store.acquire(name, self.name, int(limit)):
+            acquired = await self.engine.store.acquire(name, self.name, int(limit))
+            if not acquired and await release_stale_holders(self.engine.store, name, self.name):
+                acquired = await self.engine.store.acquire(name, self.name, int(limit))
+            if not acquired:
                 for taken in held:
                     await self.engine.store.release(taken, self.name)
                 message = f"waiting for {name!r} (at most {limit} run(s) at once)"

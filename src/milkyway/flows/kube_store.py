@@ -188,6 +188,15 @@ class KubeStore:
                     raise _error(exc, f"lock {key!r}") from None
         raise Conflict(f"lock {key!r} kept changing")
 
+    async def holders(self, key: str) -> list[str]:
+        try:
+            lock = await self.client.get(ConfigMap, self._lock_name(key), namespace=self.namespace)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return []
+            raise _error(exc, f"lock {key!r}") from None
+        return list(json.loads((lock.data or {}).get("holders", "[]")))
+
     async def release(self, key: str, holder: str) -> None:
         name = self._lock_name(key)
         deadline = time.monotonic() + 10

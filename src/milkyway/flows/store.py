@@ -8,7 +8,9 @@ The contract every store keeps:
   raise :class:`Conflict` and store nothing. This is the fencing token that stops two
   engines from both advancing a run.
 * ``acquire``/``release`` implement counted locks by key (mutexes are limit 1), atomic
-  across every engine that shares the store.
+  across every engine that shares the store. ``holders`` lists who holds a key, so an
+  engine can release slots still held by runs that finished (or were deleted) without
+  releasing them, e.g. because their engine stopped between the two writes.
 """
 
 from __future__ import annotations
@@ -63,6 +65,10 @@ class Store(Protocol):
         ...
 
     async def release(self, key: str, holder: str) -> None: ...
+
+    async def holders(self, key: str) -> list[str]:
+        """Who holds ``key`` now (run names), in acquisition order."""
+        ...
 
 
 class MemoryStore:
@@ -143,3 +149,7 @@ class MemoryStore:
             holders = self._locks.get(key, [])
             if holder in holders:
                 holders.remove(holder)
+
+    async def holders(self, key: str) -> list[str]:
+        async with self._mutex:
+            return list(self._locks.get(key, []))

@@ -49,6 +49,24 @@ class UnknownTaskError(KeyError):
     pass
 
 
+class ClusterUnavailable(TaskError):
+    """The named cluster is not in the live clients mapping (yet).
+
+    Raised by :meth:`TaskContext.client`; :func:`invoke` turns it into a wait for the
+    cluster to be registered, then runs the task again within the same attempt. After
+    an operator restart the engine may resume runs before every ``Cluster`` is loaded,
+    and a step must not fail for good because its cluster arrived a second late.
+    """
+
+    kind: ErrorKind = "Retryable"
+
+    def __init__(self, cluster: str, known: list[str]) -> None:
+        self.cluster = cluster
+        super().__init__(
+            f"unknown cluster {cluster!r}; known clusters: {', '.join(known) or 'none'}"
+        )
+
+
 @dataclass(frozen=True)
 class TaskSpec:
     name: str
@@ -133,8 +151,10 @@ def task(
 class TaskContext:
     """What a running task may use; everything else it must not touch.
 
-    ``clients`` maps cluster names to lightkube async clients; ``idempotency_key`` is
-    the same for every attempt of one step (or fan-out member) of one run.
+    ``clients`` maps cluster names to lightkube async clients and is read live (the
+    engine's mapping itself, not a copy), so a cluster registered while a task waits
+    for it is seen at once; ``idempotency_key`` is the same for every attempt of one
+    step (or fan-out member) of one run.
     """
 
     run_id: str
@@ -144,6 +164,8 @@ class TaskContext:
     logger: logging.Logger
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     on_heartbeat: Callable[[str], None] | None = None
+    cluster_poll: float = 0.5
+    """Seconds between looks at ``clients`` while waiting for an unknown cluster."""
 
     @property
     def idempotency_key(self) -> str:
@@ -161,8 +183,19 @@ class TaskContext:
         try:
             return self.clients[cluster]
         except KeyError:
+            raise ClusterUnavailable(cluster, sorted(self.clients)) from None
+
+    async def wait_for_cluster(self, cluster: str) -> None:
+        """Wait until ``cluster`` is in ``clients``, heartbeating; ends only by cancel.
+
+        The step's ``timeout`` and ``heartbeatTimeout`` still bound the attempt: the
+        engine cancels it when they expire, and a cancel request cancels it too.
+        """
+        while cluster not in self.clients:
+            self.check_cancelled()
             known = ", ".join(sorted(self.clients)) or "none"
-            raise FatalError(f"unknown cluster {cluster!r}; known clusters: {known}") from None
+            self.heartbeat(f"waiting for cluster {cluster!r} to be registered (known: {known})")
+            await asyncio.sleep(self.cluster_poll)
 
     def heartbeat(self, message: str = "") -> None:
         """Report progress; it is recorded on the run and keeps ``heartbeatTimeout`` away."""
@@ -188,7 +221,13 @@ async def invoke(
     except Exception as exc:
         return False, None, "Fatal", f"task {spec.name} cannot read its params: {exc}"
     try:
-        outputs = await spec.function(parsed, ctx)
+        while True:
+            try:
+                outputs = await spec.function(parsed, ctx)
+                break
+            except ClusterUnavailable as exc:
+                ctx.logger.info("%s: %s; waiting for it", ctx.idempotency_key, exc)
+                await ctx.wait_for_cluster(exc.cluster)
     except TaskError as exc:
         return False, None, exc.kind, str(exc) or type(exc).__name__
     except asyncio.CancelledError:
