@@ -36,6 +36,7 @@ from milkyway.flows.store import Conflict, NotFound, Store
 from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry, UnknownTaskError, invoke
 from milkyway.model.base import ObjectMeta
 from milkyway.model.flow import (
+    DONE_LABEL,
     TERMINAL_RUN_PHASES,
     FlowRun,
     FlowRunSpec,
@@ -48,6 +49,10 @@ log = logging.getLogger("milkyway.flows")
 
 class LostOwnership(Exception):
     """Another engine advanced or claimed the run; this one must stop driving it."""
+
+
+class _NothingToDo(Exception):
+    """The run finished or another engine holds it; nothing was written."""
 
 
 def machine_for(run: FlowRun) -> Machine:
@@ -158,8 +163,12 @@ async def add_request(
     for _ in range(20):
         run = await store.get(name)
         spec = clone(run.spec, requests=[*run.spec.requests, request])
+        # A request makes a finished run active again, so engines listing only active
+        # runs see it.
+        labels = {k: v for k, v in run.metadata.labels.items() if k != DONE_LABEL}
+        metadata = clone(run.metadata, labels=labels)
         try:
-            return await store.replace(clone(run, spec=spec))
+            return await store.replace(clone(run, spec=spec, metadata=metadata))
         except Conflict:
             await asyncio.sleep(0.01)
     raise Conflict(f"flowrun {name!r} kept changing; try again")
@@ -216,13 +225,17 @@ class Engine:
         self.transitions = 0
         self.lost_runs = 0
         """Runs this engine stopped driving because another engine's write came first."""
+        self.claim_conflicts = 0
+        """Claims that met a newer run (a stale listing, or a race with another engine)."""
 
     # --- operations -------------------------------------------------------------------
 
     async def submit(self, flow: str, params: Mapping[str, Any] | None = None, **kw: Any) -> str:
         run = new_run(self.catalog, self.registry, flow, params, **kw)
         stored = await self.store.create(run)
-        self._wakeup.set()
+        if self._supervisor is not None and stored.status.snapshot:
+            # Drive it now rather than at the next scan: the scan's listing may be far off.
+            self._drive(stored)
         return stored.metadata.name
 
     async def request(self, name: str, op: str, actor: str, **kw: Any) -> None:
@@ -278,26 +291,56 @@ class Engine:
                 await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
 
     async def scan(self) -> None:
-        """Start a driver for every run this engine may advance and is not driving."""
+        """Start a driver for every run this engine may advance and is not driving.
+
+        Lists only the runs not marked done (``Store.list_active``), so finished runs
+        cost nothing per poll; a finished run found unmarked (its engine stopped before
+        marking it) is marked here.
+        """
         now = self.clock()
-        for run in await self.store.list():
+        for run in await self._runs_to_scan():
             name = run.metadata.name
             driver = self._drivers.get(name)
             if driver is not None:
-                if driver.done():
-                    self._drivers.pop(name, None)
-                else:
+                if not driver.done():
                     continue
-            wanted = run.status.phase not in TERMINAL_RUN_PHASES or _pending_requests(run)
-            if not wanted or not run.status.snapshot:
+                self._drivers.pop(name, None)
+                if driver.run.status.seq > run.status.seq:
+                    # The listing predates what the driver wrote last: decide next scan.
+                    continue
+            if not run.status.snapshot:
                 # No snapshot: the run was created but its status is not written yet.
                 continue
             status = run.status
             if status.owner and status.owner != self.engine_id and status.lease_until > now:
                 continue
-            driver = _Driver(self, run)
-            self._drivers[name] = driver
-            driver.start()
+            if status.phase in TERMINAL_RUN_PHASES and not _pending_requests(run):
+                await mark_done(self.store, run)
+                continue
+            self._drive(run)
+
+    async def _runs_to_scan(self) -> Sequence[FlowRun]:
+        return await self.store.list_active()
+
+    def _drive(self, run: FlowRun) -> None:
+        name = run.metadata.name
+        current = self._drivers.get(name)
+        if current is not None and not current.done():
+            return
+        driver = _Driver(self, run)
+        self._drivers[name] = driver
+        driver.start()
+
+
+async def mark_done(store: Store, run: FlowRun) -> FlowRun | None:
+    """Label a finished run so ``list_active`` leaves it out; None if it changed meanwhile."""
+    if run.metadata.labels.get(DONE_LABEL) == "true":
+        return run
+    metadata = clone(run.metadata, labels={**run.metadata.labels, DONE_LABEL: "true"})
+    try:
+        return await store.replace(clone(run, metadata=metadata))
+    except (Conflict, NotFound):
+        return None
 
 
 async def release_stale_holders(store: Store, key: str, asking: str) -> bool:
@@ -380,6 +423,8 @@ class _Driver:
                 if event is not None:
                     await self._transition(event)
             await self._release()
+        except _NothingToDo:
+            self._abandon()
         except LostOwnership:
             self.engine.lost_runs += 1
             log.info("engine %s: run %s is driven elsewhere", self.engine.engine_id, self.name)
@@ -399,12 +444,40 @@ class _Driver:
         return run.status.phase in TERMINAL_RUN_PHASES and not _pending_requests(run)
 
     async def _claim(self) -> None:
+        """Take the run; if it changed since it was read, decide again on a fresh read.
+
+        The copy a scan starts from may be older than the stored run (the listing is
+        slow, or this engine's previous driver of the run finished meanwhile): that is
+        not another engine driving it, so it is not counted as a lost run.
+        """
+        try:
+            self.run = await self.engine.store.replace_status(self._claimed(self.run))
+            return
+        except Conflict:
+            self.engine.claim_conflicts += 1
+        fresh = await self.engine.store.get(self.name)
+        status = fresh.status
+        now = self.engine.clock()
+        taken = status.owner and status.owner != self.engine.engine_id and status.lease_until > now
+        finished = status.phase in TERMINAL_RUN_PHASES and not _pending_requests(fresh)
+        if taken or finished:
+            raise _NothingToDo(self.name)
+        self.run = fresh
+        self.machine = machine_for(fresh)
+        try:
+            self.run = await self.engine.store.replace_status(self._claimed(fresh))
+        except Conflict:
+            raise LostOwnership(self.name) from None
+
+    def _claimed(self, run: FlowRun) -> FlowRun:
         status = clone(
-            self.run.status,
+            run.status,
             owner=self.engine.engine_id,
             lease_until=self.engine.clock() + self.engine.lease_seconds,
         )
-        await self._write(status)
+        if self._wants_progress():
+            status.progress = progress(status)
+        return clone(run, status=status)
 
     async def _begin(self) -> None:
         if _pending_requests(self.run):
@@ -440,7 +513,9 @@ class _Driver:
             await self.engine.store.release(key.partition(":")[2], self.name)
         status = clone(self.run.status, owner="", lease_until=0.0)
         await self._write(status)
-        self.engine._wakeup.set()
+        marked = await mark_done(self.engine.store, self.run)
+        if marked is not None:
+            self.run = marked
 
     async def _next_event(self) -> ev.Event | None:
         if self.run.status.phase == "Pending":

@@ -25,11 +25,12 @@ from lightkube import ApiError
 from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta as KubeMeta
+from lightkube.operators import not_equal
 from lightkube.resources.core_v1 import ConfigMap, Event
 
 from milkyway.flows.store import AlreadyExists, Conflict, NotFound, StoreError
 from milkyway.model.base import GROUP, VERSION
-from milkyway.model.flow import FlowRun
+from milkyway.model.flow import DONE_LABEL, FlowRun
 
 FLOWRUN = create_namespaced_resource(GROUP, VERSION, "FlowRun", "flowruns")
 LOCK_LABEL = "milkyway.ebay.com/flow-lock"
@@ -96,6 +97,15 @@ class KubeStore:
             return [self._model(obj) async for obj in listing]
         except ApiError as exc:
             raise _error(exc, "list flowruns") from None
+
+    async def list_active(self) -> list[FlowRun]:
+        try:
+            listing = self.client.list(
+                FLOWRUN, namespace=self.namespace, labels={DONE_LABEL: not_equal("true")}
+            )
+            return [self._model(obj) async for obj in listing]
+        except ApiError as exc:
+            raise _error(exc, "list active flowruns") from None
 
     async def replace(self, run: FlowRun) -> FlowRun:
         data = self._wire(run)

@@ -20,7 +20,7 @@ import itertools
 from typing import Protocol
 
 from milkyway.flows.core import clone
-from milkyway.model.flow import FlowRun
+from milkyway.model.flow import DONE_LABEL, FlowRun
 
 
 class StoreError(Exception):
@@ -47,6 +47,10 @@ class Store(Protocol):
     async def get(self, name: str) -> FlowRun: ...
 
     async def list(self) -> list[FlowRun]: ...
+
+    async def list_active(self) -> list[FlowRun]:
+        """The runs not labelled done (``DONE_LABEL``): what an engine may have to drive."""
+        ...
 
     async def replace(self, run: FlowRun) -> FlowRun:
         """Write metadata and spec if the resourceVersion is current; else raise Conflict."""
@@ -103,6 +107,9 @@ class MemoryStore:
 
     async def list(self) -> list[FlowRun]:
         return list(self._runs.values())
+
+    async def list_active(self) -> list[FlowRun]:
+        return [r for r in self._runs.values() if r.metadata.labels.get(DONE_LABEL) != "true"]
 
     async def replace(self, run: FlowRun) -> FlowRun:
         current = self._current(run)

@@ -363,6 +363,9 @@ NodePhase = Literal[
 ]
 TERMINAL_NODE_PHASES = frozenset({"Succeeded", "Failed", "Skipped", "Omitted", "Cancelled"})
 TERMINAL_RUN_PHASES = frozenset({"Succeeded", "Failed", "Cancelled"})
+DONE_LABEL = "milkyway.ebay.com/flow-done"
+"""Set to ``"true"`` on a finished run with nothing left to do; removed by a new request.
+Engines list only runs without it, so a namespace's finished runs cost no poll."""
 
 
 class RunRequest(Model):

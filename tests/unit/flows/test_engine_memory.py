@@ -229,7 +229,8 @@ async def test_two_engines_never_both_advance_a_run(registry: Any, recorder: Rec
     async with one, two:
         runs = [await one.wait(n, 20) for n in names]
     assert all(r.status.phase == "Succeeded" for r in runs)
-    assert one.lost_runs + two.lost_runs == 8, "every run's second claimant must see a conflict"
+    conflicts = one.claim_conflicts + two.claim_conflicts
+    assert conflicts >= 8, "every run's second claimant must see a conflict"
     for run in runs:
         actors = {a.actor for n in run.status.nodes.values() for a in n.attempts}
         assert len(actors) == 1, f"{run.metadata.name} advanced by {actors}"
