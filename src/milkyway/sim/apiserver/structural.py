@@ -779,6 +779,8 @@ def _typed(value: Any, node: Any) -> Any:
 
 
 def _prune(value: Any, node: Any, path: fe.Path, unknown: list[str], *, root: bool = False) -> Any:
+    """``value`` without unknown fields. Plain dicts and lists (the caller's own) are pruned
+    in place; other mappings and sequences are rebuilt as plain ones."""
     if not isinstance(node, dict):
         return value
     if isinstance(value, dict):
@@ -787,37 +789,37 @@ def _prune(value: Any, node: Any, path: fe.Path, unknown: list[str], *, root: bo
         else:
             kept = {}
         properties = node.get("properties")
+        if not isinstance(properties, dict):
+            properties = {}
         extra = node.get("additionalProperties")
         preserve = node.get("x-kubernetes-preserve-unknown-fields") is True
-        out: dict[str, Any] = {}
-        for key, child in value.items():
-            if key in kept and not (
-                isinstance(properties, dict) and key in properties and key != "metadata"
-            ):
-                out[key] = child
-            elif isinstance(properties, dict) and key in properties:
-                out[key] = (
-                    _prune(child, properties[key], (*path, key), unknown)
-                    if isinstance(child, dict | list)
-                    else child
-                )
+        out: dict[str, Any] = value if type(value) is dict else dict(value)
+        dropped: list[str] = []
+        for key, child in out.items():
+            if key in kept and not (key in properties and key != "metadata"):
+                continue
+            if key in properties:
+                child_node = properties[key]
             elif isinstance(extra, dict):
-                out[key] = (
-                    _prune(child, extra, (*path, key), unknown)
-                    if isinstance(child, dict | list)
-                    else child
-                )
+                child_node = extra
             elif preserve or extra is True:
-                out[key] = child
+                continue
             else:
                 unknown.append(fe.render_path((*path, key)))
+                dropped.append(key)
+                continue
+            if isinstance(child, dict | list) and isinstance(child_node, dict):
+                out[key] = _prune(child, child_node, (*path, key), unknown)
+        for key in dropped:
+            del out[key]
         return out
     if isinstance(value, list) and isinstance(node.get("items"), dict):
         items = node["items"]
-        return [
-            _prune(item, items, (*path, i), unknown) if isinstance(item, dict | list) else item
-            for i, item in enumerate(value)
-        ]
+        listed: list[Any] = value if type(value) is list else list(value)
+        for i, item in enumerate(listed):
+            if isinstance(item, dict | list):
+                listed[i] = _prune(item, items, (*path, i), unknown)
+        return listed
     return value
 
 
