@@ -1,4 +1,4 @@
-"""``milkyway sim up`` and ``milkyway demo``: run simulated Kubernetes clusters locally."""
+"""``milkyway sim up``: run simulated Kubernetes clusters locally."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from milkyway.cli.sim_fault import app as fault_app
 from milkyway.sim.clusters import SimulatedClusters
 
 app = typer.Typer(help="Run simulated Kubernetes clusters (real HTTP API servers on 127.0.0.1).")
-demo_app = typer.Typer(help="Start a management cluster and member clusters in two regions.")
 app.add_typer(fault_app, name="fault")
 
 DEFAULT_CLUSTERS = "mgmt,na-phx,na-slc,eu-ams"
@@ -33,7 +32,6 @@ async def _serve(
     kubeconfig: Path,
     rbac: bool,
     exit_after: float | None,
-    banner: bool,
     nodes: int,
     token_file: Path | None = None,
 ) -> None:
@@ -62,22 +60,21 @@ async def _serve(
         for cluster in sim:
             typer.echo(f"cluster {cluster.name:<10} {cluster.url}")
         typer.echo(f"kubeconfig: {sim.kubeconfig_path}")
-        if banner:
-            member = names[-1]
-            typer.echo(
-                "\nTry:\n"
-                f"  export KUBECONFIG={sim.kubeconfig_path}\n"
-                "  kubectl config get-contexts\n"
-                f"  kubectl --context {names[0]} get namespaces\n"
-                f"  kubectl --context {member} apply -f - <<'EOF'\n"
-                "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n"
-                "  replicas: 3\n  selector: {matchLabels: {app: web}}\n  template:\n"
-                "    metadata: {labels: {app: web}}\n"
-                "    spec: {containers: [{name: web, image: nginx:1.27}]}\n"
-                "EOF\n"
-                f"  kubectl --context {member} get deployments,pods -o wide\n"
-                "\nPress Ctrl-C to stop."
-            )
+        member = names[-1]
+        typer.echo(
+            "\nTry:\n"
+            f"  export KUBECONFIG={sim.kubeconfig_path}\n"
+            "  kubectl config get-contexts\n"
+            f"  kubectl --context {names[0]} get namespaces\n"
+            f"  kubectl --context {member} apply -f - <<'EOF'\n"
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n"
+            "  replicas: 3\n  selector: {matchLabels: {app: web}}\n  template:\n"
+            "    metadata: {labels: {app: web}}\n"
+            "    spec: {containers: [{name: web, image: nginx:1.27}]}\n"
+            "EOF\n"
+            f"  kubectl --context {member} get deployments,pods -o wide\n"
+            "\nPress Ctrl-C to stop."
+        )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), exit_after)
     typer.echo("stopped")
@@ -111,31 +108,7 @@ def up(
             kubeconfig,
             rbac,
             exit_after,
-            banner=False,
             nodes=nodes,
             token_file=token_file,
-        )
-    )
-
-
-@demo_app.callback(invoke_without_command=True)
-def demo(
-    data_dir: Path | None = typer.Option(None, help="Keep objects here across restarts."),
-    kubeconfig: Path = typer.Option(DEFAULT_KUBECONFIG, help="Where to write the kubeconfig."),
-    exit_after: float | None = typer.Option(
-        None, help="Stop after this many seconds (for scripts)."
-    ),
-    nodes: int = typer.Option(3, help="Simulated nodes per cluster (0: API servers only)."),
-) -> None:
-    """Start mgmt plus member clusters in two regions and print how to use them."""
-    asyncio.run(
-        _serve(
-            _names(DEFAULT_CLUSTERS),
-            data_dir,
-            kubeconfig,
-            False,
-            exit_after,
-            banner=True,
-            nodes=nodes,
         )
     )
