@@ -1,6 +1,8 @@
-"""Workflow engine figures: transitions per second, CEL cost, Kubernetes store cost.
+"""Workflow engine figures: transitions per second, CEL cost, Kubernetes store cost, and
+the latency from ``submit`` to a run's first task with many finished runs in the namespace.
 
-Run: ``.venv/bin/python bench/flows_engine.py`` (add ``--quick`` for smaller sizes).
+Run: ``.venv/bin/python bench/flows_engine.py`` (add ``--quick`` for smaller sizes,
+``--only scan`` for the latency figures alone).
 Prints figures only; nothing here is asserted by the test suite.
 """
 
@@ -18,13 +20,16 @@ from pydantic import BaseModel
 from milkyway.flows import events as ev
 from milkyway.flows.core import Machine, RunInfo
 from milkyway.flows.dsl import Catalog, load_flows
-from milkyway.flows.engine import Engine
+from milkyway.flows.engine import Engine, new_run
 from milkyway.flows.expr import evaluate
 from milkyway.flows.store import MemoryStore
 from milkyway.flows.tasks import REGISTRY, TaskContext
-from milkyway.model.flow import FlowSpec
+from milkyway.model.flow import TERMINAL_RUN_PHASES, FlowSpec
 
 REGISTRY_BENCH = REGISTRY.copy()
+STARTED: dict[str, float] = {}
+"""perf_counter() at which each run's first task began (the scan benchmark's end mark)."""
+HOLD = asyncio.Event()
 
 
 class _Params(BaseModel):
@@ -34,6 +39,61 @@ class _Params(BaseModel):
 @REGISTRY_BENCH.task("bench.noop")
 async def noop(params: _Params, ctx: TaskContext) -> dict[str, Any]:
     return {"n": params.n}
+
+
+@REGISTRY_BENCH.task("bench.mark")
+async def mark(params: _Params, ctx: TaskContext) -> dict[str, Any]:
+    STARTED.setdefault(ctx.run_id, time.perf_counter())
+    return {}
+
+
+@REGISTRY_BENCH.task("bench.hold")
+async def hold(params: _Params, ctx: TaskContext) -> dict[str, Any]:
+    await HOLD.wait()
+    return {}
+
+
+SCAN_FLOWS = """
+apiVersion: milkyway.ebay.com/v1
+kind: Flow
+metadata: {name: quick}
+spec:
+  steps:
+    - {name: only, action: bench.mark}
+---
+apiVersion: milkyway.ebay.com/v1
+kind: Flow
+metadata: {name: busy}
+spec:
+  steps:
+    - {name: only, action: bench.hold}
+"""
+
+
+class BaselineEngine(Engine):
+    """The engine as it was: every poll lists every run, a new run waits for a scan.
+
+    (Requests on finished runs are ignored here: the benchmark makes none.)
+    """
+
+    async def scan(self) -> None:
+        now = self.clock()
+        for run in await self.store.list():
+            driver = self._drivers.get(run.metadata.name)
+            if driver is not None and not driver.done():
+                continue
+            status = run.status
+            if status.phase in TERMINAL_RUN_PHASES and not run.spec.requests:
+                continue
+            if status.owner and status.owner != self.engine_id and status.lease_until > now:
+                continue
+            self._drive(run)
+
+    async def submit(self, flow: str, params: Any = None, **kw: Any) -> str:
+        run = new_run(self.catalog, self.registry, flow, params, **kw)
+        stored = await self.store.create(run)
+        self._wakeup.set()
+        return stored.metadata.name
 
 
 def _fan_flow(name: str, members: int, parallelism: int, param: str) -> str:
@@ -151,7 +211,101 @@ async def bench_kube(members: int) -> None:
     )
 
 
-async def main(quick: bool) -> None:
+async def _finished_runs(store: Any, catalog: Catalog, count: int) -> None:
+    async def one(i: int) -> None:
+        run = new_run(catalog, REGISTRY_BENCH, "quick", name=f"done-{i:05d}")
+        stored = await store.create(run)
+        status = stored.status.model_copy(
+            update={"phase": "Succeeded", "started_at": 1.0, "finished_at": 2.0}
+        )
+        await store.replace_status(stored.model_copy(update={"status": status}))
+
+    for first in range(0, count, 50):
+        await asyncio.gather(*(one(i) for i in range(first, min(first + 50, count))))
+
+
+async def _latency(engine: Engine, label: str, submissions: int) -> dict[str, float]:
+    """Scan time and submit-to-first-task latency of one engine; prints and returns them."""
+    start = time.perf_counter()
+    await engine.scan()
+    first_scan = time.perf_counter() - start
+    scans = []
+    for _ in range(5):
+        start = time.perf_counter()
+        await engine.scan()
+        scans.append(time.perf_counter() - start)
+    latencies = []
+    async with engine:
+        for _ in range(submissions):
+            start = time.perf_counter()
+            name = await engine.submit("quick")
+            await engine.wait(name, 120, interval=0.01)
+            latencies.append(STARTED[name] - start)
+    latencies.sort()
+    figures = {
+        "scan": sum(scans) / len(scans),
+        "p50": latencies[len(latencies) // 2],
+        "p99": latencies[min(len(latencies) - 1, round(len(latencies) * 0.99))],
+    }
+    print(
+        f"  {label}: first scan {first_scan * 1e3:,.0f} ms, then {figures['scan'] * 1e3:,.1f} ms "
+        f"per scan; submit to first task p50 {figures['p50'] * 1e3:,.0f} ms, "
+        f"p99 {figures['p99'] * 1e3:,.0f} ms; lost runs {engine.lost_runs}, "
+        f"claim conflicts {engine.claim_conflicts}"
+    )
+    return figures
+
+
+async def bench_scan(finished: int, active: int, submissions: int) -> None:
+    """Submit-to-first-task latency with ``finished`` finished runs and ``active`` live ones
+    in the namespace (the operator's engine, poll interval 1 s), before and after."""
+    from lightkube import AsyncClient, KubeConfig, codecs
+
+    from milkyway.flows.kube_store import KubeStore
+    from milkyway.model.crds import all_crds
+    from milkyway.sim.clusters import SimulatedClusters
+
+    catalog = Catalog(load_flows(SCAN_FLOWS))
+    with tempfile.TemporaryDirectory() as folder:
+        async with SimulatedClusters(["mgmt"], kubeconfig_path=Path(folder) / "kc") as sim:
+            client = AsyncClient(KubeConfig.from_file(sim.kubeconfig_path).get("mgmt"))
+            for crd in all_crds():
+                if crd["spec"]["names"]["kind"] in ("Flow", "FlowRun"):
+                    await client.create(codecs.from_dict(crd))
+            store = KubeStore(client)
+            start = time.perf_counter()
+            await _finished_runs(store, catalog, finished)
+            print(
+                f"scan and submit latency, Kubernetes store, {finished} finished + {active} "
+                f"active runs (created in {time.perf_counter() - start:.1f} s):"
+            )
+            kw: dict[str, Any] = {"registry": REGISTRY_BENCH, "poll_interval": 1.0}
+            busy = Engine(store, catalog, engine_id="busy", **kw)
+            async with busy:
+                for _ in range(active):
+                    await busy.submit("busy")
+                baseline = await _latency(
+                    BaselineEngine(store, catalog, engine_id="baseline", **kw),
+                    "baseline (list every run, start at next scan)",
+                    submissions,
+                )
+                current = await _latency(
+                    Engine(store, catalog, engine_id="current", **kw),
+                    "current (active runs only, start at submit)",
+                    submissions,
+                )
+                HOLD.set()
+            await client.close()
+    print(
+        f"  ratio baseline / current: scan {baseline['scan'] / current['scan']:,.0f}x, "
+        f"p99 latency {baseline['p99'] / current['p99']:,.0f}x"
+    )
+
+
+async def main(quick: bool, only: str | None) -> None:
+    if only == "scan":
+        await bench_scan(200 if quick else 1000, 3, 10 if quick else 40)
+        return
     size = 200 if quick else 1000
     bench_cel()
     bench_core(size)
@@ -163,10 +317,12 @@ async def main(quick: bool) -> None:
         f"{path / plain:.2f}"
     )
     await bench_kube(50 if quick else 200)
+    await bench_scan(200 if quick else 1000, 3, 10 if quick else 40)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--only", choices=["scan"], help="run one group of figures")
     args = parser.parse_args()
-    asyncio.run(main(args.quick))
+    asyncio.run(main(args.quick, args.only))

@@ -208,6 +208,7 @@ class Engine:
         lease_seconds: float = 15.0,
         poll_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
+        cluster_wait: float | None = None,
     ) -> None:
         self.store = store
         self.catalog = catalog or Catalog.from_paths([])
@@ -219,6 +220,9 @@ class Engine:
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
         self.clock = clock
+        self.cluster_wait = cluster_wait
+        """Longest wait of a task for a cluster not in ``clients`` (``None``: the step's
+        timeouts bound it); see ``TaskContext.wait_for_cluster``."""
         self._drivers: dict[str, _Driver] = {}
         self._supervisor: asyncio.Task[None] | None = None
         self._wakeup = asyncio.Event()
@@ -646,6 +650,7 @@ class _Driver:
             attempt=command.attempt,
             clients=self.engine.clients,
             logger=log.getChild(command.action),
+            cluster_wait=self.engine.cluster_wait,
         )
         ctx.on_heartbeat = lambda message: self._heartbeat(command, message)
         task = asyncio.create_task(self._run_task(command, ctx))

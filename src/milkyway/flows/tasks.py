@@ -166,6 +166,9 @@ class TaskContext:
     on_heartbeat: Callable[[str], None] | None = None
     cluster_poll: float = 0.5
     """Seconds between looks at ``clients`` while waiting for an unknown cluster."""
+    cluster_wait: float | None = None
+    """Longest wait for an unknown cluster before a ``Fatal`` error; ``None``: the step's
+    own timeouts bound it."""
 
     @property
     def idempotency_key(self) -> str:
@@ -186,14 +189,22 @@ class TaskContext:
             raise ClusterUnavailable(cluster, sorted(self.clients)) from None
 
     async def wait_for_cluster(self, cluster: str) -> None:
-        """Wait until ``cluster`` is in ``clients``, heartbeating; ends only by cancel.
+        """Wait until ``cluster`` is in ``clients``, heartbeating.
 
-        The step's ``timeout`` and ``heartbeatTimeout`` still bound the attempt: the
-        engine cancels it when they expire, and a cancel request cancels it too.
+        The step's ``timeout`` and ``heartbeatTimeout`` bound the attempt (the engine
+        cancels it when they expire, as does a cancel request); ``cluster_wait``, if
+        set, turns a longer wait into a ``Fatal`` error.
         """
+        loop = asyncio.get_running_loop()
+        deadline = None if self.cluster_wait is None else loop.time() + self.cluster_wait
         while cluster not in self.clients:
             self.check_cancelled()
             known = ", ".join(sorted(self.clients)) or "none"
+            if deadline is not None and loop.time() >= deadline:
+                raise FatalError(
+                    f"unknown cluster {cluster!r}: not registered within "
+                    f"{self.cluster_wait:g}s; known clusters: {known}"
+                )
             self.heartbeat(f"waiting for cluster {cluster!r} to be registered (known: {known})")
             await asyncio.sleep(self.cluster_poll)
 

@@ -182,6 +182,16 @@ async def test_waiting_for_a_cluster_is_bounded_by_the_step_timeout() -> None:
     assert (attempt.error, attempt.message) == ("Timeout", "attempt timed out")
 
 
+async def test_waiting_for_a_cluster_can_be_capped_by_the_engine() -> None:
+    store = MemoryStore()
+    async with _engine(store, clients={"a": 1}, cluster_wait=0.2) as engine:
+        run = await engine.wait(await engine.submit("remote", {"cluster": "nowhere"}), 30)
+    assert run.status.phase == "Failed"
+    attempt = run.status.nodes["touch"].attempts[-1]
+    assert attempt.error == "Fatal"
+    assert "unknown cluster 'nowhere': not registered within 0.2s" in attempt.message
+
+
 async def test_waiting_for_a_cluster_can_be_cancelled() -> None:
     store = MemoryStore()
     async with _engine(store, clients={}) as engine:
