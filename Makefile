@@ -20,6 +20,13 @@ lint: bootstrap
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
 
+# Every benchmark prints its figures; none asserts a speed.
+BENCHMARKS := render sim_apiserver sim_controllers sim_patching sim_validation sim_write_path \
+	flows_engine operator_latency operator_rolling operator_steady
+
+bench: bootstrap
+	set -e; for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done
+
 crds: bootstrap
 	$(PY) -m milkyway.model.crds --write deploy/crds
 
