@@ -175,13 +175,16 @@ class MemberCache:
         if app is None:
             return
         index = self._by_app.setdefault(app, {})
+        key = _key(data)
+        before = index.get(key)
         if event == "DELETED":
-            index.pop(_key(data), None)
+            index.pop(key, None)
             if not index:
                 del self._by_app[app]
         else:
-            index[_key(data)] = data
-        self._on_change(self.cluster, app)
+            index[key] = data
+        if event == "DELETED" or before is None or relevant(before) != relevant(data):
+            self._on_change(self.cluster, app)
 
     def _node_changed(self, event: str, obj: Any) -> None:
         data = as_dict(obj)
@@ -219,6 +222,23 @@ class MemberCache:
         for app, objects in list(self._by_app.items()):
             if any(uses(o) for o in objects.values()):
                 self._on_change(self.cluster, app)
+
+
+VOLATILE_FIELDS = frozenset(
+    {"resourceVersion", "managedFields", "lastHeartbeatTime", "lastProbeTime", "lastUpdateTime"}
+)
+"""Fields rewritten by heartbeats and bookkeeping that say nothing about the object's
+state: a change of only these does not wake the Application up."""
+
+
+def relevant(obj: Any) -> Any:
+    """``obj`` without its volatile fields: two versions that compare equal here are the
+    same to every reader of the cache (readiness, phase, deletion, revisions, hashes)."""
+    if isinstance(obj, dict):
+        return {k: relevant(v) for k, v in obj.items() if k not in VOLATILE_FIELDS}
+    if isinstance(obj, list):
+        return [relevant(v) for v in obj]
+    return obj
 
 
 def _ready(node: dict[str, Any]) -> str | None:

@@ -18,6 +18,7 @@ the decommission, and the finalizer goes once no object of it is left in any clu
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -142,6 +143,74 @@ def place_zones(app: Application, clusters: Sequence[Mapping[str, Any]]) -> Zone
     return placement
 
 
+@dataclass(frozen=True)
+class Wisb:
+    """What should be, for one Application: resolved spec, zone placement, rendering."""
+
+    inputs: tuple[Any, ...]
+    resolved: ResolvedApplication
+    placement: ZonePlacement
+    desired: Mapping[tuple[str, str], list[dict[str, Any]]]
+
+    def fresh_desired(self) -> dict[tuple[str, str], list[dict[str, Any]]]:
+        """The rendering, in lists of its own (the objects are shared and never changed)."""
+        return {zone: list(objects) for zone, objects in self.desired.items()}
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+
+
+def wisb_inputs(
+    obj: Mapping[str, Any], types_version: int, clusters: Sequence[Mapping[str, Any]]
+) -> tuple[Any, ...]:
+    """Everything resolve, placement and render read: the Application's spec (its
+    generation), metadata labels and annotations, the member identities in its status,
+    the ComponentTypes, and each Cluster's metadata and spec (not its status, which every
+    heartbeat rewrites)."""
+    metadata = obj.get("metadata") or {}
+    return (
+        metadata.get("generation"),
+        _canonical(obj.get("spec")),
+        _canonical(metadata.get("labels")),
+        _canonical(metadata.get("annotations")),
+        _canonical((obj.get("status") or {}).get("members")),
+        types_version,
+        tuple(
+            sorted(
+                (
+                    c["metadata"]["name"],
+                    _canonical(c.get("spec")),
+                    _canonical(c["metadata"].get("labels")),
+                    _canonical(c["metadata"].get("annotations")),
+                )
+                for c in clusters
+            )
+        ),
+    )
+
+
+def compute_wisb(
+    app: Application,
+    types: ComponentTypeRegistry,
+    clusters: Sequence[Mapping[str, Any]],
+    inputs: tuple[Any, ...] = (),
+) -> Wisb:
+    """Resolve ``app``, place its zones and render every component in every zone."""
+    resolved = resolve(app, types)
+    placement = place_zones(app, clusters)
+    desired: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    if not placement.errors:
+        by_name = {c["metadata"]["name"]: c for c in clusters}
+        models = {z: _cluster_model(by_name[c]) for z, c in placement.clusters.items()}
+        for component_name, component in resolved.components.items():
+            for zone in component.zones:
+                desired[(component_name, zone.name)] = render_zone(
+                    resolved, component_name, zone.name, clusters=models
+                )
+    return Wisb(inputs, resolved, placement, desired)
+
+
 def component_types(
     resources: Iterable[Any], base: ComponentTypeRegistry | None = None
 ) -> ComponentTypeRegistry:
@@ -245,7 +314,10 @@ class Reconciler:
         self._status = StatusWriter(client, APPLICATION)
         self._types_cache: tuple[int, ComponentTypeRegistry] | None = None
         self._submitted: dict[AppKey, dict[str, RunningFlow]] = {}
+        self._wisb_cache: dict[AppKey, Wisb] = {}
         self.flows_started = 0
+        self.renders = 0
+        """How many times an Application's WISB was computed (not taken from the cache)."""
 
     async def reconcile(self, key: AppKey) -> float | None:
         """Close the gap of one Application; returns seconds until the next look."""
@@ -253,6 +325,7 @@ class Reconciler:
         cached = self._caches.applications.get((namespace, name))
         if cached is None:
             self._submitted.pop(key, None)
+            self._wisb_cache.pop(key, None)
             return None
         obj = cached if isinstance(cached, dict) else cached.to_dict()
         metadata = obj["metadata"]
@@ -265,26 +338,17 @@ class Reconciler:
             return None
         generation = metadata.get("generation")
 
+        known_clusters = self._registry.resources()
         try:
             app = application_from_data({**obj, "status": _planner_status(obj)})
-            types = self._types()
-            resolved = resolve(app, types)
+            wisb = self._wisb(key, obj, app, known_clusters)
         except ValidationFailed as exc:
             return await self._invalid(obj, exc.errors, deleting)
-        known_clusters = self._registry.resources()
-        placement = place_zones(app, known_clusters)
+        resolved, placement, desired = wisb.resolved, wisb.placement, wisb.fresh_desired()
         if placement.errors:
             return await self._invalid(obj, placement.errors, deleting)
-
         cluster_resources = {c["metadata"]["name"]: c for c in known_clusters}
         by_zone = {z: cluster_resources[c] for z, c in placement.clusters.items()}
-        models = {z: _cluster_model(c) for z, c in by_zone.items()}
-        desired: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for component_name, component in resolved.components.items():
-            for zone in component.zones:
-                desired[(component_name, zone.name)] = render_zone(
-                    resolved, component_name, zone.name, clusters=models
-                )
         observed = self._observe(namespace, name, resolved, placement)
         running = self._running(key)
         plan = self._planner(
@@ -317,6 +381,24 @@ class Reconciler:
         return min(waits) if waits else None
 
     # --- steps ------------------------------------------------------------------------
+
+    def _wisb(
+        self,
+        key: AppKey,
+        obj: Mapping[str, Any],
+        app: Application,
+        clusters: Sequence[Mapping[str, Any]],
+    ) -> Wisb:
+        """Resolve, place and render, or the last result if nothing they read changed."""
+        types = self._types()
+        inputs = wisb_inputs(obj, self._caches.types_version(), clusters)
+        cached = self._wisb_cache.get(key)
+        if cached is not None and cached.inputs == inputs:
+            return cached
+        wisb = compute_wisb(app, types, clusters, inputs)
+        self._wisb_cache[key] = wisb
+        self.renders += 1
+        return wisb
 
     def _types(self) -> ComponentTypeRegistry:
         """The types, rebuilt only when a ComponentType resource changed."""
