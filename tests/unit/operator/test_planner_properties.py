@@ -151,13 +151,15 @@ def test_one_flow_per_component_within_budget_and_deterministic(scenario: tuple)
         if request.params.get("members"):
             room = request.params["maxDown"] - request.params["alreadyDown"]
             assert room >= 1, (request.operation, request.reason)
+            assert 1 <= request.params["parallelism"] <= room, (request.operation, room)
         if request.operation in ("config-update", "rolling-upgrade") and request.params["members"]:
             comp = resolved.components[request.component]
             budget = max_unavailable(comp.type.spec.disruption, comp.size)
             assert _down(observed, resolved, request.component) < budget
             assert request.params["maxDown"] == budget
             if comp.type.spec.disruption.kind == "quorum":
-                assert request.params["parallelism"] == 1
+                room = budget - request.params["alreadyDown"]
+                assert request.params["parallelism"] == min(room, len(request.params["members"]))
                 assert {m["batch"] for m in request.params["members"]} == {"all"}
             else:
                 assert {m["batch"] for m in request.params["members"]} <= {"phx", "slc"}

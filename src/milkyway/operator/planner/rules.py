@@ -184,21 +184,27 @@ class Planner:
         """Group-strategy params; ``targets_down`` of ``members`` are already down (they
         are what the flow repairs, so they do not use up the budget: when every target is
         down, repairing them one at a time never adds a member down, and the budget is
-        widened just enough for the engine to let the repair run)."""
+        widened just enough for the engine to let the repair run).
+
+        A quorum rolls across all its zones with as many members at once as the remaining
+        budget allows (``maxDown - alreadyDown``); the engine's group accounting and the
+        live disruption gate before each member keep concurrent restarts within it."""
         policy = component.resolved.type.spec.disruption
         budget = component.budget
         already = max(0, component.down - targets_down)
+        max_down = budget if targets_down < len(members) else max(budget, already + 1)
+        room = max(1, max_down - already)
         if policy.kind == "quorum":
-            parallelism = 1
+            parallelism = min(room, max(1, len(members)))
         else:
             largest = max((z.want.size for z in component.zones), default=1)
-            parallelism = max(1, min(policy.max_unavailable, largest))
+            parallelism = max(1, min(policy.max_unavailable, largest, room))
         for item in members:
             item["batch"] = "all" if policy.kind == "quorum" else item["zone"]
         return {
             "members": members,
             "parallelism": parallelism,
-            "maxDown": budget if targets_down < len(members) else max(budget, already + 1),
+            "maxDown": max_down,
             "alreadyDown": already,
             "gate": self.gate(component),
         }
@@ -235,8 +241,11 @@ class Planner:
         }
 
     def stale_members(self, component: ComponentDiff) -> list[dict[str, Any]]:
-        """Members to restart, zone by zone, highest ordinal first within a zone (the
-        simulator exposes no leader, so followers-first degrades to a stable order)."""
+        """Members to restart, zone by zone, highest ordinal first within a zone.
+
+        ``_restart_order`` is the ordering hook for followers first, leader last: a type
+        that exposes its leader (ZooKeeper ``srvr``/``mntr`` mode) sorts it to the end; the
+        observation carries no leader today, so the order is a stable one."""
         items = []
         for zone in component.zones:
             if zone.want.workload == "deployment":

@@ -18,6 +18,7 @@ from lightkube import codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import Pod
+from lightkube.types import PatchType
 from pydantic import BaseModel, ConfigDict
 
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext
@@ -30,6 +31,12 @@ POLL_INTERVAL = 0.25
 rolling operation stays close to the bound its disruption policy sets."""
 VERSION_LABEL = "app.kubernetes.io/version"
 UNREACHABLE_CODES = frozenset({502, 503, 504})
+DISRUPTING_ANNOTATION = "milkyway.ebay.com/disrupting-until"
+"""On a member's pod: a disruption gate let it go down; the value is the claim's expiry
+(seconds since the epoch). Other gates count the member as down while the claim holds."""
+CLAIM_TTL = 120.0
+"""Seconds a gate's claim holds: far longer than the step from gate to pod deletion, short
+enough that a claim left by a crashed operator does not block the component for long."""
 
 T = TypeVar("T")
 
@@ -180,6 +187,32 @@ async def delete(
         return True
 
     return await call(ctx, cluster, f"delete {resource.__name__}/{name}", remove)
+
+
+async def annotate(
+    ctx: TaskContext,
+    cluster: str,
+    name: str,
+    namespace: str,
+    annotations: Mapping[str, str | None],
+) -> bool:
+    """Merge-patch a pod's annotations (``None`` removes one); a pod already gone is
+    False, not an error."""
+    client = ctx.client(cluster)
+    patch = {"metadata": {"annotations": dict(annotations)}}
+
+    async def write() -> bool:
+        try:
+            await client.patch(Pod, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return False
+            if unreachable(exc):
+                raise
+            raise api_failure(exc, f"annotate Pod/{name}") from exc
+        return True
+
+    return await call(ctx, cluster, f"annotate Pod/{name}", write)
 
 
 def keep_immutable(manifest: dict[str, Any], live: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import random
+import time
 from typing import Any
 
 from lightkube.resources.apps_v1 import Deployment
@@ -11,9 +13,12 @@ from pydantic import Field
 
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
 from milkyway.operator.tasks.common import (
+    CLAIM_TTL,
+    DISRUPTING_ANNOTATION,
     POLL_INTERVAL,
     Clock,
     Params,
+    annotate,
     apply,
     delete,
     exists,
@@ -100,33 +105,75 @@ class GateParams(Params):
     interval: float = Field(default=POLL_INTERVAL, gt=0)
 
 
+def _claimed(pod: dict[str, Any], now: float) -> bool:
+    """Another gate let this pod's member go: it counts as down until the claim expires
+    (the restart deletes the pod, and its replacement carries no claim)."""
+    value = ((pod.get("metadata") or {}).get("annotations") or {}).get(DISRUPTING_ANNOTATION)
+    try:
+        return value is not None and float(value) > now
+    except ValueError:
+        return False
+
+
+async def _claim(ctx: TaskContext, pods: list[dict[str, Any]], value: str | None) -> None:
+    """Set (or with ``None`` drop) the disruption claim on the member's live pods."""
+    for pod in pods:
+        await annotate(
+            ctx,
+            pod["cluster"],
+            pod["metadata"]["name"],
+            pod["namespace"],
+            {DISRUPTING_ANNOTATION: value},
+        )
+
+
+async def _survey(
+    ctx: TaskContext, params: GateParams, clock: Clock
+) -> tuple[int, list[dict[str, Any]], bool]:
+    """Members other than ``params.member`` that are down or claimed by another gate,
+    the member's own live pods, and whether the member is Ready."""
+    expected = sum(zone.expected for zone in params.zones)
+    now = time.time()
+    up = 0
+    mine: list[dict[str, Any]] = []
+    member_ready = False
+    for zone in params.zones:
+        for pod in await list_pods(ctx, zone.cluster, zone.namespace, zone.selector, clock):
+            if member_of(pod, params.member, params.member_id):
+                member_ready = member_ready or pod_ready(pod)
+                if not (pod.get("metadata") or {}).get("deletionTimestamp"):
+                    mine.append({**pod, "cluster": zone.cluster, "namespace": zone.namespace})
+            elif pod_ready(pod) and not _claimed(pod, now):
+                up += 1
+    return max(0, expected - 1 - up), mine, member_ready
+
+
 @task("milkyway.disruption-gate")
 async def disruption_gate(params: GateParams, ctx: TaskContext) -> dict[str, Any]:
     """Wait until taking ``member`` down keeps the component within its disruption policy.
 
     Re-read right before each restart, across every zone: members down for any reason
     (crashed, evicted, another restart in flight) count, so the gate holds even when the
-    world changed since the flow was planned. A member that is already down passes at
-    once: restarting it takes nothing more down (and is how it gets repaired)."""
+    world changed since the flow was planned. Gates running at once cannot both pass on
+    the same room: each first claims its member (a pod annotation with an expiry), then
+    counts every other member that is short of Ready *or claimed*; one that finds too
+    little room drops its claim and waits. Whichever gate reads last sees the other's
+    claim, so concurrent restarts never exceed the budget. A member that is already down
+    passes at once: restarting it takes nothing more down (and is how it gets repaired)."""
     clock = Clock(params.timeout)
-    expected = sum(zone.expected for zone in params.zones)
     while True:
-        ready = 0
-        member_ready = False
-        for zone in params.zones:
-            pods = await list_pods(ctx, zone.cluster, zone.namespace, zone.selector, clock)
-            for pod in pods:
-                if member_of(pod, params.member, params.member_id):
-                    member_ready = member_ready or pod_ready(pod)
-                elif pod_ready(pod):
-                    ready += 1
-        down = max(0, expected - 1 - ready)
+        down, mine, member_ready = await _survey(ctx, params, clock)
         if not member_ready:
             return {"down": down, "maxUnavailable": params.max_unavailable, "memberDown": True}
         if down + 1 <= params.max_unavailable:
-            return {"down": down, "maxUnavailable": params.max_unavailable}
+            await _claim(ctx, mine, f"{time.time() + CLAIM_TTL:.3f}")
+            down, mine, member_ready = await _survey(ctx, params, clock)
+            if down + 1 <= params.max_unavailable or not member_ready:
+                return {"down": down, "maxUnavailable": params.max_unavailable}
+            await _claim(ctx, mine, None)
         ctx.heartbeat(
-            f"{down} other member(s) down, {params.max_unavailable} allowed: {params.member} waits"
+            f"{down} other member(s) down or restarting, {params.max_unavailable} allowed: "
+            f"{params.member} waits"
         )
         clock.tick()
         if clock.expired:
@@ -134,7 +181,7 @@ async def disruption_gate(params: GateParams, ctx: TaskContext) -> dict[str, Any
                 f"disruption gate: {down} member(s) down, at most {params.max_unavailable} may "
                 f"be; not restarting {params.member}"
             )
-        await asyncio.sleep(params.interval)
+        await asyncio.sleep(params.interval * (1 + random.random()))
 
 
 @task("milkyway.restart-member")
@@ -154,6 +201,15 @@ async def restart_member(params: MemberParams, ctx: TaskContext) -> dict[str, An
         and (p["metadata"].get("creationTimestamp") or "") >= params.restart_before
         for p in pods
     ):
+        for pod in pods:
+            if DISRUPTING_ANNOTATION in (pod["metadata"].get("annotations") or {}):
+                await annotate(
+                    ctx,
+                    params.cluster,
+                    pod["metadata"]["name"],
+                    params.namespace,
+                    {DISRUPTING_ANNOTATION: None},
+                )
         return {"restarted": False}
     old = frozenset(p["metadata"].get("uid", "") for p in pods)
     if params.workload == "deploymentset":

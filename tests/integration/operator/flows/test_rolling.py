@@ -11,8 +11,9 @@ from typing import Any
 from milkyway.operator.planner import RESTART_ANNOTATION
 from milkyway.operator.tasks.zone import RELOAD_ANNOTATION
 from milkyway.render.labels import CONFIG_HASH
+from milkyway.sim.monitor import subscribe
 
-from .conftest import Harness, application, component
+from .conftest import NAMESPACE, Harness, application, component
 
 
 def _uids(pods: dict[str, dict[str, Any]]) -> dict[str, str]:
@@ -39,7 +40,7 @@ async def test_quorum_restart_keeps_at_most_n_minus_1_over_2_down(harness: Harne
     started = await harness.converge()
 
     assert [(r.operation, r.params.get("restart")) for r in started] == [("config-update", True)]
-    assert started[0].params["maxDown"] == 2 and started[0].params["parallelism"] == 1
+    assert started[0].params["maxDown"] == 2 and started[0].params["parallelism"] == 2
     after = await harness.pods("zookeeper1")
     assert set(after) == set(before)
     assert all(after[n]["metadata"]["uid"] != before[n] for n in before), "every member restarted"
@@ -47,9 +48,87 @@ async def test_quorum_restart_keeps_at_most_n_minus_1_over_2_down(harness: Harne
     assert {p["metadata"]["annotations"][CONFIG_HASH] for n, p in after.items() if "phx" in n} == {
         desired
     }
-    assert zk.max_down(5) <= 1, "one member at a time"
-    assert zk.max_down(5) >= 1, "the monitor saw the restarts"
+    assert zk.max_down(5) <= 2, "never more than (5-1)//2 down, across both zones"
+    assert zk.max_down(5) == 2, "the budget was used: two members restarted at once"
+    assert _outages_beyond_budget(zk.history, budget=2, faulted=set()) == []
     assert (await harness.plan()).start == ()
+
+
+def _outages_beyond_budget(history: list[Any], budget: int, faulted: set[str]) -> list[str]:
+    """Replay the monitor: every member the roll took down while ``budget`` or more were
+    already down (members in ``faulted`` went down by an injected fault, not the roll)."""
+    down: set[str] = set()
+    wrong = []
+    for t in history:
+        if t.ready:
+            down.discard(t.name)
+            continue
+        if t.name in down:
+            continue
+        if t.name not in faulted and len(down) >= budget:
+            wrong.append(f"{t.name} went down while {sorted(down)} were down")
+        down.add(t.name)
+    return wrong
+
+
+class _FaultWhenDown:
+    """A readiness-monitor subscriber that crash-loops ``victim`` the moment ``count``
+    other members are down at once: a failure striking while restarts are in flight."""
+
+    def __init__(self, harness: Harness, victim: str, count: int) -> None:
+        self.harness = harness
+        self.victim = victim
+        self.count = count
+        self.down: set[str] = set()
+        self.fault: asyncio.Task[Any] | None = None
+
+    def __call__(self, t: Any) -> None:
+        if t.labels.get("milkyway.ebay.com/component") != "zookeeper1":
+            return
+        (self.down.discard if t.ready else self.down.add)(t.name)
+        if self.fault is None and len(self.down - {self.victim}) >= self.count:
+            faults = self.harness.control.faults
+            self.fault = asyncio.get_running_loop().create_task(
+                faults.crash_loop("slc", self.victim, namespace=NAMESPACE, duration=3.0)
+            )
+
+
+def _down_beside(history: list[Any], victim: str) -> list[str]:
+    """The members already down when ``victim`` first went down."""
+    down: set[str] = set()
+    for t in history:
+        if t.name == victim and not t.ready:
+            return sorted(down)
+        (down.discard if t.ready else down.add)(t.name)
+    return []
+
+
+async def test_quorum_roll_holds_the_budget_when_a_member_fails_mid_roll(
+    harness: Harness,
+) -> None:
+    await _provisioned(harness)
+    before = _uids(await harness.pods("zookeeper1"))
+    zk = harness.tally("zookeeper1")
+    zk.reset()
+    harness.document["spec"]["components"][0]["params"] = {"tickTime": 3000}
+    trigger = _FaultWhenDown(harness, "app1-zookeeper1-slc-0", 2)
+    for name in harness.clients:
+        subscribe(harness.sim[name], trigger)
+
+    started = await harness.converge()
+    victim = trigger.victim
+
+    assert trigger.fault is not None and trigger.fault.done(), "the fault was injected"
+
+    assert started[0].params["parallelism"] == 2
+    assert _outages_beyond_budget(zk.history, budget=2, faulted={victim}) == []
+    assert _down_beside(zk.history, victim), "the fault struck while restarts were in flight"
+    after = await harness.pods("zookeeper1")
+    assert all(after[n]["metadata"]["uid"] != before[n] for n in before), "every member restarted"
+    assert all(
+        "milkyway.ebay.com/disrupting-until" not in (p["metadata"].get("annotations") or {})
+        for p in after.values()
+    ), "no disruption claim left behind"
 
 
 async def test_hot_reload_changes_config_without_restarting(harness: Harness) -> None:
