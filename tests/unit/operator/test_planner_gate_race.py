@@ -1,0 +1,119 @@
+"""The live disruption gate under concurrency: gates running at once never pass on the
+same room, because each claims its member before it counts the others."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from milkyway.flows.tasks import RetryableError, TaskContext
+from milkyway.operator.tasks.common import DISRUPTING_ANNOTATION
+from milkyway.operator.tasks.member import GateParams, disruption_gate
+
+SELECTOR = {"app": "zk"}
+
+
+def _pod(name: str, ready: bool, annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": dict(SELECTOR), "annotations": annotations or {}},
+        "status": {
+            "phase": "Running",
+            "conditions": [{"type": "Ready", "status": "True" if ready else "False"}],
+        },
+    }
+
+
+class Obj:
+    def __init__(self, data: dict[str, Any]) -> None:
+        self.data = data
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.data
+
+
+class Cluster:
+    """Pods in memory; every read and write yields to the loop, so concurrent gates
+    interleave between their reads and their claims."""
+
+    def __init__(self, pods: list[dict[str, Any]]) -> None:
+        self.pods = {p["metadata"]["name"]: p for p in pods}
+
+    async def list(self, resource: Any, namespace: str, labels: dict[str, str]) -> AsyncIterator:
+        snapshot = [Obj(_copy(p)) for p in self.pods.values()]
+        for obj in snapshot:
+            await asyncio.sleep(0)
+            yield obj
+
+    async def patch(self, resource: Any, name: str, patch: dict, **_: Any) -> None:
+        await asyncio.sleep(0)
+        annotations = self.pods[name]["metadata"]["annotations"]
+        for key, value in patch["metadata"]["annotations"].items():
+            if value is None:
+                annotations.pop(key, None)
+            else:
+                annotations[key] = value
+
+
+def _copy(pod: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **pod,
+        "metadata": {**pod["metadata"], "annotations": dict(pod["metadata"]["annotations"])},
+    }
+
+
+def _params(member: str, max_unavailable: int, timeout: float = 0.4) -> dict[str, Any]:
+    return {
+        "zones": [{"cluster": "c1", "namespace": "ns", "selector": SELECTOR, "expected": 5}],
+        "maxUnavailable": max_unavailable,
+        "member": member,
+        "timeout": timeout,
+        "interval": 0.01,
+    }
+
+
+async def _gate(cluster: Cluster, member: str, max_unavailable: int) -> dict[str, Any]:
+    ctx = TaskContext("run", f"gate-{member}", 1, {"c1": cluster}, logging.getLogger("t"))
+    return await disruption_gate(GateParams(**_params(member, max_unavailable)), ctx)
+
+
+async def test_concurrent_gates_share_the_last_room_one_at_a_time() -> None:
+    pods = [_pod(f"zk-{i}", ready=i != 4) for i in range(5)]
+    cluster = Cluster(pods)
+
+    results = await asyncio.gather(
+        _gate(cluster, "zk-0", 2), _gate(cluster, "zk-1", 2), return_exceptions=True
+    )
+
+    passed = [r for r in results if isinstance(r, dict)]
+    waited = [r for r in results if isinstance(r, RetryableError)]
+    assert len(passed) == 1 and len(waited) == 1, results
+    claimed = [
+        n for n, p in cluster.pods.items() if DISRUPTING_ANNOTATION in p["metadata"]["annotations"]
+    ]
+    assert len(claimed) == 1, "the gate that waited dropped its claim"
+
+
+async def test_concurrent_gates_pass_together_when_the_budget_has_room() -> None:
+    cluster = Cluster([_pod(f"zk-{i}", ready=True) for i in range(5)])
+
+    results = await asyncio.gather(_gate(cluster, "zk-0", 2), _gate(cluster, "zk-1", 2))
+
+    assert max(r["down"] for r in results) == 1, "the gate that read last saw the other's claim"
+
+
+async def test_an_expired_claim_does_not_count() -> None:
+    stale = {DISRUPTING_ANNOTATION: f"{time.time() - 1:.3f}"}
+    live = {DISRUPTING_ANNOTATION: f"{time.time() + 60:.3f}"}
+    pods = [_pod(f"zk-{i}", True) for i in range(5)]
+    pods[1]["metadata"]["annotations"].update(stale)
+    cluster = Cluster(pods)
+    assert (await _gate(cluster, "zk-0", 1))["down"] == 0
+    cluster.pods["zk-0"]["metadata"]["annotations"].clear()
+    cluster.pods["zk-2"]["metadata"]["annotations"].update(live)
+    with pytest.raises(RetryableError, match="1 member"):
+        await _gate(cluster, "zk-0", 1)
