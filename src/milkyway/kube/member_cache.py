@@ -117,9 +117,13 @@ class MemberCache:
             for i in self._informers
         ]
 
-    async def stop(self) -> None:
+    def cancel(self) -> None:
+        """Ask every informer to stop, without waiting (see :meth:`stop`)."""
         for task in self._tasks:
             task.cancel()
+
+    async def stop(self) -> None:
+        self.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -63,6 +63,9 @@ from milkyway.render.labels import APPLICATION as APPLICATION_LABEL
 log = logging.getLogger("milkyway.operator")
 
 LEASE_NAME = "milkyway-operator"
+MEMBER_SETTLE = 0.05
+"""Seconds a change in a member cluster waits before its Application is reconciled, so
+the burst one rollout step causes (pod, StatefulSet, claim) becomes one reconcile."""
 AppKey = tuple[str, str]
 
 
@@ -285,6 +288,7 @@ class _Session:
         self._runs: dict[AppKey, dict[str, dict[str, Any]]] = {}
         self._run_phases: dict[tuple[str, str], str] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._settling: set[AppKey] = set()
         self.types_version = 0
         self.applications = Informer(
             self.client, APPLICATION, on_change=self._app_changed, transform=plain
@@ -304,7 +308,7 @@ class _Session:
         self.registry = ClusterRegistry(
             self.client,
             self.clients,
-            on_member_change=lambda _cluster, app: self.queue.add(app),
+            on_member_change=self._member_changed,
             on_cluster_change=self._cluster_changed,
             heartbeat_interval=self.settings.heartbeat_interval,
             heartbeat_timeout=self.settings.heartbeat_timeout,
@@ -350,17 +354,22 @@ class _Session:
     async def close(self) -> None:
         # Engines first: their tasks must not see member clients disappear under them
         # (an unknown cluster fails a step), they must just stop and be resumed later.
-        for engine in self.engines.values():
-            await engine.stop()
         self.queue.shut_down()
-        if self._background:
-            # Events being recorded: let them land, they are the story of what happened.
-            await asyncio.wait(list(self._background), timeout=2.0)
-        for task in [*self._tasks, *self._background]:
-            task.cancel()
-        for task in [*self._tasks, *self._background]:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        try:
+            for engine in list(self.engines.values()):
+                await engine.stop()
+            if self._background:
+                # Events being recorded: let them land, they are the story of what happened.
+                await asyncio.wait(list(self._background), timeout=2.0)
+        finally:
+            # Also when the close itself is cancelled: nothing the session started may
+            # outlive it (member heartbeats and informers would log against gone clusters).
+            tasks = [*self._tasks, *self._background]
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))
@@ -421,6 +430,16 @@ class _Session:
         if self._seen.get(key) != fingerprint:
             self._seen[key] = fingerprint
             self.queue.add(key)
+
+    def _member_changed(self, _cluster: str, key: AppKey) -> None:
+        if key in self._settling:
+            return
+        self._settling.add(key)
+        asyncio.get_running_loop().call_later(MEMBER_SETTLE, self._settled, key)
+
+    def _settled(self, key: AppKey) -> None:
+        self._settling.discard(key)
+        self.queue.add(key)
 
     def _types_changed(self, event: str, obj: Any) -> None:
         self.types_version += 1

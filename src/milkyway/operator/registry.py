@@ -106,7 +106,14 @@ class ClusterRegistry:
                 name = await self._dirty.get()
                 await self._sync(name)
         finally:
+            # Everything is told to stop before anything is awaited: a second
+            # cancellation while awaiting must not leave heartbeats or informers running.
             watch.cancel()
+            for member in self.members.values():
+                if member.heartbeat is not None:
+                    member.heartbeat.cancel()
+                if member.cache is not None:
+                    member.cache.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watch
             for name in list(self.members):

@@ -5,6 +5,7 @@ clusters that are gone and ends in "Task exception was never retrieved"."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -65,4 +66,27 @@ async def test_cancelling_run_forever_leaves_no_task_of_the_operator_running(
     await _members_synced(world, operator)
     running.cancel()
     await asyncio.gather(running, return_exceptions=True)
+    assert not _operator_tasks(before), _operator_tasks(before)
+
+
+class _StuckEngine:
+    """An engine whose stop never returns (a flow step hanging on a dead cluster)."""
+
+    async def stop(self) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_a_stop_cut_short_while_engines_stop_leaves_no_task_running(
+    world: Any, double_planner: Any
+) -> None:
+    before = set(asyncio.all_tasks())
+    operator = await _working_operator(world, double_planner)
+    await operator.start()
+    await operator.wait_until_leading(10)
+    await _members_synced(world, operator)
+    operator.session.engines["stuck"] = _StuckEngine()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(operator.stop(), 1.0)
+    for _ in range(5):
+        await asyncio.sleep(0)
     assert not _operator_tasks(before), _operator_tasks(before)
