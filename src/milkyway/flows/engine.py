@@ -520,6 +520,7 @@ class _Driver:
         marked = await mark_done(self.engine.store, self.run)
         if marked is not None:
             self.run = marked
+        self.engine._wakeup.set()
 
     async def _next_event(self) -> ev.Event | None:
         if self.run.status.phase == "Pending":
