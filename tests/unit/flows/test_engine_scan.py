@@ -101,14 +101,24 @@ async def test_a_request_on_a_finished_run_makes_it_active_again() -> None:
 async def test_a_submitted_run_starts_without_waiting_for_a_scan() -> None:
     store = CountingStore()
     calls: list[str] = []
-    async with _engine(store, calls) as engine:
+    listings_at_start: list[int] = []
+    registry = REGISTRY.copy()
+
+    @registry.task("scan.count")
+    async def count(params: BaseModel, ctx: TaskContext) -> dict[str, Any]:
+        listings_at_start.append(store.listings)
+        calls.append(ctx.run_id)
+        return {}
+
+    engine = Engine(store, Catalog(load_flows(FLOWS)), registry=registry, poll_interval=3600)
+    async with engine:
         await _until(lambda: _listed(store))
         listed = store.listings
         name = await engine.submit("quick")
         run = await engine.wait(name, 30)
     assert run.status.phase == "Succeeded"
     assert calls == [name]
-    assert store.listings == listed, "the run waited for a scan to be listed"
+    assert listings_at_start == [listed], "the run waited for a scan to be listed"
 
 
 class ReplayingStore(MemoryStore):
