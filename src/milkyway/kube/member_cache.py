@@ -6,7 +6,9 @@ puts on everything (pods and claims inherit it from their templates). Nodes and
 PersistentVolumes are watched unselected: a member on a dead node or failed disk is only
 visible through them. Every change is reported as the ``(namespace, application)`` it
 concerns; a Node's readiness change or a volume's phase change is reported for every
-Application with a member there.
+Application with a member there. A change of only heartbeat and bookkeeping fields
+(:data:`VOLATILE_FIELDS`) updates the cache without being reported: nothing reading it
+could decide differently.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ Application, one engine per namespace) and runs the reconcile workers over a
 de-duplicating work queue keyed by Application.
 
 What wakes an Application up: a change of its spec or metadata (not of its status:
-that is our own write), a change of an object it owns in a member cluster, a change of
+that is our own write), a change of an object it owns in a member cluster (beyond
+its heartbeat fields; a burst settles into one reconcile), a change of
 one of its FlowRuns (a finished run always), a member cluster's reachability changing,
 a ComponentType or Flow changing, the planner's own requeue, and a periodic resync.
 
