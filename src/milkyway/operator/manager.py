@@ -100,6 +100,9 @@ class OperatorSettings:
     heartbeat_timeout: float = 5.0
     resync_period: float = 60.0
     """Every Application is reconciled at least this often, whatever happened."""
+    cluster_wait: float = 300.0
+    """How long a flow step waits for a member cluster that is not registered (e.g. just
+    after a failover, before every Cluster is loaded) before its attempt fails."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -394,8 +397,9 @@ class _Session:
                 engine_id=s.identity,
                 lease_seconds=s.flow_lease_seconds,
                 poll_interval=s.engine_poll_interval,
+                clients=self.clients,
+                cluster_wait=s.cluster_wait,
             )
-            engine.clients = self.clients
             engine.start()
             self.engines[namespace] = engine
             log.info("flow engine started for namespace %s", namespace)

@@ -85,7 +85,7 @@ async def test_a_failed_flow_is_reported_by_a_warning_event(world: Any) -> None:
             )
         return Plan(start, (), {"phase": "Pending"}, None)
 
-    async with world.operator(planner=fail_once) as operator:
+    async with world.operator(planner=fail_once, cluster_wait=1.0) as operator:
         await operator.wait_until_leading(10)
         await world.apply_application(EXAMPLES / "stream1.yaml")
 
