@@ -81,9 +81,12 @@ def test_dependents_wait_for_what_they_use() -> None:
     resolved, desired = _setup(app)
     result = plan(app, resolved, desired, {}, [], now=NOW, clusters={})
     assert [r.component for r in result.start] == ["zookeeper1"]
-    assert result.waiting == ("kafka1: waiting for zookeeper1 to be Ready",)
+    assert result.waiting == ("kafka1: waiting for zookeeper1 to be Ready with no flow running",)
 
     observed = {("zookeeper1", "phx"): _live(desired, "zookeeper1", "phx", [Member()] * 3)}
+    finishing = [RunningFlow("run-1", "milkyway-provision", "zookeeper1", "Running")]
+    result = plan(app, resolved, desired, observed, finishing, now=NOW, clusters={})
+    assert result.start == (), "a dependency still being provisioned is not settled yet"
     result = plan(app, resolved, desired, observed, [], now=NOW, clusters={})
     assert [(r.operation, r.component) for r in result.start] == [("provision", "kafka1")]
     zone = result.start[0].params["zones"][0]

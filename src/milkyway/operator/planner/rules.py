@@ -406,13 +406,18 @@ class Planner:
         )
 
     def provision(self, c: ComponentDiff) -> None:
+        # A dependency counts once it is Ready and no flow is still changing it: its
+        # provision flow ends with its own checks, and dependants start after those.
         pending = [
             dep
             for dep in sorted(set(c.resolved.bindings.values()))
-            if dep in self.components and not self.components[dep].ready
+            if dep in self.components
+            and (not self.components[dep].ready or self.busy(dep) is not None)
         ]
         if pending:
-            self.waiting.append(f"{c.name}: waiting for {', '.join(pending)} to be Ready")
+            self.waiting.append(
+                f"{c.name}: waiting for {', '.join(pending)} to be Ready with no flow running"
+            )
             return
         fresh = [z for z in c.zones if not z.provisioned]
         repair = [z for z in c.zones if z.provisioned and z.missing_objects]
