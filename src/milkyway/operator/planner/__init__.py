@@ -10,8 +10,9 @@ Rules, per component, in order of precedence (the first that applies wins):
 1. **decommission** when the Application is being deleted: components in reverse
    dependency order (a component goes once nothing that uses it has objects left);
 2. **provision** when a component has no workload anywhere yet, once every component it
-   uses is Ready with no flow still changing it; zones of a component, and independent components, go in parallel; zones
-   missing other objects (a deleted ConfigMap) are re-applied the same way;
+   uses is Ready with no flow still changing it; zones of a component, and independent
+   components, go in parallel; zones missing other objects (a deleted ConfigMap) are
+   re-applied the same way;
 3. **replace-member** for a member on a dead node or a failed disk, or named in the
    Application's ``milkyway.ebay.com/replace`` annotation (``pod@RFC3339`` items: a pod
    created before that time is replaced once; timestamps have one-second precision);
