@@ -541,8 +541,14 @@ class _Driver:
         if getter in done:
             return getter.result()
         getter.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        try:
             await getter
+        except asyncio.CancelledError:
+            # Only the getter's own cancellation is expected here; a cancellation of this
+            # driver arriving at this await must stop it, or ``stop()`` would wait forever.
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise
         self.poked.clear()
         await self._handle_requests()
         await self._renew()
