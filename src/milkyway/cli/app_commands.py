@@ -916,6 +916,30 @@ def replace(
     console.print(_run(target, lambda c: request_replace(c, name, target.namespace, member, stamp)))
 
 
+async def _record_request(
+    client: AsyncClient, live: dict[str, Any], annotation: str, subject: str, stamp: str
+) -> None:
+    """Set ``subject@stamp`` in the Application's request ``annotation`` (one entry per
+    subject, the newest wins), guarded by the resourceVersion that was read."""
+    metadata = live["metadata"]
+    current = (metadata.get("annotations") or {}).get(annotation, "")
+    items = [i for i in current.replace(",", " ").split() if i.partition("@")[0] != subject]
+    items.append(f"{subject}@{stamp}")
+    await client.patch(
+        APPLICATION,
+        metadata["name"],
+        {
+            "metadata": {
+                "annotations": {annotation: ",".join(items)},
+                "resourceVersion": metadata["resourceVersion"],
+            }
+        },
+        namespace=metadata["namespace"],
+        patch_type=_merge(),
+        field_manager="milkyway-cli",
+    )
+
+
 async def request_restart(
     client: AsyncClient, name: str, namespace: str, component: str, stamp: str
 ) -> str:
@@ -924,22 +948,7 @@ async def request_restart(
     created before ``stamp`` are to be restarted."""
     live = await get_application(client, name, namespace)
     find_component(live.get("spec", {}), component)
-    current = (live.get("metadata", {}).get("annotations") or {}).get(RESTART_ANNOTATION, "")
-    items = [i for i in current.replace(",", " ").split() if i.partition("@")[0] != component]
-    items.append(f"{component}@{stamp}")
-    await client.patch(
-        APPLICATION,
-        name,
-        {
-            "metadata": {
-                "annotations": {RESTART_ANNOTATION: ",".join(items)},
-                "resourceVersion": live["metadata"]["resourceVersion"],
-            }
-        },
-        namespace=namespace,
-        patch_type=_merge(),
-        field_manager="milkyway-cli",
-    )
+    await _record_request(client, live, RESTART_ANNOTATION, component, stamp)
     return f"application/{namespace}/{name}: restart of {component} requested ({stamp})"
 
 
@@ -959,22 +968,7 @@ async def request_replace(
             f"{name}-<component>-<zone>-<ordinal>, e.g. {name}-{components[0]}-<zone>-0 "
             f"(list them with kubectl get pods in the zone's cluster)"
         )
-    current = (live.get("metadata", {}).get("annotations") or {}).get(REPLACE_ANNOTATION, "")
-    items = [i for i in current.replace(",", " ").split() if i.partition("@")[0] != member]
-    items.append(f"{member}@{stamp}")
-    await client.patch(
-        APPLICATION,
-        name,
-        {
-            "metadata": {
-                "annotations": {REPLACE_ANNOTATION: ",".join(items)},
-                "resourceVersion": live["metadata"]["resourceVersion"],
-            }
-        },
-        namespace=namespace,
-        patch_type=_merge(),
-        field_manager="milkyway-cli",
-    )
+    await _record_request(client, live, REPLACE_ANNOTATION, member, stamp)
     return f"application/{namespace}/{name}: replacement of {member} requested"
 
 
