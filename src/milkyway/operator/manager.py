@@ -57,6 +57,7 @@ from milkyway.operator.flows_catalog import build_catalog
 from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
 from milkyway.operator.reconciler import Caches, Planner, Reconciler, component_types
 from milkyway.operator.registry import ClusterRegistry
+from milkyway.operator.resync import ResyncSchedule
 from milkyway.operator.status_writer import StatusConflict
 from milkyway.operator.workqueue import ShutDown, WorkQueue
 from milkyway.render.labels import APPLICATION as APPLICATION_LABEL
@@ -99,7 +100,11 @@ class OperatorSettings:
     """Seconds between heartbeats of each member cluster."""
     heartbeat_timeout: float = 5.0
     resync_period: float = 60.0
-    """Every Application is reconciled at least this often, whatever happened."""
+    """Every Application is reconciled at least this often, whatever happened (counted
+    from its last reconcile, give or take ``resync_jitter``)."""
+    resync_jitter: float = 0.1
+    """Up to this fraction of ``resync_period`` is added at random to each resync
+    deadline, so Applications reconciled together do not come due together."""
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
@@ -107,6 +112,13 @@ class OperatorSettings:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise ValueError(f"workers must be at least 1, got {self.workers}")
+        if self.resync_period <= 0:
+            raise ValueError(
+                f"resync_period must be positive, got {self.resync_period}; "
+                "use a long period rather than none"
+            )
+        if not 0 <= self.resync_jitter < 1:
+            raise ValueError(f"resync_jitter must be in [0, 1), got {self.resync_jitter}")
 
 
 def _default_planner() -> Planner:
@@ -285,6 +297,9 @@ class _Session:
         self.settings = operator.settings
         self.client: AsyncClient = operator.client
         self.queue = WorkQueue()
+        self.resync = ResyncSchedule(
+            self.settings.resync_period, jitter=self.settings.resync_jitter
+        )
         self.clients: dict[str, Any] = {}
         self.engines: dict[str, Engine] = {}
         self.recorder = EventRecorder(self.client)
@@ -352,7 +367,7 @@ class _Session:
         )
         for i in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{i}")
-        self._spawn(self._resync(), "resync")
+        self._spawn(self.resync.run(self.queue, lambda: list(self.applications.cache)), "resync")
         await asyncio.gather(*self._tasks)
 
     async def close(self) -> None:
@@ -429,6 +444,7 @@ class _Session:
         key = (data["metadata"].get("namespace") or "", data["metadata"]["name"])
         if event == "DELETED":
             self._seen.pop(key, None)
+            self.resync.forget(key)
             self.queue.add(key)
             return
         fingerprint = _fingerprint(data)
@@ -533,18 +549,10 @@ class _Session:
                 self.queue.forget(key)
                 if requeue is not None:
                     self.queue.add_after(key, requeue)
+                if key in self.applications.cache:
+                    self.resync.reconciled(key)
             finally:
                 self.queue.done(key)
-
-    async def _resync(self) -> None:
-        """Every Application once per period, spread evenly over it: thousands of keys
-        queued at once would delay the reaction to a real change behind all of them."""
-        period = self.settings.resync_period
-        while True:
-            await asyncio.sleep(period)
-            keys = list(self.applications.cache)
-            for i, key in enumerate(keys):
-                self.queue.add_after(key, period * i / len(keys))
 
 
 class _AppCache(Mapping[AppKey, Any]):

@@ -5,6 +5,13 @@ So the queue holds each key at most once, never hands the same key to two worker
 once, and if a key is added while it is being processed it is handed out again after
 ``done`` — changes that arrive during a reconcile are coalesced into the next one.
 Failures are retried with a per-key exponential backoff that ``forget`` resets.
+
+Keys come at two priorities. A key added because something changed (:meth:`add`) is
+urgent; a key added by the periodic resync (:meth:`add_resync`) is background work and
+is handed out only when no urgent key waits. With thousands of Applications the resync
+is a steady stream of keys: a change must not wait behind it. A background key that
+becomes urgent moves ahead, and a resync of a key being reconciled right now is
+dropped, since that reconcile already looks at everything afresh.
 """
 
 from __future__ import annotations
@@ -53,8 +60,11 @@ class WorkQueue:
     ) -> None:
         self._backoff = backoff or ExponentialBackoff()
         self._clock = clock
-        self._queue: deque[Hashable] = deque()
-        self._dirty: set[Hashable] = set()
+        self._urgent: deque[Hashable] = deque()
+        self._background: deque[Hashable] = deque()
+        self._dirty: dict[Hashable, bool] = {}
+        """Keys waiting to be handed out, each with whether it is urgent. A background
+        key promoted to urgent leaves a stale entry in ``_background``, skipped later."""
         self._processing: set[Hashable] = set()
         self._delayed: list[tuple[float, int, Hashable]] = []
         self._sequence = itertools.count()
@@ -62,19 +72,35 @@ class WorkQueue:
         self._shutting_down = False
 
     def __len__(self) -> int:
-        return len(self._queue)
+        return sum(1 for key in self._dirty if key not in self._processing)
+
+    def waiting(self, key: Hashable) -> str | None:
+        """``"urgent"`` or ``"background"`` if ``key`` waits to be handed out, else None."""
+        urgent = self._dirty.get(key)
+        if urgent is None or key in self._processing:
+            return None
+        return "urgent" if urgent else "background"
 
     def add(self, key: Hashable) -> None:
-        """Ask for ``key`` to be reconciled; a no-op if it is already waiting."""
-        if self._shutting_down or key in self._dirty:
+        """Ask for ``key`` to be reconciled because something changed (urgent)."""
+        if self._shutting_down or self._dirty.get(key):
             return
-        self._dirty.add(key)
+        self._dirty[key] = True
         if key not in self._processing:
-            self._queue.append(key)
+            self._urgent.append(key)
             self._wakeup.set()
 
+    def add_resync(self, key: Hashable) -> None:
+        """Ask for ``key`` to be reconciled when no urgent key waits (periodic resync);
+        a no-op if it already waits or is being reconciled."""
+        if self._shutting_down or key in self._dirty or key in self._processing:
+            return
+        self._dirty[key] = False
+        self._background.append(key)
+        self._wakeup.set()
+
     def add_after(self, key: Hashable, delay: float) -> None:
-        """Add ``key`` once ``delay`` seconds have passed (a requeue-after)."""
+        """Add ``key`` (urgent) once ``delay`` seconds have passed (a requeue-after)."""
         if delay <= 0:
             self.add(key)
             return
@@ -97,17 +123,19 @@ class WorkQueue:
     def done(self, key: Hashable) -> None:
         """Mark ``key`` processed; if it was added meanwhile, it is queued again."""
         self._processing.discard(key)
-        if key in self._dirty:
-            self._queue.append(key)
+        urgent = self._dirty.get(key)
+        if urgent is not None:
+            (self._urgent if urgent else self._background).append(key)
             self._wakeup.set()
 
     async def get(self) -> Hashable:
-        """Wait for the next key and mark it processing (call :meth:`done` afterwards)."""
+        """Wait for the next key and mark it processing (call :meth:`done` afterwards):
+        the oldest urgent key, else the oldest background key."""
         while True:
             self._promote_due()
-            if self._queue:
-                key = self._queue.popleft()
-                self._dirty.discard(key)
+            key = self._next()
+            if key is not None:
+                del self._dirty[key]
                 self._processing.add(key)
                 return key
             if self._shutting_down:
@@ -124,6 +152,15 @@ class WorkQueue:
         self._shutting_down = True
         self._delayed.clear()
         self._wakeup.set()
+
+    def _next(self) -> Hashable | None:
+        if self._urgent:
+            return self._urgent.popleft()
+        while self._background:
+            key = self._background.popleft()
+            if self._dirty.get(key) is False and key not in self._processing:
+                return key
+        return None
 
     def _promote_due(self) -> None:
         now = self._clock()
