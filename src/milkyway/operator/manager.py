@@ -10,9 +10,11 @@ de-duplicating work queue keyed by Application.
 
 What wakes an Application up: a change of its spec or metadata (not of its status:
 that is our own write), a change of an object it owns in a member cluster (beyond
-its heartbeat fields; a burst settles into one reconcile), a change of
-one of its FlowRuns (a finished run always), a member cluster's reachability changing,
-a ComponentType or Flow changing, the planner's own requeue, and a periodic resync.
+its heartbeat fields; a burst settles into one reconcile), a change of what the
+reconcile reads of one of its FlowRuns (phase and progress, not lease renewals), a
+member cluster's reachability changing, a ComponentType or Flow changing, the planner's
+own requeue, and a resync a period after its last reconcile (behind every change in the
+work queue).
 
 A new leader resumes the flows of the old one: the engine takes over every unfinished
 FlowRun once the old engine's run lease has expired (``flow_lease_seconds``).
@@ -143,6 +145,21 @@ def _fingerprint(obj: Mapping[str, Any]) -> tuple[Any, ...]:
         tuple(metadata.get("finalizers") or ()),
         tuple(sorted((metadata.get("labels") or {}).items())),
         tuple(sorted((metadata.get("annotations") or {}).items())),
+    )
+
+
+def run_fingerprint(run: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What a reconcile reads of a FlowRun (its flow, labels, creation, phase and progress):
+    a status write that changes only the rest (lease renewals, step details) wakes nobody."""
+    metadata = run.get("metadata") or {}
+    status = run.get("status") or {}
+    return (
+        (run.get("spec") or {}).get("flow"),
+        tuple(sorted((metadata.get("labels") or {}).items())),
+        metadata.get("creationTimestamp"),
+        metadata.get("deletionTimestamp"),
+        status.get("phase") or "Pending",
+        status.get("progress"),
     )
 
 
@@ -306,6 +323,7 @@ class _Session:
         self._seen: dict[AppKey, tuple[Any, ...]] = {}
         self._runs: dict[AppKey, dict[str, dict[str, Any]]] = {}
         self._run_phases: dict[tuple[str, str], str] = {}
+        self._run_seen: dict[tuple[str, str], tuple[Any, ...]] = {}
         self._background: set[asyncio.Task[Any]] = set()
         self._settling: set[AppKey] = set()
         self.types_version = 0
@@ -489,15 +507,21 @@ class _Session:
         runs = self._runs.setdefault(key, {})
         phase = (data.get("status") or {}).get("phase") or "Pending"
         before = self._run_phases.get((namespace, run))
+        fingerprint = run_fingerprint(data)
         if event == "DELETED":
             runs.pop(run, None)
             self._run_phases.pop((namespace, run), None)
+            self._run_seen.pop((namespace, run), None)
+            changed = True
         else:
             runs[run] = data
             self._run_phases[(namespace, run)] = phase
+            changed = self._run_seen.get((namespace, run)) != fingerprint
+            self._run_seen[(namespace, run)] = fingerprint
         if phase in TERMINAL_RUN_PHASES and before is not None and before != phase:
             self._later(self._flow_finished(key, data, phase))
-        self.queue.add(key)
+        if changed:
+            self.queue.add(key)
 
     async def _flow_finished(self, key: AppKey, run: dict[str, Any], phase: str) -> None:
         app = self.applications.cache.get(key)
