@@ -98,33 +98,44 @@ def new_run(
     ``locks`` are extra ``limit:key`` locks to hold besides the flow's own mutex and
     concurrency limits (the scheduler uses one to queue runs of a schedule).
     """
-    found_version, spec = catalog.get(flow, version)
-    snapshot = catalog.snapshot(flow, found_version)
-    for key, sub in snapshot.items():
-        check_flow(key, sub, registry, catalog)
-    resolved = validate_params(flow, spec, dict(params or {}))
+    found_version, _ = catalog.get(flow, version)
+    spec = FlowRunSpec(
+        flow=flow,
+        version=found_version,
+        params=dict(params or {}),
+        target=target,
+        requested_by=requested_by,
+        locks=list(locks),
+    )
     run_name = name or f"{flow}-{uuid.uuid4().hex[:8]}"
-    info = RunInfo(run_name, flow, target, requested_by)
-    machine = Machine(snapshot, next(iter(snapshot)), info)
-    status = machine.initial(resolved)
-    status.spec_hash = snapshot_hash(snapshot)
-    status.holds = [*lock_keys(spec, resolved, info), *locks]
-    status.progress = progress(status)
     return FlowRun(
         metadata=ObjectMeta(
             name=run_name,
             namespace=namespace,
             labels={"milkyway.ebay.com/flow": flow, **(labels or {})},
         ),
-        spec=FlowRunSpec(
-            flow=flow,
-            version=found_version,
-            params=dict(params or {}),
-            target=target,
-            requested_by=requested_by,
-        ),
-        status=status,
+        spec=spec,
+        status=initial_status(catalog, registry, spec, run_name),
     )
+
+
+def initial_status(
+    catalog: Catalog, registry: TaskRegistry | None, spec: FlowRunSpec, name: str
+) -> FlowRunStatus:
+    """The Pending status of a run of ``spec``: its flows' snapshot, resolved parameters
+    and the locks it must hold. Raises :class:`FlowError` if the run cannot start."""
+    found_version, flow_spec = catalog.get(spec.flow, spec.version)
+    snapshot = catalog.snapshot(spec.flow, found_version)
+    for key, sub in snapshot.items():
+        check_flow(key, sub, registry, catalog)
+    resolved = validate_params(spec.flow, flow_spec, dict(spec.params))
+    info = RunInfo(name, spec.flow, spec.target, spec.requested_by)
+    machine = Machine(snapshot, next(iter(snapshot)), info)
+    status = machine.initial(resolved)
+    status.spec_hash = snapshot_hash(snapshot)
+    status.holds = [*lock_keys(flow_spec, resolved, info), *spec.locks]
+    status.progress = progress(status)
+    return status
 
 
 def lock_keys(spec: Any, params: dict[str, Any], info: RunInfo) -> list[str]:
@@ -231,6 +242,8 @@ class Engine:
         """Runs this engine stopped driving because another engine's write came first."""
         self.claim_conflicts = 0
         """Claims that met a newer run (a stale listing, or a race with another engine)."""
+        self._unstarted: dict[str, float] = {}
+        """Runs listed without a status, by name: when this engine first saw them so."""
 
     # --- operations -------------------------------------------------------------------
 
@@ -302,7 +315,13 @@ class Engine:
         marking it) is marked here.
         """
         now = self.clock()
-        for run in await self._runs_to_scan():
+        listed = await self._runs_to_scan()
+        self._unstarted = {
+            run.metadata.name: self._unstarted.get(run.metadata.name, now)
+            for run in listed
+            if not run.status.snapshot
+        }
+        for run in listed:
             name = run.metadata.name
             driver = self._drivers.get(name)
             if driver is not None:
@@ -313,7 +332,10 @@ class Engine:
                     # The listing predates what the driver wrote last: decide next scan.
                     continue
             if not run.status.snapshot:
-                # No snapshot: the run was created but its status is not written yet.
+                if run.status.phase in TERMINAL_RUN_PHASES:
+                    await mark_done(self.store, run)
+                elif now - self._unstarted[name] >= self.lease_seconds:
+                    await self._start_unstarted(run)
                 continue
             status = run.status
             if status.owner and status.owner != self.engine_id and status.lease_until > now:
@@ -325,6 +347,39 @@ class Engine:
 
     async def _runs_to_scan(self) -> Sequence[FlowRun]:
         return await self.store.list_active()
+
+    async def _start_unstarted(self, run: FlowRun) -> None:
+        """Write the first status of a run whose creator stopped before writing it.
+
+        Creating a run takes two writes (the object, then its status); a creator stopped
+        between them leaves a run that no engine drives and that blocks whoever waits for
+        it to finish. Once this engine has seen it so for ``lease_seconds``, it writes the
+        status the creator would have written (from the spec), or a Failed one saying why
+        the flow cannot start. The write is conditional, so a late creator or another
+        engine doing the same wins cleanly.
+        """
+        name = run.metadata.name
+        try:
+            status = initial_status(self.catalog, self.registry, run.spec, name)
+        except FlowError as exc:
+            status = FlowRunStatus(
+                phase="Failed",
+                message=f"cannot start: {exc}",
+                started_at=self.clock(),
+                finished_at=self.clock(),
+            )
+        try:
+            stored = await self.store.replace_status(clone(run, status=status))
+        except (Conflict, NotFound):
+            return
+        self._unstarted.pop(name, None)
+        log.warning(
+            "flowrun %s had no status (its creator stopped); %s",
+            name,
+            "starting it" if stored.status.snapshot else stored.status.message,
+        )
+        if stored.status.snapshot:
+            self._drive(stored)
 
     def _drive(self, run: FlowRun) -> None:
         name = run.metadata.name

@@ -388,6 +388,10 @@ class FlowRunSpec(Model):
     """What the run acts on (e.g. ``stream1/zookeeper``), shown by ``kubectl get flowruns``."""
     requested_by: str = ""
     """Who asked for the run; they may not approve its approval gates."""
+    locks: list[str] = Field(default_factory=list)
+    """Extra ``limit:key`` locks to hold besides the flow's own mutex and concurrency
+    limits; kept in the spec so any engine can start a run whose creator stopped before
+    writing its status."""
     requests: list[RunRequest] = Field(default_factory=list)
 
 

@@ -146,7 +146,11 @@ async def test_standby_takes_over_when_the_leader_dies_and_finishes_its_flows(
         async def is_running() -> bool:
             return running(await world.application("milkyway", "stream1"))
 
-        await world.eventually(is_running, within=120, what="stream1 Running after failover")
+        try:
+            await world.eventually(is_running, within=120, what="stream1 Running after failover")
+        except AssertionError:
+            print(await world.story("milkyway", "stream1"))
+            raise
         phases = {
             r["metadata"]["name"]: r["status"]["phase"] for r in await runs(world, "milkyway")
         }
