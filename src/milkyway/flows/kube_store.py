@@ -82,7 +82,14 @@ class KubeStore:
         self.writes += 1
         stored = self._model(created)
         if status:
-            stored = await self.replace_status(stored.model_copy(update={"status": run.status}))
+            try:
+                stored = await self.replace_status(stored.model_copy(update={"status": run.status}))
+            except Conflict:
+                # An engine found the run without a status first and wrote the same
+                # initial status from the spec (see ``Engine.scan``): it is started.
+                stored = await self.get(run.metadata.name)
+                if not stored.status.snapshot:
+                    raise
         return stored
 
     async def get(self, name: str) -> FlowRun:

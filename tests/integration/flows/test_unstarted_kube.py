@@ -41,3 +41,26 @@ async def test_an_unstarted_run_is_started_with_its_locks_on_kube(flow_cluster: 
 async def test_an_unstarted_run_of_an_unknown_flow_fails_on_kube(flow_cluster: Any) -> None:
     store: KubeStore = flow_cluster.store
     await _scenarios().an_unstarted_run_of_an_unknown_flow_fails(store, _creator(flow_cluster))
+
+
+class _OvertakenStore(KubeStore):
+    """A store whose creator is overtaken: an engine writes the run's first status
+    between the creator's two writes, so the creator's status write conflicts."""
+
+    overtaken = 0
+
+    async def replace_status(self, run: FlowRun) -> FlowRun:
+        if not self.overtaken and run.metadata.resource_version:
+            self.overtaken += 1
+            await super().replace_status(run)
+        return await super().replace_status(run)
+
+
+async def test_a_creator_overtaken_by_an_engine_gets_the_started_run(flow_cluster: Any) -> None:
+    scenarios = _scenarios()
+    store = _OvertakenStore(flow_cluster.client, flow_cluster.namespace)
+    run = scenarios.planned_run()
+    stored = await store.create(run)
+    assert store.overtaken == 1
+    assert stored.status.snapshot == run.status.snapshot
+    assert stored.spec.locks == ["1:component/zk"]
