@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import sys
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -161,7 +162,10 @@ async def bench_world(
     config: ControlPlaneConfig,
     nodes: int = 3,
     operator_args: Sequence[str] = (),
+    keep_log: Path | None = None,
 ) -> AsyncIterator[Bench]:
+    """The simulated clusters and the operator; ``keep_log``: where to copy the operator's
+    log when done (the work directory is usually temporary)."""
     cluster_members = members(member_count)
     node_specs = {m.name: big_nodes(m.name, m.region, m.zone, nodes) for m in cluster_members}
     node_specs[MANAGEMENT] = []
@@ -201,6 +205,9 @@ async def bench_world(
                     operator.kill()
             await operator.wait()
             await client.close()
+            if keep_log is not None:
+                keep_log.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(log, keep_log)
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -7,6 +7,7 @@ its spec) and the time until the config-update FlowRun for it appears (seen by a
 FlowRuns) is recorded. Prints p50/p99 per scale; the aim is p99 < 200 ms at 1,000.
 
 Run: .venv/bin/python bench/operator_latency.py [--scales 10,100,1000] [--samples 40]
+     [--log-dir DIR]
 """
 
 from __future__ import annotations
@@ -38,9 +39,13 @@ from operator_common import (
 NAMESPACE = "latency"
 
 
-async def measure(bench: Bench, count: int, samples: int) -> tuple[list[float], list[float]]:
-    """Change-to-flow latencies, and the event-loop lag of this process (the simulated
-    API servers live here, so their watch delivery shares this loop)."""
+async def measure(
+    bench: Bench, count: int, samples: int
+) -> tuple[list[tuple[float, str, float]], list[float]]:
+    """Change-to-flow latencies (with the wall-clock time of each change and the
+    Application, to find a slow one in the operator's log), and the event-loop lag of
+    this process (the simulated API servers live here, so their watch delivery shares
+    this loop)."""
     seen: dict[str, float] = {}
     arrived = asyncio.Event()
 
@@ -65,7 +70,7 @@ async def measure(bench: Bench, count: int, samples: int) -> tuple[list[float], 
     lagger = asyncio.create_task(lag())
     await asyncio.sleep(1.0)
     seen.clear()
-    latencies: list[float] = []
+    latencies: list[tuple[float, str, float]] = []
     step = max(1, count // samples)
     try:
         for k, index in enumerate(range(0, count, step)):
@@ -78,6 +83,7 @@ async def measure(bench: Bench, count: int, samples: int) -> tuple[list[float], 
                 {"op": "add", "path": "/spec/components/0/params", "value": {"tickTime": 3000 + k}}
             ]
             start = time.monotonic()
+            wall = time.time()
             await bench.client.patch(
                 APPLICATION, name, patch, namespace=NAMESPACE, patch_type=PatchType.JSON
             )
@@ -87,7 +93,7 @@ async def measure(bench: Bench, count: int, samples: int) -> tuple[list[float], 
                     await asyncio.wait_for(arrived.wait(), deadline - time.monotonic())
                 arrived.clear()
             if name in seen:
-                latencies.append(seen[name] - start)
+                latencies.append((seen[name] - start, name, wall))
             else:
                 print(f"  {name}: no flow within 30 s", flush=True)
             await asyncio.sleep(0.2)
@@ -99,9 +105,10 @@ async def measure(bench: Bench, count: int, samples: int) -> tuple[list[float], 
     return latencies, lags
 
 
-async def run_scale(count: int, samples: int, workdir: Path) -> None:
+async def run_scale(count: int, samples: int, workdir: Path, log_dir: Path | None) -> None:
     config = steady_nodes(ControlPlaneConfig.fast())
-    async with bench_world(workdir, 2, config=config, nodes=2) as bench:
+    keep_log = log_dir / f"operator-latency-{count}.log" if log_dir else None
+    async with bench_world(workdir, 2, config=config, nodes=2, keep_log=keep_log) as bench:
         zones = [m.zone for m in bench.members]
         apps = [
             application(
@@ -120,7 +127,8 @@ async def run_scale(count: int, samples: int, workdir: Path) -> None:
             f"all Ready after {ready:.1f}s more",
             flush=True,
         )
-        latencies, lags = await measure(bench, count, samples)
+        samples_taken, lags = await measure(bench, count, samples)
+        latencies = [s[0] for s in samples_taken]
         rss = bench.operator_process().memory_info().rss / 2**20
         p50 = percentile(latencies, 50) * 1000
         p99 = percentile(latencies, 99) * 1000
@@ -142,10 +150,11 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="10,100,1000")
     parser.add_argument("--samples", type=int, default=40)
+    parser.add_argument("--log-dir", type=Path, help="keep the operator's log of each scale here")
     args = parser.parse_args()
     for count in (int(s) for s in args.scales.split(",")):
         with tempfile.TemporaryDirectory(prefix="mw-latency-") as tmp:
-            await run_scale(count, args.samples, Path(tmp))
+            await run_scale(count, args.samples, Path(tmp), args.log_dir)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from lightkube.core import resource as res
+from lightkube.core.dictmixin import DictMixin
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
+from lightkube.models.meta_v1 import ObjectMeta
 
 from milkyway.flows.kube_store import FLOWRUN
 from milkyway.model.base import GROUP, VERSION
@@ -18,7 +21,59 @@ CLUSTER = create_global_resource(GROUP, VERSION, "Cluster", "clusters")
 COMPONENT_TYPE = create_global_resource(GROUP, VERSION, "ComponentType", "componenttypes")
 FLOW = create_namespaced_resource(GROUP, VERSION, "Flow", "flows")
 
-__all__ = ["APPLICATION", "CLUSTER", "COMPONENT_TYPE", "FLOW", "FLOWRUN", "as_dict", "plain"]
+__all__ = [
+    "APPLICATION",
+    "CLUSTER",
+    "COMPONENT_TYPE",
+    "FLOW",
+    "FLOWRUN",
+    "FlowRunSummary",
+    "as_dict",
+    "plain",
+]
+
+
+class _RunSpec(DictMixin):
+    flow: str | None = None
+
+
+class _RunNode(DictMixin):
+    phase: str | None = None
+    message: str | None = None
+
+
+class _RunStatus(DictMixin):
+    phase: str | None = None
+    progress: str | None = None
+    message: str | None = None
+    nodes: dict[str, _RunNode] | None = None
+
+
+class FlowRunSummary(res.NamespacedResourceG, DictMixin):
+    """A FlowRun as the operator's watch reads it: metadata, the flow's name, and the
+    status phase, progress, message and each node's phase and message.
+
+    A FlowRun carries its flows' snapshot, parameters and every node's attempts (well
+    over 100 KB once a provision has run), and the engine rewrites it at every step;
+    decoding only these fields skips the rest without building it in memory. Read-only:
+    write FlowRuns through :data:`FLOWRUN`.
+    """
+
+    _api_info = res.ApiInfo(
+        resource=FLOWRUN._api_info.resource,
+        plural=FLOWRUN._api_info.plural,
+        verbs=["get", "global_list", "global_watch", "list", "watch"],
+    )
+
+    apiVersion: str | None = None
+    kind: str | None = None
+    metadata: ObjectMeta | None = None
+    spec: _RunSpec | None = None
+    status: _RunStatus | None = None
+
+    def __post_init__(self) -> None:
+        self.apiVersion = FLOWRUN._api_info.resource.api_version
+        self.kind = "FlowRun"
 
 
 def as_dict(obj: Any) -> dict[str, Any]:

@@ -51,11 +51,19 @@ from milkyway.flows.kube_store import KubeStore
 from milkyway.flows.tasks import REGISTRY, TaskRegistry
 from milkyway.kube.clients import client_from_kubeconfig
 from milkyway.kube.informer import Informer
-from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOW, FLOWRUN, as_dict, plain
+from milkyway.kube.resources import (
+    APPLICATION,
+    COMPONENT_TYPE,
+    FLOW,
+    FlowRunSummary,
+    as_dict,
+    plain,
+)
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.flows_catalog import build_catalog
+from milkyway.operator.gc_pauses import GcPauses, freeze_survivors
 from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
 from milkyway.operator.reconciler import Caches, Planner, Reconciler, component_types
 from milkyway.operator.registry import ClusterRegistry
@@ -107,6 +115,9 @@ class OperatorSettings:
     resync_jitter: float = 0.1
     """Up to this fraction of ``resync_period`` is added at random to each resync
     deadline, so Applications reconciled together do not come due together."""
+    gc_freeze_interval: float | None = 60.0
+    """Seconds between moves of the long-lived objects (the caches) out of the garbage
+    collector's reach (see :mod:`milkyway.operator.gc_pauses`); ``None``: never."""
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
@@ -118,6 +129,10 @@ class OperatorSettings:
             raise ValueError(
                 f"resync_period must be positive, got {self.resync_period}; "
                 "use a long period rather than none"
+            )
+        if self.gc_freeze_interval is not None and self.gc_freeze_interval <= 0:
+            raise ValueError(
+                f"gc_freeze_interval must be positive or None, got {self.gc_freeze_interval}"
             )
         if not 0 <= self.resync_jitter < 1:
             raise ValueError(f"resync_jitter must be in [0, 1), got {self.resync_jitter}")
@@ -336,7 +351,7 @@ class _Session:
         self.flows = Informer(self.client, FLOW, on_change=self._flows_changed, transform=plain)
         self.flow_runs = Informer(
             self.client,
-            FLOWRUN,
+            FlowRunSummary,
             on_change=self._run_changed,
             labels={APPLICATION_LABEL: None},
             transform=plain,
@@ -364,6 +379,7 @@ class _Session:
             self.recorder,
         )
         self._tasks: list[asyncio.Task[Any]] = []
+        self.gc_pauses = GcPauses()
 
     async def run(self) -> None:
         informers = (self.component_types, self.flows, self.flow_runs, self.applications)
@@ -383,12 +399,23 @@ class _Session:
             len(self.flows.cache),
             len(self.flow_runs.cache),
         )
+        self.gc_pauses.install()
+        if self.settings.gc_freeze_interval is not None:
+            self._spawn(self._freeze_survivors(self.settings.gc_freeze_interval), "gc-freeze")
         for i in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{i}")
         self._spawn(self.resync.run(self.queue, lambda: list(self.applications.cache)), "resync")
         await asyncio.gather(*self._tasks)
 
+    async def _freeze_survivors(self, interval: float) -> None:
+        while True:
+            frozen = freeze_survivors()
+            log.debug("%d objects frozen; collections so far: %s", frozen, self.gc_pauses.summary())
+            await asyncio.sleep(interval)
+
     async def close(self) -> None:
+        self.gc_pauses.uninstall()
+        log.info("garbage collections while leading: %s", self.gc_pauses.summary())
         # Engines first: their tasks must not see member clients disappear under them
         # (an unknown cluster fails a step), they must just stop and be resumed later.
         self.queue.shut_down()
