@@ -66,27 +66,34 @@ def _copy(pod: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _params(member: str, max_unavailable: int, timeout: float = 0.4) -> dict[str, Any]:
+def _params(
+    member: str, max_unavailable: int, timeout: float = 0.4, named: bool = False
+) -> dict[str, Any]:
     return {
         "zones": [{"cluster": "c1", "namespace": "ns", "selector": SELECTOR, "expected": 5}],
         "maxUnavailable": max_unavailable,
         "member": member,
         "timeout": timeout,
         "interval": 0.01,
+        **({"cluster": "c1", "namespace": "ns"} if named else {}),
     }
 
 
-async def _gate(cluster: Cluster, member: str, max_unavailable: int) -> dict[str, Any]:
+async def _gate(
+    cluster: Cluster, member: str, max_unavailable: int, named: bool = False
+) -> dict[str, Any]:
     ctx = TaskContext("run", f"gate-{member}", 1, {"c1": cluster}, logging.getLogger("t"))
-    return await disruption_gate(GateParams(**_params(member, max_unavailable)), ctx)
+    params = GateParams(**_params(member, max_unavailable, named=named))
+    return await disruption_gate(params, ctx)
 
 
-async def test_concurrent_gates_share_the_last_room_one_at_a_time() -> None:
+@pytest.mark.parametrize("named", [False, True], ids=["counted-first", "claimed-first"])
+async def test_concurrent_gates_share_the_last_room_one_at_a_time(named: bool) -> None:
     pods = [_pod(f"zk-{i}", ready=i != 4) for i in range(5)]
     cluster = Cluster(pods)
 
     results = await asyncio.gather(
-        _gate(cluster, "zk-0", 2), _gate(cluster, "zk-1", 2), return_exceptions=True
+        _gate(cluster, "zk-0", 2, named), _gate(cluster, "zk-1", 2, named), return_exceptions=True
     )
 
     passed = [r for r in results if isinstance(r, dict)]
@@ -98,10 +105,13 @@ async def test_concurrent_gates_share_the_last_room_one_at_a_time() -> None:
     assert len(claimed) == 1, "the gate that waited dropped its claim"
 
 
-async def test_concurrent_gates_pass_together_when_the_budget_has_room() -> None:
+@pytest.mark.parametrize("named", [False, True], ids=["counted-first", "claimed-first"])
+async def test_concurrent_gates_pass_together_when_the_budget_has_room(named: bool) -> None:
     cluster = Cluster([_pod(f"zk-{i}", ready=True) for i in range(5)])
 
-    results = await asyncio.gather(_gate(cluster, "zk-0", 2), _gate(cluster, "zk-1", 2))
+    results = await asyncio.gather(
+        _gate(cluster, "zk-0", 2, named), _gate(cluster, "zk-1", 2, named)
+    )
 
     assert max(r["down"] for r in results) == 1, "the gate that read last saw the other's claim"
 
@@ -117,3 +127,22 @@ async def test_an_expired_claim_does_not_count() -> None:
     cluster.pods["zk-2"]["metadata"]["annotations"].update(live)
     with pytest.raises(RetryableError, match="1 member"):
         await _gate(cluster, "zk-0", 1)
+
+
+async def test_a_gate_that_claimed_first_and_found_no_room_drops_its_claim_and_waits() -> None:
+    pods = [_pod(f"zk-{i}", ready=i not in (3, 4)) for i in range(5)]
+    cluster = Cluster(pods)
+
+    with pytest.raises(RetryableError, match="2 member"):
+        await _gate(cluster, "zk-0", 2, named=True)
+
+    assert DISRUPTING_ANNOTATION not in cluster.pods["zk-0"]["metadata"]["annotations"]
+
+
+async def test_a_member_already_down_passes_at_once_when_claimed_first() -> None:
+    pods = [_pod(f"zk-{i}", ready=i not in (0, 3, 4)) for i in range(5)]
+    cluster = Cluster(pods)
+
+    result = await _gate(cluster, "zk-0", 2, named=True)
+
+    assert result["memberDown"] is True

@@ -27,6 +27,7 @@ from milkyway.operator.tasks.common import (
     pod_current,
     pod_ready,
 )
+from milkyway.operator.tasks.watch import PodWatch
 
 
 class MemberParams(Params):
@@ -67,25 +68,30 @@ async def _wait_member(
     not_uids: frozenset[str] = frozenset(),
 ) -> dict[str, Any]:
     """Wait until the member has a Ready pod running the expected hash and version (and,
-    after a restart, a pod other than the ones in ``not_uids``)."""
-    while True:
-        pods = _live(await _member_pods(ctx, m, clock))
-        for pod in pods:
-            uid = pod["metadata"].get("uid", "")
-            if (
-                uid not in not_uids
-                and pod_ready(pod)
-                and pod_current(pod, m.config_hash, m.version)
-            ):
-                return pod
-        state = ", ".join(
-            f"{p['metadata']['name']} {(p.get('status') or {}).get('phase')}" for p in pods
-        )
-        ctx.heartbeat(f"{m.name}: waiting for Ready ({state or 'no pod yet'})")
-        clock.tick()
-        if clock.expired:
-            raise RetryableError(f"member {m.name} not Ready after {m.timeout:g}s ({state})")
-        await asyncio.sleep(m.interval)
+    after a restart, a pod other than the ones in ``not_uids``). The zone's pods are
+    watched, so the next wave starts as soon as the member is back, without a listing
+    in between (the health step that follows reads the API server afresh)."""
+    async with PodWatch(ctx, clock) as watch:
+        listed = await watch.list(m.cluster, m.namespace, m.selector)
+        while True:
+            pods = _live([p for p in listed if member_of(p, m.name, m.member_id)])
+            for pod in pods:
+                uid = pod["metadata"].get("uid", "")
+                if (
+                    uid not in not_uids
+                    and pod_ready(pod)
+                    and pod_current(pod, m.config_hash, m.version)
+                ):
+                    return pod
+            state = ", ".join(
+                f"{p['metadata']['name']} {(p.get('status') or {}).get('phase')}" for p in pods
+            )
+            ctx.heartbeat(f"{m.name}: waiting for Ready ({state or 'no pod yet'})")
+            clock.tick()
+            if clock.expired:
+                raise RetryableError(f"member {m.name} not Ready after {m.timeout:g}s ({state})")
+            read = watch.pods if await watch.wait(m.interval) else watch.list
+            listed = await read(m.cluster, m.namespace, m.selector)
 
 
 class GateZone(Params):
@@ -101,6 +107,11 @@ class GateParams(Params):
     member: str = ""
     """The member about to go down (not counted as already down)."""
     member_id: int = Field(default=-1, alias="memberId")
+    cluster: str = ""
+    """The member's cluster: with it, the gate claims the pod named ``member`` before its
+    first count (one listing of every zone fewer before each restart); without it, or if
+    no pod has that name, it finds the member's pods in its first count."""
+    namespace: str = "default"
     timeout: float = Field(default=600.0, gt=0)
     interval: float = Field(default=POLL_INTERVAL, gt=0)
 
@@ -127,18 +138,20 @@ async def _claim(ctx: TaskContext, pods: list[dict[str, Any]], value: str | None
         )
 
 
-async def _survey(
-    ctx: TaskContext, params: GateParams, clock: Clock
-) -> tuple[int, list[dict[str, Any]], bool]:
+async def _survey(params: GateParams, watch: PodWatch) -> tuple[int, list[dict[str, Any]], bool]:
     """Members other than ``params.member`` that are down or claimed by another gate,
-    the member's own live pods, and whether the member is Ready."""
+    the member's own live pods, and whether the member is Ready. The zones are listed at
+    once: the count is as fresh as the slowest cluster's answer, not the sum of them."""
     expected = sum(zone.expected for zone in params.zones)
+    listings = await asyncio.gather(
+        *(watch.list(zone.cluster, zone.namespace, zone.selector) for zone in params.zones)
+    )
     now = time.time()
     up = 0
     mine: list[dict[str, Any]] = []
     member_ready = False
-    for zone in params.zones:
-        for pod in await list_pods(ctx, zone.cluster, zone.namespace, zone.selector, clock):
+    for zone, pods in zip(params.zones, listings, strict=True):
+        for pod in pods:
             if member_of(pod, params.member, params.member_id):
                 member_ready = member_ready or pod_ready(pod)
                 if not (pod.get("metadata") or {}).get("deletionTimestamp"):
@@ -157,31 +170,45 @@ async def disruption_gate(params: GateParams, ctx: TaskContext) -> dict[str, Any
     world changed since the flow was planned. Gates running at once cannot both pass on
     the same room: each first claims its member (a pod annotation with an expiry), then
     counts every other member that is short of Ready *or claimed*; one that finds too
-    little room drops its claim and waits. Whichever gate reads last sees the other's
-    claim, so concurrent restarts never exceed the budget. A member that is already down
-    passes at once: restarting it takes nothing more down (and is how it gets repaired)."""
+    little room drops its claim and waits, and claims again only once a count finds room.
+    Whichever gate reads last sees the other's claim, so concurrent restarts never exceed
+    the budget. A member that is already down passes at once: restarting it takes nothing
+    more down (and is how it gets repaired)."""
     clock = Clock(params.timeout)
-    while True:
-        down, mine, member_ready = await _survey(ctx, params, clock)
-        if not member_ready:
-            return {"down": down, "maxUnavailable": params.max_unavailable, "memberDown": True}
-        if down + 1 <= params.max_unavailable:
-            await _claim(ctx, mine, f"{time.time() + CLAIM_TTL:.3f}")
-            down, mine, member_ready = await _survey(ctx, params, clock)
-            if down + 1 <= params.max_unavailable or not member_ready:
-                return {"down": down, "maxUnavailable": params.max_unavailable}
-            await _claim(ctx, mine, None)
-        ctx.heartbeat(
-            f"{down} other member(s) down or restarting, {params.max_unavailable} allowed: "
-            f"{params.member} waits"
-        )
-        clock.tick()
-        if clock.expired:
-            raise RetryableError(
-                f"disruption gate: {down} member(s) down, at most {params.max_unavailable} may "
-                f"be; not restarting {params.member}"
+    claimed = bool(params.cluster and params.member) and await annotate(
+        ctx, params.cluster, params.member, params.namespace, {DISRUPTING_ANNOTATION: _expiry()}
+    )
+    async with PodWatch(ctx, clock) as watch:
+        while True:
+            down, mine, member_ready = await _survey(params, watch)
+            if not claimed and member_ready and down + 1 <= params.max_unavailable:
+                await _claim(ctx, mine, _expiry())
+                claimed = True
+                down, mine, member_ready = await _survey(params, watch)
+            if not member_ready:
+                return {"down": down, "maxUnavailable": params.max_unavailable, "memberDown": True}
+            if claimed:
+                if down + 1 <= params.max_unavailable:
+                    return {"down": down, "maxUnavailable": params.max_unavailable}
+                await _claim(ctx, mine, None)
+                claimed = False
+            ctx.heartbeat(
+                f"{down} other member(s) down or restarting, {params.max_unavailable} "
+                f"allowed: {params.member} waits"
             )
-        await asyncio.sleep(params.interval * (1 + random.random()))
+            clock.tick()
+            if clock.expired:
+                raise RetryableError(
+                    f"disruption gate: {down} member(s) down, at most "
+                    f"{params.max_unavailable} may be; not restarting {params.member}"
+                )
+            await watch.wait(params.interval)
+            # Gates woken by the same change would otherwise claim and back off in step.
+            await asyncio.sleep(params.interval * random.random())
+
+
+def _expiry() -> str:
+    return f"{time.time() + CLAIM_TTL:.3f}"
 
 
 @task("milkyway.restart-member")

@@ -33,6 +33,7 @@ from milkyway.operator.tasks.common import (
     pod_current,
     pod_ready,
 )
+from milkyway.operator.tasks.watch import PodWatch
 
 RELOAD_ANNOTATION = "milkyway.ebay.com/config-reloaded"
 """Set on each member when a hot-reloadable config change was applied: the signal an
@@ -64,10 +65,16 @@ class ApplyZoneParams(Params):
     here, since changing one restarts its member (that is a restart step's job)."""
 
 
+WORKLOAD_KINDS = frozenset({"StatefulSet", "Deployment", "ReplicaSet", "DaemonSet", "Pod"})
+"""Applied after the zone's other objects, so a pod never starts before its config."""
+
+
 @task("milkyway.apply-zone")
 async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any]:
     """Server-side apply a zone's objects; create missing per-member objects. The
-    namespace is created first when the member cluster does not have it yet."""
+    namespace is created first when the member cluster does not have it yet; then the
+    objects that configure the workloads (ConfigMaps, Services, budgets) all at once, then
+    the workloads all at once: one round trip per stage, not per object."""
     if await exists(ctx, params.cluster, Namespace, params.namespace, None) is None:
         namespace = {
             "apiVersion": "v1",
@@ -75,7 +82,15 @@ async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any
             "metadata": {"name": params.namespace},
         }
         await apply(ctx, params.cluster, [namespace], None)
-    applied = await apply(ctx, params.cluster, params.manifests, params.namespace)
+    applied: list[str] = []
+    for stage in (
+        [m for m in params.manifests if m.get("kind") not in WORKLOAD_KINDS],
+        [m for m in params.manifests if m.get("kind") in WORKLOAD_KINDS],
+    ):
+        done = await asyncio.gather(
+            *(apply(ctx, params.cluster, [m], params.namespace) for m in stage)
+        )
+        applied.extend(name for names in done for name in names)
     created = []
     for manifest in params.member_manifests:
         kind = manifest.get("kind", "")
@@ -103,27 +118,29 @@ async def wait_zone_ready(params: WaitZoneParams, ctx: TaskContext) -> dict[str,
     """Wait until ``replicas`` members of the zone are Ready (and, if asked, all current).
 
     Ready is the pod's Ready condition, which the kubelet sets from the type's readiness
-    probe; "current" is the restart hash and version the member runs."""
+    probe; "current" is the restart hash and version the member runs. A watch of the
+    zone's pods wakes the wait (see :mod:`.watch`)."""
     clock = Clock(params.timeout)
-    while True:
-        pods = await list_pods(ctx, params.cluster, params.namespace, params.selector, clock)
-        live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
-        ready = [p for p in live if pod_ready(p)]
-        current = [p for p in ready if pod_current(p, params.config_hash, params.version)]
-        stale = [p for p in live if not pod_current(p, params.config_hash, params.version)]
-        done = len(ready) >= params.replicas
-        if params.require_updated:
-            done = len(current) >= params.replicas and not stale
-        detail = f"{len(ready)}/{params.replicas} Ready, {len(current)} current"
-        if done:
-            return {"ready": len(ready), "current": len(current)}
-        ctx.heartbeat(f"{params.cluster}: {detail}")
-        clock.tick()
-        if clock.expired:
-            raise RetryableError(
-                f"zone in {params.cluster} not Ready after {params.timeout:g}s: {detail}"
-            )
-        await asyncio.sleep(params.interval)
+    async with PodWatch(ctx, clock) as watch:
+        while True:
+            pods = await watch.list(params.cluster, params.namespace, params.selector)
+            live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+            ready = [p for p in live if pod_ready(p)]
+            current = [p for p in ready if pod_current(p, params.config_hash, params.version)]
+            stale = [p for p in live if not pod_current(p, params.config_hash, params.version)]
+            done = len(ready) >= params.replicas
+            if params.require_updated:
+                done = len(current) >= params.replicas and not stale
+            detail = f"{len(ready)}/{params.replicas} Ready, {len(current)} current"
+            if done:
+                return {"ready": len(ready), "current": len(current)}
+            ctx.heartbeat(f"{params.cluster}: {detail}")
+            clock.tick()
+            if clock.expired:
+                raise RetryableError(
+                    f"zone in {params.cluster} not Ready after {params.timeout:g}s: {detail}"
+                )
+            await watch.wait(params.interval)
 
 
 class ReloadZoneParams(ZoneParams):

@@ -266,12 +266,21 @@ def types() -> dict[str, ComponentType]:
 
 
 @pytest.fixture
-async def harness(tmp_path: Path, types: dict[str, ComponentType]) -> AsyncIterator[Harness]:
+def control_plane() -> ControlPlaneConfig:
+    """The simulated control plane; a test that needs members to take time to restart
+    (to see restarts overlap) parametrizes it with stage delays."""
+    return ControlPlaneConfig.fast()
+
+
+@pytest.fixture
+async def harness(
+    tmp_path: Path, types: dict[str, ComponentType], control_plane: ControlPlaneConfig
+) -> AsyncIterator[Harness]:
     async with SimulatedClusters(list(ZONES), kubeconfig_path=tmp_path / "kubeconfig") as sim:
         control = ControlledClusters(
             sim,
             nodes=4,
-            config=ControlPlaneConfig.fast(),
+            config=control_plane,
             topology={z: ("NA", z) for z in ZONES},
             admin=False,
         )
