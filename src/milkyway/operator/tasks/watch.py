@@ -142,7 +142,10 @@ class PodWatch:
             return
         _open[id(client)] = open_watches(client) + 1
         self._mirrors[key] = {p["metadata"]["name"]: p for p in pods}
-        self._watches[key] = asyncio.create_task(self._follow(key, client, version))
+        task = asyncio.create_task(self._follow(key, client, version))
+        # A callback, not ``finally``: a task cancelled before it ever ran skips its body.
+        task.add_done_callback(lambda _: _release(client))
+        self._watches[key] = task
 
     async def _follow(self, key: _ZoneKey, client: Any, version: str | None) -> None:
         cluster, namespace, selector = key
@@ -177,13 +180,16 @@ class PodWatch:
             log.debug("watch of pods in %s/%s ended: %s; polling", cluster, namespace, exc)
             self._failed.add(key)
         finally:
-            count = open_watches(client) - 1
-            if count > 0:
-                _open[id(client)] = count
-            else:
-                _open.pop(id(client), None)
             # Whoever waits lists again now rather than after a full interval.
             self._changed.set()
+
+
+def _release(client: Any) -> None:
+    count = open_watches(client) - 1
+    if count > 0:
+        _open[id(client)] = count
+    else:
+        _open.pop(id(client), None)
 
 
 def _key(cluster: str, namespace: str, selector: Mapping[str, str]) -> _ZoneKey:
