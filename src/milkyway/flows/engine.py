@@ -304,8 +304,11 @@ class Engine:
             except Exception:
                 log.exception("engine %s: scanning runs failed", self.engine_id)
             self._wakeup.clear()
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that arrives as the event is set, and stop() would then wait forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), self.poll_interval)
+                async with asyncio.timeout(self.poll_interval):
+                    await self._wakeup.wait()
 
     async def scan(self) -> None:
         """Start a driver for every run this engine may advance and is not driving.
@@ -611,7 +614,8 @@ class _Driver:
 
     async def _wait_or_poll(self) -> None:
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.poked.wait(), self.engine.poll_interval)
+            async with asyncio.timeout(self.engine.poll_interval):
+                await self.poked.wait()
         self.poked.clear()
 
     async def _handle_requests(self) -> None:

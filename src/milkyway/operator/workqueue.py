@@ -144,8 +144,11 @@ class WorkQueue:
             timeout = None
             if self._delayed:
                 timeout = max(0.0, self._delayed[0][0] - self._clock())
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that arrives as the event is set, and a stopping worker would keep going.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self._wakeup.wait()
 
     def shut_down(self) -> None:
         """Stop accepting keys; :meth:`get` raises :class:`ShutDown` once drained."""

@@ -171,7 +171,10 @@ class Watcher:
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
         try:
-            await asyncio.wait_for(asyncio.shield(self._waiter), max_wait)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
+            # that arrives as the waiter completes, and a closed watch would keep streaming.
+            async with asyncio.timeout(max_wait):
+                await asyncio.shield(self._waiter)
             return True
         except TimeoutError:
             return False

@@ -192,7 +192,8 @@ class ControlPlane:
             if remaining <= 0:
                 raise TimeoutError(f"control plane of {self.api.name} still busy after {limit}s")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._idle.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._idle.wait()
 
     # -------------------------------------------------------------- the worker
 
