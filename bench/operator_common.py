@@ -133,9 +133,16 @@ class Bench:
 
         await asyncio.gather(*(worker() for _ in range(parallel)))
 
-    async def wait_ready(self, namespace: str, count: int, limit: float) -> float:
-        """Seconds until ``count`` Applications of ``namespace`` are Ready."""
+    async def wait_ready(
+        self, namespace: str, count: int, limit: float, report_every: float | None = None
+    ) -> float:
+        """Seconds until ``count`` Applications of ``namespace`` are Ready; with
+        ``report_every``, how many are Ready (and the processes' CPU and RSS) is printed
+        that often, so a long provisioning shows its pace and who is busy."""
         start = time.monotonic()
+        reported = start
+        operator = self.operator_process()
+        simulator = psutil.Process()
         while True:
             ready = 0
             try:
@@ -146,6 +153,16 @@ class Bench:
                 ready = 0
             if ready >= count:
                 return time.monotonic() - start
+            if report_every is not None and time.monotonic() - reported >= report_every:
+                reported = time.monotonic()
+                print(
+                    f"  {reported - start:5.0f}s: {ready}/{count} Ready; CPU so far: operator "
+                    f"{sum(operator.cpu_times()[:2]):.0f}s, simulator "
+                    f"{sum(simulator.cpu_times()[:2]):.0f}s; RSS: operator "
+                    f"{operator.memory_info().rss / 2**20:.0f} MiB, simulator "
+                    f"{simulator.memory_info().rss / 2**20:.0f} MiB",
+                    flush=True,
+                )
             if time.monotonic() - start > limit:
                 raise TimeoutError(
                     f"{ready}/{count} Applications Ready after {limit:.0f}s; "

@@ -143,6 +143,16 @@ async def run_scale(count: int, samples: int, workdir: Path, log_dir: Path | Non
             f"{percentile(lags, 50) * 1000:.1f} ms  p99 {percentile(lags, 99) * 1000:.1f} ms",
             flush=True,
         )
+        slowest = sorted(samples_taken, reverse=True)[:3]
+        print(
+            f"{'':>5}       slowest: "
+            + ", ".join(
+                f"{name} {latency * 1000:.0f} ms at "
+                f"{time.strftime('%H:%M:%S', time.localtime(wall))}.{int(wall % 1 * 1000):03d}"
+                for latency, name, wall in slowest
+            ),
+            flush=True,
+        )
 
 
 async def main() -> None:

@@ -7,6 +7,7 @@ Applications (30,000 pods) over 10 clusters. The operator runs in its own proces
 everything is Ready its RSS and CPU are sampled for ``--window`` seconds.
 
 Run: .venv/bin/python bench/operator_steady.py [--apps 1000] [--clusters 10] [--window 60]
+     [--log-dir DIR]
 """
 
 from __future__ import annotations
@@ -33,11 +34,15 @@ async def main() -> None:
     parser.add_argument("--clusters", type=int, default=10)
     parser.add_argument("--window", type=float, default=60.0)
     parser.add_argument("--limit", type=float, default=3600.0, help="seconds to reach Ready")
+    parser.add_argument("--log-dir", type=Path, help="keep the operator's log here")
     args = parser.parse_args()
     logging.getLogger("milkyway.sim").setLevel(logging.CRITICAL)
     config = steady_nodes(ControlPlaneConfig.fast())
     with tempfile.TemporaryDirectory(prefix="mw-steady-") as tmp:
-        async with bench_world(Path(tmp), args.clusters, config=config, nodes=4) as bench:
+        keep_log = args.log_dir / f"operator-steady-{args.apps}.log" if args.log_dir else None
+        async with bench_world(
+            Path(tmp), args.clusters, config=config, nodes=4, keep_log=keep_log
+        ) as bench:
             zones = [m.zone for m in bench.members]
             apps = []
             for i in range(args.apps):
@@ -55,7 +60,7 @@ async def main() -> None:
                 )
             start = time.monotonic()
             await bench.create(apps)
-            await bench.wait_ready(NAMESPACE, args.apps, limit=args.limit)
+            await bench.wait_ready(NAMESPACE, args.apps, limit=args.limit, report_every=60.0)
             pods = args.apps * 30
             print(
                 f"{args.apps} Applications ({pods} pods) over {args.clusters} clusters Ready "

@@ -2,21 +2,22 @@
 caches out of its full collections.
 
 The operator's heap is mostly its caches (every owned object of every member cluster,
-every Application), millions of long-lived objects. CPython's full collection traverses
-all of them; it runs once the objects that survived younger collections reach a quarter
-of the old ones, which steady churn (a pod rewritten, a FlowRun written at every step)
-keeps reaching. Each such pause stops the one event loop — the reaction to a change
-included — for as long as the traversal takes, and it grows with the number of
-Applications.
+every Application, every FlowRun), millions of long-lived objects. CPython's full
+collection traverses all of them, and it runs whenever the objects that survived younger
+collections reach a quarter of the old ones, which the churn of a busy operator (pods
+rewritten, FlowRuns written at every step) reaches every second or so. Each pause stops
+the one event loop, the reaction to a change included, and it grows with the number of
+Applications: at 1,000 of them, 100-270 ms every half second while provisioning.
 
-:func:`freeze_survivors` moves every object that survived the young collections into
-the permanent generation (``gc.freeze``), which collections never traverse; done once
-the caches are loaded and then periodically, full collections only look at what was
-allocated since. Reference counting still frees frozen objects the moment they are
-dropped: the caches hold acyclic JSON data, so replacing an object frees its old
-version as before. What freezing costs is cyclic garbage that was alive at a freeze
-and dies later (never collected); the young collection before each freeze keeps that
-to objects that had already lived through two collections.
+With ``freeze_after_full``, whatever survives a full collection is moved to the permanent
+generation (``gc.freeze``), which collections never traverse: the next full collection
+looks only at what was allocated since, so its pause follows the allocation rate, not
+the size of the heap. Freezing right after a full collection freezes no garbage, and
+reference counting still frees a frozen object the moment it is dropped (the caches
+hold acyclic JSON data: replacing an object frees its old version as before). What is
+lost is the collection of reference cycles among objects that were alive at a freeze
+and die later; :func:`sweep` unfreezes and collects everything, at the cost of one pause
+over the whole heap, and is meant to run rarely (minutes apart).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class GcPauses:
     """Time spent in each generation's collections, from ``gc.callbacks``."""
 
     clock: Callable[[], float] = time.perf_counter
+    freeze_after_full: bool = False
     generations: dict[int, GenerationStats] = field(
         default_factory=lambda: {g: GenerationStats() for g in range(3)}
     )
@@ -67,6 +69,8 @@ class GcPauses:
             return
         pause = self.clock() - self._started
         self._started = None
+        if info["generation"] == 2 and self.freeze_after_full:
+            gc.freeze()
         stats = self.generations[info["generation"]]
         stats.collections += 1
         stats.seconds += pause
@@ -87,9 +91,10 @@ class GcPauses:
         )
 
 
-def freeze_survivors() -> int:
-    """Collect the young generations, then freeze everything left; returns how many
-    objects are frozen in all."""
-    gc.collect(1)
+def sweep() -> int:
+    """Unfreeze and collect everything (reference cycles that died frozen included), then
+    freeze the survivors; returns how many objects were collected."""
+    gc.unfreeze()
+    collected = gc.collect()
     gc.freeze()
-    return gc.get_freeze_count()
+    return collected

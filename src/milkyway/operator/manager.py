@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -63,7 +64,7 @@ from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.flows_catalog import build_catalog
-from milkyway.operator.gc_pauses import GcPauses, freeze_survivors
+from milkyway.operator.gc_pauses import GcPauses, sweep
 from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
 from milkyway.operator.reconciler import Caches, Planner, Reconciler, component_types
 from milkyway.operator.registry import ClusterRegistry
@@ -115,9 +116,13 @@ class OperatorSettings:
     resync_jitter: float = 0.1
     """Up to this fraction of ``resync_period`` is added at random to each resync
     deadline, so Applications reconciled together do not come due together."""
-    gc_freeze_interval: float | None = 60.0
-    """Seconds between moves of the long-lived objects (the caches) out of the garbage
-    collector's reach (see :mod:`milkyway.operator.gc_pauses`); ``None``: never."""
+    gc_freeze: bool = True
+    """Keep what survived a full garbage collection (the caches) out of the next ones,
+    whose pauses would otherwise grow with the number of Applications (see
+    :mod:`milkyway.operator.gc_pauses`)."""
+    gc_sweep_interval: float = 900.0
+    """Seconds between full collections of everything, frozen objects included (with
+    ``gc_freeze``): they collect reference cycles that died frozen."""
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
@@ -130,9 +135,10 @@ class OperatorSettings:
                 f"resync_period must be positive, got {self.resync_period}; "
                 "use a long period rather than none"
             )
-        if self.gc_freeze_interval is not None and self.gc_freeze_interval <= 0:
+        if self.gc_sweep_interval <= 0:
             raise ValueError(
-                f"gc_freeze_interval must be positive or None, got {self.gc_freeze_interval}"
+                f"gc_sweep_interval must be positive, got {self.gc_sweep_interval}; "
+                "turn gc_freeze off rather"
             )
         if not 0 <= self.resync_jitter < 1:
             raise ValueError(f"resync_jitter must be in [0, 1), got {self.resync_jitter}")
@@ -399,22 +405,29 @@ class _Session:
             len(self.flows.cache),
             len(self.flow_runs.cache),
         )
+        self.gc_pauses.freeze_after_full = self.settings.gc_freeze
         self.gc_pauses.install()
-        if self.settings.gc_freeze_interval is not None:
-            self._spawn(self._freeze_survivors(self.settings.gc_freeze_interval), "gc-freeze")
+        if self.settings.gc_freeze:
+            self._spawn(self._sweep(self.settings.gc_sweep_interval), "gc-sweep")
         for i in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{i}")
         self._spawn(self.resync.run(self.queue, lambda: list(self.applications.cache)), "resync")
         await asyncio.gather(*self._tasks)
 
-    async def _freeze_survivors(self, interval: float) -> None:
+    async def _sweep(self, interval: float) -> None:
         while True:
-            frozen = freeze_survivors()
-            log.debug("%d objects frozen; collections so far: %s", frozen, self.gc_pauses.summary())
             await asyncio.sleep(interval)
+            collected = sweep()
+            log.info(
+                "full garbage collection: %d objects collected; collections so far: %s",
+                collected,
+                self.gc_pauses.summary(),
+            )
 
     async def close(self) -> None:
         self.gc_pauses.uninstall()
+        if self.settings.gc_freeze:
+            gc.unfreeze()
         log.info("garbage collections while leading: %s", self.gc_pauses.summary())
         # Engines first: their tasks must not see member clients disappear under them
         # (an unknown cluster fails a step), they must just stop and be resumed later.

@@ -4,7 +4,7 @@ import weakref
 
 import pytest
 
-from milkyway.operator.gc_pauses import GcPauses, freeze_survivors
+from milkyway.operator.gc_pauses import GcPauses, sweep
 
 
 class Clock:
@@ -47,20 +47,43 @@ def test_install_measures_real_collections_once_and_uninstall_stops() -> None:
     assert pauses.generations[0].collections == 1
 
 
-def test_survivors_are_frozen_and_garbage_is_not() -> None:
-    class Node:
-        def __init__(self) -> None:
-            self.me = self
+class Node:
+    def __init__(self) -> None:
+        self.me = self
 
+
+def test_with_freeze_after_full_a_full_collection_freezes_its_survivors_only() -> None:
+    pauses = GcPauses(freeze_after_full=True)
     gc.unfreeze()
+    pauses.install()
     try:
         kept = [{"pod": {"name": str(i)}} for i in range(1000)]
         cycle = Node()
         dead = weakref.ref(cycle)
         del cycle
-        frozen = freeze_survivors()
-        assert frozen >= 1000
+        gc.collect(1)
+        assert gc.get_freeze_count() == 0, "a young collection froze something"
+        gc.collect()
+        assert gc.get_freeze_count() >= 1000
         assert not any(o is kept[0] for o in gc.get_objects()), "a survivor is not frozen"
         assert dead() is None, "cyclic garbage was frozen instead of collected"
+    finally:
+        pauses.uninstall()
+        gc.unfreeze()
+
+
+def test_sweep_collects_cycles_that_died_frozen() -> None:
+    gc.unfreeze()
+    try:
+        cycle = Node()
+        dead = weakref.ref(cycle)
+        gc.collect()
+        gc.freeze()
+        del cycle
+        gc.collect()
+        assert dead() is not None, "a frozen cycle is out of reach of collections"
+        assert sweep() >= 1
+        assert dead() is None
+        assert gc.get_freeze_count() > 0, "the survivors of the sweep are frozen again"
     finally:
         gc.unfreeze()
