@@ -80,6 +80,10 @@ class MemberCache:
         self._client = client
         self._on_change = on_change
         self._by_app: dict[AppKey, dict[ObjKey, dict[str, Any]]] = {}
+        self._users: dict[tuple[str, str], dict[AppKey, int]] = {}
+        """("node" or "volume", name) to the Applications with a pod on that node or a
+        claim bound to that volume (and how many): a Node or volume change wakes up
+        its users without a scan of every object in the cluster."""
         self.nodes: dict[str, dict[str, Any]] = {}
         self.volumes: dict[str, dict[str, Any]] = {}
         self._informers = [
@@ -183,12 +187,15 @@ class MemberCache:
         index = self._by_app.setdefault(app, {})
         key = _key(data)
         before = index.get(key)
+        if before is not None:
+            self._unuse(app, before)
         if event == "DELETED":
             index.pop(key, None)
             if not index:
                 del self._by_app[app]
         else:
             index[key] = data
+            self._use(app, data)
         if event == "DELETED" or before is None or relevant(before) != relevant(data):
             self._on_change(self.cluster, app)
 
@@ -201,7 +208,7 @@ class MemberCache:
         else:
             self.nodes[name] = data
         if event == "DELETED" or before is None or _ready(before) != _ready(data):
-            self._notify(lambda o: o["kind"] == "Pod" and o.get("spec", {}).get("nodeName") == name)
+            self._notify(("node", name))
 
     def _volume_changed(self, event: str, obj: Any) -> None:
         data = as_dict(obj)
@@ -217,17 +224,37 @@ class MemberCache:
             or before is None
             or (before.get("status") or {}).get("phase") != phase
         ):
-            self._notify(
-                lambda o: (
-                    o["kind"] == "PersistentVolumeClaim"
-                    and (o.get("spec") or {}).get("volumeName") == name
-                )
-            )
+            self._notify(("volume", name))
 
-    def _notify(self, uses: Callable[[dict[str, Any]], bool]) -> None:
-        for app, objects in list(self._by_app.items()):
-            if any(uses(o) for o in objects.values()):
-                self._on_change(self.cluster, app)
+    def _notify(self, used: tuple[str, str]) -> None:
+        for app in list(self._users.get(used, ())):
+            self._on_change(self.cluster, app)
+
+    def _use(self, app: AppKey, obj: dict[str, Any]) -> None:
+        for used in _uses(obj):
+            users = self._users.setdefault(used, {})
+            users[app] = users.get(app, 0) + 1
+
+    def _unuse(self, app: AppKey, obj: dict[str, Any]) -> None:
+        for used in _uses(obj):
+            users = self._users.get(used, {})
+            count = users.get(app, 0) - 1
+            if count > 0:
+                users[app] = count
+            else:
+                users.pop(app, None)
+                if not users:
+                    self._users.pop(used, None)
+
+
+def _uses(obj: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The Node a pod runs on, the volume a claim is bound to."""
+    spec = obj.get("spec") or {}
+    if obj["kind"] == "Pod" and spec.get("nodeName"):
+        return (("node", spec["nodeName"]),)
+    if obj["kind"] == "PersistentVolumeClaim" and spec.get("volumeName"):
+        return (("volume", spec["volumeName"]),)
+    return ()
 
 
 VOLATILE_FIELDS = frozenset(

@@ -6,6 +6,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from milkyway.kube.member_cache import MemberCache
 
 
@@ -77,3 +80,96 @@ def test_deletion_and_a_deletion_timestamp_wake_it_up() -> None:
     member._owned_changed("DELETED", terminating)
     assert len(calls) == 3
     assert member.objects("milkyway", "stream1") == []
+
+
+def owned(kind: str, name: str, app: str, ref: str | None) -> dict[str, Any]:
+    field = "nodeName" if kind == "Pod" else "volumeName"
+    return {
+        "apiVersion": "v1",
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "namespace": "milkyway",
+            "labels": {"milkyway.ebay.com/application": app},
+        },
+        "spec": {field: ref} if ref else {},
+    }
+
+
+def node(name: str, ready: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {"name": name},
+        "status": {"conditions": [{"type": "Ready", "status": ready}]},
+    }
+
+
+def volume(name: str, phase: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolume",
+        "metadata": {"name": name},
+        "status": {"phase": phase},
+    }
+
+
+def test_a_node_or_volume_change_wakes_only_the_applications_using_it() -> None:
+    member, calls = cache()
+    member._owned_changed("ADDED", owned("Pod", "a-0", "a", "node-1"))
+    member._owned_changed("ADDED", owned("Pod", "b-0", "b", "node-2"))
+    member._owned_changed("ADDED", owned("PersistentVolumeClaim", "data-b-0", "b", "pv-1"))
+    member._node_changed("ADDED", node("node-1", "True"))
+    member._node_changed("ADDED", node("node-2", "True"))
+    member._volume_changed("ADDED", volume("pv-1", "Bound"))
+    calls.clear()
+    member._node_changed("MODIFIED", node("node-1", "False"))
+    member._volume_changed("MODIFIED", volume("pv-1", "Failed"))
+    member._node_changed("MODIFIED", node("node-2", "True"))
+    assert calls == [("na-phx-1", ("milkyway", "a")), ("na-phx-1", ("milkyway", "b"))]
+
+
+def test_a_pod_that_is_gone_or_moved_no_longer_uses_its_node() -> None:
+    member, calls = cache()
+    member._owned_changed("ADDED", owned("Pod", "a-0", "a", "node-1"))
+    member._owned_changed("ADDED", owned("Pod", "a-1", "a", "node-1"))
+    member._owned_changed("DELETED", owned("Pod", "a-0", "a", "node-1"))
+    member._node_changed("ADDED", node("node-1", "True"))
+    assert calls[-1] == ("na-phx-1", ("milkyway", "a")), "a-1 still runs there"
+    member._owned_changed("MODIFIED", owned("Pod", "a-1", "a", "node-3"))
+    calls.clear()
+    member._node_changed("MODIFIED", node("node-1", "False"))
+    assert calls == []
+    assert member._users == {("node", "node-3"): {("milkyway", "a"): 1}}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["ADDED", "MODIFIED", "DELETED"]),
+            st.sampled_from(["Pod", "PersistentVolumeClaim"]),
+            st.integers(0, 3),
+            st.sampled_from(["a", "b", "c"]),
+            st.sampled_from([None, "x", "y"]),
+        ),
+        max_size=40,
+    )
+)
+def test_the_users_index_matches_a_scan_of_the_cache(
+    ops: list[tuple[str, str, int, str, str | None]],
+) -> None:
+    member, _ = cache()
+    for event, kind, index, app, ref in ops:
+        member._owned_changed(event, owned(kind, f"{kind}-{index}", app, ref))
+    for used in [("node", "x"), ("node", "y"), ("volume", "x"), ("volume", "y")]:
+        field, kind = (
+            ("nodeName", "Pod") if used[0] == "node" else ("volumeName", "PersistentVolumeClaim")
+        )
+        scanned = {
+            app
+            for app in member.applications()
+            for o in member.objects(*app)
+            if o["kind"] == kind and o["spec"].get(field) == used[1]
+        }
+        assert set(member._users.get(used, {})) == scanned
