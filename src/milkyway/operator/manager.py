@@ -368,6 +368,7 @@ class _Session:
             self.clients,
             on_member_change=self._member_changed,
             on_cluster_change=self._cluster_changed,
+            on_reachability_change=self._reachability_changed,
             heartbeat_interval=self.settings.heartbeat_interval,
             heartbeat_timeout=self.settings.heartbeat_timeout,
         )
@@ -530,6 +531,12 @@ class _Session:
 
     def _cluster_changed(self, name: str) -> None:
         self._requeue_all()
+
+    def _reachability_changed(self, name: str) -> None:
+        """Only the Applications with a zone there: on a loaded network clusters may
+        flap, and each flap must not cost a reconcile of every Application."""
+        for key in self.reconciler.applications_on(name, list(self.applications.cache)):
+            self.queue.add(key)
 
     def _requeue_all(self) -> None:
         for key in list(self.applications.cache):

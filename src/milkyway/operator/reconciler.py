@@ -319,6 +319,16 @@ class Reconciler:
         self.renders = 0
         """How many times an Application's WISB was computed (not taken from the cache)."""
 
+    def applications_on(self, cluster: str, keys: Iterable[AppKey]) -> list[AppKey]:
+        """Those of ``keys`` with a zone placed on ``cluster`` at their last reconcile, or
+        not reconciled yet (their placement is unknown)."""
+        found = []
+        for key in keys:
+            wisb = self._wisb_cache.get(key)
+            if wisb is None or cluster in wisb.placement.clusters.values():
+                found.append(key)
+        return found
+
     async def reconcile(self, key: AppKey) -> float | None:
         """Close the gap of one Application; returns seconds until the next look."""
         namespace, name = key

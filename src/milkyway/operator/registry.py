@@ -7,7 +7,8 @@ Cluster name), starts a :class:`MemberCache` on the cluster, and heartbeats it w
 ``GET /version``. The result is written to the Cluster's status (reachable, version, last
 heartbeat, a ``Ready`` condition saying why not) and reported to the operator, which
 re-queues the Applications that have a zone there: their flows wait while the cluster is
-unreachable, and resume when it comes back.
+unreachable, and resume when it comes back. A change of a Cluster itself (new, gone, a
+new spec) is reported apart: it may move any Application's zones.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class ClusterRegistry:
         *,
         on_member_change: Callable[[str, AppKey], None],
         on_cluster_change: Callable[[str], None],
+        on_reachability_change: Callable[[str], None] | None = None,
         heartbeat_interval: float = 10.0,
         heartbeat_timeout: float = 5.0,
         client_timeout: float = 30.0,
@@ -79,6 +81,7 @@ class ClusterRegistry:
         self.clients = clients
         self._on_member_change = on_member_change
         self._on_cluster_change = on_cluster_change
+        self._on_reachability_change = on_reachability_change or on_cluster_change
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
         self.client_timeout = client_timeout
@@ -223,7 +226,7 @@ class ClusterRegistry:
                 log.info("cluster %s is reachable (%s)", member.name, member.version)
             else:
                 log.warning("cluster %s is unreachable: %s", member.name, member.message)
-            self._on_cluster_change(member.name)
+            self._on_reachability_change(member.name)
         await self._write_status(member)
 
     async def _write_status(self, member: MemberCluster) -> None:

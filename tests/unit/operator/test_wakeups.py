@@ -9,6 +9,7 @@ from typing import Any
 from lightkube import AsyncClient, KubeConfig
 
 from milkyway.operator.manager import Operator, OperatorSettings, _Session, run_fingerprint
+from milkyway.operator.reconciler import Wisb, ZonePlacement
 
 KUBECONFIG = {
     "apiVersion": "v1",
@@ -94,5 +95,21 @@ async def test_a_finished_flow_wakes_its_application_and_is_recorded() -> None:
         for task in list(s._background):
             await task
         assert [r[1] for r in recorded] == ["FlowSucceeded"]
+    finally:
+        await s.client.close()
+
+
+async def test_a_cluster_flapping_wakes_only_the_applications_placed_on_it() -> None:
+    s = await session()
+    try:
+        for name in ("on-m0", "on-m1", "new"):
+            s.applications.cache[("ns", name)] = {"metadata": {"name": name, "namespace": "ns"}}
+        for name, cluster in (("on-m0", "m0"), ("on-m1", "m1")):
+            placement = ZonePlacement(clusters={"z": cluster})
+            s.reconciler._wisb_cache[("ns", name)] = Wisb((), None, placement, {})  # type: ignore[arg-type]
+        s._reachability_changed("m0")
+        assert sorted(await drain(s)) == [("ns", "new"), ("ns", "on-m0")]
+        s._cluster_changed("m0")
+        assert sorted(await drain(s)) == [("ns", "new"), ("ns", "on-m0"), ("ns", "on-m1")]
     finally:
         await s.client.close()
