@@ -140,7 +140,8 @@ class MemberCache:
         return all(i.synced.is_set() for i in self._informers)
 
     async def wait_synced(self, within: float) -> None:
-        await asyncio.wait_for(asyncio.gather(*(i.synced.wait() for i in self._informers)), within)
+        async with asyncio.timeout(within):
+            await asyncio.gather(*(i.synced.wait() for i in self._informers))
 
     def applications(self) -> list[AppKey]:
         return list(self._by_app)

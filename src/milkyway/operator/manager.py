@@ -267,7 +267,8 @@ class Operator:
         await self.stop()
 
     async def wait_until_leading(self, within: float = 60.0) -> None:
-        await asyncio.wait_for(self.leading.wait(), within)
+        async with asyncio.timeout(within):
+            await self.leading.wait()
 
     async def run_forever(self) -> None:
         """Start and run until cancelled or until the operator fails."""

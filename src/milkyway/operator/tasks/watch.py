@@ -115,7 +115,10 @@ class PodWatch:
         timeout = max(interval, RESYNC) if self.watching else interval
         changed = True
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+            # asyncio.timeout, not wait_for: Python 3.11's wait_for drops a cancellation
+            # that arrives as the event is set, and an abandoned attempt would keep waiting.
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
         except TimeoutError:
             changed = False
         self._changed.clear()
