@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import statistics
 import sys
@@ -145,6 +146,8 @@ def figures(t: Timeline, waves: int) -> Figures:
 async def roll(
     bench: Bench, app: str, component: str, index: int, waves: int, heap_mb: int
 ) -> Figures:
+    gc.collect()
+    gc.freeze()
     await asyncio.sleep(0.5)
     timeline = Timeline(app, component, time.monotonic())
     management = bench.sim[MANAGEMENT].api
