@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import shutil
 import sys
@@ -26,6 +27,7 @@ from lightkube.resources.core_v1 import Namespace
 from milkyway.cli.app_commands import APPLICATION
 from milkyway.cli.demo import MemberCluster, is_ready, register_members
 from milkyway.operator.crd_install import install_crds
+from milkyway.operator.gc_pauses import GcPauses
 from milkyway.sim.clusters import SimulatedClusters
 from milkyway.sim.controllers.attach import ControlledClusters
 from milkyway.sim.controllers.config import ControlPlaneConfig
@@ -103,6 +105,8 @@ class Bench:
     members: list[MemberCluster]
     operator: asyncio.subprocess.Process
     log: Path
+    gc_pauses: GcPauses
+    """This (the simulator's) process's garbage collections."""
 
     @property
     def kubeconfig(self) -> Path:
@@ -160,7 +164,8 @@ class Bench:
                     f"{sum(operator.cpu_times()[:2]):.0f}s, simulator "
                     f"{sum(simulator.cpu_times()[:2]):.0f}s; RSS: operator "
                     f"{operator.memory_info().rss / 2**20:.0f} MiB, simulator "
-                    f"{simulator.memory_info().rss / 2**20:.0f} MiB",
+                    f"{simulator.memory_info().rss / 2**20:.0f} MiB; simulator's longest "
+                    f"garbage collection {self.gc_pauses.generations[2].longest:.1f}s",
                     flush=True,
                 )
             if time.monotonic() - start > limit:
@@ -183,6 +188,12 @@ async def bench_world(
 ) -> AsyncIterator[Bench]:
     """The simulated clusters and the operator; ``keep_log``: where to copy the operator's
     log when done (the work directory is usually temporary)."""
+    # The simulated clusters hold every object of every cluster in this process: at 1,000
+    # Applications its full garbage collections stall every API server for seconds
+    # (heartbeats time out, clusters look unreachable). The operator's own remedy
+    # applies to this process too.
+    pauses = GcPauses(freeze_after_full=True)
+    pauses.install()
     cluster_members = members(member_count)
     node_specs = {m.name: big_nodes(m.name, m.region, m.zone, nodes) for m in cluster_members}
     node_specs[MANAGEMENT] = []
@@ -212,8 +223,10 @@ async def bench_world(
         )
         out.close()
         try:
-            yield Bench(sim, control, client, cluster_members, operator, log)
+            yield Bench(sim, control, client, cluster_members, operator, log, pauses)
         finally:
+            pauses.uninstall()
+            gc.unfreeze()
             with contextlib.suppress(ProcessLookupError):
                 operator.terminate()
                 try:
