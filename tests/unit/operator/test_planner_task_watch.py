@@ -1,5 +1,6 @@
 """PodWatch without a real cluster: polling when a client cannot watch, the cap on open
-watches per client, and a failed watch handing over to polling."""
+watches per client, the mirror read without listing, and a failed watch handing over to
+polling."""
 
 from __future__ import annotations
 
@@ -86,11 +87,12 @@ async def test_open_watches_per_client_are_capped_and_released(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(watch_module, "MAX_WATCHES_PER_CLIENT", 1)
+    monkeypatch.setattr(watch_module, "RESYNC", 0.01)
     client = Watching()
     first, second = PodWatch(_ctx(client)), PodWatch(_ctx(client))
-    await first.list("c1", "ns", SELECTOR)
-    await second.list("c1", "ns", SELECTOR)
-    await asyncio.sleep(0)
+    for waiter in (first, second):
+        await waiter.list("c1", "ns", SELECTOR)
+        await waiter.wait(0.01)
 
     assert first.watching and not second.watching, "the second waiter polls instead"
     assert open_watches(client) == 1 and client.watches == 1
@@ -100,10 +102,14 @@ async def test_open_watches_per_client_are_capped_and_released(
     assert open_watches(client) == 0
 
 
-async def test_a_watched_zone_is_read_from_the_mirror_without_listing() -> None:
+async def test_a_watched_zone_is_read_from_the_mirror_without_listing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(watch_module, "RESYNC", 0.01)
     client = Watching()
     async with PodWatch(_ctx(client)) as watch:
         await watch.list("c1", "ns", SELECTOR)
+        assert await watch.wait(0.01) is False, "the watch is open and reports nothing"
         pods = await watch.pods("c1", "ns", SELECTOR)
         assert [p["metadata"]["name"] for p in pods] == ["zk-0"]
         assert client.lists == 1
@@ -116,6 +122,7 @@ async def test_a_failed_watch_wakes_the_waiter_and_hands_over_to_polling() -> No
         await watch.list("c1", "ns", SELECTOR)
         assert await asyncio.wait_for(watch.wait(3600), 30) is True, "woken to list again"
         await watch.list("c1", "ns", SELECTOR)
+        await watch.wait(0.01)
         assert not watch.watching
         assert client.watches == 1, "a zone whose watch failed is polled from then on"
     assert open_watches(client) == 0

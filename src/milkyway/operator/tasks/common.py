@@ -226,24 +226,36 @@ def keep_immutable(manifest: dict[str, Any], live: Mapping[str, Any] | None) -> 
 
 
 async def apply(
-    ctx: TaskContext, cluster: str, manifests: list[dict[str, Any]], namespace: str | None
+    ctx: TaskContext,
+    cluster: str,
+    manifests: list[dict[str, Any]],
+    namespace: str | None,
+    live_statefulsets: Mapping[str, dict[str, Any] | None] | None = None,
 ) -> list[str]:
-    """Server-side apply ``manifests`` (field manager ``milkyway-operator``, forced)."""
+    """Server-side apply ``manifests`` (field manager ``milkyway-operator``, forced).
+
+    A StatefulSet keeps its live claim templates; ``live_statefulsets`` (by name, ``None``
+    for absent) are ones the caller has just read, so they are not read again."""
     client = ctx.client(cluster)
+    known = live_statefulsets or {}
     applied = []
     for manifest in manifests:
-        if manifest.get("kind") == "StatefulSet":
-            live = await exists(
-                ctx,
-                cluster,
-                StatefulSet,
-                manifest["metadata"]["name"],
-                manifest["metadata"].get("namespace") or namespace,
+        kind = manifest.get("kind")
+        name = (manifest.get("metadata") or {}).get("name", "")
+        if kind == "StatefulSet":
+            live = (
+                known[name]
+                if name in known
+                else await exists(
+                    ctx,
+                    cluster,
+                    StatefulSet,
+                    name,
+                    manifest["metadata"].get("namespace") or namespace,
+                )
             )
             manifest = keep_immutable(manifest, live)
         obj = codecs.from_dict(manifest)
-        kind = manifest.get("kind")
-        name = (manifest.get("metadata") or {}).get("name", "")
 
         async def put(obj: Any = obj, kind: Any = kind, name: str = name) -> None:
             try:

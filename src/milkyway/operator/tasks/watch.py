@@ -63,6 +63,9 @@ class PodWatch:
         self._watches: dict[_ZoneKey, asyncio.Task[None]] = {}
         self._failed: set[_ZoneKey] = set()
         self._mirrors: dict[_ZoneKey, dict[str, dict[str, Any]]] = {}
+        self._listed: dict[_ZoneKey, tuple[Any, str | None, list[dict[str, Any]]]] = {}
+        """Per zone: client, resourceVersion and pods of its last listing, where a watch
+        opened by :meth:`wait` starts (a task that never waits opens none)."""
 
     async def __aenter__(self) -> PodWatch:
         return self
@@ -77,8 +80,10 @@ class PodWatch:
 
     @property
     def watching(self) -> bool:
-        """Every zone listed so far has a watch open."""
-        return bool(self._watches) and all(not t.done() for t in self._watches.values())
+        """Every zone listed so far has a watch open (they open at the first wait)."""
+        return bool(self._listed) and all(
+            key in self._watches and not self._watches[key].done() for key in self._listed
+        )
 
     async def pods(
         self, cluster: str, namespace: str, selector: Mapping[str, str]
@@ -105,13 +110,16 @@ class PodWatch:
             return pods, getattr(listing, "resourceVersion", None)
 
         pods, version = await call(self._ctx, cluster, "list Pod", read, self._clock)
-        self._start(key, client, version, pods)
+        self._listed[key] = (client, version, pods)
         return pods
 
     async def wait(self, interval: float) -> bool:
         """Until a listed zone changes (True); at most ``interval`` while any zone is
         unwatched, at most :data:`RESYNC` (or ``interval`` if longer) while all are
-        watched (False: nothing was reported, list afresh)."""
+        watched (False: nothing was reported, list afresh). Opens the watch of each zone
+        listed but not watched yet, from its last listing."""
+        for key, (client, version, pods) in self._listed.items():
+            self._start(key, client, version, pods)
         timeout = max(interval, RESYNC) if self.watching else interval
         changed = True
         try:

@@ -72,23 +72,34 @@ WORKLOAD_KINDS = frozenset({"StatefulSet", "Deployment", "ReplicaSet", "DaemonSe
 @task("milkyway.apply-zone")
 async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any]:
     """Server-side apply a zone's objects; create missing per-member objects. The
-    namespace is created first when the member cluster does not have it yet; then the
-    objects that configure the workloads (ConfigMaps, Services, budgets) all at once, then
-    the workloads all at once: one round trip per stage, not per object."""
-    if await exists(ctx, params.cluster, Namespace, params.namespace, None) is None:
+    namespace is created first when the member cluster does not have it yet (read together
+    with the live StatefulSets, whose claim templates are kept); then the objects that
+    configure the workloads (ConfigMaps, Services, budgets) all at once, then the workloads
+    all at once: one round trip per stage, not per object."""
+    statefulsets = [
+        (m["metadata"]["name"], m["metadata"].get("namespace") or params.namespace)
+        for m in params.manifests
+        if m.get("kind") == "StatefulSet"
+    ]
+    found_namespace, *found = await asyncio.gather(
+        exists(ctx, params.cluster, Namespace, params.namespace, None),
+        *(exists(ctx, params.cluster, StatefulSet, n, ns) for n, ns in statefulsets),
+    )
+    if found_namespace is None:
         namespace = {
             "apiVersion": "v1",
             "kind": "Namespace",
             "metadata": {"name": params.namespace},
         }
         await apply(ctx, params.cluster, [namespace], None)
+    live = {name: obj for (name, _), obj in zip(statefulsets, found, strict=True)}
     applied: list[str] = []
     for stage in (
         [m for m in params.manifests if m.get("kind") not in WORKLOAD_KINDS],
         [m for m in params.manifests if m.get("kind") in WORKLOAD_KINDS],
     ):
         done = await asyncio.gather(
-            *(apply(ctx, params.cluster, [m], params.namespace) for m in stage)
+            *(apply(ctx, params.cluster, [m], params.namespace, live) for m in stage)
         )
         applied.extend(name for names in done for name in names)
     created = []

@@ -53,10 +53,12 @@ async def test_a_pod_change_ends_the_wait_and_the_mirror_follows(harness: Harnes
     ctx = TaskContext("run", "step", 1, {"phx": client}, logging.getLogger("t"))
     async with PodWatch(ctx) as watch:
         assert await watch.list("phx", "default", SELECTOR) == []
-        assert watch.watching
+        assert not watch.watching, "a task that never waits opens no watch"
 
+        # Created before the watch opens: it starts from the listing, so nothing is missed.
         await harness.clients["phx"].create(_pod("w-0"))
         assert await asyncio.wait_for(watch.wait(AN_HOUR), GENEROUS) is True
+        assert watch.watching
         while "w-0" not in await _names(watch):
             await asyncio.wait_for(watch.wait(AN_HOUR), GENEROUS)
 
