@@ -287,11 +287,16 @@ class Engine:
         self._drivers.clear()
 
     async def wait(self, name: str, within: float = 60.0, interval: float = 0.02) -> FlowRun:
-        """Wait until the run is terminal with no unprocessed requests (polls the store)."""
+        """Wait until the run is over: terminal, no unprocessed requests, and its locks let
+        go (the done label, set after they are released). Polls the store."""
         deadline = time.monotonic() + within
         while True:
             run = await self.store.get(name)
-            if run.status.phase in TERMINAL_RUN_PHASES and not _pending_requests(run):
+            if (
+                run.status.phase in TERMINAL_RUN_PHASES
+                and not _pending_requests(run)
+                and run.metadata.labels.get(DONE_LABEL) == "true"
+            ):
                 return run
             if time.monotonic() > deadline:
                 raise TimeoutError(f"flowrun {name} still {run.status.phase} after {within}s")
