@@ -488,7 +488,7 @@ class _Driver:
             while not self._finished():
                 event = await self._next_event()
                 if event is not None:
-                    await self._transition(event)
+                    await self._transition(event, then=self._queued())
             await self._release()
         except _NothingToDo:
             self._abandon()
@@ -640,7 +640,22 @@ class _Driver:
 
     # --- transitions ------------------------------------------------------------------
 
-    async def _transition(self, event: ev.Event, request: RunRequest | None = None) -> None:
+    def _queued(self) -> list[ev.Event]:
+        """Events that arrived while the last one was being written (tasks finishing
+        together, heartbeats): applied together, they cost one status write."""
+        events = []
+        while not self.queue.empty():
+            events.append(self.queue.get_nowait())
+        return events
+
+    async def _transition(
+        self,
+        event: ev.Event,
+        request: RunRequest | None = None,
+        then: Sequence[ev.Event] = (),
+    ) -> None:
+        """Apply ``event`` (and the events ``then``, in order, until the run is finished)
+        with the pure core, write the status once, then start the commands' effects."""
         try:
             status, commands = self.machine.apply(self.run.status, event)
         except InvalidRequest as exc:
@@ -650,11 +665,18 @@ class _Driver:
             commands = [
                 ev.Notice("RequestRejected", f"{request.op} by {request.actor}: {exc}", True)
             ]
+        applied = 1
+        for later in then:
+            if status.phase in TERMINAL_RUN_PHASES:
+                break
+            status, more = self.machine.apply(status, later)
+            commands.extend(more)
+            applied += 1
         if request is not None:
             status.processed_requests = [*status.processed_requests, request.id]
         status.lease_until = self.engine.clock() + self.engine.lease_seconds
         await self._write(status)
-        self.engine.transitions += 1
+        self.engine.transitions += applied
         for command in commands:
             await self._execute(command)
 
