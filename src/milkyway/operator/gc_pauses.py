@@ -17,7 +17,8 @@ reference counting still frees a frozen object the moment it is dropped (the cac
 hold acyclic JSON data: replacing an object frees its old version as before). What is
 lost is the collection of reference cycles among objects that were alive at a freeze
 and die later; :func:`sweep` unfreezes and collects everything, at the cost of one pause
-over the whole heap, and is meant to run rarely (minutes apart).
+over the whole heap (5.5 s at 1,000 Applications, which had leaked 15,000 objects in 15
+minutes of provisioning), so it is meant to run hours apart.
 """
 
 from __future__ import annotations
