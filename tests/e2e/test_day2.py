@@ -6,14 +6,13 @@ policy at every transition of every rolling operation."""
 
 from __future__ import annotations
 
-import asyncio
-import datetime as dt
 from pathlib import Path
 from typing import Any
 
 from lightkube.resources.core_v1 import PersistentVolumeClaim
 
 from milkyway.cli.app_commands import (
+    _now,
     params_edit,
     request_replace,
     request_restart,
@@ -194,16 +193,11 @@ async def _replaced(world: World, pod: str, old_uid: str) -> bool:
     return any(p["metadata"]["name"] == pod and p["metadata"]["uid"] != old_uid for p in pods)
 
 
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 async def test_requested_restart_rolls_every_member_once_within_the_policy(world: World) -> None:
     await _provisioned(world)
     before = _uids(await _members(world, "zookeeper"))
     zk = track(world, {APP_LABEL: APP, COMPONENT_LABEL: "zookeeper"})
     zk.start()
-    await asyncio.sleep(1.1)
     await request_restart(world.client, APP, NS, "zookeeper", _now())
 
     async def restarted() -> bool:

@@ -52,5 +52,5 @@ async def test_demo_times_out_with_the_reason(tmp_path: Path) -> None:
     out, _ = await asyncio.wait_for(proc.communicate(), 120)
     text = out.decode()
     assert proc.returncode == 1, text[-4000:]
-    assert "not Ready after 1s" in text
-    assert "milkyway/stream1" in text and "streaming/orders" in text
+    assert "not Ready after 1s" in text, text[-4000:]
+    assert "milkyway/stream1" in text and "streaming/orders" in text, text[-4000:]

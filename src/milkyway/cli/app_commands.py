@@ -739,7 +739,11 @@ async def describe_view(client: AsyncClient, name: str, namespace: str) -> Group
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """A request's stamp: the next whole second. Creation times have whole seconds, so a
+    member created just before the request is older than the stamp; the operator acts
+    once the stamp has passed, so what it creates is not (see ``Planner.not_yet``)."""
+    after = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
+    return after.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _read(path: Path) -> str:

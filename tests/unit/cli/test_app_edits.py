@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 
 from milkyway.cli.app_commands import (
     CommandError,
+    _now,
     flow_summary,
     params_edit,
     parse_assignments,
@@ -140,3 +142,10 @@ def test_ready_needs_the_current_generation() -> None:
         "status": {"observedGeneration": 2, "conditions": [ready]},
     }
     assert not is_ready(stale) and is_ready(fresh)
+
+
+def test_a_request_is_stamped_with_the_next_whole_second() -> None:
+    before = dt.datetime.now(dt.UTC)
+    stamp = dt.datetime.fromisoformat(_now().replace("Z", "+00:00"))
+    assert stamp.microsecond == 0
+    assert before < stamp <= before + dt.timedelta(seconds=1)

@@ -320,3 +320,25 @@ def test_requested_restart_comes_after_every_other_change() -> None:
 
     app.metadata.annotations = {"milkyway.ebay.com/restart": "zookeeper1@2025-01-01T00:00:00Z"}
     assert plan(app, resolved, desired, observed, [], now=NOW, clusters={}).start == ()
+
+
+@pytest.mark.parametrize(
+    ("annotation", "value", "operation"),
+    [
+        ("milkyway.ebay.com/replace", "app-zookeeper1-phx-0", "replace-member"),
+        ("milkyway.ebay.com/restart", "zookeeper1", "restart"),
+    ],
+)
+def test_a_request_stamped_ahead_waits_for_its_time(
+    annotation: str, value: str, operation: str
+) -> None:
+    app = _app({"phx": 3})
+    app.metadata.annotations = {annotation: f"{value}@2026-06-01T12:00:02Z"}
+    resolved, desired = _setup(app)
+    observed = {("zookeeper1", "phx"): _live(desired, "zookeeper1", "phx", [Member()] * 3)}
+    early = plan(app, resolved, desired, observed, [], now=NOW, clusters={})
+    assert early.start == ()
+    assert early.requeue_after == 2.0
+    due = NOW.replace(second=2)
+    (request,) = plan(app, resolved, desired, observed, [], now=due, clusters={}).start
+    assert request.operation == operation

@@ -135,6 +135,18 @@ class Planner:
                 return True
         return False
 
+    def not_yet(self, stamp: str) -> bool:
+        """A request stamped in the future waits for its time (and a requeue then).
+
+        Creation times have whole seconds, so the CLI stamps a request with the next
+        whole second: every member created before the request is older than the stamp,
+        and every member the resulting flow creates is not, so none is done twice."""
+        moment = _parse_time(stamp)
+        if moment is None or moment <= self.now:
+            return False
+        self.later((moment - self.now).total_seconds())
+        return True
+
     def later(self, seconds: float) -> None:
         seconds = max(0.0, seconds)
         self.requeue = seconds if self.requeue is None else min(self.requeue, seconds)
@@ -379,7 +391,7 @@ class Planner:
         """A rolling restart asked for in the ``milkyway.ebay.com/restart`` annotation
         (``component@RFC3339``): members created before that time restart once."""
         stamp = self.restart_requests.get(c.name)
-        if stamp is None:
+        if stamp is None or self.not_yet(stamp):
             return
         items = []
         for zone in c.zones:
@@ -453,6 +465,7 @@ class Planner:
                 requested = self.replace_requests.get(member.name)
                 if (
                     requested is not None
+                    and not self.not_yet(requested)
                     and (member.created or "") < requested
                     and all(t[1].name != member.name for t in targets)
                 ):
