@@ -305,6 +305,9 @@ async def start_operator(
         leader_election=False,
         heartbeat_interval=1.0 if fast else 5.0,
         engine_poll_interval=0.2 if fast else 1.0,
+        # The simulated API servers share this process and churn reference cycles that a
+        # frozen heap would keep until the next sweep, hours later.
+        gc_freeze=False,
     )
     operator = Operator(kubeconfig, MANAGEMENT, settings)
     task = asyncio.create_task(operator.run_forever(), name="milkyway-operator")
