@@ -164,6 +164,26 @@ async def list_pods(
     return await list_objects(ctx, cluster, Pod, namespace, selector, clock)
 
 
+async def call_unless_gone(
+    ctx: TaskContext, cluster: str, what: str, action: Callable[[], Awaitable[T]], gone: T
+) -> T:
+    """:func:`call` for an action on one object whose absence is an answer, not a failure:
+    a 404 returns ``gone``; an unreachable cluster waits as in :func:`call`; any other API
+    error fails the attempt naming ``what``."""
+
+    async def attempt() -> T:
+        try:
+            return await action()
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return gone
+            if unreachable(exc):
+                raise
+            raise api_failure(exc, what) from exc
+
+    return await call(ctx, cluster, what, attempt)
+
+
 async def delete(
     ctx: TaskContext,
     cluster: str,
@@ -176,17 +196,10 @@ async def delete(
     client = ctx.client(cluster)
 
     async def remove() -> bool:
-        try:
-            await client.delete(resource, name, namespace=namespace, grace_period=grace_period)
-        except ApiError as exc:
-            if exc.status.code == 404:
-                return False
-            if unreachable(exc):
-                raise
-            raise api_failure(exc, f"delete {resource.__name__}/{name}") from exc
+        await client.delete(resource, name, namespace=namespace, grace_period=grace_period)
         return True
 
-    return await call(ctx, cluster, f"delete {resource.__name__}/{name}", remove)
+    return await call_unless_gone(ctx, cluster, f"delete {resource.__name__}/{name}", remove, False)
 
 
 async def annotate(
@@ -202,17 +215,10 @@ async def annotate(
     patch = {"metadata": {"annotations": dict(annotations)}}
 
     async def write() -> bool:
-        try:
-            await client.patch(Pod, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
-        except ApiError as exc:
-            if exc.status.code == 404:
-                return False
-            if unreachable(exc):
-                raise
-            raise api_failure(exc, f"annotate Pod/{name}") from exc
+        await client.patch(Pod, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
         return True
 
-    return await call(ctx, cluster, f"annotate Pod/{name}", write)
+    return await call_unless_gone(ctx, cluster, f"annotate Pod/{name}", write, False)
 
 
 def keep_immutable(manifest: dict[str, Any], live: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -277,13 +283,6 @@ async def exists(
     client = ctx.client(cluster)
 
     async def read() -> dict[str, Any] | None:
-        try:
-            return to_dict(await client.get(resource, name, namespace=namespace))
-        except ApiError as exc:
-            if exc.status.code == 404:
-                return None
-            if unreachable(exc):
-                raise
-            raise api_failure(exc, f"get {resource.__name__}/{name}") from exc
+        return to_dict(await client.get(resource, name, namespace=namespace))
 
-    return await call(ctx, cluster, f"get {resource.__name__}/{name}", read)
+    return await call_unless_gone(ctx, cluster, f"get {resource.__name__}/{name}", read, None)
