@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +182,9 @@ async def bench_memory(members: int, param: str, label: str) -> float:
     return rate
 
 
-async def bench_kube(members: int) -> None:
+@contextlib.asynccontextmanager
+async def _kube_store() -> AsyncIterator[Any]:
+    """A KubeStore on a simulated cluster (same process) with the Flow CRDs installed."""
     from lightkube import AsyncClient, KubeConfig, codecs
 
     from milkyway.flows.kube_store import KubeStore
@@ -190,18 +194,24 @@ async def bench_kube(members: int) -> None:
     with tempfile.TemporaryDirectory() as folder:
         async with SimulatedClusters(["mgmt"], kubeconfig_path=Path(folder) / "kc") as sim:
             client = AsyncClient(KubeConfig.from_file(sim.kubeconfig_path).get("mgmt"))
-            for crd in all_crds():
-                if crd["spec"]["names"]["kind"] in ("Flow", "FlowRun"):
-                    await client.create(codecs.from_dict(crd))
-            store = KubeStore(client)
-            catalog = Catalog(load_flows(_fan_flow("fan", members, 10, "${{ item }}")))
-            engine = Engine(store, catalog, registry=REGISTRY_BENCH, poll_interval=0.5)
-            async with engine:
-                start = time.perf_counter()
-                name = await engine.submit("fan")
-                run = await engine.wait(name, 600)
-                elapsed = time.perf_counter() - start
-            await client.close()
+            try:
+                for crd in all_crds():
+                    if crd["spec"]["names"]["kind"] in ("Flow", "FlowRun"):
+                        await client.create(codecs.from_dict(crd))
+                yield KubeStore(client)
+            finally:
+                await client.close()
+
+
+async def bench_kube(members: int) -> None:
+    async with _kube_store() as store:
+        catalog = Catalog(load_flows(_fan_flow("fan", members, 10, "${{ item }}")))
+        engine = Engine(store, catalog, registry=REGISTRY_BENCH, poll_interval=0.5)
+        async with engine:
+            start = time.perf_counter()
+            name = await engine.submit("fan")
+            run = await engine.wait(name, 600)
+            elapsed = time.perf_counter() - start
     assert run.status.phase == "Succeeded", run.status.message
     print(
         f"engine + Kubernetes store (simulated API server, same process), {members} tasks: "
@@ -259,43 +269,30 @@ async def _latency(engine: Engine, label: str, submissions: int) -> dict[str, fl
 async def bench_scan(finished: int, active: int, submissions: int) -> None:
     """Submit-to-first-task latency with ``finished`` finished runs and ``active`` live ones
     in the namespace (the operator's engine, poll interval 1 s), before and after."""
-    from lightkube import AsyncClient, KubeConfig, codecs
-
-    from milkyway.flows.kube_store import KubeStore
-    from milkyway.model.crds import all_crds
-    from milkyway.sim.clusters import SimulatedClusters
-
     catalog = Catalog(load_flows(SCAN_FLOWS))
-    with tempfile.TemporaryDirectory() as folder:
-        async with SimulatedClusters(["mgmt"], kubeconfig_path=Path(folder) / "kc") as sim:
-            client = AsyncClient(KubeConfig.from_file(sim.kubeconfig_path).get("mgmt"))
-            for crd in all_crds():
-                if crd["spec"]["names"]["kind"] in ("Flow", "FlowRun"):
-                    await client.create(codecs.from_dict(crd))
-            store = KubeStore(client)
-            start = time.perf_counter()
-            await _finished_runs(store, catalog, finished)
-            print(
-                f"scan and submit latency, Kubernetes store, {finished} finished + {active} "
-                f"active runs (created in {time.perf_counter() - start:.1f} s):"
+    async with _kube_store() as store:
+        start = time.perf_counter()
+        await _finished_runs(store, catalog, finished)
+        print(
+            f"scan and submit latency, Kubernetes store, {finished} finished + {active} "
+            f"active runs (created in {time.perf_counter() - start:.1f} s):"
+        )
+        kw: dict[str, Any] = {"registry": REGISTRY_BENCH, "poll_interval": 1.0}
+        busy = Engine(store, catalog, engine_id="busy", **kw)
+        async with busy:
+            for _ in range(active):
+                await busy.submit("busy")
+            baseline = await _latency(
+                BaselineEngine(store, catalog, engine_id="baseline", **kw),
+                "baseline (list every run, start at next scan)",
+                submissions,
             )
-            kw: dict[str, Any] = {"registry": REGISTRY_BENCH, "poll_interval": 1.0}
-            busy = Engine(store, catalog, engine_id="busy", **kw)
-            async with busy:
-                for _ in range(active):
-                    await busy.submit("busy")
-                baseline = await _latency(
-                    BaselineEngine(store, catalog, engine_id="baseline", **kw),
-                    "baseline (list every run, start at next scan)",
-                    submissions,
-                )
-                current = await _latency(
-                    Engine(store, catalog, engine_id="current", **kw),
-                    "current (active runs only, start at submit)",
-                    submissions,
-                )
-                HOLD.set()
-            await client.close()
+            current = await _latency(
+                Engine(store, catalog, engine_id="current", **kw),
+                "current (active runs only, start at submit)",
+                submissions,
+            )
+            HOLD.set()
     print(
         f"  ratio baseline / current: scan {baseline['scan'] / current['scan']:,.0f}x, "
         f"p99 latency {baseline['p99'] / current['p99']:,.0f}x"
