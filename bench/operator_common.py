@@ -23,8 +23,8 @@ from lightkube import AsyncClient, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace
 
-from milkyway.cli.app_commands import APPLICATION
 from milkyway.cli.demo import MemberCluster, is_ready, register_members
+from milkyway.kube.resources import APPLICATION
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.gc_pauses import GcPauses
 from milkyway.sim.clusters import SimulatedClusters

@@ -25,9 +25,9 @@ from lightkube.types import PatchType
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from milkyway.cli.app_commands import APPLICATION, FLOW_RUN
+from milkyway.kube.labels import APPLICATION as APP_LABEL
+from milkyway.kube.resources import APPLICATION, FLOWRUN
 from milkyway.operator.reconciler import OPERATION_LABEL
-from milkyway.render.labels import APPLICATION as APP_LABEL
 from milkyway.sim.controllers.config import ControlPlaneConfig
 from operator_common import (
     Bench,
@@ -55,7 +55,7 @@ async def measure(
         # provisioning runs (about 200 KB each), and the first samples would wait behind
         # that replay in this process.
         updates = {OPERATION_LABEL: "config-update"}
-        async for event, run in bench.client.watch(FLOW_RUN, namespace=NAMESPACE, labels=updates):
+        async for event, run in bench.client.watch(FLOWRUN, namespace=NAMESPACE, labels=updates):
             if event != "ADDED":
                 continue
             app = (run.metadata.labels or {}).get(APP_LABEL)

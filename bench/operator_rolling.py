@@ -49,10 +49,10 @@ from lightkube.types import PatchType
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from milkyway.cli.app_commands import APPLICATION
 from milkyway.cli.demo import is_ready
-from milkyway.render.labels import APPLICATION as APP_LABEL
-from milkyway.render.labels import COMPONENT as COMPONENT_LABEL
+from milkyway.kube.labels import APPLICATION as APP_LABEL
+from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
+from milkyway.kube.resources import APPLICATION
 from milkyway.sim import monitor
 from milkyway.sim.controllers.config import ControlPlaneConfig, StageDelays
 from operator_common import MANAGEMENT, Bench, application, bench_world, steady_nodes

@@ -21,7 +21,7 @@ from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Pod
 
-from milkyway.cli.app_commands import APPLICATION, FLOW_RUN, apply_documents, edit_application
+from milkyway.cli.app_commands import apply_documents, edit_application
 from milkyway.cli.demo import (
     MemberCluster,
     is_ready,
@@ -29,6 +29,7 @@ from milkyway.cli.demo import (
     prepare_members,
     register_members,
 )
+from milkyway.kube.resources import APPLICATION, FLOWRUN
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.manager import Operator, OperatorSettings
 from milkyway.sim import monitor
@@ -141,7 +142,7 @@ class World:
     async def runs(self, namespace: str, name: str) -> list[dict[str, Any]]:
         items = [
             dict(r.to_dict())
-            async for r in self.client.list(FLOW_RUN, namespace=namespace, labels={APP_LABEL: name})
+            async for r in self.client.list(FLOWRUN, namespace=namespace, labels={APP_LABEL: name})
         ]
         return sorted(items, key=lambda r: r["metadata"].get("creationTimestamp") or "")
 

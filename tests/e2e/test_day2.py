@@ -19,7 +19,7 @@ from milkyway.cli.app_commands import (
     scale_edit,
     upgrade_edit,
 )
-from milkyway.render.labels import CONFIG_HASH
+from milkyway.kube.labels import CONFIG_HASH
 
 from .conftest import APP_LABEL, COMPONENT_LABEL, World, track
 

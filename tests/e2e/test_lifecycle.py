@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from lightkube import ApiError
 
-from milkyway.cli.app_commands import APPLICATION, apply_documents
+from milkyway.cli.app_commands import apply_documents
+from milkyway.kube.resources import APPLICATION
 from milkyway.model.errors import ValidationFailed
 
 from .conftest import World

@@ -36,16 +36,13 @@ from rich.text import Text
 from milkyway.components import ComponentTypeRegistry, builtin_component_types
 from milkyway.components.registry import registry_from_resources
 from milkyway.kube.clients import KubeconfigError, client_from_kubeconfig, load_kubeconfig
+from milkyway.kube.labels import APPLICATION as APP_LABEL
+from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
+from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOWRUN
 from milkyway.model.base import API_VERSION, GROUP, VERSION
 from milkyway.model.errors import FieldError, ValidationFailed
 from milkyway.model.load import application_from_data, load_resolved
 from milkyway.model.resolve import resolve
-from milkyway.render.labels import APPLICATION as APP_LABEL
-from milkyway.render.labels import COMPONENT as COMPONENT_LABEL
-
-APPLICATION = create_namespaced_resource(GROUP, VERSION, "Application", "applications")
-COMPONENT_TYPE = create_global_resource(GROUP, VERSION, "ComponentType", "componenttypes")
-FLOW_RUN = create_namespaced_resource(GROUP, VERSION, "FlowRun", "flowruns")
 
 RESTART_ANNOTATION = "milkyway.ebay.com/restart"
 REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
@@ -686,7 +683,7 @@ async def app_flow_runs(
     try:
         runs = [
             dict(r.to_dict())
-            async for r in client.list(FLOW_RUN, namespace=namespace, labels=selector)
+            async for r in client.list(FLOWRUN, namespace=namespace, labels=selector)
         ]
     except ApiError as exc:
         if exc.status.code == 404:
@@ -741,7 +738,7 @@ async def describe_view(client: AsyncClient, name: str, namespace: str) -> Group
 def _now() -> str:
     """A request's stamp: the next whole second. Creation times have whole seconds, so a
     member created just before the request is older than the stamp; the operator acts
-    once the stamp has passed, so what it creates is not (see ``Planner.not_yet``)."""
+    once the stamp has passed, so what it creates is not (see ``PlanningPass.not_yet``)."""
     after = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=1)
     return after.strftime("%Y-%m-%dT%H:%M:%SZ")
 

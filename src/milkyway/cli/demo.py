@@ -23,7 +23,6 @@ from typing import Annotated, Any
 import typer
 import yaml
 from lightkube import ApiError, AsyncClient, KubeConfig
-from lightkube.generic_resource import create_global_resource
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
 from lightkube.resources.storage_v1 import StorageClass
@@ -33,12 +32,12 @@ from rich.table import Table
 from rich.text import Text
 
 from milkyway.cli.app_commands import (
-    APPLICATION,
     app_flow_runs,
     applications_table,
     apply_documents,
     flow_summary,
 )
+from milkyway.kube.resources import APPLICATION, CLUSTER
 from milkyway.model.base import GROUP, VERSION
 from milkyway.operator.manager import Operator, OperatorSettings
 from milkyway.sim.clusters import SimulatedClusters
@@ -46,7 +45,6 @@ from milkyway.sim.controllers.attach import ControlledClusters
 from milkyway.sim.controllers.config import ControlPlaneConfig
 from milkyway.sim.controllers.volumes import PROVISIONER_LOCAL
 
-CLUSTER = create_global_resource(GROUP, VERSION, "Cluster", "clusters")
 SYSTEM_NAMESPACE = "milkyway-system"
 MANAGEMENT = "mgmt"
 DEFAULT_KUBECONFIG = Path.home() / ".milkyway" / "sim" / "kubeconfig"

@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 import typer
 import yaml
 from lightkube import ApiError
-from lightkube.generic_resource import create_namespaced_resource
 from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
@@ -28,17 +27,16 @@ from rich.tree import Tree
 from milkyway.flows.dsl import Catalog, FlowError, parse_flow
 from milkyway.flows.engine import Engine, add_request, new_run, progress
 from milkyway.flows.kube_store import KubeStore
-from milkyway.flows.plan import plan
+from milkyway.flows.preview import preview_flow
 from milkyway.flows.schedule import Scheduler
 from milkyway.flows.store import StoreError
 from milkyway.flows.tasks import REGISTRY
-from milkyway.model.base import GROUP, VERSION
+from milkyway.kube.resources import FLOW
 from milkyway.model.flow import FlowRun, NodeStatus
 
 app = typer.Typer(name="flow", help="Run and steer flows (lifecycle operations).")
 console = Console()
 T = TypeVar("T")
-FLOW = create_namespaced_resource(GROUP, VERSION, "Flow", "flows")
 PHASE_STYLE = {
     "Succeeded": "green",
     "Failed": "red",
@@ -297,7 +295,7 @@ def dry_run(
 
     catalog = _run(go)
     try:
-        tree = plan(catalog, flow, _params(param), version)
+        tree = preview_flow(catalog, flow, _params(param), version)
     except (FlowError, ValueError) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

@@ -22,17 +22,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from lightkube import ApiError
-from lightkube.generic_resource import create_namespaced_resource
 from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta as KubeMeta
 from lightkube.operators import not_equal
 from lightkube.resources.core_v1 import ConfigMap, Event
 
 from milkyway.flows.store import AlreadyExists, Conflict, NotFound, StoreError
+from milkyway.kube.resources import FLOWRUN
 from milkyway.model.base import GROUP, VERSION
 from milkyway.model.flow import DONE_LABEL, FlowRun
 
-FLOWRUN = create_namespaced_resource(GROUP, VERSION, "FlowRun", "flowruns")
 LOCK_LABEL = "milkyway.ebay.com/flow-lock"
 
 

@@ -31,8 +31,8 @@ from lightkube.resources.core_v1 import (
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 
 from milkyway.kube.informer import Informer
+from milkyway.kube.labels import APPLICATION, COMPONENT, MANAGED_BY, ZONE
 from milkyway.kube.resources import as_dict, plain
-from milkyway.render.labels import APPLICATION, COMPONENT, MANAGED_BY, ZONE
 
 OWNED_KINDS: tuple[Any, ...] = (
     ConfigMap,

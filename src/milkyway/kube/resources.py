@@ -13,13 +13,13 @@ from lightkube.core.dictmixin import DictMixin
 from lightkube.generic_resource import create_global_resource, create_namespaced_resource
 from lightkube.models.meta_v1 import ObjectMeta
 
-from milkyway.flows.kube_store import FLOWRUN
 from milkyway.model.base import GROUP, VERSION
 
 APPLICATION = create_namespaced_resource(GROUP, VERSION, "Application", "applications")
 CLUSTER = create_global_resource(GROUP, VERSION, "Cluster", "clusters")
 COMPONENT_TYPE = create_global_resource(GROUP, VERSION, "ComponentType", "componenttypes")
 FLOW = create_namespaced_resource(GROUP, VERSION, "Flow", "flows")
+FLOWRUN = create_namespaced_resource(GROUP, VERSION, "FlowRun", "flowruns")
 
 __all__ = [
     "APPLICATION",

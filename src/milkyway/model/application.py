@@ -23,7 +23,7 @@ from milkyway.model.base import (
     Quantity,
     VersionString,
 )
-from milkyway.model.crd import AGE_COLUMN, CrdInfo, PrinterColumn
+from milkyway.model.crd_schema import AGE_COLUMN, CrdInfo, PrinterColumn
 
 WorkloadPattern = Literal["statefulset", "deployment", "deploymentset", "pods"]
 """The four deploy patterns: StatefulSet, Deployment, one Deployment per member, or Pods on

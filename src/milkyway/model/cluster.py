@@ -7,7 +7,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 
 from milkyway.model.base import API_VERSION, Condition, DnsLabel, Model, ObjectMeta
-from milkyway.model.crd import AGE_COLUMN, CrdInfo, PrinterColumn
+from milkyway.model.crd_schema import AGE_COLUMN, CrdInfo, PrinterColumn
 
 
 class SecretKeyRef(Model):

@@ -30,7 +30,7 @@ from milkyway.model.base import (
     ParamMap,
     VersionString,
 )
-from milkyway.model.crd import AGE_COLUMN, CrdInfo, PrinterColumn
+from milkyway.model.crd_schema import AGE_COLUMN, CrdInfo, PrinterColumn
 
 PARAM_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel
 
-from milkyway.model.crd import build_crd
+from milkyway.model.crd_schema import build_crd
 
 CRD_MODELS: tuple[str, ...] = (
     "milkyway.model.application:Application",

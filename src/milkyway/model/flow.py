@@ -20,7 +20,7 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import Field, WithJsonSchema, field_validator, model_validator
 
 from milkyway.model.base import API_VERSION, DnsLabel, Model, ObjectMeta
-from milkyway.model.crd import AGE_COLUMN, CrdInfo, PrinterColumn
+from milkyway.model.crd_schema import AGE_COLUMN, CrdInfo, PrinterColumn
 
 IntOrString = Annotated[
     int | str,

@@ -52,6 +52,7 @@ from milkyway.flows.kube_store import KubeStore
 from milkyway.flows.tasks import REGISTRY, TaskRegistry
 from milkyway.kube.clients import client_from_kubeconfig
 from milkyway.kube.informer import Informer
+from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.resources import (
     APPLICATION,
     COMPONENT_TYPE,
@@ -71,7 +72,6 @@ from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.resync import ResyncSchedule
 from milkyway.operator.status_writer import StatusConflict
 from milkyway.operator.workqueue import ShutDown, WorkQueue
-from milkyway.render.labels import APPLICATION as APPLICATION_LABEL
 
 log = logging.getLogger("milkyway.operator")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-from milkyway.render.labels import CONFIG_HASH, MEMBER
+from milkyway.kube.labels import CONFIG_HASH, MEMBER
 
 VERSION_LABEL = "app.kubernetes.io/version"
 _ORDINAL = re.compile(r"-(\d+)$")

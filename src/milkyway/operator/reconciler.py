@@ -34,6 +34,9 @@ from milkyway.components.registry import (
     component_type_from_resource,
 )
 from milkyway.flows.dsl import FlowError
+from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
+from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
+from milkyway.kube.labels import ZONE as ZONE_LABEL
 from milkyway.kube.resources import APPLICATION, as_dict
 from milkyway.model.application import Application, ApplicationStatus
 from milkyway.model.cluster import Cluster
@@ -47,9 +50,6 @@ from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow
 from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition
-from milkyway.render.labels import APPLICATION as APPLICATION_LABEL
-from milkyway.render.labels import COMPONENT as COMPONENT_LABEL
-from milkyway.render.labels import ZONE as ZONE_LABEL
 from milkyway.render.zone import render_zone
 
 log = logging.getLogger(__name__)

@@ -13,16 +13,16 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from milkyway.model.cluster import Cluster
-from milkyway.model.resolve import ResolvedApplication, ResolvedComponent, ResolvedZone
-from milkyway.render.context import member_hostname, members, template_context
-from milkyway.render.labels import (
+from milkyway.kube.labels import (
     CONFIG_HASH,
     MEMBER,
     VERSION_LABEL,
     common_labels,
     selector_labels,
 )
+from milkyway.model.cluster import Cluster
+from milkyway.model.resolve import ResolvedApplication, ResolvedComponent, ResolvedZone
+from milkyway.render.context import member_hostname, members, template_context
 from milkyway.render.naming import base_name, member_name, zone_dns
 from milkyway.render.pod import MEMBERS_FILE, PodInputs, pod_template
 from milkyway.render.templating import render_template

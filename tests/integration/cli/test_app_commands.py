@@ -10,7 +10,7 @@ from lightkube import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event
 
-from milkyway.cli.app_commands import APPLICATION, FLOW_RUN
+from milkyway.kube.resources import APPLICATION, FLOWRUN
 
 from .conftest import Mgmt
 
@@ -108,7 +108,7 @@ async def test_get_and_describe_show_spec_status_flow_and_events(mgmt: Mgmt) -> 
         patch_type=_merge(),
     )
     await mgmt.client.create(
-        FLOW_RUN(
+        FLOWRUN(
             {
                 "metadata": {
                     "name": "stream1-zookeeper1-upgrade-abc12",
@@ -252,7 +252,7 @@ async def test_flows_lists_only_the_applications_runs(mgmt: Mgmt) -> None:
     await _apply_stream1(mgmt)
     for app_name, flow in (("stream1", "provision"), ("other", "decommission")):
         await mgmt.client.create(
-            FLOW_RUN(
+            FLOWRUN(
                 {
                     "metadata": {
                         "name": f"{app_name}-{flow}",

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from pydantic import BaseModel, Field
 
-from milkyway.model.crd import CrdInfo, CrdSchemaError, build_crd, structural_problems
+from milkyway.model.crd_schema import CrdInfo, CrdSchemaError, build_crd, structural_problems
 from milkyway.model.crds import CRD_MODELS, all_crds, crd_files, main
 from milkyway.sim.apiserver.crd_validation import validate_crd
 

@@ -8,8 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from milkyway.kube.labels import CONFIG_HASH
 from milkyway.operator.observe import ZoneObservation, observe_zone
-from milkyway.render.labels import CONFIG_HASH
 
 VERSION = "app.kubernetes.io/version"
 LONG_AGO = "2026-01-01T00:00:00Z"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from milkyway.kube.labels import CONFIG_HASH, MEMBER
 from milkyway.operator.observe import observe_zone
-from milkyway.render.labels import CONFIG_HASH, MEMBER
 
 SEL = {"milkyway.ebay.com/application": "a", "milkyway.ebay.com/component": "zk"}
 

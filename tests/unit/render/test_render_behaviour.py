@@ -8,10 +8,10 @@ from typing import Any
 import yaml
 
 from milkyway.components import registry_from_resources
+from milkyway.kube.labels import CONFIG_HASH, MEMBER
 from milkyway.model import load_resolved
 from milkyway.model.cluster import Cluster
 from milkyway.render import render_application, render_zone
-from milkyway.render.labels import CONFIG_HASH, MEMBER
 
 from .conftest import application, policy_violations, resolved, strict_errors
 

@@ -6,10 +6,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from milkyway.kube.labels import CONFIG_HASH, MEMBER, selector_labels
 from milkyway.model.resolve import ResolvedApplication, ResolvedComponent
 from milkyway.operator.observe import VERSION_LABEL
 from milkyway.operator.planner.contract import MEMBER_KINDS
-from milkyway.render.labels import CONFIG_HASH, MEMBER, selector_labels
 from milkyway.render.naming import base_name
 
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from milkyway.kube.labels import CONFIG_HASH, MEMBER
 from milkyway.operator.observe import VERSION_LABEL, MemberObservation, ZoneObservation
 from milkyway.operator.planner.contract import WORKLOAD_KINDS
 from milkyway.operator.planner.desired import MemberWant, ZoneWant, _key
-from milkyway.render.labels import CONFIG_HASH, MEMBER
 
 
 @dataclass

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from milkyway.kube.labels import selector_labels
 from milkyway.model.application import Application
 from milkyway.model.flow import TERMINAL_RUN_PHASES
 from milkyway.model.resolve import ResolvedApplication, ResolvedComponent
@@ -29,7 +30,6 @@ from milkyway.operator.planner.contract import (
 from milkyway.operator.planner.desired import MemberWant, zone_want
 from milkyway.operator.planner.diff import ZoneDiff, diff_zone
 from milkyway.operator.planner.status import application_status, rfc3339
-from milkyway.render.labels import selector_labels
 
 
 @dataclass
@@ -66,7 +66,7 @@ class ComponentDiff:
         return max_unavailable(self.resolved.type.spec.disruption, self.size)
 
 
-class Planner:
+class PlanningPass:
     """One planning pass over an Application: applies the rules component by component,
     collecting flows to start, reasons to wait and the earliest time to look again."""
 
@@ -650,7 +650,7 @@ def plan(
     ``clusters``: Cluster resources (as dicts) by zone name, for the cluster serving each
     zone; ``deleting``: the Application has a deletionTimestamp.
     """
-    planner = Planner(app, resolved, desired, observed, running, now, clusters, deleting)
+    planner = PlanningPass(app, resolved, desired, observed, running, now, clusters, deleting)
     planner.run()
     deleted = deleting and not planner.leftovers() and not planner.start
     return Plan(
@@ -706,4 +706,4 @@ def _requests(value: str) -> dict[str, str]:
     return requests
 
 
-__all__ = ["ComponentDiff", "Planner", "plan"]
+__all__ = ["ComponentDiff", "PlanningPass", "plan"]

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING, Any
 from milkyway.model.flow import TERMINAL_RUN_PHASES
 
 if TYPE_CHECKING:
-    from milkyway.operator.planner.rules import Planner
+    from milkyway.operator.planner.rules import PlanningPass
 
 
-def application_status(planner: Planner) -> dict[str, Any]:
+def application_status(planner: PlanningPass) -> dict[str, Any]:
     """``phase``, ``conditions`` and per component per zone counts, from what the planner
     found and decided (a condition keeps its ``lastTransitionTime`` while its status holds)."""
     components: dict[str, Any] = {}
@@ -110,7 +110,7 @@ def application_status(planner: Planner) -> dict[str, Any]:
 
 
 def _condition(
-    planner: Planner, kind: str, value: bool, reason: str, message: str
+    planner: PlanningPass, kind: str, value: bool, reason: str, message: str
 ) -> dict[str, Any]:
     status = "True" if value else "False"
     previous = next((c for c in planner.app.status.conditions if c.type == kind), None)

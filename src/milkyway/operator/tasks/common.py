@@ -22,7 +22,7 @@ from lightkube.types import PatchType
 from pydantic import BaseModel, ConfigDict
 
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext
-from milkyway.render.labels import CONFIG_HASH, MEMBER
+from milkyway.kube.labels import CONFIG_HASH, MEMBER
 
 FIELD_MANAGER = "milkyway-operator"
 UNREACHABLE_POLL = 1.0

@@ -263,7 +263,7 @@ class DeleteZoneParams(ZoneParams):
 
 
 _WORKLOADS = (StatefulSet, Deployment, ReplicaSet, Pod)
-_REST = (ConfigMap, Service, PodDisruptionBudget)
+_CONFIG_SERVICES_BUDGETS = (ConfigMap, Service, PodDisruptionBudget)
 
 
 @task("milkyway.delete-zone")
@@ -302,11 +302,11 @@ async def delete_zone(params: DeleteZoneParams, ctx: TaskContext) -> dict[str, A
         for v in await list_objects(ctx, cluster, PersistentVolume, None, selector)
     )
     await _delete_volumes(ctx, cluster, volumes, params.interval, clock)
-    for resource in _REST:
+    for resource in _CONFIG_SERVICES_BUDGETS:
         for obj in await list_objects(ctx, cluster, resource, namespace, selector):
             await delete(ctx, cluster, resource, obj["metadata"]["name"], namespace)
     left = []
-    for resource in (*_WORKLOADS, PersistentVolumeClaim, *_REST):
+    for resource in (*_WORKLOADS, PersistentVolumeClaim, *_CONFIG_SERVICES_BUDGETS):
         left.extend(
             f"{resource.__name__}/{o['metadata']['name']}"
             for o in await list_objects(ctx, cluster, resource, namespace, selector)

@@ -30,6 +30,7 @@ from milkyway.components import builtin_component_types
 from milkyway.flows.engine import Engine
 from milkyway.flows.store import MemoryStore
 from milkyway.kube.clients import client_from_kubeconfig
+from milkyway.kube.labels import selector_labels
 from milkyway.model.application import Application
 from milkyway.model.component_type import ComponentType
 from milkyway.model.load import application_from_data
@@ -37,7 +38,6 @@ from milkyway.model.resolve import ResolvedApplication, resolve
 from milkyway.operator.flows_catalog import build_catalog
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow, plan
-from milkyway.render.labels import selector_labels
 from milkyway.render.zone import render_zone
 from milkyway.sim.clusters import SimulatedClusters
 from milkyway.sim.controllers.attach import ControlledClusters

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from milkyway.kube.labels import CONFIG_HASH
 from milkyway.operator.planner import zone_want
-from milkyway.render.labels import CONFIG_HASH
 from milkyway.render.zone import render_zone
 
 from .conftest import NAMESPACE, Harness, application, component

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
+from milkyway.kube.labels import CONFIG_HASH
 from milkyway.operator.planner import RESTART_ANNOTATION
 from milkyway.operator.tasks.zone import RELOAD_ANNOTATION
-from milkyway.render.labels import CONFIG_HASH
 from milkyway.sim.controllers.config import ControlPlaneConfig, StageDelays
 from milkyway.sim.monitor import subscribe
 

@@ -30,7 +30,7 @@ class PlanNode:
         return out
 
 
-def plan(
+def preview_flow(
     catalog: Catalog, flow: str, params: dict[str, Any], version: str | None = None
 ) -> PlanNode:
     found, spec = catalog.get(flow, version)
