@@ -33,9 +33,11 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from milkyway.cli.unreachable import print_unreachable
 from milkyway.components import ComponentTypeRegistry, builtin_component_types
 from milkyway.components.registry import registry_from_resources
 from milkyway.kube.clients import KubeconfigError, client_from_kubeconfig, load_kubeconfig
+from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.labels import APPLICATION as APP_LABEL
 from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
 from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOWRUN
@@ -113,8 +115,8 @@ def _run(target: Target, work: Callable[[AsyncClient], Awaitable[T]]) -> T:
     except ApiError as exc:
         console.print(f"[red]error:[/red] {exc.status.message or exc}")
         raise typer.Exit(1) from None
-    except OSError as exc:
-        console.print(f"[red]error:[/red] cannot reach the cluster: {exc}")
+    except TRANSPORT_ERRORS as exc:
+        print_unreachable(exc)
         raise typer.Exit(1) from None
 
 

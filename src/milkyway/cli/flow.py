@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from milkyway.cli.unreachable import print_unreachable
 from milkyway.flows.dsl import Catalog, FlowError, parse_flow
 from milkyway.flows.engine import Engine, add_request, new_run, progress
 from milkyway.flows.kube_store import KubeStore
@@ -31,6 +32,7 @@ from milkyway.flows.preview import preview_flow
 from milkyway.flows.schedule import Scheduler
 from milkyway.flows.store import StoreError
 from milkyway.flows.tasks import REGISTRY
+from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.resources import FLOW
 from milkyway.model.flow import FlowRun, NodeStatus
 
@@ -64,6 +66,9 @@ def _run(coro: Callable[[], Awaitable[T]]) -> T:
         return asyncio.run(coro())  # type: ignore[arg-type]
     except (FlowError, StoreError, ValueError) as exc:
         console.print(f"[red]error:[/red] {str(exc).strip(chr(34))}")
+        raise typer.Exit(1) from None
+    except TRANSPORT_ERRORS as exc:
+        print_unreachable(exc)
         raise typer.Exit(1) from None
 
 

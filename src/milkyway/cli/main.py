@@ -14,6 +14,8 @@ from milkyway.cli import demo as demo_cli
 from milkyway.cli import flow as flow_cli
 from milkyway.cli import operator as operator_cli
 from milkyway.cli import sim as sim_cli
+from milkyway.cli.unreachable import print_unreachable
+from milkyway.kube.errors import is_transport_error
 
 app = typer.Typer(
     name="milkyway",
@@ -41,5 +43,16 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def main() -> None:
+    """The ``milkyway`` command: a cluster that does not answer is one line, not a traceback."""
+    try:
+        app()
+    except Exception as exc:
+        if not is_transport_error(exc):
+            raise
+        print_unreachable(exc)
+        raise SystemExit(1) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -13,11 +13,12 @@ import logging
 import signal
 from pathlib import Path
 
-import httpx2
 import typer
 from lightkube import ApiError
 
+from milkyway.cli.unreachable import print_unreachable
 from milkyway.kube.clients import KubeconfigError
+from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.operator.manager import Operator, OperatorSettings, default_identity
 
 app = typer.Typer(name="operator", help="Run the Milkyway operator.", no_args_is_help=True)
@@ -81,11 +82,8 @@ def run(
             err=True,
         )
         raise typer.Exit(1) from None
-    except (OSError, httpx2.HTTPError) as exc:
-        typer.echo(
-            f"error: cannot reach the management cluster: {exc}; check --kubeconfig/--context",
-            err=True,
-        )
+    except TRANSPORT_ERRORS as exc:
+        print_unreachable(exc)
         raise typer.Exit(1) from None
 
 

@@ -34,6 +34,7 @@ from milkyway.flows.dsl import Catalog, FlowError, check_flow, snapshot_hash, va
 from milkyway.flows.expr import ExpressionError, render
 from milkyway.flows.store import Conflict, NotFound, Store
 from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry, UnknownTaskError, invoke
+from milkyway.kube.errors import is_unreachable
 from milkyway.model.base import ObjectMeta
 from milkyway.model.flow import (
     DONE_LABEL,
@@ -303,11 +304,26 @@ class Engine:
             await asyncio.sleep(interval)
 
     async def _supervise(self) -> None:
+        unreachable = False
         while True:
             try:
                 await self.scan()
-            except Exception:
-                log.exception("engine %s: scanning runs failed", self.engine_id)
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    log.exception("engine %s: scanning runs failed", self.engine_id)
+                elif not unreachable:
+                    # Once per outage: the scan repeats every poll interval.
+                    log.warning(
+                        "engine %s: the API server does not answer (%s: %s); retrying",
+                        self.engine_id,
+                        type(exc).__name__,
+                        exc,
+                    )
+                unreachable = is_unreachable(exc)
+            else:
+                if unreachable:
+                    log.info("engine %s: the API server answers again", self.engine_id)
+                unreachable = False
             self._wakeup.clear()
             # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
             # that arrives as the event is set, and stop() would then wait forever.

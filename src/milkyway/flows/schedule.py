@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,7 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 from milkyway.flows.dsl import FlowError
+from milkyway.kube.errors import is_unreachable
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Schedule
+
+log = logging.getLogger(__name__)
 
 SCHEDULER_ACTOR = "system:scheduler"
 SCHEDULE_LABEL = "milkyway.ebay.com/schedule"
@@ -125,7 +129,19 @@ class Scheduler:
         return submitted
 
     async def run(self, interval: float = 1.0) -> None:
+        """Tick until cancelled; an API server that stops answering pauses the schedules
+        (a missed fire time gives one run once it answers again, see :meth:`tick`)."""
+        unreachable = False
         while True:
-            with contextlib.suppress(FlowError):
-                await self.tick()
+            try:
+                with contextlib.suppress(FlowError):
+                    await self.tick()
+            except Exception as exc:
+                if not is_unreachable(exc):
+                    raise
+                if not unreachable:
+                    log.warning("scheduler: the API server does not answer (%s); retrying", exc)
+                unreachable = True
+            else:
+                unreachable = False
             await asyncio.sleep(interval)

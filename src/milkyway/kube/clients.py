@@ -18,6 +18,9 @@ import yaml
 from lightkube import AsyncClient, KubeConfig
 
 FIELD_MANAGER = "milkyway"
+_CONTEXT_OF_SERVER: dict[str, str] = {}
+"""Server URL to the context a client of this process was built for: only to name the
+context in a message when that server does not answer (see :func:`context_of_server`)."""
 
 
 class KubeconfigError(ValueError):
@@ -55,6 +58,7 @@ def client_from_kubeconfig(
     single = config.get(context_name=context)
     if single is None:
         raise KubeconfigError("the kubeconfig has no current-context; pass --context NAME")
+    _CONTEXT_OF_SERVER[single.cluster.server.rstrip("/")] = single.context_name
     return AsyncClient(
         config=single,
         namespace=namespace,
@@ -62,6 +66,11 @@ def client_from_kubeconfig(
         timeout=httpx2.Timeout(timeout),
         trust_env=False,
     )
+
+
+def context_of_server(server: str) -> str | None:
+    """The kubeconfig context a client of this process was built for, by server URL."""
+    return _CONTEXT_OF_SERVER.get(server.rstrip("/"))
 
 
 def kubeconfig_from_secret_data(data: Mapping[str, str], key: str = "kubeconfig") -> dict[str, Any]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import httpx2
 from lightkube import AsyncClient
+
+from milkyway.kube.errors import TRANSPORT_ERRORS
 
 
 class Unreachable(Exception):
@@ -22,7 +23,7 @@ async def server_version(client: AsyncClient, within: float = 5.0) -> str:
     http: Any = client._client._client  # lightkube's httpx client (see the module docstring)
     try:
         response = await http.get("/version", timeout=within)
-    except (httpx2.HTTPError, OSError) as exc:
+    except TRANSPORT_ERRORS as exc:
         raise Unreachable(f"{type(exc).__name__}: {exc}".rstrip(": ")) from None
     if response.status_code != 200:
         raise Unreachable(f"GET /version answered {response.status_code}")

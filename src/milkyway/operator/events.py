@@ -17,6 +17,8 @@ from lightkube.models.core_v1 import EventSource, ObjectReference
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event
 
+from milkyway.kube.errors import TRANSPORT_ERRORS
+
 log = logging.getLogger(__name__)
 
 COMPONENT = "milkyway-operator"
@@ -60,5 +62,5 @@ class EventRecorder:
         )
         try:
             await self._client.create(event, namespace=namespace)
-        except (ApiError, OSError) as exc:
+        except (ApiError, *TRANSPORT_ERRORS) as exc:
             log.warning("recording event %s on %s failed: %s", reason, metadata.get("name"), exc)

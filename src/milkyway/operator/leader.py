@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import monotonic
 
-import httpx2
 from lightkube import ApiError, AsyncClient
 from lightkube.models.coordination_v1 import LeaseSpec
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
+
+from milkyway.kube.errors import TRANSPORT_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +101,7 @@ class LeaderElector:
     async def _attempt(self) -> bool:
         try:
             return await self.try_acquire_or_renew()
-        except (ApiError, OSError, httpx2.HTTPError) as exc:
+        except (ApiError, *TRANSPORT_ERRORS) as exc:
             log.warning("acquiring lease %s failed: %s", self._config.name, exc)
             return False
 

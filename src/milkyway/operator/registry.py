@@ -28,6 +28,7 @@ from milkyway.kube.clients import (
     client_from_kubeconfig,
     kubeconfig_from_secret_data,
 )
+from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.informer import Informer
 from milkyway.kube.member_cache import AppKey, MemberCache
 from milkyway.kube.resources import CLUSTER, as_dict, plain
@@ -245,5 +246,5 @@ class ClusterRegistry:
             fresh = await self._client.get(CLUSTER, member.name)
             with contextlib.suppress(StatusConflict):
                 await self._status.write(as_dict(fresh), status)
-        except (ApiError, OSError) as exc:
+        except (ApiError, *TRANSPORT_ERRORS) as exc:
             log.warning("writing status of cluster %s failed: %s", member.name, exc)

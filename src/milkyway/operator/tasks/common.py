@@ -13,7 +13,6 @@ import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
-import httpx
 from lightkube import codecs
 from lightkube.core.exceptions import ApiError
 from lightkube.resources.apps_v1 import StatefulSet
@@ -22,6 +21,7 @@ from lightkube.types import PatchType
 from pydantic import BaseModel, ConfigDict
 
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext
+from milkyway.kube.errors import is_unreachable
 from milkyway.kube.labels import CONFIG_HASH, MEMBER
 
 FIELD_MANAGER = "milkyway-operator"
@@ -30,7 +30,6 @@ POLL_INTERVAL = 0.25
 """Seconds between two reads of a waiting task: a small fraction of a pod restart, so a
 rolling operation stays close to the bound its disruption policy sets."""
 VERSION_LABEL = "app.kubernetes.io/version"
-UNREACHABLE_CODES = frozenset({502, 503, 504})
 DISRUPTING_ANNOTATION = "milkyway.ebay.com/disrupting-until"
 """On a member's pod: a disruption gate let it go down; the value is the claim's expiry
 (seconds since the epoch). Other gates count the member as down while the claim holds."""
@@ -43,12 +42,6 @@ T = TypeVar("T")
 
 class Params(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True)
-
-
-def unreachable(exc: BaseException) -> bool:
-    if isinstance(exc, httpx.TransportError | OSError):
-        return True
-    return isinstance(exc, ApiError) and (exc.status.code or 0) in UNREACHABLE_CODES
 
 
 def api_failure(exc: ApiError, what: str) -> Exception:
@@ -95,7 +88,7 @@ async def call(
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            if not unreachable(exc):
+            if not is_unreachable(exc):
                 raise
             client_error = exc
         ctx.heartbeat(f"cluster {cluster} unreachable ({what}: {client_error}); waiting")
@@ -177,7 +170,7 @@ async def call_unless_gone(
         except ApiError as exc:
             if exc.status.code == 404:
                 return gone
-            if unreachable(exc):
+            if is_unreachable(exc):
                 raise
             raise api_failure(exc, what) from exc
 
@@ -267,7 +260,7 @@ async def apply(
             try:
                 await client.apply(obj, field_manager=FIELD_MANAGER, force=True)
             except ApiError as exc:
-                if unreachable(exc):
+                if is_unreachable(exc):
                     raise
                 raise api_failure(exc, f"apply {kind}/{name}") from exc
 
