@@ -8,8 +8,6 @@ drives the run from this process, for clusters without an operator.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 import os
 import time
@@ -24,6 +22,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.tree import Tree
 
+from milkyway.cli.task_modules import import_task_modules
 from milkyway.cli.unreachable import print_unreachable
 from milkyway.flows.dsl import Catalog, FlowError, parse_flow
 from milkyway.flows.engine import Engine, add_request, new_run, progress
@@ -106,22 +105,6 @@ async def _catalog(paths: list[str], client: Any | None, namespace: str) -> Cata
     return catalog
 
 
-def _import_tasks(modules: list[str]) -> None:
-    """Import modules (dotted names or ``.py`` paths) whose ``@task`` functions register."""
-    for module in modules:
-        if module.endswith(".py"):
-            path = Path(module)
-            if not path.is_file():
-                raise typer.BadParameter(f"--tasks {module!r}: no such file")
-            spec = importlib.util.spec_from_file_location(f"milkyway_tasks_{path.stem}", path)
-            if spec is None or spec.loader is None:
-                raise typer.BadParameter(f"--tasks {module!r}: not a Python module")
-            loaded = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(loaded)
-        else:
-            importlib.import_module(module)
-
-
 @app.command("run")
 def run_flow(
     flow: str = typer.Argument(..., help="flow name"),
@@ -138,7 +121,7 @@ def run_flow(
     actor: str = ActorOpt,
 ) -> None:
     """Start a run of FLOW."""
-    _import_tasks(tasks)
+    import_task_modules(tasks)
 
     async def go() -> None:
         client = _client(kubeconfig, context, namespace)
@@ -320,7 +303,7 @@ def run_engine(
     """Run the flow engine and scheduler against a cluster until interrupted."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("milkyway").setLevel(logging.INFO)
-    _import_tasks(tasks)
+    import_task_modules(tasks)
 
     async def go() -> None:
         client = _client(kubeconfig, context, namespace)

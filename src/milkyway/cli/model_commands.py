@@ -222,3 +222,18 @@ def _clusters(path: Path | None) -> dict[str, Cluster]:
                 ) from None
             result[item.metadata.name] = item
     return result
+
+
+@app.command("component-type")
+def component_type(
+    name: Annotated[str, typer.Argument(help="A built-in type: zookeeper, kafka, etcd, …")],
+) -> None:
+    """Print a built-in ComponentType as a resource (templates inline), to apply and edit."""
+    types = builtin_component_types()
+    if name not in types:
+        known = ", ".join(types)
+        raise typer.BadParameter(f"no built-in type {name!r}; built-in types: {known}")
+    resource = types[name].model_dump(mode="json", by_alias=True, exclude_none=True)
+    resource["metadata"] = {"name": name}
+    resource.pop("status", None)
+    typer.echo(yaml.safe_dump(resource, sort_keys=False), nl=False)

@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 from lightkube import ApiError
 
+from milkyway.cli.task_modules import import_task_modules
 from milkyway.cli.unreachable import print_unreachable
 from milkyway.kube.clients import KubeconfigError
 from milkyway.kube.errors import TRANSPORT_ERRORS
@@ -44,6 +45,9 @@ def run(
         True, "--install-crds/--no-install-crds", help="install or upgrade the CRDs on start"
     ),
     flows: list[Path] = typer.Option([], "--flows", "-f", help="extra Flow files or folders"),
+    tasks: list[str] = typer.Option(
+        [], "--tasks", help="module (dotted name or .py file) registering extra tasks; repeatable"
+    ),
     heartbeat: float = typer.Option(
         10.0, "--heartbeat", min=0.1, help="seconds between member cluster heartbeats"
     ),
@@ -56,6 +60,7 @@ def run(
     )
     for noisy in ("httpx", "httpx2", "httpcore"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    import_task_modules(tasks)
     try:
         settings = OperatorSettings(
             namespace=namespace,

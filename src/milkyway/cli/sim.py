@@ -76,7 +76,8 @@ async def _serve(
             "\nPress Ctrl-C to stop."
         )
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), exit_after)
+            async with asyncio.timeout(exit_after):
+                await stop.wait()
     typer.echo("stopped")
 
 

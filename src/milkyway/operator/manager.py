@@ -21,7 +21,8 @@ FlowRun once the old engine's run lease has expired (``flow_lease_seconds``).
 
 Usage in-process (the demo and the end-to-end tests)::
 
-    async with Operator(kubeconfig, "mgmt", namespace="milkyway-system") as operator:
+    settings = OperatorSettings(namespace="milkyway-system")
+    async with Operator(kubeconfig, "mgmt", settings) as operator:
         await operator.wait_until_leading()
         ...
 """
@@ -31,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import importlib
 import logging
 import os
 import socket
@@ -71,6 +71,8 @@ from milkyway.operator.reconciler import Caches, Planner, Reconciler, component_
 from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.resync import ResyncSchedule
 from milkyway.operator.status_writer import StatusConflict
+from milkyway.operator.tasks import member as _member_tasks  # noqa: F401  (registers)
+from milkyway.operator.tasks import zone as _zone_tasks  # noqa: F401  (registers)
 from milkyway.operator.workqueue import ShutDown, WorkQueue
 
 log = logging.getLogger("milkyway.operator")
@@ -153,9 +155,8 @@ def _default_planner() -> Planner:
 
 
 def _default_tasks() -> TaskRegistry:
-    """The global task registry with Milkyway's lifecycle tasks registered in it."""
-    with contextlib.suppress(ModuleNotFoundError):
-        importlib.import_module("milkyway.operator.tasks")
+    """The global task registry, where importing :mod:`milkyway.operator.tasks` (above)
+    registered Milkyway's lifecycle tasks."""
     return REGISTRY
 
 
