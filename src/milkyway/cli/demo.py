@@ -37,6 +37,7 @@ from milkyway.cli.app_commands import (
     apply_documents,
     flow_summary,
 )
+from milkyway.cli.demo_lock import DemoRunning, claim_directory
 from milkyway.kube.resources import APPLICATION, CLUSTER
 from milkyway.model.base import GROUP, VERSION
 from milkyway.operator.manager import Operator, OperatorSettings
@@ -299,8 +300,9 @@ async def start_operator(
     loop.set_exception_handler(
         lambda _, context: logger.warning("background task: %s", context.get("exception"))
     )
+    # Leader election as in any deployment: an operator started beside the demo (against
+    # its clusters) stands by instead of driving the same Applications.
     settings = OperatorSettings(
-        leader_election=False,
         heartbeat_interval=1.0 if fast else 5.0,
         engine_poll_interval=0.2 if fast else 1.0,
         # The simulated API servers share this process and churn reference cycles that a
@@ -425,8 +427,9 @@ def demo(
     )
     console = Console()
     try:
-        code = asyncio.run(run_demo(options, console))
-    except DemoError as exc:
+        with claim_directory(options.kubeconfig.expanduser().resolve().parent):
+            code = asyncio.run(run_demo(options, console))
+    except (DemoError, DemoRunning) as exc:
         console.print(f"[red]error:[/red] {exc}")
         code = 1
     except KeyboardInterrupt:
