@@ -136,9 +136,16 @@ def run_flow(
             target=target,
             requested_by=_actor(actor),
             name=name,
+            namespace=namespace,
         )
         created = await store.create(run)
         console.print(f"flowrun/{created.metadata.name} created")
+        if not local and not await _claimed_within(store, created.metadata.name, CLAIM_WAIT):
+            console.print(
+                f"[yellow]warning:[/yellow] no flow engine claimed it within {CLAIM_WAIT:.0f}s; "
+                f"it stays Pending until one does (is `milkyway operator run` running against "
+                f"this cluster? or run `milkyway flow engine -n {namespace}`, or use --local)"
+            )
         if local:
             clients = _member_clients(kubeconfig, namespace)
             async with Engine(store, catalog, clients=clients, poll_interval=0.5) as engine:
@@ -149,6 +156,20 @@ def run_flow(
         await client.close()
 
     _run(go)
+
+
+CLAIM_WAIT = 10.0
+"""Seconds ``flow run`` waits for an engine to claim the new run before warning."""
+
+
+async def _claimed_within(store: KubeStore, name: str, within: float) -> bool:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while loop.time() < deadline:
+        if (await store.get(name)).status.owner:
+            return True
+        await asyncio.sleep(0.5)
+    return False
 
 
 @app.command("list")

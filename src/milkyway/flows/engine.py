@@ -78,6 +78,13 @@ def progress(status: FlowRunStatus) -> str:
     return f"{done}/{total}"
 
 
+UNCLAIMED = (
+    "waiting for a flow engine to claim this run: the operator drives FlowRuns in every "
+    "namespace; without an operator, run `milkyway flow engine -n {namespace}`"
+)
+"""The message of a run no engine has claimed yet; the first engine to claim it clears it."""
+
+
 def new_run(
     catalog: Catalog,
     registry: TaskRegistry | None,
@@ -109,6 +116,8 @@ def new_run(
         locks=list(locks),
     )
     run_name = name or f"{flow}-{uuid.uuid4().hex[:8]}"
+    status = initial_status(catalog, registry, spec, run_name)
+    status.message = UNCLAIMED.format(namespace=namespace or "NAMESPACE")
     return FlowRun(
         metadata=ObjectMeta(
             name=run_name,
@@ -116,7 +125,7 @@ def new_run(
             labels={"milkyway.ebay.com/flow": flow, **(labels or {})},
         ),
         spec=spec,
-        status=initial_status(catalog, registry, spec, run_name),
+        status=status,
     )
 
 
@@ -558,6 +567,8 @@ class _Driver:
             owner=self.engine.engine_id,
             lease_until=self.engine.clock() + self.engine.lease_seconds,
         )
+        if status.message.startswith(UNCLAIMED[:40]):
+            status.message = ""
         if self._wants_progress():
             status.progress = progress(status)
         return clone(run, status=status)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -73,18 +74,24 @@ def decide_overlap(policy: str, active: list[str]) -> OverlapDecision:
 class Scheduler:
     """Submits runs of every scheduled flow of an engine's catalog when they are due."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Any, flows: Callable[[], Collection[str]] | None = None) -> None:
+        """``flows``: the names of the flows this scheduler fires (default: every flow of
+        the catalog); the operator gives each namespace's scheduler that namespace's
+        ``Flow`` resources, so a schedule fires once, next to its Flow."""
         self.engine = engine
+        self.flows = flows
         self.next: dict[str, float] = {}
         self.log: list[tuple[str, float, str]] = []
-        for name in engine.catalog.names():
-            _, spec = engine.catalog.get(name)
-            if spec.schedule is not None:
-                check_schedule(name, spec.schedule)
+        for name, schedule in self.schedules().items():
+            check_schedule(name, schedule)
 
     def schedules(self) -> dict[str, Schedule]:
+        names = self.engine.catalog.names()
+        if self.flows is not None:
+            mine = self.flows()
+            names = [name for name in names if name in mine]
         found = {}
-        for name in self.engine.catalog.names():
+        for name in names:
             _, spec = self.engine.catalog.get(name)
             if spec.schedule is not None:
                 found[name] = spec.schedule

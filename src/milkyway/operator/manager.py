@@ -49,6 +49,7 @@ from lightkube.resources.core_v1 import Namespace
 from milkyway.flows.dsl import Catalog
 from milkyway.flows.engine import Engine
 from milkyway.flows.kube_store import KubeStore
+from milkyway.flows.schedule import Scheduler
 from milkyway.flows.tasks import REGISTRY, TaskRegistry
 from milkyway.kube.clients import client_from_kubeconfig
 from milkyway.kube.informer import Informer
@@ -359,12 +360,10 @@ class _Session:
             self.client, COMPONENT_TYPE, on_change=self._types_changed, transform=plain
         )
         self.flows = Informer(self.client, FLOW, on_change=self._flows_changed, transform=plain)
+        # Every FlowRun, not only the operator's own: a run created by hand (``milkyway
+        # flow run``) or by a schedule in any namespace gets that namespace's engine.
         self.flow_runs = Informer(
-            self.client,
-            FlowRunSummary,
-            on_change=self._run_changed,
-            labels={APPLICATION_LABEL: None},
-            transform=plain,
+            self.client, FlowRunSummary, on_change=self._run_changed, transform=plain
         )
         self.catalog: Catalog = self._build_catalog()
         self.registry = ClusterRegistry(
@@ -399,9 +398,11 @@ class _Session:
         self._spawn(self.registry.run(), "cluster-registry")
         await asyncio.gather(*(i.synced.wait() for i in informers))
         self.catalog = self._build_catalog()
-        for namespace in {ns for ns, _ in self.applications.cache} | {
-            ns for ns, _ in self.flow_runs.cache
-        }:
+        for namespace in (
+            {ns for ns, _ in self.applications.cache}
+            | {ns for ns, _ in self.flow_runs.cache}
+            | {ns for ns, _ in self.flows.cache}
+        ):
             self.engine_for(namespace)
         log.info(
             "caches synced: %d applications, %d component types, %d flows, %d flow runs",
@@ -480,8 +481,24 @@ class _Session:
             )
             engine.start()
             self.engines[namespace] = engine
-            log.info("flow engine started for namespace %s", namespace)
+            self._spawn(self._schedule(engine, namespace), f"scheduler-{namespace}")
+            log.info("flow engine and scheduler started for namespace %s", namespace)
         return engine
+
+    def _flow_names_in(self, namespace: str) -> set[str]:
+        return {name for ns, name in self.flows.cache if ns == namespace}
+
+    async def _schedule(self, engine: Engine, namespace: str) -> None:
+        """Fire the schedules of ``namespace``'s Flow resources on its engine, for as long
+        as this session leads; an invalid schedule is logged, the others keep firing."""
+        while True:
+            try:
+                await Scheduler(engine, lambda: self._flow_names_in(namespace)).run()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("scheduler of namespace %s failed, restarting: %s", namespace, exc)
+                await asyncio.sleep(self.settings.engine_poll_interval * 5)
 
     def _build_catalog(self) -> Catalog:
         """The flow catalog from the current ComponentTypes and Flow resources, handed to
@@ -532,6 +549,9 @@ class _Session:
 
     def _flows_changed(self, event: str, obj: Any) -> None:
         self.catalog = self._build_catalog()
+        namespace = as_dict(obj)["metadata"].get("namespace")
+        if namespace and event != "DELETED" and self.flows.synced.is_set():
+            self.engine_for(namespace)  # its schedules fire there
 
     def _cluster_changed(self, name: str) -> None:
         self._requeue_all()
@@ -551,6 +571,8 @@ class _Session:
         metadata = data["metadata"]
         namespace = metadata.get("namespace") or ""
         run = metadata["name"]
+        if event != "DELETED" and namespace and self.flow_runs.synced.is_set():
+            self.engine_for(namespace)
         app = (metadata.get("labels") or {}).get(APPLICATION_LABEL)
         if not app:
             return
