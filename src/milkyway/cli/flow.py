@@ -78,8 +78,13 @@ def _client(kubeconfig: str | None, context: str | None, namespace: str) -> Any:
     return client_from_kubeconfig(path.split(os.pathsep)[0], context, namespace=namespace)
 
 
-def _actor(actor: str | None) -> str:
-    return actor or os.environ.get("USER") or "unknown"
+def _actor(actor: str | None, kubeconfig: str | None = None, context: str | None = None) -> str:
+    """Who asks: ``--as``, else ``$USER``, else the kubeconfig user of the context (a
+    container or CI job often has no ``$USER``), else ``unknown``."""
+    from milkyway.kube.clients import kubeconfig_user
+
+    path = (kubeconfig or str(Path("~/.kube/config").expanduser())).split(os.pathsep)[0]
+    return actor or os.environ.get("USER") or kubeconfig_user(path, context) or "unknown"
 
 
 def _params(pairs: list[str]) -> dict[str, Any]:
@@ -134,7 +139,7 @@ def run_flow(
             _params(param),
             version=version,
             target=target,
-            requested_by=_actor(actor),
+            requested_by=_actor(actor, kubeconfig, context),
             name=name,
             namespace=namespace,
         )
@@ -228,7 +233,13 @@ def _request(op: str) -> Callable[..., None]:
     ) -> None:
         async def go() -> None:
             client = _client(kubeconfig, context, namespace)
-            await add_request(KubeStore(client, namespace), name, op, _actor(actor), reason=reason)
+            await add_request(
+                KubeStore(client, namespace),
+                name,
+                op,
+                _actor(actor, kubeconfig, context),
+                reason=reason,
+            )
             await client.close()
 
         _run(go)
@@ -267,7 +278,13 @@ def _decide(approved: bool) -> Callable[..., None]:
                     f"{', '.join(gates) or 'none'}"
                 )
             await add_request(
-                store, name, op, _actor(actor), groups=groups, step=step, reason=reason
+                store,
+                name,
+                op,
+                _actor(actor, kubeconfig, context),
+                groups=groups,
+                step=step,
+                reason=reason,
             )
             await client.close()
 

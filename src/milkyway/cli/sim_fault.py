@@ -8,6 +8,7 @@ machine that can read the kubeconfig's directory.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,25 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
+
+def _first_path(value: Path | None) -> Path:
+    """``--kubeconfig``, else ``$MILKYWAY_SIM_KUBECONFIG``, else the first file of
+    ``$KUBECONFIG`` (the docs have users export it), else the simulator's default."""
+    if value is not None:
+        return value
+    for variable in ("MILKYWAY_SIM_KUBECONFIG", "KUBECONFIG"):
+        first = os.environ.get(variable, "").split(os.pathsep)[0]
+        if first:
+            return Path(first).expanduser()
+    return DEFAULT_KUBECONFIG
+
+
 _kubeconfig_option = typer.Option(
-    DEFAULT_KUBECONFIG,
+    None,
     "--kubeconfig",
-    envvar="MILKYWAY_SIM_KUBECONFIG",
-    help="The kubeconfig written by `milkyway sim up`.",
+    callback=_first_path,
+    help="The kubeconfig written by `milkyway sim up` or `milkyway demo` "
+    "(default: $MILKYWAY_SIM_KUBECONFIG, then $KUBECONFIG, then ~/.milkyway/sim/kubeconfig).",
 )
 _cluster_option = typer.Option(..., "--cluster", "-c", help="Name of the simulated cluster.")
 _namespace_option = typer.Option("default", "--namespace", "-n", help="Namespace of the pod.")

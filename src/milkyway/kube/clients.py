@@ -68,6 +68,18 @@ def client_from_kubeconfig(
     )
 
 
+def kubeconfig_user(source: str | Path | Mapping[str, Any], context: str | None) -> str | None:
+    """The user name ``context`` (default: the current one) authenticates as in the
+    kubeconfig; ``None`` when the kubeconfig or the context cannot be read."""
+    try:
+        config = load_kubeconfig(source)
+    except (KubeconfigError, OSError, ValueError):
+        return None
+    name = context or config.current_context
+    entry = config.contexts.get(name) if name else None
+    return getattr(entry, "user", None) or None
+
+
 def context_of_server(server: str) -> str | None:
     """The kubeconfig context a client of this process was built for, by server URL."""
     return _CONTEXT_OF_SERVER.get(server.rstrip("/"))

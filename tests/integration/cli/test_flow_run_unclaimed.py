@@ -28,3 +28,23 @@ async def test_a_run_nobody_drives_says_so(mgmt: Mgmt) -> None:
     run = await KubeStore(mgmt.client, "default").get("lonely")
     assert run.status.phase == "Pending"
     assert "milkyway flow engine -n default" in run.status.message
+
+
+async def test_without_user_the_requester_is_the_kubeconfig_user(mgmt: Mgmt) -> None:
+    import asyncio
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from milkyway.cli.main import app
+
+    await mgmt.client.create(FLOW.from_dict(HELLO), namespace="default")
+    config = yaml.safe_load(mgmt.sim.kubeconfig_path.read_text())
+    (context,) = [c for c in config["contexts"] if c["name"] == "mgmt"]
+    user = context["context"]["user"]
+    argv = ["flow", "run", "hello", "--name", "whose", "--local"]
+    argv += [f"--kubeconfig={mgmt.sim.kubeconfig_path}", "--context=mgmt"]
+    result = await asyncio.to_thread(CliRunner().invoke, app, argv, env={"USER": ""})
+    assert result.exit_code == 0, result.output
+    run = await KubeStore(mgmt.client, "default").get("whose")
+    assert run.spec.requested_by == user != "unknown"
