@@ -224,6 +224,8 @@ class ApplicationStatus(Model):
     """Per component, per zone state."""
     current_flow: str | None = None
     """Name of the FlowRun currently changing the Application."""
+    ready_members: str | None = None
+    """Ready members out of desired ones over every component and zone, e.g. ``12/15``."""
     observed_generation: int | None = None
     """The ``metadata.generation`` last acted upon."""
     members: dict[str, MemberAssignment] = Field(default_factory=dict)
@@ -238,6 +240,12 @@ class Application(Model):
         short_names=("mwapp", "mwa"),
         printer_columns=(
             PrinterColumn("Phase", ".status.phase"),
+            PrinterColumn("Ready", ".status.readyMembers", description="ready/desired members"),
+            PrinterColumn(
+                "Health",
+                ".status.health.status",
+                description="the latest health check's verdict (empty until one reports)",
+            ),
             PrinterColumn("Flow", ".status.currentFlow"),
             AGE_COLUMN,
         ),

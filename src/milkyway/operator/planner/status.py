@@ -106,7 +106,14 @@ def application_status(planner: PlanningPass) -> dict[str, Any]:
             degraded_message,
         ),
     ]
-    return {"phase": phase, "conditions": conditions, "components": components}
+    zones = [z for c in components.values() for z in c["zones"].values()]
+    ready_members = f"{sum(z['ready'] for z in zones)}/{sum(z['desired'] for z in zones)}"
+    return {
+        "phase": phase,
+        "conditions": conditions,
+        "components": components,
+        "readyMembers": ready_members,
+    }
 
 
 def _condition(
