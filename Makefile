@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -n auto
 
-.PHONY: bootstrap demo test lint format crds bench
+.PHONY: bootstrap demo test test-fast lint format crds bench
 
 bootstrap:
 	VENV=$(VENV) ./scripts/bootstrap.sh
@@ -15,6 +15,11 @@ demo: bootstrap
 test: bootstrap
 	$(VENV)/bin/ruff check src tests bench
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The fast group: everything but the tests marked slow (whole-system and long-outage runs).
+test-fast: bootstrap
+	$(VENV)/bin/ruff check src tests bench
+	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
 lint: bootstrap
 	$(VENV)/bin/ruff check src tests bench

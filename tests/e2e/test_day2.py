@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lightkube.resources.core_v1 import PersistentVolumeClaim
 
 from milkyway.cli.app_commands import (
@@ -22,6 +23,8 @@ from milkyway.cli.app_commands import (
 from milkyway.kube.labels import CONFIG_HASH
 
 from .conftest import APP_LABEL, COMPONENT_LABEL, World, track
+
+pytestmark = pytest.mark.slow  # whole-system runs: the fast group leaves them out
 
 SMALL = (Path(__file__).parent / "small.yaml").read_text()
 NS, APP = "day2", "small"

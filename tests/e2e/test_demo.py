@@ -7,6 +7,10 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # whole-system runs: the fast group leaves them out
+
 
 async def test_demo_exits_zero_once_everything_is_ready(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"

@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lightkube.resources.core_v1 import PersistentVolumeClaim
 
 from milkyway.cli.app_commands import upgrade_edit
@@ -29,6 +30,8 @@ SMALL = (
 )
 """Remediation after 2 s; ZooKeeper on node-local volumes (the ``local`` class)."""
 ZK = {APP_LABEL: APP, COMPONENT_LABEL: "zookeeper"}
+
+pytestmark = pytest.mark.slow  # whole-system runs: the fast group leaves them out
 
 
 async def _provisioned(world: World) -> None:

@@ -15,6 +15,8 @@ from milkyway.model.errors import ValidationFailed
 
 from .conftest import World
 
+pytestmark = pytest.mark.slow  # whole-system runs: the fast group leaves them out
+
 NS, APP = "day2", "small"
 SMALL = (Path(__file__).parent / "small.yaml").read_text()
 

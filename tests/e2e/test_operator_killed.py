@@ -10,9 +10,13 @@ import signal
 import sys
 from pathlib import Path
 
+import pytest
+
 from milkyway.cli.app_commands import upgrade_edit
 
 from .conftest import APP_LABEL, COMPONENT_LABEL, World, track
+
+pytestmark = pytest.mark.slow  # whole-system runs: the fast group leaves them out
 
 NS, APP = "day2", "small"
 SMALL = (Path(__file__).parent / "small.yaml").read_text()

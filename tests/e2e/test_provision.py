@@ -5,9 +5,13 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import datetime
 
+import pytest
+
 from milkyway.sim import monitor
 
 from .conftest import APP_LABEL, COMPONENT_LABEL, World, example
+
+pytestmark = pytest.mark.slow  # whole-system runs: the fast group leaves them out
 
 
 async def test_talk_application_provisions_in_dependency_order(world: World) -> None:

@@ -140,11 +140,19 @@ def print_errors(errors: list[FieldError], footer: str) -> None:
 
 async def component_types(client: AsyncClient) -> ComponentTypeRegistry:
     """Built-in types overridden by the ComponentTypes stored in the cluster (none when the
-    CRD is not installed yet)."""
+    CRD is not installed yet; the built-in ones, said so, for a user whose rights end at a
+    namespace: ComponentTypes are cluster-scoped)."""
     try:
         items = [item.to_dict() async for item in client.list(COMPONENT_TYPE)]
     except ApiError as exc:
         if exc.status.code == 404:
+            return builtin_component_types()
+        if exc.status.code == 403:
+            Console(stderr=True).print(
+                "[yellow]note:[/yellow] you may not list ComponentTypes (cluster-scoped); "
+                "validating against the built-in types only (the operator validates "
+                "against every type)"
+            )
             return builtin_component_types()
         raise
     return registry_from_resources(items)
@@ -233,8 +241,13 @@ async def apply_documents(
     documents = validate_documents(texts, await component_types(client), namespace)
     namespaces = {d["metadata"]["namespace"] for d in documents if "namespace" in d["metadata"]}
     for name in sorted(namespaces):
-        if await _get_or_none(client, Namespace, name) is not None:
-            continue
+        try:
+            if await _get_or_none(client, Namespace, name) is not None:
+                continue
+        except ApiError as exc:
+            if exc.status.code != 403:
+                raise
+            continue  # namespace rights only: applying into it tells whether it exists
         if not create_namespaces:
             raise CommandError(
                 f"namespace {name!r} does not exist; create it (kubectl create namespace "
