@@ -29,6 +29,7 @@ from milkyway.sim.apiserver.duplicate_keys import duplicate_fields
 from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.kubectl_schemas import SchemasUnavailable, kubectl_schemas
 from milkyway.sim.apiserver.openapi import OpenAPIPublisher, ServedResource
+from milkyway.sim.apiserver.pod_log_stream import serve_log
 from milkyway.sim.apiserver.printing import to_table
 from milkyway.sim.apiserver.resources import ResourceInfo
 from milkyway.sim.apiserver.store import BOOKMARK, DELETED, ERROR, Event
@@ -272,6 +273,8 @@ class ApiServer:
         if method == "GET":
             if watch:
                 return await self._watch(request, target)
+            if target.subresource == "log" and target.name and target.namespace:
+                return await serve_log(request, self.api, target.name, target.namespace)
             return self._get(request, target)
         if method == "POST":
             return await self._post(request, target, user)
@@ -448,14 +451,6 @@ class ApiServer:
             return _json(listed)
         if target.subresource == "scale":
             return _json(api.get_scale(info, target.name, namespace=target.namespace))
-        if target.subresource == "log":
-            text = api.read_log(
-                target.name,
-                namespace=target.namespace,
-                container=query.get("container"),
-                tail_lines=_int(query, "tailLines"),
-            )
-            return web.Response(text=text, content_type="text/plain")
         if target.subresource not in ("", "status"):
             raise errors.method_not_allowed(f"GET is not supported on {target.subresource}")
         obj = api.get_stored(info, target.name, namespace=target.namespace)

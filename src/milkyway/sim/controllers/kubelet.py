@@ -363,6 +363,7 @@ class Kubelet:
             self.plane.api.write_log(
                 name_of(pod), c.name, f"{stamp} I/O error: {why}", namespace=namespace_of(pod)
             )
+            self.plane.api.stop_log(name_of(pod), c.name, namespace=namespace_of(pod))
         state.stage = "failed"
         actions.append(self._event(pod, "Warning", "DiskFailure", why))
 
@@ -397,6 +398,7 @@ class Kubelet:
                 f"{stamp} simulated container {c.name} exited with code 1",
                 namespace=namespace_of(pod),
             )
+            self.plane.api.stop_log(name_of(pod), c.name, namespace=namespace_of(pod))
             if looping:
                 c.waiting_reason = "CrashLoopBackOff"
                 c.waiting_message = (
