@@ -30,6 +30,7 @@ from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.kubectl_schemas import SchemasUnavailable, kubectl_schemas
 from milkyway.sim.apiserver.openapi import OpenAPIPublisher, ServedResource
 from milkyway.sim.apiserver.pod_log_stream import serve_log
+from milkyway.sim.apiserver.pod_streams import PodStreams
 from milkyway.sim.apiserver.printing import to_table
 from milkyway.sim.apiserver.resources import ResourceInfo
 from milkyway.sim.apiserver.store import BOOKMARK, DELETED, ERROR, Event
@@ -110,6 +111,7 @@ class ApiServer:
         self.request_hook: Callable[[web.Request], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
         self._openapi: Any = None
+        self._pod_streams = PodStreams(self)
 
     @property
     def url(self) -> str:
@@ -137,6 +139,7 @@ class ApiServer:
 
     async def stop(self) -> None:
         self.api.store.close_watchers()
+        await self._pod_streams.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -239,6 +242,9 @@ class ApiServer:
             if doc is not None:
                 self._authorize_path(user, request)
                 return doc
+        streamed = await self._pod_streams.route(request, user)
+        if streamed is not None:
+            return streamed
         target = self._target(parts)
         if target.info.namespaced and target.namespace is None and request.method != "GET":
             raise errors.method_not_allowed(
