@@ -209,7 +209,7 @@ class HttpProxy:
         except (TimeoutError, aiohttp.ClientConnectionError, OSError) as exc:
             raise errors.service_unavailable(
                 f"error trying to reach {target.resource[:-1]}: dial tcp {_host(host)}:{port}: "
-                f"connect: {_reason(exc)}"
+                f"connect: {dial_failure(exc)}"
             ) from None
         async with upstream:
             response = web.StreamResponse(status=upstream.status, reason=upstream.reason)
@@ -233,7 +233,8 @@ def _host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def _reason(exc: BaseException) -> str:
+def dial_failure(exc: BaseException) -> str:
+    """Why a connection failed, worded as Go words it (``connection refused``)."""
     error = exc.os_error if isinstance(exc, aiohttp.ClientConnectorError) else exc
     if isinstance(error, OSError) and error.errno:
         return os.strerror(error.errno).lower()

@@ -16,6 +16,8 @@ from aiohttp import web
 
 from milkyway.sim.apiserver import errors, http_proxy
 from milkyway.sim.apiserver.auth import User, authorize
+from milkyway.sim.apiserver.pod_exec import serve_exec
+from milkyway.sim.apiserver.port_forward import serve_port_forward
 
 if TYPE_CHECKING:
     from milkyway.sim.apiserver.server import ApiServer
@@ -30,6 +32,17 @@ _PROXY_VERBS = {
 }
 
 
+def _connect_target(path: str) -> tuple[str, str, str] | None:
+    """(namespace, pod, subresource) of an exec or portforward path."""
+    parts = path.rstrip("/").split("/")
+    # ['', 'api', 'v1', 'namespaces', ns, 'pods', name, 'exec']
+    if len(parts) != 8 or parts[1:3] != ["api", "v1"] or parts[3] != "namespaces":
+        return None
+    if parts[5] != "pods" or parts[7] not in ("exec", "portforward"):
+        return None
+    return parts[4], parts[6], parts[7]
+
+
 class PodStreams:
     def __init__(self, server: ApiServer) -> None:
         self.server = server
@@ -40,6 +53,17 @@ class PodStreams:
 
     async def route(self, request: web.Request, user: User) -> web.StreamResponse | None:
         """The response when the request is for one of these subresources, else None."""
+        connect = _connect_target(request.path)
+        if connect is not None:
+            namespace, name, subresource = connect
+            if request.method not in ("GET", "POST"):
+                raise errors.method_not_allowed(
+                    f"{request.method} is not supported on pods/{subresource}"
+                )
+            self._authorize(user, "create", "pods", subresource, name, namespace)
+            if subresource == "exec":
+                return await serve_exec(request, self.server.api, name, namespace)
+            return await serve_port_forward(request, self.server.api, name, namespace)
         target = http_proxy.match(request.path)
         if target is None:
             return None

@@ -148,7 +148,6 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
             Subresource("eviction", "Eviction", "policy", "v1", ("create",)),
             Subresource("binding", "Binding", "", "v1", ("create",)),
             Subresource("exec", "PodExecOptions", "", "v1", ("create", "get")),
-            Subresource("attach", "PodAttachOptions", "", "v1", ("create", "get")),
             Subresource("portforward", "PodPortForwardOptions", "", "v1", ("create", "get")),
             Subresource("proxy", "PodProxyOptions", "", "v1", _PROXY_VERBS),
         ),
