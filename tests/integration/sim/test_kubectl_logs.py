@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.clusters import SimulatedClusters
@@ -109,3 +111,66 @@ async def test_the_container_is_chosen_by_name(kubectl: Kubectl, sim: SimulatedC
     refused = await kubectl.run("logs", "p", "-c", "nope", check=False)
     assert refused.returncode != 0
     assert "container nope is not valid for pod p" in refused.stderr
+
+
+@dataclass
+class FileContainer:
+    """A process-backed container as the runtime describes it: a process and log files."""
+
+    pid: int
+    log_path: str
+    previous_log_path: str | None
+    pod_ip: str = "127.0.0.4"
+    env: dict[str, str] = field(default_factory=dict)
+    working_dir: str = "/"
+    enter_argv: tuple[str, ...] = ()
+
+
+@dataclass
+class FileRuntime:
+    handle: FileContainer | None = None
+
+    def container(
+        self, namespace: str, pod: str, container: str | None = None
+    ) -> FileContainer | None:
+        return self.handle if pod == "proc" else None
+
+
+async def test_process_backed_logs_come_from_the_log_files(
+    kubectl: Kubectl, sim: SimulatedClusters, tmp_path: Path
+) -> None:
+    api = sim["c1"].api
+    _pod(api, "proc")
+    current, previous = tmp_path / "current.log", tmp_path / "previous.log"
+    previous.write_text("2026-01-01T00:00:00.000000000Z stdout F before the restart\n")
+    current.write_text(
+        "2026-01-01T00:00:01.000000000Z stdout F cri line\nplain line without a stamp\n"
+    )
+    process = await asyncio.create_subprocess_exec("sleep", "60")
+    runtime = FileRuntime(FileContainer(process.pid, str(current), str(previous)))
+    api.container_runtime = runtime
+    follower = None
+    try:
+        assert (
+            await kubectl.run("logs", "proc")
+        ).stdout == "cri line\nplain line without a stamp\n"
+        assert (await kubectl.run("logs", "proc", "--previous")).stdout == "before the restart\n"
+        stamped = (await kubectl.run("logs", "proc", "--timestamps", "--tail=2")).stdout
+        assert stamped.splitlines()[0] == "2026-01-01T00:00:01.000000000Z cri line"
+
+        follower = await kubectl.start("logs", "-f", "proc", "--tail=1")
+        assert follower.stdout is not None
+        assert await _line(follower.stdout) == "plain line without a stamp\n"
+        with current.open("a") as log:
+            log.write("2026-01-01T00:00:02.000000000Z stdout F appended\n")
+        assert await _line(follower.stdout) == "appended\n"
+        process.kill()
+        await process.wait()
+        assert await asyncio.wait_for(follower.wait(), 30) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        if follower is not None and follower.returncode is None:
+            follower.kill()
+            await follower.wait()
