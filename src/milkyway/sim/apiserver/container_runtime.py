@@ -21,17 +21,20 @@ class ContainerHandle(Protocol):
     def pod_ip(self) -> str: ...
 
     @property
-    def pid(self) -> int: ...
+    def pid(self) -> int | None:
+        """The main process while the container runs, else None."""
+        ...
 
     @property
     def env(self) -> Mapping[str, str]: ...
 
     @property
-    def working_dir(self) -> str: ...
+    def working_dir(self) -> str | None: ...
 
     @property
     def enter_argv(self) -> Sequence[str]:
-        """An argv prefix that runs a command inside the pod's mount namespace."""
+        """An argv prefix that runs a command inside the pod's mount namespace and
+        working directory (empty while the container does not run)."""
         ...
 
     @property

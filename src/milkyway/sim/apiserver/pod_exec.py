@@ -107,6 +107,15 @@ async def serve_exec(
                     )
                 )
             )
+        elif handle.pid is None:
+            await ws.send_bytes(
+                ch.encode_status(
+                    ch.error_status(
+                        f'container "{container}" in pod "{name}" is not running: it cannot '
+                        "exec until it starts again"
+                    )
+                )
+            )
         else:
             await _run(ws, protocol, handle, options)
     except ConnectionResetError:

@@ -143,7 +143,7 @@ async def _serve_file_log(
     out = _Limited(response, options)
     try:
         await out.send(options.select(lines, api.clock()))
-        if not options.follow:
+        if not options.follow or handle.pid is None:
             return
         runtime = api.container_runtime
         while not out.full:
@@ -151,7 +151,7 @@ async def _serve_file_log(
             fresh, offset = await asyncio.to_thread(read_log_file, path, offset)
             await out.send(fresh)
             now = runtime.container(namespace, name, container) if runtime else None
-            if now is None or now.pid != handle.pid or not _alive(handle.pid):
+            if now is None or now.pid is None or now.pid != handle.pid or not _alive(now.pid):
                 fresh, offset = await asyncio.to_thread(read_log_file, path, offset)
                 await out.send(fresh)
                 return

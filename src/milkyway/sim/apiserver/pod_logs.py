@@ -12,6 +12,7 @@ in the kubelet's CRI format (``<RFC3339Nano> <stream> <P|F> <text>``) or as plai
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -171,9 +172,16 @@ def format_timestamp(moment: datetime) -> str:
 
 
 def read_log_file(path: Path, offset: int = 0) -> tuple[list[LogLine], int]:
-    """Whole lines of a log file from ``offset``; returns them and the offset after them."""
+    """Whole lines of a log file from ``offset``; returns them and the offset after them.
+
+    A plain line records no time of its own: it gets the file's modification time, which
+    for a followed log is within a poll of when the line was written, and for a first
+    read is the time of the latest line (so ``sinceSeconds`` keeps or drops such a file's
+    older lines together).
+    """
     try:
         with path.open("rb") as handle:
+            modified = datetime.fromtimestamp(os.fstat(handle.fileno()).st_mtime, UTC)
             handle.seek(offset)
             data = handle.read()
     except FileNotFoundError:
@@ -181,18 +189,22 @@ def read_log_file(path: Path, offset: int = 0) -> tuple[list[LogLine], int]:
     end = data.rfind(b"\n")
     if end < 0:
         return [], offset
-    lines = [parse_log_line(raw.decode(errors="replace")) for raw in data[:end].split(b"\n")]
+    lines = [
+        parse_log_line(raw.decode(errors="replace"), modified) for raw in data[:end].split(b"\n")
+    ]
     return lines, offset + end + 1
 
 
-def parse_log_line(raw: str) -> LogLine:
+def parse_log_line(raw: str, fallback: datetime | None = None) -> LogLine:
+    """A CRI log line (``<RFC3339Nano> <stream> <P|F> <text>``) or a plain one, which
+    gets ``fallback`` as its time."""
     match = _CRI_LINE.match(raw)
     if match is None:
-        return LogLine(None, raw)
+        return LogLine(fallback, raw)
     try:
         when = _parse_time(match.group(1))
     except errors.ApiError:
-        return LogLine(None, raw)
+        return LogLine(fallback, raw)
     return LogLine(when, match.group(4), partial=match.group(3) == "P")
 
 

@@ -151,6 +151,9 @@ class ControlledClusters:
         self.runtimes[cluster.name] = runtime
         if hasattr(cluster, "runtime"):
             cluster.runtime = runtime
+        api = getattr(cluster, "api", None)
+        if api is not None:
+            api.container_runtime = runtime  # logs, exec and port-forward reach its processes
         return runtime
 
     def leftover_processes(self) -> list[int]:
