@@ -81,6 +81,13 @@ class ContainerProcess:
     def running(self) -> bool:
         return self.pid is not None
 
+    @property
+    def group_running(self) -> bool:
+        """Whether any process of the current instance's group still runs (children
+        included), not just the main process."""
+        inst = self.instance
+        return inst is not None and group_alive(inst.process.pid)
+
     def start(self, argv: list[str], on_exit: Callable[[], None]) -> None:
         """Start a new instance; its output goes to a fresh log file."""
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -138,7 +145,7 @@ class ContainerProcess:
     def stop(self, grace: float, reason: str = "") -> None:
         """SIGTERM the process group now, SIGKILL it after ``grace`` seconds."""
         inst = self.instance
-        if inst is None or inst.process.poll() is not None or inst.stopping:
+        if inst is None or inst.stopping or not group_alive(inst.process.pid):
             return
         inst.stopping = True
         inst.reason = reason

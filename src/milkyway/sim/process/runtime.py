@@ -276,7 +276,7 @@ class ProcessRuntime:
             name=name,
             uid=uid_of(pod),
             node=spec.get("nodeName", ""),
-            ip=self.network.allocate(),
+            ip=self.network.allocate((self.cluster.name, ns, name)),
             folder=folder,
             hostname=spec.get("hostname") or name,
             subdomain=spec.get("subdomain") or "",
@@ -911,7 +911,7 @@ class ProcessRuntime:
                 c.cancel_probes()
                 c.status.ready = False
                 c.stop(grace)
-        if any(c.running for c in box.all()):
+        if any(c.group_running for c in box.all()):
             return False
         self._destroy(box)
         return True
