@@ -6,11 +6,18 @@ disruption that breaks the quorum policy."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from lightkube.resources.core_v1 import ConfigMap
 
-from milkyway.cli.app_commands import _now, request_restart, scale_edit, upgrade_edit
+from milkyway.cli.app_commands import (
+    SpecEdit,
+    _now,
+    request_restart,
+    scale_edit,
+    upgrade_edit,
+)
 
 from ..conftest import World
 from .conftest import (
@@ -143,27 +150,37 @@ async def test_a_broken_disruption_policy_is_caught(real_world: World) -> None:
         _judge(writer, sampler, readable)
 
 
+def _resize(sizes: dict[str, int]) -> SpecEdit:
+    """Set several zones' sizes in one edit (an even total in between is refused)."""
+    edits = [scale_edit("zookeeper", zone, size, None) for zone, size in sizes.items()]
+
+    def edit(spec: dict[str, Any]) -> str:
+        return "; ".join(e(spec) for e in edits)
+
+    return edit
+
+
 async def test_scale_out_and_in_keep_every_write(real_world: World) -> None:
     await _provision(real_world, THREE)
 
     async def scale_out() -> None:
-        await real_world.edit(NS, APP, scale_edit("zookeeper", "phx", 2, None))
-        await real_world.wait_ready(NS, APP, within=300)
-        await real_world.edit(NS, APP, scale_edit("zookeeper", "slc", 2, None))
+        await real_world.edit(NS, APP, _resize({"phx": 2, "slc": 2}))
+        await asyncio.sleep(3)
         await real_world.wait_ready(NS, APP, within=300)
         await wait_quorum(real_world, 5)
 
     writer, _sampler, readable = await _through(real_world, scale_out())
     assert not [p for p in writer.acked if p not in readable]
     assert len(writer.acked) > 20
+    assert len(members(real_world)) == 5
 
     async def scale_in() -> None:
-        await real_world.edit(NS, APP, scale_edit("zookeeper", "slc", 1, None))
-        await real_world.wait_ready(NS, APP, within=300)
-        await real_world.edit(NS, APP, scale_edit("zookeeper", "phx", 1, None))
+        await real_world.edit(NS, APP, _resize({"phx": 1, "slc": 1}))
+        await asyncio.sleep(3)
         await real_world.wait_ready(NS, APP, within=300)
         await wait_quorum(real_world, 3)
 
     writer, _sampler, readable = await _through(real_world, scale_in())
     assert not [p for p in writer.acked if p not in readable]
     assert len(writer.acked) > 20
+    assert len(members(real_world)) == 3
