@@ -6,6 +6,8 @@ disruption that breaks the quorum policy."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 from typing import Any
 
 import pytest
@@ -18,6 +20,7 @@ from milkyway.cli.app_commands import (
     scale_edit,
     upgrade_edit,
 )
+from milkyway.sim.process.container import group_members
 
 from ..conftest import World
 from .conftest import (
@@ -184,3 +187,46 @@ async def test_scale_out_and_in_keep_every_write(real_world: World) -> None:
     assert not [p for p in writer.acked if p not in readable]
     assert len(writer.acked) > 20
     assert len(members(real_world)) == 3
+
+
+async def test_killed_server_restarts_with_backoff_and_lost_node_member_returns(
+    real_world: World,
+) -> None:
+    await _provision(real_world, THREE)
+    cluster, pod = "na-slc", "zk-zookeeper-slc-0"
+    runtime = real_world.sim[cluster].runtime
+    plane = real_world.control.planes[cluster]
+    assert runtime is not None
+
+    def status() -> dict[str, Any]:
+        found = plane.pods.get(NS, pod) or {}
+        statuses = (found.get("status") or {}).get("containerStatuses") or []
+        return next((s for s in statuses if s["name"] == "main"), {})
+
+    for count in (1, 2):
+        handle = runtime.container(NS, pod, "main")
+        assert handle is not None and handle.pid is not None
+        os.kill(handle.pid, signal.SIGKILL)
+        await real_world.wait_for(
+            lambda n=count: status().get("restartCount") == n and status().get("ready"),
+            f"restart {count} of the killed server",
+            within=120,
+        )
+        assert status()["lastState"]["terminated"]["exitCode"] == 137
+        await wait_quorum(real_world, 3)
+    events = [
+        e
+        for e in real_world.sim[cluster].api.list("v1/events", namespace=NS)["items"]
+        if e["involvedObject"].get("name") == pod and e["reason"] == "BackOff"
+    ]
+    assert events, "no BackOff event for the restarted container"
+
+    handle = runtime.container(NS, pod, "main")
+    assert handle is not None and handle.pid is not None
+    pid = handle.pid
+    node = (plane.pods.get(NS, pod) or {})["spec"]["nodeName"]
+    fault = await real_world.control.faults.lose_node(cluster, node)
+    await real_world.wait_for(lambda: not group_members(pid), "the node's processes gone")
+    await real_world.control.faults.lift(fault.id)
+    await real_world.wait_ready(NS, APP, within=240)
+    await wait_quorum(real_world, 3)
