@@ -39,7 +39,11 @@ ZOO_LOG_DIR=${ZOO_LOG_DIR:-/tmp}
 ZOO_LOG4J_PROP=${ZOO_LOG4J_PROP:-INFO,CONSOLE}
 JAVA=${JAVA:-/usr/bin/java}
 CLASSPATH="/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
-JVMFLAGS="$JVMFLAGS -Dzookeeper.root.logger=$ZOO_LOG4J_PROP -Dzookeeper.console.threshold=INFO"
+if [ -f /usr/share/java/slf4j-simple.jar ]; then
+  CLASSPATH="$CLASSPATH:/usr/share/java/slf4j-simple.jar"
+fi
+JVMFLAGS="$JVMFLAGS -Dzookeeper.root.logger=$ZOO_LOG4J_PROP"
+JVMFLAGS="$JVMFLAGS -Dorg.slf4j.simpleLogger.showDateTime=true"
 """
 
 
@@ -132,19 +136,21 @@ def _milkyway_rules() -> list[ImageRule]:
     scripts = sorted(bin_dir.glob("milkyway*")) if found else []
     links = {f"/usr/local/bin/{s.name}": str(s) for s in scripts}
     common: dict[str, Any] = {
-        "entrypoint": ("milkyway",),
         "links": links,
         "requires": (found or str(bin_dir / "milkyway"),),
         "description": "the installed milkyway entry points",
     }
+    agent = ("milkyway/agent:*", "milkyway/agent", "*/milkyway/agent:*", "*/milkyway/agent")
+    others = ("milkyway/*", "*/milkyway/*", "milkyway", "milkyway:*", "*/milkyway:*")
     return [
-        ImageRule(pattern, **common)
-        for pattern in ("milkyway/*", "*/milkyway/*", "milkyway", "*/milkyway:*", "milkyway:*")
+        *(ImageRule(p, entrypoint=("milkyway", "agent"), **common) for p in agent),
+        *(ImageRule(p, entrypoint=("milkyway",), **common) for p in others),
     ]
 
 
 def builtin_rules() -> list[ImageRule]:
-    """ZooKeeper and etcd images run Debian's servers; ``milkyway/*`` runs ``milkyway``."""
+    """ZooKeeper and etcd images run Debian's servers; ``milkyway/agent`` runs ``milkyway
+    agent`` and the project's other images ``milkyway``."""
     return [*_zookeeper_rules(), *_etcd_rules(), *_milkyway_rules()]
 
 
