@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -284,3 +285,42 @@ async def test_exec_and_port_forward_need_create(tmp_path: Path) -> None:
         )
         assert forward.returncode != 0
         assert 'cannot create resource "pods/portforward"' in forward.stderr
+
+
+async def test_python_client_tty_stdin_and_resize(sim: SimulatedClusters, pods: ClusterAPI) -> None:
+    """The Python client sends stdin and resizes as text frames; a tty gets the size."""
+    from kubernetes import client, config
+    from kubernetes.stream import stream
+
+    def use() -> tuple[str, int | None]:
+        api_client = config.new_client_from_config(
+            config_file=str(sim.kubeconfig_path), context="c1"
+        )
+        core = client.CoreV1Api(api_client)
+        ws = stream(
+            core.connect_get_namespaced_pod_exec,
+            "real",
+            "default",
+            command=["sh", "-c", "read x; stty size; echo got $x"],
+            stdin=True,
+            stdout=True,
+            stderr=True,
+            tty=True,
+            _preload_content=False,
+        )
+        ws.write_channel(4, '{"Width": 100, "Height": 30}')
+        ws.write_stdin("hello\n")
+        out = ""
+        deadline = time.monotonic() + 30
+        while ws.is_open() and time.monotonic() < deadline:
+            ws.update(timeout=1)
+            if ws.peek_stdout():
+                out += ws.read_stdout()
+        code = ws.returncode
+        ws.close()
+        api_client.close()
+        return out, code
+
+    out, code = await asyncio.to_thread(use)
+    assert "30 100" in out and "got hello" in out
+    assert code == 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+from aiohttp import WSMsgType
 
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
@@ -28,6 +29,16 @@ CLOSE = 255
 def offered(header: str) -> list[str]:
     """The subprotocols a client offers in ``Sec-WebSocket-Protocol``."""
     return [p.strip() for p in header.split(",") if p.strip()]
+
+
+def message_bytes(kind: WSMsgType, data: object) -> bytes:
+    """A client message as bytes. Text messages count too: the official Python client
+    sends strings (stdin, resize) as text frames, and the real server reads both."""
+    if kind == WSMsgType.BINARY and isinstance(data, bytes):
+        return data
+    if kind == WSMsgType.TEXT and isinstance(data, str):
+        return data.encode()
+    return b""
 
 
 def frame(channel: int, data: bytes) -> bytes:

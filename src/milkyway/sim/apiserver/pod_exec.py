@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import orjson
-from aiohttp import WSMsgType, web
+from aiohttp import web
 
 from milkyway.sim.apiserver import channel_protocol as ch
 from milkyway.sim.apiserver import errors
@@ -230,9 +230,9 @@ async def _read_client(
     """Client messages: stdin data, v5 close signals, terminal resizes. Returns when the
     client closes the connection."""
     async for message in ws:
-        if message.type != WSMsgType.BINARY or not message.data:
+        data = ch.message_bytes(message.type, message.data)
+        if not data:
             continue
-        data: bytes = message.data
         channel, payload = data[0], data[1:]
         if channel == ch.STDIN:
             await _write_stdin(proc, pty_fd, payload)

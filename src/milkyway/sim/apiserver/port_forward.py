@@ -258,9 +258,10 @@ async def _serve_channels(ws: web.WebSocketResponse, host: str, ports: list[int]
         pumps.append(asyncio.create_task(_pump(ws, reader, 2 * index)))
     try:
         async for message in ws:
-            if message.type != WSMsgType.BINARY or not message.data:
+            data = ch.message_bytes(message.type, message.data)
+            if not data:
                 continue
-            channel, payload = message.data[0], message.data[1:]
+            channel, payload = data[0], data[1:]
             writer = writers.get(channel // 2) if channel % 2 == 0 else None
             if writer is not None and payload:
                 writer.write(payload)
