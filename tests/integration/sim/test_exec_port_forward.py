@@ -56,7 +56,10 @@ def _running_pod(api: ClusterAPI, name: str) -> None:
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": name, "namespace": "default"},
-            "spec": {"containers": [{"name": "main", "image": "tool:1"}]},
+            "spec": {
+                "nodeName": "node-1",
+                "containers": [{"name": "main", "image": "tool:1"}],
+            },
         }
     )
     api.patch(
@@ -133,6 +136,17 @@ async def test_exec_into_a_simulated_container_is_a_clear_error(
     assert "Traceback" not in refused.stderr
     unknown = await kubectl.run("exec", "ghost", "--", "ls", check=False)
     assert unknown.returncode != 0 and 'pods "ghost" not found' in unknown.stderr
+    pods.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "pending", "namespace": "default"},
+            "spec": {"containers": [{"name": "main", "image": "tool:1"}]},
+        }
+    )
+    pending = await kubectl.run("exec", "pending", "--", "ls", check=False)
+    assert pending.returncode != 0
+    assert "pod pending does not have a host assigned" in pending.stderr
 
 
 async def test_port_forward_carries_bytes_both_ways(

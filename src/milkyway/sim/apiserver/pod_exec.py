@@ -91,6 +91,9 @@ async def serve_exec(
 ) -> web.StreamResponse:
     options = ExecOptions.from_request(request)
     container = api.log_container(name, namespace=namespace, container=options.container)
+    pod = api.get("pods", name, namespace=namespace)
+    if not (pod.get("spec") or {}).get("nodeName"):
+        raise errors.bad_request(f"pod {name} does not have a host assigned")
     protocol = require_websocket(request)
     runtime = api.container_runtime
     handle = runtime.container(namespace, name, container) if runtime is not None else None
