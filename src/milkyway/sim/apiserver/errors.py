@@ -80,14 +80,23 @@ def unauthorized(message: str = "Unauthorized") -> ApiError:
     return ApiError(401, "Unauthorized", message)
 
 
-def forbidden(user: str, verb: str, group: str, plural: str, name: str, namespace: str) -> ApiError:
+def forbidden(
+    user: str,
+    verb: str,
+    group: str,
+    plural: str,
+    name: str,
+    namespace: str,
+    subresource: str = "",
+) -> ApiError:
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
     what = _resource(group, plural)
     named = f' "{name}"' if name else ""
+    resource = f"{plural}/{subresource}" if subresource else plural
     return ApiError(
         403,
         "Forbidden",
-        f'{what}{named} is forbidden: User "{user}" cannot {verb} resource "{plural}" '
+        f'{what}{named} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
         f'in API group "{group}"{where}',
         name=name,
         group=group,
@@ -142,26 +151,22 @@ def gone(message: str) -> ApiError:
 _ACCEPTED_BODY_TYPES = (
     "application/json, application/yaml, application/merge-patch+json, "
     "application/json-patch+json, application/strategic-merge-patch+json, "
-    "application/apply-patch+yaml"
-)
-
-
-_PROTOBUF = "application/vnd.kubernetes.protobuf"
-_PROTOBUF_HINT = (
-    " (the simulated API server decodes JSON and YAML bodies only; kubectl's typed commands "
-    "send protobuf: write the object with kubectl apply -f, e.g. kubectl create ... "
-    "--dry-run=client -o yaml | kubectl apply -f -)"
+    "application/apply-patch+yaml, application/vnd.kubernetes.protobuf"
 )
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    hint = _PROTOBUF_HINT if content_type.startswith(_PROTOBUF) else ""
     return ApiError(
         415,
         "UnsupportedMediaType",
         "the body of the request was in an unknown format - accepted media types include: "
-        f'{_ACCEPTED_BODY_TYPES}; got "{content_type}"{hint}',
+        f'{_ACCEPTED_BODY_TYPES}; got "{content_type}"',
     )
+
+
+def unsupported_media_type_message(message: str) -> ApiError:
+    """415 with a message of its own (a body type the server knows but cannot read now)."""
+    return ApiError(415, "UnsupportedMediaType", message)
 
 
 def invalid(group: str, kind: str, name: str, causes: list[Cause]) -> ApiError:
