@@ -12,6 +12,7 @@ ended by process group. :meth:`ProcessRuntime.container` gives the rest of the s
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -160,6 +161,7 @@ class ProcessRuntime:
         self._api = api
         self._enqueue = enqueue
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        atexit.register(self._kill_started)
         if self.volume_sync_seconds > 0:
             self._sync_task = asyncio.get_running_loop().create_task(
                 self._sync_volumes(), name=f"process-volumes:{self.cluster.name}"
@@ -978,6 +980,13 @@ class ProcessRuntime:
         for pv, mode in list(self._failed_volumes.items()):
             with contextlib.suppress(OSError):
                 os.chmod(self.volume_dir(pv), mode)
+        atexit.unregister(self._kill_started)
+
+    def _kill_started(self) -> None:
+        """Last resort when the interpreter exits without :meth:`stop` (an unhandled
+        error): no process group this runtime started outlives it."""
+        for pgid in self.started_groups:
+            signal_group(pgid, signal.SIGKILL)
 
     def leftover_groups(self) -> list[int]:
         """Process groups this runtime started that still have a live process."""
