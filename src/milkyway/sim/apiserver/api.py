@@ -60,6 +60,10 @@ _GENERATION_KINDS = {
     ("apps", "Deployment"),
     ("apps", "ReplicaSet"),
     ("apps", "DaemonSet"),
+    ("", "ReplicationController"),
+    ("batch", "Job"),
+    ("batch", "CronJob"),
+    ("networking.k8s.io", "Ingress"),
     ("policy", "PodDisruptionBudget"),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
 }
@@ -271,6 +275,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         limit: int | None = None,
         continue_: str | None = None,
         resource_version: str | None = None,
+        resource_version_match: str | None = None,
     ) -> Obj:
         info = self.resource(resource)
         result = self.list_stored(
@@ -281,6 +286,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             limit=limit,
             continue_=continue_,
             resource_version=resource_version,
+            resource_version_match=resource_version_match,
         )
         result["items"] = [deep_copy(o) for o in result["items"]]
         return result
@@ -295,23 +301,35 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         limit: int | None = None,
         continue_: str | None = None,
         resource_version: str | None = None,
+        resource_version_match: str | None = None,
     ) -> Obj:
-        """Like :meth:`list`, but the items are the stored objects (read-only)."""
+        """Like :meth:`list`, but the items are the stored objects (read-only).
+
+        ``resource_version_match="Exact"`` lists the objects as they were at
+        ``resource_version`` (410 Expired once the history no longer reaches it).
+        """
         self._require_verb(info, "list")
         labels = self._labels(label_selector)
         fields = self._fields(info, field_selector)
         ns = namespace if info.namespaced and namespace else None
+        exact_rv = _exact_revision(resource_version, resource_version_match)
         self._check_resource_version(resource_version)
         list_rv = self.store.revision
         after: tuple[str, str] | None = None
         if continue_:
             list_rv, after = _decode_continue(continue_)
+        elif exact_rv is not None:
+            list_rv = exact_rv
         items: list[Obj] = []
         more = False
         remaining = 0
         exact = fields.exact_name()
-        if exact is not None and after is None:
-            candidates: Iterable[tuple[str, str, Obj]] = (
+        if list_rv != self.store.revision:
+            candidates: Iterable[tuple[str, str, Obj]] = self.store.sorted_objects_at(
+                info.key, ns, list_rv
+            )
+        elif exact is not None and after is None:
+            candidates = (
                 [(ns or "", exact, o)]
                 if ns is not None and (o := self.store.get(info.key, ns, exact)) is not None
                 else [
@@ -479,18 +497,21 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         name = md["name"]
         if info.namespaced:
             self._admit_namespace(ns)
+        if info.custom:
+            self._refuse_create_while_terminating(info)
         for key in _SERVER_METADATA:
             md.pop(key, None)
         managed_fields = md.pop("managedFields", None)
         if info.has_status and (info.group, info.kind) not in _KEEP_STATUS_ON_CREATE:
             new.pop("status", None)
+        # The uid comes first: defaulting may read it (a Job's generated selector).
+        md["uid"] = str(uuid.uuid4())
         new = self._default_and_validate(info, new, None, field_validation, warnings)
         if info.key == _CRD_KEY:
             self._prepare_crd(new)
         if self.store.get(info.key, ns, name) is not None:
             raise errors.already_exists(info.group, info.plural, name)
         md = new["metadata"]
-        md["uid"] = str(uuid.uuid4())
         md["creationTimestamp"] = self.now()
         if self._tracks_generation(info):
             md["generation"] = 1
@@ -985,10 +1006,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             return patching.json_patch(live, patch)
         if patch_type == "strategic":
             if info.custom and not scale:
-                raise errors.unsupported_media_type(
-                    "application/strategic-merge-patch+json (strategic merge patch is not "
-                    "supported for custom resources; use a merge or JSON patch)"
-                )
+                raise errors.unsupported_patch_type_for_custom()
             gvk = ("autoscaling", "v1", "Scale") if scale else info.gvk
             schema = self.schemas.definition_for(gvk)
             if schema is None:
@@ -1086,6 +1104,32 @@ def _untimed(entries: Any) -> Any:
     return [
         {k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e for e in entries
     ]
+
+
+def _exact_revision(resource_version: str | None, match: str | None) -> int | None:
+    """The revision an ``Exact`` list reads at; None when the list reads the latest state."""
+    if not match:
+        return None
+    if match not in ("Exact", "NotOlderThan"):
+        raise errors.bad_request(
+            f'invalid resourceVersionMatch "{match}": use "Exact" or "NotOlderThan"'
+        )
+    if resource_version in (None, ""):
+        raise errors.bad_request(
+            "resourceVersionMatch is forbidden unless resourceVersion is provided"
+        )
+    if match == "NotOlderThan":
+        return None
+    if resource_version == "0":
+        raise errors.bad_request(
+            f'resourceVersionMatch "{match}" is forbidden for resourceVersion "0"'
+        )
+    try:
+        return int(resource_version)  # type: ignore[arg-type]
+    except ValueError:
+        raise errors.bad_request(
+            f'invalid resourceVersion "{resource_version}": must be an integer'
+        ) from None
 
 
 def _encode_continue(rv: int, last: tuple[str, str]) -> str:

@@ -157,6 +157,15 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
         categories=("all",),
         subresources=(_STATUS,),
     ),
+    _builtin(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        short=("rc",),
+        categories=("all",),
+        subresources=(_STATUS, _SCALE),
+    ),
     _builtin("", "v1", "Endpoints", "endpoints", short=("ep",)),
     _builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
     _builtin("", "v1", "ConfigMap", "configmaps", short=("cm",)),
@@ -218,6 +227,29 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
         subresources=(_STATUS,),
     ),
     _builtin("apps", "v1", "ControllerRevision", "controllerrevisions"),
+    _builtin("batch", "v1", "Job", "jobs", categories=("all",), subresources=(_STATUS,)),
+    _builtin(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        short=("cj",),
+        categories=("all",),
+        subresources=(_STATUS,),
+    ),
+    _builtin(
+        "networking.k8s.io", "v1", "Ingress", "ingresses", short=("ing",), subresources=(_STATUS,)
+    ),
+    _builtin("networking.k8s.io", "v1", "IngressClass", "ingressclasses", namespaced=False),
+    _builtin(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        namespaced=False,
+        categories=("api-extensions",),
+        subresources=(_STATUS,),
+    ),
     _builtin(
         "policy",
         "v1",
@@ -335,6 +367,10 @@ class ResourceRegistry:
         for info in infos:
             self._add(info)
         self._crd_resources[crd_name] = list(infos)
+
+    def crd_infos(self, crd_name: str) -> list[ResourceInfo]:
+        """The served versions of one CRD (empty when it serves none)."""
+        return list(self._crd_resources.get(crd_name, ()))
 
     def unregister_crd(self, crd_name: str) -> list[ResourceInfo]:
         removed = self._crd_resources.pop(crd_name, [])

@@ -415,6 +415,7 @@ class ApiServer:
                 limit=_int(query, "limit"),
                 continue_=query.get("continue"),
                 resource_version=query.get("resourceVersion"),
+                resource_version_match=query.get("resourceVersionMatch"),
             )
             table = _table_request(request)
             if table:
