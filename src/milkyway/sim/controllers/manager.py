@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from milkyway.sim.apiserver.errors import ApiError
+from milkyway.sim.controllers.batch import CronJobController, JobController
 from milkyway.sim.controllers.config import ControlPlaneConfig
 from milkyway.sim.controllers.kubelet import Kubelet
 from milkyway.sim.controllers.lifecycle import NodeLifecycleController
@@ -14,8 +15,10 @@ from milkyway.sim.controllers.services import DisruptionController, EndpointsCon
 from milkyway.sim.controllers.storage import VolumeController
 from milkyway.sim.controllers.volumes import default_storage_classes
 from milkyway.sim.controllers.workloads import (
+    DaemonSetController,
     DeploymentController,
     ReplicaSetController,
+    ReplicationControllerController,
     StatefulSetController,
 )
 from milkyway.sim.nodes import NodeSpec, default_nodes
@@ -52,6 +55,10 @@ def start_control_plane(
         StatefulSetController(),
         ReplicaSetController(),
         DeploymentController(),
+        ReplicationControllerController(),
+        DaemonSetController(),
+        JobController(),
+        CronJobController(),
         EndpointsController(),
         DisruptionController(),
         NodeLifecycleController(),
