@@ -425,6 +425,10 @@ class Store:
         if table is not None:
             table.watchers.discard(watcher)
 
+    def watchers_by_resource(self) -> dict[ResourceKey, int]:
+        """Open watchers per resource (for ``apiserver_longrunning_requests``)."""
+        return {key: len(t.watchers) for key, t in self._tables.items() if t.watchers}
+
     def watcher_count(self) -> int:
         return sum(len(t.watchers) for t in self._tables.values())
 
