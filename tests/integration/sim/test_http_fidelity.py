@@ -137,3 +137,69 @@ async def test_error_status_field_order_over_http(http: httpx.AsyncClient) -> No
         "details",
         "code",
     ]
+
+
+async def test_service_account_tokens_authenticate_under_rbac(tmp_path) -> None:
+    from milkyway.sim.controllers.config import ControlPlaneConfig
+    from milkyway.sim.controllers.manager import start_control_plane
+
+    async with SimulatedClusters(["c"], kubeconfig_path=tmp_path / "kc", rbac=True) as sim:
+        api = sim["c"].api
+        plane = start_control_plane(api, 1, ControlPlaneConfig.fast())
+        try:
+            assert sim.certificate is not None
+            ca = sim.certificate.ca_pem.decode()
+            context = ssl.create_default_context(cadata=ca)
+            admin = {"Authorization": f"Bearer {sim.admin_token}"}
+            async with httpx.AsyncClient(base_url=sim["c"].url, verify=context) as client:
+                await plane.settle()
+                root = api.get("configmaps", "kube-root-ca.crt", namespace="default")
+                assert root["data"] == {"ca.crt": ca}
+                api.delete("configmaps", "kube-root-ca.crt", namespace="default")
+                await plane.settle()
+                assert api.get("configmaps", "kube-root-ca.crt", namespace="default")
+
+                requested = await client.post(
+                    "/api/v1/namespaces/default/serviceaccounts/default/token",
+                    json={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest"},
+                    headers=admin,
+                )
+                assert requested.status_code == 201
+                token = requested.json()["status"]["token"]
+                as_sa = {"Authorization": f"Bearer {token}"}
+                refused = await client.get("/api/v1/namespaces/default/pods", headers=as_sa)
+                assert refused.status_code == 403
+                assert 'User "system:serviceaccount:default:default"' in refused.json()["message"]
+                api.create(
+                    {
+                        "apiVersion": "rbac.authorization.k8s.io/v1",
+                        "kind": "Role",
+                        "metadata": {"name": "pod-reader", "namespace": "default"},
+                        "rules": [
+                            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}
+                        ],
+                    }
+                )
+                api.create(
+                    {
+                        "apiVersion": "rbac.authorization.k8s.io/v1",
+                        "kind": "RoleBinding",
+                        "metadata": {"name": "pod-reader", "namespace": "default"},
+                        "roleRef": {
+                            "apiGroup": "rbac.authorization.k8s.io",
+                            "kind": "Role",
+                            "name": "pod-reader",
+                        },
+                        "subjects": [
+                            {"kind": "ServiceAccount", "name": "default", "namespace": "default"}
+                        ],
+                    }
+                )
+                allowed = await client.get("/api/v1/namespaces/default/pods", headers=as_sa)
+                assert allowed.status_code == 200
+                bogus = await client.get(
+                    "/api/v1/namespaces/default/pods", headers={"Authorization": "Bearer x.y.z"}
+                )
+                assert bogus.status_code == 401
+        finally:
+            await plane.stop()

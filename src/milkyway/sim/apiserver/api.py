@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from milkyway.sim.apiserver import errors, fielderrors, naming, patching
+from milkyway.sim.apiserver.admission import admit_pod, default_service_account
 from milkyway.sim.apiserver.apply import record_update, server_side_apply
 from milkyway.sim.apiserver.auth import evaluate_review
 from milkyway.sim.apiserver.bootstrap import SYSTEM_NAMESPACES, default_rbac
@@ -36,6 +37,8 @@ from milkyway.sim.apiserver.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
+from milkyway.sim.apiserver.serviceaccount_tokens import ServiceAccountTokens
+from milkyway.sim.apiserver.serviceaccount_tokens import authenticate as authenticate_token
 from milkyway.sim.apiserver.store import (
     ADDED,
     DEFAULT_HISTORY,
@@ -82,6 +85,7 @@ _REVIEW_PLURALS = {"selfsubjectaccessreviews", "subjectaccessreviews", "localsub
 _CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 _NS_KEY = ("", "namespaces")
 _POD_KEY = ("", "pods")
+_SA_KEY = ("", "serviceaccounts")
 
 
 class ClusterAPI(Deletion, Subresources, CustomResources):
@@ -161,6 +165,10 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self._keep_bodies = False
         self._resolved: dict[str, ResourceInfo] = {}
         self._resolved_generation = -1
+        self.ca_pem: bytes | None = None
+        """The cluster CA (PEM) that ``kube-root-ca.crt`` ConfigMaps publish, when served
+        over TLS."""
+        self.service_account_tokens = ServiceAccountTokens()
         if bootstrap:
             self.ensure_system_namespaces()
 
@@ -173,6 +181,48 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             info = self.registry.for_object(obj)
             if self.store.get(info.key, "", obj["metadata"]["name"]) is None:
                 self.create(obj)
+        for ns in list(self.store.objects(_NS_KEY)):
+            self._ensure_default_service_account(ns)
+
+    def _ensure_default_service_account(self, namespace: Obj) -> None:
+        name = namespace["metadata"]["name"]
+        if namespace["metadata"].get("deletionTimestamp"):
+            return
+        if self.store.get(_SA_KEY, name, "default") is None:
+            self.create(default_service_account(name))
+
+    def issue_token(
+        self,
+        namespace: str,
+        service_account: str,
+        *,
+        audiences: list[str] | None = None,
+        expiration_seconds: int = 3607,
+        pod: str | None = None,
+    ) -> tuple[str, datetime]:
+        """A token (and its expiry) that authenticates as the ServiceAccount, optionally
+        bound to a pod (it stops working when that pod goes); what a kubelet projects
+        into a pod's ``kube-api-access`` volume."""
+        account = self._stored(self.resource("serviceaccounts"), namespace, service_account)
+        bound = None
+        if pod is not None:
+            pod_obj = self._stored(self.resource("pods"), namespace, pod)
+            bound = (pod, pod_obj["metadata"]["uid"])
+        return self.service_account_tokens.issue(
+            namespace,
+            service_account,
+            account["metadata"]["uid"],
+            now=self.clock(),
+            audiences=audiences,
+            expiration_seconds=expiration_seconds,
+            pod=bound,
+        )
+
+    def authenticate_token(self, authorization: str | None) -> Any:
+        """The ServiceAccount user a bearer token of this cluster stands for, or None."""
+        return authenticate_token(
+            self.service_account_tokens, self.store.get, authorization, self.clock()
+        )
 
     # ----------------------------------------------------------------- plumbing
 
@@ -499,6 +549,8 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             self._admit_namespace(ns)
         if info.custom:
             self._refuse_create_while_terminating(info)
+        if info.key == _POD_KEY:
+            admit_pod(new, ns, lambda sa: self.store.get(_SA_KEY, ns, sa), self._random)
         for key in _SERVER_METADATA:
             md.pop(key, None)
         managed_fields = md.pop("managedFields", None)
@@ -525,6 +577,8 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self.store.commit(info.key, ADDED, new)
         if info.key == _CRD_KEY:
             self._serve_crd(new)
+        if info.key == _NS_KEY:
+            self._ensure_default_service_account(new)
         self._collect_if_orphaned(info, new)
         return self._as_version(info, self._out(new))
 

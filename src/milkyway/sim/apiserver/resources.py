@@ -171,7 +171,16 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
     _builtin("", "v1", "ConfigMap", "configmaps", short=("cm",)),
     _builtin("", "v1", "Secret", "secrets"),
     _builtin("", "v1", "Event", "events", short=("ev",)),
-    _builtin("", "v1", "ServiceAccount", "serviceaccounts", short=("sa",)),
+    _builtin(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        short=("sa",),
+        subresources=(
+            Subresource("token", "TokenRequest", "authentication.k8s.io", "v1", ("create",)),
+        ),
+    ),
     _builtin("", "v1", "Node", "nodes", namespaced=False, short=("no",), subresources=(_STATUS,)),
     _builtin(
         "",

@@ -32,6 +32,7 @@ from milkyway.sim.apiserver.negotiation import Representation, negotiate, partia
 from milkyway.sim.apiserver.openapi import OpenAPIPublisher, ServedResource
 from milkyway.sim.apiserver.printing import to_table
 from milkyway.sim.apiserver.resources import ResourceInfo
+from milkyway.sim.apiserver.serviceaccount_tokens import token_request
 from milkyway.sim.apiserver.store import BOOKMARK, DELETED, ERROR, Event
 from milkyway.sim.apiserver.validation import strict_decoding_error
 
@@ -184,7 +185,7 @@ class ApiServer:
     def _request_labels(self, request: web.Request) -> RequestLabels:
         parts = [p for p in request.path.split("/") if p]
         watch = request.query.get("watch", "") in _TRUE
-        if not parts or parts[0] not in ("api", "apis"):
+        if len(parts) < (3 if parts[:1] == ["api"] else 4) or parts[0] not in ("api", "apis"):
             return RequestLabels(request.method)
         try:
             target = self._target(parts)
@@ -229,7 +230,8 @@ class ApiServer:
             return User("admin", "admin", ("system:masters", "system:authenticated"))
         if request.path in _OPEN_PATHS:
             return User("system:anonymous", "", ("system:unauthenticated",))
-        user = self.authenticator.authenticate(request.headers.get("Authorization"))
+        header = request.headers.get("Authorization")
+        user = self.authenticator.authenticate(header) or self.api.authenticate_token(header)
         if user is None:
             raise errors.unauthorized()
         return user
@@ -679,6 +681,10 @@ class ApiServer:
         if target.name is not None:
             if target.subresource == "eviction":
                 return _json(api.evict(target.name, body, namespace=target.namespace), status=201)
+            if target.subresource == "token":
+                return _json(
+                    token_request(self.api, target.name, target.namespace or "", body), status=201
+                )
             if target.subresource == "binding":
                 api.bind(target.name, body.get("target") or {}, namespace=target.namespace)
                 return _json(

@@ -9,6 +9,7 @@ from milkyway.sim.controllers.batch import CronJobController, JobController
 from milkyway.sim.controllers.config import ControlPlaneConfig
 from milkyway.sim.controllers.kubelet import Kubelet
 from milkyway.sim.controllers.lifecycle import NodeLifecycleController
+from milkyway.sim.controllers.namespace_defaults import NamespaceDefaultsController
 from milkyway.sim.controllers.runtime import ControlPlane
 from milkyway.sim.controllers.scheduling import SchedulerController
 from milkyway.sim.controllers.services import DisruptionController, EndpointsController
@@ -62,7 +63,10 @@ def start_control_plane(
         EndpointsController(),
         DisruptionController(),
         NodeLifecycleController(),
+        NamespaceDefaultsController(),
     ):
         plane.add(controller)
     plane.start()
+    for namespace in api.list("v1/namespaces")["items"]:
+        plane.enqueue(NamespaceDefaultsController.name, namespace["metadata"]["name"])
     return plane
