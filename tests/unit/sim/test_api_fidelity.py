@@ -163,3 +163,147 @@ def test_strategic_merge_on_a_custom_object_lists_only_accepted_types(api: Clust
     assert refused.value.code == 415
     assert "application/merge-patch+json" in refused.value.message
     assert "strategic-merge-patch" not in refused.value.message
+
+
+def lease(**spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {"name": "l"},
+        "spec": spec,
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "go_error"),
+    [
+        (
+            "renewTime",
+            "garbage",
+            'parsing time "garbage" as "2006-01-02T15:04:05.000000Z07:00": cannot parse '
+            '"garbage" as "2006"',
+        ),
+        (
+            "renewTime",
+            "2026-01-02T03:04:05",
+            'parsing time "2026-01-02T03:04:05" as "2006-01-02T15:04:05.000000Z07:00": '
+            'cannot parse "" as ".000000"',
+        ),
+        (
+            "renewTime",
+            "2026-01-02T03:04:05Z",
+            'parsing time "2026-01-02T03:04:05Z" as "2006-01-02T15:04:05.000000Z07:00": '
+            'cannot parse "Z" as ".000000"',
+        ),
+        (
+            "acquireTime",
+            "2026-13-02T03:04:05.000000Z",
+            'parsing time "2026-13-02T03:04:05.000000Z": month out of range',
+        ),
+    ],
+)
+def test_malformed_times_are_400_with_gos_message(
+    api: ClusterAPI, field: str, value: str, go_error: str
+) -> None:
+    with pytest.raises(ApiError) as refused:
+        api.create(lease(**{field: value}))
+    assert refused.value.code == 400
+    assert refused.value.message.startswith(
+        f'Lease in version "v1" cannot be handled as a Lease: {go_error}'
+    )
+    assert f"spec.{field}" in refused.value.message
+    assert api.list("leases", namespace="default")["items"] == []
+
+
+def test_well_formed_times_are_stored(api: ClusterAPI) -> None:
+    stored = api.create(
+        lease(
+            renewTime="2026-01-02T03:04:05.123456Z", acquireTime="2026-01-02T05:04:05.000000+02:00"
+        )
+    )
+    assert stored["spec"]["renewTime"] == "2026-01-02T03:04:05.123456Z"
+    assert stored["spec"]["acquireTime"] == "2026-01-02T03:04:05.000000Z"
+
+
+def test_a_zoneless_time_in_a_time_field_is_400(api: ClusterAPI) -> None:
+    event = {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"name": "e"},
+        "involvedObject": {"kind": "Pod", "name": "p", "namespace": "default"},
+        "reason": "Test",
+        "firstTimestamp": "2026-01-02T03:04:05",
+    }
+    with pytest.raises(ApiError) as refused:
+        api.create(event)
+    assert refused.value.code == 400
+    assert (
+        'parsing time "2026-01-02T03:04:05" as "2006-01-02T15:04:05Z07:00": cannot parse "" as '
+        '"Z07:00"'
+    ) in refused.value.message
+    event["firstTimestamp"] = "2026-01-02T03:04:05.5Z"
+    assert api.create(event)["firstTimestamp"] == "2026-01-02T03:04:05Z"
+
+
+def test_empty_maps_and_lists_of_built_ins_are_not_stored(api: ClusterAPI) -> None:
+    stored = api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "empty", "labels": {}, "annotations": {}, "finalizers": []},
+            "data": {},
+        }
+    )
+    assert "data" not in stored
+    assert not {"labels", "annotations", "finalizers"} & set(stored["metadata"])
+    pod = api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {
+                "containers": [{"name": "c", "image": "nginx:1", "env": [], "ports": []}],
+                "nodeSelector": {},
+                "securityContext": {},
+            },
+        }
+    )
+    container = pod["spec"]["containers"][0]
+    assert "env" not in container and "ports" not in container
+    assert "nodeSelector" not in pod["spec"]
+    assert pod["spec"]["securityContext"] == {}
+    assert container["resources"] == {}
+    assert api.get("configmaps", "empty", namespace="default") == stored
+
+
+def test_server_side_apply_leaves_no_empty_map_behind(api: ClusterAPI) -> None:
+    applied = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "ssa", "labels": {}},
+        "data": {},
+    }
+    first = api.patch(
+        "configmaps", "ssa", applied, patch_type="apply", namespace="default", field_manager="me"
+    )
+    assert "data" not in first and "labels" not in first["metadata"]
+    assert first["metadata"]["managedFields"][0]["manager"] == "me"
+    again = api.patch(
+        "configmaps", "ssa", applied, patch_type="apply", namespace="default", field_manager="me"
+    )
+    assert again["metadata"]["resourceVersion"] == first["metadata"]["resourceVersion"]
+    filled = api.patch(
+        "configmaps",
+        "ssa",
+        {**applied, "data": {"k": "v"}},
+        patch_type="apply",
+        namespace="default",
+        field_manager="me",
+    )
+    assert filled["data"] == {"k": "v"}
+
+
+def test_custom_resources_keep_empty_maps(api: ClusterAPI) -> None:
+    api.create(crd())
+    stored = api.create({**thing("t"), "spec": {"tags": {}, "items": []}})
+    assert stored["spec"] == {"tags": {}, "items": []}

@@ -29,6 +29,7 @@ from milkyway.sim.apiserver.crds import CustomResources
 from milkyway.sim.apiserver.defaults import ClusterIPAllocator, apply_defaults
 from milkyway.sim.apiserver.deletion import Deletion, rfc3339
 from milkyway.sim.apiserver.errors import ApiError, Cause
+from milkyway.sim.apiserver.omitempty import drop_empty
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
 from milkyway.sim.apiserver.selectors import (
@@ -50,6 +51,7 @@ from milkyway.sim.apiserver.store import (
     deep_copy,
 )
 from milkyway.sim.apiserver.subresources import Subresources
+from milkyway.sim.apiserver.timevalues import check_times
 from milkyway.sim.apiserver.validation import strict_decoding_error, validate_builtin
 
 Obj = dict[str, Any]
@@ -704,6 +706,15 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         if info.custom:
             return self._validate_custom(info, obj, old, field_validation, warnings)
         apply_defaults(info.group, info.kind, obj, self._ips)
+        definition = self.schemas.definition_name(info.gvk)
+        bad_time = check_times(obj, definition, self.schemas) if definition else None
+        if bad_time is not None:
+            raise errors.bad_request(
+                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                f"{bad_time}"
+            )
+        if definition:
+            drop_empty(obj, definition, self.schemas)
         causes = validate_builtin(obj, self.schemas, strict=True)
         unknown = [c for c in causes if fielderrors.is_unknown_field(c)]
         causes = [c for c in causes if not fielderrors.is_unknown_field(c)]
