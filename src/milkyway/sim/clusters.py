@@ -24,6 +24,7 @@ from milkyway.sim.apiserver.auth import (
     parse_token_file,
     render_token_file,
 )
+from milkyway.sim.apiserver.serviceaccount_tokens import ServiceAccountTokens
 from milkyway.sim.cluster import SimulatedCluster
 from milkyway.sim.kubeconfig import write_kubeconfig
 from milkyway.sim.private_file import write_private
@@ -121,6 +122,10 @@ class SimulatedClusters:
                     kubernetes_version=self.kubernetes_version,
                     bookmark_interval=self.bookmark_interval,
                     ssl_context=context,
+                )
+                cluster.api.ca_pem = cert.ca_pem
+                cluster.api.service_account_tokens = ServiceAccountTokens.derived_from(
+                    cert.key_pem + name.encode()
                 )
                 self.clusters[name] = cluster
                 await cluster.start()

@@ -412,7 +412,9 @@ def test_namespace_crd_and_default_columns() -> None:
     assert result["rows"][0]["cells"] == ["widgets.example.com", stamp(timedelta(minutes=5))]
     account = table([{"metadata": meta("default")}], "", "ServiceAccount")
     assert headers(account) == ["Name", "Secrets", "Age"]
-    other = table([{"metadata": meta("x", timedelta(seconds=7))}], "batch", "Job")
+    other = table(
+        [{"metadata": meta("x", timedelta(seconds=7))}], "scheduling.k8s.io", "PriorityClass"
+    )
     assert headers(other) == ["Name", "Age"]
     assert other["rows"][0]["cells"] == ["x", "7s"]
 

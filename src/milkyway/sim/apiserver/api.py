@@ -20,6 +20,7 @@ from typing import Any
 import orjson
 
 from milkyway.sim.apiserver import errors, fielderrors, naming, patching
+from milkyway.sim.apiserver.admission import admit_pod, default_service_account
 from milkyway.sim.apiserver.apply import record_update, server_side_apply
 from milkyway.sim.apiserver.auth import evaluate_review
 from milkyway.sim.apiserver.bootstrap import SYSTEM_NAMESPACES, default_rbac
@@ -30,6 +31,7 @@ from milkyway.sim.apiserver.defaults import ClusterIPAllocator, apply_defaults
 from milkyway.sim.apiserver.deletion import Deletion, rfc3339
 from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.pod_logs import PodLogs
+from milkyway.sim.apiserver.omitempty import drop_empty
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
 from milkyway.sim.apiserver.selectors import (
@@ -38,6 +40,8 @@ from milkyway.sim.apiserver.selectors import (
     parse_field_selector,
     parse_label_selector,
 )
+from milkyway.sim.apiserver.serviceaccount_tokens import ServiceAccountTokens
+from milkyway.sim.apiserver.serviceaccount_tokens import authenticate as authenticate_token
 from milkyway.sim.apiserver.store import (
     ADDED,
     DEFAULT_HISTORY,
@@ -49,6 +53,7 @@ from milkyway.sim.apiserver.store import (
     deep_copy,
 )
 from milkyway.sim.apiserver.subresources import Subresources
+from milkyway.sim.apiserver.timevalues import check_times
 from milkyway.sim.apiserver.validation import strict_decoding_error, validate_builtin
 
 Obj = dict[str, Any]
@@ -62,6 +67,10 @@ _GENERATION_KINDS = {
     ("apps", "Deployment"),
     ("apps", "ReplicaSet"),
     ("apps", "DaemonSet"),
+    ("", "ReplicationController"),
+    ("batch", "Job"),
+    ("batch", "CronJob"),
+    ("networking.k8s.io", "Ingress"),
     ("policy", "PodDisruptionBudget"),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
 }
@@ -80,6 +89,7 @@ _REVIEW_PLURALS = {"selfsubjectaccessreviews", "subjectaccessreviews", "localsub
 _CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 _NS_KEY = ("", "namespaces")
 _POD_KEY = ("", "pods")
+_SA_KEY = ("", "serviceaccounts")
 
 
 class ClusterAPI(Deletion, Subresources, CustomResources):
@@ -162,6 +172,10 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self._keep_bodies = False
         self._resolved: dict[str, ResourceInfo] = {}
         self._resolved_generation = -1
+        self.ca_pem: bytes | None = None
+        """The cluster CA (PEM) that ``kube-root-ca.crt`` ConfigMaps publish, when served
+        over TLS."""
+        self.service_account_tokens = ServiceAccountTokens()
         if bootstrap:
             self.ensure_system_namespaces()
 
@@ -174,6 +188,48 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             info = self.registry.for_object(obj)
             if self.store.get(info.key, "", obj["metadata"]["name"]) is None:
                 self.create(obj)
+        for ns in list(self.store.objects(_NS_KEY)):
+            self._ensure_default_service_account(ns)
+
+    def _ensure_default_service_account(self, namespace: Obj) -> None:
+        name = namespace["metadata"]["name"]
+        if namespace["metadata"].get("deletionTimestamp"):
+            return
+        if self.store.get(_SA_KEY, name, "default") is None:
+            self.create(default_service_account(name))
+
+    def issue_token(
+        self,
+        namespace: str,
+        service_account: str,
+        *,
+        audiences: list[str] | None = None,
+        expiration_seconds: int = 3607,
+        pod: str | None = None,
+    ) -> tuple[str, datetime]:
+        """A token (and its expiry) that authenticates as the ServiceAccount, optionally
+        bound to a pod (it stops working when that pod goes); what a kubelet projects
+        into a pod's ``kube-api-access`` volume."""
+        account = self._stored(self.resource("serviceaccounts"), namespace, service_account)
+        bound = None
+        if pod is not None:
+            pod_obj = self._stored(self.resource("pods"), namespace, pod)
+            bound = (pod, pod_obj["metadata"]["uid"])
+        return self.service_account_tokens.issue(
+            namespace,
+            service_account,
+            account["metadata"]["uid"],
+            now=self.clock(),
+            audiences=audiences,
+            expiration_seconds=expiration_seconds,
+            pod=bound,
+        )
+
+    def authenticate_token(self, authorization: str | None) -> Any:
+        """The ServiceAccount user a bearer token of this cluster stands for, or None."""
+        return authenticate_token(
+            self.service_account_tokens, self.store.get, authorization, self.clock()
+        )
 
     # ----------------------------------------------------------------- plumbing
 
@@ -276,6 +332,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         limit: int | None = None,
         continue_: str | None = None,
         resource_version: str | None = None,
+        resource_version_match: str | None = None,
     ) -> Obj:
         info = self.resource(resource)
         result = self.list_stored(
@@ -286,6 +343,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             limit=limit,
             continue_=continue_,
             resource_version=resource_version,
+            resource_version_match=resource_version_match,
         )
         result["items"] = [deep_copy(o) for o in result["items"]]
         return result
@@ -300,23 +358,35 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         limit: int | None = None,
         continue_: str | None = None,
         resource_version: str | None = None,
+        resource_version_match: str | None = None,
     ) -> Obj:
-        """Like :meth:`list`, but the items are the stored objects (read-only)."""
+        """Like :meth:`list`, but the items are the stored objects (read-only).
+
+        ``resource_version_match="Exact"`` lists the objects as they were at
+        ``resource_version`` (410 Expired once the history no longer reaches it).
+        """
         self._require_verb(info, "list")
         labels = self._labels(label_selector)
         fields = self._fields(info, field_selector)
         ns = namespace if info.namespaced and namespace else None
+        exact_rv = _exact_revision(resource_version, resource_version_match)
         self._check_resource_version(resource_version)
         list_rv = self.store.revision
         after: tuple[str, str] | None = None
         if continue_:
             list_rv, after = _decode_continue(continue_)
+        elif exact_rv is not None:
+            list_rv = exact_rv
         items: list[Obj] = []
         more = False
         remaining = 0
         exact = fields.exact_name()
-        if exact is not None and after is None:
-            candidates: Iterable[tuple[str, str, Obj]] = (
+        if list_rv != self.store.revision:
+            candidates: Iterable[tuple[str, str, Obj]] = self.store.sorted_objects_at(
+                info.key, ns, list_rv
+            )
+        elif exact is not None and after is None:
+            candidates = (
                 [(ns or "", exact, o)]
                 if ns is not None and (o := self.store.get(info.key, ns, exact)) is not None
                 else [
@@ -484,18 +554,23 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         name = md["name"]
         if info.namespaced:
             self._admit_namespace(ns)
+        if info.custom:
+            self._refuse_create_while_terminating(info)
+        if info.key == _POD_KEY:
+            admit_pod(new, ns, lambda sa: self.store.get(_SA_KEY, ns, sa), self._random)
         for key in _SERVER_METADATA:
             md.pop(key, None)
         managed_fields = md.pop("managedFields", None)
         if info.has_status and (info.group, info.kind) not in _KEEP_STATUS_ON_CREATE:
             new.pop("status", None)
+        # The uid comes first: defaulting may read it (a Job's generated selector).
+        md["uid"] = str(uuid.uuid4())
         new = self._default_and_validate(info, new, None, field_validation, warnings)
         if info.key == _CRD_KEY:
             self._prepare_crd(new)
         if self.store.get(info.key, ns, name) is not None:
             raise errors.already_exists(info.group, info.plural, name)
         md = new["metadata"]
-        md["uid"] = str(uuid.uuid4())
         md["creationTimestamp"] = self.now()
         if self._tracks_generation(info):
             md["generation"] = 1
@@ -509,6 +584,8 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self.store.commit(info.key, ADDED, new)
         if info.key == _CRD_KEY:
             self._serve_crd(new)
+        if info.key == _NS_KEY:
+            self._ensure_default_service_account(new)
         self._collect_if_orphaned(info, new)
         return self._as_version(info, self._out(new))
 
@@ -634,6 +711,15 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         if info.custom:
             return self._validate_custom(info, obj, old, field_validation, warnings)
         apply_defaults(info.group, info.kind, obj, self._ips)
+        definition = self.schemas.definition_name(info.gvk)
+        bad_time = check_times(obj, definition, self.schemas) if definition else None
+        if bad_time is not None:
+            raise errors.bad_request(
+                f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
+                f"{bad_time}"
+            )
+        if definition:
+            drop_empty(obj, definition, self.schemas)
         causes = validate_builtin(obj, self.schemas, strict=True)
         unknown = [c for c in causes if fielderrors.is_unknown_field(c)]
         causes = [c for c in causes if not fielderrors.is_unknown_field(c)]
@@ -990,10 +1076,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             return patching.json_patch(live, patch)
         if patch_type == "strategic":
             if info.custom and not scale:
-                raise errors.unsupported_media_type(
-                    "application/strategic-merge-patch+json (strategic merge patch is not "
-                    "supported for custom resources; use a merge or JSON patch)"
-                )
+                raise errors.unsupported_patch_type_for_custom()
             gvk = ("autoscaling", "v1", "Scale") if scale else info.gvk
             schema = self.schemas.definition_for(gvk)
             if schema is None:
@@ -1091,6 +1174,32 @@ def _untimed(entries: Any) -> Any:
     return [
         {k: v for k, v in e.items() if k != "time"} if isinstance(e, dict) else e for e in entries
     ]
+
+
+def _exact_revision(resource_version: str | None, match: str | None) -> int | None:
+    """The revision an ``Exact`` list reads at; None when the list reads the latest state."""
+    if not match:
+        return None
+    if match not in ("Exact", "NotOlderThan"):
+        raise errors.bad_request(
+            f'invalid resourceVersionMatch "{match}": use "Exact" or "NotOlderThan"'
+        )
+    if resource_version in (None, ""):
+        raise errors.bad_request(
+            "resourceVersionMatch is forbidden unless resourceVersion is provided"
+        )
+    if match == "NotOlderThan":
+        return None
+    if resource_version == "0":
+        raise errors.bad_request(
+            f'resourceVersionMatch "{match}" is forbidden for resourceVersion "0"'
+        )
+    try:
+        return int(resource_version)  # type: ignore[arg-type]
+    except ValueError:
+        raise errors.bad_request(
+            f'invalid resourceVersion "{resource_version}": must be an integer'
+        ) from None
 
 
 def _encode_continue(rv: int, last: tuple[str, str]) -> str:

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
+from milkyway.sim.apiserver import batch_kinds, naming
 from milkyway.sim.apiserver import fielderrors as fe
-from milkyway.sim.apiserver import naming
 from milkyway.sim.apiserver.errors import Cause
 from milkyway.sim.apiserver.json_values import as_array, as_object
 from milkyway.sim.apiserver.quantity import QUANTITY_PATTERN, parse_quantity
@@ -633,4 +633,7 @@ _KIND_RULES: dict[tuple[str, str], Callable[[dict], list[Cause]]] = {
     (_RBAC, "RoleBinding"): lambda obj: _binding(obj, cluster=False),
     (_RBAC, "ClusterRoleBinding"): lambda obj: _binding(obj, cluster=True),
     ("storage.k8s.io", "StorageClass"): _storageclass,
+    ("", "ReplicationController"): batch_kinds.check_replicationcontroller,
+    ("batch", "Job"): batch_kinds.check_job,
+    ("batch", "CronJob"): batch_kinds.check_cronjob,
 }

@@ -12,6 +12,8 @@ import ipaddress
 from collections.abc import Callable
 from typing import Any
 
+from milkyway.sim.apiserver import batch_kinds
+
 Obj = dict[str, Any]
 
 
@@ -220,6 +222,11 @@ _DEFAULTERS: dict[tuple[str, str], Callable[[Obj, ClusterIPAllocator], None]] = 
     ("apps", "StatefulSet"): _statefulset,
     ("apps", "DaemonSet"): _daemonset,
     ("storage.k8s.io", "StorageClass"): _storageclass,
+    ("", "ReplicationController"): lambda obj, _a: batch_kinds.default_replicationcontroller(
+        obj, _pod_spec
+    ),
+    ("batch", "Job"): lambda obj, _a: batch_kinds.default_job(obj, _pod_spec),
+    ("batch", "CronJob"): lambda obj, _a: batch_kinds.default_cronjob(obj, _pod_spec),
 }
 
 

@@ -100,6 +100,8 @@ class Deletion:
             return self._as_version(info, old), True
         if info.key == _NS_KEY:
             return self._delete_namespace(old)
+        if info.key == _CRD_KEY:
+            return self._terminate_crd(old)
         finalizers = list(md.get("finalizers") or [])
         if propagation_policy == "Orphan" and "orphan" not in finalizers:
             finalizers.append("orphan")
@@ -199,6 +201,8 @@ class Deletion:
             self.logs.drop(md.get("namespace", ""), md["name"])
         self._collect_dependents(md.get("uid", ""))
         self._owners_may_finish(final)
+        if info.custom:
+            self._finish_crd_cleanup(f"{info.plural}.{info.group}")
         ns = md.get("namespace")
         if ns:
             namespace = self.store.get(_NS_KEY, "", ns)

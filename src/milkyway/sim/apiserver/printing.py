@@ -17,6 +17,7 @@ from typing import Any
 
 from milkyway.sim.apiserver import jsonpath
 from milkyway.sim.apiserver.errors import bad_request
+from milkyway.sim.apiserver.printers_batch import BATCH_PRINTERS
 from milkyway.sim.apiserver.printers_builtin import BUILTIN_PRINTERS, Column, name_column
 from milkyway.sim.apiserver.timefmt import age, human_duration, parse_time
 
@@ -48,7 +49,11 @@ def to_table(
     if printer_columns is not None:
         columns = _crd_columns(printer_columns)
     else:
-        columns = BUILTIN_PRINTERS.get((group, kind)) or _default_columns()
+        columns = (
+            BUILTIN_PRINTERS.get((group, kind))
+            or BATCH_PRINTERS.get((group, kind))
+            or _default_columns()
+        )
     rows = []
     for obj in objects:
         row: dict[str, Any] = {"cells": [column.cell(obj, moment) for column in columns]}

@@ -164,12 +164,30 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
             Subresource("proxy", "ServiceProxyOptions", "", "v1", _PROXY_VERBS),
         ),
     ),
+    _builtin(
+        "",
+        "v1",
+        "ReplicationController",
+        "replicationcontrollers",
+        short=("rc",),
+        categories=("all",),
+        subresources=(_STATUS, _SCALE),
+    ),
     _builtin("", "v1", "Endpoints", "endpoints", short=("ep",)),
     _builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),
     _builtin("", "v1", "ConfigMap", "configmaps", short=("cm",)),
     _builtin("", "v1", "Secret", "secrets"),
     _builtin("", "v1", "Event", "events", short=("ev",)),
-    _builtin("", "v1", "ServiceAccount", "serviceaccounts", short=("sa",)),
+    _builtin(
+        "",
+        "v1",
+        "ServiceAccount",
+        "serviceaccounts",
+        short=("sa",),
+        subresources=(
+            Subresource("token", "TokenRequest", "authentication.k8s.io", "v1", ("create",)),
+        ),
+    ),
     _builtin("", "v1", "Node", "nodes", namespaced=False, short=("no",), subresources=(_STATUS,)),
     _builtin(
         "",
@@ -225,6 +243,29 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
         subresources=(_STATUS,),
     ),
     _builtin("apps", "v1", "ControllerRevision", "controllerrevisions"),
+    _builtin("batch", "v1", "Job", "jobs", categories=("all",), subresources=(_STATUS,)),
+    _builtin(
+        "batch",
+        "v1",
+        "CronJob",
+        "cronjobs",
+        short=("cj",),
+        categories=("all",),
+        subresources=(_STATUS,),
+    ),
+    _builtin(
+        "networking.k8s.io", "v1", "Ingress", "ingresses", short=("ing",), subresources=(_STATUS,)
+    ),
+    _builtin("networking.k8s.io", "v1", "IngressClass", "ingressclasses", namespaced=False),
+    _builtin(
+        "apiregistration.k8s.io",
+        "v1",
+        "APIService",
+        "apiservices",
+        namespaced=False,
+        categories=("api-extensions",),
+        subresources=(_STATUS,),
+    ),
     _builtin(
         "policy",
         "v1",
@@ -342,6 +383,10 @@ class ResourceRegistry:
         for info in infos:
             self._add(info)
         self._crd_resources[crd_name] = list(infos)
+
+    def crd_infos(self, crd_name: str) -> list[ResourceInfo]:
+        """The served versions of one CRD (empty when it serves none)."""
+        return list(self._crd_resources.get(crd_name, ()))
 
     def unregister_crd(self, crd_name: str) -> list[ResourceInfo]:
         removed = self._crd_resources.pop(crd_name, [])

@@ -28,11 +28,14 @@ from milkyway.sim.apiserver.discovery import Discovery, version_info, wants_aggr
 from milkyway.sim.apiserver.duplicate_keys import duplicate_fields
 from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.kubectl_schemas import SchemasUnavailable, kubectl_schemas
+from milkyway.sim.apiserver.metrics import ApiMetrics, RequestLabels
+from milkyway.sim.apiserver.negotiation import Representation, negotiate, partial, partial_list
 from milkyway.sim.apiserver.openapi import OpenAPIPublisher, ServedResource
 from milkyway.sim.apiserver.pod_log_stream import serve_log
 from milkyway.sim.apiserver.pod_streams import PodStreams
 from milkyway.sim.apiserver.printing import to_table
 from milkyway.sim.apiserver.resources import ResourceInfo
+from milkyway.sim.apiserver.serviceaccount_tokens import token_request
 from milkyway.sim.apiserver.store import BOOKMARK, DELETED, ERROR, Event
 from milkyway.sim.apiserver.validation import strict_decoding_error
 
@@ -112,6 +115,7 @@ class ApiServer:
         self._runner: web.AppRunner | None = None
         self._openapi: Any = None
         self._pod_streams = PodStreams(self)
+        self.metrics = ApiMetrics()
 
     @property
     def url(self) -> str:
@@ -183,6 +187,37 @@ class ApiServer:
     # ----------------------------------------------------------------- dispatch
 
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        started = time.perf_counter()
+        response = await self._answer(request)
+        self.metrics.observe(
+            self._request_labels(request), response.status, time.perf_counter() - started
+        )
+        return response
+
+    def _request_labels(self, request: web.Request) -> RequestLabels:
+        parts = [p for p in request.path.split("/") if p]
+        watch = request.query.get("watch", "") in _TRUE
+        if len(parts) < (3 if parts[:1] == ["api"] else 4) or parts[0] not in ("api", "apis"):
+            return RequestLabels(request.method)
+        try:
+            target = self._target(parts)
+        except ApiError:
+            return RequestLabels(request.method)
+        watch = watch or target.watch_path
+        verb = _verb(request.method, target, watch)
+        verb = {"create": "POST", "update": "PUT"}.get(verb, verb.upper())
+        if request.method == "PATCH" and _content_type(request) == "application/apply-patch+yaml":
+            verb = "APPLY"
+        if target.name is not None:
+            scope = "resource"
+        elif target.info.namespaced and target.namespace is not None:
+            scope = "namespace"
+        else:
+            scope = "cluster"
+        info = target.info
+        return RequestLabels(verb, info.group, info.version, info.plural, target.subresource, scope)
+
+    async def _answer(self, request: web.Request) -> web.StreamResponse:
         try:
             if self.request_hook is not None:
                 await self.request_hook(request)
@@ -207,7 +242,8 @@ class ApiServer:
             return User("admin", "admin", ("system:masters", "system:authenticated"))
         if request.path in _OPEN_PATHS:
             return User("system:anonymous", "", ("system:unauthenticated",))
-        user = self.authenticator.authenticate(request.headers.get("Authorization"))
+        header = request.headers.get("Authorization")
+        user = self.authenticator.authenticate(header) or self.api.authenticate_token(header)
         if user is None:
             raise errors.unauthorized()
         return user
@@ -300,6 +336,11 @@ class ApiServer:
             raise errors.method_not_allowed(f"{request.method} is not allowed on {path}")
         if path == "/version":
             return _json(version_info(self.api.kubernetes_version))
+        if path == "/metrics":
+            return web.Response(
+                text=self.metrics.render(self.api),
+                headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+            )
         if path in _OPEN_PATHS or path.startswith(("/healthz/", "/readyz/", "/livez/")):
             return web.Response(text="ok", content_type="text/plain")
         if path == "/openapi/v2":
@@ -449,20 +490,26 @@ class ApiServer:
                 limit=_int(query, "limit"),
                 continue_=query.get("continue"),
                 resource_version=query.get("resourceVersion"),
+                resource_version_match=query.get("resourceVersionMatch"),
             )
-            table = _table_request(request)
-            if table:
+            rep = _representation(request, collection=True)
+            if rep.table:
                 return _json(
                     self._table(listed["items"], info, request, list_metadata=listed["metadata"])
                 )
+            if rep.metadata_only:
+                return _json(partial_list(listed, rep))
             return _json(listed)
         if target.subresource == "scale":
             return _json(api.get_scale(info, target.name, namespace=target.namespace))
         if target.subresource not in ("", "status"):
             raise errors.method_not_allowed(f"GET is not supported on {target.subresource}")
+        rep = _representation(request, collection=False)
         obj = api.get_stored(info, target.name, namespace=target.namespace)
-        if _table_request(request):
+        if rep.table:
             return _json(self._table([obj], info, request))
+        if rep.metadata_only:
+            return _json(partial(obj, rep))
         return _json(obj)
 
     def _table(
@@ -492,7 +539,7 @@ class ApiServer:
         bookmarks = query.get("allowWatchBookmarks", "") in _TRUE
         send_initial = query.get("sendInitialEvents", "") in _TRUE
         timeout = _int(query, "timeoutSeconds")
-        table = _table_request(request)
+        table = _representation(request, collection=True, watch=True)
         response = web.StreamResponse(status=200, headers={"Content-Type": JSON})
         response.enable_chunked_encoding()
         try:
@@ -573,9 +620,10 @@ class ApiServer:
         )
 
     def _encode_event(
-        self, event: Event, info: ResourceInfo, request: web.Request, table: bool
+        self, event: Event, info: ResourceInfo, request: web.Request, rep: Representation
     ) -> bytes:
-        plain = not table and event.object.get("apiVersion") == info.api_version
+        table = rep.table
+        plain = not rep.as_ and event.object.get("apiVersion") == info.api_version
         if plain and event.encoded is not None:
             return event.encoded
         obj = event.object
@@ -586,6 +634,8 @@ class ApiServer:
             obj = {**obj, "apiVersion": info.api_version}
         if table:
             obj = self._table([obj], info, request)
+        elif rep.metadata_only:
+            obj = partial(obj, rep)
         line = _dumps({"type": event.type, "object": obj}) + b"\n"
         if plain:
             # Every watcher of a resource shares the event; encode it once for all of them.
@@ -665,6 +715,10 @@ class ApiServer:
         if target.name is not None:
             if target.subresource == "eviction":
                 return _json(api.evict(target.name, body, namespace=target.namespace), status=201)
+            if target.subresource == "token":
+                return _json(
+                    token_request(self.api, target.name, target.namespace or "", body), status=201
+                )
             if target.subresource == "binding":
                 api.bind(target.name, body.get("target") or {}, namespace=target.namespace)
                 return _json(
@@ -823,15 +877,10 @@ def _verb(method: str, target: Target, watch: bool) -> str:
     )
 
 
-def _table_request(request: web.Request) -> bool:
-    accept = request.headers.get("Accept", "")
-    for part in accept.split(","):
-        params = {p.strip() for p in part.split(";")}
-        if "as=Table" in params:
-            return True
-        if part.strip().startswith("application/json") and "as=Table" not in params:
-            return False
-    return False
+def _representation(
+    request: web.Request, *, collection: bool, watch: bool = False
+) -> Representation:
+    return negotiate(request.headers.get("Accept", ""), collection=collection, watch=watch)
 
 
 def _int(query: Any, key: str) -> int | None:

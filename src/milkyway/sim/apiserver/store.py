@@ -47,6 +47,8 @@ class Event:
     key: ResourceKey
     old: dict[str, Any] | None = None
     encoded: bytes | None = None
+    removed: dict[str, Any] | None = None
+    """For DELETED: the object as stored before the deletion (to list an older revision)."""
 
 
 def deep_copy(value: Any) -> Any:
@@ -254,6 +256,34 @@ class Store:
                 out.extend((ns, name, objs[name]) for name in sorted(objs))
         return out
 
+    def sorted_objects_at(
+        self, key: ResourceKey, namespace: str | None, revision: int
+    ) -> list[tuple[str, str, dict[str, Any]]]:
+        """Like :meth:`sorted_objects`, as the resource stood at ``revision``; rolled back
+        through the history, as etcd answers a read at an older revision. 410 Expired when
+        the history no longer reaches back that far."""
+        table = self._tables.get(key)
+        compacted = (
+            table.compacted if table is not None else max(self._floor, self._dropped.get(key, 0))
+        )
+        if revision < compacted:
+            raise gone("The resourceVersion for the provided list is too old.")
+        state = {(ns, name): obj for ns, name, obj in self.sorted_objects(key, namespace)}
+        if table is not None:
+            for event in reversed(table.history):
+                if event.revision <= revision:
+                    break
+                md = event.object["metadata"]
+                where = (md.get("namespace", ""), md["name"])
+                if namespace is not None and where[0] != namespace:
+                    continue
+                before = event.old if event.type == MODIFIED else event.removed
+                if before is None:
+                    state.pop(where, None)
+                else:
+                    state[where] = before
+        return [(ns, name, state[(ns, name)]) for ns, name in sorted(state)]
+
     def count(self, key: ResourceKey, namespace: str | None = None) -> int:
         table = self._tables.get(key)
         if table is None:
@@ -301,6 +331,8 @@ class Store:
                 table.count += 1
             self._index_owners(key, ns, name, old, obj)
         event = Event(event_type, obj, self.revision, key, old if event_type == MODIFIED else None)
+        if event_type == DELETED:
+            event.removed = old
         history = table.history
         history.append(event)
         if len(history) > self.history_size:
@@ -392,6 +424,10 @@ class Store:
         table = self._tables.get(watcher.key)
         if table is not None:
             table.watchers.discard(watcher)
+
+    def watchers_by_resource(self) -> dict[ResourceKey, int]:
+        """Open watchers per resource (for ``apiserver_longrunning_requests``)."""
+        return {key: len(t.watchers) for key, t in self._tables.items() if t.watchers}
 
     def watcher_count(self) -> int:
         return sum(len(t.watchers) for t in self._tables.values())

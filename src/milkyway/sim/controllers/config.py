@@ -23,9 +23,12 @@ class StageDelays:
     terminating: float = 0.0
     """Upper bound on a graceful deletion; the pod's own grace period caps it too."""
     jitter: float = 0.0
+    running: float = 0.0
+    """Running -> Succeeded for pods that run to completion (restartPolicy Never or
+    OnFailure, e.g. a Job's); a pod's ``sim.milkyway.io/run-seconds`` overrides it."""
 
     def __post_init__(self) -> None:
-        for name in ("creating", "ready", "terminating", "jitter"):
+        for name in ("creating", "ready", "terminating", "jitter", "running"):
             if getattr(self, name) < 0:
                 raise ValueError(f"stage delay {name}={getattr(self, name)} must be 0 or more")
 
@@ -86,7 +89,9 @@ class ControlPlaneConfig:
     @classmethod
     def realistic(cls, **overrides: object) -> ControlPlaneConfig:
         values: dict[str, object] = {
-            "delays": StageDelays(creating=2.5, ready=2.0, terminating=2.0, jitter=0.5),
+            "delays": StageDelays(
+                creating=2.5, ready=2.0, terminating=2.0, jitter=0.5, running=5.0
+            ),
             "heartbeat_interval": 10.0,
             "node_monitor_period": 5.0,
             "node_grace_period": 40.0,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from milkyway.sim.apiserver.errors import ApiError
+from milkyway.sim.controllers import completion
 from milkyway.sim.controllers.actions import PODS, Action, Delete, Event, Patch, Requeue
 from milkyway.sim.controllers.objects import (
     Obj,
@@ -70,6 +71,7 @@ class PodState:
     next_restart: float = 0.0
     terminate_at: float | None = None
     mount_warned: str = ""
+    exit_at: float | None = None
 
 
 def _micro_now() -> str:
@@ -337,6 +339,25 @@ class Kubelet:
                         pending.append(due - now)
             if pending:
                 actions.append(Requeue(min(pending)))
+            elif completion.runs_to_completion(pod):
+                self._run_to_completion(pod, state, agent, now, actions)
+
+    def _run_to_completion(
+        self, pod: Obj, state: PodState, agent: NodeAgent, now: float, actions: list[Action]
+    ) -> None:
+        """Containers of a pod that runs to completion exit after their run time."""
+        if state.exit_at is None:
+            run = completion.run_seconds(pod, self.config.delays.running)
+            state.exit_at = now + self._delay(run, agent) if run > 0 else now
+        if now < state.exit_at:
+            actions.append(Requeue(state.exit_at - now))
+            return
+        if completion.finish(pod, state.runtime, now_rfc3339(self.plane.now())):
+            state.stage = "completed"
+            return
+        # An OnFailure pod's failed containers restart after the crash back-off.
+        state.exit_at = now + self.config.crash_backoff
+        actions.append(Requeue(self.config.crash_backoff))
 
     def _advance_process(self, pod: Obj, state: PodState, actions: list[Action]) -> None:
         """A pod of mapped images: the same volume checks, then real processes."""

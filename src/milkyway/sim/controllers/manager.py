@@ -5,17 +5,21 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from milkyway.sim.apiserver.errors import ApiError
+from milkyway.sim.controllers.batch import CronJobController, JobController
 from milkyway.sim.controllers.config import ControlPlaneConfig
 from milkyway.sim.controllers.kubelet import Kubelet
 from milkyway.sim.controllers.lifecycle import NodeLifecycleController
+from milkyway.sim.controllers.namespace_defaults import NamespaceDefaultsController
 from milkyway.sim.controllers.runtime import ControlPlane
 from milkyway.sim.controllers.scheduling import SchedulerController
 from milkyway.sim.controllers.services import DisruptionController, EndpointsController
 from milkyway.sim.controllers.storage import VolumeController
 from milkyway.sim.controllers.volumes import default_storage_classes
 from milkyway.sim.controllers.workloads import (
+    DaemonSetController,
     DeploymentController,
     ReplicaSetController,
+    ReplicationControllerController,
     StatefulSetController,
 )
 from milkyway.sim.nodes import NodeSpec, default_nodes
@@ -55,10 +59,17 @@ def start_control_plane(
         StatefulSetController(),
         ReplicaSetController(),
         DeploymentController(),
+        ReplicationControllerController(),
+        DaemonSetController(),
+        JobController(),
+        CronJobController(),
         EndpointsController(),
         DisruptionController(),
         NodeLifecycleController(),
+        NamespaceDefaultsController(),
     ):
         plane.add(controller)
     plane.start()
+    for namespace in api.list("v1/namespaces")["items"]:
+        plane.enqueue(NamespaceDefaultsController.name, namespace["metadata"]["name"])
     return plane

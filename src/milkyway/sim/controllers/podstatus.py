@@ -110,6 +110,8 @@ def render_status(pod: Obj, runtime: PodRuntime, now: str) -> dict[str, Any]:
     ]
     gates_ok = all((previous.get(g) or {}).get("status") == "True" for g in gates)
     containers_ready = runtime.all_ready() and runtime.phase == "Running"
+    done = runtime.phase in ("Succeeded", "Failed")
+    not_ready = "PodCompleted" if done else "ContainersNotReady"
     conditions = [
         _condition(previous, "PodReadyToStartContainers", bool(runtime.pod_ip), now),
         _condition(previous, "Initialized", True, now),
@@ -118,9 +120,9 @@ def render_status(pod: Obj, runtime: PodRuntime, now: str) -> dict[str, Any]:
             "Ready",
             containers_ready and gates_ok,
             now,
-            "ContainersNotReady" if not containers_ready else "ReadinessGatesNotReady",
+            not_ready if not containers_ready else "ReadinessGatesNotReady",
         ),
-        _condition(previous, "ContainersReady", containers_ready, now, "ContainersNotReady"),
+        _condition(previous, "ContainersReady", containers_ready, now, not_ready),
         _condition(previous, "PodScheduled", True, now),
     ]
     conditions += [previous[g] for g in gates if g in previous]

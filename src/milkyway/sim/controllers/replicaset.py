@@ -14,7 +14,16 @@ from datetime import datetime
 from typing import Any
 
 from milkyway.sim.apiserver.selectors import label_selector_matches
-from milkyway.sim.controllers.actions import PODS, REPLICASETS, Action, Create, Delete, Event, Patch
+from milkyway.sim.controllers.actions import (
+    PODS,
+    REPLICASETS,
+    Action,
+    Create,
+    Delete,
+    Event,
+    Patch,
+    Resource,
+)
 from milkyway.sim.controllers.objects import (
     Obj,
     controller_ref,
@@ -73,7 +82,11 @@ def _deletion_rank(pod: Obj) -> tuple[int, int, int, str]:
     )
 
 
-def reconcile_replicaset(view: ReplicaSetView, now: datetime) -> list[Action]:
+def reconcile_replicaset(
+    view: ReplicaSetView, now: datetime, resource: Resource = REPLICASETS
+) -> list[Action]:
+    """Reconcile a ReplicaSet, or (``resource`` the replicationcontrollers) a
+    ReplicationController whose map selector the caller gave as ``matchLabels``."""
     rs = view.rs
     if is_terminating(rs):
         return []
@@ -92,13 +105,15 @@ def reconcile_replicaset(view: ReplicaSetView, now: datetime) -> list[Action]:
             actions.append(
                 Event(ref, "Normal", "SuccessfulDelete", f"Deleted pod: {name_of(pod)}", SOURCE)
             )
-    patch = status_patch(rs, active, now)
+    patch = status_patch(rs, active, now, resource)
     if patch is not None:
         actions.append(patch)
     return actions
 
 
-def status_patch(rs: Obj, active: Sequence[Obj], now: datetime) -> Patch | None:
+def status_patch(
+    rs: Obj, active: Sequence[Obj], now: datetime, resource: Resource = REPLICASETS
+) -> Patch | None:
     min_ready = int((rs.get("spec") or {}).get("minReadySeconds") or 0)
     selector = (rs.get("spec") or {}).get("selector")
     template_labels = (((rs.get("spec") or {}).get("template") or {}).get("metadata") or {}).get(
@@ -119,4 +134,4 @@ def status_patch(rs: Obj, active: Sequence[Obj], now: datetime) -> Patch | None:
     old = rs.get("status") or {}
     if all(old.get(k, 0) == v for k, v in status.items()):
         return None
-    return Patch(REPLICASETS, namespace_of(rs), name_of(rs), {"status": status}, "status")
+    return Patch(resource, namespace_of(rs), name_of(rs), {"status": status}, "status")

@@ -1,4 +1,5 @@
-"""Shells of the workload controllers: StatefulSet, Deployment, ReplicaSet.
+"""Shells of the workload controllers: StatefulSet, Deployment, ReplicaSet,
+ReplicationController and DaemonSet.
 
 Each shell maps watch events to the keys of the owning object (via the informers' owner
 index), and on reconcile hands its pure core exactly the objects that owner controls.
@@ -9,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable
 from datetime import datetime
 
-from milkyway.sim.controllers import deployment, replicaset, statefulset
+from milkyway.sim.controllers import daemonset, deployment, replicaset, statefulset
 from milkyway.sim.controllers.actions import Action, Requeue
 from milkyway.sim.controllers.objects import (
     Obj,
@@ -173,3 +174,64 @@ class DeploymentController(_WorkloadController):
         all_pods = [p for group in pods.values() for p in group]
         now = self.plane.now()
         return deployment.reconcile_deployment(view, now) + _min_ready_requeue(dep, all_pods, now)
+
+
+class ReplicationControllerController(_WorkloadController):
+    """The ReplicaSet controller's twin: a ReplicationController's selector is a plain map."""
+
+    name = "replicationcontroller"
+    kind = "ReplicationController"
+    _resource = "v1/replicationcontrollers"
+
+    def setup(self, plane: ControlPlane) -> None:
+        super().setup(plane)
+        plane.pods.on_change(self._on_owned)
+
+    def reconcile(self, key: Hashable) -> list[Action]:
+        ns, name = key  # type: ignore[misc]
+        rc = self.plane.get(self._resource, ns, name)
+        if rc is None:
+            return []
+        spec = dict(rc.get("spec") or {})
+        spec["selector"] = {"matchLabels": dict(spec.get("selector") or {})}
+        as_set = {**rc, "spec": spec}
+        pods = self.plane.pods.by_index("owner", uid_of(rc))
+        view = replicaset.ReplicaSetView(as_set, pods)
+        now = self.plane.now()
+        return replicaset.reconcile_replicaset(
+            view, now, ("", "v1", "replicationcontrollers")
+        ) + _min_ready_requeue(rc, pods, now)
+
+
+class DaemonSetController(_WorkloadController):
+    """One pod per qualifying node (see :mod:`daemonset`); woken by nodes too."""
+
+    name = "daemonset"
+    kind = "DaemonSet"
+    _resource = "apps/v1/daemonsets"
+
+    def setup(self, plane: ControlPlane) -> None:
+        super().setup(plane)
+        plane.pods.on_change(self._on_owned)
+        plane.informer("v1/nodes").on_change(self._on_node)
+
+    def _on_node(self, _type: str, old: Obj | None, new: Obj | None) -> None:
+        if old is not None and new is not None:
+            same = (old.get("metadata") or {}).get("labels") == (new.get("metadata") or {}).get(
+                "labels"
+            ) and (old.get("spec") or {}).get("taints") == (new.get("spec") or {}).get("taints")
+            if same:
+                return
+        for ds in list(self.plane.informer(self._resource).objects.values()):
+            self.plane.enqueue(self.name, key_of(ds))
+
+    def reconcile(self, key: Hashable) -> list[Action]:
+        ns, name = key  # type: ignore[misc]
+        ds = self.plane.get(self._resource, ns, name)
+        if ds is None:
+            return []
+        pods = self.plane.pods.by_index("owner", uid_of(ds))
+        nodes = list(self.plane.informer("v1/nodes").objects.values())
+        view = daemonset.DaemonSetView(ds, nodes, pods)
+        now = self.plane.now()
+        return daemonset.reconcile_daemonset(view, now) + _min_ready_requeue(ds, pods, now)
