@@ -16,7 +16,6 @@ import copy
 import datetime as dt
 import json
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
@@ -33,13 +32,15 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from milkyway.cli.model_commands import fail_unreadable, read_manifest
 from milkyway.components import ComponentTypeRegistry, builtin_component_types
 from milkyway.components.registry import registry_from_resources
 from milkyway.kube.clients import KubeconfigError, client_from_kubeconfig, load_kubeconfig
 from milkyway.model.base import API_VERSION, GROUP, VERSION
-from milkyway.model.errors import FieldError, ValidationFailed
+from milkyway.model.errors import DocumentUnreadable, FieldError, ValidationFailed, shown_value
 from milkyway.model.load import application_from_data, load_resolved
 from milkyway.model.resolve import resolve
+from milkyway.model.source import load_documents
 from milkyway.render.labels import APPLICATION as APP_LABEL
 from milkyway.render.labels import COMPONENT as COMPONENT_LABEL
 
@@ -95,8 +96,12 @@ class Target:
         return client_from_kubeconfig(self.kubeconfig, self.context, namespace=self.namespace)
 
 
-def _run(target: Target, work: Callable[[AsyncClient], Awaitable[T]]) -> T:
-    """Run ``work`` with a client; Kubernetes and user errors become one line and exit 1."""
+def _run(
+    target: Target, work: Callable[[AsyncClient], Awaitable[T]], file: Path | None = None
+) -> T:
+    """Run ``work`` with a client; Kubernetes and user errors become one line and exit 1.
+
+    ``file``: the manifest ``work`` reads, named when it cannot be read as a document."""
 
     async def main() -> T:
         client = target.client()
@@ -107,6 +112,8 @@ def _run(target: Target, work: Callable[[AsyncClient], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except DocumentUnreadable as exc:
+        fail_unreadable(exc, file or "-f")
     except ValidationFailed as exc:
         print_errors(exc.errors, "nothing was changed")
         raise typer.Exit(1) from None
@@ -131,8 +138,7 @@ def print_errors(errors: list[FieldError], footer: str) -> None:
         where = error.path or "<document>"
         if error.line:
             where += f" (line {error.line})"
-        value = "" if error.value is None else repr(error.value)
-        table.add_row(where, value, error.message, error.fix)
+        table.add_row(where, shown_value(error.value), error.message, error.fix)
     out.print(table)
 
 
@@ -168,10 +174,12 @@ def split_documents(text: str) -> list[str]:
 
 
 def _load(text: str) -> Any:
+    """The one document of ``text`` (``None`` when empty), or why it cannot be read."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        documents = load_documents(text)
+    except DocumentUnreadable as exc:
         return exc
+    return documents[0] if documents else None
 
 
 def validate_documents(
@@ -190,9 +198,8 @@ def validate_documents(
     )
     for index, (text, data) in enumerate(zip(texts, in_file, strict=True)):
         where = f"document {index + 1}"
-        if isinstance(data, yaml.YAMLError):
-            errors.append(FieldError(where, None, f"not valid YAML: {data}", "fix the YAML"))
-            continue
+        if isinstance(data, DocumentUnreadable):
+            raise data
         if not isinstance(data, dict) or data.get("apiVersion") != API_VERSION:
             kind = data.get("kind") if isinstance(data, dict) else None
             errors.append(
@@ -746,15 +753,6 @@ def _now() -> str:
     return after.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _read(path: Path) -> str:
-    if str(path) == "-":
-        return sys.stdin.read()
-    try:
-        return path.read_text()
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="-f") from None
-
-
 @app.command()
 def apply(
     file: Annotated[
@@ -773,10 +771,14 @@ def apply(
 ) -> None:
     """Validate locally, then server-side apply (nothing is sent if anything is invalid)."""
     target = Target(kubeconfig, context, namespace)
-    text = _read(file)
+    text = read_manifest(file)
+    for part in split_documents(text):
+        if isinstance(unreadable := _load(part), DocumentUnreadable):
+            fail_unreadable(unreadable, file)
     results = _run(
         target,
         lambda c: apply_documents(c, text, target.namespace, create_namespaces=create_namespace),
+        file,
     )
     for kind, key, outcome in results:
         console.print(f"{kind.lower()}/{key} {outcome}")
