@@ -18,6 +18,7 @@ import json
 import os
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -41,12 +42,14 @@ from milkyway.model.errors import DocumentUnreadable, FieldError, ValidationFail
 from milkyway.model.load import application_from_data, load_resolved
 from milkyway.model.resolve import resolve
 from milkyway.model.source import load_documents
+from milkyway.operator.flows_catalog import builtin_flow_names
 from milkyway.render.labels import APPLICATION as APP_LABEL
 from milkyway.render.labels import COMPONENT as COMPONENT_LABEL
 
 APPLICATION = create_namespaced_resource(GROUP, VERSION, "Application", "applications")
 COMPONENT_TYPE = create_global_resource(GROUP, VERSION, "ComponentType", "componenttypes")
 FLOW_RUN = create_namespaced_resource(GROUP, VERSION, "FlowRun", "flowruns")
+FLOW = create_namespaced_resource(GROUP, VERSION, "Flow", "flows")
 
 RESTART_ANNOTATION = "milkyway.ebay.com/restart"
 REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
@@ -157,6 +160,17 @@ async def component_types(client: AsyncClient) -> ComponentTypeRegistry:
     return registry_from_resources(items)
 
 
+async def flow_names(client: AsyncClient) -> frozenset[str]:
+    """The built-in Flows and those stored in the cluster (in any namespace)."""
+    try:
+        stored = {item.metadata.name async for item in client.list(FLOW, namespace="*")}
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return builtin_flow_names()
+        raise
+    return builtin_flow_names() | {name for name in stored if name}
+
+
 def split_documents(text: str) -> list[str]:
     """The YAML documents of ``text`` as separate texts, each padded with blank lines so
     that errors name the line of the whole file."""
@@ -183,15 +197,25 @@ def _load(text: str) -> Any:
 
 
 def validate_documents(
-    texts: Iterable[str], types: ComponentTypeRegistry, namespace: str
+    texts: Iterable[str],
+    types: ComponentTypeRegistry,
+    namespace: str,
+    flows: AbstractSet[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Parsed documents with the namespace filled in; every Application validated.
 
-    Raises :class:`ValidationFailed` with the problems of every document at once."""
+    ``flows``: the Flows that exist (the built-in ones when not given); those of the file
+    are added. Raises :class:`ValidationFailed` with the problems of every document at
+    once."""
     texts = list(texts)
     documents: list[dict[str, Any]] = []
     errors: list[FieldError] = []
     in_file = [_load(t) for t in texts]
+    known_flows = set(builtin_flow_names() if flows is None else flows) | {
+        str((d.get("metadata") or {}).get("name"))
+        for d in in_file
+        if isinstance(d, dict) and d.get("kind") == "Flow"
+    }
     types = registry_from_resources(
         [d for d in in_file if isinstance(d, dict) and d.get("kind") == "ComponentType"],
         base=types,
@@ -213,7 +237,7 @@ def validate_documents(
             continue
         if data.get("kind") == "Application":
             try:
-                load_resolved(text, types)
+                load_resolved(text, types, known_flows)
             except ValidationFailed as exc:
                 prefix = f"{where}: " if len(texts) > 1 else ""
                 errors.extend(
@@ -238,7 +262,9 @@ async def apply_documents(
     texts = split_documents(text)
     if not texts:
         raise CommandError("the file holds no document")
-    documents = validate_documents(texts, await component_types(client), namespace)
+    documents = validate_documents(
+        texts, await component_types(client), namespace, await flow_names(client)
+    )
     namespaces = {d["metadata"]["namespace"] for d in documents if "namespace" in d["metadata"]}
     for name in sorted(namespaces):
         if await _get_or_none(client, Namespace, name) is not None:

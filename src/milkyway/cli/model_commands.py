@@ -26,6 +26,7 @@ from milkyway.model.errors import (
 from milkyway.model.load import load_resolved
 from milkyway.model.resolve import ResolvedApplication
 from milkyway.model.source import MAX_DOCUMENT_BYTES, decode_manifest, load_documents
+from milkyway.operator.flows_catalog import builtin_flow_names
 from milkyway.render import render_zone
 from milkyway.render.output import dump_manifest
 from milkyway.render.templating import RenderError
@@ -40,7 +41,7 @@ TypesOption = Annotated[
     typer.Option(
         "--component-types",
         "-t",
-        help="YAML file of extra ComponentType resources (repeatable).",
+        help="YAML file of extra ComponentType (and Flow) resources (repeatable).",
     ),
 ]
 
@@ -85,6 +86,17 @@ def _registry(paths: list[Path] | None) -> ComponentTypeRegistry:
     return registry
 
 
+def _flow_names(paths: list[Path] | None) -> frozenset[str]:
+    """The Flows a component may name offline: the built-in ones and those of ``-t`` files."""
+    extra = {
+        str((doc.get("metadata") or {}).get("name"))
+        for path in paths or []
+        for doc in _documents(path)
+        if doc.get("kind") == "Flow"
+    }
+    return builtin_flow_names() | extra
+
+
 def _print_errors(errors: list[FieldError], file: Path) -> None:
     console = Console(stderr=True, width=160)
     table = Table(title=f"{file}: {len(errors)} problem(s)", show_lines=True)
@@ -108,7 +120,7 @@ def _resolve(file: Path, types: list[Path] | None) -> ResolvedApplication:
         _print_errors(exc.errors, Path("--component-types"))
         raise typer.Exit(1) from None
     try:
-        return load_resolved(read_manifest(file), registry)
+        return load_resolved(read_manifest(file), registry, _flow_names(types))
     except DocumentUnreadable as exc:
         fail_unreadable(exc, file)
     except ValidationFailed as exc:
@@ -127,7 +139,7 @@ def validate(
         raise typer.BadParameter("use text or json", param_hint="--output")
     if output == "json":
         try:
-            resolved = load_resolved(read_manifest(file), _registry(types))
+            resolved = load_resolved(read_manifest(file), _registry(types), _flow_names(types))
         except ValidationFailed as exc:
             errors = [{**e.to_dict(), "value": _json_value(e.value)} for e in exc.errors]
             typer.echo(json.dumps({"valid": False, "file": str(file), "errors": errors}))
