@@ -16,9 +16,9 @@ import copy
 import datetime as dt
 import json
 import os
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -33,6 +33,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from milkyway.cli.model_commands import fail_unreadable, read_manifest
 from milkyway.cli.unreachable import print_unreachable
 from milkyway.components import ComponentTypeRegistry, builtin_component_types
 from milkyway.components.registry import registry_from_resources
@@ -40,11 +41,13 @@ from milkyway.kube.clients import KubeconfigError, client_from_kubeconfig, load_
 from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.labels import APPLICATION as APP_LABEL
 from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
-from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOWRUN
+from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOW, FLOWRUN
 from milkyway.model.base import API_VERSION, GROUP, VERSION
-from milkyway.model.errors import FieldError, ValidationFailed
+from milkyway.model.errors import DocumentUnreadable, FieldError, ValidationFailed, shown_value
 from milkyway.model.load import application_from_data, load_resolved
 from milkyway.model.resolve import resolve
+from milkyway.model.source import load_documents
+from milkyway.operator.flows_catalog import builtin_flow_names
 
 RESTART_ANNOTATION = "milkyway.ebay.com/restart"
 REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
@@ -94,8 +97,12 @@ class Target:
         return client_from_kubeconfig(self.kubeconfig, self.context, namespace=self.namespace)
 
 
-def _run(target: Target, work: Callable[[AsyncClient], Awaitable[T]]) -> T:
-    """Run ``work`` with a client; Kubernetes and user errors become one line and exit 1."""
+def _run(
+    target: Target, work: Callable[[AsyncClient], Awaitable[T]], file: Path | None = None
+) -> T:
+    """Run ``work`` with a client; Kubernetes and user errors become one line and exit 1.
+
+    ``file``: the manifest ``work`` reads, named when it cannot be read as a document."""
 
     async def main() -> T:
         client = target.client()
@@ -106,6 +113,8 @@ def _run(target: Target, work: Callable[[AsyncClient], Awaitable[T]]) -> T:
 
     try:
         return asyncio.run(main())
+    except DocumentUnreadable as exc:
+        fail_unreadable(exc, file or "-f")
     except ValidationFailed as exc:
         print_errors(exc.errors, "nothing was changed")
         raise typer.Exit(1) from None
@@ -130,8 +139,7 @@ def print_errors(errors: list[FieldError], footer: str) -> None:
         where = error.path or "<document>"
         if error.line:
             where += f" (line {error.line})"
-        value = "" if error.value is None else repr(error.value)
-        table.add_row(where, value, error.message, error.fix)
+        table.add_row(where, shown_value(error.value), error.message, error.fix)
     out.print(table)
 
 
@@ -158,6 +166,17 @@ async def component_types(client: AsyncClient) -> ComponentTypeRegistry:
     return registry_from_resources(items)
 
 
+async def flow_names(client: AsyncClient) -> frozenset[str]:
+    """The built-in Flows and those stored in the cluster (in any namespace)."""
+    try:
+        stored = {item.metadata.name async for item in client.list(FLOW, namespace="*")}
+    except ApiError as exc:
+        if exc.status.code == 404:
+            return builtin_flow_names()
+        raise
+    return builtin_flow_names() | {name for name in stored if name}
+
+
 def split_documents(text: str) -> list[str]:
     """The YAML documents of ``text`` as separate texts, each padded with blank lines so
     that errors name the line of the whole file."""
@@ -175,31 +194,42 @@ def split_documents(text: str) -> list[str]:
 
 
 def _load(text: str) -> Any:
+    """The one document of ``text`` (``None`` when empty), or why it cannot be read."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+        documents = load_documents(text)
+    except DocumentUnreadable as exc:
         return exc
+    return documents[0] if documents else None
 
 
 def validate_documents(
-    texts: Iterable[str], types: ComponentTypeRegistry, namespace: str
+    texts: Iterable[str],
+    types: ComponentTypeRegistry,
+    namespace: str,
+    flows: AbstractSet[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Parsed documents with the namespace filled in; every Application validated.
 
-    Raises :class:`ValidationFailed` with the problems of every document at once."""
+    ``flows``: the Flows that exist (the built-in ones when not given); those of the file
+    are added. Raises :class:`ValidationFailed` with the problems of every document at
+    once."""
     texts = list(texts)
     documents: list[dict[str, Any]] = []
     errors: list[FieldError] = []
     in_file = [_load(t) for t in texts]
+    known_flows = set(builtin_flow_names() if flows is None else flows) | {
+        str((d.get("metadata") or {}).get("name"))
+        for d in in_file
+        if isinstance(d, dict) and d.get("kind") == "Flow"
+    }
     types = registry_from_resources(
         [d for d in in_file if isinstance(d, dict) and d.get("kind") == "ComponentType"],
         base=types,
     )
     for index, (text, data) in enumerate(zip(texts, in_file, strict=True)):
         where = f"document {index + 1}"
-        if isinstance(data, yaml.YAMLError):
-            errors.append(FieldError(where, None, f"not valid YAML: {data}", "fix the YAML"))
-            continue
+        if isinstance(data, DocumentUnreadable):
+            raise data
         if not isinstance(data, dict) or data.get("apiVersion") != API_VERSION:
             kind = data.get("kind") if isinstance(data, dict) else None
             errors.append(
@@ -213,7 +243,7 @@ def validate_documents(
             continue
         if data.get("kind") == "Application":
             try:
-                load_resolved(text, types)
+                load_resolved(text, types, known_flows)
             except ValidationFailed as exc:
                 prefix = f"{where}: " if len(texts) > 1 else ""
                 errors.extend(
@@ -238,7 +268,9 @@ async def apply_documents(
     texts = split_documents(text)
     if not texts:
         raise CommandError("the file holds no document")
-    documents = validate_documents(texts, await component_types(client), namespace)
+    documents = validate_documents(
+        texts, await component_types(client), namespace, await flow_names(client)
+    )
     namespaces = {d["metadata"]["namespace"] for d in documents if "namespace" in d["metadata"]}
     for name in sorted(namespaces):
         try:
@@ -758,15 +790,6 @@ def _now() -> str:
     return after.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _read(path: Path) -> str:
-    if str(path) == "-":
-        return sys.stdin.read()
-    try:
-        return path.read_text()
-    except OSError as exc:
-        raise typer.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="-f") from None
-
-
 @app.command()
 def apply(
     file: Annotated[
@@ -785,10 +808,14 @@ def apply(
 ) -> None:
     """Validate locally, then server-side apply (nothing is sent if anything is invalid)."""
     target = Target(kubeconfig, context, namespace)
-    text = _read(file)
+    text = read_manifest(file)
+    for part in split_documents(text):
+        if isinstance(unreadable := _load(part), DocumentUnreadable):
+            fail_unreadable(unreadable, file)
     results = _run(
         target,
         lambda c: apply_documents(c, text, target.namespace, create_namespaces=create_namespace),
+        file,
     )
     for kind, key, outcome in results:
         console.print(f"{kind.lower()}/{key} {outcome}")

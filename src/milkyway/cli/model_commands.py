@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
-import yaml
 from pydantic import ValidationError as PydanticValidationError
 from rich.console import Console
 from rich.table import Table
@@ -17,9 +16,17 @@ from rich.table import Table
 from milkyway.components import ComponentTypeRegistry, builtin_component_types
 from milkyway.components.registry import component_type_from_resource
 from milkyway.model.cluster import Cluster
-from milkyway.model.errors import FieldError, ValidationFailed, format_path
+from milkyway.model.errors import (
+    DocumentUnreadable,
+    FieldError,
+    ValidationFailed,
+    format_path,
+    shown_value,
+)
 from milkyway.model.load import load_resolved
 from milkyway.model.resolve import ResolvedApplication
+from milkyway.model.source import MAX_DOCUMENT_BYTES, decode_manifest, load_documents
+from milkyway.operator.flows_catalog import builtin_flow_names
 from milkyway.render import render_zone
 from milkyway.render.output import dump_manifest
 from milkyway.render.templating import RenderError
@@ -34,25 +41,38 @@ TypesOption = Annotated[
     typer.Option(
         "--component-types",
         "-t",
-        help="YAML file of extra ComponentType resources (repeatable).",
+        help="YAML file of extra ComponentType (and Flow) resources (repeatable).",
     ),
 ]
 
 
-def _read(path: Path) -> str:
-    if str(path) == "-":
-        return sys.stdin.read()
+def read_manifest(path: Path) -> str:
+    """The manifest's text; an unreadable, oversized or non-UTF-8 file is one error line."""
     try:
-        return path.read_text()
+        if str(path) == "-":
+            data = sys.stdin.buffer.read(MAX_DOCUMENT_BYTES + 1)
+        else:
+            with path.open("rb") as stream:
+                data = stream.read(MAX_DOCUMENT_BYTES + 1)
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {path}: {exc.strerror}", param_hint="-f") from None
+    try:
+        return decode_manifest(data)
+    except DocumentUnreadable as exc:
+        fail_unreadable(exc, path)
+
+
+def fail_unreadable(exc: DocumentUnreadable, path: Path | str) -> NoReturn:
+    """Print ``FILE: line N: problem; fix: ...`` on stderr and exit 1."""
+    typer.echo(f"error: {exc.one_line(path)}", err=True)
+    raise typer.Exit(1)
 
 
 def _documents(path: Path) -> list[dict[str, Any]]:
     try:
-        return [doc for doc in yaml.safe_load_all(_read(path)) if doc]
-    except yaml.YAMLError as exc:
-        raise typer.BadParameter(f"{path} is not valid YAML: {exc}") from None
+        return [doc for doc in load_documents(read_manifest(path)) if isinstance(doc, dict)]
+    except DocumentUnreadable as exc:
+        fail_unreadable(exc, path)
 
 
 def _registry(paths: list[Path] | None) -> ComponentTypeRegistry:
@@ -66,6 +86,17 @@ def _registry(paths: list[Path] | None) -> ComponentTypeRegistry:
     return registry
 
 
+def _flow_names(paths: list[Path] | None) -> frozenset[str]:
+    """The Flows a component may name offline: the built-in ones and those of ``-t`` files."""
+    extra = {
+        str((doc.get("metadata") or {}).get("name"))
+        for path in paths or []
+        for doc in _documents(path)
+        if doc.get("kind") == "Flow"
+    }
+    return builtin_flow_names() | extra
+
+
 def _print_errors(errors: list[FieldError], file: Path) -> None:
     console = Console(stderr=True, width=160)
     table = Table(title=f"{file}: {len(errors)} problem(s)", show_lines=True)
@@ -75,7 +106,7 @@ def _print_errors(errors: list[FieldError], file: Path) -> None:
         table.add_row(
             error.path or "<document>",
             str(error.line or ""),
-            "" if error.value is None else repr(error.value),
+            shown_value(error.value),
             error.message,
             error.fix,
         )
@@ -89,7 +120,9 @@ def _resolve(file: Path, types: list[Path] | None) -> ResolvedApplication:
         _print_errors(exc.errors, Path("--component-types"))
         raise typer.Exit(1) from None
     try:
-        return load_resolved(_read(file), registry)
+        return load_resolved(read_manifest(file), registry, _flow_names(types))
+    except DocumentUnreadable as exc:
+        fail_unreadable(exc, file)
     except ValidationFailed as exc:
         _print_errors(exc.errors, file)
         raise typer.Exit(1) from None
@@ -106,11 +139,12 @@ def validate(
         raise typer.BadParameter("use text or json", param_hint="--output")
     if output == "json":
         try:
-            resolved = load_resolved(_read(file), _registry(types))
+            resolved = load_resolved(read_manifest(file), _registry(types), _flow_names(types))
         except ValidationFailed as exc:
-            typer.echo(json.dumps({"valid": False, "errors": [e.to_dict() for e in exc.errors]}))
+            errors = [{**e.to_dict(), "value": _json_value(e.value)} for e in exc.errors]
+            typer.echo(json.dumps({"valid": False, "file": str(file), "errors": errors}))
             raise typer.Exit(1) from None
-        typer.echo(json.dumps({"valid": True, **_summary(resolved)}))
+        typer.echo(json.dumps({"valid": True, **_summary(resolved)}, default=str))
         return
     resolved = _resolve(file, types)
     summary = _summary(resolved)
@@ -121,6 +155,16 @@ def validate(
             f"  {item['name']}: {item['type']} {item['version']} as {item['workload']}, "
             f"{item['size']} member(s), uses {uses}"
         )
+
+
+def _json_value(value: Any) -> Any:
+    """An error's value as JSON: plain values as they are, others (and huge ones) as the
+    shortened text the table shows."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, str) and len(value) <= 200:
+        return value
+    return shown_value(value)
 
 
 def _summary(resolved: ResolvedApplication) -> dict[str, Any]:

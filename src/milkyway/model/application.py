@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from milkyway.model.base import (
     API_VERSION,
@@ -24,6 +24,13 @@ from milkyway.model.base import (
     VersionString,
 )
 from milkyway.model.crd_schema import AGE_COLUMN, CrdInfo, PrinterColumn
+from milkyway.model.quantity import quantity_value
+
+DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+"""An RFC 1123 subdomain: the form of a StorageClass name."""
+
+LOCAL_PATH_PATTERN = r"^/[A-Za-z0-9._/-]*$"
+"""An absolute host path of plain characters: no spaces, quotes or control characters."""
 
 WorkloadPattern = Literal["statefulset", "deployment", "deploymentset", "pods"]
 """The four deploy patterns: StatefulSet, Deployment, one Deployment per member, or Pods on
@@ -70,16 +77,53 @@ class Resources(Model):
     memory_limit: Quantity | None = None
     """Memory limit; defaults to the memory request."""
 
+    @model_validator(mode="after")
+    def _limits_cover_requests(self) -> Resources:
+        """A member cluster refuses a pod whose limit is below its request; say so here."""
+        for request, limit, name in (
+            (self.cpu, self.cpu_limit, "cpu"),
+            (self.memory, self.memory_limit, "memory"),
+        ):
+            if request is None or limit is None:
+                continue
+            wanted, allowed = quantity_value(request), quantity_value(limit)
+            if wanted is not None and allowed is not None and allowed < wanted:
+                raise ValueError(
+                    f"{name}Limit {limit} is below the {name} request {request}; Kubernetes "
+                    f"refuses such a pod (raise {name}Limit to at least {request} or lower "
+                    f"{name})"
+                )
+        return self
+
 
 class Storage(Model):
     """Persistent storage of each member."""
 
     size: Quantity | None = None
     """Capacity of each member's volume, e.g. ``10Gi``."""
-    storage_class: str | None = None
+    storage_class: str | None = Field(
+        default=None, min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN
+    )
     """StorageClass of the volume claims; the cluster default when unset."""
-    local_path: str | None = Field(default=None, pattern="^/")
+    local_path: str | None = Field(default=None, max_length=4096, pattern=LOCAL_PATH_PATTERN)
     """Host directory of local PersistentVolumes (``pods`` workload only)."""
+
+    @field_validator("size")
+    @classmethod
+    def _positive_size(cls, value: str | None) -> str | None:
+        if value is not None and (quantity_value(value) or 0) <= 0:
+            raise ValueError(f"volume size {value} must be greater than zero, e.g. 10Gi")
+        return value
+
+    @field_validator("local_path")
+    @classmethod
+    def _no_parent_segments(cls, value: str | None) -> str | None:
+        if value is not None and ".." in value.split("/"):
+            raise ValueError(
+                f"local path {value!r} climbs out of its directory with '..'; write the "
+                "absolute path it means"
+            )
+        return value
 
 
 class Zone(Model):
@@ -87,7 +131,7 @@ class Zone(Model):
 
     name: DnsLabel
     """Zone name; it matches the ``spec.zone`` of a registered Cluster."""
-    size: int = Field(ge=0, le=MAX_ZONE_SIZE)
+    size: int = Field(ge=0, le=MAX_ZONE_SIZE, strict=True)
     """Number of members in this zone; 0 keeps the zone listed but empty."""
     cluster: DnsLabel | None = None
     """Name of the Cluster resource to deploy to, when several serve this zone."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from functools import cache
 from typing import Any
 
@@ -22,7 +23,7 @@ from milkyway.model.component_type import ComponentType
 from milkyway.model.errors import FieldError, ValidationFailed, format_path
 from milkyway.model.resolve import ResolvedApplication, resolve
 from milkyway.model.source import SourceMap, parse_yaml
-from milkyway.model.validation import check_application
+from milkyway.model.validation import check_application, unknown_flows
 
 _DOCS = "see docs/application.md"
 _UNION_TAG_PREFIXES = ("function-", "constrained-", "lax-", "strict-", "json-or-python[")
@@ -39,14 +40,21 @@ def load_application(text: str) -> Application:
     return application_from_data(data, source)
 
 
-def load_resolved(text: str, types: Mapping[str, ComponentType]) -> ResolvedApplication:
+def load_resolved(
+    text: str,
+    types: Mapping[str, ComponentType],
+    flows: AbstractSet[str] | None = None,
+) -> ResolvedApplication:
     """Parse, validate and resolve an Application manifest in one step (what
     ``milkyway validate`` does); errors carry the YAML line of their field.
 
     YAML pitfalls do not hide other problems: the checks against the types run on the
-    values as the user wrote them (``3.10`` as the text ``3.10``)."""
+    values as the user wrote them (``3.10`` as the text ``3.10``). ``flows``: the names of
+    the Flows that exist; a component's flow override must name one of them."""
     data, source = parse_yaml(text)
     app, errors = _check(data, source)
+    if app is not None and flows is not None:
+        errors.extend(with_lines(unknown_flows(app, set(flows)), source))
     if app is not None:
         try:
             resolved = resolve(app, types)

@@ -89,3 +89,23 @@ def _check_zones(app: Application, index: int) -> list[FieldError]:
                     )
                 )
     return errors
+
+
+def unknown_flows(app: Application, known: set[str]) -> list[FieldError]:
+    """A component's ``flows`` naming a Flow that is not in ``known``: the operator would
+    find nothing to run when the operation comes, and the Application would stall."""
+    errors: list[FieldError] = []
+    shown = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
+    for i, component in enumerate(app.spec.components):
+        for operation, name in component.flows.items():
+            if name not in known:
+                errors.append(
+                    FieldError(
+                        f"spec.components[{i}].flows.{operation}",
+                        name,
+                        f"no Flow named {name!r} exists",
+                        f"create the Flow first (milkyway apply -f FLOW.yaml), or name an "
+                        f"existing one: {shown}",
+                    )
+                )
+    return errors

@@ -71,6 +71,12 @@ def operator_flows() -> list[Flow]:
     return flows
 
 
+def builtin_flow_names() -> frozenset[str]:
+    """Names of the Flows every installation has: Milkyway's lifecycle flows and the
+    engine's common flows."""
+    return frozenset(flow.metadata.name for flow in [*operator_flows(), *library_flows()])
+
+
 def _replace_subflows(spec: FlowSpec, names: Mapping[str, str]) -> FlowSpec:
     data = spec.model_dump(by_alias=True, exclude_none=True)
     for section in ("steps", "onFailure", "finally"):

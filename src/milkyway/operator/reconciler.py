@@ -49,6 +49,7 @@ from milkyway.operator.events import EventRecorder
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow
 from milkyway.operator.registry import ClusterRegistry
+from milkyway.operator.size_limit import oversized_spec
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition
 from milkyway.render.zone import render_zone
 
@@ -349,6 +350,8 @@ class Reconciler:
         generation = metadata.get("generation")
 
         known_clusters = self._registry.resources()
+        if (too_large := oversized_spec(obj)) is not None:
+            return await self._invalid(obj, [too_large], deleting)
         try:
             app = application_from_data({**obj, "status": _planner_status(obj)})
             wisb = self._wisb(key, obj, app, known_clusters)

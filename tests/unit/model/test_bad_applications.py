@@ -11,6 +11,7 @@ import yaml
 
 from milkyway.components import builtin_component_types, registry_from_resources
 from milkyway.model import ValidationFailed, load_resolved
+from milkyway.operator.flows_catalog import builtin_flow_names
 
 from .conftest import stream1_data, stream1_text
 
@@ -348,6 +349,60 @@ CASES = [
         "spec.components[0].regions",
         "supports 1 to 255 members",
     ),
+    Case(
+        "size-a-boolean",
+        _set_zone(0, "size", True),
+        "spec.components[0].regions[0].zones[0].size",
+        "must be a whole number",
+    ),
+    Case(
+        "size-a-string",
+        _set_zone(0, "size", "1"),
+        "spec.components[0].regions[0].zones[0].size",
+        "must be a whole number",
+    ),
+    Case(
+        "storage-size-zero",
+        _set(0, "storage", {"size": "0"}),
+        "spec.components[0].storage.size",
+        "volume size 0 must be greater than zero",
+    ),
+    Case(
+        "storage-class-not-a-name",
+        _set(0, "storage", {"storageClass": "Bad Class/../x"}),
+        "spec.components[0].storage.storageClass",
+        "does not match the pattern",
+    ),
+    Case(
+        "cpu-limit-below-request",
+        _set(0, "resources", {"cpu": "4", "cpuLimit": "1"}),
+        "spec.components[0].resources",
+        "cpuLimit 1 is below the cpu request 4; Kubernetes refuses such a pod",
+    ),
+    Case(
+        "memory-limit-below-request",
+        _set(0, "resources", {"memory": "4Gi", "memoryLimit": "1000Mi"}),
+        "spec.components[0].resources",
+        "memoryLimit 1000Mi is below the memory request 4Gi",
+    ),
+    Case(
+        "local-path-with-parent-segment",
+        _set(0, "storage", {"localPath": "/data/../etc"}),
+        "spec.components[0].storage.localPath",
+        "climbs out of its directory with '..'",
+    ),
+    Case(
+        "local-path-with-newline",
+        _set(0, "storage", {"localPath": "/data\nx"}),
+        "spec.components[0].storage.localPath",
+        "does not match the pattern ^/[A-Za-z0-9._/-]*$",
+    ),
+    Case(
+        "flow-override-naming-no-flow",
+        _set(0, "flows", {"provision": "no-such-flow"}),
+        "spec.components[0].flows.provision",
+        "no Flow named 'no-such-flow' exists",
+    ),
 ]
 
 _CYCLIC_TYPES = [
@@ -384,7 +439,7 @@ def test_the_table_is_large_enough() -> None:
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_bad_application_is_rejected_with_path_and_message(case: Case) -> None:
     with pytest.raises(ValidationFailed) as caught:
-        load_resolved(_text(case.change), builtin_component_types())
+        load_resolved(_text(case.change), builtin_component_types(), builtin_flow_names())
     matching = [e for e in caught.value.errors if e.path == case.path]
     assert matching, f"no error at {case.path}; got {[str(e) for e in caught.value.errors]}"
     assert any(case.message in e.message for e in matching), [str(e) for e in matching]

@@ -23,6 +23,7 @@ from milkyway.sim.apiserver import errors, fielderrors, naming, patching
 from milkyway.sim.apiserver.admission import admit_pod, default_service_account
 from milkyway.sim.apiserver.apply import record_update, server_side_apply
 from milkyway.sim.apiserver.auth import evaluate_review
+from milkyway.sim.apiserver.body_limits import plain_json
 from milkyway.sim.apiserver.bootstrap import SYSTEM_NAMESPACES, default_rbac
 from milkyway.sim.apiserver.builtin_updates import carry_over, check_update
 from milkyway.sim.apiserver.container_runtime import ContainerRuntime
@@ -32,6 +33,7 @@ from milkyway.sim.apiserver.deletion import Deletion, rfc3339
 from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.pod_logs import PodLogs
 from milkyway.sim.apiserver.omitempty import drop_empty
+from milkyway.sim.apiserver.patch_identity import check_patched_identity
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
 from milkyway.sim.apiserver.selectors import (
@@ -1019,6 +1021,9 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         )
         if not isinstance(patched.get("metadata"), dict):
             raise errors.bad_request("the patch removed metadata; metadata must stay an object")
+        check_patched_identity(info, patched, name, ns)
+        if patch_type == "json":
+            plain_json(patched)  # copy operations can double the object per operation
         patched["metadata"]["name"] = name
         if info.namespaced:
             patched["metadata"]["namespace"] = ns

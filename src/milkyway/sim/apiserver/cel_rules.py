@@ -15,6 +15,12 @@ import celpy
 from celpy import celtypes
 
 from milkyway.sim.apiserver import fielderrors as fe
+from milkyway.sim.apiserver.cel_cost import (
+    STATIC_COST_LIMIT,
+    actual_cost,
+    estimated_cost,
+    over_budget_message,
+)
 from milkyway.sim.apiserver.errors import Cause
 from milkyway.sim.apiserver.json_values import schema_type
 
@@ -37,6 +43,11 @@ class CelRule:
     uses_old_self: bool
     program: Any
     message_program: Any
+    ast: Any = None
+
+    def cost(self, value: Any) -> float:
+        """What evaluating the rule on ``value`` costs, computed without evaluating it."""
+        return actual_cost(self.ast, value) if self.ast is not None else 1.0
 
     def evaluate(self, value: Any, old: Any, field: str) -> Cause | None:
         """The cause when the rule fails for ``value`` at ``field``, else ``None``."""
@@ -76,8 +87,15 @@ class CelRule:
         return f"{label}: {fe.show_value(type_name)}: {message}"
 
 
-def compile_rule(rule: Any, path: str) -> CelRule:
-    """Compile one ``x-kubernetes-validations`` entry; ``ValueError`` names what is wrong."""
+class RuleTooCostly(ValueError):
+    """A rule's estimated cost exceeds the per-expression budget (a Forbidden cause)."""
+
+
+def compile_rule(rule: Any, path: str, schema: dict[str, Any] | None = None) -> CelRule:
+    """Compile one ``x-kubernetes-validations`` entry; ``ValueError`` names what is wrong.
+
+    ``schema``: the node the rule is declared on; its bounds (``maxItems``…) bound the
+    rule's estimated cost, and :class:`RuleTooCostly` refuses a rule over the budget."""
     if not isinstance(rule, dict) or not isinstance(rule.get("rule"), str) or not rule["rule"]:
         raise ValueError(f"{path}.rule must be a non-empty CEL expression")
     text = rule["rule"]
@@ -85,9 +103,13 @@ def compile_rule(rule: Any, path: str) -> CelRule:
     if reason not in _REASONS:
         raise ValueError(f"reason must be one of {', '.join(sorted(_REASONS))}, not {reason!r}")
     try:
-        program = _ENV.program(_ENV.compile(text))
+        ast = _ENV.compile(text)
+        program = _ENV.program(ast)
     except Exception as err:  # cel-python raises several unrelated parse error types
         raise ValueError(f"compilation failed: {err}".strip()) from err
+    estimate = estimated_cost(ast, schema)
+    if estimate > STATIC_COST_LIMIT:
+        raise RuleTooCostly(over_budget_message(estimate, STATIC_COST_LIMIT))
     message_program = None
     if isinstance(rule.get("messageExpression"), str) and rule["messageExpression"]:
         try:
@@ -102,6 +124,7 @@ def compile_rule(rule: Any, path: str) -> CelRule:
         uses_old_self=bool(_OLD_SELF.search(text)),
         program=program,
         message_program=message_program,
+        ast=ast,
     )
 
 

@@ -17,6 +17,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 from milkyway.sim.apiserver.errors import ApiError, Cause, bad_request
 from milkyway.sim.apiserver.json_values import json_copy, json_equal, json_kind
 from milkyway.sim.apiserver.strategic_patch import strategic_merge_patch
@@ -31,6 +33,8 @@ __all__ = [
 ]
 
 MAX_JSON_PATCH_OPERATIONS = 10_000
+MAX_COPY_BYTES = 3 * 1024 * 1024
+"""Bytes all ``copy`` operations of one JSON patch may add (the request size limit)."""
 """The API server's cap on operations in one JSON patch (``413`` above it)."""
 
 # --------------------------------------------------------------------------- merge patch
@@ -102,9 +106,22 @@ def json_patch(original: dict[str, Any], operations: list[dict[str, Any]]) -> di
             f"got {len(operations)}",
         )
     document: Any = json_copy(original)
+    copied = [0]
     for op in operations:
         try:
-            document = _apply_operation(document, op)
+            document = _apply_operation(document, op, copied)
+        except RecursionError:
+            failure = _PatchFailure(
+                "the patched document nests too deeply; the operations copy or move a value "
+                "into itself",
+                str(op.get("path")),
+            )
+            raise ApiError(
+                422,
+                "Invalid",
+                "the server rejected our request due to an error in our request",
+                causes=[Cause("FieldValueInvalid", str(failure), failure.path)],
+            ) from None
         except _PatchFailure as failure:
             # A real API server answers every failed operation with this generic text; the
             # cause carries the specific reason so a reader can tell what to fix.
@@ -129,7 +146,9 @@ def json_patch(original: dict[str, Any], operations: list[dict[str, Any]]) -> di
     return document
 
 
-def _apply_operation(document: Any, op: dict[str, Any]) -> Any:
+def _apply_operation(document: Any, op: dict[str, Any], copied: list[int]) -> Any:
+    """Apply one operation; ``copied`` accumulates the bytes ``copy`` operations added, which
+    are bounded as on a real server (each copy can double the document)."""
     kind = op.get("op")
     path = op.get("path")
     if kind not in ("add", "remove", "replace", "move", "copy", "test"):
@@ -175,8 +194,18 @@ def _apply_operation(document: Any, op: dict[str, Any]) -> Any:
             )
         document, value = _remove(document, from_tokens, source, kind)
         return _add(document, tokens, value, path, kind)
-    value = json_copy(_get(document, from_tokens, source, kind))
-    return _add(document, tokens, value, path, kind)
+    original = _get(document, from_tokens, source, kind)
+    try:
+        copied[0] += len(orjson.dumps(original))
+    except orjson.JSONEncodeError:
+        copied[0] = MAX_COPY_BYTES + 1
+    if copied[0] > MAX_COPY_BYTES:
+        raise _PatchFailure(
+            "Unable to complete the copy, the accumulated size increase of copy is "
+            f"{copied[0]}, exceeding the limit {MAX_COPY_BYTES}",
+            path,
+        )
+    return _add(document, tokens, json_copy(original), path, kind)
 
 
 def _pointer_tokens(pointer: str, kind: str) -> list[str]:

@@ -24,9 +24,11 @@ from aiohttp import web
 from milkyway.sim.apiserver import errors, openapi_v2_protobuf, protobuf_codec
 from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.apiserver.auth import TokenAuthenticator, User, authorize
+from milkyway.sim.apiserver.body_limits import check_depth, check_yaml_depth, plain_json
 from milkyway.sim.apiserver.discovery import Discovery, version_info, wants_aggregated
 from milkyway.sim.apiserver.duplicate_keys import duplicate_fields
 from milkyway.sim.apiserver.errors import ApiError, Cause
+from milkyway.sim.apiserver.field_manager import FIELD_MANAGER_MAX_LENGTH, field_manager_causes
 from milkyway.sim.apiserver.kubectl_schemas import SchemasUnavailable, kubectl_schemas
 from milkyway.sim.apiserver.metrics import ApiMetrics, RequestLabels
 from milkyway.sim.apiserver.negotiation import Representation, negotiate, partial, partial_list
@@ -65,6 +67,18 @@ try:
     _YamlLoader: Any = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - depends on libyaml being present
     _YamlLoader = yaml.SafeLoader
+
+
+_INLINE_YAML_BYTES = 32 * 1024
+
+
+def _decode_yaml(raw: bytes) -> Any:
+    """A YAML body as plain JSON data, within the nesting, alias and size limits."""
+    try:
+        check_yaml_depth(raw, _YamlLoader)
+        return plain_json(yaml.load(raw, Loader=_YamlLoader))
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        raise errors.bad_request(f"the request body is not valid YAML: {exc}") from None
 
 
 def _dumps(value: Any) -> bytes:
@@ -662,14 +676,16 @@ class ApiServer:
         if content_type in ("application/yaml", "text/yaml", "application/x-yaml") or (
             content_type == "application/apply-patch+yaml"
         ):
-            try:
-                return yaml.load(raw, Loader=_YamlLoader)
-            except yaml.YAMLError as exc:
-                raise errors.bad_request(f"the request body is not valid YAML: {exc}") from None
+            if len(raw) <= _INLINE_YAML_BYTES:
+                return _decode_yaml(raw)
+            # PyYAML builds a few hundred thousand nodes a second: a large body is decoded
+            # beside the event loop so that the other clusters it serves keep answering.
+            return await asyncio.to_thread(_decode_yaml, raw)
         try:
             body = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise errors.bad_request(f"the request body is not valid JSON: {exc}") from None
+        check_depth(body)
         validation = request.query.get("fieldValidation") or "Warn"
         if validation in ("Strict", "Warn"):
             duplicates = [f'duplicate field "{path}"' for path in duplicate_fields(raw, body)]
@@ -689,12 +705,17 @@ class ApiServer:
         schemas = await asyncio.to_thread(protobuf_codec.schemas_or_415, kubectl_schemas)
         return protobuf_codec.decode_body(raw, schemas)
 
-    def _write_options(self, request: web.Request) -> dict[str, Any]:
+    def _write_options(self, request: web.Request, options_kind: str) -> dict[str, Any]:
+        """The write's query options; ``options_kind`` (``CreateOptions``, ``UpdateOptions``,
+        ``PatchOptions``) names them in a 422, as the real server does."""
         query = request.query
         dry_run = query.getall("dryRun", [])
         for value in dry_run:
             if value != "All":
                 raise errors.bad_request(f'invalid dryRun "{value}": the only value is "All"')
+        causes = field_manager_causes(query.get("fieldManager") or "")
+        if causes:
+            raise errors.invalid("meta.k8s.io", options_kind, "", causes)
         manager = query.get("fieldManager") or _manager_from_agent(request)
         validation = query.get("fieldValidation") or "Warn"
         return {
@@ -747,7 +768,7 @@ class ApiServer:
                 namespace=target.namespace,
                 resource=info,
                 warnings=warnings,
-                **self._write_options(request),
+                **self._write_options(request, "CreateOptions"),
             )
         return _json(created, status=201, warnings=warnings)
 
@@ -761,7 +782,7 @@ class ApiServer:
         body = await self._body(request, target.info, warnings)
         if not isinstance(body, dict):
             raise errors.bad_request("the request body must be a single JSON or YAML object")
-        options = self._write_options(request)
+        options = self._write_options(request, "UpdateOptions")
         if target.subresource == "scale":
             result = self.api.update_scale(
                 target.info,
@@ -793,7 +814,7 @@ class ApiServer:
             raise errors.unsupported_media_type(content_type)
         warnings: list[str] = []
         body = await self._body(request, target.info, warnings)
-        options = self._write_options(request)
+        options = self._write_options(request, "PatchOptions")
         if patch_type == "apply" and not request.query.get("fieldManager"):
             raise errors.bad_request(
                 "PATCH with application/apply-patch+yaml requires the fieldManager query "
@@ -894,8 +915,17 @@ def _int(query: Any, key: str) -> int | None:
 
 
 def _manager_from_agent(request: web.Request) -> str:
-    agent = request.headers.get("User-Agent", "")
-    return agent.split("/", 1)[0] or "unknown"
+    """The User-Agent's product, printable characters only and cut to the manager length
+    limit, as the real server derives a manager when the request names none."""
+    product = request.headers.get("User-Agent", "").split("/", 1)[0]
+    kept = ""
+    for char in product:
+        if not char.isprintable():
+            continue
+        if len((kept + char).encode()) > FIELD_MANAGER_MAX_LENGTH:
+            break
+        kept += char
+    return kept or "unknown"
 
 
 def _json(

@@ -23,7 +23,8 @@ import orjson
 from milkyway.sim.apiserver import fielderrors as fe
 from milkyway.sim.apiserver import formats
 from milkyway.sim.apiserver.builtin_checks import check_metadata
-from milkyway.sim.apiserver.cel_rules import CelRule, compile_rule
+from milkyway.sim.apiserver.cel_cost import RUNTIME_BUDGET
+from milkyway.sim.apiserver.cel_rules import CelRule, RuleTooCostly, compile_rule
 from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.json_values import as_object, schema_type
 
@@ -115,12 +116,18 @@ def _is_int_or_string_pattern(node: Node, key: str, index: int) -> bool:
     return False
 
 
+_OUT_OF_BUDGET = (
+    "validation failed due to running out of cost budget, no further validation rules will be run"
+)
+
+
 class StructuralSchema:
     """One CRD version's ``openAPIV3Schema``, checked once and then applied to objects."""
 
     def __init__(self, openapi_v3_schema: dict, *, field_path: str = "openAPIV3Schema") -> None:
         self.schema = copy.deepcopy(openapi_v3_schema)
         self._rules: dict[int, list[CelRule]] = {}
+        self._budget = float(RUNTIME_BUDGET)
         self._patterns: dict[str, re.Pattern[str]] = {}
         self._plain: dict[int, tuple[str, list[Any] | None] | None] = {}
         self._containers: dict[int, str | None] = {}
@@ -307,7 +314,9 @@ class StructuralSchema:
             for i, rule in enumerate(rules if isinstance(rules, list) else []):
                 rule_path = f"{path}.x-kubernetes-validations[{i}]"
                 try:
-                    compiled.append(compile_rule(rule, rule_path))
+                    compiled.append(compile_rule(rule, rule_path, node))
+                except RuleTooCostly as err:
+                    causes.append(fe.forbidden(f"{rule_path}.rule", str(err)))
                 except ValueError as err:
                     causes.append(
                         fe.invalid(f"{rule_path}.rule", as_object(rule).get("rule", ""), str(err))
@@ -414,6 +423,7 @@ class StructuralSchema:
         if not isinstance(obj, dict):
             return [fe.type_invalid("", schema_type(obj), 'must be of type object: "object"')]
         causes.extend(check_metadata(obj, group, kind, name=False))
+        self._budget = float(RUNTIME_BUDGET)
         self._validate(obj, old, self.schema, (), causes, root=True)
         return causes
 
@@ -468,7 +478,15 @@ class StructuralSchema:
         for rule in self._rules.get(id(node), []):
             if old is None and rule.uses_old_self:
                 continue
-            cause = rule.evaluate(_typed(value, node), _typed(old, node), field)
+            if self._budget < 0:
+                return
+            typed = _typed(value, node)
+            self._budget -= rule.cost(typed)
+            if self._budget < 0:
+                # Refused before running: the interpreter would hold the event loop.
+                causes.append(fe.invalid(field, schema_type(value), _OUT_OF_BUDGET))
+                return
+            cause = rule.evaluate(typed, _typed(old, node), field)
             if cause is not None:
                 causes.append(cause)
 
