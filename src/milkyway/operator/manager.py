@@ -68,6 +68,7 @@ from milkyway.operator.gc_pauses import GcPauses, sweep
 from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
 from milkyway.operator.planner.contract import RETRY_FAILED_AFTER, RETRY_FAILED_CAP
 from milkyway.operator.reconciler import (
+    FLOW_HISTORY_LIMIT,
     Caches,
     Planner,
     Reconciler,
@@ -137,6 +138,8 @@ class OperatorSettings:
     further failure in a row (exponential back-off)."""
     flow_retry_cap: float = RETRY_FAILED_CAP
     """The longest wait between two failed attempts of the same flow."""
+    flow_history_limit: int = FLOW_HISTORY_LIMIT
+    """Finished FlowRuns kept per Application (each component's latest always is)."""
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
@@ -387,6 +390,7 @@ class _Session:
             self.recorder,
             retry_base=self.settings.flow_retry_base,
             retry_cap=self.settings.flow_retry_cap,
+            history_limit=self.settings.flow_history_limit,
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self.gc_pauses = GcPauses()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,12 +35,12 @@ from milkyway.components.registry import (
     component_type_from_resource,
 )
 from milkyway.flows.dsl import FlowError
-from milkyway.kube.resources import APPLICATION, as_dict
+from milkyway.kube.resources import APPLICATION, FLOWRUN, as_dict
 from milkyway.model.application import Application, ApplicationStatus
 from milkyway.model.cluster import Cluster
 from milkyway.model.component_type import ComponentType
 from milkyway.model.errors import FieldError, ValidationFailed
-from milkyway.model.flow import TERMINAL_RUN_PHASES
+from milkyway.model.flow import DONE_LABEL, TERMINAL_RUN_PHASES
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import ResolvedApplication, resolve
 from milkyway.operator.events import EventRecorder
@@ -66,6 +67,9 @@ REQUESTER = "milkyway-operator"
 OPERATION_LABEL = "milkyway.ebay.com/operation"
 ATTEMPT_LABEL = "milkyway.ebay.com/attempt"
 """Which attempt in a row of the same flow for the same component a FlowRun is."""
+FLOW_HISTORY_LIMIT = 10
+"""Finished FlowRuns kept per Application (besides each component's latest, which the
+back-off reads); older ones are deleted. Every FlowRun goes with its Application."""
 WAIT_FOR_CLUSTER = 5.0
 """Seconds between looks at an Application waiting for a member cluster."""
 
@@ -257,7 +261,8 @@ def running_flows(
         retry_at = None
         if phase == "Failed" and finished is not None:
             delay = backoff_delay(attempt, retry_base, retry_cap)
-            retry_at = rfc3339(datetime.fromtimestamp(finished + delay, UTC))
+            # Whole seconds, rounded up: the next attempt never comes before the delay.
+            retry_at = rfc3339(datetime.fromtimestamp(math.ceil(finished + delay), UTC))
         flow = RunningFlow(
             name=metadata["name"],
             flow=(run.get("spec") or {}).get("flow", ""),
@@ -360,6 +365,7 @@ class Reconciler:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         retry_base: float = RETRY_FAILED_AFTER,
         retry_cap: float = RETRY_FAILED_CAP,
+        history_limit: int = FLOW_HISTORY_LIMIT,
     ) -> None:
         self._client = client
         self._caches = caches
@@ -370,6 +376,7 @@ class Reconciler:
         self._base_types = base_types
         self._clock = clock
         self._retry = (retry_base, retry_cap)
+        self._history_limit = history_limit
         self._status = StatusWriter(client, APPLICATION)
         self._types_cache: tuple[int, ComponentTypeRegistry] | None = None
         self._submitted: dict[AppKey, dict[str, RunningFlow]] = {}
@@ -436,6 +443,7 @@ class Reconciler:
         running_now = [*running, *started]
         await self._write_status(obj, resolved, plan, placement, running_now, generation)
         await self._record_lost(obj, plan)
+        await self._prune_history(key)
 
         unfinished = [r for r in running_now if r.phase not in TERMINAL_RUN_PHASES]
         if deleting and plan.deleted and not unfinished and self._nothing_left(key):
@@ -537,6 +545,7 @@ class Reconciler:
                 namespace=namespace,
                 labels=labels,
                 locks=[f"1:{request.mutex}"] if request.mutex else [],
+                owner_references=_owner(obj),
             )
         except FlowError as exc:
             await self._recorder.record(obj, "FlowRejected", f"{request.flow}: {exc}", warning=True)
@@ -596,6 +605,41 @@ class Reconciler:
         conditions.append(self._progress(obj, active, generation))
         status["conditions"] = conditions
         await self._status.write(obj, known_status(status))
+
+    async def _prune_history(self, key: AppKey) -> None:
+        """Delete the finished FlowRuns of the Application beyond the history limit,
+        oldest first; each component's latest finished run stays (its failure and
+        attempt count drive the back-off), and so does every run still releasing its
+        locks (not yet labelled done)."""
+        finished = [
+            r
+            for r in self._caches.runs_of(key)
+            if ((r.get("status") or {}).get("phase") in TERMINAL_RUN_PHASES)
+            and (r["metadata"].get("labels") or {}).get(DONE_LABEL) == "true"
+        ]
+        if len(finished) <= self._history_limit:
+            return
+        finished.sort(key=lambda r: r["metadata"].get("creationTimestamp") or "", reverse=True)
+        latest: set[str | None] = set()
+        keep: set[str] = set()
+        for run in finished:
+            component = (run["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
+            if component not in latest:
+                latest.add(component)
+                keep.add(run["metadata"]["name"])
+        kept = len(keep)
+        for run in finished:
+            name = run["metadata"]["name"]
+            if name in keep:
+                continue
+            if kept < self._history_limit:
+                kept += 1
+                continue
+            try:
+                await self._client.delete(FLOWRUN, name, namespace=key[0])
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise
 
     async def _record_lost(self, obj: Mapping[str, Any], plan: Plan) -> None:
         """A ``MemberLost`` Event for each new decision about a lost member (the same
@@ -698,6 +742,22 @@ def _planner_status(obj: Mapping[str, Any]) -> dict[str, Any]:
     members whose decisions were announced."""
     status = obj.get("status") or {}
     return {k: status[k] for k in ("members", "conditions", "lostMembers") if status.get(k)}
+
+
+def _owner(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Application as the owner of its FlowRuns: they go when it is deleted."""
+    metadata = obj["metadata"]
+    if not metadata.get("uid"):
+        return []
+    return [
+        {
+            "apiVersion": obj.get("apiVersion") or "milkyway.ebay.com/v1",
+            "kind": "Application",
+            "name": metadata["name"],
+            "uid": metadata["uid"],
+            "controller": True,
+        }
+    ]
 
 
 def _cluster_model(resource: Mapping[str, Any]) -> Cluster:

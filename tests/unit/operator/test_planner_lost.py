@@ -225,3 +225,46 @@ def test_a_run_without_an_end_time_is_not_delayed() -> None:
     resolved = resolve(app, TYPES)
     desired = {("zookeeper1", "phx"): render_zone(resolved, "zookeeper1", "phx")}
     assert plan(app, resolved, desired, {}, [run], now=LOST_AT, clusters={}).start
+
+
+class _DeletingClient:
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+
+    async def delete(self, _resource: Any, name: str, *, namespace: str) -> None:
+        assert namespace == "ns"
+        self.deleted.append(name)
+
+
+async def test_finished_runs_beyond_the_history_limit_are_deleted() -> None:
+    from milkyway.operator.reconciler import Caches, Reconciler
+
+    def run(name: str, created: str, component: str, phase: str, done: bool) -> dict[str, Any]:
+        labels = {"milkyway.ebay.com/component": component}
+        if done:
+            labels["milkyway.ebay.com/flow-done"] = "true"
+        return {
+            "metadata": {"name": name, "creationTimestamp": created, "labels": labels},
+            "status": {"phase": phase},
+        }
+
+    runs = [
+        run("kafka-old", "2026-06-01T10:00:00Z", "kafka", "Failed", True),
+        *(run(f"zk-{i}", f"2026-06-01T11:0{i}:00Z", "zk", "Succeeded", True) for i in range(5)),
+        run("zk-releasing", "2026-06-01T11:30:00Z", "zk", "Failed", False),
+        run("zk-running", "2026-06-01T11:40:00Z", "zk", "Running", False),
+    ]
+    client = _DeletingClient()
+    caches = Caches(applications={}, component_types={}, runs_of=lambda key: runs)
+    reconciler = Reconciler(
+        client,  # type: ignore[arg-type]
+        caches,
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]
+        history_limit=3,
+    )
+    await reconciler._prune_history(("ns", "app"))
+    # Kept: each component's latest finished (zk-4, kafka-old), then the newest (zk-3).
+    assert sorted(client.deleted) == ["zk-0", "zk-1", "zk-2"]
