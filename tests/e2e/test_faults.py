@@ -27,8 +27,10 @@ SMALL = (
         '      version: "3.8.4"\n',
         '      version: "3.8.4"\n      storage: {storageClass: local}\n',
     )
+    .replace("spec:\n", "spec:\n  replacement: {gracePeriodSeconds: 2}\n", 1)
 )
-"""Remediation after 2 s; ZooKeeper on node-local volumes (the ``local`` class)."""
+"""Remediation after 2 s; members on a lost node or failed disk replaced after 2 s;
+ZooKeeper on node-local volumes (the ``local`` class)."""
 ZK = {APP_LABEL: APP, COMPONENT_LABEL: "zookeeper"}
 
 pytestmark = pytest.mark.slow  # whole-system runs: the fast group leaves them out

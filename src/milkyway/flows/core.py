@@ -491,7 +491,10 @@ class _Tx:
                 node.message = step.approval.message or "waiting for approval"
                 if step.approval.timeout is not None:
                     self.set_timer(path + "#approval", self.now + step.approval.timeout)
-                who = ", ".join([*step.approval.users, *step.approval.groups])
+                users = _names(step.approval.users, variables)
+                groups = _names(step.approval.groups, variables)
+                node.params = {"users": users, "groups": groups}
+                who = ", ".join([*users, *groups]) or "nobody (no approver named)"
                 self.commands.append(
                     ev.Notice("ApprovalRequired", f"step {path} waits for approval by {who}")
                 )
@@ -1068,17 +1071,20 @@ def _on_decide(tx: _Tx, event: ev.Decide) -> None:  # type: ignore[misc]
         raise InvalidRequest(f"approval {event.path!r} is not waiting (phase {node.phase})")
     approval = tx.step_of(node).approval
     assert approval is not None
+    rendered = node.params or {}
+    users = list(rendered.get("users", approval.users))
+    groups = list(rendered.get("groups", approval.groups))
     requester = tx.m.info.requested_by
     if event.approved and event.actor == requester:
         raise ApprovalDenied(
             f"{event.actor!r} requested this run and may not approve it; ask one of "
-            f"{', '.join([*approval.users, *approval.groups])}"
+            f"{', '.join([*users, *groups])}"
         )
-    allowed = event.actor in approval.users or bool(set(event.groups) & set(approval.groups))
+    allowed = event.actor in users or bool(set(event.groups) & set(groups))
     if not allowed and not (not event.approved and event.actor == requester):
         raise ApprovalDenied(
             f"{event.actor!r} may not decide approval {event.path!r}; allowed users: "
-            f"{approval.users}, groups: {approval.groups}"
+            f"{users}, groups: {groups}"
         )
     _decide(tx, event.path, event.approved, event.actor, event.reason)
 
@@ -1092,6 +1098,18 @@ def _decide(tx: _Tx, path: str, approved: bool, actor: str, reason: str) -> None
         tx.complete(path, "Succeeded", f"{verb} by {actor}", outputs={"approvedBy": actor})
     else:
         tx.complete(path, "Failed", f"{verb} by {actor}: {reason}".rstrip(": "))
+
+
+def _names(entries: list[str], variables: dict[str, Any]) -> list[str]:
+    """Approvers as written: plain names, or ``${{ expr }}`` entries giving a name or a
+    list of names (an approval whose approvers are the run's parameters)."""
+    names: list[str] = []
+    for entry in entries:
+        value = render(entry, variables)
+        for name in value if isinstance(value, list) else [value]:
+            if name not in (None, "") and str(name) not in names:
+                names.append(str(name))
+    return names
 
 
 _HANDLERS: dict[type, Any] = {

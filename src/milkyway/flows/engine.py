@@ -98,6 +98,7 @@ def new_run(
     namespace: str | None = None,
     labels: Mapping[str, str] | None = None,
     locks: Sequence[str] = (),
+    owner_references: Sequence[Mapping[str, Any]] = (),
 ) -> FlowRun:
     """A validated, Pending FlowRun with its spec snapshot and hash (not yet stored).
 
@@ -105,6 +106,7 @@ def new_run(
     the flow knows tasks this process does not, as for the CLI).
     ``locks`` are extra ``limit:key`` locks to hold besides the flow's own mutex and
     concurrency limits (the scheduler uses one to queue runs of a schedule).
+    ``owner_references``: the objects the run belongs to (deleted with them).
     """
     found_version, _ = catalog.get(flow, version)
     spec = FlowRunSpec(
@@ -123,6 +125,7 @@ def new_run(
             name=run_name,
             namespace=namespace,
             labels={"milkyway.ebay.com/flow": flow, **(labels or {})},
+            owner_references=[dict(ref) for ref in owner_references],
         ),
         spec=spec,
         status=status,

@@ -46,6 +46,7 @@ class _RunStatus(DictMixin):
     phase: str | None = None
     progress: str | None = None
     message: str | None = None
+    finishedAt: float | None = None
     nodes: dict[str, _RunNode] | None = None
 
 

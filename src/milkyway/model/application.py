@@ -205,11 +205,39 @@ def check_flow_operations(value: dict[str, str], known: tuple[str, ...]) -> dict
     return value
 
 
+class Approvers(Model):
+    """Who may approve a flow's approval step (never the requester of the run)."""
+
+    users: list[str] = Field(default_factory=list)
+    """User names allowed to decide."""
+    groups: list[str] = Field(default_factory=list)
+    """Groups whose members may decide."""
+
+
+class ReplacementPolicy(Model):
+    """When a member whose node or disk is lost is moved onto a new, empty volume.
+
+    Every field left out is taken from the ComponentType's policy, then from the default."""
+
+    grace_period_seconds: int | None = Field(default=None, ge=0, le=30 * 86400)
+    """Seconds a member's node must stay lost (or its disk failed) before its local
+    volume is replaced, or its pod on network storage is rescheduled; default 600, longer
+    than Kubernetes' own eviction (300 s), so a node that returns keeps its data."""
+    require_approval: bool | None = None
+    """True: a replacement that deletes a member's volume waits for an approval step
+    decided by one of ``approvers``; default false."""
+    approvers: Approvers | None = None
+    """Who may approve a replacement (needed with ``requireApproval``)."""
+
+
 class ApplicationSpec(Model):
     """What the user wants to run."""
 
     components: list[Component] = Field(min_length=1)
     """The components, in any order; they are provisioned in dependency order."""
+    replacement: ReplacementPolicy | None = None
+    """When members on a lost node or failed disk are replaced, for every component;
+    overrides the ComponentType's ``replacement`` field by field."""
 
 
 class ZoneStatus(Model):
@@ -257,6 +285,45 @@ ApplicationPhase = Literal[
 ]
 
 
+class LostMember(Model):
+    """A member on a lost node or failed disk, and what the operator will do about it."""
+
+    component: str
+    zone: str
+    member: str
+    """Pod (or member Deployment) name."""
+    node: str = ""
+    """The lost node ("" for a failed disk on a live node)."""
+    reason: str
+    """``node <name> lost`` or ``disk failed``."""
+    since: str
+    """RFC 3339 time the node stopped being Ready (or the member, on a failed disk)."""
+    action: Literal["replace-volume", "reschedule", "none"]
+    """``replace-volume``: a new, empty volume (local data on the lost node);
+    ``reschedule``: the pod moves with its network-attached volume; ``none``: the spec
+    pins it to the lost node."""
+    at: str
+    """RFC 3339 time the action is due: ``since`` plus the grace period."""
+    note: str = ""
+    """Why the action waits beyond ``at`` (approval, members holding data, the spec)."""
+
+
+class FlowFailure(Model):
+    """The last run of a component's flow failed: why, and when it is tried again."""
+
+    component: str | None = None
+    flow: str
+    run: str
+    """The FlowRun's name."""
+    attempt: int = 1
+    """Failed attempts of this flow in a row."""
+    message: str = ""
+    """The failure reason the run reported."""
+    finished_at: str | None = None
+    retry_at: str | None = None
+    """RFC 3339 time of the next attempt at the earliest (exponential back-off)."""
+
+
 class ApplicationStatus(Model):
     """What the operator observed and decided; written by the operator only."""
 
@@ -274,6 +341,10 @@ class ApplicationStatus(Model):
     """The ``metadata.generation`` last acted upon."""
     members: dict[str, MemberAssignment] = Field(default_factory=dict)
     """Stable member identities per component; rendering reads them back."""
+    lost_members: list[LostMember] = Field(default_factory=list)
+    """Members on a lost node or failed disk, and the decision about each."""
+    failed_flows: list[FlowFailure] = Field(default_factory=list)
+    """Components whose last flow failed, with the reason and the next attempt."""
 
 
 class Application(Model):

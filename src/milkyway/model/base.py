@@ -102,6 +102,9 @@ class ObjectMeta(BaseModel):
     resource_version: str | None = None
     generation: int | None = None
     finalizers: list[str] = Field(default_factory=list)
+    owner_references: list[dict[str, Any]] = Field(default_factory=list)
+    """Objects this one belongs to: it is garbage-collected once they are deleted (a
+    FlowRun belongs to the Application it changes)."""
     creation_timestamp: str | None = None
     deletion_timestamp: str | None = None
 

@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 from milkyway.model.application import (
     FLOW_OPERATIONS,
     STEP_OPERATIONS,
+    ReplacementPolicy,
     Resources,
     Storage,
     WorkloadPattern,
@@ -235,6 +236,8 @@ class ComponentTypeSpec(Model):
     """Values offered to dependants."""
     disruption: DisruptionPolicy = Field(default_factory=DisruptionPolicy)
     """How many members may be down at once."""
+    replacement: ReplacementPolicy = Field(default_factory=ReplacementPolicy)
+    """When members on a lost node or failed disk are replaced on a new volume."""
     sizing: Sizing = Field(default_factory=Sizing)
     """Allowed total sizes."""
     identity: Identity | None = None

@@ -68,7 +68,15 @@ from milkyway.operator.events import EventRecorder
 from milkyway.operator.flows_catalog import build_catalog
 from milkyway.operator.gc_pauses import GcPauses, sweep
 from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
-from milkyway.operator.reconciler import Caches, Planner, Reconciler, component_types
+from milkyway.operator.planner.contract import RETRY_FAILED_AFTER, RETRY_FAILED_CAP
+from milkyway.operator.reconciler import (
+    FLOW_HISTORY_LIMIT,
+    Caches,
+    Planner,
+    Reconciler,
+    component_types,
+    failure_reason,
+)
 from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.resync import ResyncSchedule
 from milkyway.operator.status_writer import StatusConflict
@@ -128,6 +136,13 @@ class OperatorSettings:
     ``gc_freeze``): they collect reference cycles that died frozen. At 1,000
     Applications one took 5.5 s, stopping everything, and found 15,000 objects after
     15 minutes of provisioning: hence rarely."""
+    flow_retry_base: float = RETRY_FAILED_AFTER
+    """Seconds before a failed flow of a component is tried again; doubled after each
+    further failure in a row (exponential back-off)."""
+    flow_retry_cap: float = RETRY_FAILED_CAP
+    """The longest wait between two failed attempts of the same flow."""
+    flow_history_limit: int = FLOW_HISTORY_LIMIT
+    """Finished FlowRuns kept per Application (each component's latest always is)."""
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
@@ -186,20 +201,6 @@ def run_fingerprint(run: Mapping[str, Any]) -> tuple[Any, ...]:
         status.get("phase") or "Pending",
         status.get("progress"),
     )
-
-
-def failure_reason(status: Mapping[str, Any]) -> str:
-    """Why a run failed: the message of its deepest failed step (where the error was
-    raised), else the run's own message."""
-    failed = [
-        (path, node.get("message"))
-        for path, node in (status.get("nodes") or {}).items()
-        if node.get("phase") == "Failed" and node.get("message")
-    ]
-    if failed:
-        path, message = max(failed, key=lambda item: len(item[0]))
-        return f"step {path}: {message}"
-    return str(status.get("message") or "")
 
 
 class Operator:
@@ -387,6 +388,9 @@ class _Session:
             self,
             operator.planner,
             self.recorder,
+            retry_base=self.settings.flow_retry_base,
+            retry_cap=self.settings.flow_retry_cap,
+            history_limit=self.settings.flow_history_limit,
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self.gc_pauses = GcPauses()

@@ -22,6 +22,9 @@ from typing import Any
 from milkyway.kube.labels import CONFIG_HASH, MEMBER
 
 VERSION_LABEL = "app.kubernetes.io/version"
+FRESH_VOLUME = "milkyway.ebay.com/fresh-volume"
+"""Annotation a replacement puts on the empty claim it created, removed once its member
+is Ready on it (then the member has caught up from the others and holds data again)."""
 _ORDINAL = re.compile(r"-(\d+)$")
 
 ObjectKey = tuple[str, str, str]
@@ -62,6 +65,20 @@ class MemberObservation:
     created: str | None = None
     """RFC 3339 creation time of the pod."""
     uid: str | None = None
+    lost_node: str | None = None
+    """The node the member depends on (its pod's node or, unscheduled, the node its local
+    volume is pinned to) when that node is NotReady or gone."""
+    lost_since: str | None = None
+    """RFC 3339 time ``lost_node`` stopped being Ready (its Ready condition's last
+    transition); ``None`` when unknown (the Node object is gone)."""
+    volume_node: str | None = None
+    """The node the member's data volume is pinned to (a local PersistentVolume); ``None``
+    for a network-attached volume or no claim: such a member can run on any node."""
+    claim_uid: str | None = None
+    """UID of the member's data claim; ``None`` without a claim."""
+    fresh_volume: bool = False
+    """The claim was created empty by a replacement and its member has not been Ready on
+    it yet: the member holds no data."""
 
 
 @dataclass(frozen=True)
@@ -274,7 +291,7 @@ def _absent(
         not_ready_since=None,
         volume_ok=_volume_ok(view, claim),
         ordinal=ordinal,
-        node_ok=_volume_node_ok(view, claim),
+        **_placement(view, None, claim, ready=False),
     )
 
 
@@ -312,7 +329,6 @@ def _member(
         ) or metadata.get("creationTimestamp")
     restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
     node = spec.get("nodeName")
-    node_ok = _node_ok(view, node) if node else _volume_node_ok(view, claim)
     return MemberObservation(
         component=component,
         zone=zone,
@@ -330,10 +346,30 @@ def _member(
         not_ready_since=not_ready_since,
         volume_ok=_volume_ok(view, claim),
         ordinal=ordinal,
-        node_ok=node_ok,
         created=metadata.get("creationTimestamp"),
         uid=metadata.get("uid"),
+        **_placement(view, node, claim, ready=ready),
     )
+
+
+def _placement(
+    view: _View, node: str | None, claim: dict[str, Any] | None, *, ready: bool
+) -> dict[str, Any]:
+    """Where the member and its data live, and whether that place is lost: the fields
+    ``node_ok``, ``lost_node``, ``lost_since``, ``volume_node``, ``claim_uid`` and
+    ``fresh_volume`` of an observation."""
+    volume_node = pinned_node(_volume(view, claim))
+    depends_on = node or volume_node
+    lost = depends_on is not None and not _node_ok(view, depends_on)
+    annotations = ((claim or {}).get("metadata") or {}).get("annotations") or {}
+    return {
+        "node_ok": not lost,
+        "lost_node": depends_on if lost else None,
+        "lost_since": _not_ready_since(view, depends_on) if lost and depends_on else None,
+        "volume_node": volume_node,
+        "claim_uid": ((claim or {}).get("metadata") or {}).get("uid"),
+        "fresh_volume": FRESH_VOLUME in annotations and not ready,
+    }
 
 
 def _pod_claim(view: _View, pod: dict[str, Any]) -> dict[str, Any] | None:
@@ -361,18 +397,28 @@ def _volume_ok(view: _View, claim: dict[str, Any] | None) -> bool:
     return volume is None or (volume.get("status") or {}).get("phase") != "Failed"
 
 
-def _volume_node_ok(view: _View, claim: dict[str, Any] | None) -> bool:
-    """An unscheduled member whose local volume is pinned to a dead node cannot come back."""
-    volume = _volume(view, claim)
+def pinned_node(volume: dict[str, Any] | None) -> str | None:
+    """The node a local volume is pinned to by its node affinity (``None``: the volume
+    is network-attached and reachable from any node)."""
     if volume is None:
-        return True
+        return None
     for term in (((volume.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {}).get(
         "nodeSelectorTerms"
     ) or []:
         for expression in term.get("matchExpressions") or []:
             if expression.get("key") == "kubernetes.io/hostname":
-                return all(_node_ok(view, node) for node in expression.get("values") or [])
-    return True
+                values = expression.get("values") or []
+                if len(values) == 1:
+                    return str(values[0])
+    return None
+
+
+def _not_ready_since(view: _View, node: str) -> str | None:
+    found = view.named("Node", node)
+    for condition in ((found or {}).get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Ready":
+            return condition.get("lastTransitionTime")
+    return None
 
 
 def _node_ok(view: _View, node: str) -> bool:
@@ -398,4 +444,12 @@ def _int(value: Any) -> int | None:
         return None
 
 
-__all__ = ["MemberObservation", "ObjectKey", "ZoneObservation", "object_key", "observe_zone"]
+__all__ = [
+    "FRESH_VOLUME",
+    "MemberObservation",
+    "ObjectKey",
+    "ZoneObservation",
+    "object_key",
+    "observe_zone",
+    "pinned_node",
+]

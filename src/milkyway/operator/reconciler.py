@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,17 +38,24 @@ from milkyway.flows.dsl import FlowError
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
 from milkyway.kube.labels import ZONE as ZONE_LABEL
-from milkyway.kube.resources import APPLICATION, as_dict
+from milkyway.kube.resources import APPLICATION, FLOWRUN, as_dict
 from milkyway.model.application import Application, ApplicationStatus
 from milkyway.model.cluster import Cluster
 from milkyway.model.component_type import ComponentType
 from milkyway.model.errors import FieldError, ValidationFailed
-from milkyway.model.flow import TERMINAL_RUN_PHASES
+from milkyway.model.flow import DONE_LABEL, TERMINAL_RUN_PHASES
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import ResolvedApplication, resolve
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow
+from milkyway.operator.planner.contract import (
+    RETRY_FAILED_AFTER,
+    RETRY_FAILED_CAP,
+    backoff_delay,
+)
+from milkyway.operator.planner.lost import LostMember
+from milkyway.operator.planner.status import rfc3339
 from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.size_limit import oversized_spec
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition
@@ -58,6 +66,11 @@ log = logging.getLogger(__name__)
 FINALIZER = "milkyway.ebay.com/decommission"
 REQUESTER = "milkyway-operator"
 OPERATION_LABEL = "milkyway.ebay.com/operation"
+ATTEMPT_LABEL = "milkyway.ebay.com/attempt"
+"""Which attempt in a row of the same flow for the same component a FlowRun is."""
+FLOW_HISTORY_LIMIT = 10
+"""Finished FlowRuns kept per Application (besides each component's latest, which the
+back-off reads); older ones are deleted. Every FlowRun goes with its Application."""
 WAIT_FOR_CLUSTER = 5.0
 """Seconds between looks at an Application waiting for a member cluster."""
 
@@ -227,21 +240,39 @@ def component_types(
     return (base if base is not None else builtin_component_types()).with_types(valid)
 
 
-def running_flows(runs: Sequence[Mapping[str, Any]]) -> list[RunningFlow]:
+def running_flows(
+    runs: Sequence[Mapping[str, Any]],
+    retry_base: float = RETRY_FAILED_AFTER,
+    retry_cap: float = RETRY_FAILED_CAP,
+) -> list[RunningFlow]:
     """An Application's FlowRuns in the planner's terms: every unfinished one, plus the
-    latest finished one of each component (a Failed last attempt shows in the status;
-    older history does not)."""
+    latest finished one of each component (a Failed last attempt shows in the status,
+    with its reason and the time of the next attempt: ``retry_base`` seconds, doubled
+    after each further failure in a row, at most ``retry_cap``; older history does not)."""
     unfinished: list[RunningFlow] = []
     latest: dict[str | None, tuple[str, RunningFlow]] = {}
     for run in runs:
         metadata = run["metadata"]
-        phase = (run.get("status") or {}).get("phase") or "Pending"
-        component = (metadata.get("labels") or {}).get(COMPONENT_LABEL)
+        status = run.get("status") or {}
+        phase = status.get("phase") or "Pending"
+        labels = metadata.get("labels") or {}
+        component = labels.get(COMPONENT_LABEL)
+        attempt = _int(labels.get(ATTEMPT_LABEL), 1)
+        finished = _stamp(status.get("finishedAt"))
+        retry_at = None
+        if phase == "Failed" and finished is not None:
+            delay = backoff_delay(attempt, retry_base, retry_cap)
+            # Whole seconds, rounded up: the next attempt never comes before the delay.
+            retry_at = rfc3339(datetime.fromtimestamp(math.ceil(finished + delay), UTC))
         flow = RunningFlow(
             name=metadata["name"],
             flow=(run.get("spec") or {}).get("flow", ""),
             component=component,
             phase=phase,
+            finished_at=rfc3339(datetime.fromtimestamp(finished, UTC)) if finished else None,
+            attempt=attempt,
+            retry_at=retry_at,
+            message=failure_reason(status) if phase == "Failed" else "",
         )
         if phase not in TERMINAL_RUN_PHASES:
             unfinished.append(flow)
@@ -250,8 +281,38 @@ def running_flows(runs: Sequence[Mapping[str, Any]]) -> list[RunningFlow]:
         if component not in latest or latest[component][0] <= created:
             latest[component] = (created, flow)
     busy = {f.component for f in unfinished}
-    finished = [f for c, (_, f) in sorted(latest.items(), key=lambda i: str(i[0])) if c not in busy]
-    return [*unfinished, *finished]
+    finished_runs = [
+        f for c, (_, f) in sorted(latest.items(), key=lambda i: str(i[0])) if c not in busy
+    ]
+    return [*unfinished, *finished_runs]
+
+
+def failure_reason(status: Mapping[str, Any]) -> str:
+    """Why a run failed: the message of its deepest failed step (where the error was
+    raised), else the run's own message."""
+    failed = [
+        (path, node.get("message"))
+        for path, node in (status.get("nodes") or {}).items()
+        if isinstance(node, Mapping) and node.get("phase") == "Failed" and node.get("message")
+    ]
+    if failed:
+        path, message = max(failed, key=lambda item: len(item[0]))
+        return f"step {path}: {message}"[:1000]
+    return str(status.get("message") or "")[:1000]
+
+
+def _stamp(value: Any) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return max(1, int(value))
+    except (TypeError, ValueError):
+        return default
 
 
 def invalid_status(errors: Sequence[FieldError], generation: int | None) -> dict[str, Any]:
@@ -303,6 +364,9 @@ class Reconciler:
         *,
         base_types: ComponentTypeRegistry | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        retry_base: float = RETRY_FAILED_AFTER,
+        retry_cap: float = RETRY_FAILED_CAP,
+        history_limit: int = FLOW_HISTORY_LIMIT,
     ) -> None:
         self._client = client
         self._caches = caches
@@ -312,6 +376,8 @@ class Reconciler:
         self._recorder = recorder
         self._base_types = base_types
         self._clock = clock
+        self._retry = (retry_base, retry_cap)
+        self._history_limit = history_limit
         self._status = StatusWriter(client, APPLICATION)
         self._types_cache: tuple[int, ComponentTypeRegistry] | None = None
         self._submitted: dict[AppKey, dict[str, RunningFlow]] = {}
@@ -379,6 +445,8 @@ class Reconciler:
             started.append(await self._start(obj, request))
         running_now = [*running, *started]
         await self._write_status(obj, resolved, plan, placement, running_now, generation)
+        await self._record_lost(obj, plan)
+        await self._prune_history(key)
 
         unfinished = [r for r in running_now if r.phase not in TERMINAL_RUN_PHASES]
         if deleting and plan.deleted and not unfinished and self._nothing_left(key):
@@ -459,7 +527,7 @@ class Reconciler:
         pending = self._submitted.get(key, {})
         for run_name in [n for n in pending if n in seen]:
             del pending[run_name]
-        return [*running_flows(runs), *pending.values()]
+        return [*running_flows(runs, *self._retry), *pending.values()]
 
     async def _start(self, obj: Mapping[str, Any], request: FlowRequest) -> RunningFlow:
         namespace = obj["metadata"]["namespace"]
@@ -469,6 +537,7 @@ class Reconciler:
             labels[COMPONENT_LABEL] = request.component
         if request.operation:
             labels[OPERATION_LABEL] = request.operation
+        labels[ATTEMPT_LABEL] = str(request.attempt)
         engine = self._engines.engine_for(namespace)
         try:
             run_name = await engine.submit(
@@ -479,6 +548,7 @@ class Reconciler:
                 namespace=namespace,
                 labels=labels,
                 locks=[f"1:{request.mutex}"] if request.mutex else [],
+                owner_references=_owner(obj),
             )
         except FlowError as exc:
             await self._recorder.record(obj, "FlowRejected", f"{request.flow}: {exc}", warning=True)
@@ -538,6 +608,54 @@ class Reconciler:
         conditions.append(self._progress(obj, active, generation))
         status["conditions"] = conditions
         await self._status.write(obj, known_status(status))
+
+    async def _prune_history(self, key: AppKey) -> None:
+        """Delete the finished FlowRuns of the Application beyond the history limit,
+        oldest first; each component's latest finished run stays (its failure and
+        attempt count drive the back-off), and so does every run still releasing its
+        locks (not yet labelled done)."""
+        finished = [
+            r
+            for r in self._caches.runs_of(key)
+            if ((r.get("status") or {}).get("phase") in TERMINAL_RUN_PHASES)
+            and (r["metadata"].get("labels") or {}).get(DONE_LABEL) == "true"
+        ]
+        if len(finished) <= self._history_limit:
+            return
+        finished.sort(key=lambda r: r["metadata"].get("creationTimestamp") or "", reverse=True)
+        latest: set[str | None] = set()
+        keep: set[str] = set()
+        for run in finished:
+            component = (run["metadata"].get("labels") or {}).get(COMPONENT_LABEL)
+            if component not in latest:
+                latest.add(component)
+                keep.add(run["metadata"]["name"])
+        kept = len(keep)
+        for run in finished:
+            name = run["metadata"]["name"]
+            if name in keep:
+                continue
+            if kept < self._history_limit:
+                kept += 1
+                continue
+            try:
+                await self._client.delete(FLOWRUN, name, namespace=key[0])
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise
+
+    async def _record_lost(self, obj: Mapping[str, Any], plan: Plan) -> None:
+        """A ``MemberLost`` Event for each new decision about a lost member (the same
+        decision is in the status: the Event is its record in the Application's story)."""
+        before = {
+            (e.get("member"), e.get("action"), e.get("at"))
+            for e in (obj.get("status") or {}).get("lostMembers") or []
+        }
+        for entry in plan.status.get("lostMembers") or []:
+            if (entry.get("member"), entry.get("action"), entry.get("at")) in before:
+                continue
+            message = LostMember(**entry).sentence()
+            await self._recorder.record(obj, "MemberLost", message, warning=True)
 
     def _progress(
         self, obj: Mapping[str, Any], active: Sequence[RunningFlow], generation: int | None
@@ -623,9 +741,26 @@ class Reconciler:
 
 def _planner_status(obj: Mapping[str, Any]) -> dict[str, Any]:
     """Of the stored status, what resolve and the planner read back: the member
-    identities to continue, the conditions whose transition times to keep."""
+    identities to continue, the conditions whose transition times to keep, the lost
+    members whose decisions were announced."""
     status = obj.get("status") or {}
-    return {k: status[k] for k in ("members", "conditions") if status.get(k)}
+    return {k: status[k] for k in ("members", "conditions", "lostMembers") if status.get(k)}
+
+
+def _owner(obj: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The Application as the owner of its FlowRuns: they go when it is deleted."""
+    metadata = obj["metadata"]
+    if not metadata.get("uid"):
+        return []
+    return [
+        {
+            "apiVersion": obj.get("apiVersion") or "milkyway.ebay.com/v1",
+            "kind": "Application",
+            "name": metadata["name"],
+            "uid": metadata["uid"],
+            "controller": True,
+        }
+    ]
 
 
 def _cluster_model(resource: Mapping[str, Any]) -> Cluster:

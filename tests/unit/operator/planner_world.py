@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from milkyway.kube.labels import CONFIG_HASH
-from milkyway.operator.observe import ZoneObservation, observe_zone
+from milkyway.operator.observe import FRESH_VOLUME, ZoneObservation, observe_zone
 
 VERSION = "app.kubernetes.io/version"
 LONG_AGO = "2026-01-01T00:00:00Z"
@@ -23,6 +23,10 @@ class Member:
     state: str = "ready"
     since: str = LONG_AGO
     disk_failed: bool = False
+    node_lost: str | None = None
+    """RFC 3339 time the member's node stopped being Ready (its node is then NotReady)."""
+    fresh_volume: bool = False
+    """The member's claim is a new, empty one from a replacement."""
 
 
 def live_zone(
@@ -32,9 +36,11 @@ def live_zone(
     members: list[Member],
     *,
     config_map_current: bool = True,
+    local_volumes: bool = False,
 ) -> ZoneObservation:
     """The observation of a zone whose objects are ``manifests`` and whose StatefulSet has
-    one pod per entry of ``members`` (ordinal = position)."""
+    one pod per entry of ``members`` (ordinal = position), member ``i`` on node
+    ``node-<i>``; ``local_volumes``: each claim's volume is pinned to its member's node."""
     objects: list[dict[str, Any]] = []
     sts_name = None
     template: Mapping[str, Any] = {}
@@ -54,24 +60,62 @@ def live_zone(
     for ordinal, member in enumerate(members):
         name = f"{sts_name}-{ordinal}"
         claim = f"data-{name}"
+        node = f"node-{ordinal}"
+        claim_meta: dict[str, Any] = {
+            "name": claim,
+            "namespace": namespace,
+            "labels": template["labels"],
+            "uid": f"claim-{name}",
+        }
+        if member.fresh_volume:
+            claim_meta["annotations"] = {FRESH_VOLUME: "true"}
         objects.append(
             {
                 "apiVersion": "v1",
                 "kind": "PersistentVolumeClaim",
-                "metadata": {"name": claim, "namespace": namespace, "labels": template["labels"]},
+                "metadata": claim_meta,
                 "spec": {"volumeName": f"pv-{name}"},
                 "status": {"phase": "Bound"},
             }
         )
+        pinned = {
+            "required": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "kubernetes.io/hostname", "operator": "In", "values": [node]}
+                        ]
+                    }
+                ]
+            }
+        }
         objects.append(
             {
                 "apiVersion": "v1",
                 "kind": "PersistentVolume",
                 "metadata": {"name": f"pv-{name}"},
-                "spec": {},
+                "spec": {"nodeAffinity": pinned} if local_volumes else {},
                 "status": {"phase": "Failed" if member.disk_failed else "Bound"},
             }
         )
+        if any(m.node_lost for m in members):
+            lost = member.node_lost
+            objects.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Node",
+                    "metadata": {"name": node},
+                    "status": {
+                        "conditions": [
+                            {
+                                "type": "Ready",
+                                "status": "Unknown" if lost else "True",
+                                "lastTransitionTime": lost or LONG_AGO,
+                            }
+                        ]
+                    },
+                }
+            )
         if member.state == "missing":
             continue
         labels = dict(template["labels"])
@@ -80,7 +124,7 @@ def live_zone(
             labels[VERSION] = "0.0.1"
         if member.state == "stale-config":
             annotations[CONFIG_HASH] = "old-hash"
-        ready = member.state != "down"
+        ready = member.state != "down" and not member.node_lost
         objects.append(
             {
                 "apiVersion": "v1",
@@ -94,7 +138,7 @@ def live_zone(
                     "uid": f"uid-{name}",
                 },
                 "spec": {
-                    "nodeName": "node-1",
+                    "nodeName": node,
                     "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": claim}}],
                 },
                 "status": {
@@ -103,7 +147,9 @@ def live_zone(
                         {
                             "type": "Ready",
                             "status": "True" if ready else "False",
-                            "lastTransitionTime": member.since if not ready else LONG_AGO,
+                            "lastTransitionTime": (member.node_lost or member.since)
+                            if not ready
+                            else LONG_AGO,
                         }
                     ],
                 },

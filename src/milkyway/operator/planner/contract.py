@@ -13,7 +13,17 @@ REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
 RESTART_ANNOTATION = "milkyway.ebay.com/restart"
 REMEDIATE_AFTER_ANNOTATION = "milkyway.ebay.com/remediate-after"
 RETRY_FAILED_AFTER = 30.0
-"""Seconds after a failed run before the planner starts the same flow for it again."""
+"""Seconds after a failed run before the planner starts the same flow for it again (the
+base of the exponential back-off: doubled after every further failure in a row)."""
+RETRY_FAILED_CAP = 3600.0
+"""The longest wait between two failed attempts of the same flow."""
+REPLACE_GRACE = 600.0
+"""Seconds a member's node must stay lost (or its disk failed) before the member is moved
+onto a new volume or its pod is rescheduled: longer than Kubernetes' own eviction (300 s),
+so a node that comes back finds its members and their data where it left them."""
+ANNOUNCE_RECHECK = 1.0
+"""Seconds before acting on a lost-member decision that the status does not show yet: the
+decision is written first, then acted on."""
 RECHECK = 5.0
 """Seconds before looking again at a member its controller is expected to recreate."""
 WORKLOAD_KINDS = ("StatefulSet", "Deployment", "Pod")
@@ -32,6 +42,8 @@ class FlowRequest:
     mutex: str
     operation: str = ""
     """The lifecycle operation (``provision``, ``config-update``, …) ``flow`` runs."""
+    attempt: int = 1
+    """1, or one more than the attempt of the Failed run of the same flow it retries."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +56,14 @@ class RunningFlow:
     phase: str
     finished_at: str | None = None
     """RFC 3339 end time of a finished run: a Failed run's flow is started again only
-    ``RETRY_FAILED_AFTER`` seconds later (unknown: at once)."""
+    after the back-off (``retry_at``; unknown: at once)."""
+    attempt: int = 1
+    """Which attempt in a row of the same flow for the same component this run is."""
+    retry_at: str | None = None
+    """RFC 3339 time before which a Failed run's flow is not started again: its end plus
+    the back-off of its attempt (``backoff_delay``)."""
+    message: str = ""
+    """Why a finished run ended as it did (a Failed run's reason)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +80,16 @@ class Plan:
     """Seconds until a time-based rule may fire (a member under the remediation threshold)."""
     deleted: bool = False
     """Deleting, and nothing of the Application is left in any cluster: the finalizer may go."""
+
+
+def backoff_delay(
+    attempt: int, base: float = RETRY_FAILED_AFTER, cap: float = RETRY_FAILED_CAP
+) -> float:
+    """Seconds to wait after failed attempt ``attempt`` (1-based) of a flow before the
+    next: ``base``, doubled after each further failure in a row, at most ``cap``."""
+    if attempt < 1:
+        return 0.0
+    return min(cap, base * 2.0 ** min(attempt - 1, 62))
 
 
 def mutex_key(namespace: str, application: str, component: str) -> str:

@@ -35,7 +35,11 @@ class ZoneDiff:
     """The ConfigMap or workload template differs while every member's restart hash and
     version match: a hot reload."""
     broken: list[MemberObservation] = field(default_factory=list)
-    """Members on a dead node or failed disk."""
+    """Members on a lost node (or whose local volume is pinned to one) or on a failed
+    disk, whether their pod still exists, is terminating or is gone."""
+    seen: list[MemberObservation] = field(default_factory=list)
+    """The observation of each wanted member that has one (per-member patterns and
+    StatefulSets)."""
     ready: int = 0
     updated: int = 0
 
@@ -189,13 +193,15 @@ def _diff_members(result: ZoneDiff, live: Mapping[tuple[str, str, str], Any]) ->
         growing = _growing(want, live)
         for member in want.members:
             seen = _member_obs(obs, member, want.workload)
+            if seen is not None:
+                result.seen.append(seen)
             if member.name in growing and (seen is None or not seen.exists):
                 continue
+            if seen is not None and not (seen.volume_ok and seen.node_ok):
+                result.broken.append(seen)
             if seen is None or not seen.exists or seen.deleting:
                 result.down.append(seen if seen is not None else member)
                 continue
-            if not (seen.volume_ok and seen.node_ok):
-                result.broken.append(seen)
             if seen.ready:
                 result.ready += 1
                 if _current(seen, want):

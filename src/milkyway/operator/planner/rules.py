@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from milkyway.kube.labels import selector_labels
@@ -13,8 +14,9 @@ from milkyway.model.application import Application
 from milkyway.model.flow import TERMINAL_RUN_PHASES
 from milkyway.model.resolve import ResolvedApplication, ResolvedComponent
 from milkyway.operator.flows_catalog import flow_name
-from milkyway.operator.observe import MemberObservation, ZoneObservation
+from milkyway.operator.observe import MemberObservation, ZoneObservation, pinned_node
 from milkyway.operator.planner.contract import (
+    ANNOUNCE_RECHECK,
     RECHECK,
     REMEDIATE_AFTER,
     REMEDIATE_AFTER_ANNOTATION,
@@ -29,6 +31,18 @@ from milkyway.operator.planner.contract import (
 )
 from milkyway.operator.planner.desired import MemberWant, zone_want
 from milkyway.operator.planner.diff import ZoneDiff, diff_zone
+from milkyway.operator.planner.lost import (
+    NO_ACTION,
+    REPLACE_VOLUME,
+    RESCHEDULE,
+    LostMember,
+    Replacement,
+    announced,
+    data_floor,
+    decide,
+    holds_data,
+    replacement_policy,
+)
 from milkyway.operator.planner.status import application_status, rfc3339
 
 
@@ -92,6 +106,8 @@ class PlanningPass:
         self.waiting: list[str] = []
         self.requeue: float | None = None
         self.components: dict[str, ComponentDiff] = {}
+        self.lost: list[LostMember] = []
+        """Members on a lost node or failed disk, with the decision about each."""
         for name in resolved.order:
             component = resolved.components[name]
             diffs = []
@@ -117,23 +133,33 @@ class PlanningPass:
         return None
 
     def backing_off(self, component: str, flow: str) -> bool:
-        """The same flow failed for ``component`` moments ago: wait before starting it
-        again, so a persistent failure does not become a stream of failing runs."""
-        for run in self.running:
-            if run.component != component or run.phase != "Failed" or run.flow != flow:
-                continue
+        """The same flow failed for ``component`` and its back-off has not run out: wait,
+        so a persistent failure becomes a few attempts further and further apart, not a
+        stream of failing runs."""
+        run = self.failed_run(component, flow)
+        if run is None:
+            return False
+        retry_at = _parse_time(run.retry_at)
+        if retry_at is None:
             ended = _parse_time(run.finished_at)
             if ended is None:
-                continue
-            waited = (self.now - ended).total_seconds()
-            if waited < RETRY_FAILED_AFTER:
-                self.later(RETRY_FAILED_AFTER - waited)
-                self.waiting.append(
-                    f"{component}: {run.name} ({flow}) failed {waited:.0f}s ago; "
-                    f"retrying after {RETRY_FAILED_AFTER:g}s"
-                )
-                return True
-        return False
+                return False
+            retry_at = ended + timedelta(seconds=RETRY_FAILED_AFTER)
+        if retry_at <= self.now:
+            return False
+        wait = (retry_at - self.now).total_seconds()
+        self.later(wait)
+        self.waiting.append(
+            f"{component}: {run.name} ({flow}) failed (attempt {run.attempt}); "
+            f"next attempt at {rfc3339(retry_at)}"
+        )
+        return True
+
+    def failed_run(self, component: str, flow: str) -> RunningFlow | None:
+        for run in self.running:
+            if run.component == component and run.phase == "Failed" and run.flow == flow:
+                return run
+        return None
 
     def not_yet(self, stamp: str) -> bool:
         """A request stamped in the future waits for its time (and a requeue then).
@@ -159,6 +185,7 @@ class PlanningPass:
         )
         if self.backing_off(component.name, flow):
             return
+        failed = self.failed_run(component.name, flow)
         base = {
             "application": self.resolved.name,
             "namespace": self.resolved.namespace,
@@ -172,6 +199,7 @@ class PlanningPass:
                 reason=reason,
                 mutex=mutex_key(self.resolved.namespace, self.resolved.name, component.name),
                 operation=operation,
+                attempt=failed.attempt + 1 if failed is not None else 1,
             )
         )
 
@@ -450,17 +478,15 @@ class PlanningPass:
         )
 
     def replace(self, c: ComponentDiff) -> bool:
-        targets: list[tuple[ZoneDiff, MemberObservation, str]] = []
+        """Replace members on a lost node or failed disk (see :mod:`.lost`: after the grace
+        period, announced first, within the data floor, behind an approval if the policy
+        says so) and members named in the replace annotation."""
+        policy = replacement_policy(self.app, c.resolved.type)
+        targets: list[tuple[ZoneDiff, MemberObservation, str, dict[str, Any]]] = []
+        lost_volumes = self.lost_members(c, policy, targets)
         for zone in c.zones:
             if zone.want.workload == "deployment":
                 continue
-            for member in zone.broken:
-                why = (
-                    "failed disk"
-                    if not member.volume_ok
-                    else f"dead node {member.node or ''}".strip()
-                )
-                targets.append((zone, member, why))
             for member in (m for m in (zone.obs.members if zone.obs else ()) if m.exists):
                 requested = self.replace_requests.get(member.name)
                 if (
@@ -468,30 +494,110 @@ class PlanningPass:
                     and not self.not_yet(requested)
                     and (member.created or "") < requested
                     and all(t[1].name != member.name for t in targets)
+                    and all(e.member != member.name for e in self.lost)
                 ):
-                    targets.append((zone, member, "requested"))
+                    extra = {"action": REPLACE_VOLUME, "restartBefore": requested}
+                    targets.append((zone, member, "requested", extra))
         if not targets:
             return False
-        items = [self.member_item(z, m.name, m.ordinal, m.member_id) for z, m, _ in targets]
-        targets_down = sum(1 for _, m, _ in targets if not m.ready or m.deleting)
+        items = [
+            {**self.member_item(z, m.name, m.ordinal, m.member_id), **extra}
+            for z, m, _, extra in targets
+        ]
+        targets_down = sum(1 for _, m, _, _ in targets if not m.ready or m.deleting)
         if targets_down < len(targets) and c.budget - (c.down - targets_down) < 1:
             self.waiting.append(
                 f"{c.name}: {c.down} member(s) down, the disruption policy allows {c.budget}; "
                 "replacing a healthy member waits"
             )
             return False
-        why = ", ".join(f"{m.name} ({reason})" for _, m, reason in targets)
+        why = ", ".join(f"{m.name} ({reason})" for _, m, reason, _ in targets)
+        approval = policy.require_approval and lost_volumes
         self.request(
-            c, "replace-member", f"replace {why}", **self.roll_params(c, items, targets_down)
+            c,
+            "replace-member",
+            f"replace {why}" + ("; waits for approval" if approval else ""),
+            approval=approval,
+            approvers={
+                "users": list(policy.approvers.users),
+                "groups": list(policy.approvers.groups),
+            },
+            **self.roll_params(c, items, targets_down),
         )
         return True
+
+    def lost_members(
+        self,
+        c: ComponentDiff,
+        policy: Replacement,
+        targets: list[tuple[ZoneDiff, MemberObservation, str, dict[str, Any]]],
+    ) -> bool:
+        """Decide about every member of ``c`` on a lost node or failed disk; add those
+        whose time has come to ``targets``. True if one of them loses its volume."""
+        previous = {e.member: e.model_dump(by_alias=True) for e in self.app.status.lost_members}
+        written = list(previous.values())
+        holders = sum(1 for z in c.zones for m in z.seen if holds_data(m))
+        floor = data_floor(c.resolved.type.spec.disruption, c.size)
+        any_volume = False
+        for zone in c.zones:
+            if zone.want.workload == "deployment":
+                continue
+            for member in zone.broken:
+                entry = decide(
+                    c.name,
+                    zone.want.zone,
+                    zone.want.workload,
+                    member,
+                    _wanted_node(zone, member),
+                    policy.grace,
+                    previous.get(member.name),
+                    self.now,
+                )
+                due = _parse_time(entry.at) or self.now
+                note = ""
+                if entry.action == NO_ACTION:
+                    pass
+                elif due > self.now:
+                    self.later((due - self.now).total_seconds())
+                elif not announced(entry, written):
+                    self.later(ANNOUNCE_RECHECK)
+                elif entry.action == REPLACE_VOLUME:
+                    if policy.require_approval and not (
+                        policy.approvers.users or policy.approvers.groups
+                    ):
+                        note = (
+                            "replacement.requireApproval is set but no approvers are named; "
+                            "set spec.replacement.approvers (users or groups)"
+                        )
+                    elif holds_data(member) and holders - 1 < floor:
+                        note = (
+                            f"replacing it would leave {holders - 1} of {c.size} members "
+                            f"holding data; the disruption policy needs {floor}"
+                        )
+                    else:
+                        holders -= 1 if holds_data(member) else 0
+                        any_volume = True
+                        extra = {"action": REPLACE_VOLUME, "lostNode": entry.node}
+                        targets.append((zone, member, entry.reason, extra))
+                else:
+                    extra = {"action": RESCHEDULE, "lostNode": entry.node}
+                    targets.append((zone, member, entry.reason, extra))
+                if note:
+                    entry = dataclasses.replace(entry, note=note)
+                self.lost.append(entry)
+                if all(t[1].name != member.name for t in targets):
+                    self.waiting.append(f"{c.name}: {entry.sentence()}")
+        return any_volume
 
     def remediate(self, c: ComponentDiff) -> bool:
         overdue: list[tuple[ZoneDiff, Any]] = []
         for zone in c.zones:
             if not zone.provisioned:
                 continue
+            lost = {m.name for m in zone.broken}
             for member in zone.down:
+                if member.name in lost:
+                    continue
                 if isinstance(member, MemberWant) and member.ordinal is None:
                     self.later(RECHECK)
                     self.waiting.append(f"{c.name}: {zone.want.zone} waits for its controller")
@@ -688,6 +794,16 @@ def _parse_time(value: str | None) -> datetime | None:
         return datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         return None
+
+
+def _wanted_node(zone: ZoneDiff, member: MemberObservation) -> str | None:
+    """The node the spec pins ``member`` to (the ``pods`` pattern's local volume)."""
+    for want in zone.want.members:
+        if want.member_id == member.member_id and member.member_id is not None:
+            for obj in want.manifests:
+                if obj.get("kind") == "PersistentVolume":
+                    return pinned_node(obj)
+    return None
 
 
 def _since(member: MemberObservation) -> datetime | None:

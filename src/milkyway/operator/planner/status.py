@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from milkyway.model.flow import TERMINAL_RUN_PHASES
 
 if TYPE_CHECKING:
+    from milkyway.operator.planner.contract import RunningFlow
     from milkyway.operator.planner.rules import PlanningPass
 
 
@@ -106,6 +107,8 @@ def application_status(planner: PlanningPass) -> dict[str, Any]:
             degraded_message,
         ),
     ]
+    conditions.append(_member_lost(planner))
+    conditions.append(_flow_failed(planner, failed))
     zones = [z for c in components.values() for z in c["zones"].values()]
     ready_members = f"{sum(z['ready'] for z in zones)}/{sum(z['desired'] for z in zones)}"
     return {
@@ -113,7 +116,49 @@ def application_status(planner: PlanningPass) -> dict[str, Any]:
         "conditions": conditions,
         "components": components,
         "readyMembers": ready_members,
+        "lostMembers": [entry.to_status() for entry in planner.lost],
+        "failedFlows": [_failure(r) for r in failed],
     }
+
+
+def _member_lost(planner: PlanningPass) -> dict[str, Any]:
+    """``MemberLost``: every member on a lost node or failed disk and the decision about
+    it, written before the decision is acted on."""
+    if not planner.lost:
+        return _condition(planner, "MemberLost", False, "NoMemberLost", "no member is lost")
+    message = "; ".join(entry.sentence() for entry in planner.lost)
+    return _condition(planner, "MemberLost", True, "MemberLost", message)
+
+
+def _flow_failed(planner: PlanningPass, failed: list[RunningFlow]) -> dict[str, Any]:
+    """``FlowFailed``: the last run of a component's flow failed; why, and when the next
+    attempt comes (the back-off doubles after each failure in a row)."""
+    if not failed:
+        return _condition(planner, "FlowFailed", False, "NoFailure", "no flow failed")
+    parts = []
+    for run in failed:
+        target = f"{run.component}: " if run.component else ""
+        retry = f"; next attempt at {run.retry_at}" if run.retry_at else ""
+        parts.append(
+            f"{target}{run.name} ({run.flow}) failed (attempt {run.attempt}): "
+            f"{run.message or 'no reason given'}{retry}"
+        )
+    return _condition(planner, "FlowFailed", True, "FlowFailed", "; ".join(parts))
+
+
+def _failure(run: RunningFlow) -> dict[str, Any]:
+    entry: dict[str, Any] = {
+        "component": run.component,
+        "flow": run.flow,
+        "run": run.name,
+        "attempt": run.attempt,
+        "message": run.message,
+    }
+    if run.finished_at:
+        entry["finishedAt"] = run.finished_at
+    if run.retry_at:
+        entry["retryAt"] = run.retry_at
+    return entry
 
 
 def _condition(

@@ -201,17 +201,19 @@ async def annotate(
     name: str,
     namespace: str,
     annotations: Mapping[str, str | None],
+    resource: Any = Pod,
 ) -> bool:
-    """Merge-patch a pod's annotations (``None`` removes one); a pod already gone is
-    False, not an error."""
+    """Merge-patch an object's annotations (a pod's unless ``resource`` says otherwise;
+    ``None`` removes one); an object already gone is False, not an error."""
     client = ctx.client(cluster)
     patch = {"metadata": {"annotations": dict(annotations)}}
 
     async def write() -> bool:
-        await client.patch(Pod, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
+        await client.patch(resource, name, patch, namespace=namespace, patch_type=PatchType.MERGE)
         return True
 
-    return await call_unless_gone(ctx, cluster, f"annotate Pod/{name}", write, False)
+    what = f"annotate {resource.__name__}/{name}"
+    return await call_unless_gone(ctx, cluster, what, write, False)
 
 
 def keep_immutable(manifest: dict[str, Any], live: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -8,10 +8,11 @@ import time
 from typing import Any
 
 from lightkube.resources.apps_v1 import Deployment
-from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim, Pod
+from lightkube.resources.core_v1 import Node, PersistentVolume, PersistentVolumeClaim, Pod
 from pydantic import Field
 
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
+from milkyway.operator.observe import FRESH_VOLUME
 from milkyway.operator.tasks.common import (
     CLAIM_TTL,
     DISRUPTING_ANNOTATION,
@@ -301,17 +302,62 @@ async def member_health(params: MemberParams, ctx: TaskContext) -> dict[str, Any
     return {"pod": pod["metadata"]["name"]}
 
 
-@task("milkyway.replace-member")
-async def replace_member(params: MemberParams, ctx: TaskContext) -> dict[str, Any]:
-    """Replace a member with a fresh pod on a new, empty volume.
+class ReplaceParams(MemberParams):
+    """A member to replace, and why (so the task can check the reason still holds)."""
 
-    For a member on a dead node or a failed disk: the claim is deleted first (it goes once
-    its pod is gone), the pod is deleted at once (grace 0: its node cannot stop it), a
-    local volume is deleted, then the controller (StatefulSet) or the member's manifests
-    (other patterns) create the member again, and the task waits until it is Ready."""
+    action: str = "replace-volume"
+    """``replace-volume``: a new, empty volume; ``reschedule``: delete only the pod (on
+    ``lostNode``), its controller starts it elsewhere with the same network-attached
+    claim."""
+    lost_node: str = Field(default="", alias="lostNode")
+    """The lost node that decided the replacement: nothing is touched if it is Ready
+    again by the time the task runs."""
+
+
+async def _node_returned(ctx: TaskContext, m: ReplaceParams) -> bool:
+    if not m.lost_node:
+        return False
+    node = await exists(ctx, m.cluster, Node, m.lost_node, None)
+    conditions = ((node or {}).get("status") or {}).get("conditions") or []
+    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+
+
+async def _already_replaced(ctx: TaskContext, m: ReplaceParams) -> bool:
+    """A requested replacement done by an earlier attempt: the claim is younger than
+    the request (so a step run twice never deletes the new volume)."""
+    if not (m.restart_before and m.claim):
+        return False
+    claim = await exists(ctx, m.cluster, PersistentVolumeClaim, m.claim, m.namespace)
+    created = ((claim or {}).get("metadata") or {}).get("creationTimestamp") or ""
+    return bool(created) and created >= m.restart_before
+
+
+@task("milkyway.replace-member")
+async def replace_member(params: ReplaceParams, ctx: TaskContext) -> dict[str, Any]:
+    """Replace a member with a fresh pod on a new, empty volume, or (``reschedule``)
+    move its pod off a lost node keeping its network-attached volume.
+
+    Checked again right before anything is deleted: a lost node that is Ready again
+    means the member keeps everything (the planner decided minutes ago; the world may
+    have changed since). For a new volume: the claim is deleted first (it goes once its
+    pod is gone), the pod is deleted at once (grace 0: its node cannot stop it), a local
+    volume is deleted, then the controller (StatefulSet) or the member's manifests
+    (other patterns) create the member again; the new claim is marked as holding no data
+    until its member is Ready on it, and the task waits until it is."""
+    if await _node_returned(ctx, params):
+        return {"replaced": False, "reason": f"node {params.lost_node} is Ready again"}
     clock = Clock(params.timeout)
     pods = await _member_pods(ctx, params, clock)
     old = frozenset(p["metadata"].get("uid", "") for p in pods)
+    if params.action == "reschedule":
+        for pod in pods:
+            if not params.lost_node or (pod.get("spec") or {}).get("nodeName") == params.lost_node:
+                await delete(ctx, params.cluster, Pod, pod["metadata"]["name"], params.namespace, 0)
+        ready = await _wait_member(ctx, params, clock, old)
+        return {"pod": ready["metadata"]["name"], "rescheduled": True}
+    if await _already_replaced(ctx, params):
+        ready = await _wait_member(ctx, params, clock)
+        return {"pod": ready["metadata"]["name"], "replaced": False, "reason": "already done"}
     claim = (
         await exists(ctx, params.cluster, PersistentVolumeClaim, params.claim, params.namespace)
         if params.claim
@@ -343,12 +389,52 @@ async def replace_member(params: MemberParams, ctx: TaskContext) -> dict[str, An
             and (found.get("spec") or {}).get("persistentVolumeReclaimPolicy") != "Delete"
         ):
             await delete(ctx, params.cluster, PersistentVolume, volume, None)
+    manifests = [_marked_fresh(m) for m in params.manifests]
     if params.workload == "deploymentset":
-        await apply(ctx, params.cluster, params.manifests, params.namespace)
+        await apply(ctx, params.cluster, manifests, params.namespace)
     elif params.workload == "pods":
-        await _recreate_pod(ctx, params, clock)
+        await _recreate_pod(ctx, params.model_copy(update={"manifests": manifests}), clock)
+    elif params.claim:
+        await _mark_new_claim(ctx, params, old_claim, clock)
     ready = await _wait_member(ctx, params, clock, old)
+    if params.claim:
+        await annotate(
+            ctx,
+            params.cluster,
+            params.claim,
+            params.namespace,
+            {FRESH_VOLUME: None},
+            PersistentVolumeClaim,
+        )
     return {"pod": ready["metadata"]["name"], "replacedVolume": bound or params.volume or ""}
+
+
+def _marked_fresh(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A claim manifest marked as created empty (the planner then does not count its
+    member as holding data until it has been Ready on it)."""
+    if manifest.get("kind") != "PersistentVolumeClaim":
+        return manifest
+    metadata = dict(manifest.get("metadata") or {})
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), FRESH_VOLUME: "true"}
+    return {**manifest, "metadata": metadata}
+
+
+async def _mark_new_claim(
+    ctx: TaskContext, m: ReplaceParams, old_claim: str | None, clock: Clock
+) -> None:
+    """Wait for the StatefulSet to create the member's new claim, then mark it fresh."""
+    while True:
+        found = await exists(ctx, m.cluster, PersistentVolumeClaim, m.claim, m.namespace)
+        if found is not None and found["metadata"].get("uid") != old_claim:
+            await annotate(
+                ctx, m.cluster, m.claim, m.namespace, {FRESH_VOLUME: "true"}, PersistentVolumeClaim
+            )
+            return
+        ctx.heartbeat(f"waiting for the new claim {m.claim}")
+        clock.tick()
+        if clock.expired:
+            raise RetryableError(f"no new claim {m.claim} yet")
+        await asyncio.sleep(m.interval)
 
 
 __all__ = ["disruption_gate", "member_health", "replace_member", "restart_member"]

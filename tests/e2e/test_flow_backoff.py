@@ -1,0 +1,83 @@
+"""A flow that keeps failing is retried further and further apart, says why on its
+Application, and leaves nothing behind once the Application is deleted.
+
+The member cluster refuses the component's pods (a CPU limit below the request is
+invalid), so every provision attempt fails at once. The back-off base is shortened to
+two seconds through the operator's settings; the default is 30 s (at most a handful of
+attempts in ten minutes)."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from milkyway.cli.app_commands import APPLICATION
+
+from .conftest import World
+
+NS, APP = "backoff", "rejected"
+DOCUMENT = f"""apiVersion: milkyway.ebay.com/v1
+kind: Application
+metadata:
+  name: {APP}
+  namespace: {NS}
+spec:
+  components:
+    - name: zookeeper
+      version: "3.8.4"
+      resources: {{cpu: "4", cpuLimit: "1"}}
+      regions:
+        - name: NA
+          zones:
+            - {{name: phx, size: 1}}
+"""
+BASE, CAP = 2.0, 16.0
+
+
+def _times(run: dict[str, Any]) -> tuple[float, float | None]:
+    status = run.get("status") or {}
+    return float(status.get("startedAt") or 0.0), status.get("finishedAt")
+
+
+async def test_failing_flow_backs_off_and_is_deleted_with_its_application(
+    clusters: World,
+) -> None:
+    world = clusters
+    await world.start_operator(flow_retry_base=BASE, flow_retry_cap=CAP)
+    await world.apply(DOCUMENT)
+
+    async def attempts() -> list[dict[str, Any]]:
+        return [r for r in await world.runs(NS, APP) if (r.get("status") or {}).get("startedAt")]
+
+    async def four_failed() -> bool:
+        runs = await attempts()
+        return sum(1 for r in runs if r["status"].get("phase") == "Failed") >= 4
+
+    await world.wait_for(four_failed, "four failed attempts", within=90)
+    obj = await world.app(NS, APP)
+    failed = next(c for c in obj["status"]["conditions"] if c["type"] == "FlowFailed")
+    assert failed["status"] == "True" and "422" in failed["message"], failed
+    (failure,) = obj["status"]["failedFlows"]
+    assert failure["component"] == "zookeeper" and failure["retryAt"], failure
+
+    runs = sorted(await attempts(), key=lambda r: _times(r)[0])
+    labels = [int(r["metadata"]["labels"]["milkyway.ebay.com/attempt"]) for r in runs]
+    assert labels == list(range(1, len(runs) + 1)), labels
+    gaps = []
+    for before, after in itertools.pairwise(runs):
+        finished = _times(before)[1]
+        assert finished is not None
+        gaps.append(_times(after)[0] - float(finished))
+    for attempt, gap in enumerate(gaps, start=1):
+        assert gap >= min(CAP, BASE * 2 ** (attempt - 1)), gaps
+    assert all(later > earlier for earlier, later in itertools.pairwise(gaps)), gaps
+    # 2 + 4 + 8 s of waiting before the fourth attempt: no more than that many so far.
+    assert len(runs) <= 5, gaps
+
+    await world.client.delete(APPLICATION, APP, namespace=NS)
+
+    async def gone() -> bool:
+        names = [a.metadata.name async for a in world.client.list(APPLICATION, namespace=NS)]
+        return APP not in names and not await world.runs(NS, APP)
+
+    await world.wait_for(gone, "the Application and its FlowRuns to go", within=90)
