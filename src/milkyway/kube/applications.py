@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from lightkube import ApiError, AsyncClient
+from lightkube.core import resource as res
 from lightkube.types import PatchType
 
 from milkyway.components import ComponentTypeRegistry, builtin_component_types
@@ -206,9 +207,9 @@ async def list_page(
         params["labelSelector"] = label_selector
     if continue_token:
         params["continue"] = continue_token
-    request = generic.prepare_request(
-        "list", resource, namespace="*" if namespace is None else namespace, params=params
-    )
+    if issubclass(resource, res.NamespacedResource) and namespace is None:
+        namespace = "*"
+    request = generic.prepare_request("list", resource, namespace=namespace, params=params)
     response = await generic.send(generic.build_adapter_request(request))
     generic.raise_for_status(response)
     body = response.json()
