@@ -41,7 +41,9 @@ class LdapAuthenticator:
 
     def __init__(self, settings: LdapSettings) -> None:
         self.settings = settings
-        self._server = ldap3.Server(settings.url, connect_timeout=settings.timeout_seconds)
+        # ldap3 wants scheme://host:port; ldap://host:port/ (as slapd -h prints) is common
+        url = settings.url.rstrip("/")
+        self._server = ldap3.Server(url, connect_timeout=max(1, int(settings.timeout_seconds)))
 
     async def authenticate(self, username: str, password: str) -> Identity | None:
         if not username or not password:
@@ -54,7 +56,7 @@ class LdapAuthenticator:
             user=user,
             password=password,
             auto_bind=ldap3.AUTO_BIND_NO_TLS,
-            receive_timeout=self.settings.timeout_seconds,
+            receive_timeout=max(1, int(self.settings.timeout_seconds)),
             raise_exceptions=False,
         )
 

@@ -6,6 +6,7 @@ A session names the user, their groups and how they signed in, and expires.
 
 from __future__ import annotations
 
+import math
 import secrets
 import time
 import uuid
@@ -42,7 +43,7 @@ class SessionSigner:
             "groups": list(identity.groups),
             "amr": identity.method,
             "iat": int(issued),
-            "exp": int(expires),
+            "exp": math.ceil(expires),
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires
