@@ -44,7 +44,8 @@ def _free_port() -> int:
 
 def _ldif() -> str:
     parts = [
-        f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\no: Milkyway\ndc: milkyway\n",
+        f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\n"
+        "o: Milkyway\ndc: milkyway\n",
         f"dn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n",
         f"dn: {GROUPS}\nobjectClass: organizationalUnit\nou: groups\n",
     ]
