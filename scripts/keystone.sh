@@ -8,7 +8,8 @@ VENV=${1:-${MILKYWAY_KEYSTONE_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/milkyway/key
 PYTHON=${PYTHON:-python3}
 KEYSTONE_VERSION=30.0.0
 PYTHON_LDAP_VERSION=3.4.8
-stamp="$VENV/.keystone-$KEYSTONE_VERSION"
+LDAPPOOL_VERSION=3.0.0
+stamp="$VENV/.keystone-$KEYSTONE_VERSION-ldap"
 if [ -f "$stamp" ]; then
   echo "$VENV"
   exit 0
@@ -23,7 +24,8 @@ done
 mkdir -p "$(dirname "$VENV")"
 "$PYTHON" -m venv "$VENV"
 "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-"$VENV/bin/python" -m pip install -q "keystone==$KEYSTONE_VERSION" "python-ldap==$PYTHON_LDAP_VERSION" >&2
-"$VENV/bin/python" -c "import keystone.server.wsgi, ldap" >&2
+"$VENV/bin/python" -m pip install -q "keystone==$KEYSTONE_VERSION" "python-ldap==$PYTHON_LDAP_VERSION" \
+  "ldappool==$LDAPPOOL_VERSION" >&2
+"$VENV/bin/python" -c "import keystone.server.wsgi, ldap, ldappool" >&2
 touch "$stamp"
 echo "$VENV"
