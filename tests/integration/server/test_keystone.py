@@ -115,20 +115,19 @@ async def test_a_keystone_token_is_a_bearer_token(
             }
         }
     }
-    token = httpx.post(f"{keystone.url}/auth/tokens", json=auth, timeout=60).headers[
-        "X-Subject-Token"
-    ]
+    async with httpx.AsyncClient(timeout=60) as plain:
+        signed = await plain.post(f"{keystone.url}/auth/tokens", json=auth)
+    token = signed.headers["X-Subject-Token"]
     async with keystone_front.http(token) as kate:
         me = await kate.get(f"{API}/whoami")
         assert me.status_code == 200, me.text
         assert me.json() == {"user": "kate", "groups": ["team-a"], "method": "keystone"}
     # a revoked token stops working once the cache lets go of it
-    httpx.request(
-        "DELETE",
-        f"{keystone.url}/auth/tokens",
-        headers={"X-Auth-Token": keystone.admin_token, "X-Subject-Token": token},
-        timeout=60,
-    )
+    async with httpx.AsyncClient(timeout=60) as plain:
+        await plain.delete(
+            f"{keystone.url}/auth/tokens",
+            headers={"X-Auth-Token": keystone.admin_token, "X-Subject-Token": token},
+        )
     for authenticator in keystone_front.state.tokens:
         if isinstance(authenticator, KeystoneAuthenticator):
             authenticator.forget_cache()
