@@ -80,6 +80,14 @@ NamespaceOpt = Annotated[
     str | None,
     typer.Option("--namespace", "-n", help="Namespace (default: the context's, else default)."),
 ]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="MILKYWAY_SERVER",
+        help="Act through this Milkyway server as the signed-in user (see milkyway login).",
+    ),
+]
 
 
 class CommandError(Exception):
@@ -624,6 +632,18 @@ def _edit(target: Target, name: str, edit: SpecEdit) -> None:
     console.print(f"application/{target.namespace}/{name}: {summary}")
 
 
+def _via_server(server: str, target: Target, name: str, action: str, body: Any) -> None:
+    """The same change made through the server, which checks who you are and acts as you."""
+    from milkyway.cli.server_commands import call_server
+
+    path = f"/namespaces/{target.namespace}/applications/{name}"
+    if action == "delete":
+        answer = call_server(server, "DELETE", path)
+    else:
+        answer = call_server(server, "POST", f"{path}/{action}", body)
+    console.print(answer["message"])
+
+
 @app.command()
 def scale(
     name: Annotated[str, typer.Argument(help="Application name.")],
@@ -636,9 +656,14 @@ def scale(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Set a component's size in one zone (the operator runs scale-out or scale-in)."""
-    _edit(Target(kubeconfig, context, namespace), name, scale_edit(component, zone, size, region))
+    target = Target(kubeconfig, context, namespace)
+    if server:
+        body = {"component": component, "zone": zone, "size": size, "region": region}
+        return _via_server(server, target, name, "scale", body)
+    _edit(target, name, scale_edit(component, zone, size, region))
 
 
 @app.command()
@@ -650,9 +675,14 @@ def upgrade(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Change a component's version (the operator runs a rolling upgrade)."""
-    _edit(Target(kubeconfig, context, namespace), name, upgrade_edit(component, version, zone))
+    target = Target(kubeconfig, context, namespace)
+    if server:
+        body = {"component": component, "version": version, "zone": zone}
+        return _via_server(server, target, name, "upgrade", body)
+    _edit(target, name, upgrade_edit(component, version, zone))
 
 
 @app.command("set-param")
@@ -666,6 +696,7 @@ def set_param(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Change parameters (hot-reloaded when the type allows, else a rolling restart)."""
     target = Target(kubeconfig, context, namespace)
@@ -673,6 +704,9 @@ def set_param(
         values = parse_assignments(assignments)
     except EditError as exc:
         raise typer.BadParameter(str(exc), param_hint="KEY=VALUE") from None
+    if server:
+        body = {"component": component, "params": values, "zone": zone}
+        return _via_server(server, target, name, "set-param", body)
     _edit(target, name, params_edit(component, values, zone))
 
 
@@ -683,9 +717,12 @@ def restart(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Rolling restart of a component, within its disruption policy."""
     target = Target(kubeconfig, context, namespace)
+    if server:
+        return _via_server(server, target, name, "restart", {"component": component})
     stamp = _now()
 
     async def work(client: AsyncClient) -> str:
@@ -703,9 +740,12 @@ def replace(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Replace one member: a new pod on a new volume, with the same identity."""
     target = Target(kubeconfig, context, namespace)
+    if server:
+        return _via_server(server, target, name, "replace", {"member": member})
     stamp = _now()
     console.print(_run(target, lambda c: request_replace(c, name, target.namespace, member, stamp)))
 
@@ -720,9 +760,16 @@ def delete(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Delete an Application: the operator decommissions it in reverse dependency order."""
     target = Target(kubeconfig, context, namespace)
+    if server:
+        if wait:
+            raise typer.BadParameter(
+                "--wait is not available with --server yet", param_hint="--wait"
+            )
+        return _via_server(server, target, name, "delete", None)
 
     async def work(client: AsyncClient) -> str:
         await get_application(client, name, target.namespace)
