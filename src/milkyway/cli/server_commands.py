@@ -166,6 +166,10 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on (0: any free one).")] = 8443,
     cert: Annotated[Path | None, typer.Option("--cert", help="TLS certificate (PEM).")] = None,
     key: Annotated[Path | None, typer.Option("--key", help="TLS private key (PEM).")] = None,
+    tls_dir: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the self-signed certificate (default: a new temp dir)."),
+    ] = None,
     plain_http: Annotated[
         bool, typer.Option("--plain-http", help="No TLS (only behind a TLS-terminating proxy).")
     ] = False,
@@ -243,7 +247,7 @@ def serve(
         if (cert is None) != (key is None):
             raise typer.BadParameter("give both --cert and --key, or neither")
         if cert is None or key is None:
-            folder = Path(tempfile.mkdtemp(prefix="milkyway-server-tls-"))
+            folder = tls_dir or Path(tempfile.mkdtemp(prefix="milkyway-server-tls-"))
             cert, key, fingerprint = self_signed(folder, [host, "localhost", "127.0.0.1"])
             console.print(
                 f"TLS: self-signed certificate {cert} (SHA-256 {fingerprint}); "

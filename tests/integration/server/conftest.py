@@ -101,12 +101,6 @@ async def start_front(tmp_path: Path, **settings: Any) -> tuple[Front, Simulated
         await admin.create(codecs.from_dict(crd))
     for path in sorted(RBAC_DIR.glob("*.yaml")):
         for doc in yaml.safe_load_all(path.read_text()):
-            if doc.get("kind") == "ServiceAccount":
-                await admin.create(
-                    codecs.from_dict(
-                        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": SYSTEM_NS}}
-                    )
-                )
             await admin.create(codecs.from_dict(doc))
     for namespace in ("team-a", "team-b"):
         await admin.create(
