@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import copy
 import datetime as dt
 import json
 import os
@@ -35,22 +34,38 @@ from rich.text import Text
 
 from milkyway.cli.model_commands import fail_unreadable, read_manifest
 from milkyway.cli.unreachable import print_unreachable
-from milkyway.components import ComponentTypeRegistry, builtin_component_types
+from milkyway.components import ComponentTypeRegistry
 from milkyway.components.registry import registry_from_resources
+from milkyway.kube.applications import (
+    ApplicationNotFound,
+    KeepsChanging,
+    component_types,
+    edit_application,
+    get_application,
+    request_replace,
+    request_restart,
+)
+from milkyway.kube.applications import get_or_none as _get_or_none
 from milkyway.kube.clients import KubeconfigError, client_from_kubeconfig, load_kubeconfig
 from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.labels import APPLICATION as APP_LABEL
 from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
 from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOW, FLOWRUN
 from milkyway.model.base import API_VERSION, GROUP, VERSION
+from milkyway.model.edits import (
+    EditError,
+    SpecEdit,
+    params_edit,
+    parse_assignments,
+    scale_edit,
+    upgrade_edit,
+)
 from milkyway.model.errors import DocumentUnreadable, FieldError, ValidationFailed, shown_value
 from milkyway.model.load import application_from_data, load_resolved
 from milkyway.model.resolve import resolve
 from milkyway.model.source import load_documents
 from milkyway.operator.flows_catalog import builtin_flow_names
 
-RESTART_ANNOTATION = "milkyway.ebay.com/restart"
-REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
 DONE = ("Succeeded", "Failed", "Cancelled")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
@@ -67,6 +82,14 @@ ContextOpt = Annotated[
 NamespaceOpt = Annotated[
     str | None,
     typer.Option("--namespace", "-n", help="Namespace (default: the context's, else default)."),
+]
+ServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="MILKYWAY_SERVER",
+        help="Act through this Milkyway server as the signed-in user (see milkyway login).",
+    ),
 ]
 
 
@@ -118,7 +141,7 @@ def _run(
     except ValidationFailed as exc:
         print_errors(exc.errors, "nothing was changed")
         raise typer.Exit(1) from None
-    except (CommandError, KubeconfigError) as exc:
+    except (CommandError, KubeconfigError, EditError, ApplicationNotFound, KeepsChanging) as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     except ApiError as exc:
@@ -146,24 +169,12 @@ def print_errors(errors: list[FieldError], footer: str) -> None:
 # --- reading and validating ---------------------------------------------------------------
 
 
-async def component_types(client: AsyncClient) -> ComponentTypeRegistry:
-    """Built-in types overridden by the ComponentTypes stored in the cluster (none when the
-    CRD is not installed yet; the built-in ones, said so, for a user whose rights end at a
-    namespace: ComponentTypes are cluster-scoped)."""
-    try:
-        items = [item.to_dict() async for item in client.list(COMPONENT_TYPE)]
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return builtin_component_types()
-        if exc.status.code == 403:
-            Console(stderr=True).print(
-                "[yellow]note:[/yellow] you may not list ComponentTypes (cluster-scoped); "
-                "validating against the built-in types only (the operator validates "
-                "against every type)"
-            )
-            return builtin_component_types()
-        raise
-    return registry_from_resources(items)
+def _types_note() -> None:
+    Console(stderr=True).print(
+        "[yellow]note:[/yellow] you may not list ComponentTypes (cluster-scoped); "
+        "validating against the built-in types only (the operator validates "
+        "against every type)"
+    )
 
 
 async def flow_names(client: AsyncClient) -> frozenset[str]:
@@ -269,7 +280,7 @@ async def apply_documents(
     if not texts:
         raise CommandError("the file holds no document")
     documents = validate_documents(
-        texts, await component_types(client), namespace, await flow_names(client)
+        texts, await component_types(client, _types_note), namespace, await flow_names(client)
     )
     namespaces = {d["metadata"]["namespace"] for d in documents if "namespace" in d["metadata"]}
     for name in sorted(namespaces):
@@ -316,219 +327,7 @@ async def apply_documents(
     return results
 
 
-async def _get_or_none(
-    client: AsyncClient, resource: Any, name: str, namespace: str | None = None
-) -> Any:
-    try:
-        if namespace is None:
-            return await client.get(resource, name)
-        return await client.get(resource, name, namespace=namespace)
-    except ApiError as exc:
-        if exc.status.code == 404:
-            return None
-        raise
-
-
-async def get_application(client: AsyncClient, name: str, namespace: str) -> dict[str, Any]:
-    item = await _get_or_none(client, APPLICATION, name, namespace)
-    if item is None:
-        raise CommandError(
-            f"Application {namespace}/{name} not found; list them with "
-            f"`milkyway get -n {namespace}` (or -A for every namespace)"
-        )
-    return dict(item.to_dict())
-
-
 # --- changing the spec --------------------------------------------------------------------
-
-
-SpecEdit = Callable[[dict[str, Any]], str]
-
-
-def find_component(spec: dict[str, Any], component: str) -> dict[str, Any]:
-    names = [c.get("name") for c in spec.get("components", [])]
-    for item in spec.get("components", []):
-        if item.get("name") == component:
-            return item
-    raise CommandError(f"no component {component!r}; components: {', '.join(map(str, names))}")
-
-
-def find_zone(item: dict[str, Any], zone: str) -> dict[str, Any] | None:
-    for region in item.get("regions", []):
-        for entry in region.get("zones", []):
-            if entry.get("name") == zone:
-                return entry
-    return None
-
-
-def zone_names(item: dict[str, Any]) -> list[str]:
-    return [z.get("name") for r in item.get("regions", []) for z in r.get("zones", [])]
-
-
-def scale_edit(component: str, zone: str, size: int, region: str | None) -> SpecEdit:
-    """Set one zone's size; with ``region``, a zone the component lacks is added there."""
-
-    def edit(spec: dict[str, Any]) -> str:
-        item = find_component(spec, component)
-        entry = find_zone(item, zone)
-        if entry is None:
-            if region is None:
-                raise CommandError(
-                    f"component {component!r} has no zone {zone!r} "
-                    f"(zones: {', '.join(zone_names(item))}); "
-                    "to add it, pass --region with the region it belongs to"
-                )
-            regions = item.setdefault("regions", [])
-            target = next((r for r in regions if r.get("name") == region), None)
-            if target is None:
-                target = {"name": region, "zones": []}
-                regions.append(target)
-            target["zones"].append({"name": zone, "size": size})
-            return f"{component}: zone {zone} added in region {region} with {size} member(s)"
-        old = entry.get("size")
-        entry["size"] = size
-        return f"{component}: zone {zone} size {old} -> {size}"
-
-    return edit
-
-
-def upgrade_edit(component: str, version: str, zone: str | None) -> SpecEdit:
-    """Set the component's version (or one zone's); zone overrides are cleared when the
-    whole component moves, so every zone ends on ``version``."""
-
-    def edit(spec: dict[str, Any]) -> str:
-        item = find_component(spec, component)
-        if zone is not None:
-            entry = find_zone(item, zone)
-            if entry is None:
-                raise CommandError(
-                    f"component {component!r} has no zone {zone!r}; "
-                    f"zones: {', '.join(zone_names(item))}"
-                )
-            old = entry.get("version", item.get("version"))
-            entry["version"] = version
-            return f"{component}: zone {zone} version {old} -> {version}"
-        old = item.get("version")
-        item["version"] = version
-        for region in item.get("regions", []):
-            for entry in region.get("zones", []):
-                entry.pop("version", None)
-        return f"{component}: version {old} -> {version}"
-
-    return edit
-
-
-def parse_assignments(pairs: list[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` (VALUE read as YAML: 3 is a number, "3" text) and ``KEY-`` (remove)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        if "=" not in pair:
-            if pair.endswith("-") and len(pair) > 1:
-                out[pair[:-1]] = None
-                continue
-            raise CommandError(
-                f"{pair!r} is not KEY=VALUE; write e.g. tickTime=3000 (or KEY- to remove a key)"
-            )
-        key, _, raw = pair.partition("=")
-        if not key:
-            raise CommandError(f"{pair!r} has no key; write KEY=VALUE")
-        try:
-            out[key] = yaml.safe_load(raw) if raw else ""
-        except yaml.YAMLError:
-            out[key] = raw
-    return out
-
-
-def params_edit(component: str, values: dict[str, Any], zone: str | None) -> SpecEdit:
-    def edit(spec: dict[str, Any]) -> str:
-        item = find_component(spec, component)
-        holder = item
-        if zone is not None:
-            entry = find_zone(item, zone)
-            if entry is None:
-                raise CommandError(
-                    f"component {component!r} has no zone {zone!r}; "
-                    f"zones: {', '.join(zone_names(item))}"
-                )
-            holder = entry
-        params = holder.setdefault("params", {})
-        for key, value in values.items():
-            if value is None:
-                params.pop(key, None)
-            else:
-                params[key] = value
-        if not params:
-            holder.pop("params")
-        shown = ", ".join(
-            f"{k} removed" if v is None else f"{k}={json.dumps(v)}" for k, v in values.items()
-        )
-        where = f" zone {zone}" if zone else ""
-        return f"{component}{where}: {shown}"
-
-    return edit
-
-
-def clean_document(obj: dict[str, Any]) -> dict[str, Any]:
-    """The user-owned part of a stored Application (what a manifest would hold)."""
-    meta = obj.get("metadata", {})
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "Application",
-        "metadata": {
-            k: meta[k] for k in ("name", "namespace", "labels", "annotations") if meta.get(k)
-        },
-        "spec": copy.deepcopy(obj.get("spec", {})),
-    }
-
-
-async def edit_application(
-    client: AsyncClient,
-    name: str,
-    namespace: str,
-    edit: SpecEdit,
-    *,
-    annotations: Mapping[str, str | None] | None = None,
-    attempts: int = 5,
-) -> str:
-    """Change an Application's spec with ``edit``, validate the result locally, and write it
-    with the read resourceVersion as precondition (re-read and re-edit on a conflict)."""
-    for _ in range(attempts):
-        live = await get_application(client, name, namespace)
-        document = clean_document(live)
-        summary = edit(document["spec"])
-        app_model = application_from_data(document)
-        resolve(app_model, await component_types(client))
-        patch: dict[str, Any] = {
-            "metadata": {"resourceVersion": live["metadata"]["resourceVersion"]},
-            "spec": document["spec"],
-        }
-        if annotations:
-            patch["metadata"]["annotations"] = dict(annotations)
-        if document["spec"] == live.get("spec") and not annotations:
-            return f"{summary} (unchanged)"
-        try:
-            await client.patch(
-                APPLICATION,
-                name,
-                patch,
-                namespace=namespace,
-                patch_type=_merge(),
-                field_manager="milkyway-cli",
-            )
-        except ApiError as exc:
-            if exc.status.code == 409:
-                continue
-            raise
-        return summary
-    raise CommandError(
-        f"Application {namespace}/{name} kept changing under us; try again in a moment"
-    )
-
-
-def _merge() -> Any:
-    from lightkube.types import PatchType
-
-    return PatchType.MERGE
 
 
 # --- showing ------------------------------------------------------------------------------
@@ -873,6 +672,18 @@ def _edit(target: Target, name: str, edit: SpecEdit) -> None:
     console.print(f"application/{target.namespace}/{name}: {summary}")
 
 
+def _via_server(server: str, target: Target, name: str, action: str, body: Any) -> None:
+    """The same change made through the server, which checks who you are and acts as you."""
+    from milkyway.cli.server_commands import call_server
+
+    path = f"/namespaces/{target.namespace}/applications/{name}"
+    if action == "delete":
+        answer = call_server(server, "DELETE", path)
+    else:
+        answer = call_server(server, "POST", f"{path}/{action}", body)
+    console.print(answer["message"])
+
+
 @app.command()
 def scale(
     name: Annotated[str, typer.Argument(help="Application name.")],
@@ -885,9 +696,14 @@ def scale(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Set a component's size in one zone (the operator runs scale-out or scale-in)."""
-    _edit(Target(kubeconfig, context, namespace), name, scale_edit(component, zone, size, region))
+    target = Target(kubeconfig, context, namespace)
+    if server:
+        body = {"component": component, "zone": zone, "size": size, "region": region}
+        return _via_server(server, target, name, "scale", body)
+    _edit(target, name, scale_edit(component, zone, size, region))
 
 
 @app.command()
@@ -899,9 +715,14 @@ def upgrade(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Change a component's version (the operator runs a rolling upgrade)."""
-    _edit(Target(kubeconfig, context, namespace), name, upgrade_edit(component, version, zone))
+    target = Target(kubeconfig, context, namespace)
+    if server:
+        body = {"component": component, "version": version, "zone": zone}
+        return _via_server(server, target, name, "upgrade", body)
+    _edit(target, name, upgrade_edit(component, version, zone))
 
 
 @app.command("set-param")
@@ -915,13 +736,17 @@ def set_param(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Change parameters (hot-reloaded when the type allows, else a rolling restart)."""
     target = Target(kubeconfig, context, namespace)
     try:
         values = parse_assignments(assignments)
-    except CommandError as exc:
+    except EditError as exc:
         raise typer.BadParameter(str(exc), param_hint="KEY=VALUE") from None
+    if server:
+        body = {"component": component, "params": values, "zone": zone}
+        return _via_server(server, target, name, "set-param", body)
     _edit(target, name, params_edit(component, values, zone))
 
 
@@ -932,9 +757,12 @@ def restart(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Rolling restart of a component, within its disruption policy."""
     target = Target(kubeconfig, context, namespace)
+    if server:
+        return _via_server(server, target, name, "restart", {"component": component})
     stamp = _now()
 
     async def work(client: AsyncClient) -> str:
@@ -952,67 +780,14 @@ def replace(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Replace one member: a new pod on a new volume, with the same identity."""
     target = Target(kubeconfig, context, namespace)
+    if server:
+        return _via_server(server, target, name, "replace", {"member": member})
     stamp = _now()
     console.print(_run(target, lambda c: request_replace(c, name, target.namespace, member, stamp)))
-
-
-async def _record_request(
-    client: AsyncClient, live: dict[str, Any], annotation: str, subject: str, stamp: str
-) -> None:
-    """Set ``subject@stamp`` in the Application's request ``annotation`` (one entry per
-    subject, the newest wins), guarded by the resourceVersion that was read."""
-    metadata = live["metadata"]
-    current = (metadata.get("annotations") or {}).get(annotation, "")
-    items = [i for i in current.replace(",", " ").split() if i.partition("@")[0] != subject]
-    items.append(f"{subject}@{stamp}")
-    await client.patch(
-        APPLICATION,
-        metadata["name"],
-        {
-            "metadata": {
-                "annotations": {annotation: ",".join(items)},
-                "resourceVersion": metadata["resourceVersion"],
-            }
-        },
-        namespace=metadata["namespace"],
-        patch_type=_merge(),
-        field_manager="milkyway-cli",
-    )
-
-
-async def request_restart(
-    client: AsyncClient, name: str, namespace: str, component: str, stamp: str
-) -> str:
-    """Ask for a rolling restart: ``component@stamp`` goes into the Application's restart
-    annotation (the same ``name@time`` form as replace requests): members of the component
-    created before ``stamp`` are to be restarted."""
-    live = await get_application(client, name, namespace)
-    find_component(live.get("spec", {}), component)
-    await _record_request(client, live, RESTART_ANNOTATION, component, stamp)
-    return f"application/{namespace}/{name}: restart of {component} requested ({stamp})"
-
-
-async def request_replace(
-    client: AsyncClient, name: str, namespace: str, member: str, stamp: str
-) -> str:
-    """Ask the operator to replace one member: ``member@stamp`` goes into the Application's
-    replace annotation; the planner replaces a member created before its request time."""
-    live = await get_application(client, name, namespace)
-    prefix = f"{name}-"
-    components = [c.get("name", "") for c in live.get("spec", {}).get("components", [])]
-    if not member.startswith(prefix) or not any(
-        member[len(prefix) :].startswith(f"{c}-") for c in components
-    ):
-        raise CommandError(
-            f"{member!r} is not a member of {namespace}/{name}; member names look like "
-            f"{name}-<component>-<zone>-<ordinal>, e.g. {name}-{components[0]}-<zone>-0 "
-            f"(list them with kubectl get pods in the zone's cluster)"
-        )
-    await _record_request(client, live, REPLACE_ANNOTATION, member, stamp)
-    return f"application/{namespace}/{name}: replacement of {member} requested"
 
 
 @app.command()
@@ -1025,9 +800,16 @@ def delete(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """Delete an Application: the operator decommissions it in reverse dependency order."""
     target = Target(kubeconfig, context, namespace)
+    if server:
+        if wait:
+            raise typer.BadParameter(
+                "--wait is not available with --server yet", param_hint="--wait"
+            )
+        return _via_server(server, target, name, "delete", None)
 
     async def work(client: AsyncClient) -> str:
         await get_application(client, name, target.namespace)

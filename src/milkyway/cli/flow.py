@@ -57,6 +57,12 @@ NamespaceOpt = typer.Option("default", "--namespace", "-n", help="namespace of t
 FlowsOpt = typer.Option([], "--flows", "-f", help="extra Flow files or folders")
 ActorOpt = typer.Option(None, "--as", help="who you are (default: $USER)")
 GroupsOpt = typer.Option([], "--as-group", help="groups you belong to (approvals)")
+ServerOpt = typer.Option(
+    None,
+    "--server",
+    envvar="MILKYWAY_SERVER",
+    help="decide through this Milkyway server as the signed-in user (milkyway login)",
+)
 ParamOpt = typer.Option([], "--param", "-p", help="parameter KEY=VALUE (VALUE is YAML)")
 
 
@@ -263,8 +269,21 @@ def _decide(approved: bool) -> Callable[..., None]:
         namespace: str = NamespaceOpt,
         actor: str = ActorOpt,
         groups: list[str] = GroupsOpt,
+        server: str = ServerOpt,
     ) -> None:
         op = "approve" if approved else "reject"
+        if server:
+            if actor or groups:
+                raise typer.BadParameter(
+                    "with --server you act as the signed-in user; drop --as/--as-group",
+                    param_hint="--as",
+                )
+            from milkyway.cli.server_commands import call_server
+
+            path = f"/namespaces/{namespace}/flowruns/{name}/decisions/{op}"
+            answer = call_server(server, "POST", path, {"step": step, "reason": reason})
+            console.print(answer["message"])
+            return
 
         async def go() -> None:
             client = _client(kubeconfig, context, namespace)

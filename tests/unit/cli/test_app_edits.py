@@ -13,18 +13,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from milkyway.cli.app_commands import (
-    CommandError,
     _now,
     flow_summary,
-    params_edit,
-    parse_assignments,
-    scale_edit,
     split_documents,
-    upgrade_edit,
     validate_documents,
 )
 from milkyway.cli.demo import is_ready, member_kubeconfig
 from milkyway.components import builtin_component_types
+from milkyway.model.edits import EditError, params_edit, parse_assignments, scale_edit, upgrade_edit
 from milkyway.model.errors import ValidationFailed
 
 STREAM1 = Path(__file__).parents[3] / "examples" / "stream1.yaml"
@@ -68,14 +64,14 @@ def test_assignments_read_values_as_yaml(number: int, quoted: bool) -> None:
 
 def test_assignments_remove_and_reject() -> None:
     assert parse_assignments(["a-", "b=x=y"]) == {"a": None, "b": "x=y"}
-    with pytest.raises(CommandError, match="KEY=VALUE"):
+    with pytest.raises(EditError, match="KEY=VALUE"):
         parse_assignments(["novalue"])
 
 
 def test_scale_edit_resizes_or_adds_a_zone() -> None:
     spec = _spec()
     assert scale_edit("kafka1", "phx", 5, None)(spec) == "kafka1: zone phx size 3 -> 5"
-    with pytest.raises(CommandError, match="--region"):
+    with pytest.raises(EditError, match="--region"):
         scale_edit("kafka1", "ams", 3, None)(spec)
     scale_edit("kafka1", "ams", 3, "EU")(spec)
     kafka = next(c for c in spec["components"] if c["name"] == "kafka1")

@@ -87,7 +87,12 @@ _SERVER_METADATA = (
     "selfLink",
 )
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-_REVIEW_PLURALS = {"selfsubjectaccessreviews", "subjectaccessreviews", "localsubjectaccessreviews"}
+_REVIEW_PLURALS = {
+    "selfsubjectaccessreviews",
+    "subjectaccessreviews",
+    "localsubjectaccessreviews",
+    "selfsubjectreviews",
+}
 _CRD_KEY = ("apiextensions.k8s.io", "customresourcedefinitions")
 _NS_KEY = ("", "namespaces")
 _POD_KEY = ("", "pods")

@@ -11,12 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from milkyway.sim.apiserver.errors import bad_request
+from milkyway.sim.apiserver.errors import ApiError, bad_request, forbidden
 
 if TYPE_CHECKING:
     from milkyway.sim.apiserver.api import ClusterAPI
@@ -195,3 +195,98 @@ def evaluate_review(
         status["reason"] = reason
     out["status"] = status
     return out
+
+
+IMPERSONATE_USER = "Impersonate-User"
+IMPERSONATE_GROUP = "Impersonate-Group"
+IMPERSONATE_UID = "Impersonate-Uid"
+IMPERSONATE_EXTRA_PREFIX = "Impersonate-Extra-"
+_SA_PREFIX = "system:serviceaccount:"
+_UNAUTHENTICATED_USER = "system:anonymous"
+
+
+def impersonate(
+    api: ClusterAPI,
+    caller: User,
+    headers: Mapping[str, str] | Any,
+    *,
+    check: bool = True,
+) -> User:
+    """The user a request acts as: ``caller`` itself, or the one named by its
+    ``Impersonate-User``/``Impersonate-Group``/``Impersonate-Uid`` headers when ``caller``
+    holds the ``impersonate`` verb on each of them (users, groups, serviceaccounts, uids).
+
+    As on a real API server, the impersonated user gets ``system:authenticated`` (and a
+    service account its ``system:serviceaccounts`` groups); a refusal is the 403 a real
+    server sends, naming the first thing the caller may not impersonate."""
+    name = headers.get(IMPERSONATE_USER)
+    groups = _all_values(headers, IMPERSONATE_GROUP)
+    uid = headers.get(IMPERSONATE_UID)
+    extras = [k for k in headers if k.lower().startswith(IMPERSONATE_EXTRA_PREFIX.lower())]
+    if name is None:
+        if groups or uid or extras:
+            requested = [f"{{Group {g}}}" for g in groups]
+            if uid:
+                requested.append(f"{{UID {uid}}}")
+            raise ApiError(
+                500,
+                "InternalError",
+                f"Internal error occurred: requested [{' '.join(requested)}] "
+                "without impersonating a user",
+            )
+        return caller
+    checks: list[tuple[str, str, str, str]] = []  # (api group, resource, name, namespace)
+    if name.startswith(_SA_PREFIX):
+        namespace, _, account = name[len(_SA_PREFIX) :].partition(":")
+        checks.append(("", "serviceaccounts", account, namespace))
+    else:
+        checks.append(("", "users", name, ""))
+    checks.extend(("", "groups", group, "") for group in groups)
+    if uid:
+        checks.append(("authentication.k8s.io", "uids", uid, ""))
+    for api_group, resource, target, namespace in checks:
+        if not check:
+            break
+        allowed, _ = authorize(
+            api,
+            user=caller.name,
+            groups=caller.groups,
+            verb="impersonate",
+            api_group=api_group,
+            resource=resource,
+            name=target,
+            namespace=namespace,
+        )
+        if not allowed:
+            raise forbidden(caller.name, "impersonate", api_group, resource, target, namespace)
+    final_groups = list(groups)
+    if name.startswith(_SA_PREFIX):
+        namespace = name[len(_SA_PREFIX) :].partition(":")[0]
+        for implied in ("system:serviceaccounts", f"system:serviceaccounts:{namespace}"):
+            if implied not in final_groups:
+                final_groups.append(implied)
+    if name != _UNAUTHENTICATED_USER and AUTHENTICATED_GROUP not in final_groups:
+        final_groups.append(AUTHENTICATED_GROUP)
+    return User(name, uid or "", tuple(final_groups))
+
+
+def _all_values(headers: Mapping[str, str] | Any, key: str) -> list[str]:
+    """Every value of a repeated header (aiohttp's multidict keeps each one)."""
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return [str(v) for v in getall(key, [])]
+    value = headers.get(key)
+    return [value] if value is not None else []
+
+
+def self_subject_review(user: User) -> dict[str, Any]:
+    """``kubectl auth whoami``: the SelfSubjectReview naming who the request came as."""
+    info: dict[str, Any] = {"username": user.name, "groups": list(user.groups)}
+    if user.uid:
+        info["uid"] = user.uid
+    return {
+        "kind": "SelfSubjectReview",
+        "apiVersion": "authentication.k8s.io/v1",
+        "metadata": {"creationTimestamp": None},
+        "status": {"userInfo": info},
+    }

@@ -315,6 +315,14 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
         verbs=CREATE_ONLY,
     ),
     _builtin(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        namespaced=False,
+        verbs=CREATE_ONLY,
+    ),
+    _builtin(
         "authorization.k8s.io",
         "v1",
         "LocalSubjectAccessReview",

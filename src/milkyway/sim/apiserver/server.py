@@ -23,7 +23,13 @@ from aiohttp import web
 
 from milkyway.sim.apiserver import errors, openapi_v2_protobuf, protobuf_codec
 from milkyway.sim.apiserver.api import ClusterAPI
-from milkyway.sim.apiserver.auth import TokenAuthenticator, User, authorize
+from milkyway.sim.apiserver.auth import (
+    TokenAuthenticator,
+    User,
+    authorize,
+    impersonate,
+    self_subject_review,
+)
 from milkyway.sim.apiserver.body_limits import check_depth, check_yaml_depth, plain_json
 from milkyway.sim.apiserver.discovery import Discovery, version_info, wants_aggregated
 from milkyway.sim.apiserver.duplicate_keys import duplicate_fields
@@ -235,7 +241,9 @@ class ApiServer:
         try:
             if self.request_hook is not None:
                 await self.request_hook(request)
-            user = self._authenticate(request)
+            user = impersonate(
+                self.api, self._authenticate(request), request.headers, check=self.rbac
+            )
             return await self._route(request, user)
         except ApiError as error:
             return _status_response(error)
@@ -726,6 +734,8 @@ class ApiServer:
 
     async def _post(self, request: web.Request, target: Target, user: User) -> web.StreamResponse:
         api, info = self.api, target.info
+        if info.plural == "selfsubjectreviews":  # no spec: the answer is who is asking
+            return _json(self_subject_review(user), status=201)
         content_type = _content_type(request)
         if content_type not in _BODY_TYPES:
             raise errors.unsupported_media_type(content_type)

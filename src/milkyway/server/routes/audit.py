@@ -1,0 +1,52 @@
+"""Searching the audit trail and checking its chain."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
+
+from milkyway.server.routes.applications import LIST_RESPONSES
+from milkyway.server.state import Caller, may, state_of
+
+router = APIRouter(tags=["audit"])
+
+
+class AuditVerdict(BaseModel):
+    ok: bool
+    rows: int
+    head: str
+    findings: list[dict[str, Any]]
+
+
+@router.get("/audit", responses=LIST_RESPONSES)
+async def search_audit(
+    request: Request,
+    identity: Caller,
+    actor: Annotated[str | None, Query(max_length=256)] = None,
+    action: Annotated[str | None, Query(max_length=128)] = None,
+    decision: Annotated[str | None, Query(max_length=16)] = None,
+    requestId: Annotated[str | None, Query(max_length=64)] = None,
+    target: Annotated[str | None, Query(max_length=512)] = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Audit records in order; ``after`` = the last id seen, to page on. Everyone reads
+    their own records; reading everyone's takes ``list`` on ``auditrecords`` in the
+    milkyway.ebay.com API group (granted by the milkyway-auditor ClusterRole)."""
+    state = state_of(request)
+    if not await may(request, identity, "list", "auditrecords"):
+        actor = identity.name
+    rows = await asyncio.to_thread(
+        state.audit.search,
+        actor=actor,
+        action=action,
+        decision=decision,
+        request_id=requestId,
+        target=target,
+        after_id=after,
+        limit=limit,
+    )
+    return {"items": rows, "next": rows[-1]["id"] if len(rows) == limit else None}

@@ -1,0 +1,81 @@
+"""A server-sent-events stream of Application changes, for live views.
+
+Backed by a Kubernetes watch made as the caller: a user sees the changes of exactly the
+Applications they may list. Each event is ``event: ADDED|MODIFIED|DELETED`` with the
+object as JSON ``data`` and its resourceVersion as ``id``; a comment line every
+``heartbeat`` seconds keeps proxies from closing an idle stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import StreamingResponse
+
+from milkyway.kube.applications import list_page
+from milkyway.kube.resources import APPLICATION
+from milkyway.server.routes.applications import LIST_RESPONSES, NAME
+from milkyway.server.state import Caller, kube_as
+
+router = APIRouter(tags=["events"])
+HEARTBEAT_SECONDS = 15.0
+
+
+@router.get(
+    "/events/applications",
+    responses={**LIST_RESPONSES, 200: {"content": {"text/event-stream": {}}}},
+    response_class=StreamingResponse,
+)
+async def application_events(
+    request: Request,
+    identity: Caller,
+    namespace: Annotated[str | None, Query(max_length=63, pattern=NAME)] = None,
+) -> StreamingResponse:
+    client = kube_as(request, identity)
+    # Listing first both checks the caller may (a 403 before the stream starts) and gives
+    # the version the watch starts after.
+    _, _, version = await list_page(client, APPLICATION, namespace=namespace, limit=1)
+    queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=1000)
+
+    async def pump() -> None:
+        try:
+            async for kind, obj in client.watch(
+                APPLICATION,
+                namespace="*" if namespace is None else namespace,
+                resource_version=version,
+            ):
+                data = obj.to_dict()
+                meta = data.get("metadata") or {}
+                await queue.put(
+                    f"id: {meta.get('resourceVersion', '')}\nevent: {kind}\n"
+                    f"data: {json.dumps(data, separators=(',', ':'))}\n\n"
+                )
+        finally:
+            await queue.put(None)
+
+    async def stream() -> AsyncIterator[str]:
+        task = asyncio.create_task(pump())
+        try:
+            yield ": watching Applications\n\n"
+            while True:
+                try:
+                    item = await asyncio.wait_for(queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    if await request.is_disconnected():
+                        return
+                    yield ": heartbeat\n\n"
+                    continue
+                if item is None:
+                    return
+                yield item
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    return StreamingResponse(stream(), media_type="text/event-stream")

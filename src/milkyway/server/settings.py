@@ -1,0 +1,26 @@
+"""What a server is configured with; every field has a command-line option."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from milkyway.server.authn.keystone import KeystoneSettings
+from milkyway.server.authn.ldap import LdapSettings
+
+
+@dataclass
+class ServerSettings:
+    kubeconfig: str | Path
+    context: str | None = None
+    audit_url: str = "sqlite:///milkyway-audit.db"
+    session_secret: bytes | None = None
+    session_ttl_seconds: float = 8 * 3600
+    static_tokens_secret: str = ""  # NAMESPACE/NAME of a Secret with tokens.csv
+    ldap: LdapSettings | None = None
+    keystone: KeystoneSettings | None = None
+    keystone_tokens: bool = True
+    cors_origins: list[str] = field(default_factory=list)
+    login_attempts: int = 10
+    login_per_seconds: float = 60.0
+    page_limit_max: int = 500

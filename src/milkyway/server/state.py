@@ -1,0 +1,107 @@
+"""What every request handler shares: the management-cluster clients, the authenticators,
+the session signer, the login limiter and the audit log; and the dependencies that prove
+who is calling."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from lightkube import AsyncClient
+
+from milkyway.kube.impersonation import ImpersonatingClients
+from milkyway.server.audit import AuditLog
+from milkyway.server.authn import AuthUnavailable, PasswordAuthenticator, TokenAuthenticator
+from milkyway.server.authn.ratelimit import LoginLimiter
+from milkyway.server.authn.sessions import SessionSigner
+from milkyway.server.identity import AUTHENTICATED_GROUP, Identity
+from milkyway.server.problems import Problem, unauthorized
+
+log = logging.getLogger("milkyway.server")
+
+
+@dataclass
+class ServerState:
+    clients: ImpersonatingClients
+    signer: SessionSigner
+    audit: AuditLog
+    limiter: LoginLimiter
+    passwords: list[PasswordAuthenticator] = field(default_factory=list)
+    tokens: list[TokenAuthenticator] = field(default_factory=list)
+    page_limit_max: int = 500
+    closers: list[Any] = field(default_factory=list)
+
+
+def state_of(request: Request) -> ServerState:
+    return request.app.state.milkyway
+
+
+async def identify(request: Request, token: str) -> Identity | None:
+    state = state_of(request)
+    for authenticator in [state.signer, *state.tokens]:
+        try:
+            identity = await authenticator.authenticate_token(token)
+        except AuthUnavailable as exc:
+            log.warning("token check skipped %s: %s", authenticator.name, exc)
+            continue
+        if identity is not None:
+            return identity
+    return None
+
+
+async def caller(request: Request) -> Identity:
+    """The proven identity of the request (401 problem otherwise)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise unauthorized("sign in first: send Authorization: Bearer <token> (POST /api/v1/login)")
+    identity = await identify(request, token.strip())
+    if identity is None:
+        raise unauthorized("the bearer token is not valid (unknown, revoked or expired)")
+    request.state.identity = identity
+    return identity
+
+
+Caller = Annotated[Identity, Depends(caller)]
+
+
+def kube_as(request: Request, identity: Identity) -> AsyncClient:
+    """A management-cluster client that acts as ``identity`` (RBAC judges the user)."""
+    groups = [g for g in identity.groups if g != AUTHENTICATED_GROUP]
+    try:
+        return state_of(request).clients.as_user(identity.name, groups)
+    except ValueError as exc:
+        raise Problem(400, str(exc), kind="bad-identity") from exc
+
+
+async def may(
+    request: Request,
+    identity: Identity,
+    verb: str,
+    resource: str,
+    *,
+    group: str = "milkyway.ebay.com",
+    namespace: str = "",
+) -> bool:
+    """Whether the management cluster's RBAC lets ``identity`` do this (an access review
+    asked as the user)."""
+    from lightkube.generic_resource import create_global_resource
+
+    review_type = create_global_resource(
+        "authorization.k8s.io", "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews"
+    )
+    attributes = {"verb": verb, "resource": resource, "group": group}
+    if namespace:
+        attributes["namespace"] = namespace
+    review = review_type(
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "metadata": {},
+            "spec": {"resourceAttributes": attributes},
+        }
+    )
+    answer = await kube_as(request, identity).create(review)
+    return bool((answer.to_dict().get("status") or {}).get("allowed"))
