@@ -24,6 +24,7 @@ from milkyway.model.base import (
     VersionString,
 )
 from milkyway.model.crd import AGE_COLUMN, CrdInfo, PrinterColumn
+from milkyway.model.health import HealthCheckSpec, HealthStatus
 
 WorkloadPattern = Literal["statefulset", "deployment", "deploymentset", "pods"]
 """The four deploy patterns: StatefulSet, Deployment, one Deployment per member, or Pods on
@@ -166,6 +167,8 @@ class ApplicationSpec(Model):
 
     components: list[Component] = Field(min_length=1)
     """The components, in any order; they are provisioned in dependency order."""
+    health_check: HealthCheckSpec = Field(default_factory=HealthCheckSpec)
+    """The scheduled health check (default: every 5 minutes, every check)."""
 
 
 class ZoneStatus(Model):
@@ -228,6 +231,8 @@ class ApplicationStatus(Model):
     """The ``metadata.generation`` last acted upon."""
     members: dict[str, MemberAssignment] = Field(default_factory=dict)
     """Stable member identities per component; rendering reads them back."""
+    health: HealthStatus | None = None
+    """The last scheduled health report (see ``spec.healthCheck``)."""
 
 
 class Application(Model):
