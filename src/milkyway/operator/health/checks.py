@@ -34,10 +34,13 @@ TRANSITIONS = {
     ("Unhealthy", "Degraded"): "health-degraded",
     ("Healthy", "Unhealthy"): "health-unhealthy",
     ("Degraded", "Unhealthy"): "health-unhealthy",
+    ("Unknown", "Degraded"): "health-degraded",
+    ("Unknown", "Unhealthy"): "health-unhealthy",
     ("Degraded", "Healthy"): "health-recovered",
     ("Unhealthy", "Healthy"): "health-recovered",
 }
-"""Trigger fired when the overall status changes from one value to another."""
+"""Trigger fired when the overall status changes from one value to another. Unknown (an
+Application still being provisioned) to Healthy is no news."""
 
 
 @dataclass
@@ -216,8 +219,12 @@ def evaluate(
     *,
     history: int = 10,
     run: str = "",
+    settling: bool = False,
 ) -> tuple[dict[str, Any], str | None]:
-    """The new ``status.health`` (wire form) and the trigger its change fires, if any."""
+    """The new ``status.health`` (wire form) and the trigger its change fires, if any.
+
+    ``settling``: the Application is still being provisioned, its members are expected to
+    be missing or starting: the findings are listed, the status is Unknown."""
     previous = previous or {}
     findings: list[dict[str, Any]] = []
     components: dict[str, dict[str, Any]] = {}
@@ -250,11 +257,11 @@ def evaluate(
     for finding in findings:
         finding.setdefault("member", "")
         finding["since"] = since_of.get(_key(finding)) or now
-    state = _worst([f["severity"] for f in findings])
+    state = "Unknown" if settling else _worst([f["severity"] for f in findings])
     before = previous.get("status")
     changed = before is not None and before != state
     trigger = TRANSITIONS.get((before, state)) if before else None
-    if before is None and state != "Healthy":
+    if before is None and state in ("Degraded", "Unhealthy"):
         trigger = "health-unhealthy" if state == "Unhealthy" else "health-degraded"
     entry = {"checkedAt": now, "status": state, "findings": len(findings)}
     past = [entry, *(previous.get("history") or [])][:history]

@@ -36,6 +36,8 @@ from milkyway.operator.health.targets import ZoneTarget, zone_targets
 
 TASK = "milkyway.health-report"
 HEALTH_CONDITION = "Healthy"
+SETTLING_PHASES = (None, "Pending", "Provisioning")
+"""Application phases in which missing members are expected: the health is Unknown."""
 
 
 class HealthParams(BaseModel):
@@ -118,7 +120,13 @@ class HealthChecker:
         status = dict(obj.get("status") or {})
         previous = status.get("health")
         report, trigger = evaluate(
-            reads, spec.checks, previous, self.now(), history=spec.history, run=ctx.run_id
+            reads,
+            spec.checks,
+            previous,
+            self.now(),
+            history=spec.history,
+            run=ctx.run_id,
+            settling=status.get("phase") in SETTLING_PHASES,
         )
         if self.center is not None:
             variables = {
@@ -163,7 +171,7 @@ class HealthChecker:
         before = next(
             (c for c in status.get("conditions") or [] if c.get("type") == HEALTH_CONDITION), None
         )
-        value = "True" if report["status"] == "Healthy" else "False"
+        value = {"Healthy": "True", "Unknown": "Unknown"}.get(report["status"], "False")
         first = report["findings"][0] if report["findings"] else None
         message = (
             f"{len(report['findings'])} finding(s); first: {first['component']} "
