@@ -88,6 +88,7 @@ class NotificationCenter:
         self._namespaces: dict[str, tuple[float, dict[str, str]]] = {}
         self._submitted: set[str] = set()
         self._reported: dict[tuple[str, str], str] = {}
+        self._render_problems: dict[tuple[str, str], dict[str, str]] = {}
 
     # --- reading ----------------------------------------------------------------------
 
@@ -144,11 +145,31 @@ class NotificationCenter:
 
     # --- events -----------------------------------------------------------------------
 
+    async def problems(self, app: Mapping[str, Any], subscription_errors: list[str]) -> list[str]:
+        """Everything wrong with an Application's notifications: its subscriptions, the
+        config's broken templates and templates that failed to render for it."""
+        metadata = app.get("metadata") or {}
+        key = (metadata.get("namespace", ""), metadata.get("name", ""))
+        config = await self.config()
+        rendering = self._render_problems.get(key, {})
+        return [
+            *subscription_errors,
+            *config.template_problems.values(),
+            *(v for k, v in sorted(rendering.items()) if k not in config.template_problems),
+        ]
+
+    async def validate(self, app: Mapping[str, Any]) -> list[str]:
+        """Check the Application's notifications; report what is wrong on it."""
+        _, errors = await self.subscriptions(app)
+        problems = await self.problems(app, errors)
+        await self.report(app, problems)
+        return problems
+
     async def emit(self, event: Event, app: Mapping[str, Any]) -> list[str]:
         """Start a delivery for every subscription to the event (once per event and
         subscription, however often this is called); returns the delivery runs' names."""
         subscriptions, errors = await self.subscriptions(app)
-        await self.report(app, errors)
+        await self.report(app, await self.problems(app, errors))
         matching = for_trigger(subscriptions, event.trigger)
         if not matching:
             return []
@@ -185,13 +206,13 @@ class NotificationCenter:
             self._submitted.add(name)
         return names
 
-    async def report(self, app: Mapping[str, Any], problems: list[str], source: str = "") -> None:
+    async def report(self, app: Mapping[str, Any], problems: list[str]) -> None:
         """Tell the Application's owner what is wrong with its notifications: an Event per
         new problem and the ``NotificationsValid`` condition (only written on a change)."""
         metadata = app.get("metadata") or {}
         key = (metadata.get("namespace", ""), metadata.get("name", ""))
         message = "; ".join(problems)
-        if self._reported.get(key, "") == message and not source:
+        if self._reported.get(key, "") == message:
             return
         self._reported[key] = message
         if problems and self.recorder is not None:
@@ -249,12 +270,16 @@ class NotificationCenter:
         if variables.get("run") and not variables.get("link"):
             variables["link"] = config.link(params.namespace, str(variables["run"]))
         variables.setdefault("link", "")
+        app_key = (params.namespace, params.application)
         try:
             message = render(params.trigger, variables, config.templates)
+            if self._render_problems.get(app_key, {}).pop(params.trigger, None):
+                await self._report_template(params)
         except TemplateProblem as exc:
             # The configured template is broken: say so on the Application and still tell
             # the subscriber, with the built-in template.
-            await self._report_template(params, str(exc))
+            self._render_problems.setdefault(app_key, {})[params.trigger] = str(exc)
+            await self._report_template(params)
             try:
                 message = render(params.trigger, variables)
             except TemplateProblem as builtin:
@@ -280,13 +305,13 @@ class NotificationCenter:
         metrics.DELIVERIES.labels(params.trigger, params.service, "sent").inc()
         return {**result, "subject": message.subject, "service": params.service}
 
-    async def _report_template(self, params: DeliverParams, problem: str) -> None:
+    async def _report_template(self, params: DeliverParams) -> None:
         try:
             app = await self.client.get(APPLICATION, params.application, namespace=params.namespace)
         except ApiError:
             return
         data = app.to_dict() if hasattr(app, "to_dict") else dict(app)
-        await self.report(data, [problem], source="template")
+        await self.validate(data)
 
     def register_tasks(self, registry: TaskRegistry) -> None:
         """Add ``notify.deliver``, bound to this center, to ``registry``."""

@@ -69,6 +69,8 @@ class NotifyConfig:
     rate: tuple[int, float] = (30, 60.0)
     secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
     problems: tuple[str, ...] = ()
+    template_problems: Mapping[str, str] = field(default_factory=dict)
+    """Trigger to what is wrong with its configured template (the built-in is used)."""
 
     def link(self, namespace: str, run: str) -> str:
         return self.flowrun_url.replace("{namespace}", namespace).replace("{run}", run)
@@ -104,6 +106,7 @@ def parse(data: Mapping[str, str] | None, secret_data: Mapping[str, str] | None)
     problems: list[str] = []
     flowrun_url = DEFAULT_FLOWRUN_URL
     rate = (30, 60.0)
+    template_problems: dict[str, str] = {}
     secrets = {
         k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (secret_data or {}).items()
     }
@@ -137,7 +140,11 @@ def parse(data: Mapping[str, str] | None, secret_data: Mapping[str, str] | None)
                         f"ConfigMap {CONFIG_MAP} key {key!r}: a mapping of subject/body/html "
                         "to template text"
                     )
-                check_template(trigger, template)
+                try:
+                    check_template(trigger, template)
+                except TemplateProblem as exc:
+                    template_problems[trigger] = str(exc)
+                    raise
                 templates[trigger] = template
             elif key == "subscriptions":
                 found, errors = from_config(_yaml(key, text) or [])
@@ -167,4 +174,5 @@ def parse(data: Mapping[str, str] | None, secret_data: Mapping[str, str] | None)
         rate=rate,
         secrets=secrets,
         problems=tuple(problems),
+        template_problems=template_problems,
     )

@@ -3,8 +3,6 @@ SMTP server (aiosmtpd) and a real HTTP receiver standing in for Slack."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,26 +12,6 @@ from milkyway.notify.receivers import MailboxServer, WebhookReceiver, text_of
 from .notify_helpers import SUBSCRIBE, configure, mails_with, slack_with, zookeeper_app
 
 NS = "health"
-
-
-@pytest.fixture
-async def mailbox(tmp_path: Path) -> AsyncIterator[MailboxServer]:
-    server = MailboxServer(tmp_path / "mailbox")
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture
-async def slack() -> AsyncIterator[WebhookReceiver]:
-    receiver = WebhookReceiver()
-    await receiver.start()
-    try:
-        yield receiver
-    finally:
-        await receiver.stop()
 
 
 def health_of(app: dict[str, Any]) -> str:

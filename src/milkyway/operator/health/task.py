@@ -129,6 +129,7 @@ class HealthChecker:
             settling=status.get("phase") in SETTLING_PHASES,
         )
         if self.center is not None:
+            await self.center.validate(obj)
             variables = {
                 "status": report["status"],
                 "previous": (previous or {}).get("status", "Unknown"),
