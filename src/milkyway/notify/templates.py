@@ -101,7 +101,9 @@ class Message:
 def _render(name: str, part: str, source: str, variables: Mapping[str, Any]) -> str:
     try:
         return _ENV.from_string(source).render(**variables)
-    except TemplateError as exc:
+    except Exception as exc:
+        # Any error of a configured template (syntax, sandbox, include, 1/0, a wrong
+        # type) is the template's problem to report, never the operator's crash.
         raise TemplateProblem(f"template {name!r} {part}: {type(exc).__name__}: {exc}") from None
 
 
