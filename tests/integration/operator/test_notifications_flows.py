@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from typing import Any
 
 import pytest
@@ -171,7 +172,36 @@ async def test_a_mail_sent_while_the_server_is_down_arrives_once_it_is_back(
         await world.eventually(
             lambda: mails_with(mailbox, f"quick:{run}"), within=90, what="the mail after the outage"
         )
+
+        async def listed() -> dict[str, list[str]] | None:
+            listing = await _cli(world, "notifications", "-n", NS)
+            rows = [line.split() for line in listing.splitlines() if "flow-succeeded" in line]
+            by_service = {row[3]: row for row in rows}
+            sent = all(row[5] == "Sent" for row in rows)
+            return by_service if sent and len(by_service) == 2 else None
+
+        by_service = await world.eventually(listed, within=30, what="both deliveries Sent")
     assert len(mails_with(mailbox, f"quick:{run}")) == 1
+    assert by_service["email"][4] == "oncall@example.com"
+    assert int(by_service["email"][6]) >= 3  # the attempts made while the server was down
+    assert by_service["slack"][6] == "1"
+
+
+async def _cli(world: Any, *args: str) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "milkyway.cli.main",
+        *args,
+        f"--kubeconfig={world.sim.kubeconfig_path}",
+        "--context=mgmt",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+    out, _ = await proc.communicate()
+    assert proc.returncode == 0, out.decode()
+    return out.decode()
 
 
 @pytest.mark.slow
