@@ -39,6 +39,7 @@ from milkyway.cli.app_commands import (
     apply_documents,
     flow_summary,
 )
+from milkyway.cli.demo_notify import start_notifications
 from milkyway.model.base import GROUP, VERSION
 from milkyway.operator.manager import Operator, OperatorSettings
 from milkyway.sim.clusters import SimulatedClusters
@@ -359,6 +360,10 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
         await prepare_members(sim.kubeconfig_path, options.members)
         await register_members(client, sim.kubeconfig_path.read_text(), options.members)
         console.print(f"[bold]registered[/bold] {len(options.members)} member clusters")
+        notes = await start_notifications(
+            stack, client, sim.kubeconfig_path, SYSTEM_NAMESPACE, ["milkyway", "streaming"]
+        )
+        console.print(f"[bold]notifications[/bold] {notes}")
         targets: list[tuple[str, str]] = []
         for path in options.examples:
             for kind, key, outcome in await apply_documents(client, path.read_text(), "default"):
