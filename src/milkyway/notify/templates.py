@@ -10,11 +10,12 @@ an undefined name, so a typo is reported instead of sent as an empty line.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
+from jinja2 import StrictUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 FINDINGS = (
@@ -98,9 +99,15 @@ class Message:
     html: str
 
 
+@functools.lru_cache(maxsize=512)
+def _compiled(source: str) -> Template:
+    """Each template source is compiled once (compiling costs more than rendering)."""
+    return _ENV.from_string(source)
+
+
 def _render(name: str, part: str, source: str, variables: Mapping[str, Any]) -> str:
     try:
-        return _ENV.from_string(source).render(**variables)
+        return _compiled(source).render(**variables)
     except Exception as exc:
         # Any error of a configured template (syntax, sandbox, include, 1/0, a wrong
         # type) is the template's problem to report, never the operator's crash.
