@@ -150,7 +150,12 @@ async def fault_latency(bench: Any, mailbox: MailboxServer, faults: int) -> list
         samples.append(time.monotonic() - start)
         for fault in lifted:
             await bench.control.faults.lift(fault.id)
-        await wait_for_mail(mailbox, "[Recovered]", recovered)
+        try:
+            await wait_for_mail(mailbox, "[Recovered]", recovered)
+        except TimeoutError:
+            app = await bench.client.get(APPLICATION, "probe", namespace=NS)
+            print((app.to_dict().get("status") or {}).get("health"), flush=True)
+            raise
         print(f"  fault {i + 1}: {samples[-1]:.2f} s", flush=True)
     return samples
 
@@ -266,11 +271,13 @@ async def main() -> None:
     parser.add_argument("--apps", type=int, default=1000)
     parser.add_argument("--faults", type=int, default=20)
     parser.add_argument("--mails", type=int, default=300)
+    parser.add_argument("--log-dir", type=Path, help="keep the operator's log here")
     args = parser.parse_args()
     logging.getLogger("milkyway.sim").setLevel(logging.CRITICAL)
     config = steady_nodes(ControlPlaneConfig.fast())
     with tempfile.TemporaryDirectory() as tmp:
-        async with bench_world(Path(tmp), 3, config=config, nodes=4) as bench:
+        keep = args.log_dir / "operator.log" if args.log_dir else None
+        async with bench_world(Path(tmp), 3, config=config, nodes=4, keep_log=keep) as bench:
             mailbox = MailboxServer(Path(tmp) / "mailbox")
             await mailbox.start()
             try:

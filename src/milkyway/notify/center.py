@@ -11,6 +11,7 @@ has its own run, retried on its own: a failing mail server never holds back Slac
 from __future__ import annotations
 
 import contextlib
+import html
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +22,7 @@ from lightkube import ApiError, AsyncClient
 from lightkube.resources.core_v1 import ConfigMap, Namespace, Secret
 from pydantic import BaseModel, ConfigDict, Field
 
+from milkyway.flows.builtin import NotifyParams
 from milkyway.flows.store import AlreadyExists
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, TaskRegistry, TaskSpec
 from milkyway.kube.resources import APPLICATION
@@ -28,8 +30,13 @@ from milkyway.notify import metrics
 from milkyway.notify.config import CONFIG_MAP, SECRET, NotifyConfig, parse
 from milkyway.notify.ratelimit import RateLimiter
 from milkyway.notify.services import message_id, send
-from milkyway.notify.subscriptions import Subscription, for_trigger, from_annotations
-from milkyway.notify.templates import TemplateProblem, render
+from milkyway.notify.subscriptions import (
+    Subscription,
+    for_trigger,
+    from_annotations,
+    split_recipients,
+)
+from milkyway.notify.templates import Message, TemplateProblem, render
 from milkyway.notify.triggers import Event, digest
 
 log = logging.getLogger("milkyway.notify")
@@ -313,12 +320,57 @@ class NotificationCenter:
         data = app.to_dict() if hasattr(app, "to_dict") else dict(app)
         await self.validate(data)
 
+    async def notify(self, params: NotifyParams, ctx: TaskContext) -> dict[str, Any]:
+        """The generic ``notify`` step of a flow, sent through the configured service its
+        ``channel`` names (``fields``: ``recipients``, ``subject``). A channel that names
+        no service is only logged, as the engine's own ``notify`` does."""
+        config = await self.config()
+        if params.channel not in config.services:
+            ctx.logger.info(
+                "notify %s (no such service, logged only): %s", params.channel, params.message
+            )
+            return {"channel": params.channel, "delivered": 0}
+        recipients = params.fields.get("recipients") or []
+        if isinstance(recipients, str):
+            recipients = list(split_recipients(recipients))
+        subject = str(params.fields.get("subject") or params.message.splitlines()[0][:150])
+        text = params.message if params.message.endswith("\n") else params.message + "\n"
+        message = Message(
+            subject=subject,
+            text=text,
+            html=f"<html><body><pre>{html.escape(text)}</pre></body></html>",
+        )
+        count, per = config.rate
+        await self.limiter.acquire(
+            f"notify/{params.channel}",
+            count,
+            per,
+            lambda wait: ctx.heartbeat(f"rate limited: next message in {wait:.1f}s"),
+        )
+        result = await send(
+            config,
+            params.channel,
+            [str(r) for r in recipients],
+            message,
+            ctx.idempotency_key,
+            {"run": ctx.run_id, "step": ctx.step, "fields": params.fields},
+        )
+        metrics.DELIVERIES.labels("notify", params.channel, "sent").inc()
+        return {"channel": params.channel, "delivered": 1, **result}
+
     def register_tasks(self, registry: TaskRegistry) -> None:
-        """Add ``notify.deliver``, bound to this center, to ``registry``."""
+        """Add ``notify.deliver`` and the flows' ``notify``, bound to this center, to
+        ``registry``."""
 
         async def deliver(params: DeliverParams, ctx: TaskContext) -> dict[str, Any]:
             return await self.deliver(params, ctx)
 
+        async def notify(params: NotifyParams, ctx: TaskContext) -> dict[str, Any]:
+            return await self.notify(params, ctx)
+
         registry.register(
             TaskSpec(DELIVERY_TASK, DeliverParams, deliver, "Render and send one notification.")
+        )
+        registry.replace(
+            TaskSpec("notify", NotifyParams, notify, "Send a message through a configured service.")
         )

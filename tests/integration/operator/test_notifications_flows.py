@@ -17,6 +17,7 @@ from milkyway.notify.center import NOTIFICATION_LABEL, TRIGGER_LABEL
 from milkyway.notify.receivers import MailboxServer, WebhookReceiver, text_of
 from milkyway.render.labels import APPLICATION as APPLICATION_LABEL
 
+from .conftest import ensure_namespace
 from .notify_helpers import SUBSCRIBE, configure, mails_with, slack_with, zookeeper_app
 
 NS = "flows"
@@ -54,9 +55,33 @@ QUICK = {
     "spec": {"steps": [{"name": "nap", "action": "sleep", "params": {"seconds": 0}}]},
 }
 
+ANNOUNCE = {
+    "apiVersion": "milkyway.ebay.com/v1",
+    "kind": "Flow",
+    "metadata": {"name": "announce"},
+    "spec": {
+        "steps": [
+            {
+                "name": "mail",
+                "action": "notify",
+                "params": {
+                    "channel": "email",
+                    "message": "maintenance of ${{ run.id }} starts",
+                    "fields": {"recipients": "team@example.com", "subject": "maintenance"},
+                },
+            },
+            {
+                "name": "log",
+                "action": "notify",
+                "params": {"channel": "nowhere", "message": "only logged"},
+            },
+        ]
+    },
+}
+
 
 async def _flows(world: Any) -> None:
-    for flow in (FAILING, QUICK):
+    for flow in (FAILING, QUICK, ANNOUNCE):
         await world.mgmt.create(FLOW.from_dict(flow))
 
 
@@ -270,3 +295,21 @@ async def test_a_malformed_subscription_or_template_is_reported_on_the_applicati
             return bool((app["status"].get("health") or {}).get("checkedAt"))
 
         await world.eventually(checked, within=30, what="a health report despite it all")
+
+
+@pytest.mark.slow
+async def test_a_flow_notify_step_mails_through_the_configured_service(
+    world: Any, mailbox: MailboxServer, slack: WebhookReceiver
+) -> None:
+    await configure(world.mgmt, mailbox, slack)
+    await _flows(world)
+    async with world.operator() as operator:
+        await operator.wait_until_leading(10)
+        await ensure_namespace(world.mgmt, NS)
+        run = await _submit(operator, world, "announce")
+        done = await operator.session.engine_for(NS).wait(run, within=60)
+        assert done.status.phase == "Succeeded", done.status.message
+        assert done.status.nodes["log"].outputs == {"channel": "nowhere", "delivered": 0}
+    mails = mails_with(mailbox, "maintenance", run)
+    assert len(mails) == 1
+    assert mails[0]["Subject"] == "maintenance" and mails[0]["To"] == "team@example.com"
