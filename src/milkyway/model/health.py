@@ -120,6 +120,14 @@ class HealthStatus(Model):
     """The FlowRun that made the report."""
     transitions: int = 0
     """How many times ``status`` changed; numbers each change for notifications."""
+    announced: int = 0
+    """The last change whose notifications were started: a report is written before its
+    news is told, so a check that dies in between leaves ``announced < transitions`` and
+    the next check tells it."""
+    last_trigger: str = ""
+    """The trigger of the last change (``health-unhealthy``, …)."""
+    was: str = ""
+    """``status`` before the last change."""
     components: dict[str, ComponentHealth] = Field(default_factory=dict)
     findings: list[HealthFinding] = Field(default_factory=list)
     history: list[HealthHistoryEntry] = Field(default_factory=list)

@@ -128,31 +128,35 @@ class HealthChecker:
             run=ctx.run_id,
             settling=status.get("phase") in SETTLING_PHASES,
         )
+        previous = previous or {}
+        pending = int(previous.get("announced") or 0) < int(previous.get("transitions") or 0)
+        report["announced"] = int(previous.get("announced") or 0)
+        report["lastTrigger"] = trigger or previous.get("lastTrigger", "")
+        report["was"] = previous.get("status", "Unknown") if trigger else previous.get("was", "")
+        # The report first, then the news: what is told is always what is recorded.
+        written = await self._write(obj, report)
         if self.center is not None:
-            await self.center.validate(obj)
-            variables = {
-                "status": report["status"],
-                "previous": (previous or {}).get("status", "Unknown"),
-                "findings": report["findings"],
-                "components": list(report["components"]),
-                "checkedAt": report["checkedAt"],
-                "run": ctx.run_id,
-            }
+            await self.center.validate(written)
+            told = False
+            if pending and previous.get("lastTrigger"):
+                # A change recorded by a check that died before telling it.
+                await self._tell(previous["lastTrigger"], previous, params, ctx, written)
+                told = True
             if trigger:
-                event = Event(
-                    trigger,
-                    params.namespace,
-                    params.application,
-                    str(report["transitions"]),
-                    variables,
-                )
-                await self.center.emit(event, obj)
+                await self._tell(trigger, report, params, ctx, written)
+                told = True
             if params.heartbeat:
                 event = Event(
-                    "heartbeat", params.namespace, params.application, str(params.fired), variables
+                    "heartbeat",
+                    params.namespace,
+                    params.application,
+                    str(params.fired),
+                    self._variables(report, ctx),
                 )
-                await self.center.emit(event, obj)
-        await self._write(obj, report)
+                await self.center.emit(event, written)
+            if told:
+                report["announced"] = report["transitions"]
+                await self._write(written, report)
         metrics.HEALTH_CHECKS.labels(report["status"]).inc()
         metrics.HEALTH_STATUS.labels(*key).set(SEVERITY[report["status"]])
         metrics.HEALTH_FINDINGS.labels(*key).set(len(report["findings"]))
@@ -163,7 +167,37 @@ class HealthChecker:
             "trigger": trigger or "",
         }
 
-    async def _write(self, obj: dict[str, Any], report: dict[str, Any]) -> None:
+    @staticmethod
+    def _variables(report: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+        return {
+            "status": report["status"],
+            "previous": report.get("was") or "Unknown",
+            "findings": report["findings"],
+            "components": list(report["components"]),
+            "checkedAt": report["checkedAt"],
+            "run": report.get("run") or ctx.run_id,
+        }
+
+    async def _tell(
+        self,
+        trigger: str,
+        report: dict[str, Any],
+        params: HealthParams,
+        ctx: TaskContext,
+        app: dict[str, Any],
+    ) -> None:
+        """Start the deliveries of change number ``report.transitions`` (once per change:
+        a repeat finds them started)."""
+        event = Event(
+            trigger,
+            params.namespace,
+            params.application,
+            str(report["transitions"]),
+            self._variables(report, ctx),
+        )
+        await self.center.emit(event, app)
+
+    async def _write(self, obj: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
         status = dict(obj.get("status") or {})
         status["health"] = report
         conditions = [
@@ -197,17 +231,18 @@ class HealthChecker:
         body = {**obj, "status": status}
         try:
             self.api_calls += 1
-            await self.client.replace(
+            written = await self.client.replace(
                 APPLICATION.Status.from_dict(body),
                 obj["metadata"]["name"],
                 namespace=obj["metadata"]["namespace"],
             )
         except ApiError as exc:
-            # A reconcile wrote the status meanwhile: run again from fresh state (the
-            # deliveries started above are found, not repeated).
+            # A reconcile wrote the status meanwhile: run again from fresh state (a change
+            # recorded but not yet told is told then, once).
             raise RetryableError(
                 f"write status.health: {exc.status.code} {exc.status.message}"
             ) from None
+        return _dict(written)
 
     def register_tasks(self, registry: TaskRegistry) -> None:
         async def health_report(params: HealthParams, ctx: TaskContext) -> dict[str, Any]:
