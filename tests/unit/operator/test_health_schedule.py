@@ -84,3 +84,19 @@ async def test_an_application_gone_is_forgotten() -> None:
     now[0] += 600
     assert await schedules.tick() == []
     assert schedules._entries == {}
+
+
+async def test_applications_added_while_a_tick_submits_do_not_break_it() -> None:
+    now = [1_000_000.0]
+    apps = {("ns", f"a{i}"): app({"cron": "* * * * *"}) for i in range(3)}
+
+    class Growing(FakeEngine):
+        async def submit(self, flow: str, params: dict[str, Any], **kw: Any) -> str:
+            apps[("ns", f"new-{len(apps)}")] = app({})
+            return await super().submit(flow, params, **kw)
+
+    engine = Growing()
+    schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
+    await schedules.tick()
+    now[0] += 60
+    assert len(await schedules.tick()) == 3

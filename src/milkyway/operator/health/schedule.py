@@ -85,7 +85,8 @@ class HealthSchedules:
         """Submit every check that is due; returns the names of the runs started."""
         now = self.clock()
         started: list[str] = []
-        apps = self.applications()
+        # A copy: the informer's cache changes while this awaits its submissions.
+        apps = dict(self.applications())
         for key in [k for k in self._specs if k not in apps]:
             del self._specs[key]
         for entry_key in [k for k in self._entries if k[0] not in apps]:
@@ -161,4 +162,7 @@ class HealthSchedules:
                 await self.tick()
             except (StoreError, FlowError, OSError) as exc:
                 log.warning("health schedules: %s: %s", type(exc).__name__, exc)
+            except Exception:
+                # Whatever it is, it must not stop the operator: the next tick tries again.
+                log.exception("health schedules: tick failed")
             await asyncio.sleep(interval)
