@@ -40,6 +40,7 @@ from milkyway.cli.app_commands import (
 from milkyway.cli.demo_lock import DemoRunning, claim_directory
 from milkyway.cli.demo_processes import demo_images, real_members_table, simulated_summary
 from milkyway.kube.resources import APPLICATION, CLUSTER
+from milkyway.cli.demo_notify import start_notifications
 from milkyway.model.base import GROUP, VERSION
 from milkyway.operator.manager import Operator, OperatorSettings
 from milkyway.sim.clusters import SimulatedClusters
@@ -377,6 +378,10 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
         await prepare_members(sim.kubeconfig_path, options.members)
         await register_members(client, sim.kubeconfig_path.read_text(), options.members)
         console.print(f"[bold]registered[/bold] {len(options.members)} member clusters")
+        notes = await start_notifications(
+            stack, client, sim.kubeconfig_path, SYSTEM_NAMESPACE, ["milkyway", "streaming"]
+        )
+        console.print(f"[bold]notifications[/bold] {notes}")
         targets: list[tuple[str, str]] = []
         for path in options.examples:
             for kind, key, outcome in await apply_documents(client, path.read_text(), "default"):

@@ -12,6 +12,7 @@ from milkyway import __version__
 from milkyway.cli import app_commands, model_commands, server_commands
 from milkyway.cli import demo as demo_cli
 from milkyway.cli import flow as flow_cli
+from milkyway.cli import notifications as notifications_cli
 from milkyway.cli import operator as operator_cli
 from milkyway.cli import sim as sim_cli
 from milkyway.cli.unreachable import print_unreachable
@@ -26,6 +27,7 @@ app = typer.Typer(
 
 app.add_typer(sim_cli.app, name="sim")
 app.command("demo")(demo_cli.demo)
+app.command("notifications")(notifications_cli.notifications)
 app.add_typer(app_commands.app)
 app.add_typer(model_commands.app)
 app.add_typer(flow_cli.app, name="flow")

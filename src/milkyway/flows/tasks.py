@@ -87,6 +87,11 @@ class TaskRegistry:
             raise ValueError(f"task {spec.name!r} is already registered by {existing.function}")
         self._tasks[spec.name] = spec
 
+    def replace(self, spec: TaskSpec) -> None:
+        """Register ``spec`` in place of the task of the same name (a copy of a registry
+        binding a generic task to a real service, as the operator does for ``notify``)."""
+        self._tasks[spec.name] = spec
+
     def get(self, name: str) -> TaskSpec:
         try:
             return self._tasks[name]

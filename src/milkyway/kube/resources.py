@@ -37,9 +37,19 @@ class _RunSpec(DictMixin):
     flow: str | None = None
 
 
+class _RunDecision(DictMixin):
+    approved: bool | None = None
+    by: str | None = None
+    reason: str | None = None
+
+
 class _RunNode(DictMixin):
     phase: str | None = None
     message: str | None = None
+    name: str | None = None
+    kind: str | None = None
+    failures: int | None = None
+    decision: _RunDecision | None = None
 
 
 class _RunStatus(DictMixin):
@@ -48,11 +58,13 @@ class _RunStatus(DictMixin):
     message: str | None = None
     finishedAt: float | None = None
     nodes: dict[str, _RunNode] | None = None
+    finishedAt: float | None = None
 
 
 class FlowRunSummary(res.NamespacedResourceG, DictMixin):
     """A FlowRun as the operator's watch reads it: metadata, the flow's name, and the
-    status phase, progress, message and each node's phase and message.
+    status phase, progress, message, finish time and each node's phase, message, name,
+    kind, failed attempts and approval decision (what notifications read).
 
     A FlowRun carries its flows' snapshot, parameters and every node's attempts (well
     over 100 KB once a provision has run), and the engine rewrites it at every step;

@@ -24,6 +24,7 @@ from milkyway.model.base import (
     VersionString,
 )
 from milkyway.model.crd_schema import AGE_COLUMN, CrdInfo, PrinterColumn
+from milkyway.model.health import HealthCheckSpec, HealthStatus
 from milkyway.model.quantity import quantity_value
 
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
@@ -238,6 +239,8 @@ class ApplicationSpec(Model):
     replacement: ReplacementPolicy | None = None
     """When members on a lost node or failed disk are replaced, for every component;
     overrides the ComponentType's ``replacement`` field by field."""
+    health_check: HealthCheckSpec = Field(default_factory=HealthCheckSpec)
+    """The scheduled health check (default: every 5 minutes, every check)."""
 
 
 class ZoneStatus(Model):
@@ -345,6 +348,8 @@ class ApplicationStatus(Model):
     """Members on a lost node or failed disk, and the decision about each."""
     failed_flows: list[FlowFailure] = Field(default_factory=list)
     """Components whose last flow failed, with the reason and the next attempt."""
+    health: HealthStatus | None = None
+    """The last scheduled health report (see ``spec.healthCheck``)."""
 
 
 class Application(Model):

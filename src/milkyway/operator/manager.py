@@ -68,6 +68,7 @@ from milkyway.operator.events import EventRecorder
 from milkyway.operator.flows_catalog import build_catalog
 from milkyway.operator.gc_pauses import GcPauses, sweep
 from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
+from milkyway.operator.notifying import Notifying
 from milkyway.operator.planner.contract import RETRY_FAILED_AFTER, RETRY_FAILED_CAP
 from milkyway.operator.reconciler import (
     FLOW_HISTORY_LIMIT,
@@ -392,6 +393,15 @@ class _Session:
             retry_cap=self.settings.flow_retry_cap,
             history_limit=self.settings.flow_history_limit,
         )
+        self.notifying = Notifying(
+            self.client,
+            self.settings.namespace,
+            operator.tasks,
+            self.engine_for,
+            lambda: _AppCache(self.applications.cache),
+            self.reconciler.wisb_of,
+            self.recorder,
+        )
         self._tasks: list[asyncio.Task[Any]] = []
         self.gc_pauses = GcPauses()
 
@@ -422,6 +432,7 @@ class _Session:
         for i in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{i}")
         self._spawn(self.resync.run(self.queue, lambda: list(self.applications.cache)), "resync")
+        self._spawn(self.notifying.schedules.run(), "health-schedules")
         await asyncio.gather(*self._tasks)
 
     async def _sweep(self, interval: float) -> None:
@@ -476,7 +487,7 @@ class _Session:
             engine = Engine(
                 KubeStore(self.client, namespace),
                 self.catalog,
-                registry=self.operator.tasks,
+                registry=self.notifying.tasks,
                 engine_id=s.identity,
                 lease_seconds=s.flow_lease_seconds,
                 poll_interval=s.engine_poll_interval,
@@ -595,6 +606,9 @@ class _Session:
             self._run_phases[(namespace, run)] = phase
             changed = self._run_seen.get((namespace, run)) != fingerprint
             self._run_seen[(namespace, run)] = fingerprint
+        told = self.notifying.observe(key, data, event, first_seen=before is None)
+        if told is not None:
+            self._later(told)
         if phase in TERMINAL_RUN_PHASES and before is not None and before != phase:
             self._later(self._flow_finished(key, data, phase))
         if changed:

@@ -344,6 +344,23 @@ def _clean(value: Any) -> Any:
     return value
 
 
+HEALTH_CONDITIONS = frozenset(("Healthy", "NotificationsValid"))
+"""Conditions the health checks and notifications write; the reconcile keeps them."""
+
+
+def carry_health(current: Mapping[str, Any], status: dict[str, Any]) -> None:
+    """Keep in ``status`` what the scheduled health checks wrote into ``current``: the
+    report and their conditions (the reconcile writes the whole status)."""
+    if current.get("health"):
+        status["health"] = current["health"]
+    kept = [c for c in current.get("conditions") or [] if c.get("type") in HEALTH_CONDITIONS]
+    if kept:
+        others = [
+            c for c in status.get("conditions") or [] if c.get("type") not in HEALTH_CONDITIONS
+        ]
+        status["conditions"] = [*others, *kept]
+
+
 def known_status(status: Mapping[str, Any]) -> dict[str, Any]:
     """Only the fields the CRD keeps: the API server would prune others, and a field that
     never sticks would make every reconcile write the status again."""
@@ -385,6 +402,10 @@ class Reconciler:
         self.flows_started = 0
         self.renders = 0
         """How many times an Application's WISB was computed (not taken from the cache)."""
+
+    def wisb_of(self, key: AppKey) -> Wisb | None:
+        """The last resolution, placement and rendering of an Application, if any."""
+        return self._wisb_cache.get(key)
 
     def applications_on(self, cluster: str, keys: Iterable[AppKey]) -> list[AppKey]:
         """Those of ``keys`` with a zone placed on ``cluster`` at their last reconcile, or
@@ -607,6 +628,7 @@ class Reconciler:
         conditions = [c for c in conditions if c.get("type") != "FlowProgress"]
         conditions.append(self._progress(obj, active, generation))
         status["conditions"] = conditions
+        carry_health(obj.get("status") or {}, status)
         await self._status.write(obj, known_status(status))
 
     async def _prune_history(self, key: AppKey) -> None:

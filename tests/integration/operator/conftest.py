@@ -219,3 +219,29 @@ async def register_cluster(
             }
         )
     )
+
+
+@pytest.fixture
+async def mailbox(tmp_path: Path) -> AsyncIterator[Any]:
+    """A real SMTP server (aiosmtpd) keeping mail as .eml files under tmp_path."""
+    from milkyway.notify.receivers import MailboxServer
+
+    server = MailboxServer(tmp_path / "mailbox")
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[Any]:
+    """A real HTTP server standing in for a Slack incoming webhook."""
+    from milkyway.notify.receivers import WebhookReceiver
+
+    receiver = WebhookReceiver()
+    await receiver.start()
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()

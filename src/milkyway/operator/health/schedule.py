@@ -1,0 +1,168 @@
+"""Per-Application health-check schedules, driven by the operator.
+
+Each Application's ``spec.healthCheck`` gives a cron schedule (and optionally one for the
+heartbeat); at each fire time the operator submits the ``milkyway-health-report`` flow to
+the engine of the Application's namespace. Fire times are computed and overlaps decided
+by the engine's scheduler functions (:func:`~milkyway.flows.schedule.next_fire`,
+:func:`~milkyway.flows.schedule.decide_overlap`, policy ``Skip``: a check still running
+when the next is due makes that one be skipped).
+
+The run of a fire time has a name made of the Application and the fire time, so a new
+leader (or a second replica) that fires the same time again finds the run and starts
+nothing. The state is in memory: after a restart, the next fire time is the next one
+from now (a missed check is not caught up, the next one comes within a period), and
+nothing is listed, which keeps a thousand Applications' schedules cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from milkyway.flows.dsl import FlowError
+from milkyway.flows.schedule import FIRED_LABEL, SCHEDULE_LABEL, decide_overlap, next_fire
+from milkyway.flows.store import AlreadyExists, NotFound, StoreError
+from milkyway.model.flow import TERMINAL_RUN_PHASES, Schedule
+from milkyway.model.health import HealthCheckSpec
+
+log = logging.getLogger("milkyway.operator.health")
+
+FLOW = "milkyway-health-report"
+HEALTH_LABEL = "milkyway.ebay.com/health-of"
+AppKey = tuple[str, str]
+
+
+@dataclass
+class _Entry:
+    due: float
+    fingerprint: tuple[Any, ...]
+    last_run: str = ""
+
+
+def run_name(application: str, kind: str, fired: float) -> str:
+    return f"{application}-{kind}-{int(fired)}"
+
+
+class HealthSchedules:
+    """Fires the health checks (and heartbeats) of every Application when due."""
+
+    def __init__(
+        self,
+        applications: Callable[[], Mapping[AppKey, Mapping[str, Any]]],
+        engine_for: Callable[[str], Any],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.applications = applications
+        self.engine_for = engine_for
+        self.clock = clock
+        self._entries: dict[tuple[AppKey, str], _Entry] = {}
+        self._specs: dict[AppKey, tuple[Any, HealthCheckSpec | None]] = {}
+        self.fired: list[tuple[AppKey, str, float, str]] = []
+        """(Application, kind, fire time, outcome) of recent fire times, newest last."""
+
+    def _spec(self, key: AppKey, app: Mapping[str, Any]) -> HealthCheckSpec | None:
+        generation = (app.get("metadata") or {}).get("generation")
+        cached = self._specs.get(key)
+        if cached is not None and cached[0] == generation:
+            return cached[1]
+        try:
+            spec: HealthCheckSpec | None = HealthCheckSpec.model_validate(
+                (app.get("spec") or {}).get("healthCheck") or {}
+            )
+        except ValidationError:
+            spec = None  # the reconcile reports an invalid spec on the Application
+        self._specs[key] = (generation, spec)
+        return spec
+
+    async def tick(self) -> list[str]:
+        """Submit every check that is due; returns the names of the runs started."""
+        now = self.clock()
+        started: list[str] = []
+        # A copy: the informer's cache changes while this awaits its submissions.
+        apps = dict(self.applications())
+        for key in [k for k in self._specs if k not in apps]:
+            del self._specs[key]
+        for entry_key in [k for k in self._entries if k[0] not in apps]:
+            del self._entries[entry_key]
+        for key, app in apps.items():
+            if (app.get("metadata") or {}).get("deletionTimestamp"):
+                continue
+            spec = self._spec(key, app)
+            wanted = {}
+            if spec is not None and spec.enabled:
+                wanted["health"] = spec.cron
+                if spec.heartbeat:
+                    wanted["heartbeat"] = spec.heartbeat
+            for kind in ("health", "heartbeat"):
+                cron = wanted.get(kind)
+                if cron is None or spec is None:
+                    self._entries.pop((key, kind), None)
+                    continue
+                schedule = Schedule(cron=cron, timezone=spec.timezone, overlap_policy="Skip")
+                fingerprint = (cron, spec.timezone)
+                entry = self._entries.get((key, kind))
+                if entry is None or entry.fingerprint != fingerprint:
+                    self._entries[(key, kind)] = _Entry(next_fire(schedule, now), fingerprint)
+                    continue
+                if now < entry.due:
+                    continue
+                fired = entry.due
+                entry.due = next_fire(schedule, now)
+                name = await self._fire(key, kind, fired, entry)
+                if name:
+                    started.append(name)
+        return started
+
+    async def _fire(self, key: AppKey, kind: str, fired: float, entry: _Entry) -> str:
+        namespace, application = key
+        engine = self.engine_for(namespace)
+        active: list[str] = []
+        if entry.last_run:
+            with contextlib.suppress(NotFound):
+                run = await engine.store.get(entry.last_run)
+                if run.status.phase not in TERMINAL_RUN_PHASES:
+                    active.append(entry.last_run)
+        decision = decide_overlap("Skip", active)
+        if not decision.start:
+            self.fired.append((key, kind, fired, decision.reason))
+            return ""
+        name = run_name(application, kind, fired)
+        with contextlib.suppress(AlreadyExists):
+            await engine.submit(
+                FLOW,
+                {
+                    "application": application,
+                    "namespace": namespace,
+                    "heartbeat": kind == "heartbeat",
+                    "fired": int(fired),
+                },
+                name=name,
+                requested_by="system:scheduler",
+                labels={
+                    HEALTH_LABEL: application,
+                    SCHEDULE_LABEL: kind,
+                    FIRED_LABEL: str(int(fired)),
+                },
+            )
+        entry.last_run = name
+        self.fired.append((key, kind, fired, "started"))
+        del self.fired[:-1000]
+        return name
+
+    async def run(self, interval: float = 1.0) -> None:
+        while True:
+            try:
+                await self.tick()
+            except (StoreError, FlowError, OSError) as exc:
+                log.warning("health schedules: %s: %s", type(exc).__name__, exc)
+            except Exception:
+                # Whatever it is, it must not stop the operator: the next tick tries again.
+                log.exception("health schedules: tick failed")
+            await asyncio.sleep(interval)

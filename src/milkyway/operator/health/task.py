@@ -1,0 +1,255 @@
+"""The ``milkyway.health-report`` task: read every zone, judge, tell, write the report.
+
+Bound to an operator (it reads the management cluster and the reconciler's rendering of
+the Application). Notifications are started *before* the report is written: a task
+that dies in between runs again, finds the old report, sees the same change and starts
+the same deliveries, which already exist (their names come from the change's number),
+so a change of health is announced once, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+from lightkube import ApiError, AsyncClient
+from lightkube.resources.core_v1 import Pod
+from pydantic import BaseModel, ConfigDict
+
+from milkyway.flows.tasks import (
+    ClusterUnavailable,
+    RetryableError,
+    TaskContext,
+    TaskRegistry,
+    TaskSpec,
+)
+from milkyway.kube.resources import APPLICATION
+from milkyway.model.health import HealthCheckSpec
+from milkyway.notify import metrics
+from milkyway.notify.triggers import Event
+from milkyway.operator.health.checks import SEVERITY, ZonePods, evaluate
+from milkyway.operator.health.targets import ZoneTarget, zone_targets
+
+TASK = "milkyway.health-report"
+HEALTH_CONDITION = "Healthy"
+SETTLING_PHASES = (None, "Pending", "Provisioning")
+"""Application phases in which missing members are expected: the health is Unknown."""
+
+
+class HealthParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    application: str
+    namespace: str
+    heartbeat: bool = False
+    fired: int = 0
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _dict(obj: Any) -> dict[str, Any]:
+    return obj.to_dict() if hasattr(obj, "to_dict") else dict(obj)
+
+
+class HealthChecker:
+    """Runs health reports for one operator."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        wisb_of: Callable[[tuple[str, str]], Any],
+        center: Any = None,
+        *,
+        now: Callable[[], str] = now_rfc3339,
+    ) -> None:
+        self.client = client
+        self.wisb_of = wisb_of
+        self.center = center
+        self.now = now
+        self.api_calls = 0
+        """Kubernetes API calls made by health reports (for the benchmark)."""
+
+    async def _read_zone(self, target: ZoneTarget, ctx: TaskContext) -> ZonePods:
+        if not target.cluster:
+            return ZonePods(target, error=f"zone {target.zone} has no cluster")
+        try:
+            client = ctx.client(target.cluster)
+        except ClusterUnavailable:
+            return ZonePods(target, error=f"cluster {target.cluster} is not registered")
+        try:
+            self.api_calls += 1
+            pods = [
+                _dict(p)
+                async for p in client.list(Pod, namespace=target.namespace, labels=target.selector)
+            ]
+        except ApiError as exc:
+            return ZonePods(
+                target, error=f"cluster {target.cluster}: {exc.status.code} {exc.status.message}"
+            )
+        except (httpx.HTTPError, OSError) as exc:
+            return ZonePods(
+                target, error=f"cluster {target.cluster} unreachable: {type(exc).__name__}"
+            )
+        return ZonePods(target, pods=pods)
+
+    async def report(self, params: HealthParams, ctx: TaskContext) -> dict[str, Any]:
+        started = time.perf_counter()
+        key = (params.namespace, params.application)
+        try:
+            self.api_calls += 1
+            obj = _dict(
+                await self.client.get(APPLICATION, params.application, namespace=params.namespace)
+            )
+        except ApiError as exc:
+            if exc.status.code == 404:
+                return {"skipped": "the Application is gone"}
+            raise RetryableError(
+                f"get Application: {exc.status.code} {exc.status.message}"
+            ) from None
+        spec = HealthCheckSpec.model_validate((obj.get("spec") or {}).get("healthCheck") or {})
+        wisb = self.wisb_of(key)
+        if wisb is None:
+            raise RetryableError(f"{params.namespace}/{params.application} is not reconciled yet")
+        reads = await asyncio.gather(*(self._read_zone(t, ctx) for t in zone_targets(wisb)))
+        status = dict(obj.get("status") or {})
+        previous = status.get("health")
+        report, trigger = evaluate(
+            reads,
+            spec.checks,
+            previous,
+            self.now(),
+            history=spec.history,
+            run=ctx.run_id,
+            settling=status.get("phase") in SETTLING_PHASES,
+        )
+        previous = previous or {}
+        pending = int(previous.get("announced") or 0) < int(previous.get("transitions") or 0)
+        report["announced"] = int(previous.get("announced") or 0)
+        report["lastTrigger"] = trigger or previous.get("lastTrigger", "")
+        report["was"] = previous.get("status", "Unknown") if trigger else previous.get("was", "")
+        # The report first, then the news: what is told is always what is recorded.
+        written = await self._write(obj, report)
+        if self.center is not None:
+            await self.center.validate(written)
+            told = False
+            if pending and previous.get("lastTrigger"):
+                # A change recorded by a check that died before telling it.
+                await self._tell(previous["lastTrigger"], previous, params, ctx, written)
+                told = True
+            if trigger:
+                await self._tell(trigger, report, params, ctx, written)
+                told = True
+            if params.heartbeat:
+                event = Event(
+                    "heartbeat",
+                    params.namespace,
+                    params.application,
+                    str(params.fired),
+                    self._variables(report, ctx),
+                )
+                await self.center.emit(event, written)
+            if told:
+                report["announced"] = report["transitions"]
+                await self._write(written, report)
+        metrics.HEALTH_CHECKS.labels(report["status"]).inc()
+        metrics.HEALTH_STATUS.labels(*key).set(SEVERITY[report["status"]])
+        metrics.HEALTH_FINDINGS.labels(*key).set(len(report["findings"]))
+        metrics.HEALTH_SECONDS.observe(time.perf_counter() - started)
+        return {
+            "status": report["status"],
+            "findings": len(report["findings"]),
+            "trigger": trigger or "",
+        }
+
+    @staticmethod
+    def _variables(report: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
+        return {
+            "status": report["status"],
+            "previous": report.get("was") or "Unknown",
+            "findings": report["findings"],
+            "components": list(report["components"]),
+            "checkedAt": report["checkedAt"],
+            "run": report.get("run") or ctx.run_id,
+        }
+
+    async def _tell(
+        self,
+        trigger: str,
+        report: dict[str, Any],
+        params: HealthParams,
+        ctx: TaskContext,
+        app: dict[str, Any],
+    ) -> None:
+        """Start the deliveries of change number ``report.transitions`` (once per change:
+        a repeat finds them started)."""
+        event = Event(
+            trigger,
+            params.namespace,
+            params.application,
+            str(report["transitions"]),
+            self._variables(report, ctx),
+        )
+        await self.center.emit(event, app)
+
+    async def _write(self, obj: dict[str, Any], report: dict[str, Any]) -> dict[str, Any]:
+        status = dict(obj.get("status") or {})
+        status["health"] = report
+        conditions = [
+            c for c in status.get("conditions") or [] if c.get("type") != HEALTH_CONDITION
+        ]
+        before = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == HEALTH_CONDITION), None
+        )
+        value = {"Healthy": "True", "Unknown": "Unknown"}.get(report["status"], "False")
+        first = report["findings"][0] if report["findings"] else None
+        message = (
+            f"{len(report['findings'])} finding(s); first: {first['component']} "
+            f"{first['zone']} {first['member']} {first['check']}: {first['observed']}"
+            if first
+            else "no findings"
+        )
+        conditions.append(
+            {
+                "type": HEALTH_CONDITION,
+                "status": value,
+                "reason": report["status"],
+                "message": " ".join(message.split()),
+                "lastTransitionTime": (
+                    before.get("lastTransitionTime")
+                    if before is not None and before.get("status") == value
+                    else report["checkedAt"]
+                ),
+            }
+        )
+        status["conditions"] = conditions
+        body = {**obj, "status": status}
+        try:
+            self.api_calls += 1
+            written = await self.client.replace(
+                APPLICATION.Status.from_dict(body),
+                obj["metadata"]["name"],
+                namespace=obj["metadata"]["namespace"],
+            )
+        except ApiError as exc:
+            # A reconcile wrote the status meanwhile: run again from fresh state (a change
+            # recorded but not yet told is told then, once).
+            raise RetryableError(
+                f"write status.health: {exc.status.code} {exc.status.message}"
+            ) from None
+        return _dict(written)
+
+    def register_tasks(self, registry: TaskRegistry) -> None:
+        async def health_report(params: HealthParams, ctx: TaskContext) -> dict[str, Any]:
+            return await self.report(params, ctx)
+
+        registry.register(
+            TaskSpec(
+                TASK, HealthParams, health_report, "Check an Application's health and report it."
+            )
+        )

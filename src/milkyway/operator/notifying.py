@@ -1,0 +1,91 @@
+"""What the operator adds to its leader session for health checks and notifications.
+
+One object per session: the notification center (config, subscriptions, deliveries),
+the health checker and the per-Application schedules, and the tasks bound to them
+(``notify.deliver``, ``milkyway.health-report``) in the session's own task registry.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any
+
+from lightkube import AsyncClient
+
+from milkyway.flows.tasks import TaskRegistry
+from milkyway.notify.center import NotificationCenter
+from milkyway.operator.flow_events import flow_events
+from milkyway.operator.health.schedule import HealthSchedules
+from milkyway.operator.health.task import HealthChecker
+
+log = logging.getLogger("milkyway.operator")
+AppKey = tuple[str, str]
+
+
+class Notifying:
+    """Health checks and notifications of one leader session."""
+
+    def __init__(
+        self,
+        client: AsyncClient,
+        namespace: str,
+        tasks: TaskRegistry,
+        engine_for: Callable[[str], Any],
+        applications: Callable[[], Mapping[AppKey, Mapping[str, Any]]],
+        wisb_of: Callable[[AppKey], Any],
+        recorder: Any,
+        *,
+        config_ttl: float = 2.0,
+    ) -> None:
+        self.tasks = tasks.copy()
+        self.center = NotificationCenter(
+            client, namespace, engine_for, recorder, config_ttl=config_ttl
+        )
+        self.center.register_tasks(self.tasks)
+        self.checker = HealthChecker(client, wisb_of, self.center)
+        self.checker.register_tasks(self.tasks)
+        self.schedules = HealthSchedules(applications, engine_for)
+        self._applications = applications
+        self._seen: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+    def observe(
+        self, key: AppKey, run: Mapping[str, Any], event: str, *, first_seen: bool
+    ) -> Coroutine[Any, Any, None] | None:
+        """What to do about a FlowRun watch event: ``None`` unless what notifications
+        read of the run (its phase, failed attempts, approvals) changed."""
+        name = (run.get("metadata") or {}).get("name", "")
+        seen_key = (key[0], name)
+        if event == "DELETED":
+            self._seen.pop(seen_key, None)
+            return None
+        status = run.get("status") or {}
+        fingerprint = (
+            status.get("phase"),
+            tuple(
+                (path, node.get("failures"), node.get("phase"))
+                for path, node in (status.get("nodes") or {}).items()
+                if node.get("failures") or node.get("kind") == "approval"
+            ),
+        )
+        if self._seen.get(seen_key) == fingerprint:
+            return None
+        self._seen[seen_key] = fingerprint
+        return self.run_changed(key, run, first_seen)
+
+    async def run_changed(
+        self, key: AppKey, run: Mapping[str, Any], first_seen: bool, now: float | None = None
+    ) -> None:
+        """Start the deliveries of what a FlowRun of ``key`` shows (each event once)."""
+        app = self._applications().get(key)
+        if app is None:
+            return
+        for event in flow_events(run, key[1], first_seen=first_seen, now=now or time.time()):
+            try:
+                await self.center.emit(event, app)
+            except Exception as exc:
+                # Whatever went wrong (the management cluster unreachable, a bad config),
+                # the watch goes on; the event is told again when the run next changes.
+                self._seen.pop((key[0], (run.get("metadata") or {}).get("name", "")), None)
+                log.warning("%s/%s: notification of %s not started: %s", *key, event.trigger, exc)

@@ -1,0 +1,102 @@
+"""Per-Application health schedules: fire times, Skip while a check runs, heartbeats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from milkyway.flows.store import AlreadyExists, NotFound
+from milkyway.operator.health.schedule import FLOW, HealthSchedules
+
+
+class _Run:
+    def __init__(self, phase: str) -> None:
+        self.status = type("S", (), {"phase": phase})()
+
+
+class FakeEngine:
+    def __init__(self) -> None:
+        self.submitted: list[tuple[str, dict[str, Any], str]] = []
+        self.phases: dict[str, str] = {}
+        self.store = self
+
+    async def get(self, name: str) -> _Run:
+        if name not in self.phases:
+            raise NotFound(name)
+        return _Run(self.phases[name])
+
+    async def submit(self, flow: str, params: dict[str, Any], **kw: Any) -> str:
+        if kw["name"] in self.phases:
+            raise AlreadyExists(kw["name"])
+        self.submitted.append((flow, params, kw["name"]))
+        self.phases[kw["name"]] = "Running"
+        return str(kw["name"])
+
+
+def app(health: dict[str, Any], generation: int = 1) -> dict[str, Any]:
+    return {"metadata": {"generation": generation}, "spec": {"healthCheck": health}}
+
+
+async def test_a_check_fires_at_each_cron_time_and_skips_while_one_runs() -> None:
+    now = [1_000_000.0]  # a whole minute: 16666 * 60 + 40
+    engine = FakeEngine()
+    apps = {("ns", "a"): app({"cron": "* * * * *"})}
+    schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
+    assert await schedules.tick() == []  # first look: the next fire time is computed
+    now[0] = 1_000_000.0 + 20
+    assert await schedules.tick() == ["a-health-1000020"]
+    assert engine.submitted[0][0] == FLOW
+    assert engine.submitted[0][1] == {
+        "application": "a",
+        "namespace": "ns",
+        "heartbeat": False,
+        "fired": 1000020,
+    }
+    now[0] += 60
+    assert await schedules.tick() == []  # the first is still running: Skip
+    assert schedules.fired[-1][3].startswith("skipped")
+    engine.phases["a-health-1000020"] = "Succeeded"
+    now[0] += 60
+    assert await schedules.tick() == ["a-health-1000140"]
+
+
+async def test_a_disabled_check_never_fires_and_a_heartbeat_has_its_own_cron() -> None:
+    now = [1_000_000.0]
+    engine = FakeEngine()
+    apps = {
+        ("ns", "off"): app({"enabled": False}),
+        ("ns", "hb"): app({"cron": "0 0 1 1 *", "heartbeat": "* * * * *"}),
+    }
+    schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
+    await schedules.tick()
+    now[0] += 61
+    started = await schedules.tick()
+    assert started == ["hb-heartbeat-1000020"]
+    assert engine.submitted[0][1]["heartbeat"] is True
+
+
+async def test_an_application_gone_is_forgotten() -> None:
+    now = [1_000_000.0]
+    engine = FakeEngine()
+    apps = {("ns", "a"): app({})}
+    schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
+    await schedules.tick()
+    apps.clear()
+    now[0] += 600
+    assert await schedules.tick() == []
+    assert schedules._entries == {}
+
+
+async def test_applications_added_while_a_tick_submits_do_not_break_it() -> None:
+    now = [1_000_000.0]
+    apps = {("ns", f"a{i}"): app({"cron": "* * * * *"}) for i in range(3)}
+
+    class Growing(FakeEngine):
+        async def submit(self, flow: str, params: dict[str, Any], **kw: Any) -> str:
+            apps[("ns", f"new-{len(apps)}")] = app({})
+            return await super().submit(flow, params, **kw)
+
+    engine = Growing()
+    schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
+    await schedules.tick()
+    now[0] += 60
+    assert len(await schedules.tick()) == 3

@@ -1,0 +1,143 @@
+"""The health-report task records a change before telling it, and a change recorded by a
+check that died before telling it is told by the next check, once."""
+
+from __future__ import annotations
+
+import copy
+import logging
+from typing import Any
+
+import pytest
+from lightkube import ApiError
+
+from milkyway.flows.tasks import RetryableError, TaskContext
+from milkyway.operator.health import task as health_task
+from milkyway.operator.health.task import HealthChecker, HealthParams
+
+from .test_health_checks import pod, target
+
+
+class _Obj(dict):
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self)
+
+
+class FakeManagement:
+    """The Application as the management cluster keeps it, with a write that can fail."""
+
+    def __init__(self) -> None:
+        self.app: dict[str, Any] = {
+            "apiVersion": "milkyway.ebay.com/v1",
+            "kind": "Application",
+            "metadata": {"name": "a", "namespace": "ns", "resourceVersion": "1"},
+            "spec": {},
+            "status": {"phase": "Running"},
+        }
+        self.fail_writes = 0
+
+    async def get(self, *args: Any, **kwargs: Any) -> _Obj:
+        return _Obj(copy.deepcopy(self.app))
+
+    async def replace(self, obj: Any, name: str, namespace: str) -> _Obj:
+        if self.fail_writes:
+            self.fail_writes -= 1
+            raise ApiError(
+                request=None,  # type: ignore[arg-type]
+                response=_Response(409),  # type: ignore[arg-type]
+            )
+        self.app["status"] = copy.deepcopy(obj.to_dict()["status"])
+        return _Obj(copy.deepcopy(self.app))
+
+
+class _Response:
+    def __init__(self, code: int) -> None:
+        self.status_code = code
+
+    def json(self) -> dict[str, Any]:
+        return {"code": self.status_code, "message": "conflict", "status": "Failure"}
+
+
+class FakeMember:
+    def __init__(self) -> None:
+        self.pods = [pod("zk-phx-0")]
+
+    def list(self, *args: Any, **kwargs: Any) -> Any:
+        pods = list(self.pods)
+
+        async def gen() -> Any:
+            for p in pods:
+                yield p
+
+        return gen()
+
+
+class FakeCenter:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+        self.crash_next = False
+
+    async def validate(self, app: Any) -> list[str]:
+        return []
+
+    async def emit(self, event: Any, app: Any) -> list[str]:
+        if self.crash_next:
+            self.crash_next = False
+            raise ConnectionError("the operator died here")
+        self.events.append((event.trigger, event.once_per))
+        return []
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeManagement, FakeMember, FakeCenter, Any]:
+    mgmt, member, center = FakeManagement(), FakeMember(), FakeCenter()
+    monkeypatch.setattr(health_task, "zone_targets", lambda wisb: [target("zk", "phx", 1)])
+    checker = HealthChecker(mgmt, lambda key: object(), center)  # type: ignore[arg-type]
+    return mgmt, member, center, checker
+
+
+def ctx(member: FakeMember) -> TaskContext:
+    return TaskContext("run-1", "report", 1, {"c-phx": member}, logging.getLogger("t"))
+
+
+PARAMS = HealthParams(application="a", namespace="ns")
+
+
+async def test_a_change_is_recorded_then_told_once(world: Any) -> None:
+    mgmt, member, center, checker = world
+    await checker.report(PARAMS, ctx(member))
+    member.pods = [pod("zk-phx-0", False)]
+    await checker.report(PARAMS, ctx(member))
+    await checker.report(PARAMS, ctx(member))
+    assert center.events == [("health-unhealthy", "1")]
+    health = mgmt.app["status"]["health"]
+    assert health["transitions"] == health["announced"] == 1
+    assert health["lastTrigger"] == "health-unhealthy" and health["was"] == "Healthy"
+
+
+async def test_a_write_that_fails_tells_nothing(world: Any) -> None:
+    mgmt, member, center, checker = world
+    await checker.report(PARAMS, ctx(member))
+    member.pods = [pod("zk-phx-0", False)]
+    mgmt.fail_writes = 1
+    with pytest.raises(RetryableError, match=r"write status\.health"):
+        await checker.report(PARAMS, ctx(member))
+    assert center.events == []
+
+
+async def test_a_check_that_died_before_telling_is_told_by_the_next_even_if_healed(
+    world: Any,
+) -> None:
+    mgmt, member, center, checker = world
+    await checker.report(PARAMS, ctx(member))
+    member.pods = [pod("zk-phx-0", False)]
+    center.crash_next = True
+    with pytest.raises(ConnectionError):
+        await checker.report(PARAMS, ctx(member))
+    assert mgmt.app["status"]["health"]["status"] == "Unhealthy"
+    assert mgmt.app["status"]["health"]["announced"] == 0
+    member.pods = [pod("zk-phx-0")]  # healed before the next check
+    await checker.report(PARAMS, ctx(member))
+    assert center.events == [("health-unhealthy", "1"), ("health-recovered", "2")]
+    await checker.report(PARAMS, ctx(member))
+    assert len(center.events) == 2
+    assert mgmt.app["status"]["health"]["announced"] == 2
