@@ -92,8 +92,9 @@ async def _zookeeper(check: AgentCheck, host: str) -> tuple[bool, str, dict[str,
     srvr = parse_srvr(await send_word(host, check.port, "srvr", timeout))
     mode = mntr.get("zk_server_state") or srvr.get("Mode", "")
     observed: dict[str, Any] = {"mode": mode, "mntr": mntr}
-    if "zk_followers" in mntr:
-        observed["followers"] = int(mntr["zk_followers"])
+    followers = mntr.get("zk_followers", mntr.get("zk_synced_followers"))
+    if followers is not None:
+        observed["followers"] = int(followers)
     if "zk_synced_followers" in mntr:
         observed["syncedFollowers"] = int(mntr["zk_synced_followers"])
     if "zk_outstanding_requests" in mntr:

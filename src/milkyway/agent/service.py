@@ -126,8 +126,8 @@ class AgentService:
         self._critical_down = down
 
     def health(self) -> Health:
-        if not self.spec.checks:
-            return "Healthy"
+        """Unhealthy when a critical check fails or a volume is critical or failed;
+        Degraded for a failing non-critical check or a volume past its warning."""
         if any(c.name not in self.checks for c in self.spec.checks):
             return "Unknown"
         failed = [c for c in self.spec.checks if not self.checks[c.name].result.ok]
