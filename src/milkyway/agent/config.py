@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from milkyway.model.agent_spec import AgentSpec
+from milkyway.render.security import AGENT_CONFIG_FILE, AGENT_KEYS_DIR, AGENT_PORT
 
-AGENT_FILE = "agent.json"
+AGENT_FILE = AGENT_CONFIG_FILE
 DEFAULT_CONFIG_DIR = Path("/etc/milkyway/config")
-DEFAULT_KEYS_DIR = Path("/etc/milkyway/agent-keys")
-DEFAULT_PORT = 8471
+DEFAULT_KEYS_DIR = Path(AGENT_KEYS_DIR)
+DEFAULT_PORT = AGENT_PORT
 
 
 class AgentConfigError(Exception):

@@ -19,6 +19,11 @@ AGENT_IMAGE = f"milkyway/agent:{__version__}"
 AGENT_PORT = 8471
 AGENT_UID = 65532
 """The agent's own unprivileged uid (the conventional ``nonroot`` user)."""
+AGENT_CONFIG_FILE = "agent.json"
+"""The type's agent declaration in the zone's ConfigMap."""
+AGENT_KEYS_SECRET = "milkyway-agent-keys"
+"""Secret of the member namespace holding the operator's public keys (``<key id>.pub``)."""
+AGENT_KEYS_DIR = "/etc/milkyway/agent-keys"
 
 
 def pod_security_context(container: ContainerSpec) -> dict[str, Any]:
@@ -58,16 +63,28 @@ def main_container_security(container: ContainerSpec) -> dict[str, Any]:
     )
 
 
-def agent_container(env: list[dict[str, Any]], config_volume: str) -> dict[str, Any]:
+def agent_container(
+    env: list[dict[str, Any]], config_volume: str, data_path: str | None
+) -> dict[str, Any]:
     """The sidecar agent: reads the config and reports member health; it gets no
-    capabilities, no write access outside its own scratch directory, and a small budget."""
+    capabilities, no write access outside its own scratch directory and the member's data
+    volume (mounted read-write only so that a read-only remount of a failing disk is seen
+    as one), and a small budget."""
+    mounts: list[dict[str, Any]] = [
+        {"name": config_volume, "mountPath": "/etc/milkyway/config", "readOnly": True},
+        {"name": "agent-keys", "mountPath": AGENT_KEYS_DIR, "readOnly": True},
+        {"name": "agent-tmp", "mountPath": "/tmp"},
+    ]
+    if data_path is not None:
+        mounts.append({"name": "data", "mountPath": data_path})
     return {
         "name": AGENT_NAME,
         "image": AGENT_IMAGE,
+        "command": ["milkyway", "agent"],
         "env": env,
         "ports": [{"name": "agent", "containerPort": AGENT_PORT, "protocol": "TCP"}],
         "readinessProbe": {
-            "tcpSocket": {"port": "agent"},
+            "httpGet": {"path": "/healthz", "port": "agent"},
             "periodSeconds": 10,
             "timeoutSeconds": 2,
             "failureThreshold": 3,
@@ -77,8 +94,5 @@ def agent_container(env: list[dict[str, Any]], config_volume: str) -> dict[str, 
             "limits": {"memory": "64Mi"},
         },
         "securityContext": container_security_context(AGENT_UID, AGENT_UID, True, []),
-        "volumeMounts": [
-            {"name": config_volume, "mountPath": "/etc/milkyway/config", "readOnly": True},
-            {"name": "agent-tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": mounts,
     }

@@ -25,6 +25,7 @@ from milkyway.render.labels import (
 )
 from milkyway.render.naming import base_name, member_name, zone_dns
 from milkyway.render.pod import MEMBERS_FILE, PodInputs, pod_template
+from milkyway.render.security import AGENT_CONFIG_FILE
 from milkyway.render.templating import render_template
 
 LOCAL_STORAGE_CLASS = "milkyway-local"
@@ -130,6 +131,11 @@ class _ZoneRenderer:
             item.name: render_template(item.template, context, f"ComponentType {name} {item.name}")
             for item in self.spec.config_files
         }
+        if self.spec.agent.model_fields_set:
+            declaration = self.spec.agent.model_dump(
+                mode="json", by_alias=True, exclude_defaults=True
+            )
+            files[AGENT_CONFIG_FILE] = json.dumps(declaration, sort_keys=True) + "\n"
         if self.component.workload == "statefulset":
             files[MEMBERS_FILE] = "".join(
                 f"{m['ordinal']} {m['id']} {m['host']}\n"
