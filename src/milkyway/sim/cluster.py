@@ -9,6 +9,7 @@ from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.apiserver.auth import TokenAuthenticator
 from milkyway.sim.apiserver.persistence import SqlitePersistence
 from milkyway.sim.apiserver.server import ApiServer
+from milkyway.sim.process.runtime import ProcessRuntime
 
 
 class SimulatedCluster:
@@ -31,6 +32,9 @@ class SimulatedCluster:
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.name = name
+        self.runtime: ProcessRuntime | None = None
+        """Runs this cluster's pods of mapped images as processes, once a control plane
+        with a process runtime is attached (see ``ControlledClusters(images=...)``)."""
         self.persistence = (
             SqlitePersistence(Path(data_dir) / f"{name}.sqlite") if data_dir is not None else None
         )

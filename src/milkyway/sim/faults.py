@@ -357,9 +357,13 @@ class Faults:
             target.plane.apply(SOURCE, ("", "disk"), actions)
 
         set_phase(True)
+        for pv in volumes:
+            target.kubelet.volume_failed(pv, True)
 
         async def undo() -> None:
             set_phase(False)
+            for pv in volumes:
+                target.kubelet.volume_failed(pv, False)
 
         what = volume or f"node/{node}"
         return self._record("fail-disk", target, what, {"volumes": volumes}, duration, undo)

@@ -190,15 +190,3 @@ async def test_logs_and_delete_namespace(kubectl, sim: SimulatedClusters) -> Non
     await kubectl.run("delete", "namespace", "team", "--timeout=20s")
     assert "team" not in [n["metadata"]["name"] for n in api.list("namespaces")["items"]]
     assert api.list("pods", namespace="team")["items"] == []
-
-
-async def test_protobuf_bodies_are_refused_clearly(kubectl) -> None:
-    """Typed kubectl commands send protobuf, which the simulator does not decode."""
-    refused = await kubectl.run("create", "namespace", "pb", check=False)
-    assert refused.returncode != 0
-    assert "UnsupportedMediaType" in refused.stderr
-    assert "application/vnd.kubernetes.protobuf" in refused.stderr
-    assert "kubectl apply -f" in refused.stderr
-    manifest = await kubectl.run("create", "namespace", "pb", "--dry-run=client", "-o", "yaml")
-    await kubectl.run("apply", "-f", "-", stdin=manifest.stdout)
-    assert "pb" in (await kubectl.run("get", "namespaces")).stdout

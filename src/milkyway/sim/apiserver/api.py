@@ -24,10 +24,12 @@ from milkyway.sim.apiserver.apply import record_update, server_side_apply
 from milkyway.sim.apiserver.auth import evaluate_review
 from milkyway.sim.apiserver.bootstrap import SYSTEM_NAMESPACES, default_rbac
 from milkyway.sim.apiserver.builtin_updates import carry_over, check_update
+from milkyway.sim.apiserver.container_runtime import ContainerRuntime
 from milkyway.sim.apiserver.crds import CustomResources
 from milkyway.sim.apiserver.defaults import ClusterIPAllocator, apply_defaults
 from milkyway.sim.apiserver.deletion import Deletion, rfc3339
 from milkyway.sim.apiserver.errors import ApiError, Cause
+from milkyway.sim.apiserver.pod_logs import PodLogs
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
 from milkyway.sim.apiserver.selectors import (
@@ -112,7 +114,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
       termination hold it)
       ``delete_collection(resource, *, namespace=None, label_selector=None, ...)``
       ``get_scale``/``update_scale`` (``autoscaling/v1`` Scale), ``bind`` (pods/binding),
-      ``evict`` (pods/eviction), ``read_log``/``write_log`` (pods/log),
+      ``evict`` (pods/eviction), ``read_log``/``write_log``/``stop_log`` (pods/log),
       ``review_access(review, *, user, groups)`` (SubjectAccessReviews against stored RBAC).
     Watching:
       ``watch(resource, *, namespace=None, label_selector=None, field_selector=None,
@@ -131,6 +133,8 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
       ``delete(..., grace_period_seconds=0)``. Without one the pod goes at once.
       ``eviction_check`` — ``fn(api, pod, eviction)`` raising ApiError 429 when a
       PodDisruptionBudget forbids the eviction; by default every eviction is allowed.
+      ``container_runtime`` — a :class:`ContainerRuntime` for pods whose containers run
+      as real processes (logs, exec and port-forward reach them); None: all simulated.
     """
 
     def __init__(
@@ -148,10 +152,11 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         self.registry = ResourceRegistry()
         self.clock = clock or (lambda: datetime.now(UTC))
         self.eviction_check: EvictionCheck | None = None
+        self.container_runtime: ContainerRuntime | None = None
         self._kubelets = 0
         self._ips = ClusterIPAllocator()
         self._schemas: BuiltinSchemas | None = None
-        self._logs: dict[tuple[str, str], dict[str, list[str]]] = {}
+        self.logs = PodLogs(lambda: self.clock())
         self._random = random.Random()
         self._out: Callable[[Obj], Obj] = deep_copy
         self._keep_bodies = False

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from milkyway.sim.apiserver import errors
 from milkyway.sim.apiserver.errors import ApiError
+from milkyway.sim.apiserver.pod_logs import PodLogs
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry
 from milkyway.sim.apiserver.selectors import FieldSelector, LabelSelector
 from milkyway.sim.apiserver.store import DELETED, MODIFIED, Store, deep_copy
@@ -36,7 +37,7 @@ class Deletion:
     store: Store
     registry: ResourceRegistry
     clock: Callable[[], datetime]
-    _logs: dict[tuple[str, str], dict[str, list[str]]]
+    logs: PodLogs
 
     # ----------------------------------------------------------------- delete
 
@@ -195,7 +196,7 @@ class Deletion:
         if info.key == _CRD_KEY:
             self._unserve_crd(final)
         if info.key == _POD_KEY:
-            self._logs.pop((md.get("namespace", ""), md["name"]), None)
+            self.logs.drop(md.get("namespace", ""), md["name"])
         self._collect_dependents(md.get("uid", ""))
         self._owners_may_finish(final)
         ns = md.get("namespace")

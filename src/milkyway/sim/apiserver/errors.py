@@ -142,26 +142,22 @@ def gone(message: str) -> ApiError:
 _ACCEPTED_BODY_TYPES = (
     "application/json, application/yaml, application/merge-patch+json, "
     "application/json-patch+json, application/strategic-merge-patch+json, "
-    "application/apply-patch+yaml"
-)
-
-
-_PROTOBUF = "application/vnd.kubernetes.protobuf"
-_PROTOBUF_HINT = (
-    " (the simulated API server decodes JSON and YAML bodies only; kubectl's typed commands "
-    "send protobuf: write the object with kubectl apply -f, e.g. kubectl create ... "
-    "--dry-run=client -o yaml | kubectl apply -f -)"
+    "application/apply-patch+yaml, application/vnd.kubernetes.protobuf"
 )
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
-    hint = _PROTOBUF_HINT if content_type.startswith(_PROTOBUF) else ""
     return ApiError(
         415,
         "UnsupportedMediaType",
         "the body of the request was in an unknown format - accepted media types include: "
-        f'{_ACCEPTED_BODY_TYPES}; got "{content_type}"{hint}',
+        f'{_ACCEPTED_BODY_TYPES}; got "{content_type}"',
     )
+
+
+def unsupported_media_type_message(message: str) -> ApiError:
+    """415 with a message of its own (a body type the server knows but cannot read now)."""
+    return ApiError(415, "UnsupportedMediaType", message)
 
 
 def invalid(group: str, kind: str, name: str, causes: list[Cause]) -> ApiError:

@@ -88,6 +88,7 @@ class ResourceInfo:
         return self.subresource("status") is not None
 
 
+_PROXY_VERBS = ("create", "delete", "get", "patch", "update")
 _STATUS = Subresource("status", "")
 _SCALE = Subresource("scale", "Scale", "autoscaling", "v1")
 
@@ -146,6 +147,9 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
             Subresource("log", "Pod", "", "v1", ("get",)),
             Subresource("eviction", "Eviction", "policy", "v1", ("create",)),
             Subresource("binding", "Binding", "", "v1", ("create",)),
+            Subresource("exec", "PodExecOptions", "", "v1", ("create", "get")),
+            Subresource("portforward", "PodPortForwardOptions", "", "v1", ("create", "get")),
+            Subresource("proxy", "PodProxyOptions", "", "v1", _PROXY_VERBS),
         ),
     ),
     _builtin(
@@ -155,7 +159,10 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
         "services",
         short=("svc",),
         categories=("all",),
-        subresources=(_STATUS,),
+        subresources=(
+            _STATUS,
+            Subresource("proxy", "ServiceProxyOptions", "", "v1", _PROXY_VERBS),
+        ),
     ),
     _builtin("", "v1", "Endpoints", "endpoints", short=("ep",)),
     _builtin("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices"),

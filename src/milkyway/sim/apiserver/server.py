@@ -21,13 +21,16 @@ import orjson
 import yaml
 from aiohttp import web
 
-from milkyway.sim.apiserver import errors
+from milkyway.sim.apiserver import errors, openapi_v2_protobuf, protobuf_codec
 from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.apiserver.auth import TokenAuthenticator, User, authorize
 from milkyway.sim.apiserver.discovery import Discovery, version_info, wants_aggregated
 from milkyway.sim.apiserver.duplicate_keys import duplicate_fields
 from milkyway.sim.apiserver.errors import ApiError, Cause
+from milkyway.sim.apiserver.kubectl_schemas import SchemasUnavailable, kubectl_schemas
 from milkyway.sim.apiserver.openapi import OpenAPIPublisher, ServedResource
+from milkyway.sim.apiserver.pod_log_stream import serve_log
+from milkyway.sim.apiserver.pod_streams import PodStreams
 from milkyway.sim.apiserver.printing import to_table
 from milkyway.sim.apiserver.resources import ResourceInfo
 from milkyway.sim.apiserver.store import BOOKMARK, DELETED, ERROR, Event
@@ -44,7 +47,14 @@ _PATCH_TYPES = {
     "application/apply-patch+yaml": "apply",
     "application/apply-patch+cbor": "apply-cbor",
 }
-_BODY_TYPES = {"application/json", "application/yaml", "text/yaml", "application/x-yaml", ""}
+_BODY_TYPES = {
+    "application/json",
+    "application/yaml",
+    "text/yaml",
+    "application/x-yaml",
+    "",
+    protobuf_codec.PROTOBUF,
+}
 _TRUE = {"1", "true", "True"}
 _OPEN_PATHS = {"/healthz", "/readyz", "/livez"}
 
@@ -101,6 +111,7 @@ class ApiServer:
         self.request_hook: Callable[[web.Request], Awaitable[None]] | None = None
         self._runner: web.AppRunner | None = None
         self._openapi: Any = None
+        self._pod_streams = PodStreams(self)
 
     @property
     def url(self) -> str:
@@ -128,6 +139,7 @@ class ApiServer:
 
     async def stop(self) -> None:
         self.api.store.close_watchers()
+        await self._pod_streams.close()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -230,6 +242,9 @@ class ApiServer:
             if doc is not None:
                 self._authorize_path(user, request)
                 return doc
+        streamed = await self._pod_streams.route(request, user)
+        if streamed is not None:
+            return streamed
         target = self._target(parts)
         if target.info.namespaced and target.namespace is None and request.method != "GET":
             raise errors.method_not_allowed(
@@ -264,6 +279,8 @@ class ApiServer:
         if method == "GET":
             if watch:
                 return await self._watch(request, target)
+            if target.subresource == "log" and target.name and target.namespace:
+                return await serve_log(request, self.api, target.name, target.namespace)
             return self._get(request, target)
         if method == "POST":
             return await self._post(request, target, user)
@@ -285,7 +302,10 @@ class ApiServer:
         if path in _OPEN_PATHS or path.startswith(("/healthz/", "/readyz/", "/livez/")):
             return web.Response(text="ok", content_type="text/plain")
         if path == "/openapi/v2":
-            return _json(self._publisher().v2_document())
+            document = self._publisher().v2_document()
+            if openapi_v2_protobuf.wants_protobuf(request.headers.get("Accept", "")):
+                return await self._openapi_v2_protobuf(document)
+            return _json(document)
         if path == "/openapi/v3":
             return _json(self._publisher().v3_index())
         if path.startswith("/openapi/v3/"):
@@ -294,6 +314,19 @@ class ApiServer:
                 raise errors.ApiError(404, "NotFound", f"no OpenAPI document for {path}")
             return _json(doc)
         raise errors.ApiError(404, "NotFound", "the server could not find the requested resource")
+
+    async def _openapi_v2_protobuf(self, document: dict[str, Any]) -> web.Response:
+        def encode() -> bytes:
+            try:
+                return openapi_v2_protobuf.encode_document(document, kubectl_schemas())
+            except SchemasUnavailable as exc:
+                raise errors.ApiError(406, "NotAcceptable", str(exc)) from None
+
+        body = await asyncio.to_thread(encode)
+        return web.Response(
+            body=body,
+            headers={"Content-Type": openapi_v2_protobuf.OPENAPI_V2_PROTOBUF_CONTENT_TYPE},
+        )
 
     def _publisher(self) -> Any:
         if self._openapi is None:
@@ -424,14 +457,6 @@ class ApiServer:
             return _json(listed)
         if target.subresource == "scale":
             return _json(api.get_scale(info, target.name, namespace=target.namespace))
-        if target.subresource == "log":
-            text = api.read_log(
-                target.name,
-                namespace=target.namespace,
-                container=query.get("container"),
-                tail_lines=_int(query, "tailLines"),
-            )
-            return web.Response(text=text, content_type="text/plain")
         if target.subresource not in ("", "status"):
             raise errors.method_not_allowed(f"GET is not supported on {target.subresource}")
         obj = api.get_stored(info, target.name, namespace=target.namespace)
@@ -581,6 +606,8 @@ class ApiServer:
         content_type = _content_type(request)
         if not raw.strip():
             raise errors.bad_request("the request body is empty: send a JSON or YAML object")
+        if content_type == protobuf_codec.PROTOBUF:
+            return await self._protobuf_body(raw)
         if content_type in ("application/yaml", "text/yaml", "application/x-yaml") or (
             content_type == "application/apply-patch+yaml"
         ):
@@ -604,6 +631,12 @@ class ApiServer:
             if warnings is not None:
                 warnings.extend(duplicates)
         return body
+
+    async def _protobuf_body(self, raw: bytes) -> dict[str, Any]:
+        """Decode with the schemas of the kubectl on PATH; scanning the binary takes
+        seconds the first time, so it runs off the event loop."""
+        schemas = await asyncio.to_thread(protobuf_codec.schemas_or_415, kubectl_schemas)
+        return protobuf_codec.decode_body(raw, schemas)
 
     def _write_options(self, request: web.Request) -> dict[str, Any]:
         query = request.query
@@ -730,7 +763,9 @@ class ApiServer:
         options: dict[str, Any] = {}
         if request.can_read_body:
             raw = await request.read()
-            if raw.strip():
+            if raw.startswith(protobuf_codec.MAGIC):
+                options = await self._protobuf_body(raw)
+            elif raw.strip():
                 try:
                     options = orjson.loads(raw)
                 except orjson.JSONDecodeError as exc:

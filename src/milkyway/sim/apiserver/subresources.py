@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from milkyway.sim.apiserver import errors
 from milkyway.sim.apiserver.errors import Cause
+from milkyway.sim.apiserver.pod_logs import PodLogs
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry, ScalePaths
 from milkyway.sim.apiserver.selectors import selector_to_string
 from milkyway.sim.apiserver.store import MODIFIED, Store, deep_copy
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from milkyway.sim.apiserver.api import Resource
 
 Obj = dict[str, Any]
-LOG_LINES = 10_000
 
 
 def _split_path(path: str) -> list[str]:
@@ -49,7 +49,7 @@ class Subresources:
     store: Store
     registry: ResourceRegistry
     clock: Callable[[], datetime]
-    _logs: dict[tuple[str, str], dict[str, list[str]]]
+    logs: PodLogs
 
     # ----------------------------------------------------------------- scale
 
@@ -213,12 +213,36 @@ class Subresources:
     def write_log(
         self, name: str, container: str, text: str, *, namespace: str = "default"
     ) -> None:
-        """Append output of a container (what a kubelet records); the oldest lines beyond
-        ``LOG_LINES`` per container are dropped, as a node rotates its logs."""
-        lines = self._logs.setdefault((namespace, name), {}).setdefault(container, [])
-        lines.extend(text.splitlines())
-        if len(lines) > LOG_LINES:
-            del lines[: len(lines) - LOG_LINES]
+        """Append output of a container (what a kubelet records); see :class:`PodLogs`."""
+        self.logs.write(namespace, name, container, text)
+
+    def stop_log(self, name: str, container: str, *, namespace: str = "default") -> None:
+        """The container's instance ended: its log becomes ``previous`` and followers of
+        ``pods/log`` finish, as when a real container exits."""
+        self.logs.stop(namespace, name, container)
+
+    def log_container(self, name: str, *, namespace: str | None, container: str | None) -> str:
+        """The container ``pods/log``, ``exec`` and ``attach`` address; 400 naming the
+        choices when none or a wrong one is given for a pod of several."""
+        info = self.registry.require("", "v1", "pods")
+        ns = self._namespace_for(info, namespace)
+        pod = self._stored(info, ns, name)
+        spec = pod.get("spec") or {}
+        names = [c.get("name") for c in spec.get("containers") or []]
+        every = names + [c.get("name") for c in spec.get("initContainers") or []]
+        if container is None:
+            if len(names) != 1:
+                raise errors.bad_request(
+                    f"a container name must be specified for pod {name}, choose one of: "
+                    f"[{' '.join(str(n) for n in names)}]"
+                )
+            return str(names[0])
+        if container not in every:
+            raise errors.bad_request(
+                f"container {container} is not valid for pod {name}; choose one of: "
+                f"[{' '.join(str(n) for n in names)}]"
+            )
+        return container
 
     def read_log(
         self,
@@ -227,24 +251,21 @@ class Subresources:
         namespace: str | None = None,
         container: str | None = None,
         tail_lines: int | None = None,
+        previous: bool = False,
     ) -> str:
+        """The current (or ``previous``) instance's log as text (``tail_lines``: the last
+        lines only); 400 for ``previous`` when the container never stopped."""
+        chosen = self.log_container(name, namespace=namespace, container=container)
         info = self.registry.require("", "v1", "pods")
-        ns = self._namespace_for(info, namespace)
-        pod = self._stored(info, ns, name)
-        names = [c.get("name") for c in (pod.get("spec") or {}).get("containers") or []]
-        if container is None:
-            if len(names) != 1:
+        log = self.logs.container(self._namespace_for(info, namespace), name, chosen)
+        if previous:
+            if log is None or log.previous is None:
                 raise errors.bad_request(
-                    f"a container name must be specified for pod {name}, choose one of: "
-                    f"[{' '.join(str(n) for n in names)}]"
+                    f'previous terminated container "{chosen}" in pod "{name}" not found'
                 )
-            container = names[0]
-        elif container not in names:
-            raise errors.bad_request(
-                f"container {container} is not valid for pod {name}; choose one of: "
-                f"[{' '.join(str(n) for n in names)}]"
-            )
-        lines = self._logs.get((ns, name), {}).get(str(container), [])
+            lines = [line.text for line in log.previous]
+        else:
+            lines = [line.text for line in log.current] if log is not None else []
         if tail_lines is not None:
             lines = lines[-tail_lines:] if tail_lines > 0 else []
         return "".join(f"{line}\n" for line in lines)

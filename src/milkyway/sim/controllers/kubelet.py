@@ -41,6 +41,7 @@ from milkyway.sim.nodes import (
     node_ip,
     node_object,
 )
+from milkyway.sim.process.runtime import ProcessRuntime
 
 SOURCE = "kubelet"
 _LEASES = "coordination.k8s.io/v1/leases"
@@ -80,8 +81,16 @@ class Kubelet:
 
     name = "kubelet"
 
-    def __init__(self, nodes: list[NodeSpec], *, cluster_index: int = 0) -> None:
+    def __init__(
+        self,
+        nodes: list[NodeSpec],
+        *,
+        cluster_index: int = 0,
+        process: ProcessRuntime | None = None,
+    ) -> None:
         self.specs = list(nodes)
+        self.process = process
+        """Runs the pods whose images are all mapped as real processes (None: none)."""
         self.cluster_index = cluster_index
         self.agents: dict[str, NodeAgent] = {}
         self.states: dict[tuple[str, str], PodState] = {}
@@ -98,10 +107,15 @@ class Kubelet:
         plane.pods.on_change(self._on_pod)
         plane.informer("v1/persistentvolumeclaims").on_change(self._on_claim)
         plane.informer("v1/persistentvolumes").on_change(self._on_volume)
+        if self.process is not None:
+            self.process.bind(plane.api, lambda ns, name: plane.enqueue(self.name, (ns, name)))
+            self.process.on_event = lambda event: plane.apply(self.name, ("", ""), [event])
         for index, spec in enumerate(self.specs):
             self.add_node(spec, index)
 
     def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
         for agent in self.agents.values():
             if agent.heartbeat is not None:
                 agent.heartbeat.cancel()
@@ -162,6 +176,8 @@ class Kubelet:
         assert pod is not None
         if new is None:
             self.states.pop(key_of(pod), None)
+            if self.process is not None:
+                self.process.forget(*key_of(pod))
             return
         if (new.get("spec") or {}).get("nodeName") in self.agents:
             self.plane.enqueue(self.name, key_of(new))
@@ -196,6 +212,8 @@ class Kubelet:
         pod = self.plane.pods.get(ns, name)
         if pod is None:
             self.states.pop((ns, name), None)
+            if self.process is not None:
+                self.process.forget(ns, name)
             return []
         agent = self.agents.get((pod.get("spec") or {}).get("nodeName", ""))
         if agent is None or not agent.alive:
@@ -204,7 +222,10 @@ class Kubelet:
         if state is not None and state.uid != uid_of(pod):
             state = None
         now = time.monotonic()
+        real = self.process is not None and self.process.runs(pod)
         if is_terminating(pod):
+            if real:
+                return self._terminate_process(pod, state)
             return self._terminate(pod, state, agent, now)
         if state is None:
             if pod_phase(pod) in ("Succeeded", "Failed"):
@@ -213,7 +234,10 @@ class Kubelet:
             state.runtime.start_time = now_rfc3339(self.plane.now())
             self.states[(ns, name)] = state
         actions: list[Action] = []
-        self._advance(pod, state, agent, now, actions)
+        if real:
+            self._advance_process(pod, state, actions)
+        else:
+            self._advance(pod, state, agent, now, actions)
         status = render_status(pod, state.runtime, now_rfc3339(self.plane.now()))
         if status != (pod.get("status") or {}):
             actions.insert(0, Patch(PODS, ns, name, {"status": status}, "status"))
@@ -314,6 +338,57 @@ class Kubelet:
             if pending:
                 actions.append(Requeue(min(pending)))
 
+    def _advance_process(self, pod: Obj, state: PodState, actions: list[Action]) -> None:
+        """A pod of mapped images: the same volume checks, then real processes."""
+        assert self.process is not None
+        if state.stage == "failed":
+            return
+        problem = self._volume_problem(pod)
+        if problem.startswith("MountVolume"):
+            if state.stage == "volumes":
+                if state.mount_warned != problem:
+                    state.mount_warned = problem
+                    actions.append(self._event(pod, "Warning", "FailedMount", problem))
+                return
+            self.process.fail_pod(namespace_of(pod), name_of(pod))
+            self._fail(pod, state, problem, actions)
+            return
+        if problem:
+            return
+        state.stage = "running"
+        self.process.advance(pod, state.runtime, actions)
+
+    def _terminate_process(self, pod: Obj, state: PodState | None) -> list[Action]:
+        """Graceful deletion of a process-backed pod: the kubelet removes the pod once
+        every process has ended (SIGTERM, then SIGKILL after the grace period)."""
+        assert self.process is not None
+        ns, name = namespace_of(pod), name_of(pod)
+        actions: list[Action] = []
+        if state is not None and state.terminate_at is None:
+            state.terminate_at = time.monotonic()
+            for c in state.runtime.containers:
+                if c.ready and self.config.record_events:
+                    actions.append(
+                        self._event(pod, "Normal", "Killing", f"Stopping container {c.name}")
+                    )
+                c.ready = False
+        done = self.process.terminate(pod)
+        if state is not None:
+            status = render_status(pod, state.runtime, now_rfc3339(self.plane.now()))
+            if status != (pod.get("status") or {}):
+                actions.append(Patch(PODS, ns, name, {"status": status}, "status"))
+        if not done:
+            actions.append(Requeue(0.2))
+            return actions
+        self.states.pop((ns, name), None)
+        actions.append(Delete(PODS, ns, name, grace_period_seconds=0, uid=uid_of(pod)))
+        return actions
+
+    def volume_failed(self, pv: str, failed: bool) -> None:
+        """``fail-disk`` reaches the directory of a process-backed pod's volume too."""
+        if self.process is not None:
+            self.process.set_volume_failed(pv, failed)
+
     def _allocate_ip(self) -> str:
         self._next_ip += 1
         n = self._next_ip
@@ -363,6 +438,7 @@ class Kubelet:
             self.plane.api.write_log(
                 name_of(pod), c.name, f"{stamp} I/O error: {why}", namespace=namespace_of(pod)
             )
+            self.plane.api.stop_log(name_of(pod), c.name, namespace=namespace_of(pod))
         state.stage = "failed"
         actions.append(self._event(pod, "Warning", "DiskFailure", why))
 
@@ -397,6 +473,7 @@ class Kubelet:
                 f"{stamp} simulated container {c.name} exited with code 1",
                 namespace=namespace_of(pod),
             )
+            self.plane.api.stop_log(name_of(pod), c.name, namespace=namespace_of(pod))
             if looping:
                 c.waiting_reason = "CrashLoopBackOff"
                 c.waiting_message = (
@@ -472,6 +549,8 @@ class Kubelet:
     def set_alive(self, node: str, alive: bool) -> None:
         agent = self._agent(node)
         agent.alive = alive
+        if not alive and self.process is not None:
+            self.process.kill_node(node)
         if alive:
             self._register(agent)
             self._renew(agent)

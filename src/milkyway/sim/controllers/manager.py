@@ -19,6 +19,7 @@ from milkyway.sim.controllers.workloads import (
     StatefulSetController,
 )
 from milkyway.sim.nodes import NodeSpec, default_nodes
+from milkyway.sim.process.runtime import ProcessRuntime
 
 if TYPE_CHECKING:
     from milkyway.sim.apiserver.api import ClusterAPI
@@ -30,11 +31,13 @@ def start_control_plane(
     config: ControlPlaneConfig | None = None,
     *,
     cluster_index: int = 0,
+    process: ProcessRuntime | None = None,
 ) -> ControlPlane:
     """Start scheduler, kubelets, node lifecycle and workload/storage/service controllers.
 
     Call from a running event loop; stop with ``await plane.stop()``. ``nodes`` is a list
     of :class:`NodeSpec` or a count of default nodes named after the cluster.
+    ``process``: run pods whose images it maps as real processes (None: all simulated).
     """
     specs = default_nodes(nodes, cluster=api.name) if isinstance(nodes, int) else list(nodes)
     for storage_class in default_storage_classes():
@@ -44,7 +47,7 @@ def start_control_plane(
             if err.reason != "AlreadyExists":
                 raise
     plane = ControlPlane(api, config)
-    kubelet = Kubelet(specs, cluster_index=cluster_index)
+    kubelet = Kubelet(specs, cluster_index=cluster_index, process=process)
     for controller in (
         kubelet,
         SchedulerController(),

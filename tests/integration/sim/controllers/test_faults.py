@@ -36,7 +36,7 @@ async def test_crash_container_bumps_restart_count_and_recovers(web: Sim) -> Non
     assert container["restartCount"] == 1
     assert container["lastState"]["terminated"]["exitCode"] == 1
     await eventually(lambda: _ready(web, "web-0"), what="ready again after the crash")
-    assert "exited with code 1" in web.api.read_log("web-0", namespace="default")
+    assert "exited with code 1" in web.api.read_log("web-0", namespace="default", previous=True)
 
 
 async def test_crash_loop_shows_backoff_until_lifted(web: Sim) -> None:

@@ -1,0 +1,143 @@
+"""Pod addresses and the names pods resolve, shared by every cluster of one simulator.
+
+Every address in 127.0.0.0/8 is local, so each process-backed pod gets its own
+``127.a.b.c`` and its containers bind their real ports without clashing. Names follow
+Kubernetes DNS: a pod with ``hostname`` and ``subdomain`` is
+``<hostname>.<subdomain>.<namespace>.svc.cluster.local`` inside its cluster, and, as in
+the Multi-Cluster Services scheme, ``<hostname>.<cluster>.<subdomain>.<namespace>.svc.
+clusterset.local`` from every cluster. Each pod sees these names through its own
+``/etc/hosts``, rewritten in place (the file is bind-mounted, so its inode must stay)
+whenever a pod address appears or goes.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+CLUSTER_DOMAIN = "cluster.local"
+CLUSTERSET_DOMAIN = "clusterset.local"
+
+
+@dataclass(frozen=True)
+class PodName:
+    """One process-backed pod's entry in the shared registry."""
+
+    cluster: str
+    namespace: str
+    name: str
+    ip: str
+    hostname: str
+    subdomain: str
+
+
+class PodNetwork:
+    """Allocates pod addresses and renders each pod's ``/etc/hosts``.
+
+    Addresses are drawn at random from 127.0.0.0/8 (avoiding 127.0.0.0/16, where the
+    machine's own services live) so simulators running side by side on one machine do
+    not collide.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._rng = random.Random(seed) if seed is not None else random.SystemRandom()
+        self._used: set[str] = set()
+        self.pods: dict[tuple[str, str, str], PodName] = {}
+        self.api_hosts: dict[str, str] = {}
+        """Cluster name -> the API server's address, for ``kubernetes.default.svc``."""
+        self._hosts_files: dict[tuple[str, str, str], Path] = {}
+        self.on_change: list[Callable[[], None]] = []
+
+    def allocate(self) -> str:
+        while True:
+            a = self._rng.randrange(1, 255)
+            ip = f"127.{a}.{self._rng.randrange(0, 256)}.{self._rng.randrange(1, 255)}"
+            if ip not in self._used:
+                self._used.add(ip)
+                return ip
+
+    def release(self, ip: str) -> None:
+        self._used.discard(ip)
+
+    def register(self, entry: PodName, hosts_file: Path) -> None:
+        key = (entry.cluster, entry.namespace, entry.name)
+        self.pods[key] = entry
+        self._hosts_files[key] = hosts_file
+        self.refresh()
+
+    def unregister(self, cluster: str, namespace: str, name: str) -> None:
+        key = (cluster, namespace, name)
+        entry = self.pods.pop(key, None)
+        self._hosts_files.pop(key, None)
+        if entry is not None:
+            self.refresh()
+
+    def names_for(self, viewer: PodName) -> list[tuple[str, list[str]]]:
+        """``(ip, names)`` lines of ``viewer``'s hosts file."""
+        lines: list[tuple[str, list[str]]] = [
+            ("127.0.0.1", ["localhost"]),
+            ("::1", ["localhost", "ip6-localhost", "ip6-loopback"]),
+        ]
+        api = self.api_hosts.get(viewer.cluster)
+        if api:
+            lines.append(
+                (
+                    api,
+                    [
+                        f"kubernetes.default.svc.{CLUSTER_DOMAIN}",
+                        "kubernetes.default.svc",
+                        "kubernetes.default",
+                        "kubernetes",
+                    ],
+                )
+            )
+        for entry in sorted(self.pods.values(), key=lambda e: (e.cluster, e.namespace, e.name)):
+            names: list[str] = []
+            same_cluster = entry.cluster == viewer.cluster
+            if entry.subdomain:
+                local = f"{entry.hostname}.{entry.subdomain}.{entry.namespace}.svc"
+                if same_cluster:
+                    names.append(f"{local}.{CLUSTER_DOMAIN}")
+                    names.append(local)
+                    if entry.namespace == viewer.namespace:
+                        names.append(f"{entry.hostname}.{entry.subdomain}")
+                names.append(
+                    f"{entry.hostname}.{entry.cluster}.{entry.subdomain}.{entry.namespace}"
+                    f".svc.{CLUSTERSET_DOMAIN}"
+                )
+            if entry == viewer:
+                names.append(entry.hostname)
+            if names:
+                lines.append((entry.ip, names))
+        return lines
+
+    def render(self, viewer: PodName) -> str:
+        out = ["# Kubernetes-managed hosts file (simulated pod)."]
+        for ip, names in self.names_for(viewer):
+            ipaddress.ip_address(ip)
+            out.append(f"{ip}\t{' '.join(names)}")
+        return "\n".join(out) + "\n"
+
+    def refresh(self) -> None:
+        """Rewrite every registered pod's hosts file in place."""
+        for key, path in list(self._hosts_files.items()):
+            viewer = self.pods.get(key)
+            if viewer is None:
+                continue
+            write_in_place(path, self.render(viewer))
+
+
+def write_in_place(path: Path, text: str) -> None:
+    """Overwrite ``path`` keeping its inode (bind mounts of it see the new content)."""
+    data = text.encode()
+    try:
+        if path.read_bytes() == data:
+            return
+    except FileNotFoundError:
+        pass
+    with open(path, "r+b" if path.exists() else "wb") as f:
+        f.write(data)
+        f.truncate()

@@ -1,0 +1,55 @@
+"""Pods of mapped images run as real processes; other pods stay simulated beside them."""
+
+from __future__ import annotations
+
+import asyncio
+
+from milkyway.sim.process.container import group_members
+
+from .conftest import ProcessSim, eventually, shell_pod
+
+
+async def test_mapped_pod_runs_a_real_process_beside_a_simulated_one(
+    process_sim: ProcessSim,
+) -> None:
+    api = process_sim.api()
+    api.create(shell_pod("real", "echo started as $(id -u); exec sleep 300"))
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "kwok", "namespace": "default"},
+            "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]},
+        }
+    )
+    await eventually(lambda: process_sim.status("real").get("ready"), what="real pod Ready")
+    await eventually(lambda: process_sim.status("kwok").get("ready"), what="kwok pod Ready")
+    runtime = process_sim.runtime()
+    handle = runtime.container("default", "real")
+    assert handle is not None and handle.pid is not None
+    assert group_members(handle.pid) == [handle.pid]
+    pod_ip = process_sim.pod("real")["status"]["podIP"]
+    assert pod_ip == handle.pod_ip and pod_ip.startswith("127.")
+    assert runtime.container("default", "kwok") is None
+    assert process_sim.pod("kwok")["status"]["podIP"].startswith("10.")
+    await eventually(
+        lambda: "started as 0" in handle.log_path.read_text(), what="the container's output"
+    )
+    process = await asyncio.create_subprocess_exec(
+        *handle.enter_argv, "cat", "/etc/hosts", stdout=asyncio.subprocess.PIPE
+    )
+    hosts, _ = await process.communicate()
+    assert pod_ip in hosts.decode()
+
+
+async def test_deleting_a_pod_ends_its_process_group(process_sim: ProcessSim) -> None:
+    api = process_sim.api()
+    api.create(shell_pod("doomed", "sleep 300 & sleep 300"))
+    await eventually(lambda: process_sim.status("doomed").get("ready"), what="pod Ready")
+    handle = process_sim.runtime().container("default", "doomed")
+    assert handle is not None and handle.pid is not None
+    pid = handle.pid
+    await eventually(lambda: len(group_members(pid)) >= 2, what="both processes running")
+    api.delete("v1/pods", "doomed", namespace="default")
+    await eventually(lambda: not process_sim.pod("doomed"), what="pod removed")
+    assert group_members(pid) == []
