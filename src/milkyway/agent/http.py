@@ -19,6 +19,10 @@ from milkyway.agent.service import AgentService
 from milkyway.security.agent_tokens import TokenRejected
 
 SERVICE_KEY = web.AppKey("service", AgentService)
+TOKEN_HEADER = "X-Milkyway-Action-Token"
+"""Where the action token travels: the API server's ``pods/proxy`` does not pass the
+caller's ``Authorization`` on to the pod (cluster credentials never reach a pod), so the
+token has a header of its own; ``Authorization: Bearer`` is accepted for direct calls."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -99,8 +103,10 @@ async def logs(request: web.Request) -> web.StreamResponse:
 async def action(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     name = request.match_info["name"]
+    token = request.headers.get(TOKEN_HEADER, "").strip() or None
     header = request.headers.get("Authorization", "")
-    token = header[7:].strip() if header.lower().startswith("bearer ") else None
+    if token is None and header.lower().startswith("bearer "):
+        token = header[7:].strip()
     try:
         declared, grant = service.authorize(name, token)
     except TokenRejected as refused:

@@ -225,7 +225,7 @@ class AgentService:
         if not token:
             self._audit("action", action_name, None, "refused", status=401, reason="no token")
             raise TokenRejected(
-                401, "an action needs 'Authorization: Bearer TOKEN' signed by the operator"
+                401, "an action needs an operator-signed token in X-Milkyway-Action-Token"
             )
         try:
             grant = verify_action_token(

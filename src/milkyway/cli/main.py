@@ -10,7 +10,7 @@ import typer
 
 from milkyway import __version__
 from milkyway.cli import agent as agent_cli
-from milkyway.cli import app_commands, model_commands
+from milkyway.cli import agent_commands, app_commands, model_commands
 from milkyway.cli import demo as demo_cli
 from milkyway.cli import flow as flow_cli
 from milkyway.cli import operator as operator_cli
@@ -30,6 +30,7 @@ app.add_typer(model_commands.app)
 app.add_typer(flow_cli.app, name="flow")
 app.add_typer(operator_cli.app, name="operator")
 app.command("agent")(agent_cli.agent)
+app.add_typer(agent_commands.app)
 
 
 @app.callback()
