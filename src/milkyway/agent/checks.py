@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
+import aiohttp
 
 from milkyway.agent.fourletter import parse_mntr, parse_srvr, send_word
 from milkyway.model.agent_spec import AgentCheck
@@ -41,7 +41,7 @@ async def run_check(check: AgentCheck, host: str) -> CheckResult:
         ok, message, observed = False, f"no answer within {check.timeout_seconds:g} s", {}
     except OSError as error:
         ok, message, observed = False, f"{type(error).__name__}: {error}", {}
-    except httpx.HTTPError as error:
+    except aiohttp.ClientError as error:
         ok, message, observed = False, f"{type(error).__name__}: {error}", {}
     return CheckResult(check.name, ok, message, observed, time.perf_counter() - started)
 
@@ -57,10 +57,11 @@ async def _tcp(check: AgentCheck, host: str) -> tuple[bool, str, dict[str, Any]]
 
 async def _http(check: AgentCheck, host: str) -> tuple[bool, str, dict[str, Any]]:
     url = f"http://{host}:{check.port}{check.path}"
-    async with httpx.AsyncClient(timeout=check.timeout_seconds) as client:
-        response = await client.get(url)
-    ok = 200 <= response.status_code < 400
-    return ok, f"GET {check.path} answered {response.status_code}", {"status": response.status_code}
+    timeout = aiohttp.ClientTimeout(total=check.timeout_seconds)
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+        status = response.status
+    ok = 200 <= status < 400
+    return ok, f"GET {check.path} answered {status}", {"status": status}
 
 
 async def _exec(check: AgentCheck, _host: str) -> tuple[bool, str, dict[str, Any]]:
@@ -110,22 +111,28 @@ async def _zookeeper(check: AgentCheck, host: str) -> tuple[bool, str, dict[str,
 
 async def _etcd(check: AgentCheck, host: str) -> tuple[bool, str, dict[str, Any]]:
     base = f"http://{host}:{check.port}"
-    async with httpx.AsyncClient(timeout=check.timeout_seconds) as client:
-        health = await client.get(f"{base}/health")
-        members = await client.post(f"{base}/v3/cluster/member/list", json={})
-    try:
-        body = health.json()
-    except ValueError:
-        body = {}
-    if not isinstance(body, dict):
-        body = {}
-    healthy = health.status_code == 200 and str(body.get("health")) == "true"
+    timeout = aiohttp.ClientTimeout(total=check.timeout_seconds)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        async with session.get(f"{base}/health") as health:
+            status = health.status
+            body = await _json_object(health)
+        async with session.post(f"{base}/v3/cluster/member/list", json={}) as listing:
+            members = await _json_object(listing) if listing.status == 200 else None
+    healthy = status == 200 and str(body.get("health")) == "true"
     observed: dict[str, Any] = {"health": body.get("health")}
-    if members.status_code == 200:
-        observed["members"] = len(members.json().get("members", []))
+    if members is not None:
+        observed["members"] = len(members.get("members", []))
     if not healthy:
-        return False, f"/health answered {health.status_code} {body}", observed
+        return False, f"/health answered {status} {body}", observed
     return True, f"healthy, {observed.get('members', '?')} members", observed
+
+
+async def _json_object(response: aiohttp.ClientResponse) -> dict[str, Any]:
+    try:
+        body = await response.json(content_type=None)
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 _RUNNERS = {

@@ -8,11 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from milkyway.kube.agent_contract import (
+    AGENT_CONFIG_DIR,
+    AGENT_CONFIG_FILE,
+    AGENT_KEYS_DIR,
+    AGENT_PORT,
+)
 from milkyway.model.agent_spec import AgentSpec
-from milkyway.render.security import AGENT_CONFIG_FILE, AGENT_KEYS_DIR, AGENT_PORT
 
 AGENT_FILE = AGENT_CONFIG_FILE
-DEFAULT_CONFIG_DIR = Path("/etc/milkyway/config")
+DEFAULT_CONFIG_DIR = Path(AGENT_CONFIG_DIR)
 DEFAULT_KEYS_DIR = Path(AGENT_KEYS_DIR)
 DEFAULT_PORT = AGENT_PORT
 

@@ -16,13 +16,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from milkyway.agent.logs import LogAccessError, follow, list_files, parse_since, resolve, tail
 from milkyway.agent.service import AgentService
+from milkyway.kube.agent_contract import AGENT_TOKEN_HEADER
 from milkyway.security.agent_tokens import TokenRejected
 
 SERVICE_KEY = web.AppKey("service", AgentService)
-TOKEN_HEADER = "X-Milkyway-Action-Token"
-"""Where the action token travels: the API server's ``pods/proxy`` does not pass the
-caller's ``Authorization`` on to the pod (cluster credentials never reach a pod), so the
-token has a header of its own; ``Authorization: Bearer`` is accepted for direct calls."""
+TOKEN_HEADER = AGENT_TOKEN_HEADER
+"""Where the action token travels (``Authorization: Bearer`` is accepted for direct calls)."""
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -13,12 +13,12 @@ from typing import Any
 
 from lightkube import AsyncClient
 
+from milkyway.kube.agent_contract import AGENT_PORT, AGENT_TOKEN_HEADER
 from milkyway.kube.agent_keys import ensure_signing_key
 from milkyway.kube.pod_proxy import PodProxyError, pod_request, pod_stream
 from milkyway.security.agent_tokens import pod_audience, sign_action_token
 
-AGENT_PORT = 8471
-TOKEN_HEADER = "X-Milkyway-Action-Token"
+TOKEN_HEADER = AGENT_TOKEN_HEADER
 
 
 class AgentError(Exception):

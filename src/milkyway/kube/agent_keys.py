@@ -19,12 +19,12 @@ from lightkube.core.exceptions import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
 
+from milkyway.kube.agent_contract import AGENT_KEYS_SECRET, AGENT_SIGNING_SECRET
 from milkyway.kube.clients import FIELD_MANAGER
 from milkyway.security.agent_tokens import MAX_LIFETIME_SECONDS, new_signing_key
 
-SIGNING_SECRET = "milkyway-agent-signing"
-PUBLIC_SECRET = "milkyway-agent-keys"
-"""Must match the Secret the renderer mounts into every member pod."""
+SIGNING_SECRET = AGENT_SIGNING_SECRET
+PUBLIC_SECRET = AGENT_KEYS_SECRET
 ACTIVE_KEY = "active"
 PUBLISH_DELAY_SECONDS = 90
 """Time for a kubelet to publish a changed Secret to running pods (about its sync

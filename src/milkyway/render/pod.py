@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from milkyway.kube.agent_contract import AGENT_KEYS_SECRET
 from milkyway.model.application import Resources
 from milkyway.model.component_type import ComponentTypeSpec, ProbeSpec
 from milkyway.render.context import CONFIG_DIR
 from milkyway.render.labels import APPLICATION, COMPONENT, ZONE
 from milkyway.render.security import (
-    AGENT_KEYS_SECRET,
     agent_container,
     main_container_security,
     pod_security_context,

@@ -12,18 +12,13 @@ from __future__ import annotations
 from typing import Any
 
 from milkyway import __version__
+from milkyway.kube.agent_contract import AGENT_KEYS_DIR, AGENT_PORT
 from milkyway.model.component_type import ContainerSpec
 
 AGENT_NAME = "milkyway-agent"
 AGENT_IMAGE = f"milkyway/agent:{__version__}"
-AGENT_PORT = 8471
 AGENT_UID = 65532
 """The agent's own unprivileged uid (the conventional ``nonroot`` user)."""
-AGENT_CONFIG_FILE = "agent.json"
-"""The type's agent declaration in the zone's ConfigMap."""
-AGENT_KEYS_SECRET = "milkyway-agent-keys"
-"""Secret of the member namespace holding the operator's public keys (``<key id>.pub``)."""
-AGENT_KEYS_DIR = "/etc/milkyway/agent-keys"
 
 
 def pod_security_context(container: ContainerSpec) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from milkyway.kube.agent_contract import AGENT_CONFIG_FILE
 from milkyway.model.cluster import Cluster
 from milkyway.model.resolve import ResolvedApplication, ResolvedComponent, ResolvedZone
 from milkyway.render.context import member_hostname, members, template_context
@@ -25,7 +26,6 @@ from milkyway.render.labels import (
 )
 from milkyway.render.naming import base_name, member_name, zone_dns
 from milkyway.render.pod import MEMBERS_FILE, PodInputs, pod_template
-from milkyway.render.security import AGENT_CONFIG_FILE
 from milkyway.render.templating import render_template
 
 LOCAL_STORAGE_CLASS = "milkyway-local"
