@@ -11,12 +11,30 @@ import typer
 
 from milkyway.cli.sim_fault import app as fault_app
 from milkyway.sim.clusters import SimulatedClusters
+from milkyway.sim.process import ImageMap, ImageRule, load_rules_file, parse_run
 
 app = typer.Typer(help="Run simulated Kubernetes clusters (real HTTP API servers on 127.0.0.1).")
 app.add_typer(fault_app, name="fault")
 
 DEFAULT_CLUSTERS = "mgmt,na-phx,na-slc,eu-ams"
 DEFAULT_KUBECONFIG = Path.home() / ".milkyway" / "sim" / "kubeconfig"
+
+
+def image_map(run: list[str], run_file: list[Path], processes: bool) -> ImageMap | None:
+    """The image rules of ``--run`` and ``--run-file`` (in that order) before the built-in
+    ones; None with ``--no-processes`` (every pod simulated)."""
+    if not processes:
+        if run or run_file:
+            raise typer.BadParameter("--run/--run-file need processes; drop --no-processes")
+        return None
+    rules: list[ImageRule] = []
+    try:
+        rules += [parse_run(spec) for spec in run]
+        for path in run_file:
+            rules += load_rules_file(path)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+    return ImageMap(rules)
 
 
 def _names(clusters: str) -> list[str]:
@@ -34,6 +52,7 @@ async def _serve(
     exit_after: float | None,
     nodes: int,
     token_file: Path | None = None,
+    images: ImageMap | None = None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -53,10 +72,13 @@ async def _serve(
         if nodes > 0:
             from milkyway.sim.controllers.attach import ControlledClusters
 
-            await stack.enter_async_context(ControlledClusters(sim, nodes=nodes))
+            await stack.enter_async_context(ControlledClusters(sim, nodes=nodes, images=images))
             typer.echo(
                 f"control plane: scheduler, controllers, {nodes} simulated nodes per cluster"
             )
+            if images is not None:
+                patterns = ", ".join(dict.fromkeys(r.pattern for r in images.rules))
+                typer.echo(f"real processes for images: {patterns}")
         for cluster in sim:
             typer.echo(f"cluster {cluster.name:<10} {cluster.url}")
         typer.echo(f"kubeconfig: {sim.kubeconfig_path}")
@@ -99,6 +121,23 @@ def up(
         help='Users as token,user,uid,"group1,group2" lines (kube-apiserver format); '
         "the first system:masters user goes into the kubeconfig.",
     ),
+    run: list[str] = typer.Option(
+        [],
+        "--run",
+        help="Run containers of matching images as local processes: 'IMAGE_PATTERN=COMMAND' "
+        "(COMMAND is the image's entrypoint). Repeatable; before the built-in mappings.",
+    ),
+    run_file: list[Path] = typer.Option(
+        [],
+        "--run-file",
+        help="A YAML file of image mappings: images: [{image, command, env, links, files}].",
+    ),
+    processes: bool = typer.Option(
+        True,
+        "--processes/--no-processes",
+        help="Run pods whose images are all mapped as real processes (ZooKeeper, etcd and "
+        "milkyway images are mapped by default); --no-processes simulates every pod.",
+    ),
 ) -> None:
     """Run the clusters until interrupted; write a kubeconfig with one context per cluster."""
     asyncio.run(
@@ -110,5 +149,6 @@ def up(
             exit_after,
             nodes=nodes,
             token_file=token_file,
+            images=image_map(run, run_file, processes) if nodes > 0 else None,
         )
     )

@@ -39,6 +39,8 @@ class Instance:
     log_path: Path
     stopping: bool = False
     kill_timer: asyncio.TimerHandle | None = None
+    set_up: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set once the container's filesystem view is complete and its command runs."""
     handled: bool = False
     """Its exit has been recorded in the container's status."""
     reason: str = ""
@@ -81,46 +83,80 @@ class ContainerProcess:
     def running(self) -> bool:
         return self.pid is not None
 
-    def start(self, argv: list[str], on_exit: Callable[[], None]) -> None:
+    @property
+    def started(self) -> bool:
+        """Running, with its mounts in place (the sandbox's setup has finished)."""
+        return self.running and self.instance is not None and self.instance.set_up.is_set()
+
+    @property
+    def group_running(self) -> bool:
+        """Whether any process of the current instance's group still runs (children
+        included), not just the main process."""
+        inst = self.instance
+        return inst is not None and group_alive(inst.process.pid)
+
+    def start(self, argv: list[str], on_change: Callable[[], None]) -> None:
         """Start a new instance; its output goes to a fresh log file."""
         self.logs.mkdir(parents=True, exist_ok=True)
         count = self.status.restart_count
         log_path = self.logs / f"{count}.log"
         if self.instance is not None:
             self.previous_log = self.instance.log_path
-        with open(log_path, "ab") as out:
-            process = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        self.instance = Instance(process, time.monotonic(), now_rfc3339(), log_path)
-        self._watch(process.pid, on_exit)
+        ready_read, ready_write = os.pipe()
+        try:
+            with open(log_path, "ab") as out:
+                process = subprocess.Popen(
+                    argv,
+                    stdin=ready_write,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+        except BaseException:
+            os.close(ready_read)
+            raise
+        finally:
+            os.close(ready_write)
+        inst = Instance(process, time.monotonic(), now_rfc3339(), log_path)
+        self.instance = inst
+        self._watch(process.pid, on_change)
+        loop = asyncio.get_running_loop()
 
-    def _watch(self, pid: int, on_exit: Callable[[], None]) -> None:
+        def setup_done() -> None:
+            try:
+                data = os.read(ready_read, 16)
+            except OSError:
+                data = b""
+            loop.remove_reader(ready_read)
+            os.close(ready_read)
+            if data.startswith(b"ok"):
+                inst.set_up.set()
+                on_change()
+
+        loop.add_reader(ready_read, setup_done)
+
+    def _watch(self, pid: int, on_change: Callable[[], None]) -> None:
         loop = asyncio.get_running_loop()
         try:
             fd = os.pidfd_open(pid)
         except OSError:
-            loop.call_later(0.5, self._poll, on_exit)
+            loop.call_later(0.5, self._poll, on_change)
             return
         self._close_pidfd()
         self._pidfd = fd
 
         def exited() -> None:
             self._close_pidfd()
-            on_exit()
+            on_change()
 
         loop.add_reader(fd, exited)
 
-    def _poll(self, on_exit: Callable[[], None]) -> None:
+    def _poll(self, on_change: Callable[[], None]) -> None:
         if self.instance is not None and self.instance.process.poll() is None:
-            asyncio.get_running_loop().call_later(0.5, self._poll, on_exit)
+            asyncio.get_running_loop().call_later(0.5, self._poll, on_change)
         else:
-            on_exit()
+            on_change()
 
     def _close_pidfd(self) -> None:
         fd, self._pidfd = self._pidfd, None
@@ -138,7 +174,7 @@ class ContainerProcess:
     def stop(self, grace: float, reason: str = "") -> None:
         """SIGTERM the process group now, SIGKILL it after ``grace`` seconds."""
         inst = self.instance
-        if inst is None or inst.process.poll() is not None or inst.stopping:
+        if inst is None or inst.stopping or not group_alive(inst.process.pid):
             return
         inst.stopping = True
         inst.reason = reason

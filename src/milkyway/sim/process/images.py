@@ -39,7 +39,11 @@ ZOO_LOG_DIR=${ZOO_LOG_DIR:-/tmp}
 ZOO_LOG4J_PROP=${ZOO_LOG4J_PROP:-INFO,CONSOLE}
 JAVA=${JAVA:-/usr/bin/java}
 CLASSPATH="/etc/zookeeper/conf:/usr/share/java/zookeeper.jar"
-JVMFLAGS="$JVMFLAGS -Dzookeeper.root.logger=$ZOO_LOG4J_PROP -Dzookeeper.console.threshold=INFO"
+if [ -f /usr/share/java/slf4j-simple.jar ]; then
+  CLASSPATH="$CLASSPATH:/usr/share/java/slf4j-simple.jar"
+fi
+JVMFLAGS="$JVMFLAGS -Dzookeeper.root.logger=$ZOO_LOG4J_PROP"
+JVMFLAGS="$JVMFLAGS -Dorg.slf4j.simpleLogger.showDateTime=true"
 """
 
 

@@ -45,13 +45,28 @@ class PodNetwork:
     def __init__(self, seed: int | None = None) -> None:
         self._rng = random.Random(seed) if seed is not None else random.SystemRandom()
         self._used: set[str] = set()
+        self._owners: dict[tuple[str, ...], str] = {}
         self.pods: dict[tuple[str, str, str], PodName] = {}
         self.api_hosts: dict[str, str] = {}
         """Cluster name -> the API server's address, for ``kubernetes.default.svc``."""
         self._hosts_files: dict[tuple[str, str, str], Path] = {}
         self.on_change: list[Callable[[], None]] = []
 
-    def allocate(self) -> str:
+    def allocate(self, owner: tuple[str, ...] | None = None) -> str:
+        """A free address; ``owner`` (cluster, namespace, pod name) gets its previous
+        address back when it is free, so a pod re-created under its name (a StatefulSet
+        member) keeps the address its peers and clients last knew."""
+        if owner is not None:
+            previous = self._owners.get(owner)
+            if previous is not None and previous not in self._used:
+                self._used.add(previous)
+                return previous
+        ip = self._fresh()
+        if owner is not None:
+            self._owners[owner] = ip
+        return ip
+
+    def _fresh(self) -> str:
         while True:
             a = self._rng.randrange(1, 255)
             ip = f"127.{a}.{self._rng.randrange(0, 256)}.{self._rng.randrange(1, 255)}"

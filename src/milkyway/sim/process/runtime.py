@@ -190,7 +190,7 @@ class ProcessRuntime:
         )
         if chosen is None:
             return None
-        pid = chosen.pid
+        pid = chosen.pid if chosen.started else None
         log_path = (
             chosen.instance.log_path if chosen.instance is not None else chosen.logs / "0.log"
         )
@@ -276,7 +276,7 @@ class ProcessRuntime:
             name=name,
             uid=uid_of(pod),
             node=spec.get("nodeName", ""),
-            ip=self.network.allocate(),
+            ip=self.network.allocate((self.cluster.name, ns, name)),
             folder=folder,
             hostname=spec.get("hostname") or name,
             subdomain=spec.get("subdomain") or "",
@@ -315,7 +315,7 @@ class ProcessRuntime:
         if c.done or box.terminating:
             return
         if c.running:
-            ready = c.ready and c.started_probe_ok
+            ready = c.started and c.ready and c.started_probe_ok
             if status.ready != ready:
                 status.ready = ready
             return
@@ -820,6 +820,8 @@ class ProcessRuntime:
         def alive() -> bool:
             return c.instance is inst and inst.process.poll() is None and not inst.stopping
 
+        await inst.set_up.wait()
+
         async def loop(kind: str, probe: Obj, on_result: Callable[[bool], None]) -> None:
             period = float(probe.get("periodSeconds") or 10)
             success_needed = int(probe.get("successThreshold") or 1)
@@ -911,7 +913,7 @@ class ProcessRuntime:
                 c.cancel_probes()
                 c.status.ready = False
                 c.stop(grace)
-        if any(c.running for c in box.all()):
+        if any(c.group_running for c in box.all()):
             return False
         self._destroy(box)
         return True

@@ -158,7 +158,10 @@ def setup_script(spec: SandboxSpec, hosts_file: Path) -> str:
     run += ["env", "-i", "-C", spec.working_dir or "/", "--"]
     run += [f"{k}={v}" for k, v in spec.env.items()]
     run += list(spec.argv)
-    lines.append("exec " + " ".join(shlex.quote(a) for a in run))
+    # Tell the runtime the container's view is complete (standard input is the write
+    # end of a pipe until here), then give the container an empty standard input.
+    lines.append("printf ok >&0")
+    lines.append("exec " + " ".join(shlex.quote(a) for a in run) + " </dev/null")
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,186 @@
+"""A real 5-member ZooKeeper ensemble over three simulated clusters, from the rendered
+configuration unchanged, through the operator's rolling restart, rolling upgrade and
+scaling, with a client writing a znode every 50 ms; and the same instruments catching a
+disruption that breaks the quorum policy."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from lightkube.resources.core_v1 import ConfigMap
+
+from milkyway.cli.app_commands import (
+    SpecEdit,
+    _now,
+    request_restart,
+    scale_edit,
+    upgrade_edit,
+)
+
+from ..conftest import World
+from .conftest import (
+    APP,
+    NS,
+    Sampler,
+    Writer,
+    application,
+    connect_string,
+    four_letter,
+    members,
+    mntr_fields,
+    read_back,
+    wait_quorum,
+)
+
+FIVE = {"phx": 2, "slc": 2, "ams": 1}
+THREE = {"phx": 1, "slc": 1, "ams": 1}
+
+pytestmark = pytest.mark.slow
+
+
+async def _provision(world: World, sizes: dict[str, int], version: str = "3.8.4") -> None:
+    await world.apply(application(sizes, version))
+    await world.wait_ready(NS, APP, within=240)
+    await wait_quorum(world, sum(sizes.values()))
+
+
+async def _rendered_config(world: World, cluster: str) -> str:
+    client = world.member(cluster)
+    async for cm in client.list(ConfigMap, namespace=NS):
+        if "zoo.cfg" in (cm.data or {}):
+            return cm.data["zoo.cfg"]
+    raise AssertionError(f"no zoo.cfg ConfigMap in {cluster}")
+
+
+async def test_five_members_over_three_clusters_form_one_quorum(real_world: World) -> None:
+    await _provision(real_world, FIVE)
+    found = members(real_world)
+    assert {m.cluster for m in found} == {"na-phx", "na-slc", "eu-ams"}
+    states = {m.pod: mntr_fields(await four_letter(m.ip, "mntr")) for m in found}
+    roles = sorted(s["zk_server_state"] for s in states.values())
+    assert roles == ["follower"] * 4 + ["leader"]
+    leader = next(s for s in states.values() if s["zk_server_state"] == "leader")
+    assert leader["zk_synced_followers"] == "4"
+    config = await _rendered_config(real_world, "eu-ams")
+    servers = [line for line in config.splitlines() if line.startswith("server.")]
+    assert len(servers) == 5 and all(".svc.clusterset.local:" in s for s in servers), servers
+    runtime = real_world.sim["eu-ams"].runtime
+    assert runtime is not None
+    handle = runtime.container(NS, "zk-zookeeper-ams-0", "main")
+    assert handle is not None and handle.pid is not None
+    process = await asyncio.create_subprocess_exec(
+        *handle.enter_argv, "cat", "/etc/milkyway/config/zoo.cfg", stdout=asyncio.subprocess.PIPE
+    )
+    mounted, _ = await process.communicate()
+    assert mounted.decode() == config, "the server did not run the rendered zoo.cfg"
+
+
+async def _through(world: World, change: object) -> tuple[Writer, Sampler, set[str]]:
+    """Run ``change`` (a coroutine) with the writer and the sampler going; return them and
+    what is readable afterwards."""
+    writer = Writer(connect_string(world))
+    sampler = Sampler(world, expected=len(members(world)))
+    writer.start()
+    await asyncio.sleep(2)
+    sampler.start()
+    try:
+        await change  # type: ignore[misc]
+    finally:
+        await sampler.stop()
+        await asyncio.to_thread(writer.stop)
+    readable = await asyncio.to_thread(read_back, connect_string(world))
+    return writer, sampler, readable
+
+
+def _judge(writer: Writer, sampler: Sampler, readable: set[str]) -> None:
+    lost = [p for p in writer.acked if p not in readable]
+    assert not lost, f"{len(lost)} acknowledged writes are gone, e.g. {lost[:3]}"
+    assert len(writer.acked) > 20, "the writer hardly wrote; the test measured nothing"
+    assert sampler.most_down <= (sampler.expected - 1) // 2, (
+        f"{sampler.most_down} of {sampler.expected} members were down at once: no majority "
+        f"was left, the quorum was lost beyond a leader election ({sampler.worst})"
+    )
+
+
+async def test_rolling_restart_and_upgrade_keep_quorum_and_every_write(real_world: World) -> None:
+    await _provision(real_world, FIVE)
+    before = {m.pod: m.ip for m in members(real_world)}
+
+    async def restart() -> None:
+        await request_restart(real_world.client, APP, NS, "zookeeper", _now())
+        await asyncio.sleep(3)
+        await real_world.wait_ready(NS, APP, within=300)
+        await wait_quorum(real_world, 5)
+
+    writer, sampler, readable = await _through(real_world, restart())
+    _judge(writer, sampler, readable)
+    assert sampler.most_down >= 1, "no member was ever down: nothing was restarted"
+    assert set(before) == {m.pod for m in members(real_world)}
+
+    async def upgrade() -> None:
+        await real_world.edit(NS, APP, upgrade_edit("zookeeper", "3.9.3", None))
+        await asyncio.sleep(3)
+        await real_world.wait_ready(NS, APP, within=300)
+        await wait_quorum(real_world, 5)
+
+    writer, sampler, readable = await _through(real_world, upgrade())
+    _judge(writer, sampler, readable)
+    assert sampler.most_down >= 1
+
+
+async def test_a_broken_disruption_policy_is_caught(real_world: World) -> None:
+    """The leader and two followers deleted together: the instruments must say so."""
+    await _provision(real_world, FIVE)
+
+    async def break_policy() -> None:
+        states = {m.pod: m for m in members(real_world)}
+        roles = {pod: mntr_fields(await four_letter(m.ip, "mntr")) for pod, m in states.items()}
+        leader = next(p for p, r in roles.items() if r.get("zk_server_state") == "leader")
+        followers = [p for p, r in roles.items() if r.get("zk_server_state") == "follower"][:2]
+        for pod in (leader, *followers):
+            m = states[pod]
+            real_world.sim[m.cluster].api.delete("v1/pods", pod, namespace=NS)
+        await asyncio.sleep(3)
+        await wait_quorum(real_world, 5, within=240)
+
+    writer, sampler, readable = await _through(real_world, break_policy())
+    with pytest.raises(AssertionError, match="no majority was left"):
+        _judge(writer, sampler, readable)
+
+
+def _resize(sizes: dict[str, int]) -> SpecEdit:
+    """Set several zones' sizes in one edit (an even total in between is refused)."""
+    edits = [scale_edit("zookeeper", zone, size, None) for zone, size in sizes.items()]
+
+    def edit(spec: dict[str, Any]) -> str:
+        return "; ".join(e(spec) for e in edits)
+
+    return edit
+
+
+async def test_scale_out_and_in_keep_every_write(real_world: World) -> None:
+    await _provision(real_world, THREE)
+
+    async def scale_out() -> None:
+        await real_world.edit(NS, APP, _resize({"phx": 2, "slc": 2}))
+        await asyncio.sleep(3)
+        await real_world.wait_ready(NS, APP, within=300)
+        await wait_quorum(real_world, 5)
+
+    writer, _sampler, readable = await _through(real_world, scale_out())
+    assert not [p for p in writer.acked if p not in readable]
+    assert len(writer.acked) > 20
+    assert len(members(real_world)) == 5
+
+    async def scale_in() -> None:
+        await real_world.edit(NS, APP, _resize({"phx": 1, "slc": 1}))
+        await asyncio.sleep(3)
+        await real_world.wait_ready(NS, APP, within=300)
+        await wait_quorum(real_world, 3)
+
+    writer, _sampler, readable = await _through(real_world, scale_in())
+    assert not [p for p in writer.acked if p not in readable]
+    assert len(writer.acked) > 20
+    assert len(members(real_world)) == 3
