@@ -9,6 +9,7 @@ process-backed pods of the simulated kubelet provide the same handle.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -156,7 +157,9 @@ async def test_port_forward_carries_bytes_both_ways(
             await writer.wait_closed()
         assert proc.returncode is None
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
         await proc.wait()
 
 
@@ -178,9 +181,13 @@ async def test_port_forward_to_a_closed_port_reports_the_refusal(
         writer.close()
         err = b""
         while b"connection refused" not in err:
-            err += await asyncio.wait_for(proc.stderr.readline(), 30)
+            line = await asyncio.wait_for(proc.stderr.readline(), 30)
+            assert line, f"kubectl ended without reporting the refusal: {err!r}"
+            err += line
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
         await proc.wait()
 
 

@@ -123,6 +123,33 @@ async def test_pod_proxy_forwards_method_path_query_body_and_streams(
         assert moved.headers["Location"] == f"{base}/echo/proxy/landing"
 
 
+async def test_https_form_reaches_a_tls_server_in_the_pod(
+    sim: SimulatedClusters, tmp_path: Path
+) -> None:
+    """``https:name:port``: the pod serves TLS with a certificate of its own, which the
+    proxy does not verify (as the real server does for pod proxying)."""
+    from milkyway.sim.tls import generate
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", _echo)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    context = generate().server_context(tmp_path)
+    site = web.TCPSite(runner, POD_IP, 0, ssl_context=context)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        _running_pod(sim["c1"].api, "secure", port)
+        async with _client(sim) as http:
+            base = "/api/v1/namespaces/default/pods"
+            got = await http.get(f"{base}/https:secure:{port}/proxy/tls")
+            assert got.status_code == 200 and got.json()["path"] == "/tls"
+            plain = await http.get(f"{base}/http:secure:{port}/proxy/tls")
+            assert plain.status_code in (400, 502, 503)
+    finally:
+        await runner.cleanup()
+
+
 async def test_service_proxy_goes_to_a_ready_endpoint(
     sim: SimulatedClusters, pod_server: int
 ) -> None:
@@ -242,3 +269,6 @@ async def test_proxy_is_authorized_by_method_verb(tmp_path: Path, pod_server: in
             assert 'cannot create resource "pods/proxy"' in refused.json()["message"]
             other = await http.get("/api/v1/namespaces/default/services/echo/proxy/")
             assert other.status_code == 403
+            log = await http.get("/api/v1/namespaces/default/pods/echo/log")
+            assert log.status_code == 403
+            assert 'cannot get resource "pods/log"' in log.json()["message"]

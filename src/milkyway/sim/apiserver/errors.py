@@ -80,14 +80,23 @@ def unauthorized(message: str = "Unauthorized") -> ApiError:
     return ApiError(401, "Unauthorized", message)
 
 
-def forbidden(user: str, verb: str, group: str, plural: str, name: str, namespace: str) -> ApiError:
+def forbidden(
+    user: str,
+    verb: str,
+    group: str,
+    plural: str,
+    name: str,
+    namespace: str,
+    subresource: str = "",
+) -> ApiError:
     where = f' in the namespace "{namespace}"' if namespace else " at the cluster scope"
     what = _resource(group, plural)
     named = f' "{name}"' if name else ""
+    resource = f"{plural}/{subresource}" if subresource else plural
     return ApiError(
         403,
         "Forbidden",
-        f'{what}{named} is forbidden: User "{user}" cannot {verb} resource "{plural}" '
+        f'{what}{named} is forbidden: User "{user}" cannot {verb} resource "{resource}" '
         f'in API group "{group}"{where}',
         name=name,
         group=group,

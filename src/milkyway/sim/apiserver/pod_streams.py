@@ -91,11 +91,4 @@ class PodStreams:
             namespace=namespace,
         )
         if not allowed:
-            raise errors.ApiError(
-                403,
-                "Forbidden",
-                f'{resource} "{name}" is forbidden: User "{user.name}" cannot {verb} resource '
-                f'"{resource}/{subresource}" in API group "" in the namespace "{namespace}"',
-                name=name,
-                kind=resource,
-            )
+            raise errors.forbidden(user.name, verb, "", resource, name, namespace, subresource)

@@ -7,7 +7,8 @@ the typed message. The schemas come from the kubectl on the simulator's PATH
 apimachinery types have a JSON form of their own and are converted by hand: ``Time`` and
 ``MicroTime`` (RFC 3339), ``Quantity`` (its string), ``IntOrString``, ``RawExtension`` and
 ``FieldsV1`` (raw JSON), ``Duration`` and the ``items`` wrappers (``ExtraValue``,
-``Verbs``).
+``Verbs``); Go's inline embeddings (a pod volume's ``volumeSource``, a probe's
+``handler``, ...: :data:`INLINE_FIELDS`) are flattened into their parent, as in JSON.
 
 The Go encoder writes every non-pointer field, zero or not, so a zero value on the wire
 cannot tell "unset" from "set to zero". Like the JSON of a Go struct (``omitempty``), zero
@@ -49,6 +50,23 @@ _PACKAGES = {
     "metrics.k8s.io": "k8s.io.metrics.pkg.apis.metrics",
     "meta.k8s.io": "k8s.io.apimachinery.pkg.apis.meta",
 }
+
+# Go structs embedded with ``json:",inline"``: a message field in protobuf, their fields
+# flattened into the parent in JSON.
+INLINE_FIELDS = frozenset(
+    {
+        ("k8s.io.api.core.v1.Volume", "volumeSource"),
+        ("k8s.io.api.core.v1.Probe", "handler"),
+        ("k8s.io.api.core.v1.PersistentVolumeSpec", "persistentVolumeSource"),
+        ("k8s.io.api.core.v1.EphemeralContainer", "ephemeralContainerCommon"),
+        ("k8s.io.api.resource.v1alpha3.DeviceClaimConfiguration", "deviceConfiguration"),
+        ("k8s.io.api.resource.v1alpha3.DeviceClassConfiguration", "deviceConfiguration"),
+        ("k8s.io.api.resource.v1alpha3.DeviceAllocationConfiguration", "deviceConfiguration"),
+        ("k8s.io.api.resource.v1beta1.DeviceClaimConfiguration", "deviceConfiguration"),
+        ("k8s.io.api.resource.v1beta1.DeviceClassConfiguration", "deviceConfiguration"),
+        ("k8s.io.api.resource.v1beta1.DeviceAllocationConfiguration", "deviceConfiguration"),
+    }
+)
 
 ZERO_IS_A_VALUE = frozenset(
     {
@@ -134,11 +152,15 @@ def message_name(schemas: KubectlSchemas, api_version: str, kind: str) -> str | 
 
 def message_to_json(message: Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    parent = message.DESCRIPTOR.full_name
     for field, value in message.ListFields():
         converted = _field_value(field, value)
         if converted is _ABSENT:
             continue
-        out[field.name] = converted
+        if (parent, field.name) in INLINE_FIELDS and isinstance(converted, dict):
+            out.update(converted)
+        else:
+            out[field.name] = converted
     return out
 
 

@@ -274,6 +274,7 @@ class ApiServer:
                     target.info.plural,
                     target.name or "",
                     target.namespace or "",
+                    target.subresource,
                 )
         method = request.method
         if method == "GET":

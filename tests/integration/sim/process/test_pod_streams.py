@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 
 import httpx
@@ -93,7 +94,9 @@ async def test_proxy_exec_and_port_forward_reach_the_pods_server(
             got = await direct.get(f"http://127.0.0.1:{local}/")
         assert got.status_code == 200 and "Directory listing" in got.text
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.terminate()
         await proc.wait()
 
     logs = await kubectl.run("logs", "web")
