@@ -26,7 +26,7 @@ lint: bootstrap
 	$(VENV)/bin/ruff format --check src tests bench
 
 # Every benchmark prints its figures; none asserts a speed.
-BENCHMARKS := render sim_apiserver sim_controllers sim_patching sim_validation sim_write_path \
+BENCHMARKS := agent render sim_apiserver sim_controllers sim_patching sim_validation sim_write_path \
 	flows_engine operator_latency operator_rolling operator_steady
 
 bench: bootstrap

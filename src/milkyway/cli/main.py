@@ -9,7 +9,8 @@ from __future__ import annotations
 import typer
 
 from milkyway import __version__
-from milkyway.cli import app_commands, model_commands, server_commands
+from milkyway.cli import agent as agent_cli
+from milkyway.cli import agent_commands, app_commands, model_commands, server_commands
 from milkyway.cli import demo as demo_cli
 from milkyway.cli import flow as flow_cli
 from milkyway.cli import notifications as notifications_cli
@@ -34,6 +35,8 @@ app.add_typer(flow_cli.app, name="flow")
 app.add_typer(operator_cli.app, name="operator")
 app.add_typer(server_commands.server_app)
 app.add_typer(server_commands.audit_app, name="audit")
+app.command("agent")(agent_cli.agent)
+app.add_typer(agent_commands.app)
 
 
 @app.callback()

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from milkyway.model.agent_spec import AgentSpec
 from milkyway.model.application import (
     FLOW_OPERATIONS,
     STEP_OPERATIONS,
@@ -246,6 +247,8 @@ class ComponentTypeSpec(Model):
     """Health probes."""
     container: ContainerSpec
     """How the main container runs."""
+    agent: AgentSpec = Field(default_factory=AgentSpec)
+    """What the sidecar agent of each member checks, serves and may do."""
     flows: dict[str, DnsLabel] = Field(default_factory=dict)
     """Operation or shared step (``member-health``, ``restart-member``, …) to the name of
     the Flow replacing Milkyway's for every component of this type."""

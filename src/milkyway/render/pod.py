@@ -5,11 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from milkyway.kube.agent_contract import AGENT_KEYS_SECRET
 from milkyway.kube.labels import APPLICATION, COMPONENT, ZONE
 from milkyway.model.application import Resources
 from milkyway.model.component_type import ComponentTypeSpec, ProbeSpec
 from milkyway.render.context import CONFIG_DIR
-from milkyway.render.security import agent_container, main_container_security, pod_security_context
+from milkyway.render.security import (
+    agent_container,
+    main_container_security,
+    pod_security_context,
+)
 
 MEMBERS_FILE = "members"
 _MEMBERS_PATH = f"{CONFIG_DIR}/{MEMBERS_FILE}"
@@ -50,6 +55,10 @@ def pod_template(inputs: PodInputs) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [
         {"name": "config", "configMap": {"name": inputs.config_map}},
         {"name": "agent-tmp", "emptyDir": {}},
+        {
+            "name": "agent-keys",
+            "secret": {"secretName": AGENT_KEYS_SECRET, "optional": True, "defaultMode": 0o444},
+        },
     ]
     if inputs.data_volume is not None:
         volumes.append({"name": "data", **inputs.data_volume})
@@ -95,7 +104,10 @@ def pod_template(inputs: PodInputs) -> dict[str, Any]:
                 ]
             }
         },
-        "containers": [main, agent_container(_agent_env(inputs.env), "config")],
+        "containers": [
+            main,
+            agent_container(_agent_env(inputs.env), "config", container.data_path),
+        ],
         "volumes": volumes,
     }
     if inputs.hostname:
@@ -116,7 +128,12 @@ def _selector(labels: dict[str, str]) -> dict[str, str]:
 
 def _agent_env(env: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [item for item in env if item["name"].startswith("MILKYWAY_")] + [
-        {"name": "MILKYWAY_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}
+        {"name": "MILKYWAY_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {
+            "name": "MILKYWAY_POD_NAMESPACE",
+            "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+        },
+        {"name": "MILKYWAY_POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
     ]
 
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from typing import Any
 
 from milkyway import __version__
+from milkyway.kube.agent_contract import AGENT_KEYS_DIR, AGENT_PORT
 from milkyway.model.component_type import ContainerSpec
 
 AGENT_NAME = "milkyway-agent"
 AGENT_IMAGE = f"milkyway/agent:{__version__}"
-AGENT_PORT = 8471
 AGENT_UID = 65532
 """The agent's own unprivileged uid (the conventional ``nonroot`` user)."""
 
@@ -58,27 +58,36 @@ def main_container_security(container: ContainerSpec) -> dict[str, Any]:
     )
 
 
-def agent_container(env: list[dict[str, Any]], config_volume: str) -> dict[str, Any]:
+def agent_container(
+    env: list[dict[str, Any]], config_volume: str, data_path: str | None
+) -> dict[str, Any]:
     """The sidecar agent: reads the config and reports member health; it gets no
-    capabilities, no write access outside its own scratch directory, and a small budget."""
+    capabilities, no write access outside its own scratch directory and the member's data
+    volume (mounted read-write only so that a read-only remount of a failing disk is seen
+    as one), and a small budget (the agent process holds about 60 MiB)."""
+    mounts: list[dict[str, Any]] = [
+        {"name": config_volume, "mountPath": "/etc/milkyway/config", "readOnly": True},
+        {"name": "agent-keys", "mountPath": AGENT_KEYS_DIR, "readOnly": True},
+        {"name": "agent-tmp", "mountPath": "/tmp"},
+    ]
+    if data_path is not None:
+        mounts.append({"name": "data", "mountPath": data_path})
     return {
         "name": AGENT_NAME,
         "image": AGENT_IMAGE,
+        "command": ["milkyway", "agent"],
         "env": env,
         "ports": [{"name": "agent", "containerPort": AGENT_PORT, "protocol": "TCP"}],
         "readinessProbe": {
-            "tcpSocket": {"port": "agent"},
+            "httpGet": {"path": "/healthz", "port": "agent"},
             "periodSeconds": 10,
             "timeoutSeconds": 2,
             "failureThreshold": 3,
         },
         "resources": {
-            "requests": {"cpu": "10m", "memory": "32Mi"},
-            "limits": {"memory": "64Mi"},
+            "requests": {"cpu": "10m", "memory": "64Mi"},
+            "limits": {"memory": "128Mi"},
         },
         "securityContext": container_security_context(AGENT_UID, AGENT_UID, True, []),
-        "volumeMounts": [
-            {"name": config_volume, "mountPath": "/etc/milkyway/config", "readOnly": True},
-            {"name": "agent-tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": mounts,
     }

@@ -13,6 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from milkyway.kube.agent_contract import AGENT_CONFIG_FILE
 from milkyway.kube.labels import (
     CONFIG_HASH,
     MEMBER,
@@ -130,6 +131,11 @@ class _ZoneRenderer:
             item.name: render_template(item.template, context, f"ComponentType {name} {item.name}")
             for item in self.spec.config_files
         }
+        if self.spec.agent.model_fields_set:
+            declaration = self.spec.agent.model_dump(
+                mode="json", by_alias=True, exclude_defaults=True
+            )
+            files[AGENT_CONFIG_FILE] = json.dumps(declaration, sort_keys=True) + "\n"
         if self.component.workload == "statefulset":
             files[MEMBERS_FILE] = "".join(
                 f"{m['ordinal']} {m['id']} {m['host']}\n"

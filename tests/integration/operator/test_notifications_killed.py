@@ -19,7 +19,7 @@ from milkyway.flows.kube_store import KubeStore
 from milkyway.kube.resources import FLOW
 from milkyway.model.flow import Flow
 from milkyway.notify.receivers import MailboxServer, WebhookReceiver
-from milkyway.render.labels import APPLICATION as APPLICATION_LABEL
+from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 
 from .notify_helpers import SUBSCRIBE, configure, zookeeper_app
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from milkyway.operator.health.targets import ZoneTarget
-from milkyway.render.labels import CONFIG_HASH, VERSION_LABEL
+from milkyway.kube.labels import CONFIG_HASH, VERSION_LABEL
 
 AGENT_CHECKS: Mapping[str, tuple[str, ...]] = {
     "quorum": ("one-leader", "followers"),

@@ -1,0 +1,15 @@
+"""What the rendered pod promises the sidecar agent: where it finds its declaration and
+keys, and where it listens. Imports nothing, so the agent can read it cheaply."""
+
+AGENT_PORT = 8471
+AGENT_CONFIG_FILE = "agent.json"
+"""The type's agent declaration in the zone's ConfigMap."""
+AGENT_CONFIG_DIR = "/etc/milkyway/config"
+AGENT_KEYS_SECRET = "milkyway-agent-keys"
+"""Secret of the member namespace holding the operator's public keys (``<key id>.pub``)."""
+AGENT_KEYS_DIR = "/etc/milkyway/agent-keys"
+AGENT_SIGNING_SECRET = "milkyway-agent-signing"
+"""Secret of the member namespace holding the private signing keys (operator and admins)."""
+AGENT_TOKEN_HEADER = "X-Milkyway-Action-Token"
+"""Header of an action token: the API server's ``pods/proxy`` does not pass the caller's
+``Authorization`` on to pods (cluster credentials never reach a pod)."""
