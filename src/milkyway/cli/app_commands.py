@@ -50,7 +50,7 @@ from milkyway.kube.clients import KubeconfigError, client_from_kubeconfig, load_
 from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.labels import APPLICATION as APP_LABEL
 from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
-from milkyway.kube.resources import APPLICATION, COMPONENT_TYPE, FLOW, FLOWRUN
+from milkyway.kube.resources import APPLICATION, FLOW, FLOWRUN
 from milkyway.model.base import API_VERSION, GROUP, VERSION
 from milkyway.model.edits import (
     EditError,
@@ -61,8 +61,7 @@ from milkyway.model.edits import (
     upgrade_edit,
 )
 from milkyway.model.errors import DocumentUnreadable, FieldError, ValidationFailed, shown_value
-from milkyway.model.load import application_from_data, load_resolved
-from milkyway.model.resolve import resolve
+from milkyway.model.load import load_resolved
 from milkyway.model.source import load_documents
 from milkyway.operator.flows_catalog import builtin_flow_names
 

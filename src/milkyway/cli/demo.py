@@ -38,9 +38,9 @@ from milkyway.cli.app_commands import (
     flow_summary,
 )
 from milkyway.cli.demo_lock import DemoRunning, claim_directory
+from milkyway.cli.demo_notify import start_notifications
 from milkyway.cli.demo_processes import demo_images, real_members_table, simulated_summary
 from milkyway.kube.resources import APPLICATION, CLUSTER
-from milkyway.cli.demo_notify import start_notifications
 from milkyway.model.base import GROUP, VERSION
 from milkyway.operator.manager import Operator, OperatorSettings
 from milkyway.sim.clusters import SimulatedClusters

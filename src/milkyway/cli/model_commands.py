@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+import yaml
 from pydantic import ValidationError as PydanticValidationError
 from rich.console import Console
 from rich.table import Table

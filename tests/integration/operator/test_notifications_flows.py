@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from lightkube.resources.core_v1 import Event
 
+from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.resources import FLOW, FLOWRUN
 from milkyway.notify.center import NOTIFICATION_LABEL, TRIGGER_LABEL
 from milkyway.notify.receivers import MailboxServer, WebhookReceiver, text_of
-from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 
 from .conftest import ensure_namespace
 from .notify_helpers import SUBSCRIBE, configure, mails_with, slack_with, zookeeper_app

@@ -16,10 +16,10 @@ import pytest
 from milkyway.flows.dsl import Catalog
 from milkyway.flows.engine import new_run
 from milkyway.flows.kube_store import KubeStore
+from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.resources import FLOW
 from milkyway.model.flow import Flow
 from milkyway.notify.receivers import MailboxServer, WebhookReceiver
-from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 
 from .notify_helpers import SUBSCRIBE, configure, zookeeper_app
 

@@ -19,8 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from milkyway.operator.health.targets import ZoneTarget
 from milkyway.kube.labels import CONFIG_HASH, VERSION_LABEL
+from milkyway.operator.health.targets import ZoneTarget
 
 AGENT_CHECKS: Mapping[str, tuple[str, ...]] = {
     "quorum": ("one-leader", "followers"),

@@ -13,8 +13,8 @@ from milkyway.flows.dsl import FlowError
 from milkyway.flows.engine import add_request, progress
 from milkyway.flows.kube_store import KubeStore
 from milkyway.kube.applications import list_page
-from milkyway.kube.resources import FLOWRUN
 from milkyway.kube.labels import APPLICATION as APP_LABEL
+from milkyway.kube.resources import FLOWRUN
 from milkyway.server.identity import AUTHENTICATED_GROUP
 from milkyway.server.problems import Problem
 from milkyway.server.routes.applications import NAME, ONE_RESPONSES, Name, Namespace

@@ -31,9 +31,9 @@ from milkyway.sim.apiserver.crds import CustomResources
 from milkyway.sim.apiserver.defaults import ClusterIPAllocator, apply_defaults
 from milkyway.sim.apiserver.deletion import Deletion, rfc3339
 from milkyway.sim.apiserver.errors import ApiError, Cause
-from milkyway.sim.apiserver.pod_logs import PodLogs
 from milkyway.sim.apiserver.omitempty import drop_empty
 from milkyway.sim.apiserver.patch_identity import check_patched_identity
+from milkyway.sim.apiserver.pod_logs import PodLogs
 from milkyway.sim.apiserver.resources import ResourceInfo, ResourceRegistry
 from milkyway.sim.apiserver.schemas import BuiltinSchemas
 from milkyway.sim.apiserver.selectors import (

@@ -174,6 +174,8 @@ def unsupported_media_type(content_type: str) -> ApiError:
 def unsupported_media_type_message(message: str) -> ApiError:
     """415 with a message of its own (a body type the server knows but cannot read now)."""
     return ApiError(415, "UnsupportedMediaType", message)
+
+
 def unsupported_patch_type_for_custom() -> ApiError:
     """Strategic merge on a custom resource: it needs a Go struct's patch metadata, which a
     custom resource has not, so the real server lists only the other patch types."""
