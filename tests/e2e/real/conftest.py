@@ -25,19 +25,13 @@ from milkyway.operator.crd_install import install_crds
 from milkyway.sim.clusters import SimulatedClusters
 from milkyway.sim.controllers.attach import ControlledClusters
 from milkyway.sim.controllers.config import ControlPlaneConfig
-from milkyway.sim.process import ImageMap, parse_run
+from milkyway.sim.process import ImageMap
 from milkyway.sim.process.container import group_members
 from milkyway.sim.process.images import ZOOKEEPER_HOME
 
 from ..conftest import MANAGEMENT, MEMBERS, World
 
 NS, APP = "real", "zk"
-AGENT_LISTENER = parse_run(
-    "milkyway/agent:*=python3 -c \"import socket; s = socket.create_server(('0.0.0.0', 8471));"
-    ' [s.accept()[0].close() for _ in iter(int, 1)]"'
-)
-"""The sidecar agent's image mapped to a listener that answers its TCP readiness probe:
-the agent's own behaviour is not what these tests are about."""
 
 
 def application(sizes: dict[str, int], version: str = "3.8.4") -> str:
@@ -259,7 +253,7 @@ async def real_world(tmp_path: Path) -> AsyncIterator[World]:
             config=ControlPlaneConfig.fast(crash_backoff=1.0),
             topology=topology,
             admin=False,
-            images=ImageMap([AGENT_LISTENER]),
+            images=ImageMap([]),
             state_dir=tmp_path / "state",
         ) as control,
     ):

@@ -19,6 +19,7 @@ from lightkube.types import PatchType
 from pydantic import Field
 
 from milkyway.flows.tasks import RetryableError, TaskContext, task
+from milkyway.kube.agent_keys import ensure_signing_key
 from milkyway.operator.tasks.common import (
     POLL_INTERVAL,
     Clock,
@@ -92,6 +93,13 @@ async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any
             "metadata": {"name": params.namespace},
         }
         await apply(ctx, params.cluster, [namespace], None)
+    client = ctx.client(params.cluster)
+    await call(
+        ctx,
+        params.cluster,
+        f"publish the agent keys of {params.namespace}",
+        lambda: ensure_signing_key(client, params.namespace),
+    )
     live = {name: obj for (name, _), obj in zip(statefulsets, found, strict=True)}
     applied: list[str] = []
     for stage in (

@@ -63,6 +63,9 @@ class ImageRule:
     """Container path -> content (a file in the container's filesystem)."""
     requires: tuple[str, ...] = ()
     """Machine paths without which the rule cannot run; named in the failure."""
+    root_only: str = ""
+    """Why containers of these images keep the runtime's own user instead of their
+    ``runAsUser`` on this machine (empty: the user is enforced)."""
     description: str = ""
 
     def matches(self, image: str) -> bool:
@@ -136,6 +139,7 @@ def _milkyway_rules() -> list[ImageRule]:
     scripts = sorted(bin_dir.glob("milkyway*")) if found else []
     links = {f"/usr/local/bin/{s.name}": str(s) for s in scripts}
     common: dict[str, Any] = {
+        "root_only": _unreadable_by_others(Path(sys.executable)),
         "links": links,
         "requires": (found or str(bin_dir / "milkyway"),),
         "description": "the installed milkyway entry points",
@@ -146,6 +150,20 @@ def _milkyway_rules() -> list[ImageRule]:
         *(ImageRule(p, entrypoint=("milkyway", "agent"), **common) for p in agent),
         *(ImageRule(p, entrypoint=("milkyway",), **common) for p in others),
     ]
+
+
+def _unreadable_by_others(program: Path) -> str:
+    """Why another user could not run ``program`` here ('' if it could): every folder on
+    the way to it, and to the interpreter it links to, must be searchable by others."""
+    for path in (program, program.resolve()):
+        for folder in path.parents:
+            try:
+                mode = folder.stat().st_mode
+            except OSError:
+                continue
+            if not mode & 0o001:
+                return f"{folder} is not searchable by other users, so {path} runs only as root"
+    return ""
 
 
 def builtin_rules() -> list[ImageRule]:

@@ -537,7 +537,7 @@ class ProcessRuntime:
                 env[name] = value
             else:
                 env[name] = expand(str(item.get("value", "")), env)
-        security = self._security(pod, c)
+        security = self._security(pod, c, rule)
         if security.get("uid") is not None and security["uid"] != 0:
             env.setdefault("HOME", "/")
         else:
@@ -614,9 +614,16 @@ class ProcessRuntime:
             return base64.b64decode(raw).decode(errors="replace") if word == "secret" else str(raw)
         return None
 
-    def _security(self, pod: Obj, c: ContainerProcess) -> dict[str, Any]:
+    def _security(self, pod: Obj, c: ContainerProcess, rule: ImageRule) -> dict[str, Any]:
         pod_sc = (pod.get("spec") or {}).get("securityContext") or {}
         sc = c.spec.get("securityContext") or {}
+        if rule.root_only:
+            return {
+                "uid": None,
+                "gid": None,
+                "groups": (),
+                "read_only_root": bool(sc.get("readOnlyRootFilesystem")),
+            }
         uid = sc.get("runAsUser", pod_sc.get("runAsUser"))
         gid = sc.get("runAsGroup", pod_sc.get("runAsGroup"))
         groups = [
@@ -670,7 +677,7 @@ class ProcessRuntime:
         env: dict[str, str],
         rule: ImageRule,
     ) -> SandboxSpec:
-        security = self._security(pod, c)
+        security = self._security(pod, c, rule)
         mounts: list[Mount] = []
         for m in c.spec.get("volumeMounts") or []:
             source = box.volumes.get(m.get("name", ""))
