@@ -640,9 +640,10 @@ class ProcessRuntime:
             return "no command specified: the container has no command and its image none"
         missing = rule.missing()
         if missing:
+            what = f"; install {rule.description}" if rule.description else ""
             return (
                 f"exec: {argv[0]!r}: the image's programs are not installed on this machine "
-                f"(missing {', '.join(missing)})"
+                f"(missing {', '.join(missing)}{what})"
             )
         provided = {**rule.links, **rule.files}
         first = argv[0]

@@ -122,3 +122,23 @@ def test_atomic_writer_swaps_data_and_keeps_links(tmp_path: Path) -> None:
 def test_variable_expansion() -> None:
     env = {"A": "x"}
     assert expand("$(A)-$(B)-$$(A)", env) == "x-$(B)-$(A)"
+
+
+def test_a_rule_whose_programs_are_missing_names_what_to_install(tmp_path: Path) -> None:
+    from milkyway.sim.process.images import ImageRule
+    from milkyway.sim.process.runtime import ClusterFacts, ProcessRuntime
+
+    runtime = ProcessRuntime(ClusterFacts("east"), ImageMap(), PodNetwork(), tmp_path)
+    rule = ImageRule(
+        "x:*",
+        args=("x",),
+        requires=(str(tmp_path / "absent"),),
+        description="the x package (apt-get install x)",
+    )
+    problem = runtime._resolve(["x"], {"PATH": "/usr/bin"}, rule)
+    assert "missing" in problem and "apt-get install x" in problem
+    ok = ImageRule("sh:*")
+    assert runtime._resolve(["sh", "-c", "true"], {"PATH": "/usr/bin:/bin"}, ok) == ""
+    assert "executable file not found in $PATH" in runtime._resolve(
+        ["no-such-program-here"], {"PATH": "/usr/bin"}, ok
+    )
