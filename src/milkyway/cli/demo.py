@@ -39,6 +39,7 @@ from milkyway.cli.app_commands import (
     apply_documents,
     flow_summary,
 )
+from milkyway.cli.demo_processes import demo_images, real_members_table, simulated_summary
 from milkyway.model.base import GROUP, VERSION
 from milkyway.operator.manager import Operator, OperatorSettings
 from milkyway.sim.clusters import SimulatedClusters
@@ -81,8 +82,14 @@ class DemoOptions:
     """Fast simulator timings (tests, scripts) instead of realistic ones."""
     members: Sequence[MemberCluster] = DEMO_MEMBERS
     examples: Sequence[Path] = field(
-        default_factory=lambda: [EXAMPLES / "stream1.yaml", EXAMPLES / "multi-region.yaml"]
+        default_factory=lambda: [
+            EXAMPLES / "stream1.yaml",
+            EXAMPLES / "multi-region.yaml",
+            EXAMPLES / "etcd.yaml",
+        ]
     )
+    processes: bool = True
+    """Run ZooKeeper and etcd members as real processes (the rest stays simulated)."""
 
 
 class DemoError(Exception):
@@ -339,14 +346,25 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
             loop.add_signal_handler(sig, stop.set)
     names = [MANAGEMENT, *(m.name for m in options.members)]
     topology = {m.name: (m.region, m.zone) for m in options.members}
-    config = ControlPlaneConfig.fast() if options.fast else ControlPlaneConfig.realistic()
+    config = ControlPlaneConfig.realistic()
+    if options.fast:
+        # Real servers starting together load the machine: a one-second node grace would
+        # call a node dead whenever the event loop waits on the CPU for a moment.
+        slack = {"heartbeat_interval": 1.0, "node_grace_period": 15.0} if options.processes else {}
+        config = ControlPlaneConfig.fast(**slack)
     nodes: int | dict[str, Any] = options.nodes
     async with contextlib.AsyncExitStack() as stack:
         sim = await stack.enter_async_context(
             SimulatedClusters(names, data_dir=options.data_dir, kubeconfig_path=options.kubeconfig)
         )
-        await stack.enter_async_context(
-            ControlledClusters(sim, nodes=nodes, config=config, topology=topology)
+        control = await stack.enter_async_context(
+            ControlledClusters(
+                sim,
+                nodes=nodes,
+                config=config,
+                topology=topology,
+                images=demo_images() if options.processes else None,
+            )
         )
         console.print(
             f"[bold]clusters[/bold] {', '.join(names)} "
@@ -386,6 +404,10 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
         except DemoTimeout as exc:
             console.print(f"[red]{exc}[/red]")
             return 1
+        if options.processes:
+            console.print(real_members_table(control.runtimes))
+            pods = [p for c in control.planes.values() for p in c.pods.objects.values()]
+            console.print(simulated_summary(control.runtimes, pods))
         if options.exit_when_ready:
             console.print("\n[green]everything is Ready[/green]")
             return 0
@@ -415,6 +437,13 @@ def demo(
     fast: Annotated[
         bool, typer.Option(help="Fast simulator timings instead of realistic ones.")
     ] = False,
+    processes: Annotated[
+        bool,
+        typer.Option(
+            help="Run ZooKeeper and etcd members as real local processes "
+            "(--no-processes: every pod simulated)."
+        ),
+    ] = True,
 ) -> None:
     """Simulated clusters in two regions, the operator, and two Applications until Ready."""
     options = DemoOptions(
@@ -424,6 +453,7 @@ def demo(
         exit_when_ready=exit_when_ready,
         timeout=timeout,
         fast=fast,
+        processes=processes,
     )
     console = Console()
     try:

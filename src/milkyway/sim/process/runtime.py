@@ -12,6 +12,7 @@ ended by process group. :meth:`ProcessRuntime.container` gives the rest of the s
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import logging
 import os
@@ -160,6 +161,7 @@ class ProcessRuntime:
         self._api = api
         self._enqueue = enqueue
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        atexit.register(self._kill_started)
         if self.volume_sync_seconds > 0:
             self._sync_task = asyncio.get_running_loop().create_task(
                 self._sync_volumes(), name=f"process-volumes:{self.cluster.name}"
@@ -461,13 +463,13 @@ class ProcessRuntime:
             return
         c.env = env
         c.working_dir = c.spec.get("workingDir") or None
-        sandbox = self._sandbox(box, pod, c, argv, env, rule)
         try:
+            sandbox = self._sandbox(box, pod, c, argv, env, rule)
             prepare_upper(sandbox)
             c.start(
                 launch_argv(sandbox, box.hosts_file), lambda: self._enqueue(box.namespace, box.name)
             )
-        except OSError as err:
+        except (OSError, preload.PreloadError) as err:
             c.status.waiting_reason = "RunContainerError"
             c.status.waiting_message = f"failed to start container process: {err}"
             c.failures += 1
@@ -638,9 +640,10 @@ class ProcessRuntime:
             return "no command specified: the container has no command and its image none"
         missing = rule.missing()
         if missing:
+            what = f"; install {rule.description}" if rule.description else ""
             return (
                 f"exec: {argv[0]!r}: the image's programs are not installed on this machine "
-                f"(missing {', '.join(missing)})"
+                f"(missing {', '.join(missing)}{what})"
             )
         provided = {**rule.links, **rule.files}
         first = argv[0]
@@ -978,6 +981,13 @@ class ProcessRuntime:
         for pv, mode in list(self._failed_volumes.items()):
             with contextlib.suppress(OSError):
                 os.chmod(self.volume_dir(pv), mode)
+        atexit.unregister(self._kill_started)
+
+    def _kill_started(self) -> None:
+        """Last resort when the interpreter exits without :meth:`stop` (an unhandled
+        error): no process group this runtime started outlives it."""
+        for pgid in self.started_groups:
+            signal_group(pgid, signal.SIGKILL)
 
     def leftover_groups(self) -> list[int]:
         """Process groups this runtime started that still have a live process."""
