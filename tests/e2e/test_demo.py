@@ -34,6 +34,9 @@ async def test_demo_exits_zero_once_everything_is_ready(tmp_path: Path) -> None:
     assert "everything is Ready" in text
     assert "application/milkyway/stream1 created" in text
     assert "application/streaming/orders created" in text
+    assert "Real processes" in text
+    assert "orders-zookeeper-ams-0" in text and "config-store-etcd-phx-0" in text
+    assert "pods simulated (images: agent, flink, kafka)" in text
 
 
 async def test_demo_times_out_with_the_reason(tmp_path: Path) -> None:

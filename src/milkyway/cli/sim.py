@@ -72,7 +72,11 @@ async def _serve(
         if nodes > 0:
             from milkyway.sim.controllers.attach import ControlledClusters
 
-            await stack.enter_async_context(ControlledClusters(sim, nodes=nodes, images=images))
+            # With --data-dir, volume directories of process-backed pods survive too.
+            state_dir = data_dir / "processes" if data_dir is not None else None
+            await stack.enter_async_context(
+                ControlledClusters(sim, nodes=nodes, images=images, state_dir=state_dir)
+            )
             typer.echo(
                 f"control plane: scheduler, controllers, {nodes} simulated nodes per cluster"
             )

@@ -338,3 +338,35 @@ async def test_python_client_tty_stdin_and_resize(sim: SimulatedClusters, pods: 
     out, code = await asyncio.to_thread(use)
     assert "30 100" in out and "got hello" in out
     assert code == 0
+
+
+def _processes_with(marker: str) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+                if marker.encode() in cmdline.read():
+                    found.append(int(entry))
+        except OSError:
+            continue
+    return found
+
+
+async def test_an_exec_session_whose_client_leaves_ends_its_command(
+    kubectl: Kubectl, pods: ClusterAPI
+) -> None:
+    marker = f"exec-session-{os.getpid()}-{time.monotonic_ns()}"
+    proc = await kubectl.start("exec", "real", "--", "sh", "-c", f"echo up; sleep 300; : {marker}")
+    try:
+        assert proc.stdout is not None
+        assert await asyncio.wait_for(proc.stdout.readline(), 30) == b"up\n"
+        assert _processes_with(marker)
+    finally:
+        proc.kill()
+        await proc.wait()
+    deadline = time.monotonic() + 30
+    while _processes_with(marker):
+        assert time.monotonic() < deadline, "the command outlived its exec session"
+        await asyncio.sleep(0.1)

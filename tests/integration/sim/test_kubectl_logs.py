@@ -53,6 +53,24 @@ async def test_follow_streams_new_lines_and_ends_when_the_container_stops(
             await proc.wait()
 
 
+async def test_a_follower_that_leaves_is_forgotten(
+    kubectl: Kubectl, sim: SimulatedClusters
+) -> None:
+    api = sim["c1"].api
+    _pod(api)
+    api.write_log("p", "main", "hello", namespace="default")
+    proc = await kubectl.start("logs", "-f", "p")
+    assert proc.stdout is not None
+    assert await _line(proc.stdout) == "hello\n"
+    assert api.logs.followers == 1
+    proc.kill()
+    await proc.wait()
+    deadline = asyncio.get_running_loop().time() + 30
+    while api.logs.followers:
+        assert asyncio.get_running_loop().time() < deadline, "the follow outlived its client"
+        await asyncio.sleep(0.05)
+
+
 async def test_follow_ends_when_the_pod_is_deleted(
     kubectl: Kubectl, sim: SimulatedClusters
 ) -> None:

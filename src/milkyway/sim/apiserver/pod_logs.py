@@ -94,6 +94,11 @@ class PodLogs:
         if self._pods.pop((namespace, pod), None) is not None:
             self._notify((namespace, pod))
 
+    @property
+    def followers(self) -> int:
+        """How many readers are following a log now (each open ``follow=true``)."""
+        return len(self._listeners)
+
     def subscribe(self, listener: Listener) -> Callable[[], None]:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None

@@ -97,7 +97,7 @@ def _zookeeper_rules() -> list[ImageRule]:
         "links": links,
         "files": {"/usr/local/bin/zkEnv.sh": _ZK_ENV},
         "requires": (str(bin_dir / "zkServer.sh"), "/usr/share/java/zookeeper.jar"),
-        "description": "Debian's zookeeper package",
+        "description": "Debian's zookeeper package (apt-get install zookeeper)",
     }
     return [ImageRule(pattern, **common) for pattern in ("*zookeeper:*", "*zookeeper")]
 
@@ -128,7 +128,7 @@ def _etcd_rules() -> list[ImageRule]:
         "args": ("/usr/local/bin/etcd",),
         "files": {"/usr/local/bin/etcd": _ETCD_WRAPPER},
         "requires": (str(ETCD_BINARY),),
-        "description": "Debian's etcd-server package",
+        "description": "Debian's etcd-server package (apt-get install etcd-server)",
     }
     return [ImageRule(pattern, **common) for pattern in ("*etcd:*", "*etcd")]
 

@@ -463,13 +463,13 @@ class ProcessRuntime:
             return
         c.env = env
         c.working_dir = c.spec.get("workingDir") or None
-        sandbox = self._sandbox(box, pod, c, argv, env, rule)
         try:
+            sandbox = self._sandbox(box, pod, c, argv, env, rule)
             prepare_upper(sandbox)
             c.start(
                 launch_argv(sandbox, box.hosts_file), lambda: self._enqueue(box.namespace, box.name)
             )
-        except OSError as err:
+        except (OSError, preload.PreloadError) as err:
             c.status.waiting_reason = "RunContainerError"
             c.status.waiting_message = f"failed to start container process: {err}"
             c.failures += 1
@@ -647,9 +647,10 @@ class ProcessRuntime:
             return "no command specified: the container has no command and its image none"
         missing = rule.missing()
         if missing:
+            what = f"; install {rule.description}" if rule.description else ""
             return (
                 f"exec: {argv[0]!r}: the image's programs are not installed on this machine "
-                f"(missing {', '.join(missing)})"
+                f"(missing {', '.join(missing)}{what})"
             )
         provided = {**rule.links, **rule.files}
         first = argv[0]

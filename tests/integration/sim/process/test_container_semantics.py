@@ -264,3 +264,30 @@ async def test_graceful_termination_sigterm_then_sigkill_after_grace(
 async def _inside(enter: list[str], *argv: str) -> None:
     process = await asyncio.create_subprocess_exec(*enter, *argv)
     assert await process.wait() == 0
+
+
+async def test_read_only_root_filesystem_keeps_volumes_writable(process_sim: ProcessSim) -> None:
+    script = (
+        "touch /rootfile 2>/dev/null && echo root-writable || echo root-read-only; "
+        "touch /scratch/f && echo volume-writable; exec sleep 300"
+    )
+    process_sim.api().create(
+        shell_pod(
+            "readonly",
+            script,
+            container={
+                "securityContext": {"readOnlyRootFilesystem": True},
+                "volumeMounts": [{"name": "scratch", "mountPath": "/scratch"}],
+            },
+            volumes=[{"name": "scratch", "emptyDir": {}}],
+        )
+    )
+    handle = await eventually(
+        lambda: (h := process_sim.runtime().container("default", "readonly")) and h.pid and h,
+        what="running",
+    )
+    output = await eventually(
+        lambda: "volume-writable" in handle.log_path.read_text() and handle.log_path.read_text(),
+        what="the script's output",
+    )
+    assert output == "root-read-only\nvolume-writable\n"

@@ -83,3 +83,28 @@ async def test_sim_up_runs_mapped_images_and_ends_them_on_sigterm(tmp_path: Path
 
 async def _exists(path: Path) -> bool:
     return await asyncio.to_thread(path.exists)
+
+
+async def test_sim_up_refuses_a_bad_run_mapping_before_starting(tmp_path: Path) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "milkyway.cli.main",
+        "sim",
+        "up",
+        "--clusters",
+        "east",
+        "--kubeconfig",
+        str(tmp_path / "kubeconfig"),
+        "--run",
+        "redis-server",
+        "--exit-after",
+        "1",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "HOME": str(tmp_path), "COLUMNS": "200"},
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 2
+    assert "write IMAGE_PATTERN=COMMAND" in err.decode()
+    assert b"cluster east" not in out
