@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from lightkube.resources.core_v1 import Event
 from milkyway.kube.resources import FLOW, FLOWRUN
 from milkyway.notify.center import NOTIFICATION_LABEL, TRIGGER_LABEL
 from milkyway.notify.receivers import MailboxServer, WebhookReceiver, text_of
+from milkyway.operator.retention import prune
 from milkyway.render.labels import APPLICATION as APPLICATION_LABEL
 
 from .conftest import ensure_namespace
@@ -160,6 +162,23 @@ async def test_a_heartbeat_says_no_alerts_for_a_healthy_application(
             ]
 
         mails = await world.eventually(healthy_heartbeat, within=120, what="a No alerts heartbeat")
+
+        async def health_runs() -> list[dict[str, Any]]:
+            return [
+                r.to_dict()
+                async for r in world.mgmt.list(
+                    FLOWRUN, namespace=NS, labels={"milkyway.ebay.com/health-of": "app"}
+                )
+            ]
+
+        async def many() -> bool:
+            return len(await health_runs()) > 7
+
+        await world.eventually(many, within=90, what="more than 7 health runs")
+        await prune(world.mgmt, NS, time.time())
+        kinds = [r["metadata"]["labels"]["milkyway.ebay.com/schedule"] for r in await health_runs()]
+        # The newest three of each kind are kept, and any started since.
+        assert 0 < kinds.count("health") <= 5 and 0 < kinds.count("heartbeat") <= 5
     assert mails[0]["Subject"] == subject
     assert mails[0]["To"] == "team@example.com"
 
