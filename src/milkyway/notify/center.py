@@ -47,6 +47,8 @@ NOTIFICATION_LABEL = "milkyway.ebay.com/notification-for"
 TRIGGER_LABEL = "milkyway.ebay.com/notification-trigger"
 SERVICE_LABEL = "milkyway.ebay.com/notification-service"
 CONDITION = "NotificationsValid"
+SUBMITTED_MEMORY = 50_000
+"""Delivery names remembered to skip a create that would meet an existing run."""
 
 
 class Recorder(Protocol):
@@ -210,6 +212,9 @@ class NotificationCenter:
                         SERVICE_LABEL: subscription.service,
                     },
                 )
+            if len(self._submitted) >= SUBMITTED_MEMORY:
+                # Only a shortcut: the stored run de-duplicates on its own.
+                self._submitted.clear()
             self._submitted.add(name)
         return names
 

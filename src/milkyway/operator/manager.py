@@ -432,7 +432,7 @@ class _Session:
         for i in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{i}")
         self._spawn(self.resync.run(self.queue, lambda: list(self.applications.cache)), "resync")
-        self._spawn(self.notifying.schedules.run(), "health-schedules")
+        self._spawn(self.notifying.run(), "health-schedules")
         await asyncio.gather(*self._tasks)
 
     async def _sweep(self, interval: float) -> None:

@@ -7,6 +7,7 @@ the health checker and the per-Application schedules, and the tasks bound to the
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -19,6 +20,7 @@ from milkyway.notify.center import NotificationCenter
 from milkyway.operator.flow_events import flow_events
 from milkyway.operator.health.schedule import HealthSchedules
 from milkyway.operator.health.task import HealthChecker
+from milkyway.operator.retention import prune_forever
 
 log = logging.getLogger("milkyway.operator")
 AppKey = tuple[str, str]
@@ -49,6 +51,17 @@ class Notifying:
         self.schedules = HealthSchedules(applications, engine_for)
         self._applications = applications
         self._seen: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+    async def run(self) -> None:
+        """The schedules and the retention of the runs they leave, until cancelled."""
+        await asyncio.gather(
+            self.schedules.run(),
+            prune_forever(
+                self.center.client,
+                lambda: [namespace for namespace, _ in self._applications()],
+                time.time,
+            ),
+        )
 
     def observe(
         self, key: AppKey, run: Mapping[str, Any], event: str, *, first_seen: bool

@@ -47,7 +47,11 @@ async def owned_objects(world: Any, application: str) -> list[str]:
 
 
 async def runs(world: Any, namespace: str) -> list[dict[str, Any]]:
-    return [r.to_dict() async for r in world.mgmt.list(FLOWRUN, namespace=namespace)]
+    """The Applications' lifecycle runs (not the scheduled health checks)."""
+    lifecycle = {"milkyway.ebay.com/application": None}
+    return [
+        r.to_dict() async for r in world.mgmt.list(FLOWRUN, namespace=namespace, labels=lifecycle)
+    ]
 
 
 async def test_invalid_application_reports_field_value_and_fix_and_changes_nothing(

@@ -28,6 +28,9 @@ async def test_a_broken_ensemble_is_mailed_and_slacked_and_its_recovery_told_onc
         f"{SUBSCRIBE}health-unhealthy.slack": "#ops",
         f"{SUBSCRIBE}health-recovered.email": "oncall@example.com",
         f"{SUBSCRIBE}health-recovered.slack": "#ops",
+        # The operator would replace members crash-looping for a minute; this test is
+        # about telling, not healing, so on a slow machine it must not race a remedy.
+        "milkyway.ebay.com/remediate-after": "3600",
     }
     async with world.operator() as operator:
         await operator.wait_until_leading(10)
@@ -50,7 +53,7 @@ async def test_a_broken_ensemble_is_mailed_and_slacked_and_its_recovery_told_onc
         def unhealthy_mail() -> list[Any]:
             return mails_with(mailbox, "[Unhealthy]", "health/zk")
 
-        mails = await world.eventually(unhealthy_mail, within=60, what="the Unhealthy mail")
+        mails = await world.eventually(unhealthy_mail, within=120, what="the Unhealthy mail")
         text = text_of(mails[0])
         assert "zk-zookeeper-phx-0" in text and "zk-zookeeper-slc-0" in text
         assert "zone phx" in text and "zone slc" in text and "zookeeper" in text
@@ -61,7 +64,7 @@ async def test_a_broken_ensemble_is_mailed_and_slacked_and_its_recovery_told_onc
         assert mails[0].get_body(preferencelist=("html",)) is not None
         posts = await world.eventually(
             lambda: slack_with(slack, "Unhealthy", "zk-zookeeper-phx-0", "quorum"),
-            within=30,
+            within=60,
             what="the Unhealthy Slack message",
         )
         assert posts[0]["json"]["blocks"][0]["type"] == "header"
@@ -71,7 +74,7 @@ async def test_a_broken_ensemble_is_mailed_and_slacked_and_its_recovery_told_onc
             app = await world.application(NS, "zk")
             return app if health_of(app) == "Unhealthy" else None
 
-        app = await world.eventually(unhealthy, within=30, what="status.health Unhealthy")
+        app = await world.eventually(unhealthy, within=60, what="status.health Unhealthy")
         health = app["status"]["health"]
         assert health["components"]["zookeeper"]["zones"]["ams"]["status"] == "Healthy"
         assert health["components"]["zookeeper"]["zones"]["phx"]["status"] == "Degraded"
@@ -83,11 +86,11 @@ async def test_a_broken_ensemble_is_mailed_and_slacked_and_its_recovery_told_onc
             await faults.lift(fault.id)
         await world.eventually(
             lambda: mails_with(mailbox, "[Recovered]", "health/zk"),
-            within=90,
+            within=120,
             what="the Recovered mail",
         )
         await world.eventually(
-            lambda: slack_with(slack, "Recovered"), within=30, what="the Recovered Slack message"
+            lambda: slack_with(slack, "Recovered"), within=60, what="the Recovered Slack message"
         )
         # A few more checks pass while healthy: still one recovery message of each kind.
         checked = app["status"]["health"]["checkedAt"]
@@ -100,7 +103,7 @@ async def test_a_broken_ensemble_is_mailed_and_slacked_and_its_recovery_told_onc
                 and len([h for h in now["history"] if h["status"] == "Healthy"]) >= 3
             )
 
-        await world.eventually(checked_again, within=60, what="more healthy checks")
+        await world.eventually(checked_again, within=120, what="more healthy checks")
     assert len(mails_with(mailbox, "[Recovered]")) == 1
     assert len(slack_with(slack, "Recovered")) == 1
     assert len({m["Message-ID"] for m in mails_with(mailbox, "[Unhealthy]")}) == 1

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.resources import FLOW, FLOWRUN
 from milkyway.notify.center import NOTIFICATION_LABEL, TRIGGER_LABEL
 from milkyway.notify.receivers import MailboxServer, WebhookReceiver, text_of
+from milkyway.operator.retention import prune
 
 from .conftest import ensure_namespace
 from .notify_helpers import SUBSCRIBE, configure, mails_with, slack_with, zookeeper_app
@@ -79,9 +81,21 @@ ANNOUNCE = {
     },
 }
 
+GATED = {
+    "apiVersion": "milkyway.ebay.com/v1",
+    "kind": "Flow",
+    "metadata": {"name": "gated"},
+    "spec": {
+        "steps": [
+            {"name": "confirm", "approval": {"users": ["bob"], "message": "roll zookeeper?"}},
+            {"name": "nap", "action": "sleep", "params": {"seconds": 0}},
+        ]
+    },
+}
+
 
 async def _flows(world: Any) -> None:
-    for flow in (FAILING, QUICK, ANNOUNCE):
+    for flow in (FAILING, QUICK, ANNOUNCE, GATED):
         await world.mgmt.create(FLOW.from_dict(flow))
 
 
@@ -160,6 +174,23 @@ async def test_a_heartbeat_says_no_alerts_for_a_healthy_application(
             ]
 
         mails = await world.eventually(healthy_heartbeat, within=120, what="a No alerts heartbeat")
+
+        async def health_runs() -> list[dict[str, Any]]:
+            return [
+                r.to_dict()
+                async for r in world.mgmt.list(
+                    FLOWRUN, namespace=NS, labels={"milkyway.ebay.com/health-of": "app"}
+                )
+            ]
+
+        async def many() -> bool:
+            return len(await health_runs()) > 7
+
+        await world.eventually(many, within=90, what="more than 7 health runs")
+        await prune(world.mgmt, NS, time.time())
+        kinds = [r["metadata"]["labels"]["milkyway.ebay.com/schedule"] for r in await health_runs()]
+        # The newest three of each kind are kept, and any started since.
+        assert 0 < kinds.count("health") <= 5 and 0 < kinds.count("heartbeat") <= 5
     assert mails[0]["Subject"] == subject
     assert mails[0]["To"] == "team@example.com"
 
@@ -313,3 +344,34 @@ async def test_a_flow_notify_step_mails_through_the_configured_service(
     mails = mails_with(mailbox, "maintenance", run)
     assert len(mails) == 1
     assert mails[0]["Subject"] == "maintenance" and mails[0]["To"] == "team@example.com"
+
+
+@pytest.mark.slow
+async def test_an_approval_is_told_when_requested_and_when_decided(
+    world: Any, mailbox: MailboxServer, slack: WebhookReceiver
+) -> None:
+    await configure(world.mgmt, mailbox, slack)
+    await _flows(world)
+    annotations = {
+        f"{SUBSCRIBE}approval-requested.slack": "#approvers",
+        f"{SUBSCRIBE}approval-decided.email": "oncall@example.com",
+    }
+    async with world.operator() as operator:
+        await operator.wait_until_leading(10)
+        await world.apply_application(zookeeper_app("app", NS, annotations, {"enabled": False}))
+        run = await _submit(operator, world, "gated")
+        await world.eventually(
+            lambda: slack_with(slack, "APPROVAL_REQUESTED:confirm", run),
+            within=60,
+            what="the approval request on Slack",
+        )
+        engine = operator.session.engine_for(NS)
+        await engine.request(run, "approve", "bob", step="confirm", reason="go ahead")
+        assert (await engine.wait(run, within=60)).status.phase == "Succeeded"
+        mails = await world.eventually(
+            lambda: mails_with(mailbox, "APPROVAL_DECIDED:confirm", run),
+            within=60,
+            what="the decision by mail",
+        )
+    assert "was approved by bob. go ahead" in text_of(mails[0])
+    assert len(slack_with(slack, "APPROVAL_REQUESTED:confirm")) == 1

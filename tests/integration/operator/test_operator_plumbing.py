@@ -31,7 +31,10 @@ async def test_provisions_stream1_in_dependency_order(world: Any, double_planner
     reachable = [c for c in status["conditions"] if c["type"] == "ClustersReachable"]
     assert reachable and reachable[0]["status"] == "True"
 
-    runs = [r.to_dict() async for r in world.mgmt.list(FLOWRUN, namespace="milkyway")]
+    lifecycle = {"milkyway.ebay.com/application": None}  # not the scheduled health checks
+    runs = [
+        r.to_dict() async for r in world.mgmt.list(FLOWRUN, namespace="milkyway", labels=lifecycle)
+    ]
     assert {r["status"]["phase"] for r in runs} == {"Succeeded"}
     order = [
         r["metadata"]["labels"]["milkyway.ebay.com/component"]

@@ -42,7 +42,11 @@ async def test_a_check_fires_at_each_cron_time_and_skips_while_one_runs() -> Non
     apps = {("ns", "a"): app({"cron": "* * * * *"})}
     schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
     assert await schedules.tick() == []  # first look: the next fire time is computed
-    now[0] = 1_000_000.0 + 20
+    delay = schedules._entries[(("ns", "a"), "health")].spread
+    assert 0 <= delay < 30
+    now[0] = 1_000_020.0 + delay - 0.01
+    assert await schedules.tick() == []
+    now[0] = 1_000_020.0 + delay
     assert await schedules.tick() == ["a-health-1000020"]
     assert engine.submitted[0][0] == FLOW
     assert engine.submitted[0][1] == {
@@ -68,7 +72,7 @@ async def test_a_disabled_check_never_fires_and_a_heartbeat_has_its_own_cron() -
     }
     schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
     await schedules.tick()
-    now[0] += 61
+    now[0] += 20 + 30
     started = await schedules.tick()
     assert started == ["hb-heartbeat-1000020"]
     assert engine.submitted[0][1]["heartbeat"] is True
@@ -98,5 +102,14 @@ async def test_applications_added_while_a_tick_submits_do_not_break_it() -> None
     engine = Growing()
     schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
     await schedules.tick()
-    now[0] += 60
+    now[0] += 20 + 30
     assert len(await schedules.tick()) == 3
+
+
+def test_the_spread_is_stable_bounded_and_differs_between_applications() -> None:
+    from milkyway.operator.health.schedule import spread
+
+    delays = {spread(("ns", f"a{i}"), "health", 300.0) for i in range(100)}
+    assert all(0 <= d < 30 for d in delays) and len(delays) == 100
+    assert spread(("ns", "a1"), "health", 300.0) == spread(("ns", "a1"), "health", 300.0)
+    assert spread(("ns", "a1"), "health", 2.0) < 1.0

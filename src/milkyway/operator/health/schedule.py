@@ -7,7 +7,10 @@ by the engine's scheduler functions (:func:`~milkyway.flows.schedule.next_fire`,
 :func:`~milkyway.flows.schedule.decide_overlap`, policy ``Skip``: a check still running
 when the next is due makes that one be skipped).
 
-The run of a fire time has a name made of the Application and the fire time, so a new
+Each Application's checks start a fixed delay after the fire time (under 30 s and half
+the period, from a digest of its name), so a thousand Applications on the same schedule
+are not all checked in the same second. The run of a fire time has a name made of the
+Application and the fire time, so a new
 leader (or a second replica) that fires the same time again finds the run and starts
 nothing. The state is in memory: after a restart, the next fire time is the next one
 from now (a missed check is not caught up, the next one comes within a period), and
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -42,8 +46,24 @@ AppKey = tuple[str, str]
 @dataclass
 class _Entry:
     due: float
+    """The next fire time of the cron expression."""
     fingerprint: tuple[Any, ...]
     last_run: str = ""
+    spread: float = 0.0
+    """Seconds after ``due`` this Application's check actually starts."""
+
+
+SPREAD = 30.0
+"""At most this many seconds (and half the period) between a fire time and the start of
+an Application's check: a thousand Applications on the default schedule would otherwise
+all be checked in the same second, every five minutes."""
+
+
+def spread(key: AppKey, kind: str, period: float) -> float:
+    """A delay after each fire time, the same for an Application on every replica (a
+    digest of its name), so the checks of many Applications are spread over time."""
+    digest = hashlib.sha256(f"{key[0]}/{key[1]}/{kind}".encode()).digest()
+    return int.from_bytes(digest[:4], "big") / 2**32 * min(SPREAD, period / 2)
 
 
 def run_name(application: str, kind: str, fired: float) -> str:
@@ -109,9 +129,12 @@ class HealthSchedules:
                 fingerprint = (cron, spec.timezone)
                 entry = self._entries.get((key, kind))
                 if entry is None or entry.fingerprint != fingerprint:
-                    self._entries[(key, kind)] = _Entry(next_fire(schedule, now), fingerprint)
+                    due = next_fire(schedule, now)
+                    self._entries[(key, kind)] = _Entry(
+                        due, fingerprint, spread=spread(key, kind, next_fire(schedule, due) - due)
+                    )
                     continue
-                if now < entry.due:
+                if now < entry.due + entry.spread:
                     continue
                 fired = entry.due
                 entry.due = next_fire(schedule, now)

@@ -1,0 +1,107 @@
+"""Retention of the FlowRuns health checks and notifications leave behind.
+
+A check every 5 minutes is 288 runs a day per Application; kept forever they would
+outgrow everything else. Of each Application's scheduled health runs the newest
+:data:`KEEP_HEALTH_RUNS` of each kind stay (``status.health.history`` keeps the story);
+a delivery stays :data:`KEEP_DELIVERIES_FOR` seconds after it finished (it is the record
+that makes a repeated event send nothing, and nothing repeats an event that old: a
+flow's events are only replayed for runs finished within minutes, a change of health is
+numbered and marked told). Unfinished runs are never removed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from lightkube import ApiError, AsyncClient
+
+from milkyway.flows.schedule import FIRED_LABEL, SCHEDULE_LABEL
+from milkyway.kube.resources import FLOWRUN
+from milkyway.model.flow import TERMINAL_RUN_PHASES
+from milkyway.notify.center import NOTIFICATION_LABEL
+from milkyway.operator.health.schedule import HEALTH_LABEL
+
+log = logging.getLogger("milkyway.operator")
+
+KEEP_HEALTH_RUNS = 3
+KEEP_DELIVERIES_FOR = 24 * 3600.0
+PRUNE_INTERVAL = 60.0
+
+
+def _finished(run: Mapping[str, Any]) -> bool:
+    status = run.get("status") or {}
+    return status.get("phase") in TERMINAL_RUN_PHASES
+
+
+def old_health_runs(runs: Iterable[Mapping[str, Any]], keep: int = KEEP_HEALTH_RUNS) -> list[str]:
+    """Names of the finished health runs beyond the newest ``keep`` of each Application
+    and kind."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for run in runs:
+        labels = (run.get("metadata") or {}).get("labels") or {}
+        groups.setdefault(
+            (labels.get(HEALTH_LABEL, ""), labels.get(SCHEDULE_LABEL, "")), []
+        ).append(run)
+    found: list[str] = []
+    for group in groups.values():
+        group.sort(key=lambda r: int(r["metadata"]["labels"].get(FIRED_LABEL, "0") or 0))
+        found.extend(r["metadata"]["name"] for r in group[:-keep] if _finished(r))
+    return sorted(found)
+
+
+def old_deliveries(
+    runs: Iterable[Mapping[str, Any]], now: float, keep_for: float = KEEP_DELIVERIES_FOR
+) -> list[str]:
+    """Names of the deliveries finished more than ``keep_for`` seconds ago."""
+    found = []
+    for run in runs:
+        finished = (run.get("status") or {}).get("finishedAt")
+        if _finished(run) and finished is not None and now - float(finished) > keep_for:
+            found.append(run["metadata"]["name"])
+    return sorted(found)
+
+
+async def prune(client: AsyncClient, namespace: str, now: float) -> int:
+    """Delete what is no longer kept in ``namespace``; returns how many runs."""
+    deleted = 0
+    for label, select in (
+        (HEALTH_LABEL, lambda runs: old_health_runs(runs)),
+        (NOTIFICATION_LABEL, lambda runs: old_deliveries(runs, now)),
+    ):
+        runs = [
+            r.to_dict()
+            async for r in client.list(FLOWRUN, namespace=namespace, labels={label: None})
+        ]
+        for name in select(runs):
+            try:
+                await client.delete(FLOWRUN, name, namespace=namespace)
+                deleted += 1
+            except ApiError as exc:
+                if exc.status.code != 404:
+                    raise
+    return deleted
+
+
+async def prune_forever(
+    client: AsyncClient,
+    namespaces: Callable[[], Iterable[str]],
+    clock: Callable[[], float],
+    interval: float = PRUNE_INTERVAL,
+) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        for namespace in sorted(set(namespaces())):
+            try:
+                deleted = await prune(client, namespace, clock())
+            except Exception as exc:
+                # Retention is housekeeping: it must never stop the operator.
+                log.warning("pruning runs of %s: %s: %s", namespace, type(exc).__name__, exc)
+                continue
+            if deleted:
+                log.info("%s: %d finished health and notification runs removed", namespace, deleted)
+
+
+__all__ = ["old_deliveries", "old_health_runs", "prune", "prune_forever"]
