@@ -33,7 +33,12 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from milkyway.cli.model_commands import fail_unreadable, read_manifest
+from milkyway.cli.model_commands import (
+    PolicyOption,
+    fail_unreadable,
+    read_manifest,
+    read_security_policy,
+)
 from milkyway.components import ComponentTypeRegistry, builtin_component_types
 from milkyway.components.registry import registry_from_resources
 from milkyway.kube.clients import KubeconfigError, client_from_kubeconfig, load_kubeconfig
@@ -41,6 +46,7 @@ from milkyway.model.base import API_VERSION, GROUP, VERSION
 from milkyway.model.errors import DocumentUnreadable, FieldError, ValidationFailed, shown_value
 from milkyway.model.load import application_from_data, load_resolved
 from milkyway.model.resolve import resolve
+from milkyway.model.security_policy import DEFAULT_POLICY, SecurityPolicy
 from milkyway.model.source import load_documents
 from milkyway.operator.flows_catalog import builtin_flow_names
 from milkyway.render.labels import APPLICATION as APP_LABEL
@@ -201,6 +207,7 @@ def validate_documents(
     types: ComponentTypeRegistry,
     namespace: str,
     flows: AbstractSet[str] | None = None,
+    policy: SecurityPolicy = DEFAULT_POLICY,
 ) -> list[dict[str, Any]]:
     """Parsed documents with the namespace filled in; every Application validated.
 
@@ -237,7 +244,7 @@ def validate_documents(
             continue
         if data.get("kind") == "Application":
             try:
-                load_resolved(text, types, known_flows)
+                load_resolved(text, types, known_flows, policy)
             except ValidationFailed as exc:
                 prefix = f"{where}: " if len(texts) > 1 else ""
                 errors.extend(
@@ -254,7 +261,12 @@ def validate_documents(
 
 
 async def apply_documents(
-    client: AsyncClient, text: str, namespace: str, *, create_namespaces: bool = True
+    client: AsyncClient,
+    text: str,
+    namespace: str,
+    *,
+    create_namespaces: bool = True,
+    policy: SecurityPolicy = DEFAULT_POLICY,
 ) -> list[tuple[str, str, str]]:
     """Validate every document of ``text``, then server-side apply them in order.
 
@@ -263,7 +275,7 @@ async def apply_documents(
     if not texts:
         raise CommandError("the file holds no document")
     documents = validate_documents(
-        texts, await component_types(client), namespace, await flow_names(client)
+        texts, await component_types(client), namespace, await flow_names(client), policy
     )
     namespaces = {d["metadata"]["namespace"] for d in documents if "namespace" in d["metadata"]}
     for name in sorted(namespaces):
@@ -794,16 +806,20 @@ def apply(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    policy_file: PolicyOption = None,
 ) -> None:
     """Validate locally, then server-side apply (nothing is sent if anything is invalid)."""
     target = Target(kubeconfig, context, namespace)
     text = read_manifest(file)
+    policy = read_security_policy(policy_file)
     for part in split_documents(text):
         if isinstance(unreadable := _load(part), DocumentUnreadable):
             fail_unreadable(unreadable, file)
     results = _run(
         target,
-        lambda c: apply_documents(c, text, target.namespace, create_namespaces=create_namespace),
+        lambda c: apply_documents(
+            c, text, target.namespace, create_namespaces=create_namespace, policy=policy
+        ),
         file,
     )
     for kind, key, outcome in results:

@@ -61,6 +61,7 @@ from milkyway.kube.resources import (
     plain,
 )
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
+from milkyway.model.security_policy import SecurityPolicy
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.flows_catalog import build_catalog
@@ -125,6 +126,9 @@ class OperatorSettings:
     ``gc_freeze``): they collect reference cycles that died frozen. At 1,000
     Applications one took 5.5 s, stopping everything, and found 15,000 objects after
     15 minutes of provisioning: hence rarely."""
+    security_policy: SecurityPolicy = field(default_factory=SecurityPolicy)
+    """What ComponentTypes may ask beyond the default pod security (capabilities, mount
+    paths, service-account tokens); see :mod:`milkyway.model.security_policy`."""
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
@@ -387,6 +391,7 @@ class _Session:
             self,
             operator.planner,
             self.recorder,
+            security_policy=operator.settings.security_policy,
         )
         self._tasks: list[asyncio.Task[Any]] = []
         self.gc_pauses = GcPauses()
