@@ -119,18 +119,19 @@ def _run(
         finally:
             await client.close()
 
+    where = f"{file}: " if file else ""
     try:
         return asyncio.run(main())
     except DocumentUnreadable as exc:
         fail_unreadable(exc, file or "-f")
     except ValidationFailed as exc:
-        print_errors(exc.errors, "nothing was changed")
+        print_errors(exc.errors, f"{file}: nothing was changed" if file else "nothing was changed")
         raise typer.Exit(1) from None
     except (CommandError, KubeconfigError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {where}{exc}", soft_wrap=True)
         raise typer.Exit(1) from None
     except ApiError as exc:
-        console.print(f"[red]error:[/red] {exc.status.message or exc}")
+        console.print(f"[red]error:[/red] {where}{exc.status.message or exc}", soft_wrap=True)
         raise typer.Exit(1) from None
     except OSError as exc:
         console.print(f"[red]error:[/red] cannot reach the cluster: {exc}")
@@ -252,12 +253,40 @@ def validate_documents(
                     for e in exc.errors
                 )
                 continue
+        problem = _resource_problem(data)
+        if problem is not None:
+            errors.append(FieldError(f"{where}: {problem[0]}", problem[1], problem[2], problem[3]))
+            continue
         if data.get("kind") not in ("Cluster", "ComponentType"):
             data.setdefault("metadata", {}).setdefault("namespace", namespace)
         documents.append(data)
     if errors:
         raise ValidationFailed(errors)
     return documents
+
+
+_APPLIED_KINDS = ("Application", "Cluster", "ComponentType", "Flow")
+
+
+def _resource_problem(data: dict[str, Any]) -> tuple[str, Any, str, str] | None:
+    """(path, value, problem, fix) when a Milkyway document cannot be applied as written:
+    a kind ``apply`` does not handle, or metadata without a usable name or namespace."""
+    kind = data.get("kind")
+    if kind not in _APPLIED_KINDS:
+        return ("kind", kind, "not a kind milkyway apply handles", f"use one of {_APPLIED_KINDS}")
+    meta = data.get("metadata")
+    if not isinstance(meta, dict):
+        return ("metadata", meta, "metadata must be a mapping", "give the resource metadata.name")
+    if not isinstance(meta.get("name"), str) or not meta["name"]:
+        return ("metadata.name", meta.get("name"), "a name is required", "set metadata.name")
+    if "namespace" in meta and not isinstance(meta["namespace"], str):
+        return (
+            "metadata.namespace",
+            meta["namespace"],
+            "a namespace is a name",
+            "set metadata.namespace to a namespace name or leave it out",
+        )
+    return None
 
 
 async def apply_documents(
