@@ -30,6 +30,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event, Namespace
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -46,7 +47,7 @@ from milkyway.model.base import API_VERSION, GROUP, VERSION
 from milkyway.model.errors import DocumentUnreadable, FieldError, ValidationFailed, shown_value
 from milkyway.model.load import application_from_data, load_resolved
 from milkyway.model.resolve import resolve
-from milkyway.model.security_policy import DEFAULT_POLICY, SecurityPolicy
+from milkyway.model.security_policy import DEFAULT_POLICY, SecurityPolicy, security_errors
 from milkyway.model.source import load_documents
 from milkyway.operator.flows_catalog import builtin_flow_names
 from milkyway.render.labels import APPLICATION as APP_LABEL
@@ -128,10 +129,11 @@ def _run(
         print_errors(exc.errors, f"{file}: nothing was changed" if file else "nothing was changed")
         raise typer.Exit(1) from None
     except (CommandError, KubeconfigError) as exc:
-        console.print(f"[red]error:[/red] {where}{exc}", soft_wrap=True)
+        console.print(f"[red]error:[/red] {escape(f'{where}{exc}')}", soft_wrap=True)
         raise typer.Exit(1) from None
     except ApiError as exc:
-        console.print(f"[red]error:[/red] {where}{exc.status.message or exc}", soft_wrap=True)
+        message = exc.status.message or str(exc)
+        console.print(f"[red]error:[/red] {escape(f'{where}{message}')}", soft_wrap=True)
         raise typer.Exit(1) from None
     except OSError as exc:
         console.print(f"[red]error:[/red] cannot reach the cluster: {exc}")
@@ -141,14 +143,16 @@ def _run(
 def print_errors(errors: list[FieldError], footer: str) -> None:
     """Every problem as a table row: field, value, problem, fix."""
     out = Console(stderr=True, width=max(Console(stderr=True).width, 140))
-    table = Table(title=f"{len(errors)} problem(s); {footer}", show_lines=True)
+    table = Table(title=Text(f"{len(errors)} problem(s); {footer}"), show_lines=True)
     for column in ("field", "value", "problem", "fix"):
         table.add_column(column, overflow="fold")
     for error in errors:
         where = error.path or "<document>"
         if error.line:
             where += f" (line {error.line})"
-        table.add_row(where, shown_value(error.value), error.message, error.fix)
+        table.add_row(
+            *(Text(cell) for cell in (where, shown_value(error.value), error.message, error.fix))
+        )
     out.print(table)
 
 
@@ -257,6 +261,13 @@ def validate_documents(
         if problem is not None:
             errors.append(FieldError(f"{where}: {problem[0]}", problem[1], problem[2], problem[3]))
             continue
+        if data.get("kind") == "ComponentType":
+            unsafe = security_errors(types[data["metadata"]["name"]], policy)
+            errors.extend(
+                FieldError(f"{where}: {e.path}", e.value, e.message, e.fix) for e in unsafe
+            )
+            if unsafe:
+                continue
         if data.get("kind") not in ("Cluster", "ComponentType"):
             data.setdefault("metadata", {}).setdefault("namespace", namespace)
         documents.append(data)
@@ -686,7 +697,7 @@ def conditions_table(status: Mapping[str, Any]) -> Table:
             condition.get("type", ""),
             condition.get("status", ""),
             condition.get("reason") or "",
-            condition.get("message") or "",
+            Text(condition.get("message") or ""),
             _age(condition.get("lastTransitionTime")),
         )
     return table

@@ -12,6 +12,7 @@ import typer
 from pydantic import ValidationError as PydanticValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from milkyway.components import ComponentTypeRegistry, builtin_component_types
 from milkyway.components.registry import component_type_from_resource
@@ -125,17 +126,18 @@ def _flow_names(paths: list[Path] | None) -> frozenset[str]:
 
 def _print_errors(errors: list[FieldError], file: Path) -> None:
     console = Console(stderr=True, width=160)
-    table = Table(title=f"{file}: {len(errors)} problem(s)", show_lines=True)
+    table = Table(title=Text(f"{file}: {len(errors)} problem(s)"), show_lines=True)
     for column in ("field", "line", "value", "problem", "fix"):
         table.add_column(column, overflow="fold")
     for error in errors:
-        table.add_row(
+        cells = (
             error.path or "<document>",
             str(error.line or ""),
             shown_value(error.value),
             error.message,
             error.fix,
         )
+        table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
 
 
