@@ -351,3 +351,19 @@ async def test_apply_refuses_a_component_type_the_security_policy_does_not_allow
     allowed = await mgmt.cli("apply", "-f", str(path), "--security-policy", str(policy))
     assert allowed.exit_code == 0, allowed.output
     assert "componenttype/redis created" in allowed.output
+
+
+async def test_apply_refuses_a_flow_override_naming_no_flow(mgmt: Mgmt, tmp_path: Path) -> None:
+    text = STREAM1.read_text().replace(
+        "    - name: kafka1\n", "    - name: kafka1\n      flows: {provision: no-such-flow}\n", 1
+    )
+    path = tmp_path / "app.yaml"
+    path.write_text(text)
+    result = await mgmt.cli("apply", "-f", str(path))
+    assert result.exit_code == 1, result.output
+    flat = " ".join(result.output.split())
+    assert "spec.components[1].flows.provision" in flat
+    assert "no Flow named 'no-such-flow' exists" in flat
+    builtin = text.replace("no-such-flow", "milkyway-provision")
+    path.write_text(builtin)
+    assert (await mgmt.cli("apply", "-f", str(path))).exit_code == 0
