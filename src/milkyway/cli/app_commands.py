@@ -29,10 +29,16 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event, Namespace
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from milkyway.cli.model_commands import fail_unreadable, read_manifest
+from milkyway.cli.model_commands import (
+    PolicyOption,
+    fail_unreadable,
+    read_manifest,
+    read_security_policy,
+)
 from milkyway.cli.unreachable import print_unreachable
 from milkyway.components import ComponentTypeRegistry
 from milkyway.components.registry import registry_from_resources
@@ -62,6 +68,7 @@ from milkyway.model.edits import (
 )
 from milkyway.model.errors import DocumentUnreadable, FieldError, ValidationFailed, shown_value
 from milkyway.model.load import load_resolved
+from milkyway.model.security_policy import DEFAULT_POLICY, SecurityPolicy, security_errors
 from milkyway.model.source import load_documents
 from milkyway.operator.flows_catalog import builtin_flow_names
 
@@ -133,18 +140,20 @@ def _run(
         finally:
             await client.close()
 
+    where = f"{file}: " if file else ""
     try:
         return asyncio.run(main())
     except DocumentUnreadable as exc:
         fail_unreadable(exc, file or "-f")
     except ValidationFailed as exc:
-        print_errors(exc.errors, "nothing was changed")
+        print_errors(exc.errors, f"{file}: nothing was changed" if file else "nothing was changed")
         raise typer.Exit(1) from None
     except (CommandError, KubeconfigError, EditError, ApplicationNotFound, KeepsChanging) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {escape(f'{where}{exc}')}", soft_wrap=True)
         raise typer.Exit(1) from None
     except ApiError as exc:
-        console.print(f"[red]error:[/red] {exc.status.message or exc}")
+        message = exc.status.message or str(exc)
+        console.print(f"[red]error:[/red] {escape(f'{where}{message}')}", soft_wrap=True)
         raise typer.Exit(1) from None
     except TRANSPORT_ERRORS as exc:
         print_unreachable(exc)
@@ -154,14 +163,16 @@ def _run(
 def print_errors(errors: list[FieldError], footer: str) -> None:
     """Every problem as a table row: field, value, problem, fix."""
     out = Console(stderr=True, width=max(Console(stderr=True).width, 140))
-    table = Table(title=f"{len(errors)} problem(s); {footer}", show_lines=True)
+    table = Table(title=Text(f"{len(errors)} problem(s); {footer}"), show_lines=True)
     for column in ("field", "value", "problem", "fix"):
         table.add_column(column, overflow="fold")
     for error in errors:
         where = error.path or "<document>"
         if error.line:
             where += f" (line {error.line})"
-        table.add_row(where, shown_value(error.value), error.message, error.fix)
+        table.add_row(
+            *(Text(cell) for cell in (where, shown_value(error.value), error.message, error.fix))
+        )
     out.print(table)
 
 
@@ -217,6 +228,7 @@ def validate_documents(
     types: ComponentTypeRegistry,
     namespace: str,
     flows: AbstractSet[str] | None = None,
+    policy: SecurityPolicy = DEFAULT_POLICY,
 ) -> list[dict[str, Any]]:
     """Parsed documents with the namespace filled in; every Application validated.
 
@@ -253,13 +265,24 @@ def validate_documents(
             continue
         if data.get("kind") == "Application":
             try:
-                load_resolved(text, types, known_flows)
+                load_resolved(text, types, known_flows, policy)
             except ValidationFailed as exc:
                 prefix = f"{where}: " if len(texts) > 1 else ""
                 errors.extend(
                     FieldError(prefix + e.path, e.value, e.message, e.fix, e.line)
                     for e in exc.errors
                 )
+                continue
+        problem = _resource_problem(data)
+        if problem is not None:
+            errors.append(FieldError(f"{where}: {problem[0]}", problem[1], problem[2], problem[3]))
+            continue
+        if data.get("kind") == "ComponentType":
+            unsafe = security_errors(types[data["metadata"]["name"]], policy)
+            errors.extend(
+                FieldError(f"{where}: {e.path}", e.value, e.message, e.fix) for e in unsafe
+            )
+            if unsafe:
                 continue
         if data.get("kind") not in ("Cluster", "ComponentType"):
             data.setdefault("metadata", {}).setdefault("namespace", namespace)
@@ -269,8 +292,37 @@ def validate_documents(
     return documents
 
 
+_APPLIED_KINDS = ("Application", "Cluster", "ComponentType", "Flow")
+
+
+def _resource_problem(data: dict[str, Any]) -> tuple[str, Any, str, str] | None:
+    """(path, value, problem, fix) when a Milkyway document cannot be applied as written:
+    a kind ``apply`` does not handle, or metadata without a usable name or namespace."""
+    kind = data.get("kind")
+    if kind not in _APPLIED_KINDS:
+        return ("kind", kind, "not a kind milkyway apply handles", f"use one of {_APPLIED_KINDS}")
+    meta = data.get("metadata")
+    if not isinstance(meta, dict):
+        return ("metadata", meta, "metadata must be a mapping", "give the resource metadata.name")
+    if not isinstance(meta.get("name"), str) or not meta["name"]:
+        return ("metadata.name", meta.get("name"), "a name is required", "set metadata.name")
+    if "namespace" in meta and not isinstance(meta["namespace"], str):
+        return (
+            "metadata.namespace",
+            meta["namespace"],
+            "a namespace is a name",
+            "set metadata.namespace to a namespace name or leave it out",
+        )
+    return None
+
+
 async def apply_documents(
-    client: AsyncClient, text: str, namespace: str, *, create_namespaces: bool = True
+    client: AsyncClient,
+    text: str,
+    namespace: str,
+    *,
+    create_namespaces: bool = True,
+    policy: SecurityPolicy = DEFAULT_POLICY,
 ) -> list[tuple[str, str, str]]:
     """Validate every document of ``text``, then server-side apply them in order.
 
@@ -279,7 +331,11 @@ async def apply_documents(
     if not texts:
         raise CommandError("the file holds no document")
     documents = validate_documents(
-        texts, await component_types(client, _types_note), namespace, await flow_names(client)
+        texts,
+        await component_types(client, _types_note),
+        namespace,
+        await flow_names(client),
+        policy,
     )
     namespaces = {d["metadata"]["namespace"] for d in documents if "namespace" in d["metadata"]}
     for name in sorted(namespaces):
@@ -454,7 +510,7 @@ def conditions_table(status: Mapping[str, Any]) -> Table:
             condition.get("type", ""),
             condition.get("status", ""),
             condition.get("reason") or "",
-            condition.get("message") or "",
+            Text(condition.get("message") or ""),
             _age(condition.get("lastTransitionTime")),
         )
     return table
@@ -603,16 +659,20 @@ def apply(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    policy_file: PolicyOption = None,
 ) -> None:
     """Validate locally, then server-side apply (nothing is sent if anything is invalid)."""
     target = Target(kubeconfig, context, namespace)
     text = read_manifest(file)
+    policy = read_security_policy(policy_file)
     for part in split_documents(text):
         if isinstance(unreadable := _load(part), DocumentUnreadable):
             fail_unreadable(unreadable, file)
     results = _run(
         target,
-        lambda c: apply_documents(c, text, target.namespace, create_namespaces=create_namespace),
+        lambda c: apply_documents(
+            c, text, target.namespace, create_namespaces=create_namespace, policy=policy
+        ),
         file,
     )
     for kind, key, outcome in results:

@@ -13,6 +13,7 @@ import yaml
 from pydantic import ValidationError as PydanticValidationError
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from milkyway.components import ComponentTypeRegistry, builtin_component_types
 from milkyway.components.registry import component_type_from_resource
@@ -26,6 +27,11 @@ from milkyway.model.errors import (
 )
 from milkyway.model.load import load_resolved
 from milkyway.model.resolve import ResolvedApplication
+from milkyway.model.security_policy import (
+    DEFAULT_POLICY,
+    SecurityPolicy,
+    load_security_policy,
+)
 from milkyway.model.source import MAX_DOCUMENT_BYTES, decode_manifest, load_documents
 from milkyway.operator.flows_catalog import builtin_flow_names
 from milkyway.render import render_zone
@@ -87,6 +93,27 @@ def _registry(paths: list[Path] | None) -> ComponentTypeRegistry:
     return registry
 
 
+PolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--security-policy",
+        help="YAML of the operator's security policy: what ComponentTypes may ask beyond "
+        "the default pod security.",
+    ),
+]
+
+
+def read_security_policy(path: Path | None) -> SecurityPolicy:
+    """The policy in ``path`` (the default, allowing nothing extra, when ``None``)."""
+    if path is None:
+        return DEFAULT_POLICY
+    try:
+        return load_security_policy(read_manifest(path))
+    except ValidationFailed as exc:
+        _print_errors(exc.errors, path)
+        raise typer.Exit(1) from None
+
+
 def _flow_names(paths: list[Path] | None) -> frozenset[str]:
     """The Flows a component may name offline: the built-in ones and those of ``-t`` files."""
     extra = {
@@ -100,28 +127,31 @@ def _flow_names(paths: list[Path] | None) -> frozenset[str]:
 
 def _print_errors(errors: list[FieldError], file: Path) -> None:
     console = Console(stderr=True, width=160)
-    table = Table(title=f"{file}: {len(errors)} problem(s)", show_lines=True)
+    table = Table(title=Text(f"{file}: {len(errors)} problem(s)"), show_lines=True)
     for column in ("field", "line", "value", "problem", "fix"):
         table.add_column(column, overflow="fold")
     for error in errors:
-        table.add_row(
+        cells = (
             error.path or "<document>",
             str(error.line or ""),
             shown_value(error.value),
             error.message,
             error.fix,
         )
+        table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
 
 
-def _resolve(file: Path, types: list[Path] | None) -> ResolvedApplication:
+def _resolve(
+    file: Path, types: list[Path] | None, policy: SecurityPolicy = DEFAULT_POLICY
+) -> ResolvedApplication:
     try:
         registry = _registry(types)
     except ValidationFailed as exc:
         _print_errors(exc.errors, Path("--component-types"))
         raise typer.Exit(1) from None
     try:
-        return load_resolved(read_manifest(file), registry, _flow_names(types))
+        return load_resolved(read_manifest(file), registry, _flow_names(types), policy)
     except DocumentUnreadable as exc:
         fail_unreadable(exc, file)
     except ValidationFailed as exc:
@@ -133,6 +163,7 @@ def _resolve(file: Path, types: list[Path] | None) -> ResolvedApplication:
 def validate(
     file: FileOption,
     types: TypesOption = None,
+    policy_file: PolicyOption = None,
     output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
 ) -> None:
     """Check an Application: report every problem at once (exit code 1 if any)."""
@@ -140,14 +171,19 @@ def validate(
         raise typer.BadParameter("use text or json", param_hint="--output")
     if output == "json":
         try:
-            resolved = load_resolved(read_manifest(file), _registry(types), _flow_names(types))
+            resolved = load_resolved(
+                read_manifest(file),
+                _registry(types),
+                _flow_names(types),
+                read_security_policy(policy_file),
+            )
         except ValidationFailed as exc:
             errors = [{**e.to_dict(), "value": _json_value(e.value)} for e in exc.errors]
             typer.echo(json.dumps({"valid": False, "file": str(file), "errors": errors}))
             raise typer.Exit(1) from None
         typer.echo(json.dumps({"valid": True, **_summary(resolved)}, default=str))
         return
-    resolved = _resolve(file, types)
+    resolved = _resolve(file, types, read_security_policy(policy_file))
     summary = _summary(resolved)
     typer.echo(f"{summary['application']}: valid")
     for item in summary["components"]:
@@ -201,9 +237,10 @@ def render(
         str | None, typer.Option("--component", help="Only this component.")
     ] = None,
     types: TypesOption = None,
+    policy_file: PolicyOption = None,
 ) -> None:
     """Print the Kubernetes manifests an Application renders to, per component and zone."""
-    resolved = _resolve(file, types)
+    resolved = _resolve(file, types, read_security_policy(policy_file))
     clusters = _clusters(clusters_file)
     by_zone = {c.spec.zone: c for c in clusters.values()}
     zones = {z.name for c in resolved.components.values() for z in c.zones}

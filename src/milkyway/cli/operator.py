@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 from lightkube import ApiError
 
+from milkyway.cli.model_commands import read_security_policy
 from milkyway.cli.task_modules import import_task_modules
 from milkyway.cli.unreachable import print_unreachable
 from milkyway.kube.clients import KubeconfigError
@@ -51,6 +52,12 @@ def run(
     heartbeat: float = typer.Option(
         10.0, "--heartbeat", min=0.1, help="seconds between member cluster heartbeats"
     ),
+    security_policy: Path | None = typer.Option(
+        None,
+        "--security-policy",
+        help="YAML allowing ComponentTypes more than the default pod security "
+        "(allowCapabilities, allowPaths, allowServiceAccountToken)",
+    ),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
 ) -> None:
     """Watch Applications and close the gap between what should be and what is."""
@@ -69,6 +76,7 @@ def run(
             identity=identity or default_identity(),
             install_crds=install_crds,
             heartbeat_interval=heartbeat,
+            security_policy=read_security_policy(security_policy),
         )
         operator = Operator(kubeconfig, context, settings, flow_paths=flows)
     except (KubeconfigError, ValueError) as exc:

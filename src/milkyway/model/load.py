@@ -22,6 +22,7 @@ from milkyway.model.base import API_VERSION, DNS_LABEL_PATTERN
 from milkyway.model.component_type import ComponentType
 from milkyway.model.errors import FieldError, ValidationFailed, format_path
 from milkyway.model.resolve import ResolvedApplication, resolve
+from milkyway.model.security_policy import DEFAULT_POLICY, SecurityPolicy
 from milkyway.model.source import SourceMap, parse_yaml
 from milkyway.model.validation import check_application, unknown_flows
 
@@ -44,20 +45,22 @@ def load_resolved(
     text: str,
     types: Mapping[str, ComponentType],
     flows: AbstractSet[str] | None = None,
+    policy: SecurityPolicy = DEFAULT_POLICY,
 ) -> ResolvedApplication:
     """Parse, validate and resolve an Application manifest in one step (what
     ``milkyway validate`` does); errors carry the YAML line of their field.
 
     YAML pitfalls do not hide other problems: the checks against the types run on the
     values as the user wrote them (``3.10`` as the text ``3.10``). ``flows``: the names of
-    the Flows that exist; a component's flow override must name one of them."""
+    the Flows that exist; a component's flow override must name one of them. ``policy``:
+    what the types may ask of their pods."""
     data, source = parse_yaml(text)
     app, errors = _check(data, source)
     if app is not None and flows is not None:
         errors.extend(with_lines(unknown_flows(app, set(flows)), source))
     if app is not None:
         try:
-            resolved = resolve(app, types)
+            resolved = resolve(app, types, policy=policy)
         except ValidationFailed as exc:
             errors.extend(with_lines(exc.errors, source))
         else:

@@ -25,8 +25,9 @@ from milkyway.model.application import (
     Zone,
 )
 from milkyway.model.component_type import ComponentType, ParamSpec
-from milkyway.model.errors import FieldError, ValidationFailed
+from milkyway.model.errors import FieldError, ValidationFailed, shown_value
 from milkyway.model.identity import assign_identities
+from milkyway.model.security_policy import DEFAULT_POLICY, SecurityPolicy, security_errors
 
 _SUFFIX = re.compile(r"^[-0-9][-a-z0-9]*$")
 
@@ -111,9 +112,13 @@ def resolve(
     app: Application,
     types: Mapping[str, ComponentType],
     previous: Mapping[str, MemberAssignment] | None = None,
+    policy: SecurityPolicy = DEFAULT_POLICY,
 ) -> ResolvedApplication:
     """Resolve ``app`` against ``types`` (name to ComponentType); raise
     :class:`ValidationFailed` with every problem found.
+
+    A type whose pod settings ``policy`` does not allow fails every component of it (see
+    :mod:`milkyway.model.security_policy`).
 
     Member identities continue ``previous`` (component name to assignment), by default the
     ``status.members`` of ``app``; the result's ``members`` is what to store back."""
@@ -125,6 +130,16 @@ def resolve(
         if component_type is not None:
             typed[component.name] = component_type
             errors.extend(_check_component(component, i, component_type))
+            errors.extend(
+                FieldError(
+                    f"spec.components[{i}].type",
+                    component_type.name,
+                    f"ComponentType {component_type.name} {e.path} = {shown_value(e.value)}: "
+                    f"{e.message}",
+                    e.fix,
+                )
+                for e in security_errors(component_type, policy)
+            )
     bindings = {
         c.name: _bindings(app, i, typed, errors)
         for i, c in enumerate(app.spec.components)

@@ -19,6 +19,7 @@ catalog.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -71,9 +72,10 @@ def operator_flows() -> list[Flow]:
     return flows
 
 
+@cache
 def builtin_flow_names() -> frozenset[str]:
     """Names of the Flows every installation has: Milkyway's lifecycle flows and the
-    engine's common flows."""
+    engine's common flows (read once: they ship with the package)."""
     return frozenset(flow.metadata.name for flow in [*operator_flows(), *library_flows()])
 
 

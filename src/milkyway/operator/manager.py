@@ -63,6 +63,7 @@ from milkyway.kube.resources import (
     plain,
 )
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
+from milkyway.model.security_policy import SecurityPolicy
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.flows_catalog import build_catalog
@@ -144,6 +145,9 @@ class OperatorSettings:
     """The longest wait between two failed attempts of the same flow."""
     flow_history_limit: int = FLOW_HISTORY_LIMIT
     """Finished FlowRuns kept per Application (each component's latest always is)."""
+    security_policy: SecurityPolicy = field(default_factory=SecurityPolicy)
+    """What ComponentTypes may ask beyond the default pod security (capabilities, mount
+    paths, service-account tokens); see :mod:`milkyway.model.security_policy`."""
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
@@ -392,6 +396,7 @@ class _Session:
             retry_base=self.settings.flow_retry_base,
             retry_cap=self.settings.flow_retry_cap,
             history_limit=self.settings.flow_history_limit,
+            security_policy=operator.settings.security_policy,
         )
         self.notifying = Notifying(
             self.client,

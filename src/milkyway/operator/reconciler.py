@@ -46,6 +46,7 @@ from milkyway.model.errors import FieldError, ValidationFailed
 from milkyway.model.flow import DONE_LABEL, TERMINAL_RUN_PHASES
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import ResolvedApplication, resolve
+from milkyway.model.security_policy import DEFAULT_POLICY, SecurityPolicy
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow
@@ -209,9 +210,11 @@ def compute_wisb(
     types: ComponentTypeRegistry,
     clusters: Sequence[Mapping[str, Any]],
     inputs: tuple[Any, ...] = (),
+    policy: SecurityPolicy = DEFAULT_POLICY,
 ) -> Wisb:
-    """Resolve ``app``, place its zones and render every component in every zone."""
-    resolved = resolve(app, types)
+    """Resolve ``app`` (its types within ``policy``), place its zones and render every
+    component in every zone."""
+    resolved = resolve(app, types, policy=policy)
     placement = place_zones(app, clusters)
     desired: dict[tuple[str, str], list[dict[str, Any]]] = {}
     if not placement.errors:
@@ -384,8 +387,10 @@ class Reconciler:
         retry_base: float = RETRY_FAILED_AFTER,
         retry_cap: float = RETRY_FAILED_CAP,
         history_limit: int = FLOW_HISTORY_LIMIT,
+        security_policy: SecurityPolicy = DEFAULT_POLICY,
     ) -> None:
         self._client = client
+        self._policy = security_policy
         self._caches = caches
         self._registry = registry
         self._engines = engines
@@ -497,7 +502,7 @@ class Reconciler:
         cached = self._wisb_cache.get(key)
         if cached is not None and cached.inputs == inputs:
             return cached
-        wisb = compute_wisb(app, types, clusters, inputs)
+        wisb = compute_wisb(app, types, clusters, inputs, self._policy)
         self._wisb_cache[key] = wisb
         self.renders += 1
         return wisb

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
 from lightkube import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Event
@@ -323,3 +324,46 @@ async def test_restart_records_the_component_and_request_time(mgmt: Mgmt) -> Non
     assert [i.partition("@")[0] for i in value.split(",")] == ["kafka1", "zookeeper1"]
     unknown = await mgmt.cli("restart", "stream1", "kafka9", "-n", "milkyway")
     assert unknown.exit_code == 1 and "no component 'kafka9'" in unknown.output
+
+
+async def test_apply_refuses_a_component_type_the_security_policy_does_not_allow(
+    mgmt: Mgmt, tmp_path: Path
+) -> None:
+    ctype = {
+        "apiVersion": "milkyway.ebay.com/v1",
+        "kind": "ComponentType",
+        "metadata": {"name": "redis"},
+        "spec": {
+            "versions": [{"version": "7.2", "image": "redis:7.2"}],
+            "profiles": {"default": {}},
+            "container": {"start": "exec redis-server", "writablePaths": ["/"]},
+        },
+    }
+    path = tmp_path / "redis.yaml"
+    path.write_text(yaml.safe_dump(ctype))
+    refused = await mgmt.cli("apply", "-f", str(path))
+    assert refused.exit_code == 1, refused.output
+    flat = " ".join(refused.output.split())
+    assert "spec.container.writablePaths[0]" in flat
+    assert "allowPaths: [/]" in flat
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("allowPaths: [/]\n")
+    allowed = await mgmt.cli("apply", "-f", str(path), "--security-policy", str(policy))
+    assert allowed.exit_code == 0, allowed.output
+    assert "componenttype/redis created" in allowed.output
+
+
+async def test_apply_refuses_a_flow_override_naming_no_flow(mgmt: Mgmt, tmp_path: Path) -> None:
+    text = STREAM1.read_text().replace(
+        "    - name: kafka1\n", "    - name: kafka1\n      flows: {provision: no-such-flow}\n", 1
+    )
+    path = tmp_path / "app.yaml"
+    path.write_text(text)
+    result = await mgmt.cli("apply", "-f", str(path))
+    assert result.exit_code == 1, result.output
+    flat = " ".join(result.output.split())
+    assert "spec.components[1].flows.provision" in flat
+    assert "no Flow named 'no-such-flow' exists" in flat
+    builtin = text.replace("no-such-flow", "milkyway-provision")
+    path.write_text(builtin)
+    assert (await mgmt.cli("apply", "-f", str(path))).exit_code == 0

@@ -147,3 +147,13 @@ def test_a_file_over_the_size_limit_is_refused_unread(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "the limit is 3145728" in result.output
     assert "\n" not in result.output.strip()
+
+
+def test_brackets_in_values_are_printed_not_read_as_markup(tmp_path: Path) -> None:
+    file = tmp_path / "[x].yaml"
+    file.write_text(stream1_text().replace("name: stream1", "name: '[/][bold]x[/bold]'", 1))
+    result = runner.invoke(app, ["validate", "-f", str(file)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "[/][bold]x[/bold]" in result.output.replace("\n", "")
+    assert "[x].yaml" in result.output

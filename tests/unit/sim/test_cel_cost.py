@@ -76,3 +76,32 @@ def test_the_actual_cost_grows_with_the_data_and_stays_under_the_estimate() -> N
     small = actual_cost(ast, {"items": ["a"] * 2})
     large = actual_cost(ast, {"items": ["a"] * 20})
     assert small < RUNTIME_BUDGET < large <= estimated_cost(ast, bounded)
+
+
+def _per_item_rule(**item_bounds: Any) -> dict[str, Any]:
+    item = {
+        "type": "object",
+        "x-kubernetes-validations": [{"rule": "self.tags.all(t, t.startsWith('a'))"}],
+        "properties": {
+            "tags": {"type": "array", "maxItems": 10, "items": {"type": "string"}},
+        },
+    }
+    return {
+        "type": "object",
+        "properties": {"items": {"type": "array", "items": item, **item_bounds}},
+    }
+
+
+def test_a_cheap_rule_repeated_over_an_unbounded_list_exceeds_the_schema_total() -> None:
+    with pytest.raises(ApiError) as caught:
+        StructuralSchema(_per_item_rule())
+    (cause,) = caught.value.causes
+    assert cause.field == "openAPIV3Schema"
+    assert cause.message.startswith(
+        "Forbidden: x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 "
+        "schema exceeds budget by factor of "
+    )
+
+
+def test_bounding_the_list_keeps_the_total_within_budget() -> None:
+    StructuralSchema(_per_item_rule(maxItems=10))

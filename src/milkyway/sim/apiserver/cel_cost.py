@@ -25,6 +25,10 @@ from lark import Token, Tree
 STATIC_COST_LIMIT = 10_000_000
 """Most a single rule's estimated cost may be (the real per-expression limit)."""
 
+CRD_COST_LIMIT = 100_000_000
+"""Most the rules of one schema may cost together, each weighted by how many times it can
+run in one object (the real limit)."""
+
 RUNTIME_BUDGET = 5_000
 """Cost all rules of one request may spend in the simulator's interpreter."""
 
@@ -209,6 +213,22 @@ def _tokens(node: Any) -> Iterator[Token]:
 def estimated_cost(ast: Any, schema: dict[str, Any] | None) -> float:
     """The worst-case cost of a rule on the schema node it is declared on."""
     return _Walk(_SchemaShapes(), schema).cost(ast, {})
+
+
+def repetitions(schema: dict[str, Any], key: str) -> float:
+    """How many times the schema under ``key`` (``items`` or ``additionalProperties``) of
+    ``schema`` can occur in one object."""
+    return _SchemaShapes().size(schema) if key in ("items", "additionalProperties") else 1.0
+
+
+def total_over_budget_message(cost: float, limit: float) -> str:
+    """The real server's words when the rules of a schema together exceed the budget."""
+    return (
+        "x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema "
+        f"exceeds budget by factor of {cost / limit:.1f}x (try simplifying the rule, or "
+        "adding maxItems, maxProperties, and maxLength where arrays, maps, and strings are "
+        "declared)"
+    )
 
 
 def actual_cost(ast: Any, value: Any) -> float:

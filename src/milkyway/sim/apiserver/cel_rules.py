@@ -44,6 +44,8 @@ class CelRule:
     program: Any
     message_program: Any
     ast: Any = None
+    estimate: float = 0.0
+    """The worst-case cost on the schema node the rule is declared on."""
 
     def cost(self, value: Any) -> float:
         """What evaluating the rule on ``value`` costs, computed without evaluating it."""
@@ -125,6 +127,7 @@ def compile_rule(rule: Any, path: str, schema: dict[str, Any] | None = None) -> 
         program=program,
         message_program=message_program,
         ast=ast,
+        estimate=estimate,
     )
 
 

@@ -23,7 +23,12 @@ import orjson
 from milkyway.sim.apiserver import fielderrors as fe
 from milkyway.sim.apiserver import formats
 from milkyway.sim.apiserver.builtin_checks import check_metadata
-from milkyway.sim.apiserver.cel_cost import RUNTIME_BUDGET
+from milkyway.sim.apiserver.cel_cost import (
+    CRD_COST_LIMIT,
+    RUNTIME_BUDGET,
+    repetitions,
+    total_over_budget_message,
+)
 from milkyway.sim.apiserver.cel_rules import CelRule, RuleTooCostly, compile_rule
 from milkyway.sim.apiserver.errors import ApiError, Cause
 from milkyway.sim.apiserver.json_values import as_object, schema_type
@@ -171,7 +176,24 @@ class StructuralSchema:
         self._check_node(self.schema, field_path, causes, in_junctor=False, defaults=defaults)
         if not causes:
             causes.extend(self._default_causes(defaults))
+        total = self._rule_cost_total(self.schema, 1.0)
+        if not causes and total > CRD_COST_LIMIT:
+            causes.append(
+                fe.forbidden(field_path, total_over_budget_message(total, CRD_COST_LIMIT))
+            )
         return causes
+
+    def _rule_cost_total(self, node: Any, times: float) -> float:
+        """Every rule's estimate times how often its node can occur in one object."""
+        if not isinstance(node, dict):
+            return 0.0
+        total = sum(rule.estimate for rule in self._rules.get(id(node), [])) * times
+        for _, child in _items(node.get("properties")):
+            total += self._rule_cost_total(child, times)
+        for key in ("items", "additionalProperties"):
+            if isinstance(node.get(key), dict):
+                total += self._rule_cost_total(node[key], times * repetitions(node, key))
+        return total
 
     def _default_causes(self, defaults: list[tuple[Node, str]]) -> list[Cause]:
         """Defaults must already be pruned and valid, or every defaulted object would fail."""
