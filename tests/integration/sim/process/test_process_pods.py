@@ -53,3 +53,28 @@ async def test_deleting_a_pod_ends_its_process_group(process_sim: ProcessSim) ->
     api.delete("v1/pods", "doomed", namespace="default")
     await eventually(lambda: not process_sim.pod("doomed"), what="pod removed")
     assert group_members(pid) == []
+
+
+async def test_the_project_image_runs_the_installed_milkyway(process_sim: ProcessSim) -> None:
+    process_sim.api().create(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "cli", "namespace": "default"},
+            "spec": {
+                "restartPolicy": "Never",
+                "containers": [
+                    {"name": "main", "image": "milkyway/milkyway:1.0", "args": ["--help"]}
+                ],
+            },
+        }
+    )
+    await eventually(
+        lambda: process_sim.pod("cli").get("status", {}).get("phase") == "Succeeded",
+        what="the milkyway command to finish",
+    )
+    terminated = process_sim.status("cli")["state"]["terminated"]
+    assert terminated["exitCode"] == 0 and terminated["reason"] == "Completed"
+    handle = process_sim.runtime().container("default", "cli")
+    assert handle is not None
+    assert "Usage: milkyway" in handle.log_path.read_text()
