@@ -166,7 +166,7 @@ async def test_claim_directory_outlives_the_pod_and_goes_to_its_replacement(
             },
         }
     )
-    script = "cat /data/note 2>/dev/null; echo $HOSTNAME >> /data/note; exec sleep 300"
+    script = "cat /data/note 2>/dev/null; echo $HOSTNAME >> /data/note; echo written; sleep 300"
     for name in ("first", "second"):
         api.create(
             shell_pod(
@@ -179,13 +179,20 @@ async def test_claim_directory_outlives_the_pod_and_goes_to_its_replacement(
         await eventually(lambda n=name: process_sim.status(n).get("ready"), what=f"{name} Ready")
         handle = process_sim.runtime().container("default", name)
         assert handle is not None
-        await eventually(lambda h=handle: h.log_path.exists(), what="output")
+        output = await eventually(
+            lambda h=handle: (
+                h.log_path.exists()
+                and "written" in h.log_path.read_text()
+                and h.log_path.read_text()
+            ),
+            what=f"{name} to write its note",
+        )
         if name == "first":
-            await eventually(
-                lambda h=handle: h.log_path.read_text() == "", what="first started empty"
-            )
+            assert output == "written\n", "the first pod found a note already"
             api.delete("v1/pods", "first", namespace="default")
             await eventually(lambda: not process_sim.pod("first"), what="first gone")
+        else:
+            assert output == "first\nwritten\n", "the second pod did not find the first's note"
     assert await _read(handle.enter_argv, "/data/note") == "first\nsecond\n"
 
 
