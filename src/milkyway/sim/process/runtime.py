@@ -246,9 +246,12 @@ class ProcessRuntime:
         now = time.monotonic()
         waits: list[float] = []
         for c in box.init:
-            if c.done:
-                continue
-            self._drive(box, pod, c, now, actions, waits)
+            if not c.done:
+                self._drive(box, pod, c, now, actions, waits)
+            if c.done and (c.status.terminated or {}).get("exitCode", 0) != 0:
+                rt.phase = "Failed"
+                rt.reason = "InitContainerFailed"
+                return
             if not c.done:
                 rt.phase = "Pending"
                 for m in box.main:
