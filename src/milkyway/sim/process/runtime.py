@@ -801,6 +801,15 @@ class ProcessRuntime:
                             err,
                         )
 
+    def endpoints_changed(self, endpoints: Obj | None, namespace: str, name: str) -> None:
+        """A Service's Endpoints changed: its name resolves to its ready pods' addresses."""
+        ips = [
+            address.get("ip", "")
+            for subset in ((endpoints or {}).get("subsets") or [])
+            for address in subset.get("addresses") or []
+        ]
+        self.network.set_service(self.cluster.name, namespace, name, ips)
+
     def set_volume_failed(self, pv: str, failed: bool) -> None:
         """``fail-disk``: the volume's directory stops working for the pod's processes
         (no access for non-root users), or works again."""
