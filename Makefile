@@ -26,8 +26,9 @@ lint: bootstrap
 	$(VENV)/bin/ruff format --check src tests bench
 
 # Every benchmark prints its figures; none asserts a speed.
-BENCHMARKS := agent render sim_apiserver sim_controllers sim_patching sim_validation sim_write_path \
-	flows_engine operator_latency operator_rolling operator_steady
+BENCHMARKS := agent render sim_apiserver sim_controllers sim_patching sim_validation \
+	sim_write_path sim_pod_proxy sim_processes hostile_input notify flows_engine operator_latency \
+	operator_rolling operator_steady
 
 bench: bootstrap
 	set -e; for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done

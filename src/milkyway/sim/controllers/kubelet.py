@@ -112,6 +112,7 @@ class Kubelet:
         if self.process is not None:
             self.process.bind(plane.api, lambda ns, name: plane.enqueue(self.name, (ns, name)))
             self.process.on_event = lambda event: plane.apply(self.name, ("", ""), [event])
+            plane.informer("v1/endpoints").on_change(self._on_endpoints)
         for index, spec in enumerate(self.specs):
             self.add_node(spec, index)
 
@@ -199,6 +200,11 @@ class Kubelet:
             for pod in self.plane.pods.by_index("claim", (ref.get("namespace", ""), ref["name"])):
                 if (pod.get("spec") or {}).get("nodeName"):
                     self.plane.enqueue(self.name, key_of(pod))
+
+    def _on_endpoints(self, _type: str, old: Obj | None, new: Obj | None) -> None:
+        if self.process is not None:
+            ns, name = key_of(new or old or {})
+            self.process.endpoints_changed(new, ns, name)
 
     def wake_node(self, node: str) -> None:
         for pod in self.plane.pods.by_index("node", node):

@@ -50,6 +50,8 @@ class PodNetwork:
         self.api_hosts: dict[str, str] = {}
         """Cluster name -> the API server's address, for ``kubernetes.default.svc``."""
         self._hosts_files: dict[tuple[str, str, str], Path] = {}
+        self.services: dict[tuple[str, str, str], tuple[str, ...]] = {}
+        """(cluster, namespace, Service) -> addresses of its ready process-backed pods."""
         self.on_change: list[Callable[[], None]] = []
 
     def allocate(self, owner: tuple[str, ...] | None = None) -> str:
@@ -90,6 +92,34 @@ class PodNetwork:
         if entry is not None:
             self.refresh()
 
+    def set_service(self, cluster: str, namespace: str, name: str, ips: list[str]) -> None:
+        """The ready addresses behind a Service (from its Endpoints); names resolve to
+        them as a headless Service's DNS name does."""
+        key = (cluster, namespace, name)
+        known = tuple(sorted(ip for ip in ips if ip in self._used))
+        if self.services.get(key, ()) == known:
+            return
+        if known:
+            self.services[key] = known
+        else:
+            self.services.pop(key, None)
+        self.refresh()
+
+    def _service_lines(self, viewer: PodName) -> list[tuple[str, list[str]]]:
+        lines: list[tuple[str, list[str]]] = []
+        cluster_set: dict[tuple[str, str], set[str]] = {}
+        for (cluster, namespace, name), ips in sorted(self.services.items()):
+            cluster_set.setdefault((namespace, name), set()).update(ips)
+            if cluster != viewer.cluster:
+                continue
+            names = [f"{name}.{namespace}.svc.{CLUSTER_DOMAIN}", f"{name}.{namespace}.svc"]
+            if namespace == viewer.namespace:
+                names.append(name)
+            lines += [(ip, list(names)) for ip in ips]
+        for (namespace, name), ips in sorted(cluster_set.items()):
+            lines += [(ip, [f"{name}.{namespace}.svc.{CLUSTERSET_DOMAIN}"]) for ip in sorted(ips)]
+        return lines
+
     def names_for(self, viewer: PodName) -> list[tuple[str, list[str]]]:
         """``(ip, names)`` lines of ``viewer``'s hosts file."""
         lines: list[tuple[str, list[str]]] = [
@@ -127,7 +157,7 @@ class PodNetwork:
                 names.append(entry.hostname)
             if names:
                 lines.append((entry.ip, names))
-        return lines
+        return lines + self._service_lines(viewer)
 
     def render(self, viewer: PodName) -> str:
         out = ["# Kubernetes-managed hosts file (simulated pod)."]

@@ -246,9 +246,12 @@ class ProcessRuntime:
         now = time.monotonic()
         waits: list[float] = []
         for c in box.init:
-            if c.done:
-                continue
-            self._drive(box, pod, c, now, actions, waits)
+            if not c.done:
+                self._drive(box, pod, c, now, actions, waits)
+            if c.done and (c.status.terminated or {}).get("exitCode", 0) != 0:
+                rt.phase = "Failed"
+                rt.reason = "InitContainerFailed"
+                return
             if not c.done:
                 rt.phase = "Pending"
                 for m in box.main:
@@ -804,6 +807,15 @@ class ProcessRuntime:
                             box.name,
                             err,
                         )
+
+    def endpoints_changed(self, endpoints: Obj | None, namespace: str, name: str) -> None:
+        """A Service's Endpoints changed: its name resolves to its ready pods' addresses."""
+        ips = [
+            address.get("ip", "")
+            for subset in ((endpoints or {}).get("subsets") or [])
+            for address in subset.get("addresses") or []
+        ]
+        self.network.set_service(self.cluster.name, namespace, name, ips)
 
     def set_volume_failed(self, pv: str, failed: bool) -> None:
         """``fail-disk``: the volume's directory stops working for the pod's processes

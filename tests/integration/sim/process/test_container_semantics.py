@@ -291,3 +291,21 @@ async def test_read_only_root_filesystem_keeps_volumes_writable(process_sim: Pro
         what="the script's output",
     )
     assert output == "root-read-only\nvolume-writable\n"
+
+
+async def test_a_failed_init_container_fails_a_never_restarting_pod(
+    process_sim: ProcessSim,
+) -> None:
+    pod = shell_pod("never", "echo main ran; exec sleep 300", restartPolicy="Never")
+    pod["spec"]["initContainers"] = [
+        {"name": "setup", "image": "example.com/shell:1", "args": ["exit 4"]}
+    ]
+    process_sim.api().create(pod)
+    await eventually(
+        lambda: process_sim.pod("never").get("status", {}).get("phase") == "Failed",
+        what="phase Failed",
+    )
+    init = process_sim.pod("never")["status"]["initContainerStatuses"][0]
+    assert init["state"]["terminated"]["exitCode"] == 4
+    handle = process_sim.runtime().container("default", "never")
+    assert handle is not None and handle.pid is None, "the main container started"

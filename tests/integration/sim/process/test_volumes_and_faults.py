@@ -166,7 +166,7 @@ async def test_claim_directory_outlives_the_pod_and_goes_to_its_replacement(
             },
         }
     )
-    script = "cat /data/note 2>/dev/null; echo $HOSTNAME >> /data/note; exec sleep 300"
+    script = "cat /data/note 2>/dev/null; echo $HOSTNAME >> /data/note; echo written; sleep 300"
     for name in ("first", "second"):
         api.create(
             shell_pod(
@@ -179,13 +179,20 @@ async def test_claim_directory_outlives_the_pod_and_goes_to_its_replacement(
         await eventually(lambda n=name: process_sim.status(n).get("ready"), what=f"{name} Ready")
         handle = process_sim.runtime().container("default", name)
         assert handle is not None
-        await eventually(lambda h=handle: h.log_path.exists(), what="output")
+        output = await eventually(
+            lambda h=handle: (
+                h.log_path.exists()
+                and "written" in h.log_path.read_text()
+                and h.log_path.read_text()
+            ),
+            what=f"{name} to write its note",
+        )
         if name == "first":
-            await eventually(
-                lambda h=handle: h.log_path.read_text() == "", what="first started empty"
-            )
+            assert output == "written\n", "the first pod found a note already"
             api.delete("v1/pods", "first", namespace="default")
             await eventually(lambda: not process_sim.pod("first"), what="first gone")
+        else:
+            assert output == "first\nwritten\n", "the second pod did not find the first's note"
     assert await _read(handle.enter_argv, "/data/note") == "first\nsecond\n"
 
 
@@ -250,3 +257,60 @@ async def test_fail_disk_fails_the_volume_for_the_process(process_sim: ProcessSi
     assert (folder.stat().st_mode & 0o777) == 0
     await process_sim.ctl.faults.lift_all()
     assert (folder.stat().st_mode & 0o777) != 0
+
+
+IN_CLUSTER = """
+import json, os, ssl, urllib.request
+sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ["KUBERNETES_SERVICE_PORT"]
+ns, name = open(f"{sa}/namespace").read(), os.environ["HOSTNAME"]
+request = urllib.request.Request(
+    f"https://{host}:{port}/api/v1/namespaces/{ns}/pods/{name}",
+    headers={"Authorization": "Bearer " + open(f"{sa}/token").read()},
+)
+context = ssl.create_default_context(cafile=f"{sa}/ca.crt")
+pod = json.load(urllib.request.urlopen(request, context=context))
+print("in-cluster read", pod["metadata"]["name"], pod["status"]["podIP"], flush=True)
+"""
+
+
+async def test_in_cluster_configuration_reaches_the_api_server(process_sim: ProcessSim) -> None:
+    api = process_sim.api()
+    certificate = process_sim.sim.certificate
+    assert certificate is not None
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "kube-root-ca.crt", "namespace": "default"},
+            "data": {"ca.crt": certificate.ca_pem.decode()},
+        }
+    )
+    pod = _volume_pod()
+    pod["metadata"]["name"] = "incluster"
+    pod["spec"]["containers"][0]["args"] = [f"python3 -c '{IN_CLUSTER}'; exec sleep 300"]
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "ConfigMap",
+            "metadata": {"name": "app", "namespace": "default"},
+            "data": {"app.conf": "x"},
+        }
+    )
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": "creds", "namespace": "default"},
+            "data": {},
+        }
+    )
+    api.create(pod)
+    handle = await eventually(
+        lambda: (h := process_sim.runtime().container("default", "incluster")) and h.pid and h,
+        what="running",
+    )
+    line = await eventually(
+        lambda: handle.log_path.read_text().strip(), what="the in-cluster client's output"
+    )
+    assert line == f"in-cluster read incluster {handle.pod_ip}"
