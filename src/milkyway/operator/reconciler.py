@@ -632,6 +632,9 @@ class Reconciler:
         )
         conditions = [c for c in conditions if c.get("type") != "FlowProgress"]
         conditions.append(self._progress(obj, active, generation))
+        pinned = self._pinned_nodes(resolved, placement, generation)
+        if pinned is not None:
+            conditions.append(pinned)
         status["conditions"] = conditions
         carry_health(obj.get("status") or {}, status)
         await self._status.write(obj, known_status(status))
@@ -699,6 +702,40 @@ class Reconciler:
             target = f" for {flow.component}" if flow.component else ""
             parts.append(f"{flow.name} ({flow.flow}){target}: {flow.phase}, {steps} steps")
         return condition("FlowProgress", True, "FlowRunning", "; ".join(parts), generation)
+
+    def _pinned_nodes(
+        self, resolved: ResolvedApplication, placement: ZonePlacement, generation: int | None
+    ) -> dict[str, Any] | None:
+        """``NodesPinned``: every node a zone pins its members to exists in the zone's
+        cluster. A missing one is a warning, not an error: its member's pod stays Pending
+        until the node joins (a node being replaced) or the spec is fixed."""
+        problems: list[str] = []
+        checked = False
+        for component_name, component in resolved.components.items():
+            for zone in component.zones:
+                cluster = placement.clusters.get(zone.name)
+                member = self._registry.get(cluster) if cluster else None
+                if not zone.nodes or member is None or member.cache is None:
+                    continue
+                if not (member.reachable and member.cache.synced):
+                    continue
+                checked = True
+                known = member.cache.nodes
+                missing = [node for node in zone.nodes if node not in known]
+                if missing:
+                    sample = ", ".join(sorted(known)[:4]) or "none"
+                    problems.append(
+                        f"{component_name}/{zone.name} pins node(s) {', '.join(missing)} that "
+                        f"cluster {cluster} does not have (its nodes include: {sample})"
+                    )
+        if not checked:
+            return None
+        if problems:
+            message = "; ".join(problems) + "; those members stay Pending: fix the zone's nodes"
+            return condition("NodesPinned", False, "UnknownNodes", message, generation)
+        return condition(
+            "NodesPinned", True, "AllNodesExist", "every pinned node exists", generation
+        )
 
     def _cluster_label(self, name: str) -> str:
         member = self._registry.get(name)

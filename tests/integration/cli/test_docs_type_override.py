@@ -9,10 +9,14 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 from milkyway.components.registry import component_type_from_resource
 from milkyway.kube.resources import COMPONENT_TYPE
 
 from .conftest import Mgmt
+
+pytestmark = pytest.mark.slow
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "operator-flows.md"
 

@@ -17,6 +17,8 @@ import yaml
 from milkyway.model.crds import all_crds
 from milkyway.sim.clusters import SimulatedClusters
 
+pytestmark = pytest.mark.slow
+
 MILKYWAY = (sys.executable, "-m", "milkyway.cli.main")
 """``python -m milkyway.cli.main`` runs what the ``milkyway`` script runs."""
 

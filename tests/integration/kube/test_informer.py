@@ -11,6 +11,7 @@ import pytest
 from lightkube import AsyncClient
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap
+from tests.polling import eventually
 
 from milkyway.kube.clients import client_from_kubeconfig
 from milkyway.kube.informer import Informer
@@ -29,14 +30,6 @@ def config_map(name: str, labels: dict[str, str] | None = None, value: str = "1"
         metadata=ObjectMeta(name=name, namespace="default", labels=labels or {}),
         data={"v": value},
     )
-
-
-async def eventually(check: Any, within: float = 10.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not check():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached")
-        await asyncio.sleep(0.02)
 
 
 @contextlib.asynccontextmanager

@@ -4,14 +4,13 @@ round-trip, and every deploy pattern's manifests are accepted and run."""
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from tests.polling import eventually
 
 from milkyway.components import builtin_component_types, component_type_from_resource
 from milkyway.model import load_resolved
@@ -24,17 +23,6 @@ from milkyway.sim.controllers.manager import start_control_plane
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 MODEL_KINDS = ("Application", "Cluster", "ComponentType")
-
-
-async def eventually(check: Callable[[], Any], what: str, within: float = 20.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def _example(name: str) -> dict[str, Any]:
@@ -138,7 +126,7 @@ async def test_every_pattern_runs_on_a_simulated_cluster(member: ClusterAPI, exa
         ]
         return ready if len(ready) == expected else []
 
-    pods = await eventually(ready_pods, f"{expected} ready pods of {example}")
+    pods = await eventually(ready_pods, within=20, what=f"{expected} ready pods of {example}")
     claims = member.list("v1/persistentvolumeclaims", namespace=resolved.namespace)["items"]
     assert all(c["status"]["phase"] == "Bound" for c in claims)
     if example == "local-pods.yaml":

@@ -4,10 +4,10 @@ resource and kubeconfig Secret per member, as an administrator would register th
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import functools
 import importlib.util
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,7 @@ from lightkube import ApiError, AsyncClient
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Secret
 from lightkube.resources.storage_v1 import StorageClass
+from tests.polling import eventually
 
 from milkyway.kube.clients import client_from_kubeconfig
 from milkyway.kube.resources import APPLICATION, CLUSTER, FLOWRUN
@@ -93,7 +94,7 @@ class World:
                     lines.append(f"    {path}: {node.get('phase')} {node.get('message')}")
         return "\n".join(lines)
 
-    eventually = staticmethod(lambda *a, **kw: eventually(*a, **kw))
+    eventually = staticmethod(functools.partial(eventually, interval=0.2))
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -108,24 +109,6 @@ async def ensure_namespace(client: AsyncClient, name: str) -> None:
     except ApiError as exc:
         if exc.status.code != 409:
             raise
-
-
-async def eventually(
-    check: Callable[[], Any], within: float = 60.0, interval: float = 0.2, what: str = ""
-) -> Any:
-    """Poll ``check`` (sync or async) until it returns something truthy."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    last: Any = None
-    while True:
-        last = check()
-        if asyncio.iscoroutine(last):
-            last = await last
-        if last:
-            return last
-        if loop.time() > deadline:
-            raise AssertionError(f"not reached within {within}s: {what or check}")
-        await asyncio.sleep(interval)
 
 
 @pytest.fixture

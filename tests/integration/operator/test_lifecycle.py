@@ -7,12 +7,15 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from lightkube import ApiError
 from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import ConfigMap, Event, PersistentVolumeClaim, Pod, Service
 
 from milkyway.kube.resources import APPLICATION, CLUSTER, FLOWRUN
+
+pytestmark = pytest.mark.slow
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 APP_LABEL = "milkyway.ebay.com/application"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from lightkube.resources.core_v1 import Event
 
 from milkyway.kube.resources import CLUSTER, FLOWRUN
@@ -13,6 +14,7 @@ from milkyway.kube.resources import CLUSTER, FLOWRUN
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
+@pytest.mark.slow
 async def test_provisions_stream1_in_dependency_order(world: Any, double_planner: Any) -> None:
     async with world.operator(planner=double_planner) as operator:
         await operator.wait_until_leading(10)

@@ -109,3 +109,17 @@ def test_keep_immutable_uses_the_live_claim_templates() -> None:
     assert kept["spec"]["volumeClaimTemplates"] == [{"metadata": {"labels": {"v": "1"}}}]
     assert kept["spec"]["replicas"] == 3
     assert keep_immutable(manifest, None) is manifest
+
+
+def test_still_waiting_heartbeats_then_fails_retryably_past_the_deadline() -> None:
+    from milkyway.flows.tasks import RetryableError
+    from milkyway.operator.tasks.common import still_waiting
+
+    beats: list[str] = []
+    ctx = TaskContext("run", "step", 1, {}, logging.getLogger("t"), on_heartbeat=beats.append)
+    clock = Clock(10.0)
+    still_waiting(ctx, clock, "2/3 Ready", "not Ready after 10s")
+    assert beats == ["2/3 Ready"]
+    clock._last -= 11.0
+    with pytest.raises(RetryableError, match="not Ready after 10s"):
+        still_waiting(ctx, clock, "2/3 Ready", "not Ready after 10s")

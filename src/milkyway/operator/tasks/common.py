@@ -70,6 +70,16 @@ class Clock:
         return self.remaining <= 0
 
 
+def still_waiting(ctx: TaskContext, clock: Clock, waiting: str, expired: str) -> None:
+    """One more round of a task waiting for a state: heartbeat ``waiting`` (progress, and
+    the step's heartbeat timeout kept away); past the clock's deadline, fail the attempt
+    with ``expired`` (retryable: the next attempt looks again)."""
+    ctx.heartbeat(waiting)
+    clock.tick()
+    if clock.expired:
+        raise RetryableError(expired)
+
+
 async def call(
     ctx: TaskContext,
     cluster: str,

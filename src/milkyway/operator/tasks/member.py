@@ -27,6 +27,7 @@ from milkyway.operator.tasks.common import (
     member_of,
     pod_current,
     pod_ready,
+    still_waiting,
 )
 from milkyway.operator.tasks.watch import PodWatch
 
@@ -87,10 +88,12 @@ async def _wait_member(
             state = ", ".join(
                 f"{p['metadata']['name']} {(p.get('status') or {}).get('phase')}" for p in pods
             )
-            ctx.heartbeat(f"{m.name}: waiting for Ready ({state or 'no pod yet'})")
-            clock.tick()
-            if clock.expired:
-                raise RetryableError(f"member {m.name} not Ready after {m.timeout:g}s ({state})")
+            still_waiting(
+                ctx,
+                clock,
+                f"{m.name}: waiting for Ready ({state or 'no pod yet'})",
+                f"member {m.name} not Ready after {m.timeout:g}s ({state})",
+            )
             read = watch.pods if await watch.wait(m.interval) else watch.list
             listed = await read(m.cluster, m.namespace, m.selector)
 
@@ -193,16 +196,14 @@ async def disruption_gate(params: GateParams, ctx: TaskContext) -> dict[str, Any
                     return {"down": down, "maxUnavailable": params.max_unavailable}
                 await _claim(ctx, mine, None)
                 claimed = False
-            ctx.heartbeat(
+            still_waiting(
+                ctx,
+                clock,
                 f"{down} other member(s) down or restarting, {params.max_unavailable} "
-                f"allowed: {params.member} waits"
+                f"allowed: {params.member} waits",
+                f"disruption gate: {down} member(s) down, at most "
+                f"{params.max_unavailable} may be; not restarting {params.member}",
             )
-            clock.tick()
-            if clock.expired:
-                raise RetryableError(
-                    f"disruption gate: {down} member(s) down, at most "
-                    f"{params.max_unavailable} may be; not restarting {params.member}"
-                )
             await watch.wait(params.interval)
             # Gates woken by the same change would otherwise claim and back off in step.
             await asyncio.sleep(params.interval * random.random())
@@ -280,10 +281,12 @@ async def _recreate_pod(ctx: TaskContext, m: MemberParams, clock: Clock) -> None
     if not manifests:
         raise FatalError(f"member {m.name}: a pods-pattern restart needs its Pod manifest")
     while await exists(ctx, m.cluster, Pod, m.name, m.namespace) is not None:
-        ctx.heartbeat(f"{m.name}: waiting for the old pod to go")
-        clock.tick()
-        if clock.expired:
-            raise RetryableError(f"pod {m.name} still terminating")
+        still_waiting(
+            ctx,
+            clock,
+            f"{m.name}: waiting for the old pod to go",
+            f"pod {m.name} still terminating",
+        )
         await asyncio.sleep(m.interval)
     await apply(
         ctx,
@@ -377,10 +380,12 @@ async def replace_member(params: ReplaceParams, ctx: TaskContext) -> dict[str, A
             if found is None and params.workload == "statefulset":
                 await _drop_claimless_pods(ctx, params, clock, old)
             break
-        ctx.heartbeat(f"waiting for claim {params.claim} to go")
-        clock.tick()
-        if clock.expired:
-            raise RetryableError(f"claim {params.claim} still present")
+        still_waiting(
+            ctx,
+            clock,
+            f"waiting for claim {params.claim} to go",
+            f"claim {params.claim} still present",
+        )
         await asyncio.sleep(params.interval)
     for volume in {v for v in (bound, params.volume) if v}:
         found = await exists(ctx, params.cluster, PersistentVolume, volume, None)

@@ -33,6 +33,7 @@ from milkyway.operator.tasks.common import (
     member_of,
     pod_current,
     pod_ready,
+    still_waiting,
 )
 from milkyway.operator.tasks.watch import PodWatch
 
@@ -153,12 +154,12 @@ async def wait_zone_ready(params: WaitZoneParams, ctx: TaskContext) -> dict[str,
             detail = f"{len(ready)}/{params.replicas} Ready, {len(current)} current"
             if done:
                 return {"ready": len(ready), "current": len(current)}
-            ctx.heartbeat(f"{params.cluster}: {detail}")
-            clock.tick()
-            if clock.expired:
-                raise RetryableError(
-                    f"zone in {params.cluster} not Ready after {params.timeout:g}s: {detail}"
-                )
+            still_waiting(
+                ctx,
+                clock,
+                f"{params.cluster}: {detail}",
+                f"zone in {params.cluster} not Ready after {params.timeout:g}s: {detail}",
+            )
             await watch.wait(params.interval)
 
 
@@ -226,10 +227,12 @@ async def scale_in_zone(params: ScaleZoneParams, ctx: TaskContext) -> dict[str, 
         ]
         if not left:
             break
-        ctx.heartbeat(f"waiting for {', '.join(sorted(set(left)))} to stop")
-        clock.tick()
-        if clock.expired:
-            raise RetryableError(f"members still running after {params.timeout:g}s: {left}")
+        still_waiting(
+            ctx,
+            clock,
+            f"waiting for {', '.join(sorted(set(left)))} to stop",
+            f"members still running after {params.timeout:g}s: {left}",
+        )
         await asyncio.sleep(params.interval)
     volumes = []
     for item in params.removed:
@@ -259,10 +262,12 @@ async def _delete_volumes(
             if phase != "Bound" or claim_ref is None:
                 await delete(ctx, cluster, PersistentVolume, name, None)
                 break
-            ctx.heartbeat(f"waiting for volume {name} to be released")
-            clock.tick()
-            if clock.expired:
-                raise RetryableError(f"volume {name} still bound")
+            still_waiting(
+                ctx,
+                clock,
+                f"waiting for volume {name} to be released",
+                f"volume {name} still bound",
+            )
             await asyncio.sleep(interval)
 
 
@@ -295,10 +300,12 @@ async def delete_zone(params: DeleteZoneParams, ctx: TaskContext) -> dict[str, A
                         ) or ""
             await delete(ctx, cluster, resource, name, namespace)
     while pods := await list_pods(ctx, cluster, namespace, selector, clock):
-        ctx.heartbeat(f"waiting for {len(pods)} pod(s) to stop")
-        clock.tick()
-        if clock.expired:
-            raise RetryableError(f"{len(pods)} pod(s) still running in {cluster}")
+        still_waiting(
+            ctx,
+            clock,
+            f"waiting for {len(pods)} pod(s) to stop",
+            f"{len(pods)} pod(s) still running in {cluster}",
+        )
         await asyncio.sleep(params.interval)
     for claim in await list_objects(ctx, cluster, PersistentVolumeClaim, namespace, selector):
         claims[claim["metadata"]["name"]] = (claim.get("spec") or {}).get("volumeName") or ""

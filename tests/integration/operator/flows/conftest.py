@@ -24,6 +24,7 @@ from lightkube.resources.core_v1 import (
     Service,
 )
 from lightkube.resources.policy_v1 import PodDisruptionBudget
+from tests.polling import eventually
 
 import milkyway.operator.tasks  # noqa: F401  (registers the lifecycle tasks)
 from milkyway.components import builtin_component_types
@@ -213,12 +214,7 @@ class Harness:
 
     async def until(self, check: Callable[[], bool], within: float = 30.0) -> None:
         """Poll ``check`` until it holds."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        while not check():
-            if loop.time() > deadline:
-                raise AssertionError(f"not reached within {within}s")
-            await asyncio.sleep(0.01)
+        await eventually(check, within=within, interval=0.01)
 
     async def eventually_down(self, pod: str, within: float = 30.0) -> None:
         """Wait until ``pod`` (in any member cluster) exists and is not Ready."""

@@ -6,8 +6,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,29 +36,6 @@ class Sim:
             for e in self.api.list("v1/events")["items"]
             if e["involvedObject"].get("name") == name and (reason is None or e["reason"] == reason)
         ]
-
-
-async def eventually(
-    check: Callable[[], Any], *, within: float = 15.0, what: str = "condition"
-) -> Any:
-    """Poll ``check`` until it returns something truthy; fail naming ``what``."""
-    deadline = time.monotonic() + within
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within}s waiting for {what}")
-        await asyncio.sleep(0.01)
-
-
-async def until(check: Callable[[], Awaitable[bool]], what: str, within: float = 30.0) -> None:
-    """Like :func:`eventually` for async checks (each one runs a command)."""
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def run(*argv: str, stdin: bytes | None = None) -> tuple[int, str, str]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.polling import eventually
 
 from milkyway.sim.monitor import Tally, subscribe
 
-from .conftest import Sim, eventually
+from .conftest import Sim
 
 
 def deployment(replicas: int, surge: Any, unavailable: Any, image: str = "app:1") -> dict[str, Any]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.polling import eventually
 
 from milkyway.sim.controllers.objects import is_pod_ready
 
-from .conftest import Sim, eventually, sts_manifest
+from .conftest import Sim, sts_manifest
 
 
 def _container(sim: Sim, name: str) -> dict[str, Any]:

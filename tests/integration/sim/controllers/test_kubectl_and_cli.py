@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.polling import eventually
 
 from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.clusters import SimulatedClusters
@@ -24,7 +25,7 @@ from milkyway.sim.controllers.admin import admin_file
 from milkyway.sim.controllers.attach import ControlledClusters
 from milkyway.sim.controllers.config import ControlPlaneConfig
 
-from .conftest import ClusterCli, sts_manifest, until
+from .conftest import ClusterCli, sts_manifest
 
 
 @dataclass
@@ -106,7 +107,7 @@ async def test_pod_faults_show_through_kubectl_and_clear(running: Running) -> No
         )
         return reason == "CrashLoopBackOff"
 
-    await until(looping, "CrashLoopBackOff")
+    await eventually(looping, what="CrashLoopBackOff")
     _, events, _ = await running.kubectl(
         "get", "events", "--field-selector", "involvedObject.name=web-1,reason=BackOff"
     )
@@ -124,7 +125,7 @@ async def test_pod_faults_show_through_kubectl_and_clear(running: Running) -> No
         )
         return rc == 0 and out not in ("", uid)
 
-    await until(replaced, "web-1 replaced")
+    await eventually(replaced, what="web-1 replaced")
     await running.kubectl("wait", "--for=condition=Ready", "pod/web-1", "--timeout=30s")
 
     volume = await running.jsonpath("pvc", "data-web-0", "{.spec.volumeName}")
@@ -142,10 +143,10 @@ async def test_pod_faults_show_through_kubectl_and_clear(running: Running) -> No
         )
         return "DiskFailure" in out.split()
 
-    await until(pod_failed_or_stuck, "DiskFailure event on web-0")
+    await eventually(pod_failed_or_stuck, what="DiskFailure event on web-0")
     await running.fault("lift", out.split()[0])
     assert await running.jsonpath("pv", volume, "{.status.phase}") == "Bound"
-    await until(lambda: _ready(running, "web-0"), "web-0 ready once the disk is back")
+    await eventually(lambda: _ready(running, "web-0"), what="web-0 ready once the disk is back")
 
 
 async def _ready(running: Running, pod: str) -> bool:
@@ -168,7 +169,7 @@ async def test_node_faults_show_through_kubectl_and_clear(running: Running) -> N
     async def unknown() -> bool:
         return await running.jsonpath("node", "east-node-0", ready) == "Unknown"
 
-    await until(unknown, "east-node-0 NotReady")
+    await eventually(unknown, what="east-node-0 NotReady")
     _, table, _ = await running.kubectl("get", "nodes")
     assert "NotReady" in table
     taints = await running.jsonpath("node", "east-node-0", "{.spec.taints[*].key}")
@@ -178,7 +179,7 @@ async def test_node_faults_show_through_kubectl_and_clear(running: Running) -> N
     async def back() -> bool:
         return await running.jsonpath("node", "east-node-0", ready) == "True"
 
-    await until(back, "east-node-0 Ready again")
+    await eventually(back, what="east-node-0 Ready again")
 
     out = await running.fault("slow-node", "east-node-1", "--cluster", "east", "--factor", "3")
     slow = '{.status.conditions[?(@.type=="KubeletSlow")].status}'

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.polling import eventually
+
 from milkyway.sim.controllers.objects import pod_condition
 
-from .conftest import Sim, eventually, sts_manifest
+from .conftest import Sim, sts_manifest
 
 
 def _node_ready(sim: Sim, node: str) -> str:

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from tests.polling import eventually
 
 from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.apiserver.errors import ApiError
@@ -14,7 +15,7 @@ from milkyway.sim.controllers.config import ControlPlaneConfig, StageDelays, tag
 from milkyway.sim.controllers.manager import start_control_plane
 from milkyway.sim.controllers.objects import is_pod_ready, pod_condition
 
-from .conftest import Sim, eventually, make_sim
+from .conftest import Sim, make_sim
 
 
 def pod(name: str, image: str = "nginx:1.27", **spec: Any) -> dict[str, Any]:

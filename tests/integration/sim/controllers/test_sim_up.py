@@ -17,10 +17,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.polling import eventually
 
 from milkyway.sim.controllers.admin import admin_file
 
-from .conftest import ClusterCli, sts_manifest, until
+from .conftest import ClusterCli, sts_manifest
 
 
 @pytest.fixture
@@ -90,7 +91,7 @@ async def test_faults_against_a_running_sim_up(sim_up: ClusterCli) -> None:
         )
         return "DiskFailure" in reasons.split()
 
-    await until(failed_mount, "DiskFailure on web-1")
+    await eventually(failed_mount, what="DiskFailure on web-1")
     await sim_up.fault("lift", fault)
     await sim_up.output("wait", "--for=condition=Ready", "pod/web-1", "--timeout=30s")
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from tests.polling import eventually
+
 from milkyway.sim.monitor import Tally, Transition, subscribe
 
-from .conftest import Sim, eventually, sts_manifest
+from .conftest import Sim, sts_manifest
 
 
 def _ready(sim: Sim, name: str = "web") -> bool:
