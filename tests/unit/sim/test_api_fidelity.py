@@ -307,3 +307,23 @@ def test_custom_resources_keep_empty_maps(api: ClusterAPI) -> None:
     api.create(crd())
     stored = api.create({**thing("t"), "spec": {"tags": {}, "items": []}})
     assert stored["spec"] == {"tags": {}, "items": []}
+
+
+def test_apiservices_are_stored_and_listed(api: ClusterAPI) -> None:
+    api.create(
+        {
+            "apiVersion": "apiregistration.k8s.io/v1",
+            "kind": "APIService",
+            "metadata": {"name": "v1beta1.metrics.k8s.io"},
+            "spec": {
+                "group": "metrics.k8s.io",
+                "version": "v1beta1",
+                "groupPriorityMinimum": 100,
+                "versionPriority": 100,
+                "service": {"namespace": "kube-system", "name": "metrics-server"},
+            },
+        }
+    )
+    listed = api.list("apiservices")
+    assert listed["kind"] == "APIServiceList"
+    assert [o["metadata"]["name"] for o in listed["items"]] == ["v1beta1.metrics.k8s.io"]

@@ -709,6 +709,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         old: Obj | None,
         field_validation: str,
         warnings: list[str] | None,
+        subresource: str = "",
     ) -> Obj:
         if field_validation not in FIELD_VALIDATION:
             raise errors.bad_request(
@@ -719,14 +720,20 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             return self._validate_custom(info, obj, old, field_validation, warnings)
         apply_defaults(info.group, info.kind, obj, self._ips)
         definition = self.schemas.definition_name(info.gvk)
-        bad_time = check_times(obj, definition, self.schemas) if definition else None
+        # A status write changes only status and metadata; the rest was checked when stored.
+        walked = (
+            {k: obj[k] for k in ("metadata", "status") if k in obj}
+            if subresource == "status"
+            else obj
+        )
+        bad_time = check_times(walked, definition, self.schemas) if definition else None
         if bad_time is not None:
             raise errors.bad_request(
                 f'{info.kind} in version "{info.version}" cannot be handled as a {info.kind}: '
                 f"{bad_time}"
             )
         if definition:
-            drop_empty(obj, definition, self.schemas)
+            drop_empty(walked, definition, self.schemas)
         causes = validate_builtin(obj, self.schemas, strict=True)
         unknown = [c for c in causes if fielderrors.is_unknown_field(c)]
         causes = [c for c in causes if not fielderrors.is_unknown_field(c)]
@@ -915,7 +922,7 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             )
         if not subresource and not info.custom:
             carry_over(info.group, info.kind, old, new)
-        new = self._default_and_validate(info, new, old, field_validation, warnings)
+        new = self._default_and_validate(info, new, old, field_validation, warnings, subresource)
         if not subresource and not info.custom:
             refused = check_update(new, old, info.group, info.kind)
             if refused:

@@ -20,7 +20,10 @@ PARTIAL = "PartialObjectMetadata"
 PARTIAL_LIST = "PartialObjectMetadataList"
 _META_GROUP = "meta.k8s.io"
 _META_VERSIONS = ("v1", "v1beta1")
-_JSON_TYPES = ("application/json", "application/*", "*/*", "application/json;stream=watch")
+_JSON_TYPES = ("application/json", "application/*", "*/*")
+# Asked for YAML or protobuf objects, the simulator answers JSON, as it always has (every
+# YAML reader reads JSON; protobuf is not served).
+_PLAIN_ONLY = ("application/yaml", "application/vnd.kubernetes.protobuf")
 _ACCEPTED = (
     "application/json, application/yaml, application/vnd.kubernetes.protobuf, "
     "application/json;stream=watch, application/vnd.kubernetes.protobuf;stream=watch"
@@ -60,6 +63,8 @@ def negotiate(accept: str, *, collection: bool, watch: bool = False) -> Represen
         params = dict(p.split("=", 1) for p in parts[1:] if "=" in p)
         params.pop("q", None)
         stream = params.pop("stream", None)
+        if media in _PLAIN_ONLY and "as" not in params:
+            return PLAIN
         if media not in _JSON_TYPES or (stream is not None and stream != "watch"):
             continue
         as_ = params.get("as")

@@ -73,18 +73,19 @@ def _fields(name: str, schemas: BuiltinSchemas) -> dict[str, _Field]:
 
 def drop_empty(obj: Any, definition: str, schemas: BuiltinSchemas) -> None:
     """Remove (in place) the empty optional maps and lists of ``obj``, at every depth."""
-    if not isinstance(obj, dict):
+    if not isinstance(obj, dict) or not obj:
         return
     fields = _fields(definition, schemas)
-    if not fields:
-        return
-    for prop in list(obj):
-        field = fields.get(prop)
-        if field is None:
+    if len(obj) <= len(fields):
+        pairs = [(prop, fields.get(prop)) for prop in obj]
+    else:
+        pairs = [(prop, field) for prop, field in fields.items() if prop in obj]
+    for prop, field in pairs:
+        if field is None or not field.shape:
             continue
         value = obj[prop]
         if field.shape == _STRUCT:
-            if field.child is not None:
+            if field.child is not None and type(value) is dict:
                 drop_empty(value, field.child, schemas)
         elif field.shape == _MAP and isinstance(value, dict):
             if not value and not field.required:

@@ -12,6 +12,7 @@ reproduces that parser for these two layouts, error messages included, and
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -117,23 +118,134 @@ def check_times(obj: Any, definition: str, schemas: BuiltinSchemas) -> str | Non
     """Go's message for the first unparseable time in ``obj`` (with where it is and the
     form the field takes), or None after rewriting every time in the canonical form the
     real server stores: UTC, whole seconds for a Time, microseconds for a MicroTime."""
-    for path, parent, key, micro in _times(obj, definition, schemas, (), None, None):
-        value = parent[key]
-        if not isinstance(value, str):
-            continue
-        message = time_error(value, micro=micro)
-        if message is not None:
-            example = "2006-01-02T15:04:05.000000Z" if micro else "2006-01-02T15:04:05Z"
-            return (
-                f"{message} (field {'.'.join(path)}: an RFC 3339 time with a zone"
-                f"{' and six fractional digits' if micro else ''}, e.g. {example})"
-            )
-        moment = datetime.fromisoformat(value.replace("z", "Z")).astimezone(UTC)
-        parent[key] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
+    found = _check_struct(obj, definition, schemas)
+    if found is None:
+        return None
+    message, micro, path = found
+    example = "2006-01-02T15:04:05.000000Z" if micro else "2006-01-02T15:04:05Z"
+    return (
+        f"{message} (field {_render(path)}: an RFC 3339 time with a zone"
+        f"{' and six fractional digits' if micro else ''}, e.g. {example})"
+    )
+
+
+_Failure = tuple[str, bool, list[str | int]]
+_CANONICAL = re.compile(
+    r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|1\d|2[0-8])T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d"
+)
+_TIME_LEN = len("2006-01-02T15:04:05Z")
+_MICRO_LEN = len("2006-01-02T15:04:05.000000Z")
+
+
+def _check_value(parent: Any, key: str | int, micro: bool) -> _Failure | None:
+    value = parent[key]
+    if not isinstance(value, str):
+        return None
+    canonical_len = _MICRO_LEN if micro else _TIME_LEN
+    if (
+        len(value) == canonical_len
+        and value[-1] == "Z"
+        and _CANONICAL.match(value)
+        and (not micro or (value[19] == "." and value[20:26].isdigit()))
+    ):
+        return None
+    message = time_error(value, micro=micro)
+    if message is not None:
+        return message, micro, [key]
+    moment = datetime.fromisoformat(value.replace("z", "Z")).astimezone(UTC)
+    parent[key] = moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if micro else "%Y-%m-%dT%H:%M:%SZ")
     return None
 
 
+def _check_struct(obj: Any, name: str, schemas: BuiltinSchemas) -> _Failure | None:
+    if not isinstance(obj, dict):
+        return None
+    for prop, shape, child in _plan(name, schemas):
+        value = obj.get(prop)
+        if value is None:
+            continue
+        found: _Failure | None = None
+        if shape == "leaf":
+            found = _check_value(obj, prop, child == _MICRO)
+        elif shape == "struct":
+            found = _check_struct(value, child, schemas)
+        elif shape in ("list", "list-leaf") and isinstance(value, list):
+            for index in range(len(value)):
+                found = (
+                    _check_value(value, index, child == _MICRO)
+                    if shape == "list-leaf"
+                    else _check_struct(value[index], child, schemas)
+                )
+                if found is not None:
+                    found[2].insert(0, index)
+                    break
+        elif shape in ("map", "map-leaf") and isinstance(value, dict):
+            for key in list(value):
+                found = (
+                    _check_value(value, key, child == _MICRO)
+                    if shape == "map-leaf"
+                    else _check_struct(value[key], child, schemas)
+                )
+                if found is not None:
+                    found[2].insert(0, key)
+                    break
+        if found is not None:
+            found[2].insert(0, prop)
+            return found
+    return None
+
+
+def _render(path: list[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+_PLANS: dict[tuple[int, str], list[tuple[str, str, str]]] = {}
 _HOLDS_TIME: dict[tuple[int, str], bool] = {}
+
+
+def _plan(name: str, schemas: BuiltinSchemas) -> list[tuple[str, str, str]]:
+    """(property, shape, definition) of the properties of ``name`` that may hold a time."""
+    key = (id(schemas), name)
+    plan = _PLANS.get(key)
+    if plan is not None:
+        return plan
+    plan = []
+    definition = schemas.definitions.get(name) or {}
+    for prop, node in (definition.get("properties") or {}).items():
+        if not isinstance(node, dict):
+            continue
+        ref = _ref(node)
+        if ref is not None:
+            if ref in (_TIME, _MICRO):
+                plan.append((prop, "leaf", ref))
+            elif _holds_time(ref, schemas):
+                plan.append((prop, "struct", ref))
+            continue
+        for container, shape in (("items", "list"), ("additionalProperties", "map")):
+            inner = node.get(container)
+            ref = _ref(inner) if isinstance(inner, dict) else None
+            if ref in (_TIME, _MICRO):
+                plan.append((prop, f"{shape}-leaf", ref))
+            elif ref is not None and _holds_time(ref, schemas):
+                plan.append((prop, shape, ref))
+    _PLANS[key] = plan
+    return plan
+
+
+def _ref(node: dict[str, Any]) -> str | None:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith(_REF):
+        return ref[len(_REF) :]
+    for option in node.get("allOf") or ():
+        if isinstance(option, dict) and (found := _ref(option)):
+            return found
+    return None
 
 
 def _holds_time(name: str, schemas: BuiltinSchemas) -> bool:
@@ -160,52 +272,3 @@ def _refs(node: Any) -> Iterator[str]:
     elif isinstance(node, list):
         for child in node:
             yield from _refs(child)
-
-
-_Found = Iterator[tuple[tuple[str, ...], Any, Any, bool]]
-
-
-def _times(
-    value: Any, name: str, schemas: BuiltinSchemas, path: tuple[str, ...], parent: Any, key: Any
-) -> _Found:
-    if name in (_TIME, _MICRO):
-        if parent is not None:
-            yield path, parent, key, name == _MICRO
-        return
-    if not _holds_time(name, schemas):
-        return
-    yield from _walk(value, schemas.definitions.get(name) or {}, schemas, path, parent, key)
-
-
-def _walk(
-    value: Any,
-    node: dict[str, Any],
-    schemas: BuiltinSchemas,
-    path: tuple[str, ...],
-    parent: Any,
-    key: Any,
-) -> _Found:
-    ref = node.get("$ref")
-    if isinstance(ref, str) and ref.startswith(_REF):
-        yield from _times(value, ref[len(_REF) :], schemas, path, parent, key)
-        return
-    for option in node.get("allOf") or ():
-        if isinstance(option, dict):
-            yield from _walk(value, option, schemas, path, parent, key)
-    if isinstance(value, dict):
-        props = node.get("properties")
-        if isinstance(props, dict):
-            for name in list(value):
-                sub = props.get(name)
-                if isinstance(sub, dict):
-                    yield from _walk(value[name], sub, schemas, (*path, name), value, name)
-        extra = node.get("additionalProperties")
-        if isinstance(extra, dict):
-            for name in list(value):
-                yield from _walk(value[name], extra, schemas, (*path, name), value, name)
-    elif isinstance(value, list):
-        items = node.get("items")
-        if isinstance(items, dict):
-            head, last = path[:-1], path[-1] if path else ""
-            for index, child in enumerate(value):
-                yield from _walk(child, items, schemas, (*head, f"{last}[{index}]"), value, index)
