@@ -34,6 +34,9 @@ from milkyway.model.flow import DONE_LABEL, FlowRun
 
 FLOWRUN = create_namespaced_resource(GROUP, VERSION, "FlowRun", "flowruns")
 LOCK_LABEL = "milkyway.ebay.com/flow-lock"
+LOCK_KEY_ANNOTATION = "milkyway.ebay.com/key"
+"""The lock's key (``milkyway/<namespace>/<application>/<component>`` for a component's
+mutex) on its ConfigMap, whose name is a hash of it."""
 
 
 def _error(exc: ApiError, what: str) -> StoreError:
@@ -180,7 +183,7 @@ class KubeStore:
                         name=name,
                         namespace=self.namespace,
                         labels={LOCK_LABEL: "true"},
-                        annotations={"milkyway.ebay.com/key": key},
+                        annotations={LOCK_KEY_ANNOTATION: key},
                     ),
                     data={"holders": json.dumps([holder])},
                 )

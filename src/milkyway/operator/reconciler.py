@@ -21,12 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lightkube import ApiError, AsyncClient
+from lightkube.resources.core_v1 import ConfigMap
 from lightkube.types import PatchType
 
 from milkyway.components.registry import (
@@ -35,6 +37,7 @@ from milkyway.components.registry import (
     component_type_from_resource,
 )
 from milkyway.flows.dsl import FlowError
+from milkyway.flows.kube_store import LOCK_KEY_ANNOTATION, LOCK_LABEL
 from milkyway.kube.resources import APPLICATION, FLOWRUN, as_dict
 from milkyway.model.application import Application, ApplicationStatus
 from milkyway.model.cluster import Cluster
@@ -447,7 +450,9 @@ class Reconciler:
 
         unfinished = [r for r in running_now if r.phase not in TERMINAL_RUN_PHASES]
         if deleting and plan.deleted and not unfinished and self._nothing_left(key):
+            await self._release_locks(key)
             await self._set_finalizers(obj, [f for f in finalizers if f != FINALIZER])
+            await self._delete_runs(key)
             await self._recorder.record(obj, "Decommissioned", "no object left in any cluster")
             self._submitted.pop(key, None)
             return None
@@ -606,6 +611,32 @@ class Reconciler:
         status["conditions"] = conditions
         await self._status.write(obj, known_status(status))
 
+    async def _release_locks(self, key: AppKey) -> None:
+        """The flow locks of a decommissioned Application (ConfigMaps in the management
+        cluster that no run holds any more)."""
+        namespace, name = key
+        pattern = re.compile(rf"^(\d+:)?milkyway/{re.escape(namespace)}/{re.escape(name)}/")
+        async for lock in self._client.list(
+            ConfigMap, namespace=namespace, labels={LOCK_LABEL: "true"}
+        ):
+            annotations = (lock.metadata.annotations or {}) if lock.metadata else {}
+            holders = json.loads((lock.data or {}).get("holders", "[]") or "[]")
+            if pattern.match(annotations.get(LOCK_KEY_ANNOTATION, "")) and not holders:
+                await self._delete(ConfigMap, lock.metadata.name, namespace)
+
+    async def _delete_runs(self, key: AppKey) -> None:
+        """The FlowRuns of an Application whose finalizer just went. They belong to it
+        and go with it anyway; runs from before ownership was recorded would not."""
+        for run in self._caches.runs_of(key):
+            await self._delete(FLOWRUN, run["metadata"]["name"], key[0])
+
+    async def _delete(self, resource: Any, name: str, namespace: str) -> None:
+        try:
+            await self._client.delete(resource, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+
     async def _prune_history(self, key: AppKey) -> None:
         """Delete the finished FlowRuns of the Application beyond the history limit,
         oldest first; each component's latest finished run stays (its failure and
@@ -635,11 +666,7 @@ class Reconciler:
             if kept < self._history_limit:
                 kept += 1
                 continue
-            try:
-                await self._client.delete(FLOWRUN, name, namespace=key[0])
-            except ApiError as exc:
-                if exc.status.code != 404:
-                    raise
+            await self._delete(FLOWRUN, name, key[0])
 
     async def _record_lost(self, obj: Mapping[str, Any], plan: Plan) -> None:
         """A ``MemberLost`` Event for each new decision about a lost member (the same

@@ -132,7 +132,7 @@ class Planner:
                 return run
         return None
 
-    def backing_off(self, component: str, flow: str) -> bool:
+    def backing_off(self, component: str | None, flow: str) -> bool:
         """The same flow failed for ``component`` and its back-off has not run out: wait,
         so a persistent failure becomes a few attempts further and further apart, not a
         stream of failing runs."""
@@ -155,7 +155,7 @@ class Planner:
         )
         return True
 
-    def failed_run(self, component: str, flow: str) -> RunningFlow | None:
+    def failed_run(self, component: str | None, flow: str) -> RunningFlow | None:
         for run in self.running:
             if run.component == component and run.phase == "Failed" and run.flow == flow:
                 return run
@@ -730,6 +730,46 @@ class Planner:
                 zones=[z.want.entry() for z in c.zones],
             )
 
+    def release_namespaces(self) -> bool:
+        """Once nothing of the deleted Application is left and no flow runs: remove the
+        namespaces Milkyway created for it (the task keeps any that are still in use or
+        existed before). True once that has succeeded."""
+        if any(r.flow == RELEASE_FLOW and r.phase == "Succeeded" for r in self.running):
+            return True
+        if self.start or self.leftovers():
+            return False
+        if any(r.phase not in TERMINAL_RUN_PHASES for r in self.running):
+            return False
+        clusters = sorted(
+            {
+                (z.want.cluster, z.want.namespace)
+                for c in self.components.values()
+                for z in c.zones
+                if z.want.cluster
+            }
+        )
+        if not clusters:
+            return True
+        if self.backing_off(None, RELEASE_FLOW):
+            return False
+        failed = self.failed_run(None, RELEASE_FLOW)
+        self.start.append(
+            FlowRequest(
+                flow=RELEASE_FLOW,
+                params={
+                    "application": self.resolved.name,
+                    "namespace": self.resolved.namespace,
+                    "clusters": [{"cluster": c, "namespace": ns} for c, ns in clusters],
+                },
+                component=None,
+                reason="remove the namespaces Milkyway created, if nothing is left in them",
+                mutex="",
+                operation="release-namespaces",
+                attempt=failed.attempt + 1 if failed is not None else 1,
+            )
+        )
+        return False
+
     # -- status ----------------------------------------------------------------------------
 
     def leftovers(self) -> bool:
@@ -758,7 +798,8 @@ def plan(
     """
     planner = Planner(app, resolved, desired, observed, running, now, clusters, deleting)
     planner.run()
-    deleted = deleting and not planner.leftovers() and not planner.start
+    released = deleting and planner.release_namespaces()
+    deleted = released and not planner.leftovers() and not planner.start
     return Plan(
         start=tuple(planner.start),
         waiting=tuple(planner.waiting),
@@ -769,6 +810,9 @@ def plan(
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+RELEASE_FLOW = "milkyway-release-namespaces"
 
 
 def _restart_order(member: MemberObservation) -> int:

@@ -33,6 +33,7 @@ from milkyway.operator.tasks.common import (
     pod_current,
     pod_ready,
 )
+from milkyway.operator.tasks.namespace import created_namespace
 from milkyway.operator.tasks.watch import PodWatch
 
 RELOAD_ANNOTATION = "milkyway.ebay.com/config-reloaded"
@@ -72,7 +73,8 @@ WORKLOAD_KINDS = frozenset({"StatefulSet", "Deployment", "ReplicaSet", "DaemonSe
 @task("milkyway.apply-zone")
 async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any]:
     """Server-side apply a zone's objects; create missing per-member objects. The
-    namespace is created first when the member cluster does not have it yet (read together
+    namespace is created first (marked as Milkyway's, so decommission may remove it)
+    when the member cluster does not have it yet (read together
     with the live StatefulSets, whose claim templates are kept); then the objects that
     configure the workloads (ConfigMaps, Services, budgets) all at once, then the workloads
     all at once: one round trip per stage, not per object."""
@@ -86,12 +88,7 @@ async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any
         *(exists(ctx, params.cluster, StatefulSet, n, ns) for n, ns in statefulsets),
     )
     if found_namespace is None:
-        namespace = {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": params.namespace},
-        }
-        await apply(ctx, params.cluster, [namespace], None)
+        await apply(ctx, params.cluster, [created_namespace(params.namespace)], None)
     live = {name: obj for (name, _), obj in zip(statefulsets, found, strict=True)}
     applied: list[str] = []
     for stage in (
