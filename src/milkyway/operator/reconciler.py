@@ -275,6 +275,7 @@ def running_flows(
             attempt=attempt,
             retry_at=retry_at,
             message=failure_reason(status) if phase == "Failed" else "",
+            operation=labels.get(OPERATION_LABEL, ""),
         )
         if phase not in TERMINAL_RUN_PHASES:
             unfinished.append(flow)
@@ -380,6 +381,7 @@ class Reconciler:
         self._clock = clock
         self._retry = (retry_base, retry_cap)
         self._history_limit = history_limit
+        self._cancelled: set[str] = set()
         self._status = StatusWriter(client, APPLICATION)
         self._types_cache: tuple[int, ComponentTypeRegistry] | None = None
         self._submitted: dict[AppKey, dict[str, RunningFlow]] = {}
@@ -440,6 +442,8 @@ class Reconciler:
             clusters=by_zone,
             deleting=deleting,
         )
+        for run_name in plan.cancel:
+            await self._cancel(obj, run_name)
         started = []
         for request in plan.start:
             started.append(await self._start(obj, request))
@@ -610,6 +614,23 @@ class Reconciler:
         conditions.append(self._progress(obj, active, generation))
         status["conditions"] = conditions
         await self._status.write(obj, known_status(status))
+
+    async def _cancel(self, obj: Mapping[str, Any], run_name: str) -> None:
+        """Ask the engine to cancel a run (once per run: the engine applies a request
+        exactly once, and the run then ends Cancelled)."""
+        if run_name in self._cancelled:
+            return
+        namespace = obj["metadata"]["namespace"]
+        await self._engines.engine_for(namespace).request(
+            run_name, "cancel", REQUESTER, reason="the Application is being deleted"
+        )
+        self._cancelled.add(run_name)
+        log.info(
+            "%s/%s: cancelled %s to decommission", namespace, obj["metadata"]["name"], run_name
+        )
+        await self._recorder.record(
+            obj, "FlowCancelling", f"{run_name}: cancelled, the Application is being deleted"
+        )
 
     async def _release_locks(self, key: AppKey) -> None:
         """The flow locks of a decommissioned Application (ConfigMaps in the management

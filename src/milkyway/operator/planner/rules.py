@@ -16,6 +16,8 @@ from milkyway.operator.flows_catalog import flow_name
 from milkyway.operator.observe import MemberObservation, ZoneObservation, pinned_node
 from milkyway.operator.planner.contract import (
     ANNOUNCE_RECHECK,
+    PROGRESS_DEADLINE,
+    PROGRESS_DEADLINE_ANNOTATION,
     RECHECK,
     REMEDIATE_AFTER,
     REMEDIATE_AFTER_ANNOTATION,
@@ -121,6 +123,10 @@ class Planner:
         self.remediate_after = _seconds(
             annotations.get(REMEDIATE_AFTER_ANNOTATION), REMEDIATE_AFTER
         )
+        self.progress_deadline = (
+            _seconds(annotations.get(PROGRESS_DEADLINE_ANNOTATION), PROGRESS_DEADLINE) or 1.0
+        )
+        self.cancel: list[str] = []
         self.replace_requests = _requests(annotations.get(REPLACE_ANNOTATION, ""))
         self.restart_requests = _requests(annotations.get(RESTART_ANNOTATION, ""))
 
@@ -474,7 +480,13 @@ class Planner:
             c,
             "provision",
             reason,
-            zones=[z.want.entry(require_updated=not z.provisioned) for z in (*fresh, *repair)],
+            zones=[
+                {
+                    **z.want.entry(require_updated=not z.provisioned),
+                    "progressDeadline": self.progress_deadline,
+                }
+                for z in (*fresh, *repair)
+            ],
         )
 
     def replace(self, c: ComponentDiff) -> bool:
@@ -711,6 +723,13 @@ class Planner:
                 continue
             busy = self.busy(name)
             if busy is not None:
+                if busy.operation == "provision":
+                    # A provision may never finish (no node fits); deletion must not wait.
+                    self.cancel.append(busy.name)
+                    self.waiting.append(
+                        f"{name}: cancelling {busy.name} ({busy.flow}) to decommission"
+                    )
+                    continue
                 self.waiting.append(f"{name}: flow {busy.name} ({busy.flow}) is {busy.phase}")
                 continue
             remaining = sorted(
@@ -806,6 +825,7 @@ def plan(
         status=application_status(planner),
         requeue_after=planner.requeue,
         deleted=deleted,
+        cancel=tuple(planner.cancel),
     )
 
 
