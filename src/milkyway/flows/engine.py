@@ -34,7 +34,7 @@ from milkyway.flows.dsl import Catalog, FlowError, check_flow, snapshot_hash, va
 from milkyway.flows.expr import ExpressionError, render
 from milkyway.flows.store import Conflict, NotFound, Store
 from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry, UnknownTaskError, invoke
-from milkyway.kube.errors import is_unreachable
+from milkyway.kube.reachability import ReachabilityLog
 from milkyway.model.base import ObjectMeta
 from milkyway.model.flow import (
     DONE_LABEL,
@@ -233,8 +233,11 @@ class Engine:
         poll_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         cluster_wait: float | None = None,
+        reachability: ReachabilityLog | None = None,
     ) -> None:
         self.store = store
+        self.reachability = reachability or ReachabilityLog("of the flow store")
+        """Where failures to reach the store's cluster are reported (once per change)."""
         self.catalog = catalog or Catalog.from_paths([])
         self.registry = registry
         self.clients: Mapping[str, Any] = clients if clients is not None else {}
@@ -316,26 +319,14 @@ class Engine:
             await asyncio.sleep(interval)
 
     async def _supervise(self) -> None:
-        unreachable = False
         while True:
             try:
                 await self.scan()
             except Exception as exc:
-                if not is_unreachable(exc):
+                if not self.reachability.failed(exc, f"engine {self.engine_id} scanning runs"):
                     log.exception("engine %s: scanning runs failed", self.engine_id)
-                elif not unreachable:
-                    # Once per outage: the scan repeats every poll interval.
-                    log.warning(
-                        "engine %s: the API server does not answer (%s: %s); retrying",
-                        self.engine_id,
-                        type(exc).__name__,
-                        exc,
-                    )
-                unreachable = is_unreachable(exc)
             else:
-                if unreachable:
-                    log.info("engine %s: the API server answers again", self.engine_id)
-                unreachable = False
+                self.reachability.succeeded()
             self._wakeup.clear()
             # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
             # that arrives as the event is set, and stop() would then wait forever.
@@ -529,9 +520,10 @@ class _Driver:
         except asyncio.CancelledError:
             self._abandon()
             raise
-        except Exception:
+        except Exception as exc:
             # A store or API failure: let go; the next scan resumes the run (Recover).
-            log.exception("engine %s: driving run %s failed", self.engine.engine_id, self.name)
+            if not self.engine.reachability.failed(exc, f"driving run {self.name}"):
+                log.exception("engine %s: driving run %s failed", self.engine.engine_id, self.name)
             self._abandon()
 
     def _finished(self) -> bool:

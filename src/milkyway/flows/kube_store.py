@@ -33,6 +33,9 @@ from milkyway.model.base import GROUP, VERSION
 from milkyway.model.flow import DONE_LABEL, FlowRun
 
 LOCK_LABEL = "milkyway.ebay.com/flow-lock"
+LOCK_KEY_ANNOTATION = "milkyway.ebay.com/key"
+"""The lock's key (``milkyway/<namespace>/<application>/<component>`` for a component's
+mutex) on its ConfigMap, whose name is a hash of it."""
 
 
 def _error(exc: ApiError, what: str) -> StoreError:
@@ -179,7 +182,7 @@ class KubeStore:
                         name=name,
                         namespace=self.namespace,
                         labels={LOCK_LABEL: "true"},
-                        annotations={"milkyway.ebay.com/key": key},
+                        annotations={LOCK_KEY_ANNOTATION: key},
                     ),
                     data={"holders": json.dumps([holder])},
                 )

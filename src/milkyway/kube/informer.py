@@ -20,6 +20,8 @@ from lightkube import ApiError, AsyncClient
 from lightkube.core.resource import NamespacedResource
 from lightkube.types import OnErrorAction, OnErrorResult
 
+from milkyway.kube.reachability import ReachabilityLog
+
 log = logging.getLogger(__name__)
 
 ObjectKey = tuple[str, str]
@@ -57,8 +59,12 @@ class Informer:
         retry_delay: float = 1.0,
         max_retry_delay: float = 5.0,
         transform: Callable[[Any], Any] | None = None,
+        reachability: ReachabilityLog | None = None,
     ) -> None:
         self._client = client
+        self._reachability = reachability
+        """Where a connection failure is reported instead (once per change for the whole
+        cluster, not once per informer)."""
         self._resource = resource
         self._on_change = on_change
         self._namespace = namespace
@@ -80,6 +86,8 @@ class Informer:
         while True:
             try:
                 await self._relist()
+                if self._reachability is not None:
+                    self._reachability.succeeded()
                 if failures:
                     log.info("informer for %s: listing works again", self._resource.__name__)
                 failures = 0
@@ -87,8 +95,12 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                level = logging.WARNING if failures == 0 else logging.DEBUG
-                log.log(level, "informer for %s: %s; retrying", self._resource.__name__, exc)
+                name = self._resource.__name__
+                if self._reachability is None or not self._reachability.failed(
+                    exc, f"informer for {name}"
+                ):
+                    level = logging.WARNING if failures == 0 else logging.DEBUG
+                    log.log(level, "informer for %s: %s; retrying", name, exc)
                 delay = min(self._max_retry_delay, self._retry_delay * 2**failures)
                 failures += 1
                 await asyncio.sleep(delay)

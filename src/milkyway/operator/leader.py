@@ -24,6 +24,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.coordination_v1 import Lease
 
 from milkyway.kube.errors import TRANSPORT_ERRORS
+from milkyway.kube.reachability import ReachabilityLog
 
 log = logging.getLogger(__name__)
 
@@ -57,10 +58,12 @@ class LeaderElector:
         client: AsyncClient,
         config: LeaderElectionConfig,
         clock: Callable[[], float] = monotonic,
+        reachability: ReachabilityLog | None = None,
     ) -> None:
         self._client = client
         self._config = config
         self._clock = clock
+        self.reachability = reachability or ReachabilityLog("of the lease")
         self._observed_record: tuple[str, str] | None = None
         self._observed_at = 0.0
         self.is_leader = False
@@ -100,10 +103,13 @@ class LeaderElector:
 
     async def _attempt(self) -> bool:
         try:
-            return await self.try_acquire_or_renew()
+            acquired = await self.try_acquire_or_renew()
         except (ApiError, *TRANSPORT_ERRORS) as exc:
-            log.warning("acquiring lease %s failed: %s", self._config.name, exc)
+            if not self.reachability.failed(exc, f"lease {self._config.name}"):
+                log.warning("acquiring lease %s failed: %s", self._config.name, exc)
             return False
+        self.reachability.succeeded()
+        return acquired
 
     async def _keep_renewing(self) -> None:
         """Returns only when the lease could not be renewed within the renew deadline."""

@@ -54,6 +54,7 @@ from milkyway.flows.tasks import REGISTRY, TaskRegistry
 from milkyway.kube.clients import client_from_kubeconfig
 from milkyway.kube.informer import Informer
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
+from milkyway.kube.reachability import ReachabilityLog
 from milkyway.kube.resources import (
     APPLICATION,
     COMPONENT_TYPE,
@@ -223,6 +224,8 @@ class Operator:
     ) -> None:
         self.kubeconfig = kubeconfig
         self.context = context
+        self.reachability = ReachabilityLog(context or "management")
+        """Failures to reach the management cluster: one WARNING per change."""
         self.settings = settings or OperatorSettings()
         self.planner = planner or _default_planner()
         self.tasks = tasks or _default_tasks()
@@ -312,7 +315,7 @@ class Operator:
             retry_period=s.retry_period,
             release_on_cancel=s.release_lease_on_stop,
         )
-        elector = LeaderElector(self.client, config)
+        elector = LeaderElector(self.client, config, reachability=self.reachability)
         log.info("operator %s campaigning for lease %s/%s", s.identity, s.namespace, LEASE_NAME)
         while True:
             try:
@@ -360,16 +363,34 @@ class _Session:
         self._settling: set[AppKey] = set()
         self.types_version = 0
         self.applications = Informer(
-            self.client, APPLICATION, on_change=self._app_changed, transform=plain
+            self.client,
+            APPLICATION,
+            on_change=self._app_changed,
+            transform=plain,
+            reachability=operator.reachability,
         )
         self.component_types = Informer(
-            self.client, COMPONENT_TYPE, on_change=self._types_changed, transform=plain
+            self.client,
+            COMPONENT_TYPE,
+            on_change=self._types_changed,
+            transform=plain,
+            reachability=operator.reachability,
         )
-        self.flows = Informer(self.client, FLOW, on_change=self._flows_changed, transform=plain)
+        self.flows = Informer(
+            self.client,
+            FLOW,
+            on_change=self._flows_changed,
+            transform=plain,
+            reachability=operator.reachability,
+        )
         # Every FlowRun, not only the operator's own: a run created by hand (``milkyway
         # flow run``) or by a schedule in any namespace gets that namespace's engine.
         self.flow_runs = Informer(
-            self.client, FlowRunSummary, on_change=self._run_changed, transform=plain
+            self.client,
+            FlowRunSummary,
+            on_change=self._run_changed,
+            transform=plain,
+            reachability=operator.reachability,
         )
         self.catalog: Catalog = self._build_catalog()
         self.registry = ClusterRegistry(
@@ -380,6 +401,7 @@ class _Session:
             on_reachability_change=self._reachability_changed,
             heartbeat_interval=self.settings.heartbeat_interval,
             heartbeat_timeout=self.settings.heartbeat_timeout,
+            reachability=operator.reachability,
         )
         self.reconciler = Reconciler(
             self.client,
@@ -498,6 +520,7 @@ class _Session:
                 poll_interval=s.engine_poll_interval,
                 clients=self.clients,
                 cluster_wait=s.cluster_wait,
+                reachability=self.operator.reachability,
             )
             engine.start()
             self.engines[namespace] = engine
@@ -657,15 +680,17 @@ class _Session:
                 raise
             except Exception as exc:
                 delay = self.queue.add_rate_limited(key)
-                log.warning(
-                    "%s/%s: reconcile failed (retry in %.1fs): %s: %s",
-                    *key,
-                    delay,
-                    type(exc).__name__,
-                    exc,
-                    exc_info=log.isEnabledFor(logging.DEBUG),
-                )
+                if not self.operator.reachability.failed(exc, f"reconciling {key[0]}/{key[1]}"):
+                    log.warning(
+                        "%s/%s: reconcile failed (retry in %.1fs): %s: %s",
+                        *key,
+                        delay,
+                        type(exc).__name__,
+                        exc,
+                        exc_info=log.isEnabledFor(logging.DEBUG),
+                    )
             else:
+                self.operator.reachability.succeeded()
                 self.queue.forget(key)
                 if requeue is not None:
                     self.queue.add_after(key, requeue)

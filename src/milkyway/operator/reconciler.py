@@ -21,12 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from lightkube import ApiError, AsyncClient
+from lightkube.resources.core_v1 import ConfigMap
 from lightkube.types import PatchType
 
 from milkyway.components.registry import (
@@ -35,6 +37,7 @@ from milkyway.components.registry import (
     component_type_from_resource,
 )
 from milkyway.flows.dsl import FlowError
+from milkyway.flows.kube_store import LOCK_KEY_ANNOTATION, LOCK_LABEL
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
 from milkyway.kube.labels import ZONE as ZONE_LABEL
@@ -276,6 +279,7 @@ def running_flows(
             attempt=attempt,
             retry_at=retry_at,
             message=failure_reason(status) if phase == "Failed" else "",
+            operation=labels.get(OPERATION_LABEL, ""),
         )
         if phase not in TERMINAL_RUN_PHASES:
             unfinished.append(flow)
@@ -400,6 +404,7 @@ class Reconciler:
         self._clock = clock
         self._retry = (retry_base, retry_cap)
         self._history_limit = history_limit
+        self._cancelled: set[str] = set()
         self._status = StatusWriter(client, APPLICATION)
         self._types_cache: tuple[int, ComponentTypeRegistry] | None = None
         self._submitted: dict[AppKey, dict[str, RunningFlow]] = {}
@@ -466,6 +471,8 @@ class Reconciler:
             clusters=by_zone,
             deleting=deleting,
         )
+        for run_name in plan.cancel:
+            await self._cancel(obj, run_name)
         started = []
         for request in plan.start:
             started.append(await self._start(obj, request))
@@ -476,7 +483,9 @@ class Reconciler:
 
         unfinished = [r for r in running_now if r.phase not in TERMINAL_RUN_PHASES]
         if deleting and plan.deleted and not unfinished and self._nothing_left(key):
+            await self._release_locks(key)
             await self._set_finalizers(obj, [f for f in finalizers if f != FINALIZER])
+            await self._delete_runs(key)
             await self._recorder.record(obj, "Decommissioned", "no object left in any cluster")
             self._submitted.pop(key, None)
             return None
@@ -639,6 +648,49 @@ class Reconciler:
         carry_health(obj.get("status") or {}, status)
         await self._status.write(obj, known_status(status))
 
+    async def _cancel(self, obj: Mapping[str, Any], run_name: str) -> None:
+        """Ask the engine to cancel a run (once per run: the engine applies a request
+        exactly once, and the run then ends Cancelled)."""
+        if run_name in self._cancelled:
+            return
+        namespace = obj["metadata"]["namespace"]
+        await self._engines.engine_for(namespace).request(
+            run_name, "cancel", REQUESTER, reason="the Application is being deleted"
+        )
+        self._cancelled.add(run_name)
+        log.info(
+            "%s/%s: cancelled %s to decommission", namespace, obj["metadata"]["name"], run_name
+        )
+        await self._recorder.record(
+            obj, "FlowCancelling", f"{run_name}: cancelled, the Application is being deleted"
+        )
+
+    async def _release_locks(self, key: AppKey) -> None:
+        """The flow locks of a decommissioned Application (ConfigMaps in the management
+        cluster that no run holds any more)."""
+        namespace, name = key
+        pattern = re.compile(rf"^(\d+:)?milkyway/{re.escape(namespace)}/{re.escape(name)}/")
+        async for lock in self._client.list(
+            ConfigMap, namespace=namespace, labels={LOCK_LABEL: "true"}
+        ):
+            annotations = (lock.metadata.annotations or {}) if lock.metadata else {}
+            holders = json.loads((lock.data or {}).get("holders", "[]") or "[]")
+            if pattern.match(annotations.get(LOCK_KEY_ANNOTATION, "")) and not holders:
+                await self._delete(ConfigMap, lock.metadata.name, namespace)
+
+    async def _delete_runs(self, key: AppKey) -> None:
+        """The FlowRuns of an Application whose finalizer just went. They belong to it
+        and go with it anyway; runs from before ownership was recorded would not."""
+        for run in self._caches.runs_of(key):
+            await self._delete(FLOWRUN, run["metadata"]["name"], key[0])
+
+    async def _delete(self, resource: Any, name: str, namespace: str) -> None:
+        try:
+            await self._client.delete(resource, name, namespace=namespace)
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
+
     async def _prune_history(self, key: AppKey) -> None:
         """Delete the finished FlowRuns of the Application beyond the history limit,
         oldest first; each component's latest finished run stays (its failure and
@@ -668,11 +720,7 @@ class Reconciler:
             if kept < self._history_limit:
                 kept += 1
                 continue
-            try:
-                await self._client.delete(FLOWRUN, name, namespace=key[0])
-            except ApiError as exc:
-                if exc.status.code != 404:
-                    raise
+            await self._delete(FLOWRUN, name, key[0])
 
     async def _record_lost(self, obj: Mapping[str, Any], plan: Plan) -> None:
         """A ``MemberLost`` Event for each new decision about a lost member (the same

@@ -31,6 +31,7 @@ from milkyway.kube.clients import (
 from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.informer import Informer
 from milkyway.kube.member_cache import AppKey, MemberCache
+from milkyway.kube.reachability import ReachabilityLog
 from milkyway.kube.resources import CLUSTER, as_dict, plain
 from milkyway.kube.version import Unreachable, server_version
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition, now_rfc3339
@@ -77,8 +78,10 @@ class ClusterRegistry:
         heartbeat_interval: float = 10.0,
         heartbeat_timeout: float = 5.0,
         client_timeout: float = 30.0,
+        reachability: ReachabilityLog | None = None,
     ) -> None:
         self._client = client
+        self._reachability = reachability
         self.clients = clients
         self._on_member_change = on_member_change
         self._on_cluster_change = on_cluster_change
@@ -89,7 +92,13 @@ class ClusterRegistry:
         self.members: dict[str, MemberCluster] = {}
         self._status = StatusWriter(client, CLUSTER)
         self._dirty: asyncio.Queue[str] = asyncio.Queue()
-        self.informer = Informer(client, CLUSTER, on_change=self._cluster_event, transform=plain)
+        self.informer = Informer(
+            client,
+            CLUSTER,
+            on_change=self._cluster_event,
+            transform=plain,
+            reachability=reachability,
+        )
 
     # --- reading ----------------------------------------------------------------------
 
@@ -247,4 +256,7 @@ class ClusterRegistry:
             with contextlib.suppress(StatusConflict):
                 await self._status.write(as_dict(fresh), status)
         except (ApiError, *TRANSPORT_ERRORS) as exc:
-            log.warning("writing status of cluster %s failed: %s", member.name, exc)
+            if self._reachability is None or not self._reachability.failed(
+                exc, f"writing the status of Cluster {member.name}"
+            ):
+                log.warning("writing status of cluster %s failed: %s", member.name, exc)

@@ -112,12 +112,16 @@ async def test_decommission_leaves_nothing_behind(world: Any) -> None:
             print(await owned_objects(world, "stream1"))
             raise
     assert await owned_objects(world, "stream1") == []
-    decommissions = [
-        r
-        for r in await runs(world, "milkyway")
-        if r["metadata"]["labels"].get("milkyway.ebay.com/operation") == "decommission"
+    # The FlowRuns went with the Application; its Events tell the decommission's story.
+    assert [r["metadata"]["name"] for r in await runs(world, "milkyway")] == []
+    events = [
+        e
+        async for e in world.mgmt.list(Event, namespace="milkyway")
+        if e.involvedObject.name == "stream1"
     ]
-    assert decommissions and all(r["status"]["phase"] == "Succeeded" for r in decommissions)
+    succeeded = [e.message for e in events if e.reason == "FlowSucceeded"]
+    assert any("(milkyway-decommission" in (m or "") for m in succeeded), succeeded
+    assert not [e.message for e in events if e.reason == "FlowFailed"]
 
 
 async def test_standby_takes_over_when_the_leader_dies_and_finishes_its_flows(

@@ -94,3 +94,30 @@ def test_requester_may_reject_their_own_run(core_driver: Any) -> None:
     driver = _waiting(core_driver)
     driver.apply(ev.Decide(now=3, actor="alice", path="confirm", approved=False, reason="oops"))
     assert driver.status.nodes["confirm"].phase == "Failed"
+
+
+def test_approvers_can_come_from_the_run_parameters(core_driver: Any) -> None:
+    spec = FlowSpec.model_validate(
+        {
+            "parameters": {"approvers": {"type": "object"}},
+            "steps": [
+                {
+                    "name": "confirm",
+                    "approval": {
+                        "users": ["${{ params.approvers.users }}"],
+                        "groups": ["${{ params.approvers.groups }}", "sre"],
+                    },
+                },
+                {"name": "apply", "action": "t"},
+            ],
+        }
+    )
+    params = {"approvers": {"users": ["dana"], "groups": ["dba"]}}
+    driver = core_driver.for_flows({"gated@1": spec}, params=params)
+    driver.start()
+    assert driver.status.nodes["confirm"].params == {"users": ["dana"], "groups": ["dba", "sre"]}
+    assert any("dana, dba, sre" in n.message for n in driver.notices)
+    with pytest.raises(ApprovalDenied, match=r"allowed users: \['dana'\]"):
+        driver.apply(ev.Decide(now=5, actor="bob", path="confirm", groups=("dev",)))
+    driver.apply(ev.Decide(now=6, actor="erin", path="confirm", groups=("dba",)))
+    assert driver.status.nodes["confirm"].phase == "Succeeded"

@@ -12,6 +12,10 @@ REMEDIATE_AFTER = 60.0
 REPLACE_ANNOTATION = "milkyway.ebay.com/replace"
 RESTART_ANNOTATION = "milkyway.ebay.com/restart"
 REMEDIATE_AFTER_ANNOTATION = "milkyway.ebay.com/remediate-after"
+PROGRESS_DEADLINE = 600.0
+"""Seconds a provision may go without one more member becoming Ready before it fails
+with the reason (unschedulable, bad storage class, image that cannot be pulled)."""
+PROGRESS_DEADLINE_ANNOTATION = "milkyway.ebay.com/progress-deadline"
 RETRY_FAILED_AFTER = 30.0
 """Seconds after a failed run before the planner starts the same flow for it again (the
 base of the exponential back-off: doubled after every further failure in a row)."""
@@ -64,6 +68,8 @@ class RunningFlow:
     the back-off of its attempt (``backoff_delay``)."""
     message: str = ""
     """Why a finished run ended as it did (a Failed run's reason)."""
+    operation: str = ""
+    """The lifecycle operation the run performs (its ``milkyway.ebay.com/operation``)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,8 @@ class Plan:
     """Seconds until a time-based rule may fire (a member under the remediation threshold)."""
     deleted: bool = False
     """Deleting, and nothing of the Application is left in any cluster: the finalizer may go."""
+    cancel: tuple[str, ...] = ()
+    """Runs to cancel now (a provision that a decommission pre-empts)."""
 
 
 def backoff_delay(

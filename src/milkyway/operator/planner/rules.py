@@ -17,6 +17,8 @@ from milkyway.operator.flows_catalog import flow_name
 from milkyway.operator.observe import MemberObservation, ZoneObservation, pinned_node
 from milkyway.operator.planner.contract import (
     ANNOUNCE_RECHECK,
+    PROGRESS_DEADLINE,
+    PROGRESS_DEADLINE_ANNOTATION,
     RECHECK,
     REMEDIATE_AFTER,
     REMEDIATE_AFTER_ANNOTATION,
@@ -121,6 +123,10 @@ class PlanningPass:
         self.remediate_after = _seconds(
             annotations.get(REMEDIATE_AFTER_ANNOTATION), REMEDIATE_AFTER
         )
+        self.progress_deadline = (
+            _seconds(annotations.get(PROGRESS_DEADLINE_ANNOTATION), PROGRESS_DEADLINE) or 1.0
+        )
+        self.cancel: list[str] = []
         self.replace_requests = _requests(annotations.get(REPLACE_ANNOTATION, ""))
         self.restart_requests = _requests(annotations.get(RESTART_ANNOTATION, ""))
 
@@ -132,7 +138,7 @@ class PlanningPass:
                 return run
         return None
 
-    def backing_off(self, component: str, flow: str) -> bool:
+    def backing_off(self, component: str | None, flow: str) -> bool:
         """The same flow failed for ``component`` and its back-off has not run out: wait,
         so a persistent failure becomes a few attempts further and further apart, not a
         stream of failing runs."""
@@ -155,7 +161,7 @@ class PlanningPass:
         )
         return True
 
-    def failed_run(self, component: str, flow: str) -> RunningFlow | None:
+    def failed_run(self, component: str | None, flow: str) -> RunningFlow | None:
         for run in self.running:
             if run.component == component and run.phase == "Failed" and run.flow == flow:
                 return run
@@ -474,7 +480,13 @@ class PlanningPass:
             c,
             "provision",
             reason,
-            zones=[z.want.entry(require_updated=not z.provisioned) for z in (*fresh, *repair)],
+            zones=[
+                {
+                    **z.want.entry(require_updated=not z.provisioned),
+                    "progressDeadline": self.progress_deadline,
+                }
+                for z in (*fresh, *repair)
+            ],
         )
 
     def replace(self, c: ComponentDiff) -> bool:
@@ -711,6 +723,13 @@ class PlanningPass:
                 continue
             busy = self.busy(name)
             if busy is not None:
+                if busy.operation == "provision":
+                    # A provision may never finish (no node fits); deletion must not wait.
+                    self.cancel.append(busy.name)
+                    self.waiting.append(
+                        f"{name}: cancelling {busy.name} ({busy.flow}) to decommission"
+                    )
+                    continue
                 self.waiting.append(f"{name}: flow {busy.name} ({busy.flow}) is {busy.phase}")
                 continue
             remaining = sorted(
@@ -729,6 +748,46 @@ class PlanningPass:
                 f"decommission {name}",
                 zones=[z.want.entry() for z in c.zones],
             )
+
+    def release_namespaces(self) -> bool:
+        """Once nothing of the deleted Application is left and no flow runs: remove the
+        namespaces Milkyway created for it (the task keeps any that are still in use or
+        existed before). True once that has succeeded."""
+        if any(r.flow == RELEASE_FLOW and r.phase == "Succeeded" for r in self.running):
+            return True
+        if self.start or self.leftovers():
+            return False
+        if any(r.phase not in TERMINAL_RUN_PHASES for r in self.running):
+            return False
+        clusters = sorted(
+            {
+                (z.want.cluster, z.want.namespace)
+                for c in self.components.values()
+                for z in c.zones
+                if z.want.cluster
+            }
+        )
+        if not clusters:
+            return True
+        if self.backing_off(None, RELEASE_FLOW):
+            return False
+        failed = self.failed_run(None, RELEASE_FLOW)
+        self.start.append(
+            FlowRequest(
+                flow=RELEASE_FLOW,
+                params={
+                    "application": self.resolved.name,
+                    "namespace": self.resolved.namespace,
+                    "clusters": [{"cluster": c, "namespace": ns} for c, ns in clusters],
+                },
+                component=None,
+                reason="remove the namespaces Milkyway created, if nothing is left in them",
+                mutex="",
+                operation="release-namespaces",
+                attempt=failed.attempt + 1 if failed is not None else 1,
+            )
+        )
+        return False
 
     # -- status ----------------------------------------------------------------------------
 
@@ -758,17 +817,22 @@ def plan(
     """
     planner = PlanningPass(app, resolved, desired, observed, running, now, clusters, deleting)
     planner.run()
-    deleted = deleting and not planner.leftovers() and not planner.start
+    released = deleting and planner.release_namespaces()
+    deleted = released and not planner.leftovers() and not planner.start
     return Plan(
         start=tuple(planner.start),
         waiting=tuple(planner.waiting),
         status=application_status(planner),
         requeue_after=planner.requeue,
         deleted=deleted,
+        cancel=tuple(planner.cancel),
     )
 
 
 # --------------------------------------------------------------------------- small helpers
+
+
+RELEASE_FLOW = "milkyway-release-namespaces"
 
 
 def _restart_order(member: MemberObservation) -> int:

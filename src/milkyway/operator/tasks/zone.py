@@ -18,7 +18,7 @@ from lightkube.resources.policy_v1 import PodDisruptionBudget
 from lightkube.types import PatchType
 from pydantic import Field
 
-from milkyway.flows.tasks import RetryableError, TaskContext, task
+from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
 from milkyway.kube.agent_keys import ensure_signing_key
 from milkyway.operator.tasks.common import (
     POLL_INTERVAL,
@@ -35,6 +35,7 @@ from milkyway.operator.tasks.common import (
     pod_ready,
     still_waiting,
 )
+from milkyway.operator.tasks.namespace import created_namespace
 from milkyway.operator.tasks.watch import PodWatch
 
 RELOAD_ANNOTATION = "milkyway.ebay.com/config-reloaded"
@@ -74,7 +75,8 @@ WORKLOAD_KINDS = frozenset({"StatefulSet", "Deployment", "ReplicaSet", "DaemonSe
 @task("milkyway.apply-zone")
 async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any]:
     """Server-side apply a zone's objects; create missing per-member objects. The
-    namespace is created first when the member cluster does not have it yet (read together
+    namespace is created first (marked as Milkyway's, so decommission may remove it)
+    when the member cluster does not have it yet (read together
     with the live StatefulSets, whose claim templates are kept); then the objects that
     configure the workloads (ConfigMaps, Services, budgets) all at once, then the workloads
     all at once: one round trip per stage, not per object."""
@@ -88,12 +90,7 @@ async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any
         *(exists(ctx, params.cluster, StatefulSet, n, ns) for n, ns in statefulsets),
     )
     if found_namespace is None:
-        namespace = {
-            "apiVersion": "v1",
-            "kind": "Namespace",
-            "metadata": {"name": params.namespace},
-        }
-        await apply(ctx, params.cluster, [namespace], None)
+        await apply(ctx, params.cluster, [created_namespace(params.namespace)], None)
     client = ctx.client(params.cluster)
     await call(
         ctx,
@@ -131,6 +128,10 @@ class WaitZoneParams(ZoneParams):
     version: str = ""
     require_updated: bool = Field(default=False, alias="requireUpdated")
     """Also require every live member to run ``configHash`` and ``version``."""
+    progress_deadline: float = Field(default=600.0, gt=0, alias="progressDeadline")
+    """Seconds without one more member becoming Ready before the wait gives up for good
+    (not retried), naming what holds the members back: a provision that can never
+    finish (no node fits, a bad storage class) fails instead of holding the component."""
 
 
 @task("milkyway.wait-zone-ready")
@@ -141,11 +142,16 @@ async def wait_zone_ready(params: WaitZoneParams, ctx: TaskContext) -> dict[str,
     probe; "current" is the restart hash and version the member runs. A watch of the
     zone's pods wakes the wait (see :mod:`.watch`)."""
     clock = Clock(params.timeout)
+    progress = Clock(params.progress_deadline)
+    best = -1
     async with PodWatch(ctx, clock) as watch:
         while True:
             pods = await watch.list(params.cluster, params.namespace, params.selector)
             live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
             ready = [p for p in live if pod_ready(p)]
+            if len(ready) > best:
+                best = len(ready)
+                progress = Clock(params.progress_deadline)
             current = [p for p in ready if pod_current(p, params.config_hash, params.version)]
             stale = [p for p in live if not pod_current(p, params.config_hash, params.version)]
             done = len(ready) >= params.replicas
@@ -154,6 +160,12 @@ async def wait_zone_ready(params: WaitZoneParams, ctx: TaskContext) -> dict[str,
             detail = f"{len(ready)}/{params.replicas} Ready, {len(current)} current"
             if done:
                 return {"ready": len(ready), "current": len(current)}
+            progress.tick()
+            if progress.expired:
+                raise FatalError(
+                    f"zone in {params.cluster}: no member became Ready for "
+                    f"{params.progress_deadline:g}s ({detail}): {held_back(live)}"
+                )
             still_waiting(
                 ctx,
                 clock,
@@ -161,6 +173,34 @@ async def wait_zone_ready(params: WaitZoneParams, ctx: TaskContext) -> dict[str,
                 f"zone in {params.cluster} not Ready after {params.timeout:g}s: {detail}",
             )
             await watch.wait(params.interval)
+
+
+def held_back(pods: list[dict[str, Any]]) -> str:
+    """Why members are not Ready, from their pods: unschedulable, waiting containers
+    (image pull, crash loop), or no pod at all."""
+    reasons: list[str] = []
+    for pod in pods:
+        if pod_ready(pod):
+            continue
+        name = pod["metadata"]["name"]
+        status = pod.get("status") or {}
+        scheduled = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), {}
+        )
+        waiting = [
+            (c.get("state") or {}).get("waiting") or {}
+            for c in status.get("containerStatuses") or []
+        ]
+        if scheduled.get("status") == "False":
+            reasons.append(f"{name} {scheduled.get('reason')}: {scheduled.get('message')}")
+        elif any(w.get("reason") for w in waiting):
+            w = next(w for w in waiting if w.get("reason"))
+            reasons.append(f"{name} {w.get('reason')}: {w.get('message') or ''}".rstrip(": "))
+        else:
+            reasons.append(f"{name} {status.get('phase') or 'Pending'}")
+    if not pods:
+        return "no pod was created (see the workload's and its claims' events)"
+    return "; ".join(reasons[:3]) + (f"; {len(reasons) - 3} more" if len(reasons) > 3 else "")
 
 
 class ReloadZoneParams(ZoneParams):

@@ -32,7 +32,7 @@ from milkyway.flows.engine import Engine
 from milkyway.flows.store import MemoryStore
 from milkyway.kube.clients import client_from_kubeconfig
 from milkyway.kube.labels import selector_labels
-from milkyway.model.application import Application
+from milkyway.model.application import Application, LostMember
 from milkyway.model.component_type import ComponentType
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import ResolvedApplication, resolve
@@ -64,7 +64,8 @@ def application(components: list[dict[str, Any]], name: str = "app1", **annotati
         "apiVersion": "milkyway.ebay.com/v1",
         "kind": "Application",
         "metadata": {"name": name, "namespace": NAMESPACE, "annotations": dict(annotations)},
-        "spec": {"components": components},
+        # Lost members are replaced at once here; the grace period has tests of its own.
+        "spec": {"components": components, "replacement": {"gracePeriodSeconds": 0}},
     }
 
 
@@ -90,10 +91,13 @@ class Harness:
     members: dict[str, Any] = field(default_factory=dict)
     runs: list[tuple[FlowRequest, str]] = field(default_factory=list)
     history: list[RunningFlow] = field(default_factory=list)
+    lost: list[dict[str, Any]] = field(default_factory=list)
+    """The lost members of the last plan's status, as the operator would have written."""
 
     def app(self) -> Application:
         app = application_from_data(self.document)
         app.status.members = dict(self.members)
+        app.status.lost_members = [LostMember.model_validate(e) for e in self.lost]
         return app
 
     def resolve(self) -> ResolvedApplication:
@@ -164,7 +168,7 @@ class Harness:
         for request, run_name in self.runs:
             run = await self.engine.store.get(run_name)
             running.append(RunningFlow(run_name, request.flow, request.component, run.status.phase))
-        return plan(
+        result = plan(
             self.app(),
             resolved,
             desired,
@@ -174,6 +178,8 @@ class Harness:
             clusters={},
             deleting=deleting,
         )
+        self.lost = list(result.status.get("lostMembers") or [])
+        return result
 
     async def converge(
         self, *, deleting: bool = False, rounds: int = 20, within: float = 90.0

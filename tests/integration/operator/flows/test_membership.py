@@ -155,7 +155,7 @@ async def test_replace_on_request_and_on_failed_disk_gets_a_new_volume(harness: 
     await harness.control.faults.fail_disk("phx", volume=claim.spec.volumeName)
     started = await harness.converge()
     assert [r.operation for r in started] == ["replace-member"]
-    assert "failed disk" in started[0].reason
+    assert "disk failed" in started[0].reason
     final = await _claims(harness, "zookeeper1")
     assert final["data-app1-zookeeper1-phx-0"] != after_claims["data-app1-zookeeper1-phx-0"]
     assert (await harness.plan()).status["phase"] == "Running"

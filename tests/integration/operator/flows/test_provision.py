@@ -57,6 +57,7 @@ async def test_provision_in_dependency_order_then_decommission(harness: Harness)
     assert [(r.operation, r.component) for r in started] == [
         ("decommission", "kafka1"),
         ("decommission", "zookeeper1"),
+        ("release-namespaces", None),
     ]
     assert await harness.leftovers() == []
     done = await harness.plan(deleting=True)
