@@ -10,6 +10,7 @@ visible against a head hash recorded earlier: ``verify`` returns the head so it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -27,6 +28,7 @@ from milkyway.server.audit.schema import audit_records
 
 GENESIS = "0" * 64
 _ADVISORY_KEY = 0x4D494C4B  # "MILK": one lock id for every replica's appends
+_BATCH = 256
 
 
 @dataclass
@@ -120,6 +122,9 @@ class AuditLog:
         if self._sqlite:
             self._sqlite_transactions(self.engine)
         self._lock = threading.Lock()
+        self._queue: asyncio.Queue[Any] | None = None
+        self._queue_loop: asyncio.AbstractEventLoop | None = None
+        self._writer: asyncio.Task[None] | None = None
         self.migrate()
 
     @staticmethod
@@ -131,6 +136,9 @@ class AuditLog:
         def _connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
             dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+            # WAL: readers never block the writer, and a commit is one append to the log
+            dbapi_connection.execute("PRAGMA journal_mode = WAL")
+            dbapi_connection.execute("PRAGMA synchronous = NORMAL")
 
         @event.listens_for(engine, "begin")
         def _begin(connection: Any) -> None:
@@ -206,4 +214,7 @@ class AuditLog:
             return verify_rows(dict(r._mapping) for r in rows)
 
     def close(self) -> None:
+        if self._writer is not None and not self._writer.done():
+            with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                self._writer.cancel()
         self.engine.dispose()
