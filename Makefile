@@ -22,7 +22,7 @@ lint: bootstrap
 
 # Every benchmark prints its figures; none asserts a speed.
 BENCHMARKS := render sim_apiserver sim_controllers sim_patching sim_validation sim_write_path \
-	flows_engine operator_latency operator_rolling operator_steady
+	flows_engine operator_latency operator_rolling operator_steady server_api
 
 bench: bootstrap
 	set -e; for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done

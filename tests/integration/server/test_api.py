@@ -195,3 +195,13 @@ async def test_no_token_or_password_reaches_a_log_line(
     logging.getLogger("milkyway.server").warning("rejected Authorization: Bearer %s", secret)
     assert secret not in caplog.text and "hunter2-secret" not in caplog.text
     assert "Bearer [redacted]" in caplog.text
+
+
+async def test_oversized_bodies_are_refused_before_reading(front: Front) -> None:
+    huge = application()
+    huge["metadata"]["annotations"] = {"x": "y" * (2 * 1024 * 1024)}
+    async with front.as_user("alice") as alice:
+        response = await alice.post(APPS_A, json=huge)
+    assert response.status_code == 413
+    assert response.json()["detail"].endswith("the limit is 1048576")
+    assert [i async for i in front.admin.list(APPLICATION, namespace="*")] == []
