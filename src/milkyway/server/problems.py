@@ -7,6 +7,7 @@ failures carry ``errors`` with the same field paths, values, problems and fixes 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Request
@@ -166,8 +167,6 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, list | dict):
         try:
-            import json
-
             json.dumps(value)
             return value
         except (TypeError, ValueError):

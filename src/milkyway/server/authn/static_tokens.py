@@ -14,6 +14,7 @@ import hmac
 import io
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from milkyway.server.identity import Identity
 
@@ -64,7 +65,9 @@ class StaticTokens:
         return found
 
 
-def secret_loader(client_factory: Callable[[], object], namespace: str, name: str):
+def secret_loader(
+    client_factory: Callable[[], Any], namespace: str, name: str
+) -> Callable[[], Awaitable[str]]:
     """Reads ``tokens.csv`` from Secret ``namespace/name`` with the server's own client."""
     from lightkube import ApiError
     from lightkube.resources.core_v1 import Secret
@@ -72,7 +75,7 @@ def secret_loader(client_factory: Callable[[], object], namespace: str, name: st
     async def load() -> str:
         client = client_factory()
         try:
-            secret = await client.get(Secret, name, namespace=namespace)  # type: ignore[attr-defined]
+            secret = await client.get(Secret, name, namespace=namespace)
         except ApiError as exc:
             if exc.status.code == 404:
                 return ""
