@@ -162,6 +162,14 @@ async def test_concurrent_requests_are_committed_in_batches_on_one_chain(audit_u
     import asyncio
 
     log = AuditLog(audit_url)
+    batches: list[int] = []
+    write = log.append_many_sync
+
+    def counted(records: list[AuditRecord]) -> list[AuditRecord]:
+        batches.append(len(records))
+        return write(records)
+
+    log.append_many_sync = counted  # type: ignore[method-assign]
     records = await asyncio.gather(
         *(
             log.append(
@@ -181,3 +189,4 @@ async def test_concurrent_requests_are_committed_in_batches_on_one_chain(audit_u
     log.close()
     assert findings == [] and rows == 200
     assert sorted(r.id for r in records) == list(range(1, 201))
+    assert sum(batches) == 200 and len(batches) < 20  # one transaction per batch

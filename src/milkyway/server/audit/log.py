@@ -154,6 +154,10 @@ class AuditLog:
             command.upgrade(config, "head")
 
     def append_sync(self, record: AuditRecord) -> AuditRecord:
+        return self.append_many_sync([record])[0]
+
+    def append_many_sync(self, records: list[AuditRecord]) -> list[AuditRecord]:
+        """Chain and insert ``records`` in one transaction (one commit for all)."""
         with self._lock, self.engine.begin() as connection:
             if not self._sqlite:
                 connection.execute(
@@ -164,16 +168,45 @@ class AuditLog:
                 .order_by(audit_records.c.id.desc())
                 .limit(1)
             ).first()
-            record.id = (last.id if last else 0) + 1
-            record.prev_hash = last.hash if last else GENESIS
-            record.at = record.at or dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-            row = _row(record)
-            record.hash = row["hash"] = record_hash(row, record.prev_hash)
-            connection.execute(audit_records.insert().values(**row))
-        return record
+            next_id, prev_hash = (last.id if last else 0) + 1, last.hash if last else GENESIS
+            rows = []
+            for record in records:
+                record.id, record.prev_hash = next_id, prev_hash
+                record.at = record.at or dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+                row = _row(record)
+                record.hash = row["hash"] = record_hash(row, record.prev_hash)
+                rows.append(row)
+                next_id, prev_hash = next_id + 1, record.hash
+            connection.execute(audit_records.insert(), rows)
+        return records
 
     async def append(self, record: AuditRecord) -> AuditRecord:
-        return await asyncio.to_thread(self.append_sync, record)
+        """Append and return once committed. Records of concurrent requests are written
+        together, one transaction per batch (group commit)."""
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._queue_loop is not loop:
+            self._queue = asyncio.Queue()
+            self._queue_loop = loop
+            self._writer = loop.create_task(self._write_batches(self._queue))
+        done: asyncio.Future[AuditRecord] = loop.create_future()
+        self._queue.put_nowait((record, done))
+        return await done
+
+    async def _write_batches(self, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < _BATCH:
+                batch.append(queue.get_nowait())
+            try:
+                await asyncio.to_thread(self.append_many_sync, [r for r, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for record, done in batch:
+                if not done.done():
+                    done.set_result(record)
 
     def search(
         self,
