@@ -53,7 +53,7 @@ def percentiles(samples: list[float]) -> str:
     ordered = sorted(samples)
     p50 = ordered[len(ordered) // 2]
     p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
-    return f"p50 {p50 * 1000:8.2f} ms  p99 {p99 * 1000:8.2f} ms  (n={len(ordered)})"
+    return f"p50 {p50 * 1000:9.3f} ms  p99 {p99 * 1000:9.3f} ms  (n={len(ordered)})"
 
 
 class Backend:
