@@ -12,13 +12,16 @@ import csv
 import hashlib
 import hmac
 import io
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from milkyway.server.authn import AuthUnavailable
 from milkyway.server.identity import Identity
 
 TOKENS_KEY = "tokens.csv"
+log = logging.getLogger("milkyway.server")
 
 
 def parse_tokens(text: str) -> dict[bytes, Identity]:
@@ -55,7 +58,14 @@ class StaticTokens:
 
     async def authenticate_token(self, token: str) -> Identity | None:
         if time.monotonic() - self._loaded_at > self._refresh:
-            self._tokens = parse_tokens(await self._load())
+            try:
+                self._tokens = parse_tokens(await self._load())
+            except (AuthUnavailable, ValueError) as exc:
+                # keep the tokens read last and try again after the period
+                self._loaded_at = time.monotonic()
+                if not self._tokens:
+                    raise AuthUnavailable(f"static tokens: {exc}") from exc
+                log.warning("static tokens kept from the last read: %s", exc)
             self._loaded_at = time.monotonic()
         wanted = _digest(token)
         found = None
@@ -79,7 +89,9 @@ def secret_loader(
         except ApiError as exc:
             if exc.status.code == 404:
                 return ""
-            raise
+            raise AuthUnavailable(
+                f"cannot read Secret {namespace}/{name}: {exc.status.message}"
+            ) from exc
         data = secret.data or {}
         if TOKENS_KEY not in data:
             return ""
