@@ -8,6 +8,7 @@ needs the ``impersonate`` verb on users and groups, nothing else of the users' r
 
 from __future__ import annotations
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -45,7 +46,9 @@ def impersonate(client: AsyncClient, user: str, groups: Iterable[str]) -> AsyncC
 
 class ImpersonatingClients:
     """One client per (user, groups), kept in a bounded least-recently-used pool so
-    repeated requests of one user reuse a warm connection."""
+    repeated requests of one user reuse a warm connection. A client pushed out of the
+    pool is closed ``retire_after`` seconds later, once requests still using it are done
+    (a live watch on it ends then, and its reader reconnects)."""
 
     def __init__(
         self,
@@ -54,22 +57,25 @@ class ImpersonatingClients:
         *,
         size: int = 256,
         timeout: float = 30.0,
+        retire_after: float = 300.0,
     ) -> None:
         self._kubeconfig = kubeconfig
         self._context = context
         self._size = size
         self._timeout = timeout
+        self._retire_after = retire_after
         self._pool: OrderedDict[tuple[str, tuple[str, ...]], AsyncClient] = OrderedDict()
-        self._retired: list[AsyncClient] = []
+        self._own: AsyncClient | None = None
+        self._retired: set[AsyncClient] = set()
+        self._closing: set[asyncio.Task[None]] = set()
 
     def own(self) -> AsyncClient:
         """A client with the front end's own credentials (for what it does for itself)."""
-        key = ("", ())
-        client = self._pool.get(key)
-        if client is None:
-            client = client_from_kubeconfig(self._kubeconfig, self._context, timeout=self._timeout)
-            self._pool[key] = client
-        return client
+        if self._own is None:
+            self._own = client_from_kubeconfig(
+                self._kubeconfig, self._context, timeout=self._timeout
+            )
+        return self._own
 
     def as_user(self, user: str, groups: Iterable[str]) -> AsyncClient:
         key = (user, tuple(groups))
@@ -85,11 +91,29 @@ class ImpersonatingClients:
         self._pool[key] = client
         while len(self._pool) > self._size:
             _, old = self._pool.popitem(last=False)
-            self._retired.append(old)
+            self._retire(old)
         return client
 
+    def _retire(self, client: AsyncClient) -> None:
+        self._retired.add(client)
+
+        async def close_later() -> None:
+            await asyncio.sleep(self._retire_after)
+            self._retired.discard(client)
+            await client.close()
+
+        task = asyncio.get_running_loop().create_task(close_later())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
     async def close(self) -> None:
-        for client in [*self._pool.values(), *self._retired]:
+        for task in list(self._closing):
+            task.cancel()
+        clients = [*self._pool.values(), *self._retired]
+        if self._own is not None:
+            clients.append(self._own)
+        for client in clients:
             await client.close()
         self._pool.clear()
         self._retired.clear()
+        self._own = None

@@ -121,8 +121,12 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     ) -> Response:
         given = request.headers.get(REQUEST_ID_HEADER, "")
         request.state.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        too_large = _body_too_large(request)
         try:
-            response = await call_next(request)
+            if too_large:
+                response = problems.problem_response(request, too_large)
+            else:
+                response = await call_next(request)
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.url.path)
             response = problems.problem_response(
@@ -136,6 +140,28 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         return response
 
     return app
+
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+def _body_too_large(request: Request) -> problems.Problem | None:
+    """Bodies are refused before they are read: past ``MAX_BODY_BYTES``, or of unknown
+    length (chunked), since no Application manifest needs either."""
+    if request.method not in ("POST", "PUT", "PATCH"):
+        return None
+    length = request.headers.get("content-length")
+    if length is None:
+        if request.headers.get("transfer-encoding"):
+            return problems.Problem(411, "send the body with a Content-Length", kind="length")
+        return None
+    if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+        return problems.Problem(
+            413,
+            f"the body has {length} bytes; the limit is {MAX_BODY_BYTES}",
+            kind="too-large",
+        )
+    return None
 
 
 def _decision(status: int) -> str:

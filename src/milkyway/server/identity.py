@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 AUTHENTICATED_GROUP = "system:authenticated"
 
@@ -14,7 +14,3 @@ class Identity:
     name: str
     groups: tuple[str, ...] = ()
     method: str = ""
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
-
-    def with_method(self, method: str) -> Identity:
-        return Identity(self.name, self.groups, method, dict(self.extra))

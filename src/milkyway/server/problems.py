@@ -7,6 +7,7 @@ failures carry ``errors`` with the same field paths, values, problems and fixes 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import Request
@@ -29,6 +30,7 @@ _TITLES = {
     405: "Method Not Allowed",
     409: "Conflict",
     410: "Gone",
+    411: "Length Required",
     412: "Precondition Failed",
     413: "Content Too Large",
     415: "Unsupported Media Type",
@@ -165,8 +167,6 @@ def _jsonable(value: Any) -> Any:
         return value
     if isinstance(value, list | dict):
         try:
-            import json
-
             json.dumps(value)
             return value
         except (TypeError, ValueError):

@@ -12,7 +12,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -190,6 +189,3 @@ enabled = false
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(10)
-
-
-__all__ = ["Keystone", "running_keystone", "sys"]

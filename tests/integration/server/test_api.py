@@ -4,7 +4,11 @@ impersonation, validation problems, conflicts, lifecycle actions and the audit t
 from __future__ import annotations
 
 import copy
+import logging
+from pathlib import Path
 
+import httpx
+import pytest
 from lightkube.types import PatchType
 
 from milkyway.components import builtin_component_types
@@ -12,6 +16,8 @@ from milkyway.kube.resources import APPLICATION
 from milkyway.model.edits import scale_edit
 from milkyway.model.errors import ValidationFailed
 from milkyway.model.load import load_resolved
+from milkyway.server.app import create_app
+from milkyway.server.settings import ServerSettings
 
 from .conftest import API, Front, application
 
@@ -125,3 +131,77 @@ async def test_scale_action_makes_the_cli_edit(front: Front) -> None:
     expected = copy.deepcopy(before["spec"])
     scale_edit("kafka1", "phx", 5, None)(expected)
     assert after["spec"] == expected
+
+
+async def test_list_pages_with_continue_tokens(front: Front) -> None:
+    for i in range(5):
+        await front.apply(application(f"app{i}", "team-a"))
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    async with front.as_user("alice") as alice:
+        while True:
+            params = {"namespace": "team-a", "limit": 2}
+            if token:
+                params["continue"] = token
+            page = (await alice.get(f"{API}/applications", params=params)).json()
+            seen += [i["metadata"]["name"] for i in page["items"]]
+            assert all(i["kind"] == "Application" for i in page["items"])
+            pages += 1
+            token = page["continue"]
+            if not token:
+                break
+        everywhere = await alice.get(f"{API}/applications")
+    assert pages == 3 and sorted(seen) == [f"app{i}" for i in range(5)]
+    # alice may not list every namespace: the cluster says so, the API passes it on
+    assert everywhere.status_code == 403
+
+
+async def test_cors_is_closed_unless_origins_are_listed(front: Front, tmp_path: Path) -> None:
+    preflight = {
+        "Origin": "https://evil.example",
+        "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization",
+    }
+    async with front.http() as client:
+        response = await client.options(f"{API}/applications", headers=preflight)
+    assert "access-control-allow-origin" not in response.headers
+    settings = ServerSettings(
+        kubeconfig="/nonexistent",
+        audit_url=f"sqlite:///{tmp_path / 'a.db'}",
+        cors_origins=["https://ui.example"],
+    )
+    app = create_app(settings, front.state)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://server"
+    ) as client:
+        allowed = await client.options(
+            f"{API}/applications", headers={**preflight, "Origin": "https://ui.example"}
+        )
+        refused = await client.options(f"{API}/applications", headers=preflight)
+    assert allowed.headers["access-control-allow-origin"] == "https://ui.example"
+    assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_no_token_or_password_reaches_a_log_line(
+    front: Front, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = front.tokens["alice"]
+    async with front.http(secret) as alice:
+        await alice.get(f"{API}/whoami")
+    async with front.http() as client:
+        await client.post(f"{API}/login", json={"username": "x", "password": "hunter2-secret"})
+    logging.getLogger("milkyway.server").warning("rejected Authorization: Bearer %s", secret)
+    assert secret not in caplog.text and "hunter2-secret" not in caplog.text
+    assert "Bearer [redacted]" in caplog.text
+
+
+async def test_oversized_bodies_are_refused_before_reading(front: Front) -> None:
+    huge = application()
+    huge["metadata"]["annotations"] = {"x": "y" * (2 * 1024 * 1024)}
+    async with front.as_user("alice") as alice:
+        response = await alice.post(APPS_A, json=huge)
+    assert response.status_code == 413
+    assert response.json()["detail"].endswith("the limit is 1048576")
+    assert [i async for i in front.admin.list(APPLICATION, namespace="*")] == []

@@ -156,3 +156,37 @@ def test_audit_list_filters(audit_url: str) -> None:
 
     rows = json.loads(result.output)
     assert [r["request_id"] for r in rows] == ["req-0000", "req-0003"]
+
+
+async def test_concurrent_requests_are_committed_in_batches_on_one_chain(audit_url: str) -> None:
+    import asyncio
+
+    log = AuditLog(audit_url)
+    batches: list[int] = []
+    write = log.append_many_sync
+
+    def counted(records: list[AuditRecord]) -> list[AuditRecord]:
+        batches.append(len(records))
+        return write(records)
+
+    log.append_many_sync = counted  # type: ignore[method-assign]
+    records = await asyncio.gather(
+        *(
+            log.append(
+                AuditRecord(
+                    request_id=f"c{i}",
+                    actor="x",
+                    action="get",
+                    target="t",
+                    decision="allowed",
+                    result=200,
+                )
+            )
+            for i in range(200)
+        )
+    )
+    findings, _, rows = log.verify()
+    log.close()
+    assert findings == [] and rows == 200
+    assert sorted(r.id for r in records) == list(range(1, 201))
+    assert sum(batches) == 200 and len(batches) < 20  # one transaction per batch

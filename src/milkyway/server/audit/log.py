@@ -10,6 +10,7 @@ visible against a head hash recorded earlier: ``verify`` returns the head so it 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -27,6 +28,7 @@ from milkyway.server.audit.schema import audit_records
 
 GENESIS = "0" * 64
 _ADVISORY_KEY = 0x4D494C4B  # "MILK": one lock id for every replica's appends
+_BATCH = 256
 
 
 @dataclass
@@ -120,6 +122,9 @@ class AuditLog:
         if self._sqlite:
             self._sqlite_transactions(self.engine)
         self._lock = threading.Lock()
+        self._queue: asyncio.Queue[Any] | None = None
+        self._queue_loop: asyncio.AbstractEventLoop | None = None
+        self._writer: asyncio.Task[None] | None = None
         self.migrate()
 
     @staticmethod
@@ -131,6 +136,9 @@ class AuditLog:
         def _connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.isolation_level = None
             dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+            # WAL: readers never block the writer, and a commit is one append to the log
+            dbapi_connection.execute("PRAGMA journal_mode = WAL")
+            dbapi_connection.execute("PRAGMA synchronous = NORMAL")
 
         @event.listens_for(engine, "begin")
         def _begin(connection: Any) -> None:
@@ -146,6 +154,10 @@ class AuditLog:
             command.upgrade(config, "head")
 
     def append_sync(self, record: AuditRecord) -> AuditRecord:
+        return self.append_many_sync([record])[0]
+
+    def append_many_sync(self, records: list[AuditRecord]) -> list[AuditRecord]:
+        """Chain and insert ``records`` in one transaction (one commit for all)."""
         with self._lock, self.engine.begin() as connection:
             if not self._sqlite:
                 connection.execute(
@@ -156,16 +168,45 @@ class AuditLog:
                 .order_by(audit_records.c.id.desc())
                 .limit(1)
             ).first()
-            record.id = (last.id if last else 0) + 1
-            record.prev_hash = last.hash if last else GENESIS
-            record.at = record.at or dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-            row = _row(record)
-            record.hash = row["hash"] = record_hash(row, record.prev_hash)
-            connection.execute(audit_records.insert().values(**row))
-        return record
+            next_id, prev_hash = (last.id if last else 0) + 1, last.hash if last else GENESIS
+            rows = []
+            for record in records:
+                record.id, record.prev_hash = next_id, prev_hash
+                record.at = record.at or dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+                row = _row(record)
+                record.hash = row["hash"] = record_hash(row, record.prev_hash)
+                rows.append(row)
+                next_id, prev_hash = next_id + 1, record.hash
+            connection.execute(audit_records.insert(), rows)
+        return records
 
     async def append(self, record: AuditRecord) -> AuditRecord:
-        return await asyncio.to_thread(self.append_sync, record)
+        """Append and return once committed. Records of concurrent requests are written
+        together, one transaction per batch (group commit)."""
+        loop = asyncio.get_running_loop()
+        if self._queue is None or self._queue_loop is not loop:
+            self._queue = asyncio.Queue()
+            self._queue_loop = loop
+            self._writer = loop.create_task(self._write_batches(self._queue))
+        done: asyncio.Future[AuditRecord] = loop.create_future()
+        self._queue.put_nowait((record, done))
+        return await done
+
+    async def _write_batches(self, queue: asyncio.Queue[Any]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < _BATCH:
+                batch.append(queue.get_nowait())
+            try:
+                await asyncio.to_thread(self.append_many_sync, [r for r, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for record, done in batch:
+                if not done.done():
+                    done.set_result(record)
 
     def search(
         self,
@@ -206,4 +247,7 @@ class AuditLog:
             return verify_rows(dict(r._mapping) for r in rows)
 
     def close(self) -> None:
+        if self._writer is not None and not self._writer.done():
+            with contextlib.suppress(RuntimeError):  # its loop may be closed already
+                self._writer.cancel()
         self.engine.dispose()

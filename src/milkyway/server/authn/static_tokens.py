@@ -12,12 +12,16 @@ import csv
 import hashlib
 import hmac
 import io
+import logging
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+from milkyway.server.authn import AuthUnavailable
 from milkyway.server.identity import Identity
 
 TOKENS_KEY = "tokens.csv"
+log = logging.getLogger("milkyway.server")
 
 
 def parse_tokens(text: str) -> dict[bytes, Identity]:
@@ -54,7 +58,14 @@ class StaticTokens:
 
     async def authenticate_token(self, token: str) -> Identity | None:
         if time.monotonic() - self._loaded_at > self._refresh:
-            self._tokens = parse_tokens(await self._load())
+            try:
+                self._tokens = parse_tokens(await self._load())
+            except (AuthUnavailable, ValueError) as exc:
+                # keep the tokens read last and try again after the period
+                self._loaded_at = time.monotonic()
+                if not self._tokens:
+                    raise AuthUnavailable(f"static tokens: {exc}") from exc
+                log.warning("static tokens kept from the last read: %s", exc)
             self._loaded_at = time.monotonic()
         wanted = _digest(token)
         found = None
@@ -64,7 +75,9 @@ class StaticTokens:
         return found
 
 
-def secret_loader(client_factory: Callable[[], object], namespace: str, name: str):
+def secret_loader(
+    client_factory: Callable[[], Any], namespace: str, name: str
+) -> Callable[[], Awaitable[str]]:
     """Reads ``tokens.csv`` from Secret ``namespace/name`` with the server's own client."""
     from lightkube import ApiError
     from lightkube.resources.core_v1 import Secret
@@ -72,11 +85,13 @@ def secret_loader(client_factory: Callable[[], object], namespace: str, name: st
     async def load() -> str:
         client = client_factory()
         try:
-            secret = await client.get(Secret, name, namespace=namespace)  # type: ignore[attr-defined]
+            secret = await client.get(Secret, name, namespace=namespace)
         except ApiError as exc:
             if exc.status.code == 404:
                 return ""
-            raise
+            raise AuthUnavailable(
+                f"cannot read Secret {namespace}/{name}: {exc.status.message}"
+            ) from exc
         data = secret.data or {}
         if TOKENS_KEY not in data:
             return ""

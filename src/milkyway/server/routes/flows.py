@@ -9,7 +9,6 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from milkyway.flows.dsl import FlowError
 from milkyway.flows.engine import add_request, progress
 from milkyway.flows.kube_store import KubeStore
 from milkyway.kube.applications import list_page
@@ -172,6 +171,3 @@ async def decide_flowrun(
 
 def _groups(identity: Any) -> list[str]:
     return [g for g in identity.groups if g != AUTHENTICATED_GROUP]
-
-
-__all__ = ["FlowError", "router"]
