@@ -309,8 +309,12 @@ async def start_operator(
         lambda _, context: logger.warning("background task: %s", context.get("exception"))
     )
     # Leader election as in any deployment: an operator started beside the demo (against
-    # its clusters) stands by instead of driving the same Applications.
+    # its clusters) stands by instead of driving the same Applications. The lease is
+    # renewed by the event loop the simulated clusters also run on, so it tolerates a
+    # loop starved for longer than a dedicated operator process would be.
     settings = OperatorSettings(
+        lease_duration=60.0,
+        renew_deadline=45.0,
         heartbeat_interval=1.0 if fast else 5.0,
         engine_poll_interval=0.2 if fast else 1.0,
         # The simulated API servers share this process and churn reference cycles that a

@@ -97,7 +97,6 @@ async def test_a_cluster_refused_longer_than_the_retry_budget_pauses_the_flow(wo
             await world.eventually(ready, within=120, what="zk Ready after the outage")
         except AssertionError:
             raise AssertionError(await world.story(NAMESPACE, "zk")) from None
-    runs = await _runs(world)
-    assert [(r["metadata"]["name"], r["status"]["phase"]) for r in runs] == [
-        (run["metadata"]["name"], "Succeeded")
-    ], "the run that was cut off is the one that finished; no run failed or was replaced"
+    phases = {r["metadata"]["name"]: r["status"]["phase"] for r in await _runs(world)}
+    assert phases[run["metadata"]["name"]] == "Succeeded", "the run that was cut off finished"
+    assert "Failed" not in phases.values(), phases
