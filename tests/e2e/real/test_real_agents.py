@@ -21,7 +21,7 @@ from milkyway.cli.main import app as cli
 from milkyway.kube.agent_client import AgentClient, AgentError
 
 from ..conftest import World
-from .conftest import APP, NS, application, members, wait_quorum
+from .conftest import APP, NS, application, four_letter, members, wait_quorum
 
 THREE = {"phx": 1, "slc": 1, "ams": 1}
 CHECK_PERIOD = 10
@@ -123,3 +123,39 @@ async def test_agents_report_the_real_ensemble_through_pods_proxy(real_world: Wo
         return await health() == "Healthy"
 
     await _until("the resumed member reported Healthy", healthy, CHECK_PERIOD + 3 + 30)
+
+
+async def test_a_crashing_agent_leaves_its_member_alone(real_world: World) -> None:
+    world = real_world
+    await world.apply(application(THREE))
+    await world.wait_ready(NS, APP, within=240)
+    await wait_quorum(world, 3)
+    member = members(world)[0]
+    runtime = world.sim[member.cluster].runtime
+    assert runtime is not None
+    main_before = runtime.container(NS, member.pod, "main")
+    agent_before = runtime.container(NS, member.pod, "milkyway-agent")
+    assert main_before is not None and main_before.pid is not None
+    assert agent_before is not None and agent_before.pid is not None
+
+    for _ in range(2):
+        agent = runtime.container(NS, member.pod, "milkyway-agent")
+        assert agent is not None and agent.pid is not None
+        os.killpg(agent.pid, signal.SIGKILL)
+
+        async def agent_restarted(previous: int = agent.restart_count) -> bool:
+            now = runtime.container(NS, member.pod, "milkyway-agent")
+            return now is not None and now.restart_count > previous and now.pid is not None
+
+        await _until("the agent container restarted", agent_restarted, 60)
+
+    main_after = runtime.container(NS, member.pod, "main")
+    assert main_after is not None
+    assert (main_after.pid, main_after.restart_count) == (main_before.pid, 0)
+    assert "zk_server_state" in await four_letter(member.ip, "mntr")
+    agent = AgentClient(world.member(member.cluster), NS, member.pod)
+
+    async def serving_again() -> bool:
+        return (await agent.status())["health"] in ("Healthy", "Unknown")
+
+    await _until("the restarted agent answers through pods/proxy", serving_again, 60)
