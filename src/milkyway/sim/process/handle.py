@@ -10,9 +10,10 @@ from pathlib import Path
 class ContainerHandle:
     """A snapshot of one container of a process-backed pod.
 
-    ``pod_ip``: the pod's own loopback address; its containers listen there (and on
-    0.0.0.0) on their real ports, so port-forward and proxy connect to ``pod_ip:port``.
-    ``pid``: the container's main process while it runs, else None; it leads its own
+    ``pod_ip``: the pod's own loopback address; its containers listen there on their
+    real ports (a wildcard listen is narrowed to it), so port-forward and proxy connect
+    to ``pod_ip:port``. ``pid``: the container's main process while it runs (from the
+    moment its volumes and hosts file are in place), else None; it leads its own
     process group. ``env``: the container's environment as the process got it.
     ``working_dir``: the container's ``workingDir`` (None: the image default, ``/``).
     ``enter_argv``: an argv prefix that runs a command inside the container's filesystem
