@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from lightkube import ApiError
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import ConfigMap, Namespace
@@ -16,6 +17,8 @@ from milkyway.flows.kube_store import LOCK_KEY_ANNOTATION, LOCK_LABEL
 from milkyway.operator.tasks.namespace import CREATED_BY
 
 from .conftest import World
+
+pytestmark = pytest.mark.slow
 
 
 def _document(name: str, namespace: str) -> str:

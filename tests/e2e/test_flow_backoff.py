@@ -11,9 +11,13 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import pytest
+
 from milkyway.cli.app_commands import APPLICATION
 
 from .conftest import World
+
+pytestmark = pytest.mark.slow
 
 NS, APP = "backoff", "rejected"
 DOCUMENT = f"""apiVersion: milkyway.ebay.com/v1

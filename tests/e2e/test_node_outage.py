@@ -21,6 +21,9 @@ from typing import Any
 import pytest
 from lightkube.resources.core_v1 import PersistentVolume, PersistentVolumeClaim
 
+from milkyway.flows.engine import add_request
+from milkyway.flows.kube_store import KubeStore
+
 from .conftest import APP_LABEL, COMPONENT_LABEL, World
 
 pytestmark = pytest.mark.slow
@@ -329,3 +332,43 @@ def _ready(pod: dict[str, Any]) -> bool:
         c.get("type") == "Ready" and c.get("status") == "True"
         for c in (pod.get("status") or {}).get("conditions") or []
     )
+
+
+async def test_replacement_waits_for_its_approval(world: World) -> None:
+    """With ``requireApproval``, the volume stays until an approver decides."""
+    app = "approved"
+    text = application(app, "statefulset", grace=2).replace(
+        "  replacement: {gracePeriodSeconds: 2}\n",
+        "  replacement: {gracePeriodSeconds: 2, requireApproval: true, "
+        "approvers: {users: [dana]}}\n",
+    )
+    await world.apply(text)
+    await world.wait_ready(NS, app, within=120)
+    before = await volumes(world, app)
+    pods = await world.pods(CLUSTER, NS, {APP_LABEL: app})
+    victim = next(p for p in pods if p["metadata"]["name"].endswith("-0"))
+    claim = _claim_of(victim)
+    await world.control.faults.lose_node(CLUSTER, victim["spec"]["nodeName"])
+
+    async def waiting() -> str | None:
+        for run in await world.runs(NS, app):
+            node = ((run.get("status") or {}).get("nodes") or {}).get("approve") or {}
+            if node.get("phase") == "Waiting":
+                return str(run["metadata"]["name"])
+        return None
+
+    run = await world.wait_for(waiting, "the replacement to wait for approval", within=60)
+    await asyncio.sleep(3)
+    assert (await volumes(world, app))[f"pvc/{claim}"] == before[f"pvc/{claim}"]
+    store = KubeStore(world.client, NS)
+    await add_request(store, run, "approve", "mallory", step="approve", reason="me neither")
+    await asyncio.sleep(2)
+    assert await waiting() == run, "someone who is not an approver passed the approval"
+    await add_request(store, run, "approve", "dana", step="approve", reason="the node is gone")
+
+    async def replaced() -> bool:
+        now = await volumes(world, app)
+        return now.get(f"pvc/{claim}") not in (None, before[f"pvc/{claim}"])
+
+    await world.wait_for(replaced, "the approved replacement", within=90)
+    await world.wait_ready(NS, app, within=120)

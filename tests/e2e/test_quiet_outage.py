@@ -13,6 +13,8 @@ import pytest
 
 from .conftest import MANAGEMENT, World
 
+pytestmark = pytest.mark.slow
+
 SMALL = (Path(__file__).parent / "small.yaml").read_text()
 
 
