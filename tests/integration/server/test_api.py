@@ -205,3 +205,27 @@ async def test_oversized_bodies_are_refused_before_reading(front: Front) -> None
     assert response.status_code == 413
     assert response.json()["detail"].endswith("the limit is 1048576")
     assert [i async for i in front.admin.list(APPLICATION, namespace="*")] == []
+
+
+async def test_audit_search_shows_everyone_only_to_auditors(front: Front) -> None:
+    async with front.as_user("alice") as alice, front.as_user("bob") as bob:
+        await alice.get(f"{API}/whoami")
+        await bob.get(f"{API}/whoami")
+        own = (await bob.get(f"{API}/audit")).json()["items"]
+        assert {r["actor"] for r in own} == {"bob"}
+        await front.apply(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "ClusterRoleBinding",
+                "metadata": {"name": "bob-audits"},
+                "roleRef": {
+                    "apiGroup": "rbac.authorization.k8s.io",
+                    "kind": "ClusterRole",
+                    "name": "milkyway-auditor",
+                },
+                "subjects": [{"kind": "User", "name": "bob"}],
+            }
+        )
+        everyone = (await bob.get(f"{API}/audit", params={"limit": 1000})).json()["items"]
+        assert {"alice", "bob"} <= {r["actor"] for r in everyone}
+        assert {r["actor"] for r in (await alice.get(f"{API}/audit")).json()["items"]} == {"alice"}
