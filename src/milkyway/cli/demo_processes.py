@@ -1,9 +1,9 @@
 """Which of the demo's pods run as real processes, and the summary the demo prints.
 
-ZooKeeper and etcd images run Debian's servers (the simulator's built-in mapping). The
-sidecar agent next to each member has no ``milkyway agent`` command yet, so the demo
-maps its image to a listener on the agent's port that answers its readiness probe;
-Kafka and Flink images are not mapped and stay simulated.
+ZooKeeper and etcd images run Debian's servers and the sidecar agent's image runs
+``milkyway agent`` (the simulator's built-in mapping), so every ZooKeeper and etcd member
+is a real server with a real agent beside it; Kafka and Flink images are not mapped and
+their pods, agents included, stay simulated.
 """
 
 from __future__ import annotations
@@ -13,17 +13,12 @@ from typing import Any
 
 from rich.table import Table
 
-from milkyway.sim.process import ImageMap, parse_run
+from milkyway.sim.process import ImageMap
 from milkyway.sim.process.runtime import ProcessRuntime
-
-AGENT_LISTENER = parse_run(
-    "milkyway/agent:*=python3 -c \"import socket; s = socket.create_server(('0.0.0.0', 8471));"
-    ' [s.accept()[0].close() for _ in iter(int, 1)]"'
-)
 
 
 def demo_images() -> ImageMap:
-    return ImageMap([AGENT_LISTENER])
+    return ImageMap([])
 
 
 def real_members_table(runtimes: Mapping[str, ProcessRuntime]) -> Table:
