@@ -11,7 +11,7 @@ import signal
 from typing import Any
 
 import pytest
-from lightkube.resources.core_v1 import ConfigMap
+from lightkube.resources.core_v1 import ConfigMap, Event
 
 from milkyway.cli.app_commands import (
     SpecEdit,
@@ -232,3 +232,37 @@ async def test_killed_server_restarts_with_backoff_and_lost_node_member_returns(
     await real_world.control.faults.lift(fault.id)
     await real_world.wait_ready(NS, APP, within=240)
     await wait_quorum(real_world, 3)
+
+
+async def test_member_of_a_node_lost_for_good_comes_back_elsewhere(real_world: World) -> None:
+    """A node that stays lost past the Application's grace period: its member comes back on
+    another node (on its volume when the volume can follow it, on a new one otherwise),
+    the ensemble regains its three members and no acknowledged write is lost."""
+    await real_world.apply(application(THREE) + "  replacement: {gracePeriodSeconds: 5}\n")
+    await real_world.wait_ready(NS, APP, within=240)
+    await wait_quorum(real_world, 3)
+    cluster, pod = "na-slc", "zk-zookeeper-slc-0"
+    plane = real_world.control.planes[cluster]
+    lost_node = (plane.pods.get(NS, pod) or {})["spec"]["nodeName"]
+
+    async def lose_for_good() -> None:
+        await real_world.control.faults.lose_node(cluster, lost_node)
+
+        def elsewhere() -> bool:
+            found = plane.pods.get(NS, pod) or {}
+            return (found.get("spec") or {}).get("nodeName") not in (None, lost_node)
+
+        await real_world.wait_for(elsewhere, "the member scheduled on another node", 240)
+        await real_world.wait_ready(NS, APP, within=300)
+        await wait_quorum(real_world, 3)
+
+    writer, _sampler, readable = await _through(real_world, lose_for_good())
+    lost = [p for p in writer.acked if p not in readable]
+    assert not lost, f"{len(lost)} acknowledged writes are gone, e.g. {lost[:3]}"
+    assert len(writer.acked) > 20
+    reasons = [
+        event.reason
+        async for event in real_world.client.list(Event, namespace=NS)
+        if event.involvedObject.name == APP
+    ]
+    assert "MemberLost" in reasons, reasons
