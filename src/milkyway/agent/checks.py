@@ -84,29 +84,44 @@ async def _exec(check: AgentCheck, _host: str) -> tuple[bool, str, dict[str, Any
 
 
 async def _zookeeper(check: AgentCheck, host: str) -> tuple[bool, str, dict[str, Any]]:
+    """``srvr`` (allowed by every ZooKeeper's default whitelist) gives the mode; ``ruok``
+    and ``mntr`` add to it where the server's ``4lw.commands.whitelist`` allows them."""
     assert check.port is not None
-    timeout = check.timeout_seconds
-    ruok = (await send_word(host, check.port, "ruok", timeout)).strip()
-    if ruok != "imok":
-        return False, f"ruok answered {ruok!r}", {"ruok": ruok}
-    mntr = parse_mntr(await send_word(host, check.port, "mntr", timeout))
-    srvr = parse_srvr(await send_word(host, check.port, "srvr", timeout))
-    mode = mntr.get("zk_server_state") or srvr.get("Mode", "")
-    observed: dict[str, Any] = {"mode": mode, "mntr": mntr}
-    followers = mntr.get("zk_followers", mntr.get("zk_synced_followers"))
-    if followers is not None:
-        observed["followers"] = int(followers)
-    if "zk_synced_followers" in mntr:
-        observed["syncedFollowers"] = int(mntr["zk_synced_followers"])
-    if "zk_outstanding_requests" in mntr:
-        observed["outstandingRequests"] = int(mntr["zk_outstanding_requests"])
+    limit = check.timeout_seconds
+    srvr_text = await send_word(host, check.port, "srvr", limit)
+    if _not_whitelisted(srvr_text):
+        return False, "srvr is not in 4lw.commands.whitelist; add srvr to read the mode", {}
+    srvr = parse_srvr(srvr_text)
+    observed: dict[str, Any] = {"mode": srvr.get("Mode", "")}
+    if "Outstanding" in srvr:
+        observed["outstandingRequests"] = int(srvr["Outstanding"])
     latency = srvr.get("Latency min/avg/max")
     if latency:
         observed["latency"] = latency
+    ruok = (await send_word(host, check.port, "ruok", limit)).strip()
+    if not _not_whitelisted(ruok) and ruok != "imok":
+        return False, f"ruok answered {ruok!r}", {**observed, "ruok": ruok}
+    mntr_text = await send_word(host, check.port, "mntr", limit)
+    if _not_whitelisted(mntr_text):
+        observed["mntr"] = {}
+    else:
+        mntr = parse_mntr(mntr_text)
+        observed["mntr"] = mntr
+        observed["mode"] = mntr.get("zk_server_state") or observed["mode"]
+        followers = mntr.get("zk_followers", mntr.get("zk_synced_followers"))
+        if followers is not None:
+            observed["followers"] = int(followers)
+        if "zk_synced_followers" in mntr:
+            observed["syncedFollowers"] = int(mntr["zk_synced_followers"])
+    mode = observed["mode"]
     if mode not in SERVING_MODES:
-        detail = mntr.get("This ZooKeeper instance is not currently serving requests", "")
-        return False, f"not serving requests (mode {mode or 'unknown'}){detail}", observed
+        served = srvr_text.strip().splitlines()[0] if srvr_text.strip() else "no answer"
+        return False, f"not serving requests (mode {mode or 'unknown'}): {served}", observed
     return True, f"serving as {mode}", observed
+
+
+def _not_whitelisted(answer: str) -> bool:
+    return "is not executed because it is not in the whitelist" in answer
 
 
 async def _etcd(check: AgentCheck, host: str) -> tuple[bool, str, dict[str, Any]]:

@@ -75,7 +75,7 @@ class ZooKeeperServer:
 
 
 class ZooKeeperEnsemble:
-    def __init__(self, root: Path, size: int) -> None:
+    def __init__(self, root: Path, size: int, whitelist: str = "*") -> None:
         require_zookeeper()
         addresses = free_loopback_block(size)
         servers = "\n".join(
@@ -89,7 +89,7 @@ class ZooKeeperEnsemble:
             (directory / "zoo.cfg").write_text(
                 f"tickTime=500\ninitLimit=20\nsyncLimit=10\ndataDir={directory / 'data'}\n"
                 f"clientPort={CLIENT_PORT}\nclientPortAddress={address}\n"
-                "4lw.commands.whitelist=*\nadmin.enableServer=false\n"
+                f"4lw.commands.whitelist={whitelist}\nadmin.enableServer=false\n"
                 f"{servers}\n"
             )
             self.servers.append(ZooKeeperServer(index + 1, address, directory))
@@ -104,15 +104,18 @@ class ZooKeeperEnsemble:
             server.kill()
 
 
-async def wait_serving(address: str, within: float = 120) -> None:
-    """Until ``ruok`` is answered at ``address`` and ``mntr`` names a serving mode."""
-    from milkyway.agent.fourletter import parse_mntr, send_word
+async def wait_serving(address: str, within: float = 120, word: str = "mntr") -> None:
+    """Until ``mntr`` (or ``srvr``) at ``address`` names a serving mode."""
+    from milkyway.agent.fourletter import parse_mntr, parse_srvr, send_word
 
     async with asyncio.timeout(within):
         while True:
             try:
-                state = parse_mntr(await send_word(address, CLIENT_PORT, "mntr", 2)).get(
-                    "zk_server_state"
+                answer = await send_word(address, CLIENT_PORT, word, 2)
+                state = (
+                    parse_mntr(answer).get("zk_server_state")
+                    if word == "mntr"
+                    else parse_srvr(answer).get("Mode")
                 )
                 if state in ("leader", "follower", "standalone"):
                     return
