@@ -8,6 +8,7 @@ failures carry ``errors`` with the same field paths, values, problems and fixes 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from fastapi import Request
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from milkyway.flows.store import Conflict, NotFound, StoreError
 from milkyway.kube.applications import ApplicationNotFound, KeepsChanging
 from milkyway.model.edits import EditError
-from milkyway.model.errors import FieldError, ValidationFailed
+from milkyway.model.errors import FieldError, ValidationFailed, shown_value
 
 PROBLEM_JSON = "application/problem+json"
 _TITLES = {
@@ -68,7 +69,12 @@ def unauthorized(detail: str) -> Problem:
 
 def field_errors(errors: list[FieldError]) -> list[dict[str, Any]]:
     return [
-        {"field": e.path or "<document>", "value": e.value, "problem": e.message, "fix": e.fix}
+        {
+            "field": e.path or "<document>",
+            "value": _jsonable(e.value),
+            "problem": e.message,
+            "fix": e.fix,
+        }
         for e in errors
     ]
 
@@ -163,12 +169,17 @@ def install(app: Any) -> None:
 
 
 def _jsonable(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float | bool):
-        return value
+    """``value`` as JSON can carry it: a scalar as it is, a small list or mapping of
+    plain JSON as it is, anything else (a non-finite number, a large or odd structure)
+    as its shortened repr, so that no value can break or flood an error response."""
+    if value is None or isinstance(value, str | bool | int):
+        return value if not isinstance(value, str) or len(value) <= 200 else shown_value(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
     if isinstance(value, list | dict):
         try:
-            json.dumps(value)
-            return value
+            text = json.dumps(value, allow_nan=False)
         except (TypeError, ValueError):
-            return repr(value)
-    return repr(value)
+            return shown_value(value)
+        return value if len(text) <= 400 else shown_value(value)
+    return shown_value(value)
