@@ -18,6 +18,7 @@ from lightkube.resources.core_v1 import (
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 
 from milkyway.flows.tasks import TaskContext, task
+from milkyway.kube.agent_contract import AGENT_KEYS_SECRET, AGENT_SIGNING_SECRET
 from milkyway.operator.tasks.common import Params, delete, exists, list_objects
 
 CREATED_BY = "milkyway.ebay.com/created-by"
@@ -41,6 +42,9 @@ _CLUSTER_DEFAULTS = {
     ("Service", "kubernetes"),
 }
 """Objects a cluster puts in every namespace by itself: they do not keep one in use."""
+_AGENT_KEYS = (AGENT_SIGNING_SECRET, AGENT_KEYS_SECRET)
+"""The namespace's agent signing keys: Milkyway's own, published for the members of
+every Application there, and removed with the last of them."""
 
 
 def created_namespace(name: str) -> dict[str, Any]:
@@ -63,11 +67,14 @@ class ReleaseParams(Params):
 
 @task("milkyway.release-namespace")
 async def release_namespace(params: ReleaseParams, ctx: TaskContext) -> dict[str, Any]:
-    """Delete the namespace if Milkyway created it and it holds nothing any more (no
-    object of another Application, nor anything someone else put there)."""
+    """Remove the namespace's agent keys, then delete the namespace if Milkyway created
+    it and it holds nothing any more (no object of another Application, nor anything
+    someone else put there)."""
     found = await exists(ctx, params.cluster, Namespace, params.namespace, None)
     if found is None:
         return {"deleted": False, "reason": "already gone"}
+    for secret in _AGENT_KEYS:
+        await delete(ctx, params.cluster, Secret, secret, params.namespace)
     annotations = (found.get("metadata") or {}).get("annotations") or {}
     if annotations.get(CREATED_BY) != CREATOR:
         return {"deleted": False, "reason": "not created by Milkyway: kept"}

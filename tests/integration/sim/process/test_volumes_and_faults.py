@@ -46,14 +46,18 @@ def _objects(api: Any) -> None:
             "data": {"password": base64.b64encode(b"s3cret").decode()},
         }
     )
-    api.create(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "kube-root-ca.crt", "namespace": "default"},
-            "data": {"ca.crt": "-----BEGIN CERTIFICATE-----\n"},
-        }
-    )
+
+
+async def _root_ca(process_sim: ProcessSim) -> None:
+    """The control plane publishes the cluster's CA as ``kube-root-ca.crt`` in every
+    namespace, as a real one does; the projected service-account volume reads it."""
+    api = process_sim.api()
+
+    def published() -> bool:
+        items = api.list("v1/configmaps", namespace="default")["items"]
+        return any(i["metadata"]["name"] == "kube-root-ca.crt" for i in items)
+
+    await eventually(published, what="kube-root-ca.crt published in default")
 
 
 def _volume_pod() -> dict[str, Any]:
@@ -112,6 +116,7 @@ def _volume_pod() -> dict[str, Any]:
 async def test_volumes_are_files_at_their_mount_paths(process_sim: ProcessSim) -> None:
     api = process_sim.api()
     _objects(api)
+    await _root_ca(process_sim)
     api.create(_volume_pod())
     await eventually(lambda: process_sim.status("vols").get("ready"), what="Ready")
     handle = process_sim.runtime().container("default", "vols")
@@ -134,6 +139,7 @@ async def test_config_map_changes_reach_the_files_by_an_atomic_swap(
 ) -> None:
     api = process_sim.api()
     _objects(api)
+    await _root_ca(process_sim)
     api.create(_volume_pod())
     await eventually(lambda: process_sim.status("vols").get("ready"), what="Ready")
     handle = process_sim.runtime().container("default", "vols")
@@ -276,16 +282,7 @@ print("in-cluster read", pod["metadata"]["name"], pod["status"]["podIP"], flush=
 
 async def test_in_cluster_configuration_reaches_the_api_server(process_sim: ProcessSim) -> None:
     api = process_sim.api()
-    certificate = process_sim.sim.certificate
-    assert certificate is not None
-    api.create(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": "kube-root-ca.crt", "namespace": "default"},
-            "data": {"ca.crt": certificate.ca_pem.decode()},
-        }
-    )
+    await _root_ca(process_sim)
     pod = _volume_pod()
     pod["metadata"]["name"] = "incluster"
     pod["spec"]["containers"][0]["args"] = [f"python3 -c '{IN_CLUSTER}'; exec sleep 300"]
