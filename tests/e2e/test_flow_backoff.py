@@ -1,8 +1,9 @@
 """A flow that keeps failing is retried further and further apart, says why on its
 Application, and leaves nothing behind once the Application is deleted.
 
-The member cluster refuses the component's pods (a CPU limit below the request is
-invalid), so every provision attempt fails at once. The back-off base is shortened to
+The member cluster refuses the component's Service (its type, stored in the cluster, gives
+two ports the same number: valid as a ComponentType, invalid as a Service — nothing local
+validation can see), so every provision attempt fails at once. The back-off base is shortened to
 two seconds through the operator's settings; the default is 30 s (at most a handful of
 attempts in ten minutes)."""
 
@@ -12,8 +13,10 @@ import itertools
 from typing import Any
 
 import pytest
+import yaml
 
 from milkyway.cli.app_commands import APPLICATION
+from milkyway.components import builtin_component_types
 
 from .conftest import World
 
@@ -28,14 +31,26 @@ metadata:
 spec:
   components:
     - name: zookeeper
+      type: twinport
       version: "3.8.4"
-      resources: {{cpu: "4", cpuLimit: "1"}}
       regions:
         - name: NA
           zones:
             - {{name: phx, size: 1}}
 """
 BASE, CAP = 2.0, 16.0
+
+
+def _twinport_type() -> str:
+    """ZooKeeper's type under another name, with its peer port on the client port's number."""
+    doc = builtin_component_types()["zookeeper"].model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    doc["metadata"] = {"name": "twinport"}
+    for port in doc["spec"]["ports"]:
+        if port["name"] == "peer":
+            port["port"] = 2181
+    return yaml.safe_dump(doc)
 
 
 def _times(run: dict[str, Any]) -> tuple[float, float | None]:
@@ -47,6 +62,7 @@ async def test_failing_flow_backs_off_and_is_deleted_with_its_application(
     clusters: World,
 ) -> None:
     world = clusters
+    await world.apply(_twinport_type())
     await world.start_operator(flow_retry_base=BASE, flow_retry_cap=CAP)
     await world.apply(DOCUMENT)
 
