@@ -187,14 +187,22 @@ def _types_note() -> None:
     )
 
 
-async def flow_names(client: AsyncClient) -> frozenset[str]:
-    """The built-in Flows and those stored in the cluster (in any namespace)."""
+async def flow_names(client: AsyncClient, namespace: str) -> frozenset[str]:
+    """The built-in Flows and those stored in the cluster (in any namespace, or only in
+    ``namespace`` for a caller whose rights end there)."""
     try:
         stored = {item.metadata.name async for item in client.list(FLOW, namespace="*")}
     except ApiError as exc:
         if exc.status.code == 404:
             return builtin_flow_names()
-        raise
+        if exc.status.code != 403:
+            raise
+        try:
+            stored = {item.metadata.name async for item in client.list(FLOW, namespace=namespace)}
+        except ApiError as inner:
+            if inner.status.code not in (403, 404):
+                raise
+            return builtin_flow_names()
     return builtin_flow_names() | {name for name in stored if name}
 
 
@@ -334,7 +342,7 @@ async def apply_documents(
         texts,
         await component_types(client, _types_note),
         namespace,
-        await flow_names(client),
+        await flow_names(client, namespace),
         policy,
     )
     namespaces = {d["metadata"]["namespace"] for d in documents if "namespace" in d["metadata"]}
