@@ -8,13 +8,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.polling import eventually
 
 from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.controllers.completion import EXIT_CODE, RUN_SECONDS
 from milkyway.sim.controllers.config import ControlPlaneConfig
 from milkyway.sim.controllers.manager import start_control_plane
 
-from .conftest import Sim, eventually, make_sim
+from .conftest import Sim, make_sim
 
 JOBS = "batch/v1/jobs"
 

@@ -9,13 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tests.polling import eventually
 
 from milkyway.sim.apiserver.api import ClusterAPI
 from milkyway.sim.clusters import SimulatedClusters
 from milkyway.sim.controllers.attach import ControlledClusters
 from milkyway.sim.controllers.config import ControlPlaneConfig
 
-from .conftest import ClusterCli, eventually
+from .conftest import ClusterCli
 
 
 @dataclass

@@ -10,9 +10,11 @@ import signal
 import sys
 from pathlib import Path
 
+from tests.polling import eventually
+
 from milkyway.sim.controllers.admin import admin_file
 
-from ..controllers.conftest import ClusterCli, until
+from ..controllers.conftest import ClusterCli
 
 
 def processes_with(variable: str) -> list[int]:
@@ -56,7 +58,7 @@ async def test_sim_up_runs_mapped_images_and_ends_them_on_sigterm(tmp_path: Path
     )
     try:
         admin = admin_file(cli.kubeconfig)
-        await until(lambda: _exists(admin), "sim up to start", within=60)
+        await eventually(lambda: _exists(admin), what="sim up to start", within=60)
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -69,7 +71,7 @@ async def test_sim_up_runs_mapped_images_and_ends_them_on_sigterm(tmp_path: Path
             ip = await cli.jsonpath("pod", "sleeper", "{.status.podIP}")
             return ip.startswith("127.") and bool(processes_with(f"MILKYWAY_POD_IP={ip}"))
 
-        await until(running, "the sleeper's process", within=60)
+        await eventually(running, what="the sleeper's process", within=60)
         ip = await cli.jsonpath("pod", "sleeper", "{.status.podIP}")
         assert processes_with(f"MILKYWAY_POD_IP={ip}")
         proc.send_signal(signal.SIGTERM)

@@ -13,10 +13,11 @@ import sys
 from pathlib import Path
 
 import httpx
+from tests.polling import eventually
 
 from milkyway.sim.controllers.admin import admin_file
 
-from ..controllers.conftest import ClusterCli, until
+from ..controllers.conftest import ClusterCli
 
 SCRIPT = (
     "echo ready; (i=0; while true; do echo beat $i; i=$((i+1)); sleep 0.5; done) & "
@@ -51,7 +52,7 @@ async def test_kubectl_against_sim_up_with_a_process_backed_pod(tmp_path: Path) 
         async def started() -> bool:
             return await asyncio.to_thread(admin.exists)
 
-        await until(started, "sim up to start", within=60)
+        await eventually(started, what="sim up to start", within=60)
         assert "namespace/apps created" in await cli.output("create", "namespace", "apps")
         pod = {
             "apiVersion": "v1",
@@ -77,7 +78,7 @@ async def test_kubectl_against_sim_up_with_a_process_backed_pod(tmp_path: Path) 
             )
             return rc == 0 and "Directory listing" in out
 
-        await until(serving, "the pod's server through pods/proxy", within=60)
+        await eventually(serving, what="the pod's server through pods/proxy", within=60)
 
         binary = shutil.which("kubectl")
         assert binary is not None
