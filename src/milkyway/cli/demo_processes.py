@@ -17,7 +17,7 @@ from milkyway.sim.process import ImageMap, parse_run
 from milkyway.sim.process.runtime import ProcessRuntime
 
 AGENT_LISTENER = parse_run(
-    "milkyway/agent:*=python3 -c \"import socket; s = socket.create_server(('0.0.0.0', 8471));"
+    "milkyway/milkyway:*=python3 -c \"import socket; s = socket.create_server(('0.0.0.0', 8471));"
     ' [s.accept()[0].close() for _ in iter(int, 1)]"'
 )
 

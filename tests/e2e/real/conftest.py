@@ -33,7 +33,7 @@ from ..conftest import MANAGEMENT, MEMBERS, World
 
 NS, APP = "real", "zk"
 AGENT_LISTENER = parse_run(
-    "milkyway/agent:*=python3 -c \"import socket; s = socket.create_server(('0.0.0.0', 8471));"
+    "milkyway/milkyway:*=python3 -c \"import socket; s = socket.create_server(('0.0.0.0', 8471));"
     ' [s.accept()[0].close() for _ in iter(int, 1)]"'
 )
 """The sidecar agent's image mapped to a listener that answers its TCP readiness probe:
