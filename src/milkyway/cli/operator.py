@@ -20,15 +20,21 @@ from milkyway.cli.task_modules import import_task_modules
 from milkyway.cli.unreachable import print_unreachable
 from milkyway.kube.clients import KubeconfigError
 from milkyway.kube.errors import TRANSPORT_ERRORS
+from milkyway.kube.in_cluster import management_kubeconfig
 from milkyway.operator.manager import Operator, OperatorSettings, default_identity
+from milkyway.telemetry.http import MetricsServer
+from milkyway.telemetry.logs import configure_logging
 
 app = typer.Typer(name="operator", help="Run the Milkyway operator.", no_args_is_help=True)
 
 
 @app.command()
 def run(
-    kubeconfig: Path = typer.Option(
-        ..., "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig of the management cluster"
+    kubeconfig: Path | None = typer.Option(
+        None,
+        "--kubeconfig",
+        envvar="KUBECONFIG",
+        help="kubeconfig of the management cluster (default: in-cluster, else ~/.kube/config)",
     ),
     context: str | None = typer.Option(None, "--context", help="kubeconfig context"),
     namespace: str = typer.Option(
@@ -51,15 +57,21 @@ def run(
     heartbeat: float = typer.Option(
         10.0, "--heartbeat", min=0.1, help="seconds between member cluster heartbeats"
     ),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=0, help="serve /metrics and /healthz on this port (0: any)"
+    ),
+    metrics_host: str = typer.Option(
+        "0.0.0.0", "--metrics-host", help="address of the /metrics endpoint"
+    ),
+    log_format: str = typer.Option("text", "--log-format", help="text or json (one object a line)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
 ) -> None:
     """Watch Applications and close the gap between what should be and what is."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpx2", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        configure_logging(log_format, verbose)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     import_task_modules(tasks)
     try:
         settings = OperatorSettings(
@@ -70,10 +82,17 @@ def run(
             install_crds=install_crds,
             heartbeat_interval=heartbeat,
         )
-        operator = Operator(kubeconfig, context, settings, flow_paths=flows)
+        source, context = management_kubeconfig(kubeconfig, context)
+        operator = Operator(source, context, settings, flow_paths=flows)
     except (KubeconfigError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    endpoint = None
+    if metrics_port is not None:
+        endpoint = MetricsServer(metrics_host, metrics_port).start()
+        logging.getLogger("milkyway.operator").info(
+            "metrics on http://%s:%d/metrics", metrics_host, endpoint.port
+        )
     try:
         asyncio.run(_serve(operator))
     except KubeconfigError as exc:
@@ -90,6 +109,9 @@ def run(
     except TRANSPORT_ERRORS as exc:
         print_unreachable(exc)
         raise typer.Exit(1) from None
+    finally:
+        if endpoint is not None:
+            endpoint.close()
 
 
 async def _serve(operator: Operator) -> None:
