@@ -14,15 +14,20 @@ import asyncio
 import json
 import os
 import re
+import ssl
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from milkyway.kube.member_access import WORKLOAD_RULES, cluster_rules
+from milkyway.sim.apiserver.server import AccessRecord
 from milkyway.sim.clusters import SimulatedClusters
 from milkyway.sim.controllers.attach import ControlledClusters
 from milkyway.sim.controllers.config import ControlPlaneConfig
@@ -34,8 +39,49 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "install.md"
 SYSTEM = "milkyway-system"
+OPERATOR_USER = "system:serviceaccount:milkyway-system:milkyway-operator"
 LEASE_SECONDS = 15.0
 RETRY_SECONDS = 2.0
+
+
+Use = tuple[str, str, str]
+"""(API group, resource[/subresource], verb) as RBAC sees a request."""
+
+
+class Usage:
+    """Every request the operator's account makes, per cluster (the management cluster
+    and the union of the members), recorded by the simulated API servers."""
+
+    def __init__(self) -> None:
+        self.management: set[Use] = set()
+        self.members: set[Use] = set()
+
+    def recorder(self, management: bool) -> Any:
+        seen = self.management if management else self.members
+
+        def record(access: AccessRecord) -> None:
+            if access.user == OPERATOR_USER:
+                resource = access.resource
+                if access.subresource:
+                    resource = f"{resource}/{access.subresource}"
+                seen.add((access.group, resource, access.verb))
+
+        return record
+
+
+def granted(rules: list[dict[str, Any]]) -> set[Use]:
+    return {
+        (group, resource, verb)
+        for rule in rules
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+
+
+def operator_rules() -> list[dict[str, Any]]:
+    docs = yaml.safe_load_all((ROOT / "deploy" / "base" / "operator-rbac.yaml").read_text())
+    return [r for d in docs if d["kind"] in ("ClusterRole", "Role") for r in d["rules"]]
 
 
 def simulator_block() -> list[str]:
@@ -109,6 +155,17 @@ def _scrape(ip: str, port: int) -> dict[str, dict[tuple[tuple[str, str], ...], f
     return samples
 
 
+def _https_status(ip: str, port: int, path: str) -> int:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with urllib.request.urlopen(f"https://{ip}:{port}{path}", context=context, timeout=10):
+            return 200
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
 async def scrape(ip: str, port: int) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return await asyncio.to_thread(_scrape, ip, port)
 
@@ -140,14 +197,16 @@ async def test_install_reconcile_failover_uninstall(tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     images = ImageMap([r for r in builtin_rules() if "milkyway" in r.pattern], builtins=False)
     figures: dict[str, float] = {}
+    names = ["mgmt", "na-phx", "na-slc"]
     async with (
-        SimulatedClusters(
-            ["mgmt", "na-phx", "na-slc"], kubeconfig_path=kubeconfig, rbac=True
-        ) as sim,
+        SimulatedClusters(names, kubeconfig_path=kubeconfig, rbac=True) as sim,
         ControlledClusters(
             sim, nodes=3, config=ControlPlaneConfig.fast(node_grace_period=60.0), images=images
         ) as ctl,
     ):
+        usage = Usage()
+        for name in names:
+            sim[name].server.access_hook = usage.recorder(management=name == "mgmt")
         shell = Shell(kubeconfig)
         started = time.monotonic()
         steps = iter(commands)
@@ -158,6 +217,7 @@ async def test_install_reconcile_failover_uninstall(tmp_path: Path) -> None:
             if command.startswith("kubectl -n milkyway") and " wait application/stream1" in command:
                 figures["install to stream1 Ready (s)"] = time.monotonic() - started
                 await _check_metrics(shell)
+                await _scale_out(shell)
                 figures["leader handover after kill (s)"] = await _check_failover(shell)
             if command.startswith("kubectl get clusters"):
                 break
@@ -165,6 +225,7 @@ async def test_install_reconcile_failover_uninstall(tmp_path: Path) -> None:
             await shell.run(command)
         await _check_removed(shell)
     assert ctl.leftover_processes() == []
+    _check_least_privilege(usage)
     print("\n" + "\n".join(f"{k}: {v:.1f}" for k, v in figures.items()))
 
 
@@ -202,8 +263,11 @@ async def _check_metrics(shell: Shell) -> None:
             assert "milkyway_workqueue_depth" in samples
             assert samples["milkyway_flows_finished_total"], "no flow finished on the leader"
     for pod in await _pods(shell, "milkyway-server"):
-        samples = await scrape(pod["status"]["podIP"], 8081)
-        assert samples["milkyway_server_requests_total"], "the server counted no request"
+        ip = pod["status"]["podIP"]
+        assert await asyncio.to_thread(_https_status, ip, 8443, "/api/v1/whoami") == 401
+        samples = await scrape(ip, 8081)
+        counted = samples["milkyway_server_requests_total"]
+        assert any(dict(k)["code"] == "401" for k in counted), counted
     before = _reconciles(await scrape(leader_ip, 8080))
     assert before > 0
     await shell.run("kubectl -n milkyway annotate application stream1 example.com/touched=1")
@@ -224,8 +288,7 @@ async def _check_failover(shell: Shell) -> float:
     handover = time.monotonic() - killed
     assert new != holder
     await shell.run(
-        "kubectl -n milkyway wait application/stream1 --for=jsonpath='{.status.phase}'=Ready "
-        "--timeout=300s"
+        "kubectl -n milkyway wait application/stream1 --for=condition=Ready --timeout=300s"
     )
     return handover
 
@@ -240,3 +303,38 @@ async def _check_removed(shell: Shell) -> None:
         "-n milkyway -l app.kubernetes.io/managed-by=milkyway -o json"
     )
     assert left["items"] == [], [i["metadata"]["name"] for i in left["items"]]
+
+
+async def _scale_out(shell: Shell) -> None:
+    """A day-2 change the operator carries out with a flow: one more Kafka broker."""
+    await shell.run("milkyway scale stream1 kafka1 --zone phx --size 4 -n milkyway")
+    deadline = time.monotonic() + 300
+    probe = (
+        "kubectl --context na-phx -n milkyway get statefulset stream1-kafka1-phx "
+        "-o jsonpath='{.status.readyReplicas}'"
+    )
+    while (await shell.run(probe)).strip() != "4":
+        assert time.monotonic() < deadline, "kafka1 did not grow to 4 ready brokers"
+        await asyncio.sleep(1.0)
+    await shell.run("kubectl -n milkyway wait application/stream1 --for=condition=Ready")
+
+
+NOT_EXERCISED: dict[Use, str] = {}
+"""Rights granted for code paths one provision, scale-out, failover and decommission do
+not reach, each with the path that needs it."""
+
+
+def _check_least_privilege(usage: Usage) -> None:
+    """The operator's roles grant exactly what it used (plus the listed exceptions), in the
+    management cluster and in the members."""
+    for where, used, rules in (
+        ("management", usage.management, operator_rules()),
+        ("member", usage.members, [*cluster_rules(True), *WORKLOAD_RULES]),
+    ):
+        allowed = granted(rules)
+        missing = used - allowed
+        unused = allowed - used - set(NOT_EXERCISED)
+        assert not missing, f"{where}: used but not granted: {sorted(missing)}"
+        assert not unused, f"{where}: granted but never used: {sorted(unused)}"
+    stale = set(NOT_EXERCISED) & (usage.management | usage.members)
+    assert not stale, f"exercised after all, drop from NOT_EXERCISED: {sorted(stale)}"
