@@ -319,22 +319,46 @@ async def _scale_out(shell: Shell) -> None:
     await shell.run("kubectl -n milkyway wait application/stream1 --for=condition=Ready")
 
 
-NOT_EXERCISED: dict[Use, str] = {}
-"""Rights granted for code paths one provision, scale-out, failover and decommission do
-not reach, each with the path that needs it."""
+NOT_EXERCISED_MANAGEMENT: dict[Use, str] = {
+    ("milkyway.ebay.com", "applications", "get"): (
+        "health reports and notifications read the Application afresh "
+        "(milkyway.operator.health.task, milkyway.notify.center)"
+    ),
+    ("milkyway.ebay.com", "flowruns", "delete"): (
+        "finished FlowRuns beyond the history limit are pruned (milkyway.operator.reconciler)"
+    ),
+    ("milkyway.ebay.com", "clusters", "get"): (
+        "a Cluster status write that conflicts is retried on a fresh read "
+        "(milkyway.operator.registry)"
+    ),
+}
+NOT_EXERCISED_MEMBER: dict[Use, str] = {
+    ("", "persistentvolumeclaims", "get"): "objects a pattern creates per member are checked first",
+    ("", "persistentvolumeclaims", "patch"): "patterns that create a claim per member",
+    ("", "pods", "get"): "objects a pattern creates per member are checked first",
+    ("apps", "deployments", "get"): "objects a pattern creates per member are checked first",
+    ("", "persistentvolumes", "patch"): "patterns that bring their own PersistentVolumes",
+    ("", "persistentvolumes", "delete"): "replace-member and scale-in delete a member's volume",
+    ("", "secrets", "get"): "the agents' public keys Secret (milkyway.kube.agent_keys)",
+    ("", "secrets", "patch"): "the agents' public keys Secret (milkyway.kube.agent_keys)",
+    ("", "pods/proxy", "get"): "health checks ask the sidecar agents through the pod proxy",
+    ("", "pods/proxy", "create"): "agent actions go through the pod proxy",
+}
+"""Rights granted for code paths one provision, scale-out, failover and decommission may
+not reach (they depend on timing: a conflict, a schedule), each with the path that needs
+it. Whether a run reaches them or not, they stay granted; nothing else may be."""
 
 
 def _check_least_privilege(usage: Usage) -> None:
     """The operator's roles grant exactly what it used (plus the listed exceptions), in the
     management cluster and in the members."""
-    for where, used, rules in (
-        ("management", usage.management, operator_rules()),
-        ("member", usage.members, [*cluster_rules(True), *WORKLOAD_RULES]),
+    for where, used, rules, exceptions in (
+        ("management", usage.management, operator_rules(), NOT_EXERCISED_MANAGEMENT),
+        ("member", usage.members, [*cluster_rules(True), *WORKLOAD_RULES], NOT_EXERCISED_MEMBER),
     ):
         allowed = granted(rules)
+        assert set(exceptions) <= allowed, f"{where}: exceptions the roles do not grant"
         missing = used - allowed
-        unused = allowed - used - set(NOT_EXERCISED)
+        unused = allowed - used - set(exceptions)
         assert not missing, f"{where}: used but not granted: {sorted(missing)}"
         assert not unused, f"{where}: granted but never used: {sorted(unused)}"
-    stale = set(NOT_EXERCISED) & (usage.management | usage.members)
-    assert not stale, f"exercised after all, drop from NOT_EXERCISED: {sorted(stale)}"

@@ -22,35 +22,51 @@ CLUSTER_ROLE = "milkyway-member"
 WORKLOAD_ROLE = "milkyway-member-workloads"
 LABELS = {"app.kubernetes.io/part-of": "milkyway", "app.kubernetes.io/managed-by": "milkyway-cli"}
 
-_READ = ["get", "list", "watch"]
-_WRITE = ["create", "update", "patch", "delete"]
-_WATCHED_CORE = ["configmaps", "services", "persistentvolumeclaims", "pods"]
-_WATCHED_APPS = ["statefulsets", "deployments", "replicasets"]
+_WATCH = ["list", "watch"]
+_APPLY = ["patch", "delete"]
+"""Milkyway writes by server-side apply (the ``patch`` verb creates and changes)."""
 
 WORKLOAD_RULES: list[dict[str, Any]] = [
-    {"apiGroups": [""], "resources": [*_WATCHED_CORE], "verbs": _WRITE},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": _READ + _WRITE},
+    {
+        "apiGroups": [""],
+        "resources": ["configmaps", "services", "persistentvolumeclaims", "pods"],
+        "verbs": _APPLY,
+    },
+    {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": _APPLY},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _APPLY},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "patch"]},
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get", "create"]},
-    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
-    {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": _WRITE},
-    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _WRITE},
 ]
-"""What Milkyway changes in a namespace it manages: bound per managed namespace."""
+"""What Milkyway changes in a namespace it manages: its objects (applied, deleted on
+scale-in and decommission), the sidecar agents' key Secret, and requests to the agents
+through the pod proxy. Bound per managed namespace."""
 
 
 def cluster_rules(namespaces_restricted: bool) -> list[dict[str, Any]]:
-    """The cluster-wide rules: reading what the operator's member caches watch (one watch
-    per kind across the cluster, selected by Milkyway's labels), nodes and volumes, and
-    namespaces (creating one only when Milkyway may use any)."""
-    namespace_verbs = _READ + ([] if namespaces_restricted else ["create"])
+    """The cluster-wide rules: listing and watching what the operator's member caches hold
+    (one watch per kind across the cluster, selected by Milkyway's labels), nodes and
+    volumes, reading the objects a flow checks before creating them, deleting the
+    volumes of replaced members, and namespaces (applying one only when Milkyway may use
+    any)."""
+    namespace_verbs = ["get"] + ([] if namespaces_restricted else ["patch"])
     return [
-        {"apiGroups": [""], "resources": [*_WATCHED_CORE, "nodes"], "verbs": _READ},
-        {"apiGroups": ["apps"], "resources": _WATCHED_APPS, "verbs": _READ},
-        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _READ},
+        {
+            "apiGroups": [""],
+            "resources": ["configmaps", "services", "persistentvolumeclaims", "pods", "nodes"],
+            "verbs": _WATCH,
+        },
+        {"apiGroups": [""], "resources": ["persistentvolumeclaims", "pods"], "verbs": ["get"]},
+        {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": ["get"]},
+        {
+            "apiGroups": ["apps"],
+            "resources": ["statefulsets", "deployments", "replicasets"],
+            "verbs": _WATCH,
+        },
+        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _WATCH},
         {
             "apiGroups": [""],
             "resources": ["persistentvolumes"],
-            "verbs": [*_READ, "create", "delete"],
+            "verbs": ["get", "list", "watch", "patch", "delete"],
         },
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": namespace_verbs},
     ]

@@ -41,12 +41,17 @@ def test_restricted_to_namespaces() -> None:
         kubernetes_validate.validate(doc, "1.32", strict=True)
 
 
-def test_unrestricted_binds_cluster_wide_and_may_create_namespaces() -> None:
+def test_unrestricted_binds_cluster_wide_and_may_apply_namespaces() -> None:
     docs = member_rbac([])
     assert ("ClusterRoleBinding", WORKLOAD_ROLE, None) in _kinds(docs)
     cluster_role = next(d for d in docs if d["metadata"]["name"] == CLUSTER_ROLE)
     namespaces = next(r for r in cluster_role["rules"] if r["resources"] == ["namespaces"])
-    assert "create" in namespaces["verbs"]
+    assert "patch" in namespaces["verbs"]
+    restricted = next(d for d in member_rbac(["a"]) if d["metadata"]["name"] == CLUSTER_ROLE)
+    assert (
+        "patch"
+        not in next(r for r in restricted["rules"] if r["resources"] == ["namespaces"])["verbs"]
+    )
 
 
 def test_kubeconfig_names_its_context_after_the_cluster() -> None:
