@@ -77,6 +77,7 @@ def register(
     """Create the operator's account and roles in a member cluster; register it."""
     mgmt_path = management_kubeconfig or Path("~/.kube/config").expanduser()
     try:
+        member = client_from_kubeconfig(kubeconfig, context)
         member_config = read_kubeconfig(kubeconfig)
         single = member_config.get(context_name=context)
         if single is None:
@@ -84,7 +85,6 @@ def register(
         ca_data = single.cluster.certificate_auth_data
         if ca_data is None and single.cluster.certificate_auth:
             ca_data = base64.b64encode(Path(single.cluster.certificate_auth).read_bytes()).decode()
-        member = client_from_kubeconfig(kubeconfig, context)
         mgmt = client_from_kubeconfig(mgmt_path, management_context)
     except (KubeconfigError, OSError) as exc:
         typer.echo(f"error: {exc}", err=True)
