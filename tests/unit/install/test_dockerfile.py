@@ -105,3 +105,22 @@ def test_every_copied_path_exists_and_names_the_install() -> None:
 def test_instructions_parser_joins_continuations() -> None:
     steps = instructions("FROM a AS b\n# c\nRUN x \\\n    && y\nUSER 1:1\n")
     assert steps == [("FROM", "a AS b"), ("RUN", "x && y"), ("USER", "1:1")]
+
+
+def test_the_rendered_sidecar_command_resolves_in_the_image() -> None:
+    """The sidecar replaces the entry point with ``command``: its program must be a
+    script of the package, found on the image's PATH."""
+    from milkyway.render.security import agent_container
+
+    sidecar = agent_container([], "config", None)
+    program, verb = sidecar["command"][:2]
+    steps = instructions(DOCKERFILE.read_text())
+    runtime = stages(steps)[-1]
+    env = " ".join(args for word, args in runtime if word == "ENV")
+    path = re.search(r"PATH=(\S+)", env)
+    assert path is not None
+    venv = next(a.split()[-1] for w, a in runtime if w == "COPY" and a.startswith("--from="))
+    assert f"{venv}/bin" in path.group(1).split(":")
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert program in scripts and verb == "agent"
+    assert sidecar["image"] == AGENT_IMAGE
