@@ -324,6 +324,10 @@ NOT_EXERCISED_MANAGEMENT: dict[Use, str] = {
         "health reports and notifications read the Application afresh "
         "(milkyway.operator.health.task, milkyway.notify.center)"
     ),
+    ("milkyway.ebay.com", "flowruns", "get"): (
+        "the flow engine reads a run afresh when the copy it holds is stale "
+        "(milkyway.flows.kube_store)"
+    ),
     ("milkyway.ebay.com", "flowruns", "delete"): (
         "finished FlowRuns beyond the history limit are pruned (milkyway.operator.reconciler)"
     ),
