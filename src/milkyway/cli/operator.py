@@ -24,6 +24,7 @@ from milkyway.kube.in_cluster import management_kubeconfig
 from milkyway.operator.manager import Operator, OperatorSettings, default_identity
 from milkyway.telemetry.http import MetricsServer
 from milkyway.telemetry.logs import configure_logging
+from milkyway.telemetry.watchdog import LoopWatchdog
 
 app = typer.Typer(name="operator", help="Run the Milkyway operator.", no_args_is_help=True)
 
@@ -88,13 +89,14 @@ def run(
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     endpoint = None
+    watchdog = LoopWatchdog()
     if metrics_port is not None:
-        endpoint = MetricsServer(metrics_host, metrics_port).start()
+        endpoint = MetricsServer(metrics_host, metrics_port, healthy=watchdog.healthy).start()
         logging.getLogger("milkyway.operator").info(
             "metrics on http://%s:%d/metrics", metrics_host, endpoint.port
         )
     try:
-        asyncio.run(_serve(operator))
+        asyncio.run(_serve(operator, watchdog))
     except KubeconfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -114,11 +116,15 @@ def run(
             endpoint.close()
 
 
-async def _serve(operator: Operator) -> None:
+async def _serve(operator: Operator, watchdog: LoopWatchdog) -> None:
+    ticking = asyncio.create_task(watchdog.run())
     main = asyncio.create_task(operator.run_forever())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, main.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await main
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+    finally:
+        ticking.cancel()
