@@ -10,7 +10,13 @@ import typer
 
 from milkyway import __version__
 from milkyway.cli import agent as agent_cli
-from milkyway.cli import agent_commands, app_commands, model_commands, server_commands
+from milkyway.cli import (
+    agent_commands,
+    app_commands,
+    cluster_commands,
+    model_commands,
+    server_commands,
+)
 from milkyway.cli import demo as demo_cli
 from milkyway.cli import flow as flow_cli
 from milkyway.cli import notifications as notifications_cli
@@ -37,6 +43,7 @@ app.add_typer(server_commands.server_app)
 app.add_typer(server_commands.audit_app, name="audit")
 app.command("agent")(agent_cli.agent)
 app.add_typer(agent_commands.app)
+app.add_typer(cluster_commands.app, name="cluster")
 
 
 @app.callback()

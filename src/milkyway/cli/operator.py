@@ -21,15 +21,22 @@ from milkyway.cli.task_modules import import_task_modules
 from milkyway.cli.unreachable import print_unreachable
 from milkyway.kube.clients import KubeconfigError
 from milkyway.kube.errors import TRANSPORT_ERRORS
+from milkyway.kube.in_cluster import management_kubeconfig
 from milkyway.operator.manager import Operator, OperatorSettings, default_identity
+from milkyway.telemetry.http import MetricsServer
+from milkyway.telemetry.logs import configure_logging
+from milkyway.telemetry.watchdog import LoopWatchdog
 
 app = typer.Typer(name="operator", help="Run the Milkyway operator.", no_args_is_help=True)
 
 
 @app.command()
 def run(
-    kubeconfig: Path = typer.Option(
-        ..., "--kubeconfig", envvar="KUBECONFIG", help="kubeconfig of the management cluster"
+    kubeconfig: Path | None = typer.Option(
+        None,
+        "--kubeconfig",
+        envvar="KUBECONFIG",
+        help="kubeconfig of the management cluster (default: in-cluster, else ~/.kube/config)",
     ),
     context: str | None = typer.Option(None, "--context", help="kubeconfig context"),
     namespace: str = typer.Option(
@@ -58,15 +65,21 @@ def run(
         help="YAML allowing ComponentTypes more than the default pod security "
         "(allowCapabilities, allowPaths, allowServiceAccountToken)",
     ),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=0, help="serve /metrics and /healthz on this port (0: any)"
+    ),
+    metrics_host: str = typer.Option(
+        "0.0.0.0", "--metrics-host", help="address of the /metrics endpoint"
+    ),
+    log_format: str = typer.Option("text", "--log-format", help="text or json (one object a line)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
 ) -> None:
     """Watch Applications and close the gap between what should be and what is."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-    )
-    for noisy in ("httpx", "httpx2", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    try:
+        configure_logging(log_format, verbose)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     import_task_modules(tasks)
     try:
         settings = OperatorSettings(
@@ -78,12 +91,20 @@ def run(
             heartbeat_interval=heartbeat,
             security_policy=read_security_policy(security_policy),
         )
-        operator = Operator(kubeconfig, context, settings, flow_paths=flows)
+        source, context = management_kubeconfig(kubeconfig, context)
+        operator = Operator(source, context, settings, flow_paths=flows)
     except (KubeconfigError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    endpoint = None
+    watchdog = LoopWatchdog()
+    if metrics_port is not None:
+        endpoint = MetricsServer(metrics_host, metrics_port, healthy=watchdog.healthy).start()
+        logging.getLogger("milkyway.operator").info(
+            "metrics on http://%s:%d/metrics", metrics_host, endpoint.port
+        )
     try:
-        asyncio.run(_serve(operator))
+        asyncio.run(_serve(operator, watchdog))
     except KubeconfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -98,13 +119,20 @@ def run(
     except TRANSPORT_ERRORS as exc:
         print_unreachable(exc)
         raise typer.Exit(1) from None
+    finally:
+        if endpoint is not None:
+            endpoint.close()
 
 
-async def _serve(operator: Operator) -> None:
+async def _serve(operator: Operator, watchdog: LoopWatchdog) -> None:
+    ticking = asyncio.create_task(watchdog.run())
     main = asyncio.create_task(operator.run_forever())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, main.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await main
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await main
+    finally:
+        ticking.cancel()

@@ -202,14 +202,21 @@ def serve(
     cors_origin: Annotated[
         list[str] | None, typer.Option(help="Allowed browser origin (repeat); none by default.")
     ] = None,
+    metrics_port: Annotated[
+        int | None, typer.Option(min=0, help="Serve /metrics and /healthz on this port (0: any).")
+    ] = None,
+    log_format: Annotated[str, typer.Option(help="text or json (one object a line).")] = "text",
 ) -> None:
     """Run the REST API server (TLS by default) in front of the management cluster."""
     import uvicorn
 
+    from milkyway.kube.in_cluster import management_kubeconfig
     from milkyway.server import ServerSettings, create_app
     from milkyway.server.authn.keystone import KeystoneSettings
     from milkyway.server.authn.ldap import LdapSettings
     from milkyway.server.tls import self_signed
+    from milkyway.telemetry.http import MetricsServer
+    from milkyway.telemetry.logs import configure_logging
 
     secret = session_secret_file.read_bytes().strip() if session_secret_file else None
     ldap = None
@@ -231,8 +238,13 @@ def serve(
         if keystone_url
         else None
     )
+    try:
+        configure_logging(log_format)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    source, context = management_kubeconfig(Path(kubeconfig) if kubeconfig else None, context)
     settings = ServerSettings(
-        kubeconfig=kubeconfig or str(Path("~/.kube/config").expanduser()),
+        kubeconfig=source,
         context=context,
         audit_url=audit_db,
         session_secret=secret,
@@ -258,7 +270,17 @@ def serve(
         console.print("note: no LDAP or Keystone configured; only bearer tokens can sign in")
     scheme = "http" if plain_http else "https"
     console.print(f"serving on {scheme}://{host}:{port} (API /api/v1, docs /docs)")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info", **ssl)
+    endpoint = None
+    if metrics_port is not None:
+        endpoint = MetricsServer(host, metrics_port).start()
+        console.print(f"metrics on http://{host}:{endpoint.port}/metrics")
+    try:
+        uvicorn.run(
+            create_app(settings), host=host, port=port, log_level="info", log_config=None, **ssl
+        )
+    finally:
+        if endpoint is not None:
+            endpoint.close()
 
 
 @audit_app.command("verify")

@@ -29,11 +29,13 @@ from typing import Any
 
 from milkyway.flows import builtin as _builtin  # noqa: F401  (registers built-in tasks)
 from milkyway.flows import events as ev
+from milkyway.flows import metrics
 from milkyway.flows.core import InvalidRequest, Machine, RunInfo, clone
 from milkyway.flows.dsl import Catalog, FlowError, check_flow, snapshot_hash, validate_params
 from milkyway.flows.expr import ExpressionError, render
 from milkyway.flows.store import Conflict, NotFound, Store
 from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry, UnknownTaskError, invoke
+from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.reachability import ReachabilityLog
 from milkyway.model.base import ObjectMeta
 from milkyway.model.flow import (
@@ -44,6 +46,7 @@ from milkyway.model.flow import (
     FlowRunStatus,
     RunRequest,
 )
+from milkyway.telemetry.logs import LOG_CONTEXT
 
 log = logging.getLogger("milkyway.flows")
 
@@ -501,6 +504,18 @@ class _Driver:
     # --- main loop --------------------------------------------------------------------
 
     async def _main(self) -> None:
+        fields = {"run": self.name}
+        application = self.run.metadata.labels.get(APPLICATION_LABEL)
+        if application:
+            fields["application"] = f"{self.run.metadata.namespace}/{application}"
+        LOG_CONTEXT.set({**LOG_CONTEXT.get(), **fields})
+        metrics.FLOWS_RUNNING.inc()
+        try:
+            await self._drive()
+        finally:
+            metrics.FLOWS_RUNNING.dec()
+
+    async def _drive(self) -> None:
         try:
             await self._claim()
             await self._begin()
@@ -746,6 +761,9 @@ class _Driver:
                 )
         elif isinstance(command, ev.Finished):
             log.info("run %s finished: %s %s", self.name, command.phase, command.message)
+            metrics.observe_finished(
+                self.run.spec.flow, command.phase, self.run.metadata.creation_timestamp
+            )
 
     async def _sleep_until(self, at: float) -> None:
         delay = at - self.engine.clock()
@@ -796,7 +814,10 @@ class _Driver:
                 )
             )
             return
+        started = time.monotonic()
         ok, outputs, kind, message = await invoke(spec, command.params, ctx)
+        metrics.TASK_SECONDS.labels(command.action).observe(time.monotonic() - started)
+        metrics.TASKS.labels(command.action, "succeeded" if ok else "failed").inc()
         now = self.engine.clock()
         if ok:
             event: ev.Event = ev.TaskSucceeded(

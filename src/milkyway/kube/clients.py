@@ -17,6 +17,8 @@ import httpx2
 import yaml
 from lightkube import AsyncClient, KubeConfig
 
+from milkyway.kube.api_metrics import count_requests
+
 FIELD_MANAGER = "milkyway"
 _CONTEXT_OF_SERVER: dict[str, str] = {}
 """Server URL to the context a client of this process was built for: only to name the
@@ -59,13 +61,15 @@ def client_from_kubeconfig(
     if single is None:
         raise KubeconfigError("the kubeconfig has no current-context; pass --context NAME")
     _CONTEXT_OF_SERVER[single.cluster.server.rstrip("/")] = single.context_name
-    return AsyncClient(
+    client = AsyncClient(
         config=single,
         namespace=namespace,
         field_manager=FIELD_MANAGER,
         timeout=httpx2.Timeout(timeout),
         trust_env=False,
     )
+    count_requests(client, single.context_name)
+    return client
 
 
 def kubeconfig_user(source: str | Path | Mapping[str, Any], context: str | None) -> str | None:

@@ -1,11 +1,11 @@
 """Prometheus metrics of notifications and health checks, in one registry the operator
-serves (``milkyway.notify.metrics.REGISTRY``)."""
+serves (``milkyway.telemetry.REGISTRY``, also ``milkyway.notify.metrics.REGISTRY``)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+from milkyway.telemetry import REGISTRY
 
 DELIVERIES = Counter(
     "milkyway_notification_deliveries",

@@ -35,6 +35,7 @@ import gc
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +66,7 @@ from milkyway.kube.resources import (
 )
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.model.security_policy import SecurityPolicy
+from milkyway.operator import metrics
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.flows_catalog import build_catalog
@@ -86,6 +88,7 @@ from milkyway.operator.status_writer import StatusConflict
 from milkyway.operator.tasks import member as _member_tasks  # noqa: F401  (registers)
 from milkyway.operator.tasks import zone as _zone_tasks  # noqa: F401  (registers)
 from milkyway.operator.workqueue import ShutDown, WorkQueue
+from milkyway.telemetry.logs import LOG_CONTEXT
 
 log = logging.getLogger("milkyway.operator")
 
@@ -293,7 +296,15 @@ class Operator:
             await self.stop()
 
     async def _ensure_namespace(self, name: str) -> None:
+        """Create the namespace only if it is missing: an installed operator (deploy/)
+        finds it and may read it, not create namespaces."""
         assert self.client is not None
+        try:
+            await self.client.get(Namespace, name)
+            return
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
         try:
             await self.client.create(Namespace(metadata=ObjectMeta(name=name)))
         except ApiError as exc:
@@ -332,9 +343,11 @@ class Operator:
         session = _Session(self)
         self._session = session
         self.leading.set()
+        metrics.LEADER.set(1)
         try:
             await session.run()
         finally:
+            metrics.LEADER.set(0)
             self.leading.clear()
             self._session = None
             await session.close()
@@ -349,6 +362,7 @@ class _Session:
         self.settings = operator.settings
         self.client: AsyncClient = operator.client
         self.queue = WorkQueue()
+        metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
         self.resync = ResyncSchedule(
             self.settings.resync_period, jitter=self.settings.resync_jitter
         )
@@ -671,14 +685,18 @@ class _Session:
             except ShutDown:
                 return
             assert isinstance(key, tuple)
+            started = time.perf_counter()
+            token = LOG_CONTEXT.set({**LOG_CONTEXT.get(), "application": "/".join(key)})
             try:
                 self.engine_for(key[0])
                 requeue = await self.reconciler.reconcile(key)
             except StatusConflict:
+                metrics.RECONCILES.labels("conflict").inc()
                 self.queue.add_rate_limited(key)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                metrics.RECONCILES.labels("error").inc()
                 delay = self.queue.add_rate_limited(key)
                 if not self.operator.reachability.failed(exc, f"reconciling {key[0]}/{key[1]}"):
                     log.warning(
@@ -691,12 +709,15 @@ class _Session:
                     )
             else:
                 self.operator.reachability.succeeded()
+                metrics.RECONCILES.labels("success").inc()
                 self.queue.forget(key)
                 if requeue is not None:
                     self.queue.add_after(key, requeue)
                 if key in self.applications.cache:
                     self.resync.reconciled(key)
             finally:
+                metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+                LOG_CONTEXT.reset(token)
                 self.queue.done(key)
 
 

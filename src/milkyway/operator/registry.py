@@ -34,6 +34,7 @@ from milkyway.kube.member_cache import AppKey, MemberCache
 from milkyway.kube.reachability import ReachabilityLog
 from milkyway.kube.resources import CLUSTER, as_dict, plain
 from milkyway.kube.version import Unreachable, server_version
+from milkyway.operator import metrics
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition, now_rfc3339
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,7 @@ class ClusterRegistry:
                 member.reachable = False
                 member.reason = "Unreachable"
                 member.message = f"GET /version failed: {exc}"
+        metrics.CLUSTER_REACHABLE.labels(member.name).set(1 if member.reachable else 0)
         if was != member.reachable:
             if member.reachable:
                 log.info("cluster %s is reachable (%s)", member.name, member.version)

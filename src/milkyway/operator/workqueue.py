@@ -25,6 +25,8 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from time import monotonic
 
+from milkyway.operator import metrics
+
 
 class ShutDown(Exception):
     """Raised by :meth:`WorkQueue.get` once the queue is shut down and drained."""
@@ -70,6 +72,8 @@ class WorkQueue:
         self._sequence = itertools.count()
         self._wakeup = asyncio.Event()
         self._shutting_down = False
+        self._queued_at: dict[Hashable, float] = {}
+        """When each waiting key was first queued (``milkyway_workqueue_latency_seconds``)."""
 
     def __len__(self) -> int:
         return sum(1 for key in self._dirty if key not in self._processing)
@@ -86,6 +90,7 @@ class WorkQueue:
         if self._shutting_down or self._dirty.get(key):
             return
         self._dirty[key] = True
+        self._queued_at.setdefault(key, self._clock())
         if key not in self._processing:
             self._urgent.append(key)
             self._wakeup.set()
@@ -96,6 +101,7 @@ class WorkQueue:
         if self._shutting_down or key in self._dirty or key in self._processing:
             return
         self._dirty[key] = False
+        self._queued_at.setdefault(key, self._clock())
         self._background.append(key)
         self._wakeup.set()
 
@@ -137,6 +143,9 @@ class WorkQueue:
             if key is not None:
                 del self._dirty[key]
                 self._processing.add(key)
+                queued_at = self._queued_at.pop(key, None)
+                if queued_at is not None:
+                    metrics.QUEUE_LATENCY.observe(max(0.0, self._clock() - queued_at))
                 return key
             if self._shutting_down:
                 raise ShutDown

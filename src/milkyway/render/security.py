@@ -16,7 +16,10 @@ from milkyway.kube.agent_contract import AGENT_KEYS_DIR, AGENT_PORT
 from milkyway.model.component_type import ContainerSpec
 
 AGENT_NAME = "milkyway-agent"
-AGENT_IMAGE = f"milkyway/agent:{__version__}"
+IMAGE_NAME = "milkyway/milkyway"
+"""The one Milkyway image (the Dockerfile at the repository's root): operator, server and
+agent; ``deploy/`` installs the same name and version."""
+AGENT_IMAGE = f"{IMAGE_NAME}:{__version__}"
 AGENT_UID = 65532
 """The agent's own unprivileged uid (the conventional ``nonroot`` user)."""
 

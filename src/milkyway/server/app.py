@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -14,7 +15,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from milkyway.kube.impersonation import ImpersonatingClients
-from milkyway.server import problems
+from milkyway.server import metrics, problems
 from milkyway.server.audit import AuditLog, AuditRecord
 from milkyway.server.authn.keystone import KeystoneAuthenticator
 from milkyway.server.authn.ldap import LdapAuthenticator
@@ -24,6 +25,7 @@ from milkyway.server.authn.static_tokens import StaticTokens, secret_loader
 from milkyway.server.routes import applications, audit, auth, clusters, events, flows
 from milkyway.server.settings import ServerSettings
 from milkyway.server.state import ServerState, log
+from milkyway.telemetry.logs import LOG_CONTEXT
 
 API_PREFIX = "/api/v1"
 REQUEST_ID_HEADER = "X-Request-Id"
@@ -122,6 +124,8 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         given = request.headers.get(REQUEST_ID_HEADER, "")
         request.state.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         too_large = _body_too_large(request)
+        started = time.perf_counter()
+        token = LOG_CONTEXT.set({**LOG_CONTEXT.get(), "request_id": request.state.request_id})
         try:
             if too_large:
                 response = problems.problem_response(request, too_large)
@@ -137,6 +141,14 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         response.headers["X-Content-Type-Options"] = "nosniff"
         if request.url.path.startswith(API_PREFIX):
             await _audit(request, response)
+        route: Any = request.scope.get("route")
+        metrics.observe_request(
+            request.method,
+            getattr(route, "name", "") or "(no route)",
+            response.status_code,
+            time.perf_counter() - started,
+        )
+        LOG_CONTEXT.reset(token)
         return response
 
     return app

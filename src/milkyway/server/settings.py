@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from milkyway.server.authn.keystone import KeystoneSettings
 from milkyway.server.authn.ldap import LdapSettings
@@ -11,7 +13,7 @@ from milkyway.server.authn.ldap import LdapSettings
 
 @dataclass
 class ServerSettings:
-    kubeconfig: str | Path
+    kubeconfig: str | Path | Mapping[str, Any]
     context: str | None = None
     audit_url: str = "sqlite:///milkyway-audit.db"
     session_secret: bytes | None = None

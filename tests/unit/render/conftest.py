@@ -143,7 +143,7 @@ def _container_violations(where: str, container: dict[str, Any], ctype: Componen
             problems.append(f"{name}: the agent adds capabilities")
         if context.get("readOnlyRootFilesystem") is not True:
             problems.append(f"{name}: agent root filesystem writable")
-        if container["image"] != f"milkyway/agent:{__version__}":
+        if container["image"] != f"milkyway/milkyway:{__version__}":
             problems.append(f"{name}: agent image {container['image']}")
         if "limits" not in container.get("resources", {}):
             problems.append(f"{name}: agent without limits")

@@ -73,6 +73,7 @@ _GENERATION_KINDS = {
     ("batch", "Job"),
     ("batch", "CronJob"),
     ("networking.k8s.io", "Ingress"),
+    ("networking.k8s.io", "NetworkPolicy"),
     ("policy", "PodDisruptionBudget"),
     ("apiextensions.k8s.io", "CustomResourceDefinition"),
 }

@@ -78,6 +78,12 @@ class PodStreams:
     def _authorize(
         self, user: User, verb: str, resource: str, subresource: str, name: str, namespace: str
     ) -> None:
+        if self.server.access_hook is not None:
+            from milkyway.sim.apiserver.server import AccessRecord
+
+            self.server.access_hook(
+                AccessRecord(user.name, verb, "", resource, subresource, namespace, name)
+            )
         if not self.server.rbac:
             return
         allowed, _ = authorize(

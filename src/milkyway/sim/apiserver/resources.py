@@ -257,6 +257,7 @@ BUILTIN_RESOURCES: tuple[ResourceInfo, ...] = (
         "networking.k8s.io", "v1", "Ingress", "ingresses", short=("ing",), subresources=(_STATUS,)
     ),
     _builtin("networking.k8s.io", "v1", "IngressClass", "ingressclasses", namespaced=False),
+    _builtin("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", short=("netpol",)),
     _builtin(
         "apiregistration.k8s.io",
         "v1",

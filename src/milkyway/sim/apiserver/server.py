@@ -102,6 +102,19 @@ class Target:
     watch_path: bool = False
 
 
+@dataclass(frozen=True)
+class AccessRecord:
+    """One resource request as RBAC sees it (``ApiServer.access_hook``)."""
+
+    user: str
+    verb: str
+    group: str
+    resource: str
+    subresource: str
+    namespace: str
+    name: str
+
+
 class ApiServer:
     """Serves one :class:`ClusterAPI` on ``127.0.0.1``.
 
@@ -132,6 +145,9 @@ class ApiServer:
         self.bookmark_interval = bookmark_interval
         self.discovery = Discovery(api.registry)
         self.request_hook: Callable[[web.Request], Awaitable[None]] | None = None
+        self.access_hook: Callable[[AccessRecord], None] | None = None
+        """Called with every resource request's user and RBAC attributes, before they are
+        authorized (an audit log: which verbs on which resources a client really uses)."""
         self._runner: web.AppRunner | None = None
         self._openapi: Any = None
         self._pod_streams = PodStreams(self)
@@ -312,6 +328,18 @@ class ApiServer:
         query = request.query
         watch = target.watch_path or query.get("watch", "") in _TRUE
         verb = _verb(request.method, target, watch)
+        if self.access_hook is not None:
+            self.access_hook(
+                AccessRecord(
+                    user=user.name,
+                    verb=verb,
+                    group=target.info.group,
+                    resource=target.info.plural,
+                    subresource=target.subresource or "",
+                    namespace=target.namespace or "",
+                    name=target.name or "",
+                )
+            )
         if self.rbac:
             allowed, _ = authorize(
                 self.api,

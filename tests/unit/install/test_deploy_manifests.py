@@ -1,0 +1,141 @@
+"""deploy/: every overlay builds with kubectl's kustomize and passes strict schema
+validation, and what the manifests name exists (image, command-line flags, accounts)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from milkyway.cli.main import app
+from milkyway.render.security import AGENT_IMAGE
+
+ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = ROOT / "deploy"
+TARGETS = ["base", "overlays/simulator", "overlays/production"]
+KUBERNETES_VERSION = "1.32"
+
+
+def kustomize(target: str) -> list[dict[str, Any]]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is needed (scripts/bootstrap.sh installs it)"
+    done = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / target)], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def strict_errors(doc: dict[str, Any]) -> str | None:
+    try:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    except kubernetes_validate.ValidationError as exc:
+        return f"{doc['kind']}/{doc['metadata']['name']}: {exc.message} at {list(exc.path)}"
+    return None
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_overlay_builds_and_passes_strict_validation(target: str) -> None:
+    docs = kustomize(target)
+    kinds = {d["kind"] for d in docs}
+    assert {
+        "Namespace",
+        "CustomResourceDefinition",
+        "ServiceAccount",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Role",
+        "RoleBinding",
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "ConfigMap",
+    } <= kinds
+    errors = [e for e in map(strict_errors, docs) if e]
+    assert errors == []
+    assert len(by_kind(docs, "CustomResourceDefinition")) == len(
+        list((DEPLOY / "crds").glob("*.yaml"))
+    )
+
+
+def test_strict_validation_rejects_an_unknown_field() -> None:
+    """The check above can fail: a misspelt field of the operator Deployment is caught."""
+    operator = by_kind(kustomize("base"), "Deployment")["milkyway-operator"]
+    operator["spec"]["template"]["spec"]["containers"][0]["imagePullPolice"] = "Always"
+    assert strict_errors(operator) is not None
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_operator_runs_two_replicas_with_leader_election_and_its_own_account(target: str) -> None:
+    docs = kustomize(target)
+    operator = by_kind(docs, "Deployment")["milkyway-operator"]
+    spec = operator["spec"]["template"]["spec"]
+    assert operator["spec"]["replicas"] == 2
+    args = spec["containers"][0]["args"]
+    assert args[:2] == ["operator", "run"]
+    assert "--no-leader-election" not in args
+    assert spec["serviceAccountName"] == "milkyway-operator"
+    bindings = [
+        *by_kind(docs, "ClusterRoleBinding").values(),
+        *by_kind(docs, "RoleBinding").values(),
+    ]
+    bound = [
+        b["roleRef"]["name"]
+        for b in bindings
+        if {"kind": "ServiceAccount", "name": "milkyway-operator", "namespace": "milkyway-system"}
+        in b["subjects"]
+    ]
+    assert sorted(bound) == ["milkyway-operator", "milkyway-operator"]
+    budget = by_kind(docs, "PodDisruptionBudget")["milkyway-operator"]
+    assert budget["spec"]["selector"]["matchLabels"].items() <= (
+        operator["spec"]["template"]["metadata"]["labels"].items()
+    )
+
+
+@pytest.mark.parametrize("target", ["base", "overlays/simulator"])
+def test_install_and_agent_sidecar_use_one_image(target: str) -> None:
+    for deployment in by_kind(kustomize(target), "Deployment").values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            assert container["image"] == AGENT_IMAGE
+
+
+def test_production_overlay_names_its_registry_and_tls_secrets() -> None:
+    docs = kustomize("overlays/production")
+    name, _, tag = AGENT_IMAGE.rpartition(":")
+    server = by_kind(docs, "Deployment")["milkyway-server"]["spec"]["template"]["spec"]
+    assert server["containers"][0]["image"].endswith(f"/{name}:{tag}")
+    secrets = {v["secret"]["secretName"] for v in server["volumes"] if "secret" in v}
+    assert secrets == {"milkyway-server-tls", "milkyway-server-session"}
+    assert server["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+
+
+def _flags(command: list[str]) -> set[str]:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    return set(re.findall(r"--[a-z][a-z-]+", result.output))
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_flag_the_manifests_pass_exists(target: str) -> None:
+    for deployment in by_kind(kustomize(target), "Deployment").values():
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            args = container["args"]
+            command = args[:2] if args[0] == "operator" else args[:1]
+            known = _flags(command)
+            passed = {a.split("=", 1)[0] for a in args if a.startswith("--")}
+            assert passed <= known, f"{deployment['metadata']['name']}: {passed - known}"
+            env = {e["name"] for e in container.get("env", [])}
+            for reference in re.findall(r"\$\(([A-Z_]+)\)", " ".join(args)):
+                assert reference in env, f"$({reference}) is not in the container's env"
