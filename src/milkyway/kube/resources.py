@@ -20,6 +20,7 @@ CLUSTER = create_global_resource(GROUP, VERSION, "Cluster", "clusters")
 COMPONENT_TYPE = create_global_resource(GROUP, VERSION, "ComponentType", "componenttypes")
 FLOW = create_namespaced_resource(GROUP, VERSION, "Flow", "flows")
 FLOWRUN = create_namespaced_resource(GROUP, VERSION, "FlowRun", "flowruns")
+APPROVAL_POLICY = create_namespaced_resource(GROUP, VERSION, "ApprovalPolicy", "approvalpolicies")
 
 __all__ = [
     "APPLICATION",

@@ -46,6 +46,7 @@ from milkyway.model.errors import FieldError, ValidationFailed
 from milkyway.model.flow import DONE_LABEL, TERMINAL_RUN_PHASES
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import ResolvedApplication, resolve
+from milkyway.operator.approval_gates import gates_for
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow
@@ -561,6 +562,17 @@ class Reconciler:
         labels[ATTEMPT_LABEL] = str(request.attempt)
         engine = self._engines.engine_for(namespace)
         try:
+            gates: list[Any] = []
+            if request.operation:
+                gates, _ = await gates_for(
+                    self._client,
+                    obj,
+                    operation=request.operation,
+                    flow=request.flow,
+                    component=request.component,
+                    types=self._types(),
+                    now=self._clock(),
+                )
             run_name = await engine.submit(
                 request.flow,
                 request.params,
@@ -570,6 +582,7 @@ class Reconciler:
                 labels=labels,
                 locks=[f"1:{request.mutex}"] if request.mutex else [],
                 owner_references=_owner(obj),
+                gates=gates,
             )
         except FlowError as exc:
             await self._recorder.record(obj, "FlowRejected", f"{request.flow}: {exc}", warning=True)

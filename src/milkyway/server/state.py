@@ -32,6 +32,16 @@ class ServerState:
     tokens: list[TokenAuthenticator] = field(default_factory=list)
     page_limit_max: int = 500
     closers: list[Any] = field(default_factory=list)
+    signing_key: bytes | None = None
+    """The decision key (read, or created, at the first decision)."""
+
+    async def decision_key(self) -> bytes:
+        """The key approval decisions are signed with (see :mod:`milkyway.kube.decision_key`)."""
+        if self.signing_key is None:
+            from milkyway.kube.decision_key import decision_key
+
+            self.signing_key = await decision_key(self.clients.own)
+        return self.signing_key
 
 
 def state_of(request: Request) -> ServerState:

@@ -1,0 +1,115 @@
+"""The approval gates of a flow the operator is about to start: the ApprovalPolicies of
+the Application's namespace and the cluster-wide ones (``milkyway-system``) are read
+live, :func:`~milkyway.model.approval_policy.required_approvals` says which apply, and
+each becomes an approval step the run passes before any step of the flow.
+
+A policy that cannot be read or is invalid stops the flow from starting (the operator
+records why and tries again): a change that might need an approval never goes ahead
+without one because a policy was unreadable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from lightkube import AsyncClient
+from lightkube.core.exceptions import ApiError
+from pydantic import ValidationError
+
+from milkyway.flows.dsl import FlowError
+from milkyway.kube.resources import APPROVAL_POLICY
+from milkyway.model.approval_policy import (
+    CLUSTER_NAMESPACE,
+    ApprovalPolicy,
+    Gate,
+    Requirement,
+    required_approvals,
+)
+from milkyway.model.flow import Approval, Step
+from milkyway.model.resolve import infer_type
+
+GATE_PREFIX = "approval-"
+
+
+def gate_step(gate: Gate) -> Step:
+    """The approval step of one policy's gate (decisions only through the server)."""
+    name = GATE_PREFIX + gate.policy.rpartition("/")[2]
+    message = gate.message or (
+        f"ApprovalPolicy {gate.policy} asks for {gate.required} approval(s) from "
+        + ", ".join([*gate.users, *(f"group:{g}" for g in gate.groups)])
+    )
+    return Step(
+        name=name[:63].rstrip("-"),
+        approval=Approval(
+            users=list(gate.users),
+            groups=list(gate.groups),
+            timeout=gate.timeout,
+            default=gate.default,  # type: ignore[arg-type]
+            message=message,
+            required=gate.required,
+            proof=True,
+            policy=gate.policy,
+        ),
+    )
+
+
+def component_type_of(app: Mapping[str, Any], component: str | None, types: Any) -> str:
+    """The type name of ``component`` in the Application (declared or inferred)."""
+    for entry in (app.get("spec") or {}).get("components") or []:
+        if entry.get("name") == component:
+            return str(entry.get("type") or infer_type(component or "", types) or "")
+    return ""
+
+
+async def read_policies(client: AsyncClient, namespace: str) -> list[ApprovalPolicy]:
+    """The policies of ``namespace`` and the cluster-wide ones, validated."""
+    found: list[ApprovalPolicy] = []
+    for where in dict.fromkeys((CLUSTER_NAMESPACE, namespace)):
+        try:
+            items = [item async for item in client.list(APPROVAL_POLICY, namespace=where)]
+        except ApiError as exc:
+            raise FlowError(
+                f"cannot read the ApprovalPolicies of {where}: {exc.status.message}; the flow "
+                "starts once they can be read"
+            ) from None
+        for item in items:
+            raw = item.to_dict() if hasattr(item, "to_dict") else dict(item)
+            try:
+                found.append(ApprovalPolicy.model_validate(raw))
+            except ValidationError as exc:
+                name = (raw.get("metadata") or {}).get("name", "?")
+                first = exc.errors()[0]
+                raise FlowError(
+                    f"ApprovalPolicy {where}/{name} is invalid at "
+                    f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}; fix it, "
+                    "the flow starts then"
+                ) from None
+    return found
+
+
+async def gates_for(
+    client: AsyncClient,
+    app: Mapping[str, Any],
+    *,
+    operation: str,
+    flow: str,
+    component: str | None,
+    types: Any,
+    now: datetime,
+) -> tuple[list[Step], Requirement]:
+    """The gate steps for this flow of ``app`` and the requirement they come from."""
+    metadata = app.get("metadata") or {}
+    namespace = metadata.get("namespace", "")
+    policies = await read_policies(client, namespace)
+    requirement = required_approvals(
+        policies,
+        operation=operation,
+        flow=flow,
+        namespace=namespace,
+        component_type=component_type_of(app, component, types),
+        labels=metadata.get("labels") or {},
+        now=now,
+    )
+    return [gate_step(g) for g in requirement.gates], requirement
