@@ -40,7 +40,7 @@ class ServerState:
         if self.signing_key is None:
             from milkyway.kube.decision_key import decision_key
 
-            self.signing_key = await decision_key(self.clients.own)
+            self.signing_key = await decision_key(self.clients.own())
         return self.signing_key
 
 

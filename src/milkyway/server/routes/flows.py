@@ -172,9 +172,7 @@ async def decide_flowrun(
             kind="forbidden",
         )
     groups = _groups(identity)
-    rendered = node.params or {}
-    users = [str(u) for u in rendered.get("users", [])]
-    allowed_groups = [str(g) for g in rendered.get("groups", [])]
+    users, allowed_groups = _approvers(run, node)
     requester = run.spec.requested_by
     if decision == "approve" and identity.name == requester:
         raise Problem(
@@ -200,7 +198,7 @@ async def decide_flowrun(
         )
     state = state_of(request)
     await add_request(
-        KubeStore(state.clients.own, namespace),
+        KubeStore(state.clients.own(), namespace),
         name,
         decision,
         identity.name,
@@ -210,6 +208,22 @@ async def decide_flowrun(
         decision_key=await state.decision_key(),
     )
     return Requested(message=f"flowrun/{name}: {decision} of {body.step} requested")
+
+
+def _approvers(run: Any, node: Any) -> tuple[list[str], list[str]]:
+    """Who the gate names: as the engine rendered them when the gate started waiting, or
+    as the step is written (plain names) for a gate not started by an engine."""
+    if node.params:
+        return (
+            [str(u) for u in node.params.get("users", [])],
+            [str(g) for g in node.params.get("groups", [])],
+        )
+    for spec in run.status.snapshot.values():
+        for step in (*spec.steps, *spec.on_failure, *spec.finally_):
+            if step.name == node.name and step.approval is not None:
+                plain = [n for n in step.approval.users if "${{" not in n]
+                return plain, [g for g in step.approval.groups if "${{" not in g]
+    return [], []
 
 
 def _groups(identity: Any) -> list[str]:

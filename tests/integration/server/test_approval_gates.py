@@ -1,0 +1,217 @@
+"""Approval gates of an ApprovalPolicy, decided through the real server with real
+sign-in, driven by a real engine on the simulated management cluster: the requester
+cannot approve, one approver counts once, N of M, a decision written on the FlowRun
+directly does not count, the timeout applies the default as ``system:timeout``, and a
+rejection stops the flow before its disruptive step."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from milkyway.flows.dsl import Catalog, load_flows
+from milkyway.flows.engine import Engine, add_request, new_run
+from milkyway.flows.kube_store import KubeStore
+from milkyway.flows.tasks import REGISTRY, TaskContext
+from milkyway.kube.decision_key import decision_key
+from milkyway.model.approval_policy import Gate
+from milkyway.model.flow import FlowRun
+from milkyway.operator.approval_gates import gate_step
+
+from .conftest import API, Front, bind
+
+WORK = """
+apiVersion: milkyway.ebay.com/v1
+kind: Flow
+metadata: {name: work, namespace: team-a}
+spec:
+  steps:
+    - name: disrupt
+      action: test.disrupt
+"""
+
+
+class _NoParams(BaseModel):
+    model_config = {"extra": "forbid"}
+
+
+def _registry(touched: list[str]) -> Any:
+    registry = REGISTRY.copy()
+
+    async def disrupt(params: _NoParams, ctx: TaskContext) -> dict[str, str]:
+        touched.append(ctx.run_id)
+        return {}
+
+    registry.task("test.disrupt", _NoParams)(disrupt)
+    return registry
+
+
+def _gate(required: int = 2, timeout: float = 600.0, default: str = "reject") -> Any:
+    return gate_step(
+        Gate(
+            policy="team-a/prod-changes",
+            users=("bob", "dave"),
+            groups=("approvers-a",),
+            required=required,
+            timeout=timeout,
+            default=default,
+        )
+    )
+
+
+@contextlib.asynccontextmanager
+async def engine_on(front: Front, touched: list[str]) -> AsyncIterator[Engine]:
+    key = await decision_key(front.admin)
+    engine = Engine(
+        KubeStore(front.admin, "team-a"),
+        Catalog(load_flows(WORK)),
+        registry=_registry(touched),
+        poll_interval=0.2,
+        decision_key=key,
+    )
+    engine.start()
+    try:
+        yield engine
+    finally:
+        await engine.stop()
+
+
+async def _submit(engine: Engine, name: str, **gate: Any) -> None:
+    run = new_run(
+        engine.catalog,
+        engine.registry,
+        "work",
+        name=name,
+        namespace="team-a",
+        requested_by="alice",
+        gates=[_gate(**gate)],
+    )
+    await engine.store.create(run)
+    engine._wakeup.set()
+
+
+async def _until(front: Front, name: str, check: Any, within: float = 60.0) -> FlowRun:
+    store = KubeStore(front.admin, "team-a")
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        run = await store.get(name)
+        if check(run):
+            return run
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"run {name} never got there: {run.status.model_dump()}")
+        await asyncio.sleep(0.2)
+
+
+GATE = "approval-prod-changes"
+
+
+def _gate_node(run: FlowRun) -> Any:
+    return run.status.nodes.get(GATE)
+
+
+def _waiting(run: FlowRun) -> bool:
+    node = _gate_node(run)
+    return node is not None and node.phase == "Waiting"
+
+
+async def _decide(front: Front, user: str, run: str, decision: str = "approve") -> Any:
+    async with front.as_user(user) as http:
+        return await http.post(
+            f"{API}/namespaces/team-a/flowruns/{run}/decisions/{decision}",
+            json={"step": GATE, "reason": f"{user} says {decision}"},
+        )
+
+
+@pytest.fixture
+async def approvers(front: Front) -> Front:
+    await front.apply(
+        bind("team-a", "milkyway-approver", user="bob"),
+        bind("team-a", "milkyway-approver", group="team-a"),
+        bind("team-a", "milkyway-viewer", user="dave"),
+    )
+    return front
+
+
+async def test_two_of_m_through_the_server(approvers: Front) -> None:
+    front = approvers
+    touched: list[str] = []
+    async with engine_on(front, touched) as engine:
+        await _submit(engine, "change-1")
+        await _until(front, "change-1", _waiting)
+        assert touched == []
+
+        # The requester is an approver by RBAC (team-a) yet may not approve their change.
+        answer = await _decide(front, "alice", "change-1")
+        assert answer.status_code == 403, answer.text
+        assert "requested run change-1 and may not approve" in answer.json()["detail"]
+
+        # dave is named by the policy and may read the run, but holds no approve right.
+        answer = await _decide(front, "dave", "change-1")
+        assert answer.status_code == 403
+        assert "milkyway-approver" in answer.json()["detail"]
+
+        # An editor writes a decision naming bob on the FlowRun itself: it does not count.
+        as_alice = front.state.clients.as_user("alice", ["team-a"])
+        await add_request(KubeStore(as_alice, "team-a"), "change-1", "approve", "bob", step=GATE)
+        forged = await _until(
+            front, "change-1", lambda r: "only through milkyway server" in r.status.message
+        )
+        assert _gate_node(forged).phase == "Waiting"
+        assert not _gate_node(forged).approvals
+
+        answer = await _decide(front, "bob", "change-1")
+        assert answer.status_code == 200, answer.text
+        run = await _until(front, "change-1", lambda r: bool(_gate_node(r).approvals))
+        assert _gate_node(run).phase == "Waiting"
+        assert "1 of 2 approvals (bob)" in _gate_node(run).message
+
+        answer = await _decide(front, "bob", "change-1")
+        assert answer.status_code == 409
+        assert "counts once" in answer.json()["detail"]
+        assert touched == []
+
+        answer = await _decide(front, "erin", "change-1")
+        assert answer.status_code == 200, answer.text
+        run = await _until(front, "change-1", lambda r: r.status.phase == "Succeeded")
+        node = _gate_node(run)
+        assert node.decision is not None and node.decision.by == "bob,erin"
+        assert touched == ["change-1"]
+    rows = front.state.audit.search(action="decide_flowrun", limit=50)
+    assert [(r["actor"], r["result"]) for r in rows] == [
+        ("alice", 403),
+        ("dave", 403),
+        ("bob", 200),
+        ("bob", 409),
+        ("erin", 200),
+    ]
+
+
+async def test_a_rejection_stops_the_flow_before_it_disrupts(approvers: Front) -> None:
+    front = approvers
+    touched: list[str] = []
+    async with engine_on(front, touched) as engine:
+        await _submit(engine, "change-2")
+        await _until(front, "change-2", _waiting)
+        answer = await _decide(front, "bob", "change-2", "reject")
+        assert answer.status_code == 200, answer.text
+        run = await _until(front, "change-2", lambda r: r.status.phase == "Failed")
+        assert run.status.nodes["disrupt"].phase == "Omitted"
+        assert _gate_node(run).decision.by == "bob"
+        await asyncio.sleep(1.0)
+        assert touched == []
+
+
+@pytest.mark.parametrize(("default", "phase"), [("reject", "Failed"), ("approve", "Succeeded")])
+async def test_a_timeout_applies_the_default(approvers: Front, default: str, phase: str) -> None:
+    front = approvers
+    touched: list[str] = []
+    async with engine_on(front, touched) as engine:
+        await _submit(engine, "change-3", timeout=2.0, default=default)
+        run = await _until(front, "change-3", lambda r: r.status.phase == phase)
+        assert _gate_node(run).decision.by == "system:timeout"
+        assert touched == (["change-3"] if default == "approve" else [])
