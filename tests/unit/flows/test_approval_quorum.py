@@ -43,7 +43,7 @@ def test_two_of_many_need_two_distinct_approvers(core_driver: Any) -> None:
     assert node.phase == "Waiting"
     assert "1 of 2 approvals (bob)" in node.message
     assert "apply" not in driver.running
-    with pytest.raises(InvalidRequest, match="already approved .* counts once"):
+    with pytest.raises(InvalidRequest, match=r"already approved .* counts once"):
         _approve(driver, "bob", 6)
     assert driver.status.nodes["confirm"].phase == "Waiting"
     _approve(driver, "carol", 7, reason="ok")
