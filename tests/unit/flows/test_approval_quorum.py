@@ -85,9 +85,7 @@ def test_a_proof_gate_refuses_unsigned_decisions(core_driver: Any) -> None:
     with pytest.raises(ApprovalDenied, match="only through milkyway server"):
         _approve(driver, "bob", 5)
     with pytest.raises(ApprovalDenied, match="only through milkyway server"):
-        driver.apply(
-            ev.Decide(now=5, actor="bob", path="confirm", groups=("sre",), approved=False)
-        )
+        driver.apply(ev.Decide(now=5, actor="bob", path="confirm", groups=("sre",), approved=False))
     assert driver.status.nodes["confirm"].phase == "Waiting"
     _approve(driver, "bob", 6, proven=True)
     assert driver.status.nodes["confirm"].phase == "Succeeded"
@@ -128,8 +126,6 @@ def test_a_rejected_gate_omits_the_whole_flow(core_driver: Any) -> None:
     driver = core_driver.for_flows({"gated@1": gated}, requested_by="alice")
     driver.start()
     assert driver.running == set() or not driver.running
-    driver.apply(
-        ev.Decide(now=3, actor="bob", path="approval-p", approved=False, proven=True)
-    )
+    driver.apply(ev.Decide(now=3, actor="bob", path="approval-p", approved=False, proven=True))
     assert driver.status.phase == "Failed"
     assert {driver.status.nodes[s].phase for s in ("drain", "side")} == {"Omitted"}

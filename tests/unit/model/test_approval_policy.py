@@ -271,8 +271,7 @@ def test_policy_table(
         now=now,
     )
     got = [
-        (g.policy, g.required, g.users, g.groups, g.timeout, g.default)
-        for g in requirement.gates
+        (g.policy, g.required, g.users, g.groups, g.timeout, g.default) for g in requirement.gates
     ]
     assert got == gates
     assert list(requirement.auto_approved) == auto
