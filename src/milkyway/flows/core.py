@@ -1108,7 +1108,8 @@ def _on_decide(tx: _Tx, event: ev.Decide) -> None:  # type: ignore[misc]
         edited.message = (
             f"{len(counted)} of {approval.required} approvals "
             f"({', '.join(d.by for d in counted)}); waiting for "
-            f"{approval.required - len(counted)} more"
+            f"{approval.required - len(counted)} more from "
+            f"{', '.join([*users, *(f'group:{g}' for g in groups)])}"
         )
         tx.commands.append(
             ev.Notice(

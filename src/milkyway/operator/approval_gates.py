@@ -10,8 +10,8 @@ without one because a policy was unreadable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from lightkube import AsyncClient
@@ -29,6 +29,7 @@ from milkyway.model.approval_policy import (
 )
 from milkyway.model.flow import Approval, Step
 from milkyway.model.resolve import infer_type
+from milkyway.operator.status_writer import condition
 
 GATE_PREFIX = "approval-"
 
@@ -39,6 +40,7 @@ def gate_step(gate: Gate) -> Step:
     message = gate.message or (
         f"ApprovalPolicy {gate.policy} asks for {gate.required} approval(s) from "
         + ", ".join([*gate.users, *(f"group:{g}" for g in gate.groups)])
+        + f"; on timeout: {gate.default}"
     )
     return Step(
         name=name[:63].rstrip("-"),
@@ -113,3 +115,33 @@ async def gates_for(
         now=now,
     )
     return [gate_step(g) for g in requirement.gates], requirement
+
+
+def approval_condition(
+    runs: Sequence[Mapping[str, Any]], generation: int | None = None
+) -> dict[str, Any]:
+    """The Application's ``ApprovalPending`` condition: which unfinished run waits at
+    which gate, for how many more approvals, from whom and until when (its timeout)."""
+    waiting: list[str] = []
+    for run in sorted(runs, key=lambda r: r["metadata"].get("creationTimestamp") or ""):
+        status = run.get("status") or {}
+        if status.get("phase") in ("Succeeded", "Failed", "Cancelled"):
+            continue
+        timers = status.get("timers") or {}
+        for path, node in sorted((status.get("nodes") or {}).items()):
+            if node.get("kind") != "approval" or node.get("phase") != "Waiting":
+                continue
+            until = timers.get(f"{path}#approval")
+            deadline = f" (until {_rfc3339(until)})" if until else ""
+            waiting.append(
+                f"{run['metadata']['name']} waits at {path}{deadline}: {node.get('message', '')}"
+            )
+    if waiting:
+        return condition(
+            "ApprovalPending", True, "WaitingForApproval", "; ".join(waiting), generation
+        )
+    return condition("ApprovalPending", False, "NoneWaiting", "", generation)
+
+
+def _rfc3339(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

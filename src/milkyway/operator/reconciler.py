@@ -46,7 +46,7 @@ from milkyway.model.errors import FieldError, ValidationFailed
 from milkyway.model.flow import DONE_LABEL, TERMINAL_RUN_PHASES
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import ResolvedApplication, resolve
-from milkyway.operator.approval_gates import gates_for
+from milkyway.operator.approval_gates import approval_condition, gates_for
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow
@@ -640,6 +640,9 @@ class Reconciler:
         )
         conditions = [c for c in conditions if c.get("type") != "FlowProgress"]
         conditions.append(self._progress(obj, active, generation))
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        conditions = [c for c in conditions if c.get("type") != "ApprovalPending"]
+        conditions.append(approval_condition(self._caches.runs_of(key), generation))
         status["conditions"] = conditions
         carry_health(obj.get("status") or {}, status)
         await self._status.write(obj, known_status(status))

@@ -1,0 +1,90 @@
+"""The operator puts an ApprovalPolicy's gate in front of the flow it starts: nothing is
+created in a member cluster until the gate passes, the Application's ApprovalPending
+condition says who must approve and until when, and a signed decision lets it go on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from lightkube.resources.apps_v1 import StatefulSet
+
+from milkyway.flows.engine import add_request
+from milkyway.flows.kube_store import KubeStore
+from milkyway.kube.decision_key import decision_key
+from milkyway.kube.resources import APPROVAL_POLICY, FLOWRUN
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+GATE = "approval-prod-provision"
+
+POLICY = {
+    "apiVersion": "milkyway.ebay.com/v1",
+    "kind": "ApprovalPolicy",
+    "metadata": {"name": "prod-provision", "namespace": "milkyway-system"},
+    "spec": {
+        "match": {"operations": ["provision"], "selector": {"matchLabels": {"env": "prod"}}},
+        "approvals": {"users": ["bob"], "groups": ["sre"], "timeout": "2h"},
+    },
+}
+
+
+def _condition(app: dict[str, Any], kind: str) -> dict[str, Any]:
+    found = [c for c in (app.get("status") or {}).get("conditions") or [] if c["type"] == kind]
+    return found[0] if found else {}
+
+
+async def test_a_policy_gates_provisioning_until_approved(world: Any) -> None:
+    await world.mgmt.create(APPROVAL_POLICY.from_dict(POLICY), namespace="milkyway-system")
+    doc = yaml.safe_load((EXAMPLES / "etcd.yaml").read_text())
+    doc["metadata"]["labels"] = {"env": "prod"}
+    async with world.operator() as operator:
+        await operator.wait_until_leading(10)
+        await world.apply_application(doc)
+
+        async def gated_run() -> str | None:
+            async for run in world.mgmt.list(FLOWRUN, namespace="etcd-demo"):
+                data = run.to_dict()
+                node = ((data.get("status") or {}).get("nodes") or {}).get(GATE) or {}
+                if node.get("phase") == "Waiting":
+                    return data["metadata"]["name"]
+            return None
+
+        await world.eventually(gated_run, within=60, what="a provision run waiting at its gate")
+        name = await gated_run()
+        assert name is not None
+
+        async def pending() -> bool:
+            app = await world.application("etcd-demo", "config-store")
+            return _condition(app, "ApprovalPending").get("status") == "True"
+
+        await world.eventually(pending, within=30, what="ApprovalPending on the Application")
+        message = _condition(
+            await world.application("etcd-demo", "config-store"), "ApprovalPending"
+        )["message"]
+        assert name in message and GATE in message and "until" in message
+        assert "bob, group:sre" in message
+        for member in world.members.values():
+            sets = [s async for s in member.list(StatefulSet, namespace="etcd-demo")]
+            assert sets == [], "nothing may be created before the approval"
+
+        # What milkyway server writes after checking bob: a decision signed with the key.
+        key = await decision_key(world.mgmt, create=False)
+        store = KubeStore(world.mgmt, "etcd-demo")
+        await add_request(store, name, "approve", "bob", step=GATE, decision_key=key)
+
+        async def provisioned() -> bool:
+            app = await world.application("etcd-demo", "config-store")
+            sets = []
+            for member in world.members.values():
+                sets += [s async for s in member.list(StatefulSet, namespace="etcd-demo")]
+            return bool(sets) and _condition(app, "ApprovalPending").get("status") == "False"
+
+        try:
+            await world.eventually(provisioned, within=120, what="provisioned after approval")
+        except AssertionError:
+            print(await world.story("etcd-demo", "config-store"))
+            raise
+        run = (await world.mgmt.get(FLOWRUN, name, namespace="etcd-demo")).to_dict()
+        assert run["status"]["nodes"][GATE]["decision"]["by"] == "bob"
+        assert run["spec"]["gates"][0]["approval"]["policy"] == "milkyway-system/prod-provision"
