@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +24,9 @@ from milkyway.model.approval_policy import Gate
 from milkyway.model.flow import FlowRun
 from milkyway.operator.approval_gates import gate_step
 
-from .conftest import API, Front, bind
+from .conftest import API, Front, bind, start_front, stop_front
+from .directory import running_directory
+from .test_ldap import ldap_settings
 
 WORK = """
 apiVersion: milkyway.ebay.com/v1
@@ -215,3 +218,67 @@ async def test_a_timeout_applies_the_default(approvers: Front, default: str, pha
         run = await _until(front, "change-3", lambda r: r.status.phase == phase)
         assert _gate_node(run).decision.by == "system:timeout"
         assert touched == (["change-3"] if default == "approve" else [])
+
+
+@pytest.fixture
+async def ldap_front(tmp_path: Path) -> AsyncIterator[Front]:
+    with running_directory(tmp_path / "ldap") as directory:
+        front, _ = await start_front(tmp_path, ldap=ldap_settings(directory.url))
+        try:
+            yield front
+        finally:
+            await stop_front(front)
+
+
+async def _session(front: Front, user: str, password: str) -> str:
+    async with front.http() as http:
+        answer = await http.post(f"{API}/login", json={"username": user, "password": password})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["token"])
+
+
+async def test_ldap_users_decide_as_who_they_proved_to_be(ldap_front: Front) -> None:
+    front = ldap_front
+    await front.apply(bind("team-a", "milkyway-approver", group="team-a"))
+    touched: list[str] = []
+    async with engine_on(front, touched) as engine:
+        run = new_run(
+            engine.catalog,
+            engine.registry,
+            "work",
+            name="change-ldap",
+            namespace="team-a",
+            requested_by="alice",
+            gates=[
+                gate_step(
+                    Gate(
+                        policy="team-a/prod-changes",
+                        users=(),
+                        groups=("team-a",),
+                        required=1,
+                        timeout=600.0,
+                        default="reject",
+                    )
+                )
+            ],
+        )
+        await engine.store.create(run)
+        await _until(front, "change-ldap", _waiting)
+        alice = await _session(front, "alice", "alice-pw-1")
+        carol = await _session(front, "carol", "carol-pw-3")
+        path = f"{API}/namespaces/team-a/flowruns/change-ldap/decisions/approve"
+        async with front.http(alice) as http:
+            answer = await http.post(path, json={"step": GATE})
+        assert answer.status_code == 403
+        assert "requested run change-ldap" in answer.json()["detail"]
+        async with front.http(carol) as http:
+            answer = await http.post(path, json={"step": GATE, "reason": "checked"})
+        assert answer.status_code == 200, answer.text
+        done = await _until(front, "change-ldap", lambda r: r.status.phase == "Succeeded")
+        assert _gate_node(done).decision.by == "carol"
+        assert touched == ["change-ldap"]
+    rows = front.state.audit.search(action="decide_flowrun", limit=10)
+    assert [(r["actor"], r["auth_method"], r["result"]) for r in rows] == [
+        ("alice", "session/ldap", 403),
+        ("carol", "session/ldap", 200),
+    ]
