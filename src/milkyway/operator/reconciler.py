@@ -61,6 +61,7 @@ from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.size_limit import oversized_spec
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition
 from milkyway.render.zone import render_zone
+from milkyway.security.change_stamp import stamped_user
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,9 @@ class Engines(Protocol):
     """The engines hosting flows, one per namespace (FlowRuns live next to their app)."""
 
     def engine_for(self, namespace: str) -> Any: ...
+
+    decision_key: bytes | None
+    """The key milkyway server signs with (its stamp of who changed an Application)."""
 
 
 @dataclass
@@ -577,7 +581,7 @@ class Reconciler:
                 request.flow,
                 request.params,
                 target=f"{namespace}/{name}",
-                requested_by=REQUESTER,
+                requested_by=self._requester(obj),
                 namespace=namespace,
                 labels=labels,
                 locks=[f"1:{request.mutex}"] if request.mutex else [],
@@ -604,6 +608,13 @@ class Reconciler:
             obj, "FlowStarted", f"{run_name} ({request.flow}){target}: {request.reason}"
         )
         return running
+
+    def _requester(self, obj: Mapping[str, Any]) -> str:
+        """Who asked for what the Application now says: the user ``milkyway server``
+        stamped on it while the stamp still matches, else the operator itself."""
+        key = getattr(self._engines, "decision_key", None)
+        user = stamped_user(key, obj) if key else None
+        return user or REQUESTER
 
     async def _write_status(
         self,

@@ -1,6 +1,8 @@
 """The operator puts an ApprovalPolicy's gate in front of the flow it starts: nothing is
 created in a member cluster until the gate passes, the Application's ApprovalPending
-condition says who must approve and until when, and a signed decision lets it go on."""
+condition says who must approve and until when; the user milkyway server stamped as the
+one who changed the Application is the run's requester and cannot approve it; another
+approver's signed decision lets it go on."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from milkyway.flows.engine import add_request
 from milkyway.flows.kube_store import KubeStore
 from milkyway.kube.decision_key import decision_key
 from milkyway.kube.resources import APPROVAL_POLICY, FLOWRUN
+from milkyway.security.change_stamp import stamp
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 GATE = "approval-prod-provision"
@@ -24,7 +27,7 @@ POLICY = {
     "metadata": {"name": "prod-provision", "namespace": "milkyway-system"},
     "spec": {
         "match": {"operations": ["provision"], "selector": {"matchLabels": {"env": "prod"}}},
-        "approvals": {"users": ["bob"], "groups": ["sre"], "timeout": "2h"},
+        "approvals": {"users": ["bob", "carol"], "groups": ["sre"], "timeout": "2h"},
     },
 }
 
@@ -38,6 +41,9 @@ async def test_a_policy_gates_provisioning_until_approved(world: Any) -> None:
     await world.mgmt.create(APPROVAL_POLICY.from_dict(POLICY), namespace="milkyway-system")
     doc = yaml.safe_load((EXAMPLES / "etcd.yaml").read_text())
     doc["metadata"]["labels"] = {"env": "prod"}
+    # Changed by bob through milkyway server (its stamp): the run names bob as requester.
+    key = await decision_key(world.mgmt)
+    doc["metadata"]["annotations"] = stamp(key, "bob", "etcd-demo", "config-store", doc["spec"], {})
     async with world.operator() as operator:
         await operator.wait_until_leading(10)
         await world.apply_application(doc)
@@ -63,15 +69,21 @@ async def test_a_policy_gates_provisioning_until_approved(world: Any) -> None:
             await world.application("etcd-demo", "config-store"), "ApprovalPending"
         )["message"]
         assert name in message and GATE in message and "until" in message
-        assert "bob, group:sre" in message
+        assert "bob, carol, group:sre" in message
         for member in world.members.values():
             sets = [s async for s in member.list(StatefulSet, namespace="etcd-demo")]
             assert sets == [], "nothing may be created before the approval"
 
-        # What milkyway server writes after checking bob: a decision signed with the key.
-        key = await decision_key(world.mgmt, create=False)
         store = KubeStore(world.mgmt, "etcd-demo")
+        assert (await store.get(name)).spec.requested_by == "bob"
+        # Signed as the server would: bob asked for the change, so even signed he is refused.
         await add_request(store, name, "approve", "bob", step=GATE, decision_key=key)
+
+        async def refused() -> bool:
+            return "requested this run" in (await store.get(name)).status.message
+
+        await world.eventually(refused, within=30, what="the requester refused")
+        await add_request(store, name, "approve", "carol", step=GATE, decision_key=key)
 
         async def provisioned() -> bool:
             app = await world.application("etcd-demo", "config-store")
@@ -86,5 +98,5 @@ async def test_a_policy_gates_provisioning_until_approved(world: Any) -> None:
             print(await world.story("etcd-demo", "config-store"))
             raise
         run = (await world.mgmt.get(FLOWRUN, name, namespace="etcd-demo")).to_dict()
-        assert run["status"]["nodes"][GATE]["decision"]["by"] == "bob"
+        assert run["status"]["nodes"][GATE]["decision"]["by"] == "carol"
         assert run["spec"]["gates"][0]["approval"]["policy"] == "milkyway-system/prod-provision"

@@ -20,11 +20,13 @@ from milkyway.flows.engine import Engine, add_request, new_run
 from milkyway.flows.kube_store import KubeStore
 from milkyway.flows.tasks import REGISTRY, TaskContext
 from milkyway.kube.decision_key import decision_key
+from milkyway.kube.resources import APPLICATION
 from milkyway.model.approval_policy import Gate
 from milkyway.model.flow import FlowRun
 from milkyway.operator.approval_gates import gate_step
+from milkyway.security.change_stamp import stamped_user
 
-from .conftest import API, Front, bind, start_front, stop_front
+from .conftest import API, Front, application, bind, start_front, stop_front
 from .directory import running_directory
 from .test_ldap import ldap_settings
 
@@ -282,3 +284,30 @@ async def test_ldap_users_decide_as_who_they_proved_to_be(ldap_front: Front) -> 
         ("alice", "session/ldap", 403),
         ("carol", "session/ldap", 200),
     ]
+
+
+async def test_the_server_stamps_who_changed_an_application(front: Front) -> None:
+    key = await decision_key(front.admin)
+    async with front.as_user("alice") as alice:
+        created = await alice.post(
+            f"{API}/namespaces/team-a/applications", json=application("stamped")
+        )
+        assert created.status_code == 201, created.text
+        stored = await front.admin.get(APPLICATION, "stamped", namespace="team-a")
+        assert stamped_user(key, stored.to_dict()) == "alice"
+        scaled = await alice.post(
+            f"{API}/namespaces/team-a/applications/stamped/scale",
+            json={"component": "kafka1", "zone": "phx", "size": 5},
+        )
+        assert scaled.status_code == 200, scaled.text
+    stored = (await front.admin.get(APPLICATION, "stamped", namespace="team-a")).to_dict()
+    assert stamped_user(key, stored) == "alice"
+    # A change made around the server (kubectl) leaves a stamp that no longer holds.
+    stored["spec"]["components"][-1].setdefault("params", {})["x"] = "1"
+    assert stamped_user(key, stored) is None
+    forged = dict(stored["metadata"]["annotations"])
+    forged["milkyway.ebay.com/changed-by"] = "bob"
+    assert (
+        stamped_user(key, {**stored, "metadata": {**stored["metadata"], "annotations": forged}})
+        is None
+    )
