@@ -187,12 +187,47 @@ class Window(Model):
         opened = croniter(self.schedule, local + timedelta(seconds=1)).get_prev(datetime)
         return local < opened + timedelta(seconds=parse_duration(self.duration))
 
+    def next_open(self, now: datetime) -> datetime:
+        """When the window next opens after ``now`` (in UTC)."""
+        local = now.astimezone(ZoneInfo(self.time_zone))
+        return croniter(self.schedule, local).get_next(datetime).astimezone(UTC)
+
+
+class Freeze(Model):
+    """A change freeze: no matching flow starts from ``start`` until ``end``."""
+
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Freeze:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("freeze start and end need a time zone, like 2026-12-24T00:00:00Z")
+        if self.end <= self.start:
+            raise ValueError(f"freeze ends ({self.end}) before it starts ({self.start})")
+        return self
+
 
 class ApprovalPolicySpec(Model):
     match: PolicyMatch = Field(default_factory=PolicyMatch)
-    approvals: Approvers
+    approvals: Approvers | None = None
+    """Who must approve; without it the policy only restricts when flows start."""
     auto_approve_in: Window | None = None
     """Inside this maintenance window the gate is passed without anyone (recorded)."""
+    allowed_in: Window | None = None
+    """Matching flows start only inside this maintenance window; outside it they wait."""
+    freezes: list[Freeze] = Field(default_factory=list)
+    """Change freezes: matching flows wait until the freeze ends."""
+
+    @model_validator(mode="after")
+    def _does_something(self) -> ApprovalPolicySpec:
+        if self.approvals is None and self.allowed_in is None and not self.freezes:
+            raise ValueError("the policy asks for nothing: set approvals, allowedIn or freezes")
+        if self.approvals is None and self.auto_approve_in is not None:
+            raise ValueError("autoApproveIn needs approvals to pass")
+        return self
+
     message: str = ""
     """Shown to approvers with the gate."""
 
@@ -294,6 +329,8 @@ def required_approvals(
         ):
             continue
         ref = f"{policy.metadata.namespace}/{policy.metadata.name}"
+        if policy.spec.approvals is None:
+            continue
         window = policy.spec.auto_approve_in
         if window is not None and window.open_at(now):
             auto.append(ref)
@@ -311,3 +348,71 @@ def required_approvals(
             )
         )
     return Requirement(tuple(gates), tuple(auto))
+
+
+@dataclass(frozen=True)
+class Hold:
+    """Why a flow may not start yet, and until when."""
+
+    until: datetime
+    reasons: tuple[str, ...]
+
+
+def start_hold(
+    policies: Iterable[ApprovalPolicy],
+    *,
+    operation: str,
+    flow: str,
+    namespace: str,
+    component_type: str,
+    labels: Mapping[str, str],
+    now: datetime,
+) -> Hold | None:
+    """When a flow may start under the windows and freezes of the matching policies:
+    ``None`` if now, else the earliest time every one of them allows (a window that opens
+    inside a freeze is skipped until one opens after it)."""
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    matching = [
+        p
+        for p in sorted(policies, key=_order)
+        if applies(
+            p,
+            operation=operation,
+            flow=flow,
+            namespace=namespace,
+            component_type=component_type,
+            labels=labels,
+        )
+        and (p.spec.allowed_in is not None or p.spec.freezes)
+    ]
+    at = now
+    reasons: dict[str, str] = {}
+    for _ in range(100):
+        moved = False
+        for policy in matching:
+            ref = f"{policy.metadata.namespace}/{policy.metadata.name}"
+            for freeze in policy.spec.freezes:
+                if freeze.start <= at < freeze.end:
+                    why = f": {freeze.reason}" if freeze.reason else ""
+                    reasons[ref + "#freeze"] = (
+                        f"change freeze of {ref} until {_iso(freeze.end)}{why}"
+                    )
+                    at, moved = freeze.end, True
+            window = policy.spec.allowed_in
+            if window is not None and not window.open_at(at):
+                at = window.next_open(at)
+                reasons[ref + "#window"] = (
+                    f"outside the maintenance window of {ref} ({window.schedule} "
+                    f"{window.time_zone}, {window.duration})"
+                )
+                moved = True
+        if not moved:
+            break
+    if at == now:
+        return None
+    return Hold(at, tuple(reasons.values()))
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

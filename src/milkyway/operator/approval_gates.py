@@ -11,6 +11,7 @@ without one because a policy was unreadable.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +25,10 @@ from milkyway.model.approval_policy import (
     CLUSTER_NAMESPACE,
     ApprovalPolicy,
     Gate,
+    Hold,
     Requirement,
     required_approvals,
+    start_hold,
 )
 from milkyway.model.flow import Approval, Step
 from milkyway.model.resolve import infer_type
@@ -91,7 +94,17 @@ async def read_policies(client: AsyncClient, namespace: str) -> list[ApprovalPol
     return found
 
 
-async def gates_for(
+@dataclass(frozen=True)
+class Admission:
+    """What the policies say about starting one flow now."""
+
+    gates: list[Step]
+    requirement: Requirement
+    hold: Hold | None
+    """Set: the flow may not start before ``hold.until`` (a window, a freeze)."""
+
+
+async def admit(
     client: AsyncClient,
     app: Mapping[str, Any],
     *,
@@ -100,21 +113,35 @@ async def gates_for(
     component: str | None,
     types: Any,
     now: datetime,
-) -> tuple[list[Step], Requirement]:
-    """The gate steps for this flow of ``app`` and the requirement they come from."""
+) -> Admission:
+    """The gate steps for this flow of ``app``, or the hold that keeps it from starting."""
     metadata = app.get("metadata") or {}
     namespace = metadata.get("namespace", "")
     policies = await read_policies(client, namespace)
-    requirement = required_approvals(
-        policies,
-        operation=operation,
-        flow=flow,
-        namespace=namespace,
-        component_type=component_type_of(app, component, types),
-        labels=metadata.get("labels") or {},
-        now=now,
+    facts: dict[str, Any] = {
+        "operation": operation,
+        "flow": flow,
+        "namespace": namespace,
+        "component_type": component_type_of(app, component, types),
+        "labels": metadata.get("labels") or {},
+        "now": now,
+    }
+    requirement = required_approvals(policies, **facts)
+    hold = start_hold(policies, **facts)
+    return Admission([gate_step(g) for g in requirement.gates], requirement, hold)
+
+
+def hold_condition(
+    held: Sequence[tuple[str, Hold]], generation: int | None = None
+) -> dict[str, Any]:
+    """The Application's ``MaintenanceWindow`` condition: which flows wait and until when."""
+    if not held:
+        return condition("MaintenanceWindow", False, "NotHeld", "", generation)
+    message = "; ".join(
+        f"{what} waits until {h.until.strftime('%Y-%m-%dT%H:%M:%SZ')}: {', '.join(h.reasons)}"
+        for what, h in held
     )
-    return [gate_step(g) for g in requirement.gates], requirement
+    return condition("MaintenanceWindow", True, "WaitingForWindow", message, generation)
 
 
 def approval_condition(

@@ -40,13 +40,14 @@ from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
 from milkyway.kube.labels import ZONE as ZONE_LABEL
 from milkyway.kube.resources import APPLICATION, FLOWRUN, as_dict
 from milkyway.model.application import Application, ApplicationStatus
+from milkyway.model.approval_policy import Hold
 from milkyway.model.cluster import Cluster
 from milkyway.model.component_type import ComponentType
 from milkyway.model.errors import FieldError, ValidationFailed
 from milkyway.model.flow import DONE_LABEL, TERMINAL_RUN_PHASES
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import ResolvedApplication, resolve
-from milkyway.operator.approval_gates import approval_condition, gates_for
+from milkyway.operator.approval_gates import admit, approval_condition, hold_condition
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow
@@ -467,10 +468,16 @@ class Reconciler:
             deleting=deleting,
         )
         started = []
+        held: list[tuple[str, Hold]] = []
         for request in plan.start:
-            started.append(await self._start(obj, request))
+            outcome = await self._start(obj, request)
+            if isinstance(outcome, Hold):
+                what = request.flow + (f" for {request.component}" if request.component else "")
+                held.append((what, outcome))
+            else:
+                started.append(outcome)
         running_now = [*running, *started]
-        await self._write_status(obj, resolved, plan, placement, running_now, generation)
+        await self._write_status(obj, resolved, plan, placement, running_now, generation, held=held)
         await self._record_lost(obj, plan)
         await self._prune_history(key)
 
@@ -481,6 +488,8 @@ class Reconciler:
             self._submitted.pop(key, None)
             return None
         waits = [plan.requeue_after] if plan.requeue_after is not None else []
+        now = self._clock()
+        waits += [max(1.0, (h.until - now).total_seconds()) for _, h in held]
         if placement.missing or any(not o.reachable for o in observed.values()):
             waits.append(WAIT_FOR_CLUSTER)
         if deleting and not plan.start and not unfinished:
@@ -555,7 +564,9 @@ class Reconciler:
             del pending[run_name]
         return [*running_flows(runs, *self._retry), *pending.values()]
 
-    async def _start(self, obj: Mapping[str, Any], request: FlowRequest) -> RunningFlow:
+    async def _start(self, obj: Mapping[str, Any], request: FlowRequest) -> RunningFlow | Hold:
+        """Start ``request``'s flow behind the gates its ApprovalPolicies ask for, or
+        answer the hold of a window or freeze that keeps it from starting now."""
         namespace = obj["metadata"]["namespace"]
         name = obj["metadata"]["name"]
         labels = {APPLICATION_LABEL: name}
@@ -568,7 +579,7 @@ class Reconciler:
         try:
             gates: list[Any] = []
             if request.operation:
-                gates, _ = await gates_for(
+                admission = await admit(
                     self._client,
                     obj,
                     operation=request.operation,
@@ -577,6 +588,9 @@ class Reconciler:
                     types=self._types(),
                     now=self._clock(),
                 )
+                if admission.hold is not None:
+                    return admission.hold
+                gates = admission.gates
             run_name = await engine.submit(
                 request.flow,
                 request.params,
@@ -624,6 +638,8 @@ class Reconciler:
         placement: ZonePlacement,
         running: Sequence[RunningFlow],
         generation: int | None,
+        *,
+        held: Sequence[tuple[str, Hold]] = (),
     ) -> None:
         status = dict(plan.status)
         status["observedGeneration"] = generation
@@ -652,8 +668,11 @@ class Reconciler:
         conditions = [c for c in conditions if c.get("type") != "FlowProgress"]
         conditions.append(self._progress(obj, active, generation))
         key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
-        conditions = [c for c in conditions if c.get("type") != "ApprovalPending"]
+        conditions = [
+            c for c in conditions if c.get("type") not in ("ApprovalPending", "MaintenanceWindow")
+        ]
         conditions.append(approval_condition(self._caches.runs_of(key), generation))
+        conditions.append(hold_condition(held, generation))
         status["conditions"] = conditions
         carry_health(obj.get("status") or {}, status)
         await self._status.write(obj, known_status(status))

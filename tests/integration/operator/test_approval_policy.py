@@ -6,6 +6,7 @@ approver's signed decision lets it go on."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from milkyway.flows.kube_store import KubeStore
 from milkyway.kube.decision_key import decision_key
 from milkyway.kube.resources import APPROVAL_POLICY, FLOWRUN
 from milkyway.security.change_stamp import stamp
+
+from .conftest import ensure_namespace
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 GATE = "approval-prod-provision"
@@ -100,3 +103,51 @@ async def test_a_policy_gates_provisioning_until_approved(world: Any) -> None:
         run = (await world.mgmt.get(FLOWRUN, name, namespace="etcd-demo")).to_dict()
         assert run["status"]["nodes"][GATE]["decision"]["by"] == "carol"
         assert run["spec"]["gates"][0]["approval"]["policy"] == "milkyway-system/prod-provision"
+
+
+async def test_a_freeze_holds_a_flow_until_it_ends(world: Any) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    end = now + timedelta(seconds=12)
+    freeze = {
+        "apiVersion": "milkyway.ebay.com/v1",
+        "kind": "ApprovalPolicy",
+        "metadata": {"name": "freeze", "namespace": "etcd-demo"},
+        "spec": {
+            "match": {"operations": ["provision"]},
+            "freezes": [
+                {
+                    "start": (now - timedelta(hours=1)).isoformat(),
+                    "end": end.isoformat(),
+                    "reason": "release day",
+                }
+            ],
+        },
+    }
+    await ensure_namespace(world.mgmt, "etcd-demo")
+    await world.mgmt.create(APPROVAL_POLICY.from_dict(freeze), namespace="etcd-demo")
+    doc = yaml.safe_load((EXAMPLES / "etcd.yaml").read_text())
+    async with world.operator() as operator:
+        await operator.wait_until_leading(10)
+        await world.apply_application(doc)
+
+        async def held() -> bool:
+            app = await world.application("etcd-demo", "config-store")
+            return _condition(app, "MaintenanceWindow").get("status") == "True"
+
+        await world.eventually(held, within=30, what="the provision held by the freeze")
+        app = await world.application("etcd-demo", "config-store")
+        message = _condition(app, "MaintenanceWindow")["message"]
+        assert end.strftime("%Y-%m-%dT%H:%M:%SZ") in message and "release day" in message
+        assert [r async for r in world.mgmt.list(FLOWRUN, namespace="etcd-demo")] == []
+
+        async def provisioned() -> bool:
+            app = await world.application("etcd-demo", "config-store")
+            sets = []
+            for member in world.members.values():
+                sets += [s async for s in member.list(StatefulSet, namespace="etcd-demo")]
+            return bool(sets) and _condition(app, "MaintenanceWindow").get("status") == "False"
+
+        await world.eventually(provisioned, within=90, what="provisioned once the freeze ended")
+        runs = [r.to_dict() async for r in world.mgmt.list(FLOWRUN, namespace="etcd-demo")]
+        created = [datetime.fromisoformat(r["metadata"]["creationTimestamp"]) for r in runs]
+        assert created and min(created) >= end, (created, end)

@@ -9,7 +9,12 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from milkyway.model.approval_policy import ApprovalPolicy, parse_duration, required_approvals
+from milkyway.model.approval_policy import (
+    ApprovalPolicy,
+    parse_duration,
+    required_approvals,
+    start_hold,
+)
 
 
 def policy(namespace: str, name: str, spec: dict[str, Any]) -> ApprovalPolicy:
@@ -331,3 +336,78 @@ def test_durations() -> None:
     assert parse_duration("45s") == 45.0
     with pytest.raises(ValueError, match="not like"):
         parse_duration("")
+
+
+WINDOWED = [
+    policy(
+        "milkyway-system",
+        "weekend-window",
+        {
+            "match": {"operations": ["upgrade", "restart"]},
+            "allowedIn": {"schedule": "0 22 * * 5", "duration": "56h", "timeZone": "UTC"},
+        },
+    ),
+    policy(
+        "team-a",
+        "year-end-freeze",
+        {
+            "match": {"selector": {"matchLabels": {"env": "prod"}}},
+            "freezes": [
+                {
+                    "start": "2026-12-19T00:00:00Z",
+                    "end": "2026-12-28T08:00:00Z",
+                    "reason": "year-end freeze",
+                }
+            ],
+        },
+    ),
+]
+
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@pytest.mark.parametrize(
+    ("operation", "labels", "now", "until", "why"),
+    [
+        ("rolling-upgrade", {}, "2026-12-07T10:00:00Z", "2026-12-11T22:00:00Z", "window"),
+        ("rolling-upgrade", {}, "2026-12-12T10:00:00Z", None, ""),
+        ("rolling-upgrade", {}, "2026-12-14T05:59:59Z", None, ""),
+        ("rolling-upgrade", {}, "2026-12-14T06:00:00Z", "2026-12-18T22:00:00Z", "window"),
+        ("scale-out", {}, "2026-12-07T10:00:00Z", None, ""),
+        ("scale-out", {"env": "prod"}, "2026-12-20T10:00:00Z", "2026-12-28T08:00:00Z", "freeze"),
+        ("scale-out", {"env": "prod"}, "2026-12-28T08:00:00Z", None, ""),
+        # The freeze ends on Monday 28 Dec after that weekend's window; the next opens 1 Jan.
+        ("restart", {"env": "prod"}, "2026-12-19T10:00:00Z", "2027-01-01T22:00:00Z", "freeze"),
+        ("restart", {"env": "dev"}, "2026-12-19T10:00:00Z", None, ""),
+    ],
+)
+def test_windows_and_freezes_hold_a_start(
+    operation: str, labels: dict[str, str], now: str, until: str | None, why: str
+) -> None:
+    hold = start_hold(
+        WINDOWED,
+        operation=operation,
+        flow=FLOW[operation],
+        namespace="team-a",
+        component_type="kafka",
+        labels=labels,
+        now=_at(now),
+    )
+    if until is None:
+        assert hold is None
+    else:
+        assert hold is not None and hold.until == _at(until)
+        assert any(why in r for r in hold.reasons)
+
+
+def test_a_policy_must_ask_for_something() -> None:
+    with pytest.raises(ValidationError, match="asks for nothing"):
+        policy("team-a", "empty", {"match": {}})
+    with pytest.raises(ValidationError, match="before it starts"):
+        policy(
+            "team-a",
+            "bad-freeze",
+            {"freezes": [{"start": "2026-12-28T00:00:00Z", "end": "2026-12-20T00:00:00Z"}]},
+        )
