@@ -219,6 +219,9 @@ class ApprovalPolicySpec(Model):
     """Matching flows start only inside this maintenance window; outside it they wait."""
     freezes: list[Freeze] = Field(default_factory=list)
     """Change freezes: matching flows wait until the freeze ends."""
+    override_groups: list[str] = Field(default_factory=list)
+    """Members of these groups may lift the window and freezes for one Application for a
+    while, with a reason, through milkyway server (``POST …/window-override``)."""
 
     @model_validator(mode="after")
     def _does_something(self) -> ApprovalPolicySpec:
@@ -230,6 +233,22 @@ class ApprovalPolicySpec(Model):
 
     message: str = ""
     """Shown to approvers with the gate."""
+
+
+class WindowOverride(Model):
+    """A lifted window or freeze: recorded by milkyway server after it checked the caller."""
+
+    application: str
+    """``namespace/name`` of the Application it applies to."""
+    by: str
+    reason: str
+    at: datetime
+    until: datetime
+
+
+class ApprovalPolicyStatus(Model):
+    overrides: list[WindowOverride] = Field(default_factory=list)
+    """Written only by milkyway server (users hold no right on approvalpolicies/status)."""
 
 
 class ApprovalPolicy(Model):
@@ -248,6 +267,19 @@ class ApprovalPolicy(Model):
     kind: Literal["ApprovalPolicy"] = "ApprovalPolicy"
     metadata: ObjectMeta
     spec: ApprovalPolicySpec
+    status: ApprovalPolicyStatus = Field(default_factory=ApprovalPolicyStatus)
+
+    @field_validator("status", mode="before")
+    @classmethod
+    def _empty_status(cls, value: object) -> object:
+        return {} if value is None else value
+
+    def overridden(self, application: str, now: datetime) -> WindowOverride | None:
+        """The override in force for ``application`` (``namespace/name``) at ``now``."""
+        for entry in self.status.overrides:
+            if entry.application == application and entry.at <= now < entry.until:
+                return entry
+        return None
 
 
 @dataclass(frozen=True)
@@ -367,10 +399,12 @@ def start_hold(
     component_type: str,
     labels: Mapping[str, str],
     now: datetime,
+    application: str = "",
 ) -> Hold | None:
     """When a flow may start under the windows and freezes of the matching policies:
     ``None`` if now, else the earliest time every one of them allows (a window that opens
-    inside a freeze is skipped until one opens after it)."""
+    inside a freeze is skipped until one opens after it). A policy whose window an
+    override lifts for ``application`` (``namespace/name``) holds nothing."""
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     matching = [
@@ -385,6 +419,7 @@ def start_hold(
             labels=labels,
         )
         and (p.spec.allowed_in is not None or p.spec.freezes)
+        and not (application and p.overridden(application, now))
     ]
     at = now
     reasons: dict[str, str] = {}

@@ -127,7 +127,7 @@ async def admit(
         "now": now,
     }
     requirement = required_approvals(policies, **facts)
-    hold = start_hold(policies, **facts)
+    hold = start_hold(policies, **facts, application=f"{namespace}/{metadata.get('name', '')}")
     return Admission([gate_step(g) for g in requirement.gates], requirement, hold)
 
 

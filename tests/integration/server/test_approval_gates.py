@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from lightkube.core.exceptions import ApiError
 from pydantic import BaseModel
 
 from milkyway.flows.dsl import Catalog, load_flows
@@ -20,8 +22,8 @@ from milkyway.flows.engine import Engine, add_request, new_run
 from milkyway.flows.kube_store import KubeStore
 from milkyway.flows.tasks import REGISTRY, TaskContext
 from milkyway.kube.decision_key import decision_key
-from milkyway.kube.resources import APPLICATION
-from milkyway.model.approval_policy import Gate
+from milkyway.kube.resources import APPLICATION, APPROVAL_POLICY
+from milkyway.model.approval_policy import ApprovalPolicy, Gate, start_hold
 from milkyway.model.flow import FlowRun
 from milkyway.operator.approval_gates import gate_step
 from milkyway.security.change_stamp import stamped_user
@@ -311,3 +313,90 @@ async def test_the_server_stamps_who_changed_an_application(front: Front) -> Non
         stamped_user(key, {**stored, "metadata": {**stored["metadata"], "annotations": forged}})
         is None
     )
+
+
+FROZEN = {
+    "apiVersion": "milkyway.ebay.com/v1",
+    "kind": "ApprovalPolicy",
+    "metadata": {"name": "release-freeze", "namespace": "team-a"},
+    "spec": {
+        "match": {"operations": ["upgrade"]},
+        "freezes": [
+            {"start": "2020-01-01T00:00:00Z", "end": "2099-01-01T00:00:00Z", "reason": "frozen"}
+        ],
+        "overrideGroups": ["approvers-a"],
+    },
+}
+
+
+async def test_an_override_lifts_a_freeze_with_a_reason(front: Front) -> None:
+    await front.apply(application("held"))
+    await front.admin.create(APPROVAL_POLICY.from_dict(FROZEN), namespace="team-a")
+    path = f"{API}/namespaces/team-a/applications/held/window-override"
+    body = {"policy": "team-a/release-freeze", "reason": "INC-42 hotfix", "duration": "2h"}
+
+    def hold_for(policy: ApprovalPolicy) -> Any:
+        return start_hold(
+            [policy],
+            operation="rolling-upgrade",
+            flow="milkyway-rolling-upgrade",
+            namespace="team-a",
+            component_type="kafka",
+            labels={},
+            now=dt.datetime.now(dt.UTC),
+            application="team-a/held",
+        )
+
+    async def stored() -> ApprovalPolicy:
+        raw = await front.admin.get(APPROVAL_POLICY, "release-freeze", namespace="team-a")
+        return ApprovalPolicy.model_validate(raw.to_dict())
+
+    assert hold_for(await stored()) is not None
+    # alice edits team-a but holds no approve right; carol may approve but is in no
+    # override group; nobody may write the policy's status themselves.
+    async with front.as_user("alice") as alice, front.as_user("carol") as carol:
+        answer = await alice.post(path, json=body)
+        assert answer.status_code == 403 and "milkyway-approver" in answer.json()["detail"]
+        answer = await carol.post(path, json=body)
+        assert answer.status_code == 403 and "overrideGroups" in answer.json()["detail"]
+    as_carol = front.state.clients.as_user("carol", ["platform"])
+    data = (await stored()).to_wire()
+    data["status"] = {
+        "overrides": [
+            {
+                "application": "team-a/held",
+                "by": "carol",
+                "reason": "x",
+                "at": "2026-01-01T00:00:00Z",
+                "until": "2099-01-01T00:00:00Z",
+            }
+        ]
+    }
+    with pytest.raises(ApiError) as refused:
+        await as_carol.replace(
+            APPROVAL_POLICY.Status.from_dict(data), "release-freeze", namespace="team-a"
+        )
+    assert refused.value.status.code == 403
+    assert hold_for(await stored()) is not None
+
+    async with front.as_user("erin") as erin:
+        answer = await erin.post(path, json={**body, "reason": ""})
+        assert answer.status_code == 422
+        answer = await erin.post(path, json={**body, "duration": "3d"})
+        assert answer.status_code == 422
+        answer = await erin.post(path, json=body)
+        assert answer.status_code == 200, answer.text
+    policy = await stored()
+    assert [(o.application, o.by, o.reason) for o in policy.status.overrides] == [
+        ("team-a/held", "erin", "INC-42 hotfix")
+    ]
+    assert hold_for(policy) is None
+    rows = front.state.audit.search(action="override_window", limit=10)
+    assert [(r["actor"], r["result"]) for r in rows] == [
+        ("alice", 403),
+        ("carol", 403),
+        ("erin", 422),
+        ("erin", 422),
+        ("erin", 200),
+    ]
+    assert "INC-42 hotfix" in rows[-1]["detail"] and "until" in rows[-1]["detail"]
