@@ -411,3 +411,18 @@ def test_a_policy_must_ask_for_something() -> None:
             "bad-freeze",
             {"freezes": [{"start": "2026-12-28T00:00:00Z", "end": "2026-12-20T00:00:00Z"}]},
         )
+
+
+def test_the_policies_in_the_docs_are_valid() -> None:
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[3] / "docs" / "approvals.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", text, re.S)
+    policies = [yaml.safe_load(b) for b in blocks]
+    policies = [p for p in policies if p.get("kind") == "ApprovalPolicy"]
+    assert len(policies) >= 2
+    for doc in policies:
+        ApprovalPolicy.model_validate(doc)
