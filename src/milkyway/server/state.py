@@ -38,9 +38,20 @@ class ServerState:
     async def decision_key(self) -> bytes:
         """The key approval decisions are signed with (see :mod:`milkyway.kube.decision_key`)."""
         if self.signing_key is None:
-            from milkyway.kube.decision_key import decision_key
+            from lightkube.core.exceptions import ApiError
 
-            self.signing_key = await decision_key(self.clients.own())
+            from milkyway.kube.decision_key import NAME, NAMESPACE, decision_key
+
+            try:
+                self.signing_key = await decision_key(self.clients.own())
+            except (ApiError, ValueError) as exc:
+                log.error("decision key %s/%s unavailable: %s", NAMESPACE, NAME, exc)
+                raise Problem(
+                    503,
+                    f"the server cannot read its decision key {NAMESPACE}/{NAME}; an "
+                    "administrator must apply deploy/rbac/milkyway-server.yaml",
+                    kind="unavailable",
+                ) from None
         return self.signing_key
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from lightkube.core.exceptions import ApiError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from milkyway.kube.resources import APPROVAL_POLICY
 from milkyway.model.approval_policy import (
@@ -85,7 +85,14 @@ async def override_window(
                 raise Problem(404, f"no ApprovalPolicy {body.policy}", kind="not-found") from None
             raise
         data: dict[str, Any] = raw.to_dict()
-        policy = ApprovalPolicy.model_validate(data)
+        try:
+            policy = ApprovalPolicy.model_validate(data)
+        except ValidationError as exc:
+            raise Problem(
+                422,
+                f"ApprovalPolicy {body.policy} is invalid ({exc.errors()[0]['msg']}); fix it first",
+                kind="invalid",
+            ) from None
         covered = home == namespace or not policy.spec.match.namespaces
         if not covered and namespace not in policy.spec.match.namespaces:
             raise Problem(422, f"{body.policy} does not apply to namespace {namespace}")
