@@ -388,6 +388,8 @@ class Hold:
 
     until: datetime
     reasons: tuple[str, ...]
+    kind: str = "window"
+    """``window`` (a window or freeze) or ``rejected`` (a person rejected this change)."""
 
 
 def start_hold(

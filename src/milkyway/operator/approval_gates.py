@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lightkube import AsyncClient
@@ -135,6 +135,7 @@ def hold_condition(
     held: Sequence[tuple[str, Hold]], generation: int | None = None
 ) -> dict[str, Any]:
     """The Application's ``MaintenanceWindow`` condition: which flows wait and until when."""
+    held = [(w, h) for w, h in held if h.kind == "window"]
     if not held:
         return condition("MaintenanceWindow", False, "NotHeld", "", generation)
     message = "; ".join(
@@ -172,3 +173,59 @@ def approval_condition(
 
 def _rfc3339(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+CHANGE_LABEL = "milkyway.ebay.com/change"
+"""On the runs the operator starts: the digest of what the Application asked for."""
+REJECTION_RECHECK = 3600.0
+
+
+def rejected_before(
+    runs: Sequence[Mapping[str, Any]],
+    *,
+    flow: str,
+    component: str | None,
+    change: str,
+    now: datetime,
+) -> Hold | None:
+    """A hold while the same flow for the same component was rejected by a person at an
+    approval gate for this very change: it is asked for again once the Application
+    changes (a timeout's default rejection does not hold: it is asked for again)."""
+    for run in runs:
+        metadata = run.get("metadata") or {}
+        labels = metadata.get("labels") or {}
+        status = run.get("status") or {}
+        if (
+            status.get("phase") != "Failed"
+            or (run.get("spec") or {}).get("flow") != flow
+            or labels.get(CHANGE_LABEL) != change
+            or labels.get("milkyway.ebay.com/component") != component
+        ):
+            continue
+        for path, node in sorted((status.get("nodes") or {}).items()):
+            decision = node.get("decision") or {}
+            by = str(decision.get("by") or "")
+            if node.get("kind") == "approval" and decision.get("approved") is False and by:
+                if by.startswith("system:"):
+                    continue
+                why = f": {decision['reason']}" if decision.get("reason") else ""
+                return Hold(
+                    now + timedelta(seconds=REJECTION_RECHECK),
+                    (
+                        f"{metadata.get('name')} was rejected by {by} at {path}{why}; "
+                        "change the Application to ask again",
+                    ),
+                    kind="rejected",
+                )
+    return None
+
+
+def rejection_condition(
+    held: Sequence[tuple[str, Hold]], generation: int | None = None
+) -> dict[str, Any]:
+    """The Application's ``ApprovalRejected`` condition: flows not asked for again."""
+    rejected = [(w, h) for w, h in held if h.kind == "rejected"]
+    if not rejected:
+        return condition("ApprovalRejected", False, "NoneRejected", "", generation)
+    message = "; ".join(f"{w}: {', '.join(h.reasons)}" for w, h in rejected)
+    return condition("ApprovalRejected", True, "Rejected", message, generation)

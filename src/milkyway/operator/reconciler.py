@@ -47,7 +47,14 @@ from milkyway.model.errors import FieldError, ValidationFailed
 from milkyway.model.flow import DONE_LABEL, TERMINAL_RUN_PHASES
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import ResolvedApplication, resolve
-from milkyway.operator.approval_gates import admit, approval_condition, hold_condition
+from milkyway.operator.approval_gates import (
+    CHANGE_LABEL,
+    admit,
+    approval_condition,
+    hold_condition,
+    rejected_before,
+    rejection_condition,
+)
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow
@@ -62,7 +69,7 @@ from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.size_limit import oversized_spec
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition
 from milkyway.render.zone import render_zone
-from milkyway.security.change_stamp import stamped_user
+from milkyway.security.change_stamp import change_digest, stamped_user
 
 log = logging.getLogger(__name__)
 
@@ -575,6 +582,17 @@ class Reconciler:
         if request.operation:
             labels[OPERATION_LABEL] = request.operation
         labels[ATTEMPT_LABEL] = str(request.attempt)
+        change = change_digest(obj)
+        labels[CHANGE_LABEL] = change
+        rejected = rejected_before(
+            self._caches.runs_of((namespace, name)),
+            flow=request.flow,
+            component=request.component,
+            change=change,
+            now=self._clock(),
+        )
+        if rejected is not None:
+            return rejected
         engine = self._engines.engine_for(namespace)
         try:
             gates: list[Any] = []
@@ -673,6 +691,8 @@ class Reconciler:
         ]
         conditions.append(approval_condition(self._caches.runs_of(key), generation))
         conditions.append(hold_condition(held, generation))
+        conditions = [c for c in conditions if c.get("type") != "ApprovalRejected"]
+        conditions.append(rejection_condition(held, generation))
         status["conditions"] = conditions
         carry_health(obj.get("status") or {}, status)
         await self._status.write(obj, known_status(status))

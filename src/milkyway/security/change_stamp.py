@@ -77,3 +77,16 @@ def stamped_user(key: bytes, app: Mapping[str, Any]) -> str | None:
         annotations,
     )[CHANGED_BY_PROOF]
     return user if hmac.compare_digest(expected, proof) else None
+
+
+def change_digest(app: Mapping[str, Any]) -> str:
+    """A short digest of what the Application asks for (spec and request annotations):
+    runs carry it, so a change that was rejected is not asked for again until it changes."""
+    metadata = app.get("metadata") or {}
+    digest = _digest(
+        metadata.get("namespace", ""),
+        metadata.get("name", ""),
+        app.get("spec"),
+        metadata.get("annotations") or {},
+    )
+    return digest.hex()[:16]

@@ -6,6 +6,7 @@ approver's signed decision lets it go on."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from lightkube.resources.apps_v1 import StatefulSet
 from milkyway.flows.engine import add_request
 from milkyway.flows.kube_store import KubeStore
 from milkyway.kube.decision_key import decision_key
-from milkyway.kube.resources import APPROVAL_POLICY, FLOWRUN
+from milkyway.kube.resources import APPLICATION, APPROVAL_POLICY, FLOWRUN
 from milkyway.security.change_stamp import stamp
 
 from .conftest import ensure_namespace
@@ -151,3 +152,53 @@ async def test_a_freeze_holds_a_flow_until_it_ends(world: Any) -> None:
         runs = [r.to_dict() async for r in world.mgmt.list(FLOWRUN, namespace="etcd-demo")]
         created = [datetime.fromisoformat(r["metadata"]["creationTimestamp"]) for r in runs]
         assert created and min(created) >= end, (created, end)
+
+
+async def test_a_rejected_change_is_not_asked_again_until_it_changes(world: Any) -> None:
+    await world.mgmt.create(APPROVAL_POLICY.from_dict(POLICY), namespace="milkyway-system")
+    doc = yaml.safe_load((EXAMPLES / "etcd.yaml").read_text())
+    doc["metadata"]["labels"] = {"env": "prod"}
+    key = await decision_key(world.mgmt)
+    store = KubeStore(world.mgmt, "etcd-demo")
+
+    async def waiting_runs() -> list[str]:
+        names = []
+        async for run in world.mgmt.list(FLOWRUN, namespace="etcd-demo"):
+            data = run.to_dict()
+            node = ((data.get("status") or {}).get("nodes") or {}).get(GATE) or {}
+            if node.get("phase") == "Waiting":
+                names.append(data["metadata"]["name"])
+        return names
+
+    async with world.operator(flow_retry_base=0.5, flow_retry_cap=1.0) as operator:
+        await operator.wait_until_leading(10)
+        await world.apply_application(doc)
+        await world.eventually(waiting_runs, within=60, what="a gated provision run")
+        first = (await waiting_runs())[0]
+        await add_request(
+            store, first, "reject", "carol", step=GATE, reason="not today", decision_key=key
+        )
+
+        async def rejected() -> bool:
+            app = await world.application("etcd-demo", "config-store")
+            return _condition(app, "ApprovalRejected").get("status") == "True"
+
+        await world.eventually(rejected, within=60, what="ApprovalRejected")
+        message = _condition(
+            await world.application("etcd-demo", "config-store"), "ApprovalRejected"
+        )["message"]
+        assert "rejected by carol" in message and "not today" in message
+        # Far beyond the retry back-off: the rejected change is not asked for again.
+        await asyncio.sleep(4)
+        names = [r.metadata.name async for r in world.mgmt.list(FLOWRUN, namespace="etcd-demo")]
+        assert names == [first]
+
+        # A change to the Application asks again.
+        app = await world.application("etcd-demo", "config-store")
+        app["spec"]["components"][0]["regions"][0]["zones"][0]["size"] = 3
+        await world.mgmt.replace(APPLICATION.from_dict(app), namespace="etcd-demo")
+
+        async def asked_again() -> bool:
+            return any(n != first for n in await waiting_runs())
+
+        await world.eventually(asked_again, within=60, what="a new gated run after the change")
