@@ -573,7 +573,8 @@ class Reconciler:
 
     async def _start(self, obj: Mapping[str, Any], request: FlowRequest) -> RunningFlow | Hold:
         """Start ``request``'s flow behind the gates its ApprovalPolicies ask for, or
-        answer the hold of a window or freeze that keeps it from starting now."""
+        answer the hold (a window, a freeze, a rejection of this very change) that keeps
+        it from starting now."""
         namespace = obj["metadata"]["namespace"]
         name = obj["metadata"]["name"]
         labels = {APPLICATION_LABEL: name}
