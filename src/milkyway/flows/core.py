@@ -1086,7 +1086,40 @@ def _on_decide(tx: _Tx, event: ev.Decide) -> None:  # type: ignore[misc]
             f"{event.actor!r} may not decide approval {event.path!r}; allowed users: "
             f"{users}, groups: {groups}"
         )
-    _decide(tx, event.path, event.approved, event.actor, event.reason)
+    if approval.proof and not event.proven:
+        raise ApprovalDenied(
+            f"approval {event.path!r} takes decisions only through milkyway server "
+            f"(POST .../flowruns/RUN/decisions/approve); this request carries no valid "
+            "server signature"
+        )
+    if not event.approved or approval.required <= 1:
+        _decide(tx, event.path, event.approved, event.actor, event.reason)
+        return
+    counted = list(node.approvals or [])
+    if any(d.by == event.actor for d in counted):
+        raise InvalidRequest(
+            f"{event.actor!r} already approved {event.path!r}; an approver counts once "
+            f"({len(counted)} of {approval.required} distinct approvals)"
+        )
+    counted.append(Decision(approved=True, by=event.actor, at=tx.now, reason=event.reason))
+    edited = tx.edit(event.path)
+    edited.approvals = counted
+    if len(counted) < approval.required:
+        edited.message = (
+            f"{len(counted)} of {approval.required} approvals "
+            f"({', '.join(d.by for d in counted)}); waiting for "
+            f"{approval.required - len(counted)} more from "
+            f"{', '.join([*users, *(f'group:{g}' for g in groups)])}"
+        )
+        tx.commands.append(
+            ev.Notice(
+                "ApprovalCounted",
+                f"{event.path} approved by {event.actor}: {len(counted)} of {approval.required}",
+            )
+        )
+        return
+    by = ",".join(d.by for d in counted)
+    _decide(tx, event.path, True, by, event.reason)
 
 
 def _decide(tx: _Tx, path: str, approved: bool, actor: str, reason: str) -> None:

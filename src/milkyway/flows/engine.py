@@ -33,6 +33,7 @@ from milkyway.flows import metrics
 from milkyway.flows.core import InvalidRequest, Machine, RunInfo, clone
 from milkyway.flows.dsl import Catalog, FlowError, check_flow, snapshot_hash, validate_params
 from milkyway.flows.expr import ExpressionError, render
+from milkyway.flows.gates import with_gates
 from milkyway.flows.store import Conflict, NotFound, Store
 from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry, UnknownTaskError, invoke
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
@@ -45,7 +46,9 @@ from milkyway.model.flow import (
     FlowRunSpec,
     FlowRunStatus,
     RunRequest,
+    Step,
 )
+from milkyway.security.decision_proof import decision_holds, sign_decision
 from milkyway.telemetry.logs import LOG_CONTEXT
 
 log = logging.getLogger("milkyway.flows")
@@ -102,6 +105,7 @@ def new_run(
     labels: Mapping[str, str] | None = None,
     locks: Sequence[str] = (),
     owner_references: Sequence[Mapping[str, Any]] = (),
+    gates: Sequence[Step] = (),
 ) -> FlowRun:
     """A validated, Pending FlowRun with its spec snapshot and hash (not yet stored).
 
@@ -119,6 +123,7 @@ def new_run(
         target=target,
         requested_by=requested_by,
         locks=list(locks),
+        gates=list(gates),
     )
     run_name = name or f"{flow}-{uuid.uuid4().hex[:8]}"
     status = initial_status(catalog, registry, spec, run_name)
@@ -142,6 +147,9 @@ def initial_status(
     and the locks it must hold. Raises :class:`FlowError` if the run cannot start."""
     found_version, flow_spec = catalog.get(spec.flow, spec.version)
     snapshot = catalog.snapshot(spec.flow, found_version)
+    if spec.gates:
+        root = next(iter(snapshot))
+        snapshot[root] = with_gates(snapshot[root], spec.gates)
     for key, sub in snapshot.items():
         check_flow(key, sub, registry, catalog)
     resolved = validate_params(spec.flow, flow_spec, dict(spec.params))
@@ -177,8 +185,11 @@ async def add_request(
     groups: Sequence[str] = (),
     step: str | None = None,
     reason: str = "",
+    decision_key: bytes | None = None,
 ) -> FlowRun:
-    """Ask a run for an operation (cancel, approve, …); engines apply it exactly once."""
+    """Ask a run for an operation (cancel, approve, …); engines apply it exactly once.
+
+    ``decision_key``: sign an approve/reject as the server (it checked who the actor is)."""
     request = RunRequest(
         id=uuid.uuid4().hex[:12],
         op=op,  # type: ignore[arg-type]
@@ -189,6 +200,22 @@ async def add_request(
     )
     for _ in range(20):
         run = await store.get(name)
+        if decision_key is not None and op in ("approve", "reject"):
+            request = clone(
+                request,
+                proof=sign_decision(
+                    decision_key,
+                    namespace=run.metadata.namespace or "",
+                    run=run.metadata.name,
+                    uid=run.metadata.uid or "",
+                    request_id=request.id,
+                    op=op,
+                    actor=actor,
+                    groups=list(groups),
+                    step=step or "",
+                    reason=reason,
+                ),
+            )
         spec = clone(run.spec, requests=[*run.spec.requests, request])
         # A request makes a finished run active again, so engines listing only active
         # runs see it.
@@ -201,7 +228,26 @@ async def add_request(
     raise Conflict(f"flowrun {name!r} kept changing; try again")
 
 
-def request_event(request: RunRequest, now: float) -> ev.Event:
+def verify_decision(key: bytes, run: FlowRun, request: RunRequest) -> bool:
+    """Whether ``request`` is an approve/reject the server signed for exactly this run."""
+    if request.op not in ("approve", "reject"):
+        return False
+    return decision_holds(
+        key,
+        request.proof,
+        namespace=run.metadata.namespace or "",
+        run=run.metadata.name,
+        uid=run.metadata.uid or "",
+        request_id=request.id,
+        op=request.op,
+        actor=request.actor,
+        groups=request.groups,
+        step=request.step or "",
+        reason=request.reason,
+    )
+
+
+def request_event(request: RunRequest, now: float, *, proven: bool = False) -> ev.Event:
     actor = request.actor
     if request.op == "cancel":
         return ev.Cancel(now=now, actor=actor, reason=request.reason)
@@ -218,6 +264,7 @@ def request_event(request: RunRequest, now: float) -> ev.Event:
         approved=request.op == "approve",
         groups=tuple(request.groups),
         reason=request.reason,
+        proven=proven,
     )
 
 
@@ -237,10 +284,14 @@ class Engine:
         clock: Callable[[], float] = time.time,
         cluster_wait: float | None = None,
         reachability: ReachabilityLog | None = None,
+        decision_key: bytes | None = None,
     ) -> None:
         self.store = store
         self.reachability = reachability or ReachabilityLog("of the flow store")
         """Where failures to reach the store's cluster are reported (once per change)."""
+        self.decision_key = decision_key
+        """The key ``milkyway server`` signs decisions with; without it no decision on a
+        gate that requires the server's proof counts."""
         self.catalog = catalog or Catalog.from_paths([])
         self.registry = registry
         self.clients: Mapping[str, Any] = clients if clients is not None else {}
@@ -666,7 +717,10 @@ class _Driver:
             raise LostOwnership(self.name)
         self.run = fresh
         for request in _pending_requests(self.run):
-            event = request_event(request, self.engine.clock())
+            proven = self.engine.decision_key is not None and verify_decision(
+                self.engine.decision_key, self.run, request
+            )
+            event = request_event(request, self.engine.clock(), proven=proven)
             await self._transition(event, request=request)
 
     async def _renew(self) -> None:

@@ -81,6 +81,8 @@ class Decide(Event):
     approved: bool = True
     groups: tuple[str, ...] = ()
     reason: str = ""
+    proven: bool = False
+    """The request carried a valid signature of ``milkyway server``."""
 
 
 @dataclass(frozen=True, slots=True)

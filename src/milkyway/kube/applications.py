@@ -94,9 +94,13 @@ async def edit_application(
     annotations: Mapping[str, str | None] | None = None,
     attempts: int = 5,
     field_manager: str = DEFAULT_FIELD_MANAGER,
+    annotate: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
 ) -> str:
     """Change an Application's spec with ``edit``, validate the result locally, and write it
-    with the read resourceVersion as precondition (re-read and re-edit on a conflict)."""
+    with the read resourceVersion as precondition (re-read and re-edit on a conflict).
+
+    ``annotate``: more annotations computed from the edited document (the server's stamp
+    of who changed it)."""
     for _ in range(attempts):
         live = await get_application(client, name, namespace)
         document = clean_document(live)
@@ -109,6 +113,8 @@ async def edit_application(
         }
         if annotations:
             patch["metadata"]["annotations"] = dict(annotations)
+        if annotate is not None and document["spec"] != live.get("spec"):
+            patch["metadata"].setdefault("annotations", {}).update(annotate(document))
         if document["spec"] == live.get("spec") and not annotations:
             return f"{summary} (unchanged)"
         try:

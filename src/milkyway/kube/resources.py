@@ -20,6 +20,7 @@ CLUSTER = create_global_resource(GROUP, VERSION, "Cluster", "clusters")
 COMPONENT_TYPE = create_global_resource(GROUP, VERSION, "ComponentType", "componenttypes")
 FLOW = create_namespaced_resource(GROUP, VERSION, "Flow", "flows")
 FLOWRUN = create_namespaced_resource(GROUP, VERSION, "FlowRun", "flowruns")
+APPROVAL_POLICY = create_namespaced_resource(GROUP, VERSION, "ApprovalPolicy", "approvalpolicies")
 
 __all__ = [
     "APPLICATION",
@@ -58,13 +59,15 @@ class _RunStatus(DictMixin):
     message: str | None = None
     finishedAt: float | None = None
     nodes: dict[str, _RunNode] | None = None
+    timers: dict[str, float] | None = None
     finishedAt: float | None = None
 
 
 class FlowRunSummary(res.NamespacedResourceG, DictMixin):
     """A FlowRun as the operator's watch reads it: metadata, the flow's name, and the
-    status phase, progress, message, finish time and each node's phase, message, name,
-    kind, failed attempts and approval decision (what notifications read).
+    status phase, progress, message, finish time, timers and each node's phase, message,
+    name, kind, failed attempts and approval decision (what notifications and the
+    Application's ApprovalPending condition read).
 
     A FlowRun carries its flows' snapshot, parameters and every node's attempts (well
     over 100 KB once a provision has run), and the engine rewrites it at every step;

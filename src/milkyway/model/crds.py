@@ -25,6 +25,7 @@ CRD_MODELS: tuple[str, ...] = (
     "milkyway.model.component_type:ComponentType",
     "milkyway.model.flow:Flow",
     "milkyway.model.flow:FlowRun",
+    "milkyway.model.approval_policy:ApprovalPolicy",
 )
 
 

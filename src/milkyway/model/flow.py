@@ -143,6 +143,13 @@ class Approval(Model):
     """Seconds to wait; then ``default`` applies, recorded as decided by ``system:timeout``."""
     default: Literal["approve", "reject"] = "reject"
     message: str = ""
+    required: int = Field(default=1, ge=1, le=20)
+    """Distinct approvers needed (N of the M allowed); one approving twice counts once."""
+    proof: bool = False
+    """Decisions count only when ``milkyway server`` signed them (its decision key): a
+    request written on the FlowRun by anyone else is refused, whatever actor it names."""
+    policy: str = ""
+    """``namespace/name`` of the ApprovalPolicy that put this gate here, if any."""
 
     @model_validator(mode="after")
     def _someone(self) -> Approval:
@@ -378,6 +385,8 @@ class RunRequest(Model):
     step: str | None = None
     """Path of the approval step, for approve/reject."""
     reason: str = ""
+    proof: str = ""
+    """The server's signature of this decision (see ``milkyway.security.decision_proof``)."""
 
 
 class FlowRunSpec(Model):
@@ -393,6 +402,8 @@ class FlowRunSpec(Model):
     limits; kept in the spec so any engine can start a run whose creator stopped before
     writing its status."""
     requests: list[RunRequest] = Field(default_factory=list)
+    gates: list[Step] = Field(default_factory=list)
+    """Approval steps run before the flow's own steps (an ApprovalPolicy's gates)."""
 
 
 class Attempt(Model):
@@ -465,6 +476,8 @@ class NodeStatus(Model):
     pause: float = 0.0
     # approval nodes
     decision: Decision | None = None
+    approvals: list[Decision] | None = None
+    """Approvals counted so far towards ``required`` (one per distinct approver)."""
 
 
 class FlowRunStatus(Model):

@@ -53,6 +53,7 @@ from milkyway.flows.kube_store import KubeStore
 from milkyway.flows.schedule import Scheduler
 from milkyway.flows.tasks import REGISTRY, TaskRegistry
 from milkyway.kube.clients import client_from_kubeconfig
+from milkyway.kube.decision_key import decision_key
 from milkyway.kube.informer import Informer
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.reachability import ReachabilityLog
@@ -368,6 +369,7 @@ class _Session:
         )
         self.clients: dict[str, Any] = {}
         self.engines: dict[str, Engine] = {}
+        self.decision_key: bytes | None = None
         self.recorder = EventRecorder(self.client)
         self._seen: dict[AppKey, tuple[Any, ...]] = {}
         self._runs: dict[AppKey, dict[str, dict[str, Any]]] = {}
@@ -447,6 +449,9 @@ class _Session:
         self.gc_pauses = GcPauses()
 
     async def run(self) -> None:
+        # The key milkyway server signs approval decisions with: the engines count a
+        # decision on a policy's gate only with its signature.
+        self.decision_key = await decision_key(self.client)
         informers = (self.component_types, self.flows, self.flow_runs, self.applications)
         for informer in informers:
             self._spawn(informer.run(), f"informer-{informer._resource.__name__}")
@@ -535,6 +540,7 @@ class _Session:
                 clients=self.clients,
                 cluster_wait=s.cluster_wait,
                 reachability=self.operator.reachability,
+                decision_key=self.decision_key,
             )
             engine.start()
             self.engines[namespace] = engine

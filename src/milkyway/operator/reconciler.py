@@ -43,6 +43,7 @@ from milkyway.kube.labels import COMPONENT as COMPONENT_LABEL
 from milkyway.kube.labels import ZONE as ZONE_LABEL
 from milkyway.kube.resources import APPLICATION, FLOWRUN, as_dict
 from milkyway.model.application import Application, ApplicationStatus
+from milkyway.model.approval_policy import Hold
 from milkyway.model.cluster import Cluster
 from milkyway.model.component_type import ComponentType
 from milkyway.model.errors import FieldError, ValidationFailed
@@ -50,6 +51,14 @@ from milkyway.model.flow import DONE_LABEL, TERMINAL_RUN_PHASES
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import ResolvedApplication, resolve
 from milkyway.model.security_policy import DEFAULT_POLICY, SecurityPolicy
+from milkyway.operator.approval_gates import (
+    CHANGE_LABEL,
+    admit,
+    approval_condition,
+    hold_condition,
+    rejected_before,
+    rejection_condition,
+)
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow
@@ -64,6 +73,7 @@ from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.size_limit import oversized_spec
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition
 from milkyway.render.zone import render_zone
+from milkyway.security.change_stamp import change_digest, stamped_user
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +110,9 @@ class Engines(Protocol):
     """The engines hosting flows, one per namespace (FlowRuns live next to their app)."""
 
     def engine_for(self, namespace: str) -> Any: ...
+
+    decision_key: bytes | None
+    """The key milkyway server signs with (its stamp of who changed an Application)."""
 
 
 @dataclass
@@ -474,10 +487,16 @@ class Reconciler:
         for run_name in plan.cancel:
             await self._cancel(obj, run_name)
         started = []
+        held: list[tuple[str, Hold]] = []
         for request in plan.start:
-            started.append(await self._start(obj, request))
+            outcome = await self._start(obj, request)
+            if isinstance(outcome, Hold):
+                what = request.flow + (f" for {request.component}" if request.component else "")
+                held.append((what, outcome))
+            else:
+                started.append(outcome)
         running_now = [*running, *started]
-        await self._write_status(obj, resolved, plan, placement, running_now, generation)
+        await self._write_status(obj, resolved, plan, placement, running_now, generation, held=held)
         await self._record_lost(obj, plan)
         await self._prune_history(key)
 
@@ -490,6 +509,8 @@ class Reconciler:
             self._submitted.pop(key, None)
             return None
         waits = [plan.requeue_after] if plan.requeue_after is not None else []
+        now = self._clock()
+        waits += [max(1.0, (h.until - now).total_seconds()) for _, h in held]
         if placement.missing or any(not o.reachable for o in observed.values()):
             waits.append(WAIT_FOR_CLUSTER)
         if deleting and not plan.start and not unfinished:
@@ -564,7 +585,10 @@ class Reconciler:
             del pending[run_name]
         return [*running_flows(runs, *self._retry), *pending.values()]
 
-    async def _start(self, obj: Mapping[str, Any], request: FlowRequest) -> RunningFlow:
+    async def _start(self, obj: Mapping[str, Any], request: FlowRequest) -> RunningFlow | Hold:
+        """Start ``request``'s flow behind the gates its ApprovalPolicies ask for, or
+        answer the hold (a window, a freeze, a rejection of this very change) that keeps
+        it from starting now."""
         namespace = obj["metadata"]["namespace"]
         name = obj["metadata"]["name"]
         labels = {APPLICATION_LABEL: name}
@@ -573,17 +597,43 @@ class Reconciler:
         if request.operation:
             labels[OPERATION_LABEL] = request.operation
         labels[ATTEMPT_LABEL] = str(request.attempt)
+        change = change_digest(obj)
+        labels[CHANGE_LABEL] = change
+        rejected = rejected_before(
+            self._caches.runs_of((namespace, name)),
+            flow=request.flow,
+            component=request.component,
+            change=change,
+            now=self._clock(),
+        )
+        if rejected is not None:
+            return rejected
         engine = self._engines.engine_for(namespace)
         try:
+            gates: list[Any] = []
+            if request.operation:
+                admission = await admit(
+                    self._client,
+                    obj,
+                    operation=request.operation,
+                    flow=request.flow,
+                    component=request.component,
+                    types=self._types(),
+                    now=self._clock(),
+                )
+                if admission.hold is not None:
+                    return admission.hold
+                gates = admission.gates
             run_name = await engine.submit(
                 request.flow,
                 request.params,
                 target=f"{namespace}/{name}",
-                requested_by=REQUESTER,
+                requested_by=self._requester(obj),
                 namespace=namespace,
                 labels=labels,
                 locks=[f"1:{request.mutex}"] if request.mutex else [],
                 owner_references=_owner(obj),
+                gates=gates,
             )
         except FlowError as exc:
             await self._recorder.record(obj, "FlowRejected", f"{request.flow}: {exc}", warning=True)
@@ -606,6 +656,13 @@ class Reconciler:
         )
         return running
 
+    def _requester(self, obj: Mapping[str, Any]) -> str:
+        """Who asked for what the Application now says: the user ``milkyway server``
+        stamped on it while the stamp still matches, else the operator itself."""
+        key = getattr(self._engines, "decision_key", None)
+        user = stamped_user(key, obj) if key else None
+        return user or REQUESTER
+
     async def _write_status(
         self,
         obj: Mapping[str, Any],
@@ -614,6 +671,8 @@ class Reconciler:
         placement: ZonePlacement,
         running: Sequence[RunningFlow],
         generation: int | None,
+        *,
+        held: Sequence[tuple[str, Hold]] = (),
     ) -> None:
         status = dict(plan.status)
         status["observedGeneration"] = generation
@@ -644,6 +703,14 @@ class Reconciler:
         pinned = self._pinned_nodes(resolved, placement, generation)
         if pinned is not None:
             conditions.append(pinned)
+        key = (obj["metadata"]["namespace"], obj["metadata"]["name"])
+        conditions = [
+            c for c in conditions if c.get("type") not in ("ApprovalPending", "MaintenanceWindow")
+        ]
+        conditions.append(approval_condition(self._caches.runs_of(key), generation))
+        conditions.append(hold_condition(held, generation))
+        conditions = [c for c in conditions if c.get("type") != "ApprovalRejected"]
+        conditions.append(rejection_condition(held, generation))
         status["conditions"] = conditions
         carry_health(obj.get("status") or {}, status)
         await self._status.write(obj, known_status(status))

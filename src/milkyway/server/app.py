@@ -22,7 +22,15 @@ from milkyway.server.authn.ldap import LdapAuthenticator
 from milkyway.server.authn.ratelimit import LoginLimiter
 from milkyway.server.authn.sessions import SessionSigner
 from milkyway.server.authn.static_tokens import StaticTokens, secret_loader
-from milkyway.server.routes import applications, audit, auth, clusters, events, flows
+from milkyway.server.routes import (
+    applications,
+    approvals,
+    audit,
+    auth,
+    clusters,
+    events,
+    flows,
+)
 from milkyway.server.settings import ServerSettings
 from milkyway.server.state import ServerState, log
 from milkyway.telemetry.logs import LOG_CONTEXT
@@ -110,7 +118,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
         )
-    for module in (auth, applications, flows, clusters, audit, events):
+    for module in (auth, applications, flows, approvals, clusters, audit, events):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)
@@ -200,6 +208,7 @@ async def _audit(request: Request, response: Response) -> None:
         target=f"{request.method} {request.url.path}",
         decision=_decision(response.status_code),
         result=response.status_code,
+        detail=str(getattr(request.state, "audit_detail", "")),
     )
     try:
         await state.audit.append(record)

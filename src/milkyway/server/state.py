@@ -32,6 +32,27 @@ class ServerState:
     tokens: list[TokenAuthenticator] = field(default_factory=list)
     page_limit_max: int = 500
     closers: list[Any] = field(default_factory=list)
+    signing_key: bytes | None = None
+    """The decision key (read, or created, at the first decision)."""
+
+    async def decision_key(self) -> bytes:
+        """The key approval decisions are signed with (see :mod:`milkyway.kube.decision_key`)."""
+        if self.signing_key is None:
+            from lightkube.core.exceptions import ApiError
+
+            from milkyway.kube.decision_key import NAME, NAMESPACE, decision_key
+
+            try:
+                self.signing_key = await decision_key(self.clients.own())
+            except (ApiError, ValueError) as exc:
+                log.error("decision key %s/%s unavailable: %s", NAMESPACE, NAME, exc)
+                raise Problem(
+                    503,
+                    f"the server cannot read its decision key {NAMESPACE}/{NAME}; an "
+                    "administrator must apply deploy/rbac/milkyway-server.yaml",
+                    kind="unavailable",
+                ) from None
+        return self.signing_key
 
 
 def state_of(request: Request) -> ServerState:

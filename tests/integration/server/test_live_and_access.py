@@ -56,14 +56,21 @@ async def test_access_review_answers_for_the_caller(front: Front) -> None:
 async def test_flow_runs_list_and_tree(front: Front) -> None:
     run = new_run(Catalog(load_flows(GATED)), None, "gated", name="change-2", namespace="team-a")
     await KubeStore(front.admin, "team-a").create(run)
-    async with front.as_user("erin") as erin, front.as_user("bob") as bob:
+    async with (
+        front.as_user("erin") as erin,
+        front.as_user("bob") as bob,
+        front.as_user("alice") as alice,
+    ):
         listed = await erin.get(f"{API}/namespaces/team-a/flowruns")
         assert listed.status_code == 200, listed.text
         assert [r["name"] for r in listed.json()] == ["change-2"]
         tree = await erin.get(f"{API}/namespaces/team-a/flowruns/change-2")
         assert tree.status_code == 200 and tree.json()["flow"] == "gated"
         assert (await bob.get(f"{API}/namespaces/team-a/flowruns")).status_code == 403
+        # Approvers decide through the server but write no FlowRun: steering is an editor's.
         cancel = await erin.post(f"{API}/namespaces/team-a/flowruns/change-2/cancel", json={})
+        assert cancel.status_code == 403, cancel.text
+        cancel = await alice.post(f"{API}/namespaces/team-a/flowruns/change-2/cancel", json={})
         assert cancel.status_code == 200, cancel.text
     requests = (await KubeStore(front.admin, "team-a").get("change-2")).spec.requests
-    assert [(r.op, r.actor) for r in requests] == [("cancel", "erin")]
+    assert [(r.op, r.actor) for r in requests] == [("cancel", "alice")]

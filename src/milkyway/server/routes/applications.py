@@ -27,12 +27,15 @@ from milkyway.model.edits import params_edit, scale_edit, upgrade_edit
 from milkyway.model.errors import FieldError, ValidationFailed
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import resolve
+from milkyway.security.change_stamp import stamp as change_stamp
 from milkyway.server.problems import Problem
 from milkyway.server.state import Caller, kube_as, state_of
 
 router = APIRouter(tags=["applications"])
 FIELD_MANAGER = "milkyway-server"
 REQUEST_ID_ANNOTATION = "milkyway.ebay.com/request-id"
+"""The server's request id, on what it wrote (the stamp of who did is
+:mod:`milkyway.security.change_stamp`'s)."""
 NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Namespace = Annotated[str, Path(min_length=1, max_length=63, pattern=NAME)]
 Name = Annotated[str, Path(min_length=1, max_length=63, pattern=NAME)]
@@ -137,6 +140,12 @@ async def _validated(
     annotations = meta.setdefault("annotations", {})
     if isinstance(annotations, dict):
         annotations[REQUEST_ID_ANNOTATION] = _request_id(request)
+        key = await state_of(request).decision_key()
+        annotations.update(
+            change_stamp(
+                key, identity.name, namespace, meta["name"], document.get("spec"), annotations
+            )
+        )
     return document
 
 
@@ -236,6 +245,7 @@ _ACTION = "/namespaces/{namespace}/applications/{name}"
 async def _edit(
     request: Request, identity: Any, name: str, namespace: str, edit: Any
 ) -> ActionResult:
+    key = await state_of(request).decision_key()
     summary = await edit_application(
         kube_as(request, identity),
         name,
@@ -243,6 +253,14 @@ async def _edit(
         edit,
         annotations={REQUEST_ID_ANNOTATION: _request_id(request)},
         field_manager=FIELD_MANAGER,
+        annotate=lambda doc: change_stamp(
+            key,
+            identity.name,
+            namespace,
+            name,
+            doc["spec"],
+            doc["metadata"].get("annotations") or {},
+        ),
     )
     return ActionResult(
         message=f"application/{namespace}/{name}: {summary}", requestId=_request_id(request)

@@ -17,7 +17,7 @@ from milkyway.kube.resources import FLOWRUN
 from milkyway.server.identity import AUTHENTICATED_GROUP
 from milkyway.server.problems import Problem
 from milkyway.server.routes.applications import NAME, ONE_RESPONSES, Name, Namespace
-from milkyway.server.state import Caller, kube_as
+from milkyway.server.state import Caller, kube_as, may, state_of
 
 router = APIRouter(tags=["flows"])
 
@@ -145,7 +145,13 @@ async def decide_flowrun(
     request: Request,
     identity: Caller,
 ) -> Requested:
-    """Approve or reject an approval step, as the signed-in user and their groups."""
+    """Approve or reject an approval step as the signed-in user and their groups.
+
+    The server checks what users cannot forge, then writes the decision with its own
+    identity, signed with the decision key: RBAC must grant the caller the ``approve``
+    verb on flowruns in the namespace (``milkyway-approver``), and the gate must name the
+    caller or one of their groups. Gates an ApprovalPolicy inserted count only such
+    signed decisions, so a decision written on the FlowRun directly does not count."""
     store = KubeStore(kube_as(request, identity), namespace)
     run = await store.get(name)
     node = run.status.nodes.get(body.step)
@@ -157,16 +163,66 @@ async def decide_flowrun(
             f"{', '.join(gates) or 'none'}",
             kind="invalid",
         )
+    if not await may(request, identity, "approve", "flowruns", namespace=namespace):
+        raise Problem(
+            403,
+            f"{identity.name} may not decide approvals in namespace {namespace}: ask for "
+            "the milkyway-approver ClusterRole there (a RoleBinding)",
+            kind="forbidden",
+        )
+    groups = _groups(identity)
+    users, allowed_groups = _approvers(run, node)
+    requester = run.spec.requested_by
+    if decision == "approve" and identity.name == requester:
+        raise Problem(
+            403,
+            f"{identity.name} requested run {name} and may not approve it; ask one of "
+            f"{', '.join([*users, *(f'group:{g}' for g in allowed_groups)])}",
+            kind="forbidden",
+        )
+    named = identity.name in users or bool(set(groups) & set(allowed_groups))
+    if not named and not (decision == "reject" and identity.name == requester):
+        raise Problem(
+            403,
+            f"{identity.name} is not an approver of {body.step} in run {name}: it names "
+            f"users {users} and groups {allowed_groups}",
+            kind="forbidden",
+        )
+    if node.phase != "Waiting":
+        raise Problem(409, f"approval {body.step} of run {name} is {node.phase}, not Waiting")
+    if decision == "approve" and any(d.by == identity.name for d in node.approvals or []):
+        raise Problem(
+            409,
+            f"{identity.name} already approved {body.step} of run {name}; an approver counts once",
+        )
+    state = state_of(request)
     await add_request(
-        store,
+        KubeStore(state.clients.own(), namespace),
         name,
         decision,
         identity.name,
-        groups=_groups(identity),
+        groups=groups,
         step=body.step,
         reason=body.reason,
+        decision_key=await state.decision_key(),
     )
     return Requested(message=f"flowrun/{name}: {decision} of {body.step} requested")
+
+
+def _approvers(run: Any, node: Any) -> tuple[list[str], list[str]]:
+    """Who the gate names: as the engine rendered them when the gate started waiting, or
+    as the step is written (plain names) for a gate not started by an engine."""
+    if node.params:
+        return (
+            [str(u) for u in node.params.get("users", [])],
+            [str(g) for g in node.params.get("groups", [])],
+        )
+    for spec in run.status.snapshot.values():
+        for step in (*spec.steps, *spec.on_failure, *spec.finally_):
+            if step.name == node.name and step.approval is not None:
+                plain = [n for n in step.approval.users if "${{" not in n]
+                return plain, [g for g in step.approval.groups if "${{" not in g]
+    return [], []
 
 
 def _groups(identity: Any) -> list[str]:
