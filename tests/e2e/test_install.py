@@ -320,6 +320,10 @@ async def _scale_out(shell: Shell) -> None:
 
 
 NOT_EXERCISED_MANAGEMENT: dict[Use, str] = {
+    ("", "secrets", "create"): (
+        "the operator creates the decision key when milkyway server has not yet "
+        "(milkyway.kube.decision_key)"
+    ),
     ("milkyway.ebay.com", "applications", "get"): (
         "health reports and notifications read the Application afresh "
         "(milkyway.operator.health.task, milkyway.notify.center)"
@@ -345,6 +349,8 @@ NOT_EXERCISED_MEMBER: dict[Use, str] = {
     ("", "persistentvolumes", "delete"): "replace-member and scale-in delete a member's volume",
     ("", "secrets", "get"): "the agents' public keys Secret (milkyway.kube.agent_keys)",
     ("", "secrets", "patch"): "the agents' public keys Secret (milkyway.kube.agent_keys)",
+    ("", "secrets", "list"): "release-namespace lists what is left in a namespace it created",
+    ("", "secrets", "delete"): "the agent keys go with the namespace's last Application",
     ("", "pods/proxy", "get"): "health checks ask the sidecar agents through the pod proxy",
     ("", "pods/proxy", "create"): "agent actions go through the pod proxy",
 }

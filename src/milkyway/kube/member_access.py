@@ -34,12 +34,14 @@ WORKLOAD_RULES: list[dict[str, Any]] = [
     },
     {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": _APPLY},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _APPLY},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "patch"]},
+    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get", "create"]},
 ]
 """What Milkyway changes in a namespace it manages: its objects (applied, deleted on
 scale-in and decommission), the sidecar agents' key Secret, and requests to the agents
-through the pod proxy. Bound per managed namespace."""
+through the pod proxy; after the last decommission the keys are deleted and what is left
+is listed (a namespace Milkyway created is deleted only when empty). Bound per managed
+namespace."""
 
 
 def cluster_rules(namespaces_restricted: bool) -> list[dict[str, Any]]:
@@ -48,7 +50,7 @@ def cluster_rules(namespaces_restricted: bool) -> list[dict[str, Any]]:
     volumes, reading the objects a flow checks before creating them, deleting the
     volumes of replaced members, and namespaces (applying one only when Milkyway may use
     any)."""
-    namespace_verbs = ["get"] + ([] if namespaces_restricted else ["patch"])
+    namespace_verbs = ["get"] + ([] if namespaces_restricted else ["patch", "delete"])
     return [
         {
             "apiGroups": [""],
