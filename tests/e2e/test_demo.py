@@ -36,7 +36,7 @@ async def test_demo_exits_zero_once_everything_is_ready(tmp_path: Path) -> None:
     assert "application/streaming/orders created" in text
     assert "Real processes" in text
     assert "orders-zookeeper-ams-0" in text and "config-store-etcd-phx-0" in text
-    assert "pods simulated (images: agent, flink, kafka)" in text
+    assert "pods simulated (images: flink, kafka, milkyway)" in text
 
 
 async def test_demo_times_out_with_the_reason(tmp_path: Path) -> None:
