@@ -32,6 +32,14 @@ async def test_a_cut_off_management_cluster_is_one_warning_each_way(
     await world.control.faults.lift(fault.id)
     await world.wait_ready("day2", "small", within=120)
 
+    def said_back() -> bool:
+        return any(
+            r.getMessage() == f"cluster {MANAGEMENT} reachable again" for r in caplog.records
+        )
+
+    # Ready comes from the caches; the informers say so once their next list succeeds.
+    await world.wait_for(said_back, "the operator saying the cluster is back", within=90)
+
     ours = [r for r in caplog.records if r.name.startswith("milkyway")]
     assert not [r for r in ours if r.exc_info or r.levelno >= logging.ERROR], [
         (r.name, r.getMessage()) for r in ours if r.exc_info or r.levelno >= logging.ERROR

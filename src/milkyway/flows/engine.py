@@ -289,6 +289,10 @@ class Engine:
         self.store = store
         self.reachability = reachability or ReachabilityLog("of the flow store")
         """Where failures to reach the store's cluster are reported (once per change)."""
+        self._reports_recovery = reachability is None
+        """Only an engine with a log of its own says the cluster answers again: a scan can
+        succeed from what the store already holds, which proves nothing to a log shared
+        with the operator's informers."""
         self.decision_key = decision_key
         """The key ``milkyway server`` signs decisions with; without it no decision on a
         gate that requires the server's proof counts."""
@@ -380,7 +384,8 @@ class Engine:
                 if not self.reachability.failed(exc, f"engine {self.engine_id} scanning runs"):
                     log.exception("engine %s: scanning runs failed", self.engine_id)
             else:
-                self.reachability.succeeded()
+                if self._reports_recovery:
+                    self.reachability.succeeded()
             self._wakeup.clear()
             # asyncio.timeout, not wait_for: Python 3.11's wait_for swallows a cancellation
             # that arrives as the event is set, and stop() would then wait forever.

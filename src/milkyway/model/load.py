@@ -23,7 +23,7 @@ from milkyway.model.component_type import ComponentType
 from milkyway.model.errors import FieldError, ValidationFailed, format_path
 from milkyway.model.resolve import ResolvedApplication, resolve
 from milkyway.model.security_policy import DEFAULT_POLICY, SecurityPolicy
-from milkyway.model.source import SourceMap, parse_yaml
+from milkyway.model.source import MAX_DEPTH, SourceMap, parse_yaml
 from milkyway.model.validation import check_application, unknown_flows
 
 _DOCS = "see docs/application.md"
@@ -70,11 +70,40 @@ def load_resolved(
 
 
 def application_from_data(data: Any, source: SourceMap | None = None) -> Application:
-    """Validate already-parsed data (e.g. an object read from the API server)."""
+    """Validate already-parsed data (e.g. an object read from the API server, or a REST
+    request's JSON, which no YAML reader has bounded)."""
+    if _nesting(data) > MAX_DEPTH:
+        raise ValidationFailed(
+            [
+                FieldError(
+                    "",
+                    None,
+                    f"the document nests mappings and lists more than {MAX_DEPTH} levels deep",
+                    "an Application needs a few levels; send the manifest itself",
+                )
+            ]
+        )
     app, errors = _check(data, source or SourceMap())
     if app is None or errors:
         raise ValidationFailed(errors)
     return app
+
+
+def _nesting(data: Any) -> int:
+    """How deep ``data`` nests lists and mappings, counted without recursion (stopping
+    once past the limit)."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if not isinstance(item, dict | list):
+            continue
+        deepest = max(deepest, depth)
+        if deepest > MAX_DEPTH:
+            return deepest
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def _check(data: Any, source: SourceMap) -> tuple[Application | None, list[FieldError]]:

@@ -714,7 +714,8 @@ class _Session:
                         exc_info=log.isEnabledFor(logging.DEBUG),
                     )
             else:
-                self.operator.reachability.succeeded()
+                # No reachability report here: a reconcile may succeed from the caches alone,
+                # which proves nothing about the cluster (the informers report that).
                 metrics.RECONCILES.labels("success").inc()
                 self.queue.forget(key)
                 if requeue is not None:

@@ -30,3 +30,16 @@ def test_any_value_becomes_json() -> None:
     assert len(text) < 20_000
     assert rendered[-1]["value"] == "short" and rendered[-4]["value"] == {"ok": [1, 2.5, "a"]}
     assert rendered[0]["value"] == "inf"
+
+
+def test_a_document_nested_past_the_limit_is_a_field_error() -> None:
+    import pytest
+
+    from milkyway.model.errors import ValidationFailed
+    from milkyway.model.load import application_from_data
+
+    nested: list = []
+    for _ in range(5_000):
+        nested = [nested]
+    with pytest.raises(ValidationFailed, match="more than 100 levels"):
+        application_from_data({"apiVersion": "milkyway.ebay.com/v1", "spec": nested})
