@@ -189,6 +189,7 @@ def _names_file_path_and_message(output: str, file: Path) -> bool:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 def test_validate_fuzz(runner: CliRunner, tmp_path: Path) -> None:
     file = tmp_path / "app.yaml"
     tally = Tally()
@@ -233,6 +234,7 @@ def test_validate_fuzz(runner: CliRunner, tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_apply_fuzz(runner: CliRunner, mgmt: Mgmt, tmp_path: Path) -> None:
     file = tmp_path / "app.yaml"
     tally = Tally()

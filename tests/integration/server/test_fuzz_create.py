@@ -55,6 +55,7 @@ def _check_verdict(status: int, body: dict[str, Any], document: bytes) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)
 async def test_create_endpoint_fuzz(front: Front) -> None:
     tally = Tally()
     documents: list[bytes] = []
