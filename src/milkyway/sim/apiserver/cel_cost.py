@@ -17,6 +17,7 @@ every simulated cluster of the process for more than about a second.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,17 +60,17 @@ _OPERATORS = {
 _MIN_SIZE = {"string": 2, "integer": 1, "number": 1, "boolean": 4, "object": 2, "array": 2}
 
 
-class _Shapes:
+class _Shapes(ABC):
     """What the walk knows about a sub-expression: schema nodes or concrete values."""
 
-    def field(self, shape: Any, name: str) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def field(self, shape: Any, name: str) -> Any: ...
 
-    def element(self, shape: Any) -> Any:
-        raise NotImplementedError
+    @abstractmethod
+    def element(self, shape: Any) -> Any: ...
 
-    def size(self, shape: Any) -> float:
-        raise NotImplementedError
+    @abstractmethod
+    def size(self, shape: Any) -> float: ...
 
 
 class _SchemaShapes(_Shapes):
