@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
+from collections.abc import Awaitable, Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from tests.polling import eventually
 from typer.testing import CliRunner
 
 from milkyway.cli.main import app as cli
@@ -38,19 +39,16 @@ async def _statuses(world: World) -> dict[str, dict]:
     return found
 
 
-async def _until(what: str, check, within: float) -> object:
-    deadline = time.monotonic() + within
-    last: object = None
-    while time.monotonic() < deadline:
+def _answered(check: Callable[[], Awaitable[object]]) -> Callable[[], Awaitable[object]]:
+    """``check``, read as "not yet" while the agent does not answer (it restarts too)."""
+
+    async def run() -> object:
         try:
-            last = await check()
-        except AgentError as error:
-            last = error
-        else:
-            if last:
-                return last
-        await asyncio.sleep(0.5)
-    raise AssertionError(f"{what} within {within}s; last: {last}")
+            return await check()
+        except AgentError:
+            return None
+
+    return run
 
 
 async def test_agents_report_the_real_ensemble_through_pods_proxy(real_world: World) -> None:
@@ -67,7 +65,12 @@ async def test_agents_report_the_real_ensemble_through_pods_proxy(real_world: Wo
         )
         return statuses if modes == ["follower", "follower", "leader"] else None
 
-    statuses = await _until("agents agree on one leader", one_leader, 3 * CHECK_PERIOD + 30)
+    statuses = await eventually(
+        _answered(one_leader),
+        what="agents agree on one leader",
+        within=3 * CHECK_PERIOD + 30,
+        interval=0.5,
+    )
     assert all(s["health"] == "Healthy" for s in statuses.values()), statuses
     leader_pod = next(
         pod for pod, s in statuses.items() if s["checks"][0]["observed"].get("mode") == "leader"
@@ -113,7 +116,12 @@ async def test_agents_report_the_real_ensemble_through_pods_proxy(real_world: Wo
         async def unhealthy() -> bool:
             return await health() == "Unhealthy"
 
-        await _until("the stopped member reported Unhealthy", unhealthy, CHECK_PERIOD + 3 + 15)
+        await eventually(
+            _answered(unhealthy),
+            what="the stopped member reported Unhealthy",
+            within=CHECK_PERIOD + 3 + 15,
+            interval=0.5,
+        )
         agent = runtime.container(NS, follower.pod, "milkyway-agent")
         assert agent is not None and agent.pid is not None and agent.restart_count == 0
     finally:
@@ -122,7 +130,12 @@ async def test_agents_report_the_real_ensemble_through_pods_proxy(real_world: Wo
     async def healthy() -> bool:
         return await health() == "Healthy"
 
-    await _until("the resumed member reported Healthy", healthy, CHECK_PERIOD + 3 + 30)
+    await eventually(
+        _answered(healthy),
+        what="the resumed member reported Healthy",
+        within=CHECK_PERIOD + 3 + 30,
+        interval=0.5,
+    )
 
 
 async def test_a_crashing_agent_leaves_its_member_alone(real_world: World) -> None:
@@ -147,7 +160,12 @@ async def test_a_crashing_agent_leaves_its_member_alone(real_world: World) -> No
             now = runtime.container(NS, member.pod, "milkyway-agent")
             return now is not None and now.restart_count > previous and now.pid is not None
 
-        await _until("the agent container restarted", agent_restarted, 60)
+        await eventually(
+            _answered(agent_restarted),
+            what="the agent container restarted",
+            within=60,
+            interval=0.5,
+        )
 
     main_after = runtime.container(NS, member.pod, "main")
     assert main_after is not None
@@ -158,4 +176,9 @@ async def test_a_crashing_agent_leaves_its_member_alone(real_world: World) -> No
     async def serving_again() -> bool:
         return (await agent.status())["health"] in ("Healthy", "Unknown")
 
-    await _until("the restarted agent answers through pods/proxy", serving_again, 60)
+    await eventually(
+        _answered(serving_again),
+        what="the restarted agent answers through pods/proxy",
+        within=60,
+        interval=0.5,
+    )
