@@ -71,7 +71,7 @@ async def test_failing_flow_backs_off_and_is_deleted_with_its_application(
 
     async def four_failed() -> bool:
         runs = await attempts()
-        return sum(1 for r in runs if r["status"].get("phase") == "Failed") >= 4
+        return sum(1 for r in runs if (r.get("status") or {}).get("phase") == "Failed") >= 4
 
     await world.wait_for(four_failed, "four failed attempts", within=90)
     obj = await world.app(NS, APP)

@@ -147,7 +147,7 @@ async def test_standby_takes_over_when_the_leader_dies_and_finishes_its_flows(
         async def progress_shown() -> bool:
             app = await world.application("milkyway", "stream1")
             message = condition(app, "FlowProgress").get("message", "")
-            return app["status"].get("currentFlow") is not None and " steps" in message
+            return (app.get("status") or {}).get("currentFlow") is not None and " steps" in message
 
         await world.eventually(progress_shown, within=10, what="current flow and progress")
         assert not second.leading.is_set()

@@ -323,7 +323,7 @@ async def test_a_malformed_subscription_or_template_is_reported_on_the_applicati
         # The operator still works: the application is still reconciled and checked.
         async def checked() -> bool:
             app = await world.application(NS, "app")
-            return bool((app["status"].get("health") or {}).get("checkedAt"))
+            return bool(((app.get("status") or {}).get("health") or {}).get("checkedAt"))
 
         await world.eventually(checked, within=30, what="a health report despite it all")
 
