@@ -14,16 +14,21 @@ demo: bootstrap
 
 test: bootstrap
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # The fast group: everything but the tests marked slow (whole-system and long-outage runs).
 test-fast: bootstrap
 	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
 	$(PY) -m pytest -m "not slow" $(PYTEST_ARGS)
 
+# mypy checks what pyproject.toml's [tool.mypy] names (model/, flows/, operator/planner/
+# strictly).
 lint: bootstrap
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/mypy
 
 # Every benchmark prints its figures; none asserts a speed.
 BENCHMARKS := agent render sim_apiserver sim_controllers sim_patching sim_validation \

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import httpx
-from lightkube import codecs
+from lightkube import AsyncClient, codecs
 from lightkube.core.exceptions import ApiError, LoadResourceError
 from lightkube.generic_resource import async_load_in_cluster_generic_resources, get_generic_resource
 from pydantic import BaseModel, ConfigDict, Field
 
 from milkyway.flows.expr import ExpressionError, truthy
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
+from milkyway.kube.cluster_client import ClusterClient
 
 FIELD_MANAGER = "milkyway-flows"
 NOTIFY_HOOKS: list[Any] = []
@@ -70,7 +71,7 @@ class NotifyParams(_Params):
     fields: dict[str, Any] = Field(default_factory=dict)
 
 
-async def resource_class(client: Any, api_version: str, kind: str) -> Any:
+async def resource_class(client: ClusterClient, api_version: str, kind: str) -> Any:
     """The lightkube class for ``apiVersion``/``kind``, discovering CRDs when needed."""
     try:
         return codecs.resource_registry.load(api_version, kind)
@@ -78,7 +79,7 @@ async def resource_class(client: Any, api_version: str, kind: str) -> Any:
         pass
     found = get_generic_resource(api_version, kind)
     if found is None:
-        await async_load_in_cluster_generic_resources(client)
+        await async_load_in_cluster_generic_resources(cast(AsyncClient, client))
         found = get_generic_resource(api_version, kind)
     if found is None:
         raise FatalError(f"the cluster serves no {kind} in {api_version}; install its CRD first")

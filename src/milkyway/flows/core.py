@@ -266,7 +266,7 @@ class _Tx:
         status.seq += 1
         root = self.nodes[""]
         if root.phase in ("Succeeded", "Failed", "Cancelled"):
-            status.phase = root.phase  # type: ignore[assignment]
+            status.phase = root.phase
         elif root.phase == "Pending":
             status.phase = "Pending"
         else:
@@ -876,7 +876,7 @@ def _on_recover(tx: _Tx, event: ev.Event) -> None:
             tx.mark(path)
 
 
-def _on_success(tx: _Tx, event: ev.TaskSucceeded) -> None:  # type: ignore[misc]
+def _on_success(tx: _Tx, event: ev.TaskSucceeded) -> None:
     node = tx.nodes.get(event.path)
     if node is None or not tx.current_attempt(node, event.attempt):
         return
@@ -884,7 +884,7 @@ def _on_success(tx: _Tx, event: ev.TaskSucceeded) -> None:  # type: ignore[misc]
     tx.complete(event.path, "Succeeded", "", outputs=event.outputs if event.outputs else {})
 
 
-def _on_failure(tx: _Tx, event: ev.TaskFailed) -> None:  # type: ignore[misc]
+def _on_failure(tx: _Tx, event: ev.TaskFailed) -> None:
     node = tx.nodes.get(event.path)
     if node is None or not tx.current_attempt(node, event.attempt):
         return
@@ -892,7 +892,7 @@ def _on_failure(tx: _Tx, event: ev.TaskFailed) -> None:  # type: ignore[misc]
     tx.after_failure(event.path, event.kind, event.message)
 
 
-def _on_heartbeat(tx: _Tx, event: ev.Heartbeat) -> None:  # type: ignore[misc]
+def _on_heartbeat(tx: _Tx, event: ev.Heartbeat) -> None:
     node = tx.nodes.get(event.path)
     if node is None or not tx.current_attempt(node, event.attempt):
         return
@@ -946,7 +946,7 @@ def _fire(tx: _Tx, path: str, node: NodeStatus, kind: str) -> None:
         tx.mark(path)
 
 
-def _on_cancel(tx: _Tx, event: ev.Cancel) -> None:  # type: ignore[misc]
+def _on_cancel(tx: _Tx, event: ev.Cancel) -> None:
     if tx.status.phase in ("Succeeded", "Failed", "Cancelled"):
         raise InvalidRequest(f"run already finished ({tx.status.phase}); nothing to cancel")
     tx.status.cancelled = True
@@ -1063,7 +1063,7 @@ def _reset_group(tx: _Tx, path: str) -> None:
         group.stage = "running"
 
 
-def _on_decide(tx: _Tx, event: ev.Decide) -> None:  # type: ignore[misc]
+def _on_decide(tx: _Tx, event: ev.Decide) -> None:
     node = tx.nodes.get(event.path)
     if node is None or node.kind != "approval":
         raise InvalidRequest(f"{event.path!r} is not an approval step of this run")

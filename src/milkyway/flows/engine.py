@@ -36,6 +36,7 @@ from milkyway.flows.expr import ExpressionError, render
 from milkyway.flows.gates import with_gates
 from milkyway.flows.store import Conflict, NotFound, Store
 from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry, UnknownTaskError, invoke
+from milkyway.kube.cluster_client import ClusterClient
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.reachability import ReachabilityLog
 from milkyway.model.base import ObjectMeta
@@ -277,7 +278,7 @@ class Engine:
         catalog: Catalog | None = None,
         *,
         registry: TaskRegistry = REGISTRY,
-        clients: Mapping[str, Any] | None = None,
+        clients: Mapping[str, ClusterClient] | None = None,
         engine_id: str | None = None,
         lease_seconds: float = 15.0,
         poll_interval: float = 1.0,
@@ -298,7 +299,7 @@ class Engine:
         gate that requires the server's proof counts."""
         self.catalog = catalog or Catalog.from_paths([])
         self.registry = registry
-        self.clients: Mapping[str, Any] = clients if clients is not None else {}
+        self.clients: Mapping[str, ClusterClient] = clients if clients is not None else {}
         """Cluster name to client, read live by every task (never copied): the operator
         passes its registry's mapping so clusters registered later are seen at once."""
         self.engine_id = engine_id or f"engine-{uuid.uuid4().hex[:8]}"

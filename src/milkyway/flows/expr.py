@@ -18,6 +18,7 @@ from typing import Any
 
 import celpy
 from celpy import celtypes
+from celpy.adapter import json_to_cel
 
 TEMPLATE_RE = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 PATH_RE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
@@ -47,7 +48,7 @@ def evaluate(text: str, variables: Mapping[str, Any]) -> Any:
     program = compile_expression(text)
     if isinstance(program, tuple):
         return _lookup(text, program, variables)
-    activation = {k: celpy.json_to_cel(v) for k, v in variables.items()}
+    activation = {k: json_to_cel(v) for k, v in variables.items()}
     try:
         result = program.evaluate(activation)
     except Exception as exc:

@@ -14,6 +14,7 @@ with the same precondition. Events are core/v1 Events on the FlowRun, so
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import time
@@ -28,6 +29,7 @@ from lightkube.operators import not_equal
 from lightkube.resources.core_v1 import ConfigMap, Event
 
 from milkyway.flows.store import AlreadyExists, Conflict, NotFound, StoreError
+from milkyway.kube.cluster_client import ClusterClient
 from milkyway.kube.resources import FLOWRUN
 from milkyway.model.base import GROUP, VERSION
 from milkyway.model.flow import DONE_LABEL, FlowRun
@@ -55,7 +57,7 @@ class KubeStore:
     wants_progress = True
     """``kubectl get flowruns`` shows ``status.progress``, so every write carries it."""
 
-    def __init__(self, client: Any, namespace: str = "default") -> None:
+    def __init__(self, client: ClusterClient, namespace: str = "default") -> None:
         self.client = client
         self.namespace = namespace
         self.writes = 0
@@ -107,7 +109,7 @@ class KubeStore:
         except ApiError as exc:
             raise _error(exc, "list flowruns") from None
 
-    async def list_active(self) -> list[FlowRun]:
+    async def list_active(self) -> builtins.list[FlowRun]:
         try:
             listing = self.client.list(
                 FLOWRUN, namespace=self.namespace, labels={DONE_LABEL: not_equal("true")}
@@ -207,7 +209,7 @@ class KubeStore:
                     raise _error(exc, f"lock {key!r}") from None
         raise Conflict(f"lock {key!r} kept changing")
 
-    async def holders(self, key: str) -> list[str]:
+    async def holders(self, key: str) -> builtins.list[str]:
         try:
             lock = await self.client.get(ConfigMap, self._lock_name(key), namespace=self.namespace)
         except ApiError as exc:

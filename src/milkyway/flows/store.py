@@ -16,6 +16,7 @@ The contract every store keeps:
 from __future__ import annotations
 
 import asyncio
+import builtins
 import itertools
 from typing import Protocol
 
@@ -48,7 +49,7 @@ class Store(Protocol):
 
     async def list(self) -> list[FlowRun]: ...
 
-    async def list_active(self) -> list[FlowRun]:
+    async def list_active(self) -> builtins.list[FlowRun]:
         """The runs not labelled done (``DONE_LABEL``): what an engine may have to drive."""
         ...
 
@@ -70,7 +71,7 @@ class Store(Protocol):
 
     async def release(self, key: str, holder: str) -> None: ...
 
-    async def holders(self, key: str) -> list[str]:
+    async def holders(self, key: str) -> builtins.list[str]:
         """Who holds ``key`` now (run names), in acquisition order."""
         ...
 
@@ -108,7 +109,7 @@ class MemoryStore:
     async def list(self) -> list[FlowRun]:
         return list(self._runs.values())
 
-    async def list_active(self) -> list[FlowRun]:
+    async def list_active(self) -> builtins.list[FlowRun]:
         return [r for r in self._runs.values() if r.metadata.labels.get(DONE_LABEL) != "true"]
 
     async def replace(self, run: FlowRun) -> FlowRun:
@@ -157,6 +158,6 @@ class MemoryStore:
             if holder in holders:
                 holders.remove(holder)
 
-    async def holders(self, key: str) -> list[str]:
+    async def holders(self, key: str) -> builtins.list[str]:
         async with self._mutex:
             return list(self._locks.get(key, []))

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from milkyway.kube.cluster_client import ClusterClient
 from milkyway.model.flow import ErrorKind
 
 P = TypeVar("P", bound=BaseModel)
@@ -165,7 +166,7 @@ class TaskContext:
     run_id: str
     step: str
     attempt: int
-    clients: Mapping[str, Any]
+    clients: Mapping[str, ClusterClient]
     logger: logging.Logger
     cancelled: asyncio.Event = field(default_factory=asyncio.Event)
     on_heartbeat: Callable[[str], None] | None = None

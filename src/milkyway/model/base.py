@@ -9,14 +9,15 @@ that ``kubectl explain`` shows.
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 GROUP = "milkyway.ebay.com"
 VERSION = "v1"
-API_VERSION = f"{GROUP}/{VERSION}"
+API_VERSION: Final = "milkyway.ebay.com/v1"
+"""``GROUP/VERSION``, spelled out so that it types as the literal the models declare."""
 
 DNS_LABEL_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 VERSION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._+-]*$"

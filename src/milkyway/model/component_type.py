@@ -35,6 +35,7 @@ from milkyway.model.base import (
 from milkyway.model.crd_schema import AGE_COLUMN, CrdInfo, PrinterColumn
 
 PARAM_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"
+_DEFAULT_WORKLOADS: tuple[WorkloadPattern, ...] = ("statefulset", "deploymentset", "pods")
 
 
 class VersionImage(Model):
@@ -217,9 +218,7 @@ class ComponentTypeSpec(Model):
     """What the software is."""
     workload: WorkloadPattern = "statefulset"
     """Default deploy pattern."""
-    workloads: list[WorkloadPattern] = Field(
-        default_factory=lambda: ["statefulset", "deploymentset", "pods"]
-    )
+    workloads: list[WorkloadPattern] = Field(default_factory=lambda: list(_DEFAULT_WORKLOADS))
     """Deploy patterns the software supports."""
     versions: list[VersionImage] = Field(min_length=1)
     """Supported versions, oldest first."""

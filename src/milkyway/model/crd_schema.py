@@ -158,7 +158,7 @@ def _convert(node: dict[str, Any], definitions: dict[str, Any], path: str) -> di
         inner = _resolve(node["allOf"][0], definitions, path)
         node = {**inner, **{k: v for k, v in node.items() if k != "allOf"}}
     if node.get("x-kubernetes-int-or-string"):
-        out = {"x-kubernetes-int-or-string": True}
+        out: dict[str, Any] = {"x-kubernetes-int-or-string": True}
         if "description" in node:
             out["description"] = node["description"].replace("``", "`")
         return out
@@ -188,7 +188,7 @@ def _convert(node: dict[str, Any], definitions: dict[str, Any], path: str) -> di
     if "const" in node:
         node = {**node, "enum": [node["const"]]}
         node.pop("const")
-    out: dict[str, Any] = {}
+    out = {}
     for key, value in node.items():
         if key not in _KEPT_KEYS or key == "anyOf":
             continue

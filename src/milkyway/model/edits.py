@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -32,7 +32,7 @@ def find_component(spec: dict[str, Any], component: str) -> dict[str, Any]:
     names = [c.get("name") for c in spec.get("components", [])]
     for item in spec.get("components", []):
         if item.get("name") == component:
-            return item
+            return cast(dict[str, Any], item)
     raise EditError(f"no component {component!r}; components: {', '.join(map(str, names))}")
 
 
@@ -40,7 +40,7 @@ def find_zone(item: dict[str, Any], zone: str) -> dict[str, Any] | None:
     for region in item.get("regions", []):
         for entry in region.get("zones", []):
             if entry.get("name") == zone:
-                return entry
+                return cast(dict[str, Any], entry)
     return None
 
 

@@ -41,6 +41,7 @@ def _free(description: str) -> WithJsonSchema:
 
 
 ErrorKind = Literal["Retryable", "Fatal", "Timeout", "Error"]
+_RETRIED_BY_DEFAULT: tuple[ErrorKind, ...] = ("Retryable", "Timeout", "Error")
 """How an attempt failed: a task's typed error, an attempt timeout, or an unexpected error."""
 
 PERCENT_RE = re.compile(r"^(100|[1-9]?[0-9])%$")
@@ -64,7 +65,7 @@ class RetryPolicy(Model):
 
     limit: int = Field(default=0, ge=0)
     """Number of retries after the first attempt."""
-    retry_on: list[ErrorKind] = Field(default_factory=lambda: ["Retryable", "Timeout", "Error"])
+    retry_on: list[ErrorKind] = Field(default_factory=lambda: list(_RETRIED_BY_DEFAULT))
     """Error kinds that are retried; ``Fatal`` errors are only retried when listed."""
     backoff: Backoff = Field(default_factory=Backoff)
     """Wait between attempts; waits are durable (they survive an engine restart)."""

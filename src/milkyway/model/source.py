@@ -133,7 +133,7 @@ def _check_depth(text: str) -> None:
                 raise DocumentUnreadable(
                     f"the document nests mappings and lists more than {MAX_DEPTH} levels deep",
                     "flatten the document",
-                    event.start_mark.line + 1,
+                    event.start_mark.line + 1 if event.start_mark else None,
                 )
         elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
             depth -= 1

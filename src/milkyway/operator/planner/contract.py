@@ -4,6 +4,7 @@ the disruption budget both the planner and the flows use."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from milkyway.model.component_type import DisruptionPolicy
 
@@ -40,7 +41,7 @@ class FlowRequest:
     """A flow to start: ``engine.submit(flow, params, ...)``, holding ``mutex``."""
 
     flow: str
-    params: dict
+    params: dict[str, Any]
     component: str | None
     reason: str
     mutex: str
@@ -80,7 +81,7 @@ class Plan:
     """Flows to start now (at most one per component)."""
     waiting: tuple[str, ...]
     """Human-readable reasons nothing else starts."""
-    status: dict
+    status: dict[str, Any]
     """ApplicationStatus fields (camelCase JSON) to write."""
     requeue_after: float | None
     """Seconds until a time-based rule may fire (a member under the remediation threshold)."""

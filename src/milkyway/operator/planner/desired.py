@@ -75,7 +75,7 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     )
 
 
-def _cluster_of(zone: str, override: str | None, clusters: Mapping[str, dict]) -> str:
+def _cluster_of(zone: str, override: str | None, clusters: Mapping[str, dict[str, Any]]) -> str:
     if override:
         return override
     found = clusters.get(zone)
@@ -89,7 +89,7 @@ def zone_want(
     component: ResolvedComponent,
     zone: str,
     manifests: Sequence[dict[str, Any]],
-    clusters: Mapping[str, dict],
+    clusters: Mapping[str, dict[str, Any]],
 ) -> ZoneWant:
     spec = component.zone(zone)
     base = base_name(resolved.name, component.name, zone)

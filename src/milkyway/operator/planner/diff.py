@@ -167,7 +167,7 @@ def _diff_size(result: ZoneDiff, live: Mapping[tuple[str, str, str], Any], ids: 
 def _base_from_live(live: Mapping[tuple[str, str, str], Any], member_id: int) -> str:
     for obj in live.values():
         labels = (obj.get("metadata") or {}).get("labels") or {}
-        name = obj["metadata"]["name"]
+        name = str(obj["metadata"]["name"])
         if labels.get(MEMBER) == str(member_id) and f"-m{member_id}" in name:
             return name.split(f"-m{member_id}")[0] + "-m"
     return ""

@@ -90,11 +90,11 @@ class PlanningPass:
         self,
         app: Application,
         resolved: ResolvedApplication,
-        desired: Mapping[tuple[str, str], list[dict]],
+        desired: Mapping[tuple[str, str], list[dict[str, Any]]],
         observed: Mapping[tuple[str, str], ZoneObservation],
         running: Sequence[RunningFlow],
         now: datetime,
-        clusters: Mapping[str, dict],
+        clusters: Mapping[str, dict[str, Any]],
         deleting: bool,
     ) -> None:
         self.app = app
@@ -798,12 +798,12 @@ class PlanningPass:
 def plan(
     app: Application,
     resolved: ResolvedApplication,
-    desired: Mapping[tuple[str, str], list[dict]],
+    desired: Mapping[tuple[str, str], list[dict[str, Any]]],
     observed: Mapping[tuple[str, str], ZoneObservation],
     running: Sequence[RunningFlow],
     *,
     now: datetime,
-    clusters: Mapping[str, dict],
+    clusters: Mapping[str, dict[str, Any]],
     deleting: bool = False,
 ) -> Plan:
     """Which flows close the gap between ``desired`` and ``observed`` now.

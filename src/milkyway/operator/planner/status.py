@@ -17,7 +17,7 @@ def application_status(planner: PlanningPass) -> dict[str, Any]:
     found and decided (a condition keeps its ``lastTransitionTime`` while its status holds)."""
     components: dict[str, Any] = {}
     for name, c in planner.components.items():
-        zones = {}
+        zones: dict[str, dict[str, Any]] = {}
         for z in c.zones:
             obs_members = [m for m in (z.obs.members if z.obs else ()) if m.exists and m.ready]
             versions = {m.version for m in obs_members}
@@ -109,8 +109,8 @@ def application_status(planner: PlanningPass) -> dict[str, Any]:
     ]
     conditions.append(_member_lost(planner))
     conditions.append(_flow_failed(planner, failed))
-    zones = [z for c in components.values() for z in c["zones"].values()]
-    ready_members = f"{sum(z['ready'] for z in zones)}/{sum(z['desired'] for z in zones)}"
+    counts = [z for c in components.values() for z in c["zones"].values()]
+    ready_members = f"{sum(z['ready'] for z in counts)}/{sum(z['desired'] for z in counts)}"
     return {
         "phase": phase,
         "conditions": conditions,
@@ -169,7 +169,7 @@ def _condition(
     at = rfc3339(planner.now)
     if previous is not None and previous.status == status and previous.last_transition_time:
         at = previous.last_transition_time
-    result = {
+    result: dict[str, Any] = {
         "type": kind,
         "status": status,
         "reason": reason,
