@@ -41,30 +41,62 @@ class MemberPod:
     node: str | None
 
 
+SecretRef = tuple[str, str, str]
+"""(namespace, name, key) of the Secret holding a member cluster's kubeconfig."""
+
+
+class ClusterAccessError(MemberLookupError):
+    """A member cluster's kubeconfig Secret cannot be read or used. ``reason`` is the
+    Cluster condition reason the operator reports it with."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+def secret_ref(resource: dict[str, Any]) -> SecretRef:
+    """The kubeconfig Secret a ``Cluster`` resource names (``key`` defaults to
+    ``kubeconfig``)."""
+    ref = (resource.get("spec") or {}).get("kubeconfigSecretRef") or {}
+    return (ref.get("namespace", ""), ref.get("name", ""), ref.get("key", "kubeconfig"))
+
+
+async def client_from_secret(
+    mgmt: AsyncClient, cluster: str, ref: SecretRef, *, request_timeout: float = 30.0
+) -> AsyncClient:
+    """A client of member cluster ``cluster`` from the kubeconfig Secret ``ref`` in the
+    management cluster, using the kubeconfig's context named like the cluster when it has
+    one (as ``milkyway cluster register`` writes it), else its current context;
+    ``request_timeout``: seconds the client waits for each answer."""
+    namespace, name, key = ref
+    try:
+        secret = await mgmt.get(Secret, name, namespace=namespace)
+        config = kubeconfig_from_secret_data(secret.data or {}, key)
+    except ApiError as error:
+        raise ClusterAccessError(
+            "KubeconfigSecretNotFound" if error.status.code == 404 else "SecretError",
+            f"Secret {namespace}/{name} could not be read ({error.status.message}); "
+            f"create it with the cluster's kubeconfig under data.{key}",
+        ) from None
+    except KubeconfigError as error:
+        raise ClusterAccessError(
+            "KubeconfigInvalid", f"Secret {namespace}/{name}: {error}"
+        ) from None
+    contexts = {c.get("name") for c in config.get("contexts") or []}
+    context = cluster if cluster in contexts else None
+    return client_from_kubeconfig(config, context, timeout=request_timeout)
+
+
 async def cluster_client(mgmt: AsyncClient, cluster: str) -> AsyncClient:
     """A client of member cluster ``cluster``, from the kubeconfig its Cluster names."""
     try:
         resource = await mgmt.get(ClusterResource, cluster)  # type: ignore[arg-type]
     except ApiError as error:
         raise MemberLookupError(f"Cluster {cluster!r}: {error.status.message}") from None
-    ref = (resource.get("spec") or {}).get("kubeconfigSecretRef") or {}
-    namespace, name, key = (
-        ref.get("namespace", ""),
-        ref.get("name", ""),
-        ref.get("key", "kubeconfig"),
-    )
     try:
-        secret = await mgmt.get(Secret, name, namespace=namespace)
-        config = kubeconfig_from_secret_data(secret.data or {}, key)
-    except ApiError as error:
-        raise MemberLookupError(
-            f"Cluster {cluster!r}: its kubeconfig Secret {namespace}/{name} cannot be read "
-            f"({error.status.message})"
-        ) from None
-    except KubeconfigError as error:
-        raise MemberLookupError(f"Cluster {cluster!r}: {error}") from None
-    contexts = {c.get("name") for c in config.get("contexts") or []}
-    return client_from_kubeconfig(config, cluster if cluster in contexts else None)
+        return await client_from_secret(mgmt, cluster, secret_ref(resource))
+    except ClusterAccessError as error:
+        raise ClusterAccessError(error.reason, f"Cluster {cluster!r}: {error}") from None
 
 
 async def member_pods(

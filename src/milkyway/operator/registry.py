@@ -21,16 +21,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lightkube import ApiError, AsyncClient
-from lightkube.resources.core_v1 import Secret
 
-from milkyway.kube.clients import (
-    KubeconfigError,
-    client_from_kubeconfig,
-    kubeconfig_from_secret_data,
-)
 from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.informer import Informer
 from milkyway.kube.member_cache import AppKey, MemberCache
+from milkyway.kube.members import ClusterAccessError, client_from_secret, secret_ref
 from milkyway.kube.reachability import ReachabilityLog
 from milkyway.kube.resources import CLUSTER, as_dict, plain
 from milkyway.kube.version import Unreachable, server_version
@@ -149,11 +144,10 @@ class ClusterRegistry:
             log.info("cluster %s registered (zone %s)", name, resource["spec"].get("zone"))
         spec_changed = member.resource.get("spec") != resource.get("spec")
         member.resource = resource
-        ref = (resource.get("spec") or {}).get("kubeconfigSecretRef") or {}
-        secret_ref = (ref.get("namespace", ""), ref.get("name", ""), ref.get("key", "kubeconfig"))
-        if member.secret_ref != secret_ref or member.client is None:
+        ref = secret_ref(resource)
+        if member.secret_ref != ref or member.client is None:
             await self._disconnect(member)
-            member.secret_ref = secret_ref
+            member.secret_ref = ref
             await self._connect(member)
             spec_changed = True
         if member.heartbeat is None or member.heartbeat.done():
@@ -164,24 +158,13 @@ class ClusterRegistry:
 
     async def _connect(self, member: MemberCluster) -> None:
         assert member.secret_ref is not None
-        namespace, secret_name, key = member.secret_ref
         try:
-            secret = await self._client.get(Secret, secret_name, namespace=namespace)
-            config = kubeconfig_from_secret_data(secret.data or {}, key)
-            contexts = {c.get("name") for c in config.get("contexts") or []}
-            context = member.name if member.name in contexts else None
-            member.client = client_from_kubeconfig(config, context, timeout=self.client_timeout)
-        except ApiError as exc:
-            member.reason = "KubeconfigSecretNotFound" if exc.status.code == 404 else "SecretError"
-            member.message = (
-                f"Secret {namespace}/{secret_name} could not be read ({exc.status.message}); "
-                f"create it with the cluster's kubeconfig under data.{key}"
+            member.client = await client_from_secret(
+                self._client, member.name, member.secret_ref, request_timeout=self.client_timeout
             )
-            member.reachable = False
-            return
-        except KubeconfigError as exc:
-            member.reason = "KubeconfigInvalid"
-            member.message = f"Secret {namespace}/{secret_name}: {exc}"
+        except ClusterAccessError as exc:
+            member.reason = exc.reason
+            member.message = str(exc)
             member.reachable = False
             return
         member.cache = MemberCache(member.name, member.client, self._on_member_change)
