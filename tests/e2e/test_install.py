@@ -1,10 +1,12 @@
 """The install, proven on the simulator: docs/install.md's simulator block, run as written.
 
 The simulator runs in this process with RBAC enforced; the image ``milkyway/milkyway``
-runs as the installed ``milkyway`` (the built-in rule), every other image is simulated, so
-the operator and server pods are real processes with in-cluster configuration while
-stream1's data pods are KWOK-style. Between the block's commands the test checks what the
-block cannot show: real processes, leader election, /metrics, the reconcile counter and a
+runs as the installed ``milkyway`` and ZooKeeper images as Debian's ZooKeeper (the
+built-in rules), every other image is simulated, so the operator and server pods are real
+processes with in-cluster configuration, stream1's two ZooKeeper ensembles are real
+servers (with their sidecar agents) and its Kafka and Flink pods are KWOK-style. Between
+the block's commands the test checks what the block cannot show: real processes as the
+image's user, leader election, ZooKeeper quorums, /metrics, the reconcile counter and a
 leader handover after its pod is killed.
 """
 
@@ -14,6 +16,7 @@ import asyncio
 import json
 import os
 import re
+import shutil
 import ssl
 import sys
 import time
@@ -32,7 +35,7 @@ from milkyway.sim.clusters import SimulatedClusters
 from milkyway.sim.controllers.attach import ControlledClusters
 from milkyway.sim.controllers.config import ControlPlaneConfig
 from milkyway.sim.process import ImageMap
-from milkyway.sim.process.images import builtin_rules
+from milkyway.sim.process.images import ZOOKEEPER_HOME, ImageRule, builtin_rules
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
@@ -40,6 +43,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "install.md"
 SYSTEM = "milkyway-system"
 OPERATOR_USER = "system:serviceaccount:milkyway-system:milkyway-operator"
+IMAGE_USER = 65532
+"""The Dockerfile's ``USER``, which the base Deployments ask for."""
 LEASE_SECONDS = 15.0
 RETRY_SECONDS = 2.0
 
@@ -195,7 +200,10 @@ async def _ready_pods(shell: Shell, name: str, count: int, within: float) -> lis
 async def test_install_reconcile_failover_uninstall(tmp_path: Path) -> None:
     commands = simulator_block()
     kubeconfig = tmp_path / "kubeconfig"
-    images = ImageMap([r for r in builtin_rules() if "milkyway" in r.pattern], builtins=False)
+    if not (ZOOKEEPER_HOME / "bin" / "zkServer.sh").exists() or shutil.which("java") is None:
+        pytest.fail("Debian's zookeeper is needed: apt-get install -y zookeeper")
+    rules = [r for r in builtin_rules() if "milkyway" in r.pattern or "zookeeper" in r.pattern]
+    images = ImageMap(rules, builtins=False)
     figures: dict[str, float] = {}
     names = ["mgmt", "na-phx", "na-slc"]
     async with (
@@ -213,9 +221,10 @@ async def test_install_reconcile_failover_uninstall(tmp_path: Path) -> None:
         for command in steps:
             await shell.run(command)
             if command.startswith("kubectl -n milkyway-system rollout status"):
-                await _check_real_processes(shell, sim)
+                await _check_real_processes(shell, sim, rules)
             if command.startswith("kubectl -n milkyway") and " wait application/stream1" in command:
                 figures["install to stream1 Ready (s)"] = time.monotonic() - started
+                await _check_real_zookeeper(sim)
                 await _check_metrics(shell)
                 await _scale_out(shell)
                 figures["leader handover after kill (s)"] = await _check_failover(shell)
@@ -229,9 +238,23 @@ async def test_install_reconcile_failover_uninstall(tmp_path: Path) -> None:
     print("\n" + "\n".join(f"{k}: {v:.1f}" for k, v in figures.items()))
 
 
-async def _check_real_processes(shell: Shell, sim: SimulatedClusters) -> None:
+def _uid(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[1])
+    raise AssertionError(f"/proc/{pid}/status has no Uid line")
+
+
+async def _check_real_processes(
+    shell: Shell, sim: SimulatedClusters, rules: list[ImageRule]
+) -> None:
+    """The operator and server pods are processes with the in-cluster environment, running
+    as the image's user unless this machine's Python is readable only by root (then the
+    runtime keeps its own user: ``ImageRule.root_only``)."""
     runtime = sim["mgmt"].runtime
     assert runtime is not None, "the management cluster runs no processes"
+    rule = next(r for r in rules if r.matches("milkyway/milkyway:0.1.0"))
+    expected_uid = os.getuid() if rule.root_only else IMAGE_USER
     for name, container in (("milkyway-operator", "operator"), ("milkyway-server", "server")):
         pods = await _ready_pods(shell, name, 2, 300)
         for pod in pods:
@@ -239,11 +262,53 @@ async def _check_real_processes(shell: Shell, sim: SimulatedClusters) -> None:
             assert handle is not None and handle.pid is not None, f"{pod['metadata']['name']}"
             assert handle.env.get("KUBERNETES_SERVICE_HOST"), handle.env
             assert handle.pod_ip == pod["status"]["podIP"]
+            assert _uid(handle.pid) == expected_uid, (pod["metadata"]["name"], rule.root_only)
     deadline = time.monotonic() + 120
     operators = {p["metadata"]["name"] for p in await _pods(shell, "milkyway-operator")}
     while (holder := await _holder(shell)) not in operators:
         assert time.monotonic() < deadline, f"no operator pod leads (holder {holder!r})"
         await asyncio.sleep(1.0)
+
+
+async def _check_real_zookeeper(sim: SimulatedClusters) -> None:
+    """stream1's ZooKeeper ensembles (three members each in phx) are real servers that
+    formed a quorum: one leader and two followers each, as their ``srvr`` says over TCP."""
+    runtime = sim["na-phx"].runtime
+    assert runtime is not None, "na-phx runs no processes"
+    for component in ("zookeeper1", "zookeeper2"):
+        boxes = {
+            name: box
+            for (ns, name), box in runtime.pods.items()
+            if ns == "milkyway" and name.startswith(f"stream1-{component}-") and not box.terminating
+        }
+        assert len(boxes) == 3, f"{component}: {sorted(boxes)} run as processes"
+        deadline = time.monotonic() + 120
+        while True:
+            roles = sorted([await _zk_state(box.ip) for box in boxes.values()])
+            if roles == ["follower", "follower", "leader"]:
+                break
+            assert time.monotonic() < deadline, f"{component}: no quorum ({roles})"
+            await asyncio.sleep(1.0)
+
+
+async def _zk_state(ip: str) -> str:
+    """The ``Mode`` ZooKeeper's ``srvr`` reports on ``ip:2181`` ('' when it does not answer
+    in 5 s). ``srvr`` is the one four-letter word every version answers by default; the
+    rendered configuration of a 3.4 ensemble whitelists no other for the 3.8 server here."""
+    try:
+        async with asyncio.timeout(5.0):
+            reader, writer = await asyncio.open_connection(ip, 2181)
+            writer.write(b"srvr")
+            await writer.drain()
+            text = (await reader.read()).decode(errors="replace")
+            writer.close()
+    except (OSError, TimeoutError):
+        return ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Mode":
+            return value.strip()
+    return ""
 
 
 async def _check_metrics(shell: Shell) -> None:

@@ -111,6 +111,24 @@ def test_install_and_agent_sidecar_use_one_image(target: str) -> None:
             assert container["image"] == AGENT_IMAGE
 
 
+@pytest.mark.parametrize("target", TARGETS)
+def test_every_pod_runs_as_the_images_non_root_user(target: str) -> None:
+    """The Dockerfile's ``USER 65532:65532``, asked for by every overlay: the simulator
+    keeps its own user only where this machine's Python is unreadable to others
+    (``ImageRule.root_only``), not because the manifests ask for root."""
+    user = re.search(r"^USER (\d+):(\d+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert user, "the Dockerfile names no numeric USER"
+    for name, deployment in by_kind(kustomize(target), "Deployment").items():
+        spec = deployment["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsUser"] == int(user[1]), name
+        assert spec["securityContext"]["runAsGroup"] == int(user[2]), name
+        assert spec["securityContext"]["runAsNonRoot"] is True, name
+        for container in spec["containers"]:
+            context = container.get("securityContext") or {}
+            assert context.get("runAsNonRoot", True) is True, (name, container["name"])
+            assert context.get("runAsUser", int(user[1])) == int(user[1]), name
+
+
 def test_production_overlay_names_its_registry_and_tls_secrets() -> None:
     docs = kustomize("overlays/production")
     name, _, tag = AGENT_IMAGE.rpartition(":")
