@@ -174,6 +174,7 @@ async def _register(
                     "name": f"{name}-kubeconfig",
                     "namespace": system_namespace,
                 },
+                **({"namespaces": list(dict.fromkeys(namespaces))} if namespaces else {}),
             },
         }
         await mgmt.apply(codecs.from_dict(cluster), field_manager=FIELD_MANAGER, force=True)

@@ -5,10 +5,11 @@ user's own (admin) credentials, asks for a token of the operator's ServiceAccoun
 and stores :func:`member_kubeconfig` in the management cluster. The operator never holds
 the admin credentials: only what these roles allow.
 
-With managed namespaces given, the write rights (and Secrets) are RoleBindings in those
-namespaces only. Reading stays cluster-wide: the operator's member caches hold one watch
-per kind across the cluster; nodes and volumes are read because a member on a lost node or
-failed disk is seen only through them, and some patterns create PersistentVolumes.
+With managed namespaces given, everything Milkyway does with namespaced objects (reading,
+watching, writing, Secrets) is granted by RoleBindings in those namespaces only, and the
+``Cluster`` lists them so that the operator watches only there. What stays cluster-wide is
+on cluster-scoped kinds: nodes and volumes (a member on a lost node or failed disk is seen
+only through them, and some patterns create PersistentVolumes) and reading namespaces.
 """
 
 from __future__ import annotations
@@ -27,48 +28,42 @@ _APPLY = ["patch", "delete"]
 """Milkyway writes by server-side apply (the ``patch`` verb creates and changes)."""
 
 WORKLOAD_RULES: list[dict[str, Any]] = [
+    {"apiGroups": [""], "resources": ["configmaps", "services"], "verbs": [*_WATCH, *_APPLY]},
     {
         "apiGroups": [""],
-        "resources": ["configmaps", "services", "persistentvolumeclaims", "pods"],
-        "verbs": _APPLY,
+        "resources": ["persistentvolumeclaims", "pods"],
+        "verbs": ["get", *_WATCH, *_APPLY],
     },
-    {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": _APPLY},
-    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _APPLY},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["statefulsets", "deployments"],
+        "verbs": ["get", *_WATCH, *_APPLY],
+    },
+    {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": _WATCH},
+    {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": [*_WATCH, *_APPLY]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get", "create"]},
 ]
-"""What Milkyway changes in a namespace it manages: its objects (applied, deleted on
-scale-in and decommission), the sidecar agents' key Secret, and requests to the agents
-through the pod proxy; after the last decommission the keys are deleted and what is left
-is listed (a namespace Milkyway created is deleted only when empty). Bound per managed
-namespace."""
+"""What Milkyway does in a namespace it manages: watching its objects (the operator's
+member caches, one watch per kind and namespace), reading those a flow checks before
+creating them, applying and deleting them (scale-in, decommission), the sidecar agents'
+key Secret, and requests to the agents through the pod proxy; after the last
+decommission the keys are deleted and what is left is listed (a namespace Milkyway
+created is deleted only when empty). Bound per managed namespace."""
 
 
 def cluster_rules(namespaces_restricted: bool) -> list[dict[str, Any]]:
-    """The cluster-wide rules: listing and watching what the operator's member caches hold
-    (one watch per kind across the cluster, selected by Milkyway's labels), nodes and
-    volumes, reading the objects a flow checks before creating them, deleting the
-    volumes of replaced members, and namespaces (applying one only when Milkyway may use
-    any)."""
+    """The cluster-wide rules, all on cluster-scoped kinds: nodes and volumes (a member on
+    a lost node or failed disk is seen only through them; some patterns create volumes,
+    and replaced members' volumes are deleted), and namespaces (applying one only when
+    Milkyway may use any)."""
     namespace_verbs = ["get"] + ([] if namespaces_restricted else ["patch", "delete"])
     return [
-        {
-            "apiGroups": [""],
-            "resources": ["configmaps", "services", "persistentvolumeclaims", "pods", "nodes"],
-            "verbs": _WATCH,
-        },
-        {"apiGroups": [""], "resources": ["persistentvolumeclaims", "pods"], "verbs": ["get"]},
-        {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": ["get"]},
-        {
-            "apiGroups": ["apps"],
-            "resources": ["statefulsets", "deployments", "replicasets"],
-            "verbs": _WATCH,
-        },
-        {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _WATCH},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": _WATCH},
         {
             "apiGroups": [""],
             "resources": ["persistentvolumes"],
-            "verbs": ["get", "list", "watch", "patch", "delete"],
+            "verbs": ["get", *_WATCH, *_APPLY],
         },
         {"apiGroups": [""], "resources": ["namespaces"], "verbs": namespace_verbs},
     ]

@@ -2,7 +2,9 @@
 Application, so a reconcile reads WIRI from memory instead of listing the cluster.
 
 Objects are selected by the ``app.kubernetes.io/managed-by=milkyway`` label the renderer
-puts on everything (pods and claims inherit it from their templates). Nodes and
+puts on everything (pods and claims inherit it from their templates), and watched in the
+namespaces Milkyway manages in the cluster (one watch per kind and namespace) or, when the
+cluster grants every namespace, across the cluster (one watch per kind). Nodes and
 PersistentVolumes are watched unselected: a member on a dead node or failed disk is only
 visible through them. Every change is reported as the ``(namespace, application)`` it
 concerns; a Node's readiness change or a volume's phase change is reported for every
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from lightkube import AsyncClient
@@ -74,6 +76,7 @@ class MemberCache:
         client: AsyncClient,
         on_change: Callable[[str, AppKey], None],
         *,
+        namespaces: Sequence[str] = (),
         retry_delay: float = 1.0,
     ) -> None:
         self.cluster = cluster
@@ -86,16 +89,20 @@ class MemberCache:
         its users without a scan of every object in the cluster."""
         self.nodes: dict[str, dict[str, Any]] = {}
         self.volumes: dict[str, dict[str, Any]] = {}
+        self.namespaces: tuple[str, ...] = tuple(dict.fromkeys(namespaces))
+        """Where the owned kinds are watched; empty: across the cluster."""
         self._informers = [
             Informer(
                 client,
                 kind,
                 on_change=self._owned_changed,
+                namespace=namespace,
                 labels=SELECTOR,
                 retry_delay=retry_delay,
                 transform=plain,
             )
             for kind in OWNED_KINDS
+            for namespace in (self.namespaces or (None,))
         ]
         self._informers.append(
             Informer(

@@ -36,6 +36,10 @@ class ClusterSpec(Model):
     """The cluster's own DNS domain (kubelet ``clusterDomain``)."""
     cluster_set_domain: str = Field(default="clusterset.local", min_length=1)
     """Domain under which other clusters resolve this cluster's pods (multi-cluster DNS)."""
+    namespaces: list[DnsLabel] = Field(default_factory=list)
+    """The namespaces Milkyway manages in this cluster (``milkyway cluster register
+    --namespace``): the operator watches and changes objects only there, which is all its
+    account in the cluster may do. Empty: every namespace."""
 
 
 class ClusterStatus(Model):

@@ -49,6 +49,8 @@ class MemberCluster:
     message: str = ""
     last_heartbeat: str | None = None
     secret_ref: tuple[str, str, str] | None = None
+    namespaces: tuple[str, ...] = ()
+    """The namespaces the Cluster says Milkyway manages there (empty: all)."""
     heartbeat: asyncio.Task[None] | None = field(default=None, repr=False)
 
     @property
@@ -145,9 +147,11 @@ class ClusterRegistry:
         spec_changed = member.resource.get("spec") != resource.get("spec")
         member.resource = resource
         ref = secret_ref(resource)
-        if member.secret_ref != ref or member.client is None:
+        namespaces = tuple((resource.get("spec") or {}).get("namespaces") or ())
+        if member.secret_ref != ref or member.client is None or member.namespaces != namespaces:
             await self._disconnect(member)
             member.secret_ref = ref
+            member.namespaces = namespaces
             await self._connect(member)
             spec_changed = True
         if member.heartbeat is None or member.heartbeat.done():
@@ -167,7 +171,9 @@ class ClusterRegistry:
             member.message = str(exc)
             member.reachable = False
             return
-        member.cache = MemberCache(member.name, member.client, self._on_member_change)
+        member.cache = MemberCache(
+            member.name, member.client, self._on_member_change, namespaces=member.namespaces
+        )
         member.cache.start()
         self.clients[member.name] = member.client
         member.reason = "Connecting"

@@ -1,6 +1,7 @@
-"""What `milkyway cluster register` grants in a member cluster: writes only in the
-managed namespaces when they are given, reads cluster-wide (the member caches watch
-across the cluster), and a kubeconfig whose context is named like the Cluster."""
+"""What `milkyway cluster register` grants in a member cluster: with managed namespaces
+given, nothing on namespaced kinds outside them (the member caches watch per namespace),
+cluster-wide only cluster-scoped kinds; and a kubeconfig whose context is named like the
+Cluster."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from milkyway.kube.member_access import (
 )
 
 WRITES = {"create", "update", "patch", "delete"}
+CLUSTER_SCOPED = {"nodes", "persistentvolumes", "namespaces"}
 
 
 def _kinds(docs: list[dict]) -> list[tuple[str, str, str | None]]:
@@ -37,6 +39,8 @@ def test_restricted_to_namespaces() -> None:
     assert all("secrets" not in rule["resources"] for rule in cluster_role["rules"]), (
         "no Secret of the member is readable outside the managed namespaces"
     )
+    cluster_wide = {r for rule in cluster_role["rules"] for r in rule["resources"]}
+    assert cluster_wide == CLUSTER_SCOPED, "nothing namespaced is read outside the namespaces"
     for doc in docs:
         kubernetes_validate.validate(doc, "1.32", strict=True)
 

@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from milkyway.kube.member_cache import MemberCache
+from milkyway.kube.member_cache import OWNED_KINDS, MemberCache
 
 
 def pod(ready: str = "True", heartbeat: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
@@ -173,3 +173,23 @@ def test_the_users_index_matches_a_scan_of_the_cache(
             if o["kind"] == kind and o["spec"].get(field) == used[1]
         }
         assert set(member._users.get(used, {})) == scanned
+
+
+def test_owned_kinds_are_watched_only_in_the_managed_namespaces() -> None:
+    """A Cluster registered with namespaces: one watch per owned kind and namespace (the
+    member's roles grant nothing namespaced elsewhere); Nodes and volumes cluster-wide."""
+    member = MemberCache(
+        "na-phx-1",
+        client=None,  # type: ignore[arg-type]
+        on_change=lambda c, a: None,
+        namespaces=["team-a", "team-b", "team-a"],
+    )
+    watched = {(i._resource.__name__, i._namespace) for i in member._informers}
+    owned = {k.__name__ for k in OWNED_KINDS}
+    assert watched == {
+        *((kind, ns) for kind in owned for ns in ("team-a", "team-b")),
+        ("Node", None),
+        ("PersistentVolume", None),
+    }
+    everywhere = MemberCache("na-phx-1", client=None, on_change=lambda c, a: None)  # type: ignore[arg-type]
+    assert {i._namespace for i in everywhere._informers} == {None}
