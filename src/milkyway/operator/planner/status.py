@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -9,116 +10,143 @@ from milkyway.model.flow import TERMINAL_RUN_PHASES
 
 if TYPE_CHECKING:
     from milkyway.operator.planner.contract import RunningFlow
-    from milkyway.operator.planner.rules import PlanningPass
+    from milkyway.operator.planner.diff import ZoneDiff
+    from milkyway.operator.planner.rules import ComponentDiff, PlanningPass
 
 
 def application_status(planner: PlanningPass) -> dict[str, Any]:
     """``phase``, ``conditions`` and per component per zone counts, from what the planner
     found and decided (a condition keeps its ``lastTransitionTime`` while its status holds)."""
-    components: dict[str, Any] = {}
-    for name, c in planner.components.items():
-        zones: dict[str, dict[str, Any]] = {}
-        for z in c.zones:
-            obs_members = [m for m in (z.obs.members if z.obs else ()) if m.exists and m.ready]
-            versions = {m.version for m in obs_members}
-            hashes = {m.config_hash for m in obs_members}
-            zone_spec = c.resolved.zone(z.want.zone)
-            entry: dict[str, Any] = {
-                "desired": z.want.size,
-                "ready": z.ready,
-                "updated": z.updated,
-            }
-            if len(versions) == 1:
-                only = next(iter(versions))
-                entry["version"] = zone_spec.version if only == z.want.version else only
-            if len(hashes) == 1 and next(iter(hashes)):
-                entry["configHash"] = next(iter(hashes))
-            zones[z.want.zone] = entry
-        components[name] = {"zones": zones}
-    active = [r for r in planner.running if r.phase not in TERMINAL_RUN_PHASES]
-    failed = [r for r in planner.running if r.phase == "Failed"]
-    unreachable = sorted(
-        {
-            z.want.cluster
-            for c in planner.components.values()
-            for z in c.zones
-            if z.obs is not None and not z.obs.reachable
-        }
-    )
-    all_ready = all(c.ready for c in planner.components.values())
-    down = {
-        name: c.down
+    components = {
+        name: {"zones": {z.want.zone: _zone_counts(c, z) for z in c.zones}}
         for name, c in planner.components.items()
-        if c.down and any(z.provisioned for z in c.zones)
     }
-    provisioning = any(
-        not any(z.provisioned for z in c.zones) for c in planner.components.values()
-    ) or any(r.operation == "provision" for r in planner.start)
-    progressing = bool(active or planner.start)
-    if planner.deleting:
-        phase = "Deleting"
-    elif all_ready and not progressing:
-        phase = "Running"
-    elif provisioning and (progressing or planner.waiting):
-        phase = "Provisioning"
-    elif failed and not progressing:
-        phase = "Failed"
-    elif progressing:
-        phase = "Updating"
-    elif down or unreachable:
-        phase = "Degraded"
-    else:
-        phase = "Pending"
-    flows = [r.name for r in active] + [f"{r.flow} (starting)" for r in planner.start]
-    degraded_reason, degraded_message = "AsExpected", "all members are Ready"
-    if unreachable:
-        degraded_reason = "ClusterUnreachable"
-        degraded_message = f"unreachable: {', '.join(unreachable)}"
-    elif down:
-        degraded_reason = "MembersUnavailable"
-        degraded_message = "; ".join(
-            f"{n}: {k} member(s) not Ready" for n, k in sorted(down.items())
-        )
-    elif failed:
-        degraded_reason = "FlowFailed"
-        degraded_message = f"failed: {', '.join(r.name for r in failed)}"
-    conditions = [
-        _condition(
-            planner,
-            "Ready",
-            all_ready and not planner.deleting,
-            "AllComponentsReady" if all_ready else "ComponentsNotReady",
-            "every member is Ready and up to date"
-            if all_ready
-            else "not Ready: " + ", ".join(n for n, c in planner.components.items() if not c.ready),
-        ),
-        _condition(
-            planner,
-            "Progressing",
-            progressing,
-            "FlowRunning" if progressing else "Idle",
-            ", ".join(flows) if flows else ("; ".join(planner.waiting) or "nothing to do"),
-        ),
-        _condition(
-            planner,
-            "Degraded",
-            degraded_reason != "AsExpected",
-            degraded_reason,
-            degraded_message,
-        ),
-    ]
-    conditions.append(_member_lost(planner))
-    conditions.append(_flow_failed(planner, failed))
+    facts = _Facts.of(planner)
     counts = [z for c in components.values() for z in c["zones"].values()]
     ready_members = f"{sum(z['ready'] for z in counts)}/{sum(z['desired'] for z in counts)}"
     return {
-        "phase": phase,
-        "conditions": conditions,
+        "phase": _phase(planner, facts),
+        "conditions": [
+            _ready(planner, facts),
+            _progressing(planner, facts),
+            _degraded(planner, facts),
+            _member_lost(planner),
+            _flow_failed(planner, facts.failed),
+        ],
         "components": components,
         "readyMembers": ready_members,
         "lostMembers": [entry.to_status() for entry in planner.lost],
-        "failedFlows": [_failure(r) for r in failed],
+        "failedFlows": [_failure(r) for r in facts.failed],
     }
+
+
+def _zone_counts(c: ComponentDiff, z: ZoneDiff) -> dict[str, Any]:
+    """One zone's ``desired``, ``ready`` and ``updated`` members, and the version and
+    configuration hash its Ready members share (when they share one)."""
+    obs_members = [m for m in (z.obs.members if z.obs else ()) if m.exists and m.ready]
+    versions = {m.version for m in obs_members}
+    hashes = {m.config_hash for m in obs_members}
+    entry: dict[str, Any] = {"desired": z.want.size, "ready": z.ready, "updated": z.updated}
+    if len(versions) == 1:
+        only = next(iter(versions))
+        entry["version"] = c.resolved.zone(z.want.zone).version if only == z.want.version else only
+    if len(hashes) == 1 and next(iter(hashes)):
+        entry["configHash"] = next(iter(hashes))
+    return entry
+
+
+@dataclass(frozen=True)
+class _Facts:
+    """What the phase and the conditions are decided from."""
+
+    active: list[RunningFlow]
+    failed: list[RunningFlow]
+    unreachable: list[str]
+    """Member clusters of the Application that do not answer."""
+    all_ready: bool
+    down: dict[str, int]
+    """Components with members not Ready, once provisioned: how many."""
+    provisioning: bool
+    """Some component has no zone provisioned yet, or a provision starts now."""
+    progressing: bool
+    """A flow runs or starts now."""
+
+    @classmethod
+    def of(cls, planner: PlanningPass) -> _Facts:
+        active = [r for r in planner.running if r.phase not in TERMINAL_RUN_PHASES]
+        components = planner.components.values()
+        return cls(
+            active=active,
+            failed=[r for r in planner.running if r.phase == "Failed"],
+            unreachable=sorted(
+                {
+                    z.want.cluster
+                    for c in components
+                    for z in c.zones
+                    if z.obs is not None and not z.obs.reachable
+                }
+            ),
+            all_ready=all(c.ready for c in components),
+            down={
+                name: c.down
+                for name, c in planner.components.items()
+                if c.down and any(z.provisioned for z in c.zones)
+            },
+            provisioning=any(not any(z.provisioned for z in c.zones) for c in components)
+            or any(r.operation == "provision" for r in planner.start),
+            progressing=bool(active or planner.start),
+        )
+
+
+def _phase(planner: PlanningPass, facts: _Facts) -> str:
+    if planner.deleting:
+        return "Deleting"
+    if facts.all_ready and not facts.progressing:
+        return "Running"
+    if facts.provisioning and (facts.progressing or planner.waiting):
+        return "Provisioning"
+    if facts.failed and not facts.progressing:
+        return "Failed"
+    if facts.progressing:
+        return "Updating"
+    if facts.down or facts.unreachable:
+        return "Degraded"
+    return "Pending"
+
+
+def _ready(planner: PlanningPass, facts: _Facts) -> dict[str, Any]:
+    if facts.all_ready:
+        reason, message = "AllComponentsReady", "every member is Ready and up to date"
+    else:
+        not_ready = ", ".join(n for n, c in planner.components.items() if not c.ready)
+        reason, message = "ComponentsNotReady", f"not Ready: {not_ready}"
+    return _condition(planner, "Ready", facts.all_ready and not planner.deleting, reason, message)
+
+
+def _progressing(planner: PlanningPass, facts: _Facts) -> dict[str, Any]:
+    flows = [r.name for r in facts.active] + [f"{r.flow} (starting)" for r in planner.start]
+    return _condition(
+        planner,
+        "Progressing",
+        facts.progressing,
+        "FlowRunning" if facts.progressing else "Idle",
+        ", ".join(flows) if flows else ("; ".join(planner.waiting) or "nothing to do"),
+    )
+
+
+def _degraded(planner: PlanningPass, facts: _Facts) -> dict[str, Any]:
+    """``Degraded``, for the first of: unreachable clusters, members not Ready, failed
+    flows."""
+    if facts.unreachable:
+        reason, message = "ClusterUnreachable", f"unreachable: {', '.join(facts.unreachable)}"
+    elif facts.down:
+        reason = "MembersUnavailable"
+        message = "; ".join(f"{n}: {k} member(s) not Ready" for n, k in sorted(facts.down.items()))
+    elif facts.failed:
+        reason, message = "FlowFailed", f"failed: {', '.join(r.name for r in facts.failed)}"
+    else:
+        return _condition(planner, "Degraded", False, "AsExpected", "all members are Ready")
+    return _condition(planner, "Degraded", True, reason, message)
 
 
 def _member_lost(planner: PlanningPass) -> dict[str, Any]:
