@@ -854,6 +854,40 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
         operation: str,
         managed: bool = False,
     ) -> Obj:
+        """Replace ``old`` with ``body`` (or its status, or its finalizers), as a real API
+        server does: preconditions, the new object, its identity kept, validation, the
+        generation, field ownership, then the write."""
+        self._check_update_target(info, old, body, subresource)
+        new = _replacement(info, old, body, subresource, managed)
+        old_md = old["metadata"]
+        _keep_identity(info, old_md, new["metadata"])
+        if not managed:
+            _keep_requested_managed_fields(
+                new["metadata"], body["metadata"].get("managedFields"), old_md, bool(field_manager)
+            )
+        if not subresource and not info.custom:
+            carry_over(info.group, info.kind, old, new)
+        new = self._default_and_validate(info, new, old, field_validation, warnings, subresource)
+        if not subresource and not info.custom:
+            refused = check_update(new, old, info.group, info.kind)
+            if refused:
+                raise errors.invalid(info.group, info.kind, old_md["name"], refused)
+        self._set_generation(info, old, new)
+        if info.key == _CRD_KEY:
+            self._prepare_crd(new)
+        if field_manager and not managed:
+            new = self._record(old, new, field_manager, operation, subresource, info)
+        new["metadata"]["resourceVersion"] = old_md["resourceVersion"]
+        if _same(old, new):
+            return self._as_version(info, self._out(old))
+        if dry_run:
+            return new
+        return self._write_update(info, new)
+
+    def _check_update_target(
+        self, info: ResourceInfo, old: Obj, body: Obj, subresource: str
+    ) -> None:
+        """409 on a stale resourceVersion; 400 or 404 on a subresource that is not there."""
         old_md = old["metadata"]
         rv = body["metadata"].get("resourceVersion")
         if rv and rv != old_md["resourceVersion"]:
@@ -868,84 +902,22 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
             raise errors.bad_request(f"subresource {subresource!r} cannot be updated this way")
         if subresource and info.subresource(subresource) is None:
             raise errors.not_found(info.group, f"{info.plural}/{subresource}", old_md["name"])
-        if subresource == "status":
-            # The old status is replaced whole and managedFields are set below: copying
-            # either would be wasted work.
-            new = {k: deep_copy(v) for k, v in old.items() if k not in ("status", "metadata")}
-            new["metadata"] = {k: deep_copy(v) for k, v in old_md.items() if k != "managedFields"}
-            new["apiVersion"] = info.api_version
-            if "status" in body:
-                new["status"] = body["status"]
-            else:
-                new.pop("status", None)
-            if managed:
-                new["metadata"]["managedFields"] = body["metadata"].get("managedFields")
-        elif subresource == "finalize":
-            new = deep_copy(old)
-            new["spec"] = dict(new.get("spec") or {})
-            new["spec"]["finalizers"] = (body.get("spec") or {}).get("finalizers") or []
-        else:
-            new = body
-            if info.has_status:
-                if "status" in old:
-                    new["status"] = deep_copy(old["status"])
-                else:
-                    new.pop("status", None)
-        md = new["metadata"]
-        for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
-            if key in old_md:
-                md[key] = old_md[key]
-            else:
-                md.pop(key, None)
-        md["name"] = old_md["name"]
-        if "namespace" in old_md:
-            md["namespace"] = old_md["namespace"]
-        md.pop("selfLink", None)
-        if old_md.get("deletionTimestamp"):
-            added = set(md.get("finalizers") or ()) - set(old_md.get("finalizers") or ())
-            if added:
-                raise errors.invalid(
-                    info.group,
-                    info.kind,
-                    old_md["name"],
-                    [
-                        Cause(
-                            "FieldValueForbidden",
-                            "Forbidden: no new finalizers can be added if the object is being "
-                            "deleted, found new finalizers " + json.dumps(sorted(added)),
-                            "metadata.finalizers",
-                        )
-                    ],
-                )
-        if not managed:
-            _keep_requested_managed_fields(
-                md, body["metadata"].get("managedFields"), old_md, bool(field_manager)
-            )
-        if not subresource and not info.custom:
-            carry_over(info.group, info.kind, old, new)
-        new = self._default_and_validate(info, new, old, field_validation, warnings, subresource)
-        if not subresource and not info.custom:
-            refused = check_update(new, old, info.group, info.kind)
-            if refused:
-                raise errors.invalid(info.group, info.kind, old_md["name"], refused)
+
+    def _set_generation(self, info: ResourceInfo, old: Obj, new: Obj) -> None:
+        """``metadata.generation`` moves when the spec changes, for kinds that track it."""
         md = new["metadata"]
         if self._tracks_generation(info):
-            generation = old_md.get("generation", 1)
+            generation = old["metadata"].get("generation", 1)
             if _spec_changed(old, new, info.has_status):
                 generation += 1
             md["generation"] = generation
         else:
             md.pop("generation", None)
-        if info.key == _CRD_KEY:
-            self._prepare_crd(new)
-        if field_manager and not managed:
-            new = self._record(old, new, field_manager, operation, subresource, info)
+
+    def _write_update(self, info: ResourceInfo, new: Obj) -> Obj:
+        """Store the changed object: an object being deleted whose last finalizer went is
+        removed; a changed CRD is served anew; a namespace being deleted is finished."""
         md = new["metadata"]
-        md["resourceVersion"] = old_md["resourceVersion"]
-        if _same(old, new):
-            return self._as_version(info, self._out(old))
-        if dry_run:
-            return new
         if md.get("deletionTimestamp") and not md.get("finalizers") and self._may_remove(info, new):
             self._remove(info, new)
             return self._as_version(info, self._out(new))
@@ -1254,3 +1226,65 @@ def _remove_path(obj: Obj, field: str) -> None:
             return
     if isinstance(node, dict) and tokens:
         node.pop(str(tokens[-1]), None)
+
+
+def _replacement(info: ResourceInfo, old: Obj, body: Obj, subresource: str, managed: bool) -> Obj:
+    """The object an update writes: ``old`` with the status of ``body`` (``status``), with
+    its finalizers (``finalize``, namespaces), or ``body`` keeping ``old``'s status."""
+    old_md = old["metadata"]
+    if subresource == "status":
+        # The old status is replaced whole and managedFields are set later: copying either
+        # would be wasted work.
+        new = {k: deep_copy(v) for k, v in old.items() if k not in ("status", "metadata")}
+        new["metadata"] = {k: deep_copy(v) for k, v in old_md.items() if k != "managedFields"}
+        new["apiVersion"] = info.api_version
+        if "status" in body:
+            new["status"] = body["status"]
+        else:
+            new.pop("status", None)
+        if managed:
+            new["metadata"]["managedFields"] = body["metadata"].get("managedFields")
+        return new
+    if subresource == "finalize":
+        new = deep_copy(old)
+        new["spec"] = dict(new.get("spec") or {})
+        new["spec"]["finalizers"] = (body.get("spec") or {}).get("finalizers") or []
+        return new
+    new = body
+    if info.has_status:
+        if "status" in old:
+            new["status"] = deep_copy(old["status"])
+        else:
+            new.pop("status", None)
+    return new
+
+
+def _keep_identity(info: ResourceInfo, old_md: Obj, md: Obj) -> None:
+    """What an update cannot change: uid, name, namespace, creation and deletion marks;
+    and no finalizer may be added to an object being deleted (422)."""
+    for key in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds"):
+        if key in old_md:
+            md[key] = old_md[key]
+        else:
+            md.pop(key, None)
+    md["name"] = old_md["name"]
+    if "namespace" in old_md:
+        md["namespace"] = old_md["namespace"]
+    md.pop("selfLink", None)
+    if not old_md.get("deletionTimestamp"):
+        return
+    added = set(md.get("finalizers") or ()) - set(old_md.get("finalizers") or ())
+    if added:
+        raise errors.invalid(
+            info.group,
+            info.kind,
+            old_md["name"],
+            [
+                Cause(
+                    "FieldValueForbidden",
+                    "Forbidden: no new finalizers can be added if the object is being "
+                    "deleted, found new finalizers " + json.dumps(sorted(added)),
+                    "metadata.finalizers",
+                )
+            ],
+        )
