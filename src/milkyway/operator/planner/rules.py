@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from milkyway.kube.labels import selector_labels
 from milkyway.model.application import Application
 from milkyway.model.flow import TERMINAL_RUN_PHASES
 from milkyway.model.resolve import ResolvedApplication, ResolvedComponent
@@ -46,6 +45,13 @@ from milkyway.operator.planner.lost import (
     replacement_policy,
 )
 from milkyway.operator.planner.status import application_status, rfc3339
+from milkyway.operator.planner.teardown import (
+    decommission,
+    leftovers,
+    orphans,
+    release_namespaces,
+    remove_orphans,
+)
 
 
 @dataclass
@@ -302,69 +308,15 @@ class PlanningPass:
 
     # -- rules -----------------------------------------------------------------------------
 
-    def orphans(self) -> dict[str, list[ZoneObservation]]:
-        """Observed zones no longer in the spec (a zone or a whole component removed)."""
-        wanted = {(name, z.want.zone) for name, c in self.components.items() for z in c.zones}
-        found: dict[str, list[ZoneObservation]] = {}
-        for key in sorted(self.observed):
-            obs = self.observed[key]
-            if key not in wanted and _owns_objects(obs):
-                found.setdefault(key[0], []).append(obs)
-        return found
-
-    def remove_orphans(self, component: str, zones: list[ZoneObservation]) -> bool:
-        """Start decommissioning ``zones`` of ``component``; False if something blocks it."""
-        busy = self.busy(component)
-        if busy is not None:
-            self.waiting.append(f"{component}: flow {busy.name} ({busy.flow}) is {busy.phase}")
-            return False
-        unreachable = sorted(z.cluster for z in zones if not z.reachable)
-        if unreachable:
-            self.waiting.append(
-                f"{component}: cluster {', '.join(unreachable)} unreachable; waiting"
-            )
-            return False
-        existing = self.components.get(component)
-        type_name = existing.resolved.type.name if existing else ""
-        type_flows = existing.resolved.type.spec.flows if existing else {}
-        app_flows = self.app.component(component).flows if existing else {}
-        entries = [
-            {
-                "zone": z.zone,
-                "cluster": z.cluster,
-                "namespace": self.resolved.namespace,
-                "selector": selector_labels(self.resolved.name, component, z.zone),
-            }
-            for z in zones
-        ]
-        what = "component" if existing is None else "zone(s)"
-        self.start.append(
-            FlowRequest(
-                flow=flow_name("decommission", type_name, type_flows, app_flows),
-                params={
-                    "application": self.resolved.name,
-                    "namespace": self.resolved.namespace,
-                    "component": component,
-                    "zones": entries,
-                },
-                component=component,
-                reason=f"{what} removed from the spec: delete {component} in "
-                f"{', '.join(z.zone for z in zones)}",
-                mutex=mutex_key(self.resolved.namespace, self.resolved.name, component),
-                operation="decommission",
-            )
-        )
-        return True
-
     def run(self) -> None:
-        orphans = self.orphans()
-        for name, zones in orphans.items():
-            self.remove_orphans(name, zones)
+        found = orphans(self)
+        for name, zones in found.items():
+            remove_orphans(self, name, zones)
         if self.deleting:
-            self.decommission()
+            decommission(self)
             return
         for component in self.components.values():
-            if component.name in orphans:
+            if component.name in found:
                 continue
             busy = self.busy(component.name)
             if busy is not None:
@@ -711,89 +663,6 @@ class PlanningPass:
             **self.roll_params(c, self.stale_members(c)),
         )
 
-    def decommission(self) -> None:
-        order = list(self.resolved.order)
-        users: dict[str, set[str]] = {name: set() for name in order}
-        for name in order:
-            for dep in self.resolved.components[name].bindings.values():
-                users.setdefault(dep, set()).add(name)
-        for name in reversed(order):
-            c = self.components[name]
-            if not any(_owns_objects(z.obs) for z in c.zones):
-                continue
-            busy = self.busy(name)
-            if busy is not None:
-                if busy.operation == "provision":
-                    # A provision may never finish (no node fits); deletion must not wait.
-                    self.cancel.append(busy.name)
-                    self.waiting.append(
-                        f"{name}: cancelling {busy.name} ({busy.flow}) to decommission"
-                    )
-                    continue
-                self.waiting.append(f"{name}: flow {busy.name} ({busy.flow}) is {busy.phase}")
-                continue
-            remaining = sorted(
-                u
-                for u in users.get(name, ())
-                if any(_owns_objects(z.obs) for z in self.components[u].zones)
-            )
-            if remaining:
-                self.waiting.append(f"{name}: decommission waits for {', '.join(remaining)}")
-                continue
-            if self.unreachable(c):
-                continue
-            self.request(
-                c,
-                "decommission",
-                f"decommission {name}",
-                zones=[z.want.entry() for z in c.zones],
-            )
-
-    def release_namespaces(self) -> bool:
-        """Once nothing of the deleted Application is left and no flow runs: remove the
-        namespaces Milkyway created for it (the task keeps any that are still in use or
-        existed before). True once that has succeeded."""
-        if any(r.flow == RELEASE_FLOW and r.phase == "Succeeded" for r in self.running):
-            return True
-        if self.start or self.leftovers():
-            return False
-        if any(r.phase not in TERMINAL_RUN_PHASES for r in self.running):
-            return False
-        clusters = sorted(
-            {
-                (z.want.cluster, z.want.namespace)
-                for c in self.components.values()
-                for z in c.zones
-                if z.want.cluster
-            }
-        )
-        if not clusters:
-            return True
-        if self.backing_off(None, RELEASE_FLOW):
-            return False
-        failed = self.failed_run(None, RELEASE_FLOW)
-        self.start.append(
-            FlowRequest(
-                flow=RELEASE_FLOW,
-                params={
-                    "application": self.resolved.name,
-                    "namespace": self.resolved.namespace,
-                    "clusters": [{"cluster": c, "namespace": ns} for c, ns in clusters],
-                },
-                component=None,
-                reason="remove the namespaces Milkyway created, if nothing is left in them",
-                mutex="",
-                operation="release-namespaces",
-                attempt=failed.attempt + 1 if failed is not None else 1,
-            )
-        )
-        return False
-
-    # -- status ----------------------------------------------------------------------------
-
-    def leftovers(self) -> bool:
-        return any(_owns_objects(obs) for obs in self.observed.values())
-
 
 def plan(
     app: Application,
@@ -817,8 +686,8 @@ def plan(
     """
     planner = PlanningPass(app, resolved, desired, observed, running, now, clusters, deleting)
     planner.run()
-    released = deleting and planner.release_namespaces()
-    deleted = released and not planner.leftovers() and not planner.start
+    released = deleting and release_namespaces(planner)
+    deleted = released and not leftovers(planner) and not planner.start
     return Plan(
         start=tuple(planner.start),
         waiting=tuple(planner.waiting),
@@ -832,16 +701,8 @@ def plan(
 # --------------------------------------------------------------------------- small helpers
 
 
-RELEASE_FLOW = "milkyway-release-namespaces"
-
-
 def _restart_order(member: MemberObservation) -> int:
     return -(member.ordinal if member.ordinal is not None else (member.member_id or 0))
-
-
-def _owns_objects(obs: ZoneObservation | None) -> bool:
-    """Objects of the zone are left (Nodes, observed for context, are not the zone's)."""
-    return obs is not None and any(key[0] != "v1/Node" for key in obs.objects)
 
 
 def _seconds(value: str | None, default: float) -> float:
