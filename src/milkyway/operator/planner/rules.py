@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,12 +11,10 @@ from milkyway.model.application import Application
 from milkyway.model.flow import TERMINAL_RUN_PHASES
 from milkyway.model.resolve import ResolvedApplication, ResolvedComponent
 from milkyway.operator.flows_catalog import flow_name
-from milkyway.operator.observe import MemberObservation, ZoneObservation, pinned_node
+from milkyway.operator.observe import MemberObservation, ZoneObservation
 from milkyway.operator.planner.contract import (
-    ANNOUNCE_RECHECK,
     PROGRESS_DEADLINE,
     PROGRESS_DEADLINE_ANNOTATION,
-    RECHECK,
     REMEDIATE_AFTER,
     REMEDIATE_AFTER_ANNOTATION,
     REPLACE_ANNOTATION,
@@ -30,21 +26,13 @@ from milkyway.operator.planner.contract import (
     max_unavailable,
     mutex_key,
 )
-from milkyway.operator.planner.desired import MemberWant, zone_want
+from milkyway.operator.planner.desired import zone_want
 from milkyway.operator.planner.diff import ZoneDiff, diff_zone
 from milkyway.operator.planner.lost import (
-    NO_ACTION,
-    REPLACE_VOLUME,
-    RESCHEDULE,
     LostMember,
-    Replacement,
-    announced,
-    data_floor,
-    decide,
-    holds_data,
-    replacement_policy,
 )
-from milkyway.operator.planner.status import application_status, rfc3339
+from milkyway.operator.planner.repair import remediate, replace_members
+from milkyway.operator.planner.status import application_status, parse_time, rfc3339
 from milkyway.operator.planner.teardown import (
     decommission,
     leftovers,
@@ -151,9 +139,9 @@ class PlanningPass:
         run = self.failed_run(component, flow)
         if run is None:
             return False
-        retry_at = _parse_time(run.retry_at)
+        retry_at = parse_time(run.retry_at)
         if retry_at is None:
-            ended = _parse_time(run.finished_at)
+            ended = parse_time(run.finished_at)
             if ended is None:
                 return False
             retry_at = ended + timedelta(seconds=RETRY_FAILED_AFTER)
@@ -179,7 +167,7 @@ class PlanningPass:
         Creation times have whole seconds, so the CLI stamps a request with the next
         whole second: every member created before the request is older than the stamp,
         and every member the resulting flow creates is not, so none is done twice."""
-        moment = _parse_time(stamp)
+        moment = parse_time(stamp)
         if moment is None or moment <= self.now:
             return False
         self.later((moment - self.now).total_seconds())
@@ -348,9 +336,9 @@ class PlanningPass:
         ):
             self.provision(c)
             return
-        if self.replace(c):
+        if replace_members(self, c):
             return
-        if self.remediate(c):
+        if remediate(self, c):
             return
         if any(z.removed for z in zones):
             self.scale_in(c)
@@ -440,161 +428,6 @@ class PlanningPass:
                 for z in (*fresh, *repair)
             ],
         )
-
-    def replace(self, c: ComponentDiff) -> bool:
-        """Replace members on a lost node or failed disk (see :mod:`.lost`: after the grace
-        period, announced first, within the data floor, behind an approval if the policy
-        says so) and members named in the replace annotation."""
-        policy = replacement_policy(self.app, c.resolved.type)
-        targets: list[tuple[ZoneDiff, MemberObservation, str, dict[str, Any]]] = []
-        lost_volumes = self.lost_members(c, policy, targets)
-        for zone in c.zones:
-            if zone.want.workload == "deployment":
-                continue
-            for member in (m for m in (zone.obs.members if zone.obs else ()) if m.exists):
-                requested = self.replace_requests.get(member.name)
-                if (
-                    requested is not None
-                    and not self.not_yet(requested)
-                    and (member.created or "") < requested
-                    and all(t[1].name != member.name for t in targets)
-                    and all(e.member != member.name for e in self.lost)
-                ):
-                    extra = {"action": REPLACE_VOLUME, "restartBefore": requested}
-                    targets.append((zone, member, "requested", extra))
-        if not targets:
-            return False
-        items = [
-            {**self.member_item(z, m.name, m.ordinal, m.member_id), **extra}
-            for z, m, _, extra in targets
-        ]
-        targets_down = sum(1 for _, m, _, _ in targets if not m.ready or m.deleting)
-        if targets_down < len(targets) and c.budget - (c.down - targets_down) < 1:
-            self.waiting.append(
-                f"{c.name}: {c.down} member(s) down, the disruption policy allows {c.budget}; "
-                "replacing a healthy member waits"
-            )
-            return False
-        why = ", ".join(f"{m.name} ({reason})" for _, m, reason, _ in targets)
-        approval = policy.require_approval and lost_volumes
-        self.request(
-            c,
-            "replace-member",
-            f"replace {why}" + ("; waits for approval" if approval else ""),
-            approval=approval,
-            approvers={
-                "users": list(policy.approvers.users),
-                "groups": list(policy.approvers.groups),
-            },
-            **self.roll_params(c, items, targets_down),
-        )
-        return True
-
-    def lost_members(
-        self,
-        c: ComponentDiff,
-        policy: Replacement,
-        targets: list[tuple[ZoneDiff, MemberObservation, str, dict[str, Any]]],
-    ) -> bool:
-        """Decide about every member of ``c`` on a lost node or failed disk; add those
-        whose time has come to ``targets``. True if one of them loses its volume."""
-        previous = {e.member: e.model_dump(by_alias=True) for e in self.app.status.lost_members}
-        written = list(previous.values())
-        holders = sum(1 for z in c.zones for m in z.seen if holds_data(m))
-        floor = data_floor(c.resolved.type.spec.disruption, c.size)
-        any_volume = False
-        for zone in c.zones:
-            if zone.want.workload == "deployment":
-                continue
-            for member in zone.broken:
-                entry = decide(
-                    c.name,
-                    zone.want.zone,
-                    zone.want.workload,
-                    member,
-                    _wanted_node(zone, member),
-                    policy.grace,
-                    previous.get(member.name),
-                    self.now,
-                )
-                due = _parse_time(entry.at) or self.now
-                note = ""
-                if entry.action == NO_ACTION:
-                    pass
-                elif due > self.now:
-                    self.later((due - self.now).total_seconds())
-                elif not announced(entry, written):
-                    self.later(ANNOUNCE_RECHECK)
-                elif entry.action == REPLACE_VOLUME:
-                    if policy.require_approval and not (
-                        policy.approvers.users or policy.approvers.groups
-                    ):
-                        note = (
-                            "replacement.requireApproval is set but no approvers are named; "
-                            "set spec.replacement.approvers (users or groups)"
-                        )
-                    elif holds_data(member) and holders - 1 < floor:
-                        note = (
-                            f"replacing it would leave {holders - 1} of {c.size} members "
-                            f"holding data; the disruption policy needs {floor}"
-                        )
-                    else:
-                        holders -= 1 if holds_data(member) else 0
-                        any_volume = True
-                        extra = {"action": REPLACE_VOLUME, "lostNode": entry.node}
-                        targets.append((zone, member, entry.reason, extra))
-                else:
-                    extra = {"action": RESCHEDULE, "lostNode": entry.node}
-                    targets.append((zone, member, entry.reason, extra))
-                if note:
-                    entry = dataclasses.replace(entry, note=note)
-                self.lost.append(entry)
-                if all(t[1].name != member.name for t in targets):
-                    self.waiting.append(f"{c.name}: {entry.sentence()}")
-        return any_volume
-
-    def remediate(self, c: ComponentDiff) -> bool:
-        overdue: list[tuple[ZoneDiff, Any]] = []
-        for zone in c.zones:
-            if not zone.provisioned:
-                continue
-            lost = {m.name for m in zone.broken}
-            for member in zone.down:
-                if member.name in lost:
-                    continue
-                if isinstance(member, MemberWant) and member.ordinal is None:
-                    self.later(RECHECK)
-                    self.waiting.append(f"{c.name}: {zone.want.zone} waits for its controller")
-                    continue
-                if isinstance(member, MemberWant) or not member.exists:
-                    overdue.append((zone, member))
-                    continue
-                since = _since(member)
-                waited = (self.now - since).total_seconds() if since else math.inf
-                if waited >= self.remediate_after:
-                    overdue.append((zone, member))
-                else:
-                    self.later(self.remediate_after - waited)
-                    self.waiting.append(
-                        f"{c.name}: {member.name} not Ready for {waited:.0f}s "
-                        f"(remediation after {self.remediate_after:g}s)"
-                    )
-        if not overdue:
-            return False
-        items = [
-            self.member_item(z, m.name, m.ordinal, m.member_id)
-            for z, m in overdue
-            if z.want.workload != "deployment"
-        ]
-        names = ", ".join(m.name for _, m in overdue)
-        self.request(
-            c,
-            "remediate",
-            f"recreate {names}: missing or not Ready for over {self.remediate_after:g}s",
-            zones=[z.want.entry() for z in c.zones if z.provisioned],
-            **self.roll_params(c, items, len(items)),
-        )
-        return True
 
     def scale_in(self, c: ComponentDiff) -> None:
         if self.no_room(c, "scale-in"):
@@ -712,36 +545,13 @@ def _seconds(value: str | None, default: float) -> float:
         return default
 
 
-def _parse_time(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _wanted_node(zone: ZoneDiff, member: MemberObservation) -> str | None:
-    """The node the spec pins ``member`` to (the ``pods`` pattern's local volume)."""
-    for want in zone.want.members:
-        if want.member_id == member.member_id and member.member_id is not None:
-            for obj in want.manifests:
-                if obj.get("kind") == "PersistentVolume":
-                    return pinned_node(obj)
-    return None
-
-
-def _since(member: MemberObservation) -> datetime | None:
-    return _parse_time(member.not_ready_since)
-
-
 def _requests(value: str) -> dict[str, str]:
     """``pod@2026-01-01T00:00:00Z`` items (comma or space separated) to their request time."""
     requests: dict[str, str] = {}
     for item in value.replace(",", " ").split():
         name, _, at = item.partition("@")
         if name and at:
-            moment = _parse_time(at)
+            moment = parse_time(at)
             if moment is not None:
                 requests[name] = rfc3339(moment)
     return requests
