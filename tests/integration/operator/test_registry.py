@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Secret
+from lightkube.types import PatchType
 
 from milkyway.kube.resources import CLUSTER
 from milkyway.operator.registry import ClusterRegistry
@@ -129,3 +130,28 @@ async def test_missing_secret_is_explained_and_fixed_by_creating_it(
 
     await world.mgmt.delete(CLUSTER, "late")
     await world.eventually(lambda: "late" not in clients, within=10, what="client removed")
+
+
+async def test_a_cluster_narrowed_to_namespaces_is_watched_only_there(
+    world: Any, registry: tuple[ClusterRegistry, dict[str, Any], list]
+) -> None:
+    found, clients, _ = registry
+    await world.eventually(lambda: "na-phx-1" in clients, within=20, what="connected")
+    before = clients["na-phx-1"]
+    await world.mgmt.patch(
+        CLUSTER,
+        "na-phx-1",
+        {"spec": {"namespaces": ["team-a", "team-b"]}},
+        patch_type=PatchType.MERGE,
+    )
+
+    def narrowed() -> bool:
+        member = found.get("na-phx-1")
+        return (
+            member is not None
+            and member.cache is not None
+            and (member.cache.namespaces == ("team-a", "team-b"))
+        )
+
+    await world.eventually(narrowed, within=20, what="the cache watching two namespaces")
+    assert clients["na-phx-1"] is not before, "a new connection for the new namespaces"
