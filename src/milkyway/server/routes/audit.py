@@ -13,6 +13,8 @@ from milkyway.server.routes.applications import LIST_RESPONSES
 from milkyway.server.state import Caller, may, state_of
 
 router = APIRouter(tags=["audit"])
+MAX_ROW_ID = 2**63 - 1
+"""Row ids are 64-bit integers in both databases; a cursor past them is a field error."""
 
 
 class AuditVerdict(BaseModel):
@@ -31,7 +33,7 @@ async def search_audit(
     decision: Annotated[str | None, Query(max_length=16)] = None,
     requestId: Annotated[str | None, Query(max_length=64)] = None,
     target: Annotated[str | None, Query(max_length=512)] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Audit records in order; ``after`` = the last id seen, to page on. Everyone reads
