@@ -16,7 +16,7 @@ from milkyway.kube.resources import APPLICATION
 from milkyway.model.flow import Attempt, NodeStatus
 from milkyway.notify.center import NOTIFICATION_LABEL, SERVICE_LABEL, TRIGGER_LABEL
 from milkyway.operator.health.schedule import HEALTH_LABEL
-from milkyway.security.change_stamp import REQUEST_ID, stamped_request
+from milkyway.security.change_stamp import REQUEST_ID, stamped_request, stamped_user
 
 from .conftest import API, Front, application
 
@@ -223,3 +223,30 @@ async def test_a_request_links_its_change_runs_and_audit_both_ways(front: Front)
         theirs = (await carol.get(f"{API}/namespaces/team-a/flowruns/scale-out-1/audit")).json()
         assert theirs == {"requestId": "scale-by-alice-0001", "items": []}
     await _refused(front, f"{API}/namespaces/team-a/flowruns/scale-out-1/audit")
+
+
+async def test_restart_and_replace_through_the_server_are_stamped(front: Front) -> None:
+    async with front.as_user("alice") as alice:
+        assert (await alice.post(APPS_A, json=application())).status_code == 201
+        restarted = await alice.post(
+            f"{APPS_A}/stream1/restart",
+            json={"component": "kafka1"},
+            headers={"X-Request-Id": "restart-by-alice-01"},
+        )
+        assert restarted.status_code == 200, restarted.text
+    key = await front.state.decision_key()
+    app = (await front.admin.get(APPLICATION, "stream1", namespace="team-a")).to_dict()
+    assert stamped_user(key, app) == "alice"
+    assert stamped_request(key, app) == "restart-by-alice-01"
+    # A restart request added around the server (kubectl) leaves a stamp that no longer holds.
+    annotations = app["metadata"]["annotations"]
+    restart = annotations["milkyway.ebay.com/restart"] + ",zookeeper1@2026-12-07T06:00:00Z"
+    await front.admin.patch(
+        APPLICATION,
+        "stream1",
+        {"metadata": {"annotations": {"milkyway.ebay.com/restart": restart}}},
+        namespace="team-a",
+        patch_type=PatchType.MERGE,
+    )
+    app = (await front.admin.get(APPLICATION, "stream1", namespace="team-a")).to_dict()
+    assert stamped_user(key, app) is None and stamped_request(key, app) is None
