@@ -16,6 +16,7 @@ import datetime as dt
 import json
 import os
 import time
+import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from collections.abc import Set as AbstractSet
 from pathlib import Path
@@ -94,7 +95,8 @@ ServerOpt = Annotated[
     typer.Option(
         "--server",
         envvar="MILKYWAY_SERVER",
-        help="Act through this Milkyway server as the signed-in user (see milkyway login).",
+        help="Act through this Milkyway server as the signed-in user (default: the server "
+        "of the last milkyway login; '' for the cluster directly).",
     ),
 ]
 
@@ -697,6 +699,7 @@ def get_cmd(
     kubeconfig: KubeconfigOpt = None,
     context: ContextOpt = None,
     namespace: NamespaceOpt = None,
+    server: ServerOpt = None,
 ) -> None:
     """List Applications with phase, readiness and the running flow."""
     if output not in ("table", "yaml", "json"):
@@ -710,7 +713,11 @@ def get_cmd(
         items = client.list(APPLICATION, namespace=ns if ns else "*")
         return [dict(i.to_dict()) async for i in items]
 
-    items = _run(target, work)
+    server = _server(server)
+    if server:
+        items = _list_via_server(server, name, None if all_namespaces else target.namespace)
+    else:
+        items = _run(target, work)
     if output == "json":
         typer.echo(json.dumps(items[0] if name else items, indent=2))
     elif output == "yaml":
@@ -737,6 +744,30 @@ def describe(
 def _edit(target: Target, name: str, edit: SpecEdit) -> None:
     summary = _run(target, lambda c: edit_application(c, name, target.namespace, edit))
     console.print(f"application/{target.namespace}/{name}: {summary}")
+
+
+def _server(given: str | None) -> str | None:
+    """The server to act through: ``--server``, else the one signed in to last."""
+    from milkyway.cli.server_commands import chosen_server
+
+    return chosen_server(given)
+
+
+def _list_via_server(server: str, name: str | None, namespace: str | None) -> list[dict[str, Any]]:
+    """Applications as the server shows them to the signed-in user (every page)."""
+    from milkyway.cli.server_commands import call_server
+
+    if name:
+        return [call_server(server, "GET", f"/namespaces/{namespace}/applications/{name}")]
+    items: list[dict[str, Any]] = []
+    query = f"?namespace={namespace}&limit=500" if namespace else "?limit=500"
+    token = ""
+    while True:
+        page = call_server(server, "GET", "/applications" + query + token)
+        items.extend(page.get("items") or [])
+        if not page.get("continue"):
+            return items
+        token = "&continue=" + urllib.parse.quote(str(page["continue"]), safe="")
 
 
 def _via_server(server: str, target: Target, name: str, action: str, body: Any) -> None:
@@ -767,6 +798,7 @@ def scale(
 ) -> None:
     """Set a component's size in one zone (the operator runs scale-out or scale-in)."""
     target = Target(kubeconfig, context, namespace)
+    server = _server(server)
     if server:
         body = {"component": component, "zone": zone, "size": size, "region": region}
         return _via_server(server, target, name, "scale", body)
@@ -786,6 +818,7 @@ def upgrade(
 ) -> None:
     """Change a component's version (the operator runs a rolling upgrade)."""
     target = Target(kubeconfig, context, namespace)
+    server = _server(server)
     if server:
         body = {"component": component, "version": version, "zone": zone}
         return _via_server(server, target, name, "upgrade", body)
@@ -811,6 +844,7 @@ def set_param(
         values = parse_assignments(assignments)
     except EditError as exc:
         raise typer.BadParameter(str(exc), param_hint="KEY=VALUE") from None
+    server = _server(server)
     if server:
         body = {"component": component, "params": values, "zone": zone}
         return _via_server(server, target, name, "set-param", body)
@@ -828,6 +862,7 @@ def restart(
 ) -> None:
     """Rolling restart of a component, within its disruption policy."""
     target = Target(kubeconfig, context, namespace)
+    server = _server(server)
     if server:
         return _via_server(server, target, name, "restart", {"component": component})
     stamp = _now()
@@ -851,6 +886,7 @@ def replace(
 ) -> None:
     """Replace one member: a new pod on a new volume, with the same identity."""
     target = Target(kubeconfig, context, namespace)
+    server = _server(server)
     if server:
         return _via_server(server, target, name, "replace", {"member": member})
     stamp = _now()
@@ -871,6 +907,7 @@ def delete(
 ) -> None:
     """Delete an Application: the operator decommissions it in reverse dependency order."""
     target = Target(kubeconfig, context, namespace)
+    server = _server(server)
     if server:
         if wait:
             raise typer.BadParameter(

@@ -1,8 +1,9 @@
 """``milkyway demo``: the whole system in one process, from nothing to Ready.
 
 Simulated clusters (a management cluster and member clusters in two regions), their
-registration as ``Cluster`` resources with kubeconfig Secrets, the operator, and two
-Applications — the talk's ``stream1`` and the multi-region ``orders`` — with live
+registration as ``Cluster`` resources with kubeconfig Secrets, the operator, ``milkyway
+server`` with a throw-away LDAP directory of demo people (:mod:`milkyway.cli.demo_server`),
+and two Applications — the talk's ``stream1`` and the multi-region ``orders`` — with live
 progress until everything is Ready. Every step goes through the Kubernetes API exactly
 as it would against real clusters; only the clusters are simulated.
 """
@@ -37,9 +38,11 @@ from milkyway.cli.app_commands import (
     apply_documents,
     flow_summary,
 )
+from milkyway.cli.demo_directory import DirectoryError
 from milkyway.cli.demo_lock import DemoRunning, claim_directory
 from milkyway.cli.demo_notify import start_notifications
 from milkyway.cli.demo_processes import demo_images, real_members_table, simulated_summary
+from milkyway.cli.demo_server import DemoApi, DemoApiError, sign_in_text, start_api
 from milkyway.kube.resources import APPLICATION, CLUSTER
 from milkyway.model.base import GROUP, VERSION
 from milkyway.operator.manager import Operator, OperatorSettings
@@ -90,6 +93,10 @@ class DemoOptions:
     )
     processes: bool = True
     """Run ZooKeeper and etcd members as real processes (the rest stays simulated)."""
+    api: bool = True
+    """Start ``milkyway server`` and its LDAP directory (RBAC on the management cluster)."""
+    api_port: int = 0
+    """The server's port (0: any free one)."""
 
 
 class DemoError(Exception):
@@ -360,7 +367,12 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
     nodes: int | dict[str, Any] = options.nodes
     async with contextlib.AsyncExitStack() as stack:
         sim = await stack.enter_async_context(
-            SimulatedClusters(names, data_dir=options.data_dir, kubeconfig_path=options.kubeconfig)
+            SimulatedClusters(
+                names,
+                data_dir=options.data_dir,
+                kubeconfig_path=options.kubeconfig,
+                rbac=options.api,
+            )
         )
         control = await stack.enter_async_context(
             ControlledClusters(
@@ -386,6 +398,16 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
             stack, client, sim.kubeconfig_path, SYSTEM_NAMESPACE, ["milkyway", "streaming"]
         )
         console.print(f"[bold]notifications[/bold] {notes}")
+        api: DemoApi | None = None
+        if options.api:
+            try:
+                api = await start_api(
+                    stack, client, sim.kubeconfig_path, MANAGEMENT, port=options.api_port
+                )
+            except (DirectoryError, DemoApiError) as exc:
+                raise DemoError(str(exc)) from None
+            console.print("[bold]api[/bold]", end=" ")
+            console.print(sign_in_text(api), markup=False, highlight=False, soft_wrap=True)
         targets: list[tuple[str, str]] = []
         for path in options.examples:
             for kind, key, outcome in await apply_documents(client, path.read_text(), "default"):
@@ -421,6 +443,9 @@ async def run_demo(options: DemoOptions, console: Console) -> int:
             console.print("\n[green]everything is Ready[/green]")
             return 0
         console.print(next_steps(sim.kubeconfig_path))
+        if api is not None:
+            console.print("\nThrough the server, as a demo person:", markup=False)
+            console.print(sign_in_text(api), markup=False, highlight=False, soft_wrap=True)
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({stopper, operator}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
@@ -453,8 +478,19 @@ def demo(
             "(--no-processes: every pod simulated)."
         ),
     ] = True,
+    api: Annotated[
+        bool,
+        typer.Option(
+            help="Start milkyway server with a throw-away LDAP directory of demo people "
+            "(--no-api: clusters and operator only)."
+        ),
+    ] = True,
+    api_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="The server's port (0: any free one).")
+    ] = 0,
 ) -> None:
-    """Simulated clusters in two regions, the operator, and two Applications until Ready."""
+    """Simulated clusters in two regions, the operator, the server (LDAP sign-in), and
+    two Applications until Ready."""
     options = DemoOptions(
         kubeconfig=kubeconfig,
         data_dir=data_dir,
@@ -463,6 +499,8 @@ def demo(
         timeout=timeout,
         fast=fast,
         processes=processes,
+        api=api,
+        api_port=api_port,
     )
     console = Console()
     try:

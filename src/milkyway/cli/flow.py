@@ -61,7 +61,8 @@ ServerOpt = typer.Option(
     None,
     "--server",
     envvar="MILKYWAY_SERVER",
-    help="decide through this Milkyway server as the signed-in user (milkyway login)",
+    help="decide through this Milkyway server as the signed-in user (default: the server of "
+    "the last milkyway login; '' for the cluster directly)",
 )
 ParamOpt = typer.Option([], "--param", "-p", help="parameter KEY=VALUE (VALUE is YAML)")
 
@@ -272,10 +273,14 @@ def _decide(approved: bool) -> Callable[..., None]:
         server: str = ServerOpt,
     ) -> None:
         op = "approve" if approved else "reject"
+        from milkyway.cli.server_commands import chosen_server
+
+        server = chosen_server(server)
         if server:
             if actor or groups:
                 raise typer.BadParameter(
-                    "with --server you act as the signed-in user; drop --as/--as-group",
+                    f"through {server} you act as the signed-in user; drop --as/--as-group "
+                    "(or --server '' to decide on the cluster directly)",
                     param_hint="--as",
                 )
             from milkyway.cli.server_commands import call_server

@@ -1,9 +1,10 @@
-"""``milkyway server``, ``milkyway login`` and ``milkyway audit list|verify``.
+"""``milkyway server``, ``milkyway login|logout`` and ``milkyway audit list|verify``.
 
 ``login`` exchanges a user name and password for the server's session token and keeps
 it (mode 0600) in the sessions file, ``$MILKYWAY_SESSIONS`` or
-``~/.config/milkyway/sessions.json``; verbs given ``--server URL`` then act through the
-server as that proven user.
+``~/.config/milkyway/sessions.json``, and makes that server the default: verbs then act
+through it as that proven user without ``--server`` (``--server ''`` talks to the cluster
+directly) until ``logout``.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ audit_app = typer.Typer(name="audit", help="Search and verify the server's audit
 console = Console()
 
 SESSIONS_ENV = "MILKYWAY_SESSIONS"
+CURRENT = "current"
+"""The sessions file's key for the server signed in to last (the CLI's default)."""
 
 
 def sessions_path() -> Path:
@@ -54,6 +57,21 @@ def _write_sessions(sessions: dict[str, Any]) -> Path:
         json.dump(sessions, out, indent=2)
     os.replace(tmp, path)
     return path
+
+
+def default_server() -> str | None:
+    """The server of the last ``milkyway login``, while its session is kept."""
+    sessions = _read_sessions()
+    current = sessions.get(CURRENT)
+    return current if isinstance(current, str) and current in sessions else None
+
+
+def chosen_server(given: str | None) -> str | None:
+    """The server a verb goes through: ``--server`` (or ``$MILKYWAY_SERVER``) when given,
+    none for ``--server ''``, else the signed-in default."""
+    if given is None:
+        return default_server()
+    return given or None
 
 
 def server_http(server: str) -> httpx.Client:
@@ -151,9 +169,38 @@ def login(
         "caFile": str(ca_file.resolve()) if ca_file else "",
         "insecure": insecure,
     }
+    sessions[CURRENT] = url
     path = _write_sessions(sessions)
     groups = ", ".join(session["groups"]) or "no groups"
     console.print(f"signed in to {url} as {session['user']} ({groups}); session kept in {path}")
+    console.print(
+        f"commands now go through {url} (--server '' for the cluster directly; "
+        "milkyway logout to stop)"
+    )
+
+
+@server_app.command("logout")
+def logout(
+    server: Annotated[
+        str | None,
+        typer.Option("--server", help="The server to sign out of (default: the current one)."),
+    ] = None,
+) -> None:
+    """Forget a server's session (the default server's unless --server); commands talk to
+    the cluster directly again."""
+    sessions = _read_sessions()
+    url = server.rstrip("/") if server else default_server()
+    if not url or url not in sessions or url == CURRENT:
+        console.print(f"[red]error:[/red] not signed in to {url or 'any server'}")
+        raise typer.Exit(1)
+    del sessions[url]
+    if sessions.get(CURRENT) == url:
+        del sessions[CURRENT]
+    path = _write_sessions(sessions)
+    console.print(
+        f"signed out of {url} (session removed from {path}; the token itself stays valid "
+        "until it expires)"
+    )
 
 
 @server_app.command("server")

@@ -107,6 +107,7 @@ def new_run(
     locks: Sequence[str] = (),
     owner_references: Sequence[Mapping[str, Any]] = (),
     gates: Sequence[Step] = (),
+    annotations: Mapping[str, str] | None = None,
 ) -> FlowRun:
     """A validated, Pending FlowRun with its spec snapshot and hash (not yet stored).
 
@@ -115,6 +116,7 @@ def new_run(
     ``locks`` are extra ``limit:key`` locks to hold besides the flow's own mutex and
     concurrency limits (the scheduler uses one to queue runs of a schedule).
     ``owner_references``: the objects the run belongs to (deleted with them).
+    ``annotations``: what the run should say about its cause (the request that asked).
     """
     found_version, _ = catalog.get(flow, version)
     spec = FlowRunSpec(
@@ -134,6 +136,7 @@ def new_run(
             name=run_name,
             namespace=namespace,
             labels={"milkyway.ebay.com/flow": flow, **(labels or {})},
+            annotations=dict(annotations or {}),
             owner_references=[dict(ref) for ref in owner_references],
         ),
         spec=spec,

@@ -73,7 +73,12 @@ from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.size_limit import oversized_spec
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition
 from milkyway.render.zone import render_zone
-from milkyway.security.change_stamp import change_digest, stamped_user
+from milkyway.security.change_stamp import (
+    REQUEST_ID,
+    change_digest,
+    stamped_request,
+    stamped_user,
+)
 
 log = logging.getLogger(__name__)
 
@@ -634,6 +639,7 @@ class Reconciler:
                 locks=[f"1:{request.mutex}"] if request.mutex else [],
                 owner_references=_owner(obj),
                 gates=gates,
+                annotations=self._cause(obj),
             )
         except FlowError as exc:
             await self._recorder.record(obj, "FlowRejected", f"{request.flow}: {exc}", warning=True)
@@ -662,6 +668,13 @@ class Reconciler:
         key = getattr(self._engines, "decision_key", None)
         user = stamped_user(key, obj) if key else None
         return user or REQUESTER
+
+    def _cause(self, obj: Mapping[str, Any]) -> dict[str, str]:
+        """The server's request id for the run, while the server's stamp vouches for it:
+        the audit trail then leads from that request to the run and back."""
+        key = getattr(self._engines, "decision_key", None)
+        request_id = stamped_request(key, obj) if key else None
+        return {REQUEST_ID: request_id} if request_id else {}
 
     async def _write_status(
         self,

@@ -6,7 +6,8 @@ who the caller is, stamps what it writes with the user and an HMAC (the decision
 the Application's namespace, name, spec and request annotations. The operator names that
 user as the run's requester only while the stamp still matches what it sees: a later
 change made elsewhere (kubectl) leaves a stamp that no longer holds, and the run is
-requested by the operator itself.
+requested by the operator itself. The proof also covers the server's request id, so the
+runs a change causes name the request (and through it the audit record) that asked.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 
 CHANGED_BY = "milkyway.ebay.com/changed-by"
 CHANGED_BY_PROOF = "milkyway.ebay.com/changed-by-proof"
+REQUEST_ID = "milkyway.ebay.com/request-id"
+"""The server's request id, on what it wrote and on the FlowRuns that change causes."""
 BOUND_ANNOTATIONS = ("milkyway.ebay.com/restart", "milkyway.ebay.com/replace")
 """Request annotations that start flows: a stamp covers them, so a request added later
 by someone else does not inherit the stamp's user."""
@@ -56,7 +59,11 @@ def stamp(
 ) -> dict[str, str]:
     """The two annotations to write with ``spec``."""
     digest = _digest(namespace, name, spec, annotations or {})
-    proof = hmac.new(key, b"changed-by:" + user.encode() + b":" + digest, hashlib.sha256)
+    message = b"changed-by:" + user.encode() + b":" + digest
+    request_id = (annotations or {}).get(REQUEST_ID, "")
+    if request_id:
+        message += b":request:" + request_id.encode()
+    proof = hmac.new(key, message, hashlib.sha256)
     return {CHANGED_BY: user, CHANGED_BY_PROOF: proof.hexdigest()}
 
 
@@ -77,6 +84,15 @@ def stamped_user(key: bytes, app: Mapping[str, Any]) -> str | None:
         annotations,
     )[CHANGED_BY_PROOF]
     return user if hmac.compare_digest(expected, proof) else None
+
+
+def stamped_request(key: bytes, app: Mapping[str, Any]) -> str | None:
+    """The server's request id on ``app``, if the server's stamp covers it as it is now
+    (an id written or edited by anyone else names no request)."""
+    request_id = ((app.get("metadata") or {}).get("annotations") or {}).get(REQUEST_ID)
+    if not request_id or stamped_user(key, app) is None:
+        return None
+    return str(request_id)
 
 
 def change_digest(app: Mapping[str, Any]) -> str:

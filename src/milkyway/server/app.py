@@ -30,6 +30,8 @@ from milkyway.server.routes import (
     clusters,
     events,
     flows,
+    health,
+    notifications,
 )
 from milkyway.server.settings import ServerSettings
 from milkyway.server.state import ServerState, log
@@ -118,7 +120,17 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
             allow_methods=["GET", "POST", "PUT", "DELETE"],
             allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
         )
-    for module in (auth, applications, flows, approvals, clusters, audit, events):
+    for module in (
+        auth,
+        applications,
+        flows,
+        approvals,
+        health,
+        notifications,
+        clusters,
+        audit,
+        events,
+    ):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)

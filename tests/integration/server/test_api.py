@@ -229,3 +229,10 @@ async def test_audit_search_shows_everyone_only_to_auditors(front: Front) -> Non
         everyone = (await bob.get(f"{API}/audit", params={"limit": 1000})).json()["items"]
         assert {"alice", "bob"} <= {r["actor"] for r in everyone}
         assert {r["actor"] for r in (await alice.get(f"{API}/audit")).json()["items"]} == {"alice"}
+
+
+async def test_an_audit_cursor_past_any_row_id_is_a_field_error(front: Front) -> None:
+    async with front.as_user("alice") as alice:
+        answer = await alice.get(f"{API}/audit", params={"after": 10**20})
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["errors"][0]["field"] == "query.after"

@@ -207,3 +207,52 @@ async def test_approvals_through_the_server_carry_the_proven_identity(
         ("approve", "carol", ["platform", "team-a"], "looks good")
     ]
     assert json.loads(sessions.read_text())[url]["user"] == "carol"
+
+
+async def test_login_makes_the_server_the_default_until_logout(
+    ldap_front: Front, tmp_path: Path
+) -> None:
+    front = ldap_front
+    await front.apply(application())
+    sessions = tmp_path / "sessions.json"
+    missing = str(tmp_path / "no-kubeconfig")
+    env = {"MILKYWAY_SESSIONS": str(sessions)}
+    async with https_server(front, tmp_path / "tls") as (url, cert):
+        code, out = await _cli(
+            "login",
+            "--server",
+            url,
+            "-u",
+            "alice",
+            "--password-stdin",
+            "--ca-file",
+            str(cert),
+            stdin="alice-pw-1\n",
+            env=env,
+        )
+        assert code == 0 and "commands now go through" in out, out
+        # No --server and no cluster credentials: both go through the signed-in server.
+        code, out = await _cli(
+            "get", "-n", "team-a", "-o", "json", "--kubeconfig", missing, env=env
+        )
+        assert code == 0, out
+        assert [a["metadata"]["name"] for a in json.loads(out)] == ["stream1"]
+        code, out = await _cli(
+            "scale", "stream1", "kafka1", "--zone", "phx", "--size", "4", "-n", "team-a",
+            "--kubeconfig", missing, env=env,
+        )  # fmt: skip
+        assert code == 0 and "size 3 -> 4" in out, out
+        # --server '' talks to the cluster directly (here: no kubeconfig, so it says so).
+        code, out = await _cli(
+            "get", "-n", "team-a", "--server", "", "--kubeconfig", missing, env=env
+        )
+        assert code == 1 and "no-kubeconfig" in out, out
+        code, out = await _cli("logout", env=env)
+        assert code == 0 and f"signed out of {url}" in out, out
+        assert json.loads(sessions.read_text()) == {}
+        code, out = await _cli("get", "-n", "team-a", "--kubeconfig", missing, env=env)
+        assert code == 1 and "no-kubeconfig" in out, out
+        code, out = await _cli("logout", env=env)
+        assert code == 1 and "not signed in" in out
+    actions = [(r["actor"], r["action"]) for r in front.state.audit.search()]
+    assert ("alice", "list_applications") in actions and ("alice", "scale") in actions

@@ -8,6 +8,7 @@ CLI's own (:mod:`milkyway.model.edits`, :mod:`milkyway.kube.applications`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -27,15 +28,16 @@ from milkyway.model.edits import params_edit, scale_edit, upgrade_edit
 from milkyway.model.errors import FieldError, ValidationFailed
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import resolve
+from milkyway.security.change_stamp import REQUEST_ID
 from milkyway.security.change_stamp import stamp as change_stamp
 from milkyway.server.problems import Problem
 from milkyway.server.state import Caller, kube_as, state_of
 
 router = APIRouter(tags=["applications"])
 FIELD_MANAGER = "milkyway-server"
-REQUEST_ID_ANNOTATION = "milkyway.ebay.com/request-id"
-"""The server's request id, on what it wrote (the stamp of who did is
-:mod:`milkyway.security.change_stamp`'s)."""
+REQUEST_ID_ANNOTATION = REQUEST_ID
+"""The server's request id, on what it wrote and, through the operator, on the FlowRuns
+that change causes (covered by :mod:`milkyway.security.change_stamp`'s proof)."""
 NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 Namespace = Annotated[str, Path(min_length=1, max_length=63, pattern=NAME)]
 Name = Annotated[str, Path(min_length=1, max_length=63, pattern=NAME)]
@@ -242,25 +244,33 @@ ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {**ONE_RESPONSES, 409: {}, 4
 _ACTION = "/namespaces/{namespace}/applications/{name}"
 
 
+async def _stamper(
+    request: Request, identity: Any, namespace: str, name: str
+) -> Callable[[dict[str, Any]], dict[str, str]]:
+    """The annotations to write with a change: this request's id and the stamp of who
+    asked, computed over the document as it will be stored."""
+    key = await state_of(request).decision_key()
+    request_id = _request_id(request)
+
+    def annotate(document: dict[str, Any]) -> dict[str, str]:
+        annotations = {**(document["metadata"].get("annotations") or {})}
+        annotations[REQUEST_ID_ANNOTATION] = request_id
+        stamp = change_stamp(key, identity.name, namespace, name, document.get("spec"), annotations)
+        return {REQUEST_ID_ANNOTATION: request_id, **stamp}
+
+    return annotate
+
+
 async def _edit(
     request: Request, identity: Any, name: str, namespace: str, edit: Any
 ) -> ActionResult:
-    key = await state_of(request).decision_key()
     summary = await edit_application(
         kube_as(request, identity),
         name,
         namespace,
         edit,
-        annotations={REQUEST_ID_ANNOTATION: _request_id(request)},
         field_manager=FIELD_MANAGER,
-        annotate=lambda doc: change_stamp(
-            key,
-            identity.name,
-            namespace,
-            name,
-            doc["spec"],
-            doc["metadata"].get("annotations") or {},
-        ),
+        annotate=await _stamper(request, identity, namespace, name),
     )
     return ActionResult(
         message=f"application/{namespace}/{name}: {summary}", requestId=_request_id(request)
@@ -310,6 +320,7 @@ async def restart(
         body.component,
         _stamp(),
         field_manager=FIELD_MANAGER,
+        annotate=await _stamper(request, identity, namespace, name),
     )
     return ActionResult(message=message, requestId=_request_id(request))
 
@@ -325,5 +336,6 @@ async def replace(
         body.member,
         _stamp(),
         field_manager=FIELD_MANAGER,
+        annotate=await _stamper(request, identity, namespace, name),
     )
     return ActionResult(message=message, requestId=_request_id(request))

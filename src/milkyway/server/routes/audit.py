@@ -8,10 +8,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
+from milkyway.server.identity import Identity
 from milkyway.server.routes.applications import LIST_RESPONSES
 from milkyway.server.state import Caller, may, state_of
 
 router = APIRouter(tags=["audit"])
+MAX_ROW_ID = 2**63 - 1
+"""Row ids are 64-bit integers in both databases; a cursor past them is a field error."""
 
 
 class AuditVerdict(BaseModel):
@@ -30,17 +33,15 @@ async def search_audit(
     decision: Annotated[str | None, Query(max_length=16)] = None,
     requestId: Annotated[str | None, Query(max_length=64)] = None,
     target: Annotated[str | None, Query(max_length=512)] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ROW_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Audit records in order; ``after`` = the last id seen, to page on. Everyone reads
     their own records; reading everyone's takes ``list`` on ``auditrecords`` in the
     milkyway.ebay.com API group (granted by the milkyway-auditor ClusterRole)."""
-    state = state_of(request)
-    if not await may(request, identity, "list", "auditrecords"):
-        actor = identity.name
-    rows = await asyncio.to_thread(
-        state.audit.search,
+    rows = await visible_records(
+        request,
+        identity,
         actor=actor,
         action=action,
         decision=decision,
@@ -50,3 +51,13 @@ async def search_audit(
         limit=limit,
     )
     return {"items": rows, "next": rows[-1]["id"] if len(rows) == limit else None}
+
+
+async def visible_records(
+    request: Request, identity: Identity, *, actor: str | None = None, **filters: Any
+) -> list[dict[str, Any]]:
+    """The audit records matching ``filters`` that ``identity`` may read: their own, or
+    everyone's with ``list`` on ``auditrecords``."""
+    if not await may(request, identity, "list", "auditrecords"):
+        actor = identity.name
+    return await asyncio.to_thread(state_of(request).audit.search, actor=actor, **filters)

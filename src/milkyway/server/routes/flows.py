@@ -14,9 +14,11 @@ from milkyway.flows.kube_store import KubeStore
 from milkyway.kube.applications import list_page
 from milkyway.kube.labels import APPLICATION as APP_LABEL
 from milkyway.kube.resources import FLOWRUN
+from milkyway.security.change_stamp import REQUEST_ID
 from milkyway.server.identity import AUTHENTICATED_GROUP
 from milkyway.server.problems import Problem
 from milkyway.server.routes.applications import NAME, ONE_RESPONSES, Name, Namespace
+from milkyway.server.routes.audit import visible_records
 from milkyway.server.state import Caller, kube_as, may, state_of
 
 router = APIRouter(tags=["flows"])
@@ -30,6 +32,13 @@ class FlowRunSummary(BaseModel):
     phase: str
     progress: str
     application: str = ""
+    requestId: str = Field(
+        default="", description="the server request whose change caused the run, if any"
+    )
+
+
+REQUEST_SCAN_PAGES = 20
+"""Pages of 500 runs read at most when looking for the runs of one request id."""
 
 
 @router.get(
@@ -42,17 +51,28 @@ async def list_flowruns(
     request: Request,
     identity: Caller,
     application: Annotated[str | None, Query(max_length=63, pattern=NAME)] = None,
+    requestId: Annotated[str | None, Query(max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> list[FlowRunSummary]:
-    """The runs in a namespace (of one Application with ``application``), oldest first."""
+    """The runs in a namespace (of one Application with ``application``; caused by one
+    server request with ``requestId``, as an audit record names it), oldest first."""
     selector = f"{APP_LABEL}={application}" if application else ""
-    items, _, _ = await list_page(
-        kube_as(request, identity),
-        FLOWRUN,
-        namespace=namespace,
-        label_selector=selector,
-        limit=limit,
-    )
+    client = kube_as(request, identity)
+    if requestId:
+        items = [
+            item
+            for item in await _all_runs(client, namespace, selector)
+            if _request_of(item) == requestId
+        ][:limit]
+    else:
+        items, _, _ = await list_page(
+            client, FLOWRUN, namespace=namespace, label_selector=selector, limit=limit
+        )
+    return summaries(items)
+
+
+def summaries(items: list[dict[str, Any]]) -> list[FlowRunSummary]:
+    """FlowRuns as listed, oldest first."""
     out = []
     for item in sorted(items, key=lambda i: i.get("metadata", {}).get("creationTimestamp") or ""):
         meta, spec, status = (
@@ -69,9 +89,32 @@ async def list_flowruns(
                 phase=str(status.get("phase", "Pending")),
                 progress=str(status.get("progress", "")),
                 application=(meta.get("labels") or {}).get(APP_LABEL, ""),
+                requestId=_request_of(item),
             )
         )
     return out
+
+
+def _request_of(item: dict[str, Any]) -> str:
+    return str(((item.get("metadata") or {}).get("annotations") or {}).get(REQUEST_ID, ""))
+
+
+async def _all_runs(client: Any, namespace: str, selector: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    token = ""
+    for _ in range(REQUEST_SCAN_PAGES):
+        page, token, _ = await list_page(
+            client,
+            FLOWRUN,
+            namespace=namespace,
+            label_selector=selector,
+            limit=500,
+            continue_token=token,
+        )
+        items.extend(page)
+        if not token:
+            break
+    return items
 
 
 @router.get("/namespaces/{namespace}/flowruns/{name}", responses=ONE_RESPONSES)
@@ -95,10 +138,117 @@ async def read_flowrun(
         "target": run.spec.target,
         "phase": run.status.phase,
         "progress": run.status.progress or progress(run.status),
+        "requestId": run.metadata.annotations.get(REQUEST_ID, ""),
         "roots": roots,
         "nodes": tree,
         "requests": [r.model_dump(mode="json", exclude_none=True) for r in run.spec.requests],
     }
+
+
+class Attempt(BaseModel):
+    n: int
+    phase: str
+    startedAt: float
+    finishedAt: float | None = None
+    error: str | None = None
+    message: str = ""
+    actor: str = ""
+
+
+class StepLog(BaseModel):
+    path: str
+    name: str
+    kind: str
+    phase: str
+    message: str = ""
+    startedAt: float | None = None
+    finishedAt: float | None = None
+    attempts: list[Attempt] = []
+    olderAttempts: int = Field(0, description="attempts dropped to bound the run's size")
+
+
+class RunLog(BaseModel):
+    name: str
+    phase: str
+    message: str
+    steps: list[StepLog]
+
+
+@router.get(
+    "/namespaces/{namespace}/flowruns/{name}/logs",
+    response_model=RunLog,
+    responses={**ONE_RESPONSES, 422: {}},
+)
+async def flowrun_logs(
+    namespace: Namespace,
+    name: Name,
+    request: Request,
+    identity: Caller,
+    step: Annotated[str | None, Query(min_length=1, max_length=253)] = None,
+) -> RunLog:
+    """What each step said: its message and every attempt kept (who ran it, when, how it
+    ended, the error), in the order the steps started; ``step`` keeps one step and the
+    steps under it."""
+    run = await KubeStore(kube_as(request, identity), namespace).get(name)
+    nodes = run.status.nodes
+    if step is not None and step not in nodes:
+        raise Problem(
+            422,
+            f"run {name} has no step {step!r}; its steps: {', '.join(sorted(nodes)) or 'none'}",
+            kind="invalid",
+        )
+    chosen = [
+        node
+        for path, node in nodes.items()
+        if step is None or path == step or path.startswith(f"{step}.")
+    ]
+    chosen.sort(key=lambda n: (n.started_at is None, n.started_at or 0.0, n.path))
+    return RunLog(
+        name=name,
+        phase=run.status.phase,
+        message=run.status.message,
+        steps=[
+            StepLog(
+                path=node.path,
+                name=node.name,
+                kind=node.kind,
+                phase=node.phase,
+                message=node.message,
+                startedAt=node.started_at,
+                finishedAt=node.finished_at,
+                attempts=[
+                    Attempt(
+                        n=a.n,
+                        phase=a.phase,
+                        startedAt=a.started_at,
+                        finishedAt=a.finished_at,
+                        error=str(a.error) if a.error else None,
+                        message=a.message,
+                        actor=a.actor,
+                    )
+                    for a in node.attempts
+                ],
+                olderAttempts=node.compacted,
+            )
+            for node in chosen
+        ],
+    )
+
+
+@router.get("/namespaces/{namespace}/flowruns/{name}/audit", responses=ONE_RESPONSES)
+async def flowrun_audit(
+    namespace: Namespace, name: Name, request: Request, identity: Caller
+) -> dict[str, Any]:
+    """The audit records of the server request whose change caused the run (none for a
+    run the server did not cause), as far as the caller may read them (see ``/audit``)."""
+    run = await KubeStore(kube_as(request, identity), namespace).get(name)
+    request_id = run.metadata.annotations.get(REQUEST_ID, "")
+    rows = (
+        await visible_records(request, identity, request_id=request_id, limit=1000)
+        if request_id
+        else []
+    )
+    return {"requestId": request_id, "items": rows}
 
 
 class Steer(BaseModel):
