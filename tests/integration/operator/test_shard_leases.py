@@ -154,9 +154,7 @@ async def test_a_new_replica_gets_its_share_and_shards_are_handed_over_gracefull
         assert all(graceful for _, _, graceful in given_up), given_up
         assert {shard for _, shard, _ in given_up} == c.working
         await c.stop()  # a clean stop releases at once: the others take its shards back
-        await eventually(
-            lambda: balanced(client, [a, b], {3}), within=30, what="back to 3 each"
-        )
+        await eventually(lambda: balanced(client, [a, b], {3}), within=30, what="back to 3 each")
         members = [
             lease.metadata.name
             async for lease in client.list(Lease, namespace="default")
