@@ -377,15 +377,29 @@ class Engine:
             await driver.stop()
             self._drivers.pop(name, None)
             stopped += 1
-            run = driver.run
-            if hand_over and run.status.owner == self.engine_id:
-                status = clone(run.status, owner="", lease_until=0.0)
+            if hand_over:
                 try:
-                    await self.store.replace_status(clone(run, status=status))
+                    await self._hand_over(driver.run)
                 except Exception as exc:
                     # Best effort: without it the next engine waits for the lease to expire.
                     log.info("engine %s: run %s not handed over: %s", self.engine_id, name, exc)
         return stopped
+
+    async def _hand_over(self, run: FlowRun) -> None:
+        """Clear this engine's lease on ``run``. The driver's copy may be one write behind
+        (stopped while a write was on its way): then the stored run is read again, and
+        cleared if it is still leased to this engine, which no longer writes it."""
+        for attempt in range(2):
+            if run.status.owner != self.engine_id:
+                return
+            status = clone(run.status, owner="", lease_until=0.0)
+            try:
+                await self.store.replace_status(clone(run, status=status))
+                return
+            except Conflict:
+                if attempt:
+                    raise
+            run = await self.store.get(run.metadata.name)
 
     def wake(self) -> None:
         """Scan now rather than at the next poll (e.g. runs it may now drive)."""
