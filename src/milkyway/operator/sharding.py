@@ -180,6 +180,7 @@ class ShardLeases:
         """Held shards being given up: their work stops, their writes are still allowed."""
         self._observed: dict[str, _Observed] = {}
         self._order = preference(config.identity, config.shards)
+        self._shard_names = {shard_lease_name(i, config.shards): i for i in range(config.shards)}
         self.members: list[str] = [config.identity]
         """The replicas alive at the last look, this one included."""
         self.changed = asyncio.Event()
@@ -311,13 +312,23 @@ class ShardLeases:
 
     async def _alive_members(self) -> list[str]:
         """Holders of member Leases whose record changed within their duration, judged on
-        this replica's clock (as lease expiry is: clock skew between replicas is moot)."""
+        this replica's clock (as lease expiry is: clock skew between replicas is moot).
+        The same listing feeds the shard Leases' expiry clocks."""
         now = self._clock()
         alive = {self.config.identity}
         seen: set[str] = set()
         async for lease in self._client.list(Lease, namespace=self.config.namespace):
             name = lease.metadata.name if lease.metadata else None
-            if not name or not name.startswith(MEMBER_LEASE_PREFIX) or lease.spec is None:
+            if not name or lease.spec is None:
+                continue
+            shard = self._shard_names.get(name)
+            if shard is not None and shard not in self._renewed:
+                # Watch the shards held elsewhere too: a dead holder's lease then expires
+                # for this replica ``lease_duration`` after its last renewal, not after
+                # the first time this replica reached for it.
+                self._electors[shard].observe(lease.spec)
+                continue
+            if not name.startswith(MEMBER_LEASE_PREFIX):
                 continue
             seen.add(name)
             record = (lease.spec.holderIdentity or "", str(lease.spec.renewTime))

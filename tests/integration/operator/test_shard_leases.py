@@ -169,3 +169,48 @@ async def test_a_new_replica_gets_its_share_and_shards_are_handed_over_gracefull
         async for lease in client.list(Lease, namespace="default")
         if lease.spec.holderIdentity
     ]
+
+
+async def test_a_dead_replicas_shards_expire_from_its_last_renewal_not_from_a_first_look(
+    client: AsyncClient,
+) -> None:
+    """A replica at its share does not reach for other shards, yet it watches their
+    Leases: once a dead holder counts as gone, its shards are free at once, not one more
+    lease duration after the survivor first reached for them."""
+    now = {"t": 0.0}
+
+    def leases(identity: str, acquired: list[int]) -> ShardLeases:
+        async def on_acquired(shard: int) -> None:
+            acquired.append(shard)
+
+        return ShardLeases(
+            client,
+            ShardingConfig(shards=SHARDS, namespace="default", identity=identity, **FAST),
+            on_acquired=on_acquired,
+            on_lost=_nothing_lost,
+            clock=lambda: now["t"],
+        )
+
+    taken: list[int] = []
+    survivor, dead = leases("survivor", taken), leases("dead", [])
+    await survivor.step()  # alone: all six
+    await dead.step()  # a share of three, none free yet
+    now["t"] = 0.1
+    await survivor.step()  # gives three up
+    now["t"] = 0.2
+    await dead.step()  # takes them, then dies without a word
+    assert len(dead.held) == 3 and len(survivor.held) == 3
+    orphaned = set(dead.held)
+    taken.clear()
+    now["t"] = 1.0
+    await survivor.step()  # at its share: reaches for nothing, sees the dead one's renewal
+    assert survivor.members == ["dead", "survivor"] and not taken
+    now["t"] = 2.1  # the dead one's member and shard Leases unchanged for over a lease
+    await survivor.step()
+    assert survivor.members == ["survivor"]
+    assert set(taken) == orphaned
+    assert await holders(client) == dict.fromkeys(range(SHARDS), "survivor")
+
+
+async def _nothing_lost(shard: int, graceful: bool) -> None:
+    pass
