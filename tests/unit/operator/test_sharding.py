@@ -6,11 +6,14 @@ import asyncio
 import subprocess
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import BaseModel
+from typer.testing import CliRunner
 
+from milkyway.cli.main import app
 from milkyway.flows.dsl import Catalog, load_flows
 from milkyway.flows.engine import Engine, new_run
 from milkyway.flows.store import MemoryStore
@@ -241,3 +244,20 @@ async def test_letting_go_with_hand_over_clears_the_lease_for_the_next_engine() 
         # With an hour-long lease, only the hand-over lets the successor in.
         done = await successor.wait(name, within=20)
     assert done.status.phase == "Succeeded"
+
+
+def test_the_cli_refuses_shards_without_leader_election(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing-kubeconfig")
+    result = CliRunner().invoke(
+        app, ["operator", "run", "--kubeconfig", missing, "--shards", "3", "--no-leader-election"]
+    )
+    assert result.exit_code == 2, result.output
+    assert "shards need leader election" in result.output
+    from_env = CliRunner().invoke(
+        app,
+        ["operator", "run", "--kubeconfig", missing, "--no-leader-election"],
+        env={"MILKYWAY_OPERATOR_SHARDS": "3"},
+    )
+    assert from_env.exit_code == 2 and "shards need leader election" in from_env.output
+    negative = CliRunner().invoke(app, ["operator", "run", "--shards", "-1"])
+    assert negative.exit_code == 2 and "--shards" in negative.output
