@@ -349,8 +349,13 @@ class Operator:
             await self._lead()
             return
         if s.shards:
-            await self._work_sharded()
-            return
+            while True:
+                try:
+                    await self._work_sharded()
+                except Exception:
+                    # As a crashed replica restarting: its shards were stopped, work anew.
+                    log.exception("operator %s failed; starting its shards again", s.identity)
+                    await asyncio.sleep(s.retry_period)
         await self._campaign_for(self._lead)
 
     async def _campaign_for(self, lead: Callable[[], Awaitable[None]]) -> None:
