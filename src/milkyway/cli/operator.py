@@ -46,6 +46,14 @@ def run(
     leader_election: bool = typer.Option(
         True, "--leader-election/--no-leader-election", help="campaign for a Lease (HA)"
     ),
+    shards: int = typer.Option(
+        0,
+        "--shards",
+        envvar="MILKYWAY_OPERATOR_SHARDS",
+        min=0,
+        help="split the Applications into N shards, one Lease each, spread over the "
+        "replicas (0: one leader does all)",
+    ),
     identity: str | None = typer.Option(
         None, "--identity", help="this replica's name in the Lease (default: host-pid)"
     ),
@@ -86,6 +94,7 @@ def run(
             namespace=namespace,
             workers=workers,
             leader_election=leader_election,
+            shards=shards,
             identity=identity or default_identity(),
             install_crds=install_crds,
             heartbeat_interval=heartbeat,

@@ -289,8 +289,12 @@ class Engine:
         cluster_wait: float | None = None,
         reachability: ReachabilityLog | None = None,
         decision_key: bytes | None = None,
+        accepts: Callable[[FlowRun], bool] | None = None,
     ) -> None:
         self.store = store
+        self.accepts: Callable[[FlowRun], bool] = accepts or (lambda run: True)
+        """Which runs of the store this engine may drive (all by default): several engines
+        sharing a store split its runs with it (e.g. operator replicas by shard)."""
         self.reachability = reachability or ReachabilityLog("of the flow store")
         """Where failures to reach the store's cluster are reported (once per change)."""
         self._reports_recovery = reachability is None
@@ -328,7 +332,7 @@ class Engine:
     async def submit(self, flow: str, params: Mapping[str, Any] | None = None, **kw: Any) -> str:
         run = new_run(self.catalog, self.registry, flow, params, **kw)
         stored = await self.store.create(run)
-        if self._supervisor is not None and stored.status.snapshot:
+        if self._supervisor is not None and stored.status.snapshot and self.accepts(stored):
             # Drive it now rather than at the next scan: the scan's listing may be far off.
             self._drive(stored)
         return stored.metadata.name
@@ -363,6 +367,47 @@ class Engine:
         for driver in list(self._drivers.values()):
             await driver.stop()
         self._drivers.clear()
+
+    async def let_go(self, which: Callable[[FlowRun], bool], *, hand_over: bool = False) -> int:
+        """Stop driving the runs ``which`` selects (their attempts are abandoned, as by
+        :meth:`stop`); returns how many. For an engine whose ``accepts`` no longer takes
+        them: another engine resumes them once their lease expires, or at once with
+        ``hand_over`` (the lease is cleared by a conditional write; a run that changed
+        meanwhile is left as it is)."""
+        stopped = 0
+        for name, driver in list(self._drivers.items()):
+            if not which(driver.run):
+                continue
+            await driver.stop()
+            self._drivers.pop(name, None)
+            stopped += 1
+            if hand_over:
+                try:
+                    await self._hand_over(driver.run)
+                except Exception as exc:
+                    # Best effort: without it the next engine waits for the lease to expire.
+                    log.info("engine %s: run %s not handed over: %s", self.engine_id, name, exc)
+        return stopped
+
+    async def _hand_over(self, run: FlowRun) -> None:
+        """Clear this engine's lease on ``run``. The driver's copy may be one write behind
+        (stopped while a write was on its way): then the stored run is read again, and
+        cleared if it is still leased to this engine, which no longer writes it."""
+        for attempt in range(2):
+            if run.status.owner != self.engine_id:
+                return
+            status = clone(run.status, owner="", lease_until=0.0)
+            try:
+                await self.store.replace_status(clone(run, status=status))
+                return
+            except Conflict:
+                if attempt:
+                    raise
+            run = await self.store.get(run.metadata.name)
+
+    def wake(self) -> None:
+        """Scan now rather than at the next poll (e.g. runs it may now drive)."""
+        self._wakeup.set()
 
     async def wait(self, name: str, within: float = 60.0, interval: float = 0.02) -> FlowRun:
         """Wait until the run is over: terminal, no unprocessed requests, and its locks let
@@ -405,7 +450,7 @@ class Engine:
         marking it) is marked here.
         """
         now = self.clock()
-        listed = await self._runs_to_scan()
+        listed = [run for run in await self._runs_to_scan() if self.accepts(run)]
         self._unstarted = {
             run.metadata.name: self._unstarted.get(run.metadata.name, now)
             for run in listed

@@ -192,6 +192,12 @@ class LeaderElector:
             leaseTransitions=transitions,
         )
 
+    def observe(self, spec: LeaseSpec) -> None:
+        """Note the lease record as read elsewhere (a listing of every Lease): its expiry
+        counts from when this candidate first saw the record, so looking often makes a
+        dead holder's lease expire for it sooner, never a live holder's."""
+        self._observe(spec)
+
     def _observe(self, spec: LeaseSpec, held: bool = False) -> None:
         record = (spec.holderIdentity or "", str(spec.renewTime))
         if record != self._observed_record:

@@ -37,7 +37,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -70,6 +70,7 @@ from milkyway.model.security_policy import SecurityPolicy
 from milkyway.operator import metrics
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.events import EventRecorder
+from milkyway.operator.fencing import FencedStore
 from milkyway.operator.flows_catalog import build_catalog
 from milkyway.operator.gc_pauses import GcPauses, sweep
 from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
@@ -85,6 +86,12 @@ from milkyway.operator.reconciler import (
 )
 from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.resync import ResyncSchedule
+from milkyway.operator.sharding import (
+    MAX_SHARDS,
+    ShardingConfig,
+    ShardLeases,
+    shard_of,
+)
 from milkyway.operator.status_writer import StatusConflict
 from milkyway.operator.tasks import member as _member_tasks  # noqa: F401  (registers)
 from milkyway.operator.tasks import zone as _zone_tasks  # noqa: F401  (registers)
@@ -156,6 +163,9 @@ class OperatorSettings:
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
+    shards: int = 0
+    """Split the Applications into this many shards, each held by one replica with a
+    Lease of its own (see :mod:`milkyway.operator.sharding`); 0: one leader does all."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -172,6 +182,15 @@ class OperatorSettings:
             )
         if not 0 <= self.resync_jitter < 1:
             raise ValueError(f"resync_jitter must be in [0, 1), got {self.resync_jitter}")
+        if self.shards < 0 or self.shards > MAX_SHARDS:
+            raise ValueError(
+                f"shards must be between 0 (no sharding) and {MAX_SHARDS}, got {self.shards}"
+            )
+        if self.shards and not self.leader_election:
+            raise ValueError(
+                "shards need leader election (the leader runs the schedules and the cluster "
+                "heartbeats); drop --no-leader-election or --shards"
+            )
 
 
 def _default_planner() -> Planner:
@@ -245,8 +264,19 @@ class Operator:
 
     @property
     def session(self) -> _Session | None:
-        """The leader's working state (``None`` while not leading)."""
+        """The working state (``None`` while not leading, unless sharded: then a replica
+        works from the start, on the shards it holds)."""
         return self._session
+
+    @property
+    def shards(self) -> frozenset[int]:
+        """The shards this replica holds now (every Application's when not sharded)."""
+        session = self._session
+        if session is None:
+            return frozenset()
+        if session.shard_leases is None:
+            return frozenset(range(max(1, self.settings.shards)))
+        return session.shard_leases.held
 
     async def start(self) -> None:
         """Connect, install CRDs, and start campaigning; returns once campaigning."""
@@ -318,6 +348,19 @@ class Operator:
         if not s.leader_election:
             await self._lead()
             return
+        if s.shards:
+            while True:
+                try:
+                    await self._work_sharded()
+                except Exception:
+                    # As a crashed replica restarting: its shards were stopped, work anew.
+                    log.exception("operator %s failed; starting its shards again", s.identity)
+                    await asyncio.sleep(s.retry_period)
+        await self._campaign_for(self._lead)
+
+    async def _campaign_for(self, lead: Callable[[], Awaitable[None]]) -> None:
+        s = self.settings
+        assert self.client is not None
         config = LeaderElectionConfig(
             name=LEASE_NAME,
             namespace=s.namespace,
@@ -331,7 +374,7 @@ class Operator:
         log.info("operator %s campaigning for lease %s/%s", s.identity, s.namespace, LEASE_NAME)
         while True:
             try:
-                await elector.run(self._lead)
+                await elector.run(lead)
                 log.warning("operator %s is no longer leader; campaigning again", s.identity)
             except Exception:
                 # Like a crashed replica restarting: the lease is free, work starts over.
@@ -353,15 +396,78 @@ class Operator:
             self._session = None
             await session.close()
 
+    async def _work_sharded(self) -> None:
+        """Sharded: work on the shards held from the start; singletons while leading."""
+        s = self.settings
+        assert self.client is not None
+        session = _Session(self, sharded=True)
+        self._session = session
+        assert session.shard_leases is not None
+        log.info("operator %s working on %d shards", s.identity, s.shards)
+        tasks = [
+            asyncio.create_task(session.run(), name="session"),
+            asyncio.create_task(session.shard_leases.run(), name="shard-leases"),
+            asyncio.create_task(self._campaign_for(self._lead_singletons), name="leader"),
+        ]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()
+        finally:
+            # The leases first: their shards' work stops before they are released.
+            for task in reversed(tasks):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self._session = None
+            await session.close()
+
+    async def _lead_singletons(self) -> None:
+        """While this replica holds the leader Lease: what must run once in the fleet."""
+        session = self._session
+        assert session is not None
+        self.leading.set()
+        metrics.LEADER.set(1)
+        try:
+            await session.lead()
+        finally:
+            metrics.LEADER.set(0)
+            self.leading.clear()
+
 
 class _Session:
-    """Everything the leader runs; built fresh on every acquisition of the lease."""
+    """Everything the leader runs; built fresh on every acquisition of the lease.
 
-    def __init__(self, operator: Operator) -> None:
+    Sharded, every replica runs one from its start: it reconciles the Applications and
+    drives the FlowRuns of the shards it holds, and runs the singletons (schedules, health
+    checks, retention, Cluster status) only while it holds the leader Lease.
+    """
+
+    def __init__(self, operator: Operator, *, sharded: bool = False) -> None:
         assert operator.client is not None
         self.operator = operator
         self.settings = operator.settings
         self.client: AsyncClient = operator.client
+        self.leads = not sharded
+        self._schedulers: dict[str, asyncio.Task[Any]] = {}
+        self.shard_leases: ShardLeases | None = None
+        if sharded:
+            s = self.settings
+            self.shard_leases = ShardLeases(
+                self.client,
+                ShardingConfig(
+                    shards=s.shards,
+                    namespace=s.namespace,
+                    identity=s.identity,
+                    lease_duration=s.lease_duration,
+                    renew_deadline=s.renew_deadline,
+                    retry_period=s.retry_period,
+                    release_on_cancel=s.release_lease_on_stop,
+                ),
+                on_acquired=self._shard_acquired,
+                on_lost=self._shard_lost,
+                reachability=operator.reachability,
+            )
         self.queue = WorkQueue()
         metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
         self.resync = ResyncSchedule(
@@ -418,6 +524,7 @@ class _Session:
             heartbeat_interval=self.settings.heartbeat_interval,
             heartbeat_timeout=self.settings.heartbeat_timeout,
             reachability=operator.reachability,
+            publishes=lambda: self.leads,
         )
         self.reconciler = Reconciler(
             self.client,
@@ -477,9 +584,51 @@ class _Session:
             self._spawn(self._sweep(self.settings.gc_sweep_interval), "gc-sweep")
         for i in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{i}")
-        self._spawn(self.resync.run(self.queue, lambda: list(self.applications.cache)), "resync")
-        self._spawn(self.notifying.run(), "health-schedules")
+        self._spawn(self.resync.run(self.queue, self._owned_applications), "resync")
+        if self.shard_leases is None:
+            self._spawn(self.notifying.run(), "health-schedules")
         await asyncio.gather(*self._tasks)
+
+    # --- shards -------------------------------------------------------------------------
+
+    def _owned_applications(self) -> list[AppKey]:
+        return [key for key in self.applications.cache if self.owns(key)]
+
+    def owns(self, key: AppKey) -> bool:
+        """Whether this replica reconciles ``key`` now (always, unless sharded)."""
+        return self.shard_leases is None or self.shard_leases.owns(*key)
+
+    async def _shard_acquired(self, shard: int) -> None:
+        for key in list(self.applications.cache):
+            if shard_of(*key, self.settings.shards) == shard:
+                self.queue.add(key)
+        for engine in self.engines.values():
+            engine.wake()
+
+    async def _shard_lost(self, shard: int, graceful: bool) -> None:
+        """Stop driving the shard's runs before its Lease may go to another replica
+        (graceful: hand them over, so the next holder need not wait for their leases);
+        its Applications are skipped by the workers from now on (``owns``)."""
+        assert self.shard_leases is not None
+        owns_run = self.shard_leases.owns_run
+        for engine in list(self.engines.values()):
+            await engine.let_go(lambda run: not owns_run(run), hand_over=graceful)
+
+    async def lead(self) -> None:
+        """The singletons, for as long as this replica leads (sharded mode only)."""
+        self.leads = True
+        try:
+            for namespace, engine in list(self.engines.items()):
+                self._start_scheduler(engine, namespace)
+            await self.notifying.run()
+        finally:
+            self.leads = False
+            for task in self._schedulers.values():
+                task.cancel()
+            for task in self._schedulers.values():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            self._schedulers.clear()
 
     async def _sweep(self, interval: float) -> None:
         while True:
@@ -508,7 +657,7 @@ class _Session:
         finally:
             # Also when the close itself is cancelled: nothing the session started may
             # outlive it (member heartbeats and informers would log against gone clusters).
-            tasks = [*self._tasks, *self._background]
+            tasks = [*self._tasks, *self._schedulers.values(), *self._background]
             for task in tasks:
                 task.cancel()
             for task in tasks:
@@ -530,8 +679,13 @@ class _Session:
         engine = self.engines.get(namespace)
         if engine is None:
             s = self.settings
+            store: Any = KubeStore(self.client, namespace)
+            accepts = None
+            if self.shard_leases is not None:
+                accepts = self.shard_leases.owns_run
+                store = FencedStore(store, self.shard_leases.may_write_run)
             engine = Engine(
-                KubeStore(self.client, namespace),
+                store,
                 self.catalog,
                 registry=self.notifying.tasks,
                 engine_id=s.identity,
@@ -541,12 +695,22 @@ class _Session:
                 cluster_wait=s.cluster_wait,
                 reachability=self.operator.reachability,
                 decision_key=self.decision_key,
+                accepts=accepts,
             )
             engine.start()
             self.engines[namespace] = engine
-            self._spawn(self._schedule(engine, namespace), f"scheduler-{namespace}")
-            log.info("flow engine and scheduler started for namespace %s", namespace)
+            if self.leads:
+                self._start_scheduler(engine, namespace)
+            log.info("flow engine started for namespace %s", namespace)
         return engine
+
+    def _start_scheduler(self, engine: Engine, namespace: str) -> None:
+        if namespace in self._schedulers:
+            return
+        task = asyncio.create_task(self._schedule(engine, namespace), name=f"scheduler-{namespace}")
+        self._schedulers[namespace] = task
+        if self.shard_leases is None:
+            self._tasks.append(task)
 
     def _flow_names_in(self, namespace: str) -> set[str]:
         return {name for ns, name in self.flows.cache if ns == namespace}
@@ -654,10 +818,16 @@ class _Session:
             self._run_phases[(namespace, run)] = phase
             changed = self._run_seen.get((namespace, run)) != fingerprint
             self._run_seen[(namespace, run)] = fingerprint
-        told = self.notifying.observe(key, data, event, first_seen=before is None)
+        # Sharded, the notifications and Events of a run are told by its shard's holder.
+        told = (
+            self.notifying.observe(key, data, event, first_seen=before is None)
+            if self.owns(key)
+            else None
+        )
         if told is not None:
             self._later(told)
-        if phase in TERMINAL_RUN_PHASES and before is not None and before != phase:
+        ended = phase in TERMINAL_RUN_PHASES and before is not None and before != phase
+        if ended and self.owns(key):
             self._later(self._flow_finished(key, data, phase))
         if changed:
             self.queue.add(key)
@@ -691,6 +861,11 @@ class _Session:
             except ShutDown:
                 return
             assert isinstance(key, tuple)
+            if not self.owns(key):
+                # Another replica holds its shard; it gets it back when the shard comes.
+                self.queue.forget(key)
+                self.queue.done(key)
+                continue
             started = time.perf_counter()
             token = LOG_CONTEXT.set({**LOG_CONTEXT.get(), "application": "/".join(key)})
             try:

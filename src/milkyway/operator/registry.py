@@ -77,9 +77,13 @@ class ClusterRegistry:
         heartbeat_timeout: float = 5.0,
         client_timeout: float = 30.0,
         reachability: ReachabilityLog | None = None,
+        publishes: Callable[[], bool] = lambda: True,
     ) -> None:
         self._client = client
         self._reachability = reachability
+        self._publishes = publishes
+        """Whether this process writes the Clusters' status: sharded replicas all probe
+        the clusters (each needs to know), only the leader reports."""
         self.clients = clients
         self._on_member_change = on_member_change
         self._on_cluster_change = on_cluster_change
@@ -231,6 +235,8 @@ class ClusterRegistry:
         await self._write_status(member)
 
     async def _write_status(self, member: MemberCluster) -> None:
+        if not self._publishes():
+            return
         status: dict[str, Any] = {
             "reachable": member.reachable,
             "version": member.version,
