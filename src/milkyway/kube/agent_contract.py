@@ -27,3 +27,9 @@ def files_hash(files: dict[str, bytes]) -> str:
         digest.update(files[name])
         digest.update(b"\0")
     return "sha256:" + digest.hexdigest()
+
+
+DISK_ALERT_CONDITION = "milkyway.ebay.com/DiskAlert"
+"""Pod condition the operator writes from the agent's disk report: ``True`` while a volume
+is past its warning threshold (reason ``Warning``, ``Critical`` or ``Failed``), ``False``
+with reason ``Ok`` once every volume is below it again."""

@@ -69,6 +69,7 @@ from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.model.security_policy import SecurityPolicy
 from milkyway.operator import metrics
 from milkyway.operator.crd_install import install_crds
+from milkyway.operator.disk_watch import DiskWatch
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.flows_catalog import build_catalog
 from milkyway.operator.gc_pauses import GcPauses, sweep
@@ -153,6 +154,9 @@ class OperatorSettings:
     security_policy: SecurityPolicy = field(default_factory=SecurityPolicy)
     """What ComponentTypes may ask beyond the default pod security (capabilities, mount
     paths, service-account tokens); see :mod:`milkyway.model.security_policy`."""
+    disk_watch_interval: float = 15.0
+    """Seconds between two looks at every member agent's disk report (see
+    :mod:`milkyway.operator.disk_watch`)."""
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
@@ -479,6 +483,8 @@ class _Session:
             self._spawn(self._worker(), f"worker-{i}")
         self._spawn(self.resync.run(self.queue, lambda: list(self.applications.cache)), "resync")
         self._spawn(self.notifying.run(), "health-schedules")
+        disk_watch = DiskWatch(self._member_pods, self.settings.disk_watch_interval)
+        self._spawn(disk_watch.run(), "disk-watch")
         await asyncio.gather(*self._tasks)
 
     async def _sweep(self, interval: float) -> None:
@@ -514,6 +520,22 @@ class _Session:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    def _member_pods(self) -> list[tuple[str, AsyncClient, list[dict[str, Any]]]]:
+        """Each connected member cluster with the pods Milkyway owns there (cached)."""
+        found = []
+        for member in list(self.registry.members.values()):
+            cache = member.cache
+            if member.client is None or cache is None or not member.reachable:
+                continue
+            pods = [
+                obj
+                for app in cache.applications()
+                for obj in cache.objects(*app)
+                if obj.get("kind") == "Pod"
+            ]
+            found.append((member.name, member.client, pods))
+        return found
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))

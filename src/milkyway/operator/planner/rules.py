@@ -555,6 +555,12 @@ class PlanningPass:
             if zone.want.workload == "deployment":
                 continue
             for member in zone.broken:
+                if _alert_only(policy, member):
+                    self.waiting.append(
+                        f"{c.name}: {member.name}: disk {member.disk_alert} (agent); "
+                        "replacement.onCriticalDisk is alert, so it is not replaced"
+                    )
+                    continue
                 entry = decide(
                     c.name,
                     zone.want.zone,
@@ -590,6 +596,8 @@ class PlanningPass:
                         holders -= 1 if holds_data(member) else 0
                         any_volume = True
                         extra = {"action": REPLACE_VOLUME, "lostNode": entry.node}
+                        if member.volume_ok and member.node_ok and member.disk_alert:
+                            extra["diskAlert"] = True
                         targets.append((zone, member, entry.reason, extra))
                 else:
                     extra = {"action": RESCHEDULE, "lostNode": entry.node}
@@ -606,7 +614,8 @@ class PlanningPass:
         for zone in c.zones:
             if not zone.provisioned:
                 continue
-            lost = {m.name for m in zone.broken}
+            policy = replacement_policy(self.app, c.resolved.type)
+            lost = {m.name for m in zone.broken if not _alert_only(policy, m)}
             for member in zone.down:
                 if member.name in lost:
                     continue
@@ -887,3 +896,13 @@ def _requests(value: str) -> dict[str, str]:
 
 
 __all__ = ["ComponentDiff", "PlanningPass", "plan"]
+
+
+def _alert_only(policy: Replacement, member: MemberObservation) -> bool:
+    """The member is broken only by its agent's disk alert, and the policy says to alert."""
+    return (
+        member.volume_ok
+        and member.node_ok
+        and member.disk_alert is not None
+        and policy.on_critical_disk == "alert"
+    )
