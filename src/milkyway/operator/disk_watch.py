@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -49,6 +50,8 @@ EVENTS = {
     "failed": "DiskFailed",
 }
 DEFAULT_INTERVAL = 15.0
+MAX_SILENT_DELAY = 300.0
+"""Longest wait before asking again an agent that has not been answering."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,9 @@ class DiskWatch:
         self._members = members
         self.interval = interval
         self._limit = asyncio.Semaphore(concurrency)
+        self._silent: dict[str, tuple[int, float]] = {}
+        """Pods whose agent did not answer (by uid): failures in a row and when to ask
+        again, so pods without a reachable agent cost little."""
 
     async def run(self) -> None:
         while True:
@@ -134,12 +140,17 @@ class DiskWatch:
 
     async def once(self) -> int:
         """One look at every agent; the number of conditions written."""
-        jobs = [
-            self._member(cluster, client, pod)
-            for cluster, client, pods in self._members()
-            for pod in pods
-            if watched(pod)
-        ]
+        now = time.monotonic()
+        seen: set[str] = set()
+        jobs = []
+        for cluster, client, pods in self._members():
+            for pod in pods:
+                uid = str(pod["metadata"].get("uid") or "")
+                seen.add(uid)
+                if watched(pod) and self._silent.get(uid, (0, 0.0))[1] <= now:
+                    jobs.append(self._member(cluster, client, pod))
+        for uid in set(self._silent) - seen:
+            del self._silent[uid]
         written = await asyncio.gather(*jobs)
         return sum(written)
 
@@ -150,8 +161,13 @@ class DiskWatch:
             try:
                 status = await AgentClient(client, namespace, name).status()
             except AgentError as error:
+                uid = str(metadata.get("uid") or "")
+                failures = self._silent.get(uid, (0, 0.0))[0] + 1
+                delay = min(self.interval * 2 ** min(failures, 10), MAX_SILENT_DELAY)
+                self._silent[uid] = (failures, time.monotonic() + delay)
                 log.debug("agent of %s/%s in %s: %s", namespace, name, cluster, error)
                 return 0
+            self._silent.pop(str(metadata.get("uid") or ""), None)
             found = worst_volume(status)
             patch = condition_patch(pod, found, datetime.now(UTC))
             if patch is None:

@@ -1,13 +1,21 @@
-"""The operator's reading of agents' disk reports: the worst volume wins, and a level is
-written (condition and Event) only when it changes, so an alert is reported once."""
+"""The operator's reading of agents' disk reports: the worst volume wins, a level is
+written (condition and Event) only when it changes, so an alert is reported once, and
+an agent that does not answer is asked less and less often."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from milkyway.kube.agent_client import AgentClient, AgentError
 from milkyway.kube.agent_contract import DISK_ALERT_CONDITION
-from milkyway.operator.disk_watch import DiskLevel, condition_patch, watched, worst_volume
+from milkyway.operator.disk_watch import (
+    DiskLevel,
+    DiskWatch,
+    condition_patch,
+    watched,
+    worst_volume,
+)
 
 NOW = datetime(2026, 12, 7, 6, 0, 0, tzinfo=UTC)
 
@@ -62,3 +70,29 @@ def test_only_running_pods_with_an_agent_are_asked() -> None:
     leaving = _pod()
     leaving["metadata"]["deletionTimestamp"] = "2026-12-07T06:00:00Z"
     assert not watched(leaving)
+
+
+async def test_an_agent_that_does_not_answer_is_asked_less_often(monkeypatch: Any) -> None:
+    asked: list[str] = []
+
+    async def silent(self: AgentClient) -> dict[str, Any]:
+        asked.append(self.pod)
+        raise AgentError(503, "no route to the pod")
+
+    monkeypatch.setattr(AgentClient, "status", silent)
+    pod = _pod()
+    pod["metadata"]["uid"] = "uid-1"
+    watch = DiskWatch(lambda: [("east", cast(Any, None), [pod])], interval=1.0)
+    assert await watch.once() == 0
+    assert await watch.once() == 0
+    assert asked == ["zk-0"]
+    failures, _ = watch._silent["uid-1"]
+    watch._silent["uid-1"] = (failures, 0.0)
+    await watch.once()
+    assert asked == ["zk-0", "zk-0"]
+    assert watch._silent["uid-1"][0] == 2
+    # A pod that is gone is forgotten.
+    gone = DiskWatch(lambda: [], interval=1.0)
+    gone._silent = dict(watch._silent)
+    await gone.once()
+    assert gone._silent == {}
