@@ -181,6 +181,12 @@ def test_a_critical_disk_reported_by_the_agent_replaces_the_member_after_the_gra
     (request,) = _plan(_announce(app, first), members, later).start
     assert request.operation == "replace-member"
     assert [m["name"] for m in request.params["members"]] == ["app-zookeeper1-phx-0"]
+    assert request.params["members"][0]["diskAlert"] is True
+    assert request.params["approval"] is False
+    guarded = _app(replacement={"requireApproval": True, "approvers": {"users": ["alice"]}})
+    first = _plan(guarded, members, later)
+    (request,) = _plan(_announce(guarded, first), members, later).start
+    assert request.params["approval"] is True
     # A warning is only an alert; so is a critical disk when the type says so.
     warned = [Member(disk_alert=("Warning", LOST)), Member(), Member()]
     assert _plan(app, warned, later).status.get("lostMembers") in (None, [])
