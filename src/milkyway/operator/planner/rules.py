@@ -595,7 +595,7 @@ class PlanningPass:
                     else:
                         holders -= 1 if holds_data(member) else 0
                         any_volume = True
-                        extra = {"action": REPLACE_VOLUME, "lostNode": entry.node}
+                        extra: dict[str, Any] = {"action": REPLACE_VOLUME, "lostNode": entry.node}
                         if member.volume_ok and member.node_ok and member.disk_alert:
                             extra["diskAlert"] = True
                         targets.append((zone, member, entry.reason, extra))
@@ -895,9 +895,6 @@ def _requests(value: str) -> dict[str, str]:
     return requests
 
 
-__all__ = ["ComponentDiff", "PlanningPass", "plan"]
-
-
 def _alert_only(policy: Replacement, member: MemberObservation) -> bool:
     """The member is broken only by its agent's disk alert, and the policy says to alert."""
     return (
@@ -906,3 +903,6 @@ def _alert_only(policy: Replacement, member: MemberObservation) -> bool:
         and member.disk_alert is not None
         and policy.on_critical_disk == "alert"
     )
+
+
+__all__ = ["ComponentDiff", "PlanningPass", "plan"]
