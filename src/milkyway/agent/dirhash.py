@@ -7,27 +7,22 @@ atomically, so the visible file names are read through their links and the kubel
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
+
+from milkyway.kube.agent_contract import files_hash
 
 
 def directory_hash(directory: Path, exclude: frozenset[str] = frozenset()) -> str | None:
     """``sha256:…`` of the visible files of ``directory``, or None if it cannot be read."""
-    digest = hashlib.sha256()
+    files: dict[str, bytes] = {}
     try:
-        names = sorted(
-            entry.name
-            for entry in os.scandir(directory)
-            if not entry.name.startswith("..") and entry.name not in exclude
-        )
-        for name in names:
-            path = directory / name
-            if not path.is_file():
+        for entry in os.scandir(directory):
+            if entry.name.startswith("..") or entry.name in exclude:
                 continue
-            digest.update(name.encode() + b"\0")
-            digest.update(path.read_bytes())
-            digest.update(b"\0")
+            path = directory / entry.name
+            if path.is_file():
+                files[entry.name] = path.read_bytes()
     except OSError:
         return None
-    return "sha256:" + digest.hexdigest()
+    return files_hash(files)

@@ -53,6 +53,7 @@ async def _serve(
     nodes: int,
     token_file: Path | None = None,
     images: ImageMap | None = None,
+    sized_volumes: bool = False,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -75,7 +76,13 @@ async def _serve(
             # With --data-dir, volume directories of process-backed pods survive too.
             state_dir = data_dir / "processes" if data_dir is not None else None
             await stack.enter_async_context(
-                ControlledClusters(sim, nodes=nodes, images=images, state_dir=state_dir)
+                ControlledClusters(
+                    sim,
+                    nodes=nodes,
+                    images=images,
+                    state_dir=state_dir,
+                    sized_volumes=sized_volumes,
+                )
             )
             typer.echo(
                 f"control plane: scheduler, controllers, {nodes} simulated nodes per cluster"
@@ -143,6 +150,12 @@ def up(
         help="Run pods whose images are all mapped as real processes (ZooKeeper, etcd and "
         "milkyway images are mapped by default); --no-processes simulates every pod.",
     ),
+    sized_volumes: bool = typer.Option(
+        False,
+        "--sized-volumes",
+        help="Make each PersistentVolume of a process-backed pod a filesystem of its "
+        "capacity (tmpfs; needs root), so disk usage is real and 'fault fill-disk' works.",
+    ),
 ) -> None:
     """Run the clusters until interrupted; write a kubeconfig with one context per cluster."""
     asyncio.run(
@@ -155,5 +168,6 @@ def up(
             nodes=nodes,
             token_file=token_file,
             images=image_map(run, run_file, processes) if nodes > 0 else None,
+            sized_volumes=sized_volumes,
         )
     )

@@ -170,6 +170,29 @@ def fail_disk(
     _inject(kubeconfig, "fail-disk", cluster, volume=volume, node=node, duration=duration)
 
 
+@app.command("fill-disk")
+def fill_disk(
+    pod: str = _pod_argument,
+    cluster: str = _cluster_option,
+    namespace: str = _namespace_option,
+    volume: str | None = typer.Option(None, help="The pod's claim volume (default: its only one)."),
+    percent: float = typer.Option(95.0, help="How full the volume becomes, in percent."),
+    duration: float | None = _duration_option,
+    kubeconfig: Path = _kubeconfig_option,
+) -> None:
+    """Fill a process-backed pod's volume: a real file is written until it is PERCENT full."""
+    _inject(
+        kubeconfig,
+        "fill-disk",
+        cluster,
+        pod=pod,
+        namespace=namespace,
+        volume=volume,
+        percent=percent,
+        duration=duration,
+    )
+
+
 @app.command("slow-node")
 def slow_node(
     node: str = _node_argument,

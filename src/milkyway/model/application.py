@@ -229,6 +229,10 @@ class ReplacementPolicy(Model):
     decided by one of ``approvers``; default false."""
     approvers: Approvers | None = None
     """Who may approve a replacement (needed with ``requireApproval``)."""
+    on_critical_disk: Literal["replace", "alert"] | None = None
+    """What a member's agent reporting a volume critical or failed leads to: ``replace``
+    the member onto a new volume (after the grace period), or only ``alert`` (the pod's
+    DiskAlert condition and Event); default: the type's ``agent.onCriticalDisk``."""
 
 
 class ApplicationSpec(Model):

@@ -69,6 +69,7 @@ from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.model.security_policy import SecurityPolicy
 from milkyway.operator import metrics
 from milkyway.operator.crd_install import install_crds
+from milkyway.operator.disk_watch import DiskWatch
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.fencing import FencedStore
 from milkyway.operator.flows_catalog import build_catalog
@@ -160,6 +161,9 @@ class OperatorSettings:
     security_policy: SecurityPolicy = field(default_factory=SecurityPolicy)
     """What ComponentTypes may ask beyond the default pod security (capabilities, mount
     paths, service-account tokens); see :mod:`milkyway.model.security_policy`."""
+    disk_watch_interval: float = 15.0
+    """Seconds between two looks at every member agent's disk report (see
+    :mod:`milkyway.operator.disk_watch`)."""
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
@@ -587,6 +591,7 @@ class _Session:
         self._spawn(self.resync.run(self.queue, self._owned_applications), "resync")
         if self.shard_leases is None:
             self._spawn(self.notifying.run(), "health-schedules")
+            self._spawn(self._disk_watch().run(), "disk-watch")
         await asyncio.gather(*self._tasks)
 
     # --- shards -------------------------------------------------------------------------
@@ -620,7 +625,7 @@ class _Session:
         try:
             for namespace, engine in list(self.engines.items()):
                 self._start_scheduler(engine, namespace)
-            await self.notifying.run()
+            await asyncio.gather(self.notifying.run(), self._disk_watch().run())
         finally:
             self.leads = False
             for task in self._schedulers.values():
@@ -663,6 +668,26 @@ class _Session:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    def _disk_watch(self) -> DiskWatch:
+        """The leader's watch over the agents' disk alerts (one per replica that leads)."""
+        return DiskWatch(self._member_pods, self.settings.disk_watch_interval)
+
+    def _member_pods(self) -> list[tuple[str, AsyncClient, list[dict[str, Any]]]]:
+        """Each connected member cluster with the pods Milkyway owns there (cached)."""
+        found = []
+        for member in list(self.registry.members.values()):
+            cache = member.cache
+            if member.client is None or cache is None or not member.reachable:
+                continue
+            pods = [
+                obj
+                for app in cache.applications()
+                for obj in cache.objects(*app)
+                if obj.get("kind") == "Pod"
+            ]
+            found.append((member.name, member.client, pods))
+        return found
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from milkyway.kube.agent_contract import DISK_ALERT_CONDITION
 from milkyway.kube.labels import CONFIG_HASH, MEMBER
 
 VERSION_LABEL = "app.kubernetes.io/version"
@@ -79,6 +80,11 @@ class MemberObservation:
     fresh_volume: bool = False
     """The claim was created empty by a replacement and its member has not been Ready on
     it yet: the member holds no data."""
+    disk_alert: str | None = None
+    """``critical`` or ``failed`` when the pod's DiskAlert condition (written from its
+    agent's report) says a volume is at that level; ``None`` otherwise."""
+    disk_alert_since: str | None = None
+    """RFC 3339 time the volume reached that level."""
 
 
 @dataclass(frozen=True)
@@ -329,6 +335,16 @@ def _member(
         ) or metadata.get("creationTimestamp")
     restarts = sum(int(c.get("restartCount") or 0) for c in status.get("containerStatuses") or [])
     node = spec.get("nodeName")
+    disk = next(
+        (
+            c
+            for c in status.get("conditions") or []
+            if c.get("type") == DISK_ALERT_CONDITION
+            and c.get("status") == "True"
+            and c.get("reason") in ("Critical", "Failed")
+        ),
+        None,
+    )
     return MemberObservation(
         component=component,
         zone=zone,
@@ -348,6 +364,8 @@ def _member(
         ordinal=ordinal,
         created=metadata.get("creationTimestamp"),
         uid=metadata.get("uid"),
+        disk_alert=str(disk["reason"]).lower() if disk else None,
+        disk_alert_since=(disk or {}).get("lastTransitionTime"),
         **_placement(view, node, claim, ready=ready),
     )
 

@@ -5,7 +5,8 @@ a real cluster: a crashed container shows ``restartCount`` and ``lastState`` and
 NotReady; a crash loop shows ``CrashLoopBackOff`` and ``BackOff`` events; a lost node
 stops heartbeating and the node lifecycle controller marks it ``Ready=Unknown``, taints
 it and later evicts its pods; a failed disk marks its local PV ``Failed`` and fails the
-pod using it; a slow node stretches every kubelet stage and carries a ``KubeletSlow``
+pod using it; a filled disk (``fill-disk``) is a real file written into a process-backed
+pod's size-limited volume; a slow node stretches every kubelet stage and carries a ``KubeletSlow``
 condition; a cut-off cluster refuses connections or answers 503; API latency and error
 rates affect HTTP clients. In-process controllers keep running through API faults: they
 are the cluster's own control plane, it is the outside world that loses the cluster.
@@ -42,6 +43,7 @@ KINDS = (
     "kill-pod",
     "lose-node",
     "fail-disk",
+    "fill-disk",
     "slow-node",
     "cut-off",
     "api-latency",
@@ -190,6 +192,7 @@ class Faults:
             "kill-pod": self.kill_pod,
             "lose-node": self.lose_node,
             "fail-disk": self.fail_disk,
+            "fill-disk": self.fill_disk,
             "slow-node": self.slow_node,
             "cut-off": self.cut_off,
             "api-latency": self.api_latency,
@@ -367,6 +370,38 @@ class Faults:
 
         what = volume or f"node/{node}"
         return self._record("fail-disk", target, what, {"volumes": volumes}, duration, undo)
+
+    async def fill_disk(
+        self,
+        cluster: str,
+        pod: str,
+        namespace: str = "default",
+        volume: str | None = None,
+        percent: float = 95.0,
+        duration: float | None = None,
+    ) -> Fault:
+        """The data volume of a process-backed pod fills up: a file is really written into
+        it until the volume is ``percent`` % used, so whatever measures the disk in the pod
+        sees it. Lifting removes the file. Needs sized volumes (each a filesystem of its
+        capacity): filling a directory of the machine's own disk is refused."""
+        target = self._target(cluster)
+        if not 0 < percent <= 100:
+            raise ValueError(f"percent {percent} must be above 0 and at most 100")
+        self._pod(target, namespace, pod)
+        runtime = target.kubelet.process
+        if runtime is None or not runtime.sized_volumes:
+            raise ValueError(
+                f"cluster {cluster} does not run pods as processes with sized volumes; "
+                "start it with sized volumes (milkyway sim up --sized-volumes)"
+            )
+        pv = runtime.pod_volume(namespace, pod, volume)
+        written = await asyncio.to_thread(runtime.fill_volume, pv, percent)
+
+        async def undo() -> None:
+            await asyncio.to_thread(runtime.drain_volume, pv)
+
+        params = {"volume": pv, "percent": percent, "bytes": written}
+        return self._record("fill-disk", target, f"{namespace}/{pod}", params, duration, undo)
 
     def _volumes(self, target: ClusterTarget, volume: str | None, node: str | None) -> list[str]:
         if (volume is None) == (node is None):

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kazoo.client import KazooClient
@@ -34,19 +35,32 @@ from ..conftest import MANAGEMENT, MEMBERS, World
 NS, APP = "real", "zk"
 
 
-def application(sizes: dict[str, int], version: str = "3.8.4") -> str:
+def application(
+    sizes: dict[str, int],
+    version: str = "3.8.4",
+    storage: str | None = None,
+    replacement_grace: int | None = None,
+) -> str:
+    """The ensemble's Application; ``storage``: each member's volume size,
+    ``replacement_grace``: seconds before a lost or full member is replaced."""
     regions = {"NA": ("phx", "slc"), "EU": ("ams",)}
     lines = [
         "apiVersion: milkyway.ebay.com/v1",
         "kind: Application",
         f"metadata: {{name: {APP}, namespace: {NS}}}",
         "spec:",
+    ]
+    if replacement_grace is not None:
+        lines.append(f"  replacement: {{gracePeriodSeconds: {replacement_grace}}}")
+    lines += [
         "  components:",
         "    - name: zookeeper",
         f'      version: "{version}"',
         "      params: {heapMb: 96, tickTime: 500, initLimit: 20, syncLimit: 10}",
-        "      regions:",
     ]
+    if storage is not None:
+        lines.append(f"      storage: {{size: {storage}}}")
+    lines.append("      regions:")
     for region, zones in regions.items():
         present = [z for z in zones if sizes.get(z)]
         if not present:
@@ -240,6 +254,22 @@ def connect_string(world: World) -> str:
 async def real_world(tmp_path: Path) -> AsyncIterator[World]:
     """Management + three member clusters whose kubelets run ZooKeeper for real, the
     operator leading; fails if a process outlives the simulator."""
+    async with _real_world(tmp_path) as world:
+        yield world
+
+
+@pytest.fixture
+async def sized_real_world(tmp_path: Path) -> AsyncIterator[World]:
+    """:func:`real_world` whose volumes are filesystems of their capacity (``fill-disk``
+    works), with the operator looking at the agents' disk reports every second."""
+    async with _real_world(tmp_path, sized_volumes=True, disk_watch_interval=1.0) as world:
+        yield world
+
+
+@contextlib.asynccontextmanager
+async def _real_world(
+    tmp_path: Path, sized_volumes: bool = False, **operator: Any
+) -> AsyncIterator[World]:
     if not (ZOOKEEPER_HOME / "bin" / "zkServer.sh").exists() or shutil.which("java") is None:
         pytest.fail("Debian's zookeeper is needed: apt-get install -y zookeeper")
     names = [MANAGEMENT, *(m.name for m in MEMBERS)]
@@ -255,6 +285,7 @@ async def real_world(tmp_path: Path) -> AsyncIterator[World]:
             admin=False,
             images=ImageMap([]),
             state_dir=tmp_path / "state",
+            sized_volumes=sized_volumes,
         ) as control,
     ):
         client = AsyncClient(KubeConfig.from_file(sim.kubeconfig_path).get(MANAGEMENT))
@@ -263,7 +294,7 @@ async def real_world(tmp_path: Path) -> AsyncIterator[World]:
             await install_crds(client)
             await prepare_members(sim.kubeconfig_path, MEMBERS)
             await register_members(client, sim.kubeconfig_path.read_text(), MEMBERS)
-            await world.start_operator()
+            await world.start_operator(**operator)
             yield world
         finally:
             for runtime in control.runtimes.values():

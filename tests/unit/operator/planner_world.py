@@ -27,6 +27,8 @@ class Member:
     """RFC 3339 time the member's node stopped being Ready (its node is then NotReady)."""
     fresh_volume: bool = False
     """The member's claim is a new, empty one from a replacement."""
+    disk_alert: tuple[str, str] | None = None
+    """(reason, since) of the pod's DiskAlert condition: ``("Critical", time)``."""
 
 
 def live_zone(
@@ -150,7 +152,19 @@ def live_zone(
                             "lastTransitionTime": (member.node_lost or member.since)
                             if not ready
                             else LONG_AGO,
-                        }
+                        },
+                        *(
+                            [
+                                {
+                                    "type": "milkyway.ebay.com/DiskAlert",
+                                    "status": "True",
+                                    "reason": member.disk_alert[0],
+                                    "lastTransitionTime": member.disk_alert[1],
+                                }
+                            ]
+                            if member.disk_alert
+                            else []
+                        ),
                     ],
                 },
             }

@@ -55,8 +55,10 @@ def _app(size: int = 3, replacement: dict[str, Any] | None = None) -> Any:
     )
 
 
-def _plan(app: Any, members: list[Any], now: datetime, *, local: bool = True) -> Any:
-    resolved = resolve(app, TYPES)
+def _plan(
+    app: Any, members: list[Any], now: datetime, *, local: bool = True, types: Any = TYPES
+) -> Any:
+    resolved = resolve(app, types)
     desired = {("zookeeper1", "phx"): render_zone(resolved, "zookeeper1", "phx")}
     observed = {
         ("zookeeper1", "phx"): world.live_zone(
@@ -165,6 +167,53 @@ def test_approval_policy_adds_the_approval_step_params() -> None:
     second = _plan(_announce(unnamed, first), members, later)
     assert second.start == ()
     assert "spec.replacement.approvers" in _condition(second, "MemberLost")["message"]
+
+
+def test_a_critical_disk_reported_by_the_agent_replaces_the_member_after_the_grace() -> None:
+    app = _app()
+    members = [Member(disk_alert=("Critical", LOST)), Member(), Member()]
+    early = _plan(app, members, LOST_AT + timedelta(seconds=599))
+    assert early.start == ()
+    (entry,) = early.status["lostMembers"]
+    assert (entry["reason"], entry["action"]) == ("disk critical (agent)", "replace-volume")
+    later = LOST_AT + timedelta(seconds=601)
+    first = _plan(app, members, later)
+    (request,) = _plan(_announce(app, first), members, later).start
+    assert request.operation == "replace-member"
+    assert [m["name"] for m in request.params["members"]] == ["app-zookeeper1-phx-0"]
+    assert request.params["members"][0]["diskAlert"] is True
+    assert request.params["approval"] is False
+    guarded = _app(replacement={"requireApproval": True, "approvers": {"users": ["alice"]}})
+    first = _plan(guarded, members, later)
+    (request,) = _plan(_announce(guarded, first), members, later).start
+    assert request.params["approval"] is True
+    # A warning is only an alert; so is a critical disk when the type says so.
+    warned = [Member(disk_alert=("Warning", LOST)), Member(), Member()]
+    assert _plan(app, warned, later).status.get("lostMembers") in (None, [])
+    zookeeper = TYPES["zookeeper"]
+    agent = zookeeper.spec.agent.model_copy(update={"on_critical_disk": "alert"})
+    alerting = TYPES.with_types(
+        [zookeeper.model_copy(update={"spec": zookeeper.spec.model_copy(update={"agent": agent})})]
+    )
+    only_alert = _plan(app, members, later, types=alerting)
+    assert only_alert.start == () and only_alert.status.get("lostMembers") in (None, [])
+    # The Application's policy overrides the type's, either way.
+    told = _app(replacement={"onCriticalDisk": "alert"})
+    assert _plan(told, members, later).status.get("lostMembers") in (None, [])
+    replacing = _app(replacement={"onCriticalDisk": "replace"})
+    assert _plan(replacing, members, later, types=alerting).status["lostMembers"]
+
+
+def test_critical_disks_never_leave_fewer_members_holding_data_than_a_quorum() -> None:
+    app = _app()
+    later = LOST_AT + timedelta(seconds=601)
+    full = Member(disk_alert=("Critical", LOST))
+    fresh = Member(fresh_volume=True, state="down", since="2026-06-01T12:10:00Z")
+    members = [full, fresh, Member()]
+    first = _plan(app, members, later)
+    second = _plan(_announce(app, first), members, later)
+    assert second.start == ()
+    assert "holding data" in _condition(second, "MemberLost")["message"]
 
 
 def test_remediation_leaves_lost_members_to_the_lost_member_rule() -> None:

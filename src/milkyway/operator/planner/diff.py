@@ -197,7 +197,9 @@ def _diff_members(result: ZoneDiff, live: Mapping[tuple[str, str, str], Any]) ->
                 result.seen.append(seen)
             if member.name in growing and (seen is None or not seen.exists):
                 continue
-            if seen is not None and not (seen.volume_ok and seen.node_ok):
+            if seen is not None and (
+                not (seen.volume_ok and seen.node_ok) or (seen.exists and seen.disk_alert)
+            ):
                 result.broken.append(seen)
             if seen is None or not seen.exists or seen.deleting:
                 result.down.append(seen if seen is not None else member)

@@ -19,6 +19,12 @@ data the member exists to keep, so the decision is slow and explained:
 * every decision is written to the Application's status (``lostMembers`` and the
   ``MemberLost`` condition) before anything is deleted.
 
+A member whose agent reports a volume critical or failed (the pod's DiskAlert condition)
+is treated like a failed disk, from the time the volume reached that level: after the
+grace period it is moved onto a new volume, unless ``replacement.onCriticalDisk`` (the
+Application's, else the type's, else the type's ``agent.onCriticalDisk``) is ``alert``.
+Its data still counts as held (the full volume is intact) for the data floor.
+
 Pure: the planner hands in observations, the policy and the previous status.
 """
 
@@ -47,6 +53,8 @@ class Replacement:
     grace: float
     require_approval: bool
     approvers: Approvers
+    on_critical_disk: str = "replace"
+    """``replace`` or ``alert``: what an agent's critical-disk report leads to."""
 
 
 def replacement_policy(app: Application, component_type: ComponentType) -> Replacement:
@@ -61,7 +69,11 @@ def replacement_policy(app: Application, component_type: ComponentType) -> Repla
     )
     approval = next((p.require_approval for p in layers if p.require_approval is not None), False)
     approvers = next((p.approvers for p in layers if p.approvers is not None), Approvers())
-    return Replacement(float(grace), bool(approval), approvers)
+    on_disk = next(
+        (p.on_critical_disk for p in layers if p.on_critical_disk is not None),
+        component_type.spec.agent.on_critical_disk,
+    )
+    return Replacement(float(grace), bool(approval), approvers, on_disk)
 
 
 def data_floor(policy: DisruptionPolicy, size: int) -> int:
@@ -139,6 +151,10 @@ def decide(
     if not member.volume_ok:
         reason = "disk failed"
         since_text = member.not_ready_since
+        action = REPLACE_VOLUME
+    elif member.node_ok and member.disk_alert:
+        reason = f"disk {member.disk_alert} (agent)"
+        since_text = member.disk_alert_since
         action = REPLACE_VOLUME
     else:
         reason = f"node {member.lost_node} lost"

@@ -97,6 +97,12 @@ def lost_members(
         if zone.want.workload == "deployment":
             continue
         for member in zone.broken:
+            if _alert_only(policy, member):
+                planner.waiting.append(
+                    f"{c.name}: {member.name}: disk {member.disk_alert} (agent); "
+                    "replacement.onCriticalDisk is alert, so it is not replaced"
+                )
+                continue
             entry = decide(
                 c.name,
                 zone.want.zone,
@@ -131,7 +137,9 @@ def lost_members(
                 else:
                     holders -= 1 if holds_data(member) else 0
                     any_volume = True
-                    extra = {"action": REPLACE_VOLUME, "lostNode": entry.node}
+                    extra: dict[str, Any] = {"action": REPLACE_VOLUME, "lostNode": entry.node}
+                    if member.volume_ok and member.node_ok and member.disk_alert:
+                        extra["diskAlert"] = True
                     targets.append((zone, member, entry.reason, extra))
             else:
                 extra = {"action": RESCHEDULE, "lostNode": entry.node}
@@ -149,7 +157,8 @@ def remediate(planner: PlanningPass, c: ComponentDiff) -> bool:
     for zone in c.zones:
         if not zone.provisioned:
             continue
-        lost = {m.name for m in zone.broken}
+        policy = replacement_policy(planner.app, c.resolved.type)
+        lost = {m.name for m in zone.broken if not _alert_only(policy, m)}
         for member in zone.down:
             if member.name in lost:
                 continue
@@ -200,3 +209,13 @@ def _wanted_node(zone: ZoneDiff, member: MemberObservation) -> str | None:
 
 def _since(member: MemberObservation) -> datetime | None:
     return parse_time(member.not_ready_since)
+
+
+def _alert_only(policy: Replacement, member: MemberObservation) -> bool:
+    """The member is broken only by its agent's disk alert, and the policy says to alert."""
+    return (
+        member.volume_ok
+        and member.node_ok
+        and member.disk_alert is not None
+        and policy.on_critical_disk == "alert"
+    )

@@ -12,6 +12,7 @@ from lightkube.resources.core_v1 import Node, PersistentVolume, PersistentVolume
 from pydantic import Field
 
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
+from milkyway.kube.agent_contract import DISK_ALERT_CONDITION
 from milkyway.operator.observe import FRESH_VOLUME
 from milkyway.operator.tasks.common import (
     CLAIM_TTL,
@@ -315,6 +316,9 @@ class ReplaceParams(MemberParams):
     lost_node: str = Field(default="", alias="lostNode")
     """The lost node that decided the replacement: nothing is touched if it is Ready
     again by the time the task runs."""
+    disk_alert: bool = Field(default=False, alias="diskAlert")
+    """Decided by the member agent's critical-disk report: nothing is touched if the
+    pod's DiskAlert condition no longer says critical or failed when the task runs."""
 
 
 async def _node_returned(ctx: TaskContext, m: ReplaceParams) -> bool:
@@ -335,22 +339,34 @@ async def _already_replaced(ctx: TaskContext, m: ReplaceParams) -> bool:
     return bool(created) and created >= m.restart_before
 
 
+def _disk_critical(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == DISK_ALERT_CONDITION
+        and c.get("status") == "True"
+        and c.get("reason") in ("Critical", "Failed")
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
 @task("milkyway.replace-member")
 async def replace_member(params: ReplaceParams, ctx: TaskContext) -> dict[str, Any]:
     """Replace a member with a fresh pod on a new, empty volume, or (``reschedule``)
     move its pod off a lost node keeping its network-attached volume.
 
-    Checked again right before anything is deleted: a lost node that is Ready again
-    means the member keeps everything (the planner decided minutes ago; the world may
-    have changed since). For a new volume: the claim is deleted first (it goes once its
-    pod is gone), the pod is deleted at once (grace 0: its node cannot stop it), a local
-    volume is deleted, then the controller (StatefulSet) or the member's manifests
-    (other patterns) create the member again; the new claim is marked as holding no data
-    until its member is Ready on it, and the task waits until it is."""
+    Checked again right before anything is deleted: a lost node that is Ready again, or
+    a disk its agent no longer reports critical, means the member keeps everything (the
+    planner decided minutes ago; the world may have changed since). For a new volume: the
+    claim is deleted first (it goes once its pod is gone), the pod is deleted at once
+    (grace 0: its node cannot stop it), a local volume is deleted, then the controller
+    (StatefulSet) or the member's manifests (other patterns) create the member again; the
+    new claim is marked as holding no data until its member is Ready on it, and the task
+    waits until it is."""
     if await _node_returned(ctx, params):
         return {"replaced": False, "reason": f"node {params.lost_node} is Ready again"}
     clock = Clock(params.timeout)
     pods = await _member_pods(ctx, params, clock)
+    if params.disk_alert and not any(_disk_critical(p) for p in pods):
+        return {"replaced": False, "reason": "its disk is no longer critical"}
     old = frozenset(p["metadata"].get("uid", "") for p in pods)
     if params.action == "reschedule":
         for pod in pods:

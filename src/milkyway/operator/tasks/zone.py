@@ -19,7 +19,14 @@ from lightkube.types import PatchType
 from pydantic import Field
 
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
+from milkyway.kube.agent_client import AgentClient
 from milkyway.kube.agent_keys import ensure_signing_key
+from milkyway.operator.tasks.agent_reload import (
+    ReloadTarget,
+    config_map_of,
+    reload_member,
+    zone_reload_target,
+)
 from milkyway.operator.tasks.common import (
     POLL_INTERVAL,
     Clock,
@@ -39,8 +46,8 @@ from milkyway.operator.tasks.namespace import created_namespace
 from milkyway.operator.tasks.watch import PodWatch
 
 RELOAD_ANNOTATION = "milkyway.ebay.com/config-reloaded"
-"""Set on each member when a hot-reloadable config change was applied: the signal an
-in-pod agent turns into the software's reload (a SIGHUP, an admin API call)."""
+"""Set on each member once a hot-reloadable config change reached it (its agent ran the
+type's ``configReloadAction``, when the type declares one): the config hash it holds."""
 
 _KINDS: dict[str, Any] = {
     "StatefulSet": StatefulSet,
@@ -209,25 +216,42 @@ class ReloadZoneParams(ZoneParams):
 
 @task("milkyway.reload-zone")
 async def reload_zone(params: ReloadZoneParams, ctx: TaskContext) -> dict[str, Any]:
-    """Signal every member that a hot-reloadable config change is in its ConfigMap, by
-    annotating its pod (no restart). Members already signalled for this hash are skipped."""
+    """Make every member read the zone's changed config without a restart.
+
+    When the type declares a ``configReloadAction`` each member's agent runs it (through
+    ``pods/proxy``, with a token signed for that pod) once the pod sees the new files, and
+    must report that version applied; a reload the software rejects fails the step with
+    the agent's message. Each member done is then annotated with the ConfigMap's hash, so
+    a retried or repeated step skips it."""
     client = ctx.client(params.cluster)
+    clock = Clock(params.timeout)
     pods = await list_pods(ctx, params.cluster, params.namespace, params.selector)
-    signalled = []
+    targets: dict[str, ReloadTarget] = {}
+    signalled, reloaded = [], []
     for pod in pods:
         metadata = pod.get("metadata") or {}
+        name = metadata["name"]
         if (metadata.get("annotations") or {}).get(RELOAD_ANNOTATION) == params.config_map_hash:
             continue
+        config_map = config_map_of(pod)
+        if config_map is not None and config_map not in targets:
+            targets[config_map] = await zone_reload_target(
+                ctx, params.cluster, params.namespace, config_map, params.config_map_hash
+            )
+        target = targets.get(config_map or "")
+        if target is not None and target.action is not None:
+            agent = AgentClient(client, params.namespace, name)
+            reloaded.append(await reload_member(ctx, agent, target, clock, params.interval))
         patch = {"metadata": {"annotations": {RELOAD_ANNOTATION: params.config_map_hash}}}
 
-        async def signal(name: str = metadata["name"], patch: dict = patch) -> None:
+        async def signal(name: str = name, patch: dict = patch) -> None:
             await client.patch(
                 Pod, name, patch, namespace=params.namespace, patch_type=PatchType.MERGE
             )
 
-        await call(ctx, params.cluster, f"signal {metadata['name']}", signal)
-        signalled.append(metadata["name"])
-    return {"signalled": signalled}
+        await call(ctx, params.cluster, f"signal {name}", signal)
+        signalled.append(name)
+    return {"signalled": signalled, "reloaded": reloaded}
 
 
 class Removed(Params):

@@ -40,7 +40,9 @@ class ControlledClusters:
     :class:`ImageMap`, or rules placed before the built-in ones); None keeps every pod
     simulated. ``state_dir``: where pod folders and volume directories live (default: a
     temporary directory removed on stop). ``volume_sync_seconds``: how often ConfigMap
-    and Secret changes reach mounted files.
+    and Secret changes reach mounted files. ``sized_volumes``: each PersistentVolume of a
+    process-backed pod is a filesystem of its capacity (root only), which ``fill-disk``
+    can fill.
     """
 
     def __init__(
@@ -54,6 +56,7 @@ class ControlledClusters:
         images: ImageMap | Iterable[ImageRule] | None = None,
         state_dir: str | Path | None = None,
         volume_sync_seconds: float = 5.0,
+        sized_volumes: bool = False,
     ) -> None:
         self.sim = sim
         self.nodes = nodes
@@ -68,6 +71,7 @@ class ControlledClusters:
         self._state_arg = Path(state_dir) if state_dir is not None else None
         self._state_tmp: Path | None = None
         self.volume_sync_seconds = volume_sync_seconds
+        self.sized_volumes = sized_volumes
         self.network = PodNetwork()
         self.runtimes: dict[str, ProcessRuntime] = {}
         self._tokens: dict[tuple[str, str], str] = {}
@@ -147,6 +151,7 @@ class ControlledClusters:
             token=self._service_account_token,
             crash_backoff=self.config.crash_backoff,
             volume_sync_seconds=self.volume_sync_seconds,
+            sized_volumes=self.sized_volumes,
         )
         self.runtimes[cluster.name] = runtime
         if hasattr(cluster, "runtime"):

@@ -125,7 +125,10 @@ def render_status(pod: Obj, runtime: PodRuntime, now: str) -> dict[str, Any]:
         _condition(previous, "ContainersReady", containers_ready, now, not_ready),
         _condition(previous, "PodScheduled", True, now),
     ]
-    conditions += [previous[g] for g in gates if g in previous]
+    # Conditions the kubelet does not own (readiness gates, conditions other controllers
+    # write through pods/status) are kept, as a real kubelet's status manager keeps them.
+    owned = {c["type"] for c in conditions}
+    conditions += [c for kind, c in previous.items() if kind not in owned]
     status: dict[str, Any] = {
         "phase": runtime.phase,
         "conditions": conditions,

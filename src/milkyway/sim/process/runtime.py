@@ -34,10 +34,11 @@ from milkyway.sim.controllers.objects import (
     namespace_of,
     now_rfc3339,
     object_ref,
+    parse_quantity,
     uid_of,
 )
 from milkyway.sim.controllers.podstatus import ContainerRuntime, PodRuntime
-from milkyway.sim.process import preload
+from milkyway.sim.process import preload, sized
 from milkyway.sim.process.container import ContainerProcess, group_alive, signal_group
 from milkyway.sim.process.handle import ContainerHandle
 from milkyway.sim.process.images import ImageMap, ImageRule
@@ -136,6 +137,7 @@ class ProcessRuntime:
         token: Callable[[str, str], str] | None = None,
         crash_backoff: float = 10.0,
         volume_sync_seconds: float = 5.0,
+        sized_volumes: bool = False,
     ) -> None:
         self.cluster = cluster
         self.images = images
@@ -152,6 +154,9 @@ class ProcessRuntime:
         self._sync_task: asyncio.Task[None] | None = None
         self._shim: Path | None = None
         self._failed_volumes: dict[str, int] = {}
+        self.sized_volumes = sized_volumes
+        """PersistentVolumes are filesystems of their capacity (see :mod:`.sized`)."""
+        self._sized: set[Path] = set()
         network.api_hosts[cluster.name] = cluster.api_host
 
     # ------------------------------------------------------------------ wiring
@@ -769,6 +774,8 @@ class ProcessRuntime:
                 if target is None:
                     raise VolumeError(f'persistentvolumeclaim "{claim}" is not bound')
                 target.mkdir(parents=True, exist_ok=True)
+                if self.sized_volumes and target.name not in self._failed_volumes:
+                    self._mount_sized(target)
                 if target.name not in self._failed_volumes:
                     _own(target, gid)
                 volumes[name] = target
@@ -816,6 +823,54 @@ class ProcessRuntime:
             for address in subset.get("addresses") or []
         ]
         self.network.set_service(self.cluster.name, namespace, name, ips)
+
+    def _mount_sized(self, target: Path) -> None:
+        pv = self._get("v1/persistentvolumes", "", target.name) or {}
+        capacity = ((pv.get("spec") or {}).get("capacity") or {}).get("storage")
+        if capacity is None:
+            return
+        try:
+            sized.mount_sized(target, int(parse_quantity(capacity)))
+        except (sized.SizedVolumeError, ValueError) as error:
+            raise VolumeError(str(error)) from None
+        self._sized.add(target)
+
+    def pod_volume(self, namespace: str, pod: str, volume: str | None = None) -> str:
+        """The PersistentVolume behind the claim of ``pod`` (its volume called ``volume``,
+        or its only claim)."""
+        obj = self._get("v1/pods", namespace, pod)
+        if obj is None:
+            raise ValueError(f"pod {namespace}/{pod} not found in cluster {self.cluster.name}")
+        claims = {
+            v.get("name", ""): (v.get("persistentVolumeClaim") or {}).get("claimName", "")
+            for v in (obj.get("spec") or {}).get("volumes") or []
+            if "persistentVolumeClaim" in v
+        }
+        if volume is not None and volume not in claims:
+            raise ValueError(
+                f"pod {namespace}/{pod} has no claim volume {volume!r}; it has {sorted(claims)}"
+            )
+        if volume is None and len(claims) != 1:
+            raise ValueError(
+                f"pod {namespace}/{pod} has {len(claims)} claim volumes {sorted(claims)}; "
+                "name one with volume="
+            )
+        claim = claims[volume] if volume is not None else next(iter(claims.values()))
+        bound = self._get("v1/persistentvolumeclaims", namespace, claim) or {}
+        pv = (bound.get("spec") or {}).get("volumeName")
+        if not pv:
+            raise ValueError(f"claim {namespace}/{claim} is not bound to a volume")
+        return str(pv)
+
+    def fill_volume(self, pv: str, percent: float) -> int:
+        """``fill-disk``: write into volume ``pv`` until it is ``percent`` % used."""
+        try:
+            return sized.fill(self.volume_dir(pv), percent)
+        except sized.SizedVolumeError as error:
+            raise ValueError(str(error)) from None
+
+    def drain_volume(self, pv: str) -> None:
+        sized.drain(self.volume_dir(pv))
 
     def set_volume_failed(self, pv: str, failed: bool) -> None:
         """``fail-disk``: the volume's directory stops working for the pod's processes
@@ -1000,6 +1055,9 @@ class ProcessRuntime:
         for pv, mode in list(self._failed_volumes.items()):
             with contextlib.suppress(OSError):
                 os.chmod(self.volume_dir(pv), mode)
+        for folder in self._sized:
+            sized.unmount_sized(folder)
+        self._sized.clear()
         atexit.unregister(self._kill_started)
 
     def _kill_started(self) -> None:
