@@ -36,10 +36,13 @@ WORKLOAD_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _APPLY},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get", "create"]},
+    {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 """What Milkyway changes in a namespace it manages: its objects (applied, deleted on
-scale-in and decommission), the sidecar agents' key Secret, and requests to the agents
-through the pod proxy; after the last decommission the keys are deleted and what is left
+scale-in and decommission), the sidecar agents' key Secret, requests to the agents
+through the pod proxy, and the DiskAlert condition and Events it writes on member pods
+from the agents' disk reports; after the last decommission the keys are deleted and what is left
 is listed (a namespace Milkyway created is deleted only when empty). Bound per managed
 namespace."""
 
