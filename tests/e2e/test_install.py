@@ -418,6 +418,8 @@ NOT_EXERCISED_MEMBER: dict[Use, str] = {
     ("", "secrets", "delete"): "the agent keys go with the namespace's last Application",
     ("", "pods/proxy", "get"): "health checks ask the sidecar agents through the pod proxy",
     ("", "pods/proxy", "create"): "agent actions go through the pod proxy",
+    ("", "pods/status", "patch"): "a member agent's disk alert becomes a pod condition",
+    ("", "events", "create"): "a member agent's disk alert becomes an Event on its pod",
 }
 """Rights granted for code paths one provision, scale-out, failover and decommission may
 not reach (they depend on timing: a conflict, a schedule), each with the path that needs

@@ -43,11 +43,14 @@ WORKLOAD_RULES: list[dict[str, Any]] = [
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": [*_WATCH, *_APPLY]},
     {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "patch", "delete"]},
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get", "create"]},
+    {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 """What Milkyway does in a namespace it manages: watching its objects (the operator's
 member caches, one watch per kind and namespace), reading those a flow checks before
 creating them, applying and deleting them (scale-in, decommission), the sidecar agents'
-key Secret, and requests to the agents through the pod proxy; after the last
+key Secret, requests to the agents through the pod proxy, and the DiskAlert condition and
+Events it writes on member pods from the agents' disk reports; after the last
 decommission the keys are deleted and what is left is listed (a namespace Milkyway
 created is deleted only when empty). Bound per managed namespace."""
 
