@@ -715,7 +715,8 @@ def get_cmd(
 
     server = _server(server)
     if server:
-        items = _list_via_server(server, name, None if all_namespaces else target.namespace)
+        where = None if all_namespaces and not name else target.namespace
+        items = _list_via_server(server, name, where)
     else:
         items = _run(target, work)
     if output == "json":

@@ -3,6 +3,7 @@ an audit record for every API request, CORS closed unless origins are listed."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import re
@@ -17,6 +18,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from milkyway.kube.impersonation import ImpersonatingClients
 from milkyway.server import metrics, problems
 from milkyway.server.audit import AuditLog, AuditRecord
+from milkyway.server.audit.runs import RunRecorder
 from milkyway.server.authn.keystone import KeystoneAuthenticator
 from milkyway.server.authn.ldap import LdapAuthenticator
 from milkyway.server.authn.ratelimit import LoginLimiter
@@ -93,9 +95,20 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         own = state is None
         app.state.milkyway = state if state is not None else build_state(settings)
+        recorder = None
+        if settings.record_runs:
+            current_state: ServerState = app.state.milkyway
+            recorder = asyncio.create_task(
+                RunRecorder(current_state.clients.own(), current_state.audit).run(),
+                name="audit-runs",
+            )
         try:
             yield
         finally:
+            if recorder is not None:
+                recorder.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await recorder
             if own:
                 current: ServerState = app.state.milkyway
                 for close in current.closers:

@@ -26,3 +26,6 @@ class ServerSettings:
     login_attempts: int = 10
     login_per_seconds: float = 60.0
     page_limit_max: int = 500
+    record_runs: bool = True
+    """Append an audit record for each FlowRun a request caused (see
+    :mod:`milkyway.server.audit.runs`)."""

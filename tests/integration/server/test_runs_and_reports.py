@@ -8,6 +8,7 @@ import asyncio
 from typing import Any
 
 from lightkube.types import PatchType
+from tests.polling import eventually
 
 from milkyway.flows.dsl import Catalog, load_flows
 from milkyway.flows.engine import new_run
@@ -17,6 +18,7 @@ from milkyway.model.flow import Attempt, NodeStatus
 from milkyway.notify.center import NOTIFICATION_LABEL, SERVICE_LABEL, TRIGGER_LABEL
 from milkyway.operator.health.schedule import HEALTH_LABEL
 from milkyway.security.change_stamp import REQUEST_ID, stamped_request, stamped_user
+from milkyway.server.audit.runs import RunRecorder
 
 from .conftest import API, Front, application
 
@@ -46,12 +48,14 @@ async def _run(
     labels: dict[str, str] | None = None,
     annotations: dict[str, str] | None = None,
     params: dict[str, Any] | None = None,
+    requested_by: str = "",
 ) -> None:
     run = new_run(
         CATALOG,
         None,
         "two-steps",
         params,
+        requested_by=requested_by,
         name=name,
         namespace="team-a",
         labels=labels,
@@ -250,3 +254,38 @@ async def test_restart_and_replace_through_the_server_are_stamped(front: Front) 
     )
     app = (await front.admin.get(APPLICATION, "stream1", namespace="team-a")).to_dict()
     assert stamped_user(key, app) is None and stamped_request(key, app) is None
+
+
+async def test_each_run_a_request_caused_is_recorded_once(front: Front) -> None:
+    request_id = "scale-by-alice-0003"
+    await _run(front, "caused-1", annotations={REQUEST_ID: request_id}, requested_by="alice")
+    await _run(front, "uncaused-1", requested_by="milkyway-operator")
+    audit = front.state.audit
+
+    async def recorded() -> list[dict[str, Any]]:
+        return await asyncio.to_thread(audit.search, request_id=request_id)
+
+    # Two replicas watch with the server's own account, then one restarts: one record.
+    for replicas in (2, 1):
+        recorders = [RunRecorder(front.state.clients.own(), audit) for _ in range(replicas)]
+        tasks = [asyncio.create_task(r.run()) for r in recorders]
+        try:
+            await eventually(recorded, within=60, what="the caused run's audit record")
+            await eventually(
+                lambda rs=recorders: all(r.settled() for r in rs), within=60, what="synced"
+            )
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+    rows = await recorded()
+    assert [(r["actor"], r["action"], r["target"]) for r in rows] == [
+        ("alice", "flowrun", "FlowRun team-a/caused-1")
+    ]
+    everything = await asyncio.to_thread(audit.search, action="flowrun")
+    assert [r["target"] for r in everything] == ["FlowRun team-a/caused-1"]
+    findings, _, _ = await asyncio.to_thread(audit.verify)
+    assert findings == []
+    async with front.as_user("alice") as alice:
+        back = (await alice.get(f"{API}/namespaces/team-a/flowruns/caused-1/audit")).json()
+    assert [r["action"] for r in back["items"]] == ["flowrun"]

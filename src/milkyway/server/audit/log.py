@@ -159,25 +159,49 @@ class AuditLog:
     def append_many_sync(self, records: list[AuditRecord]) -> list[AuditRecord]:
         """Chain and insert ``records`` in one transaction (one commit for all)."""
         with self._lock, self.engine.begin() as connection:
-            if not self._sqlite:
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY}
-                )
-            last = connection.execute(
-                select(audit_records.c.id, audit_records.c.hash)
-                .order_by(audit_records.c.id.desc())
+            self._serialize(connection)
+            return self._insert(connection, records)
+
+    def append_new_sync(self, record: AuditRecord) -> AuditRecord | None:
+        """Append ``record`` unless a row with its request id, action and target is there
+        already (written by this replica or another, before or after a restart): for
+        records of what the server observes rather than what it is asked. ``None`` when
+        it was there."""
+        with self._lock, self.engine.begin() as connection:
+            self._serialize(connection)
+            found = connection.execute(
+                select(audit_records.c.id)
+                .where(audit_records.c.request_id == record.request_id)
+                .where(audit_records.c.action == record.action)
+                .where(audit_records.c.target == record.target)
                 .limit(1)
             ).first()
-            next_id, prev_hash = (last.id if last else 0) + 1, last.hash if last else GENESIS
-            rows = []
-            for record in records:
-                record.id, record.prev_hash = next_id, prev_hash
-                record.at = record.at or dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
-                row = _row(record)
-                record.hash = row["hash"] = record_hash(row, record.prev_hash)
-                rows.append(row)
-                next_id, prev_hash = next_id + 1, record.hash
-            connection.execute(audit_records.insert(), rows)
+            if found is not None:
+                return None
+            return self._insert(connection, [record])[0]
+
+    def _serialize(self, connection: Any) -> None:
+        """Hold the chain's lock for the transaction (SQLite's BEGIN IMMEDIATE holds it)."""
+        if not self._sqlite:
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ADVISORY_KEY})
+
+    def _insert(self, connection: Any, records: list[AuditRecord]) -> list[AuditRecord]:
+        """Chain ``records`` to the newest row and insert them (the lock is held)."""
+        last = connection.execute(
+            select(audit_records.c.id, audit_records.c.hash)
+            .order_by(audit_records.c.id.desc())
+            .limit(1)
+        ).first()
+        next_id, prev_hash = (last.id if last else 0) + 1, last.hash if last else GENESIS
+        rows = []
+        for record in records:
+            record.id, record.prev_hash = next_id, prev_hash
+            record.at = record.at or dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
+            row = _row(record)
+            record.hash = row["hash"] = record_hash(row, record.prev_hash)
+            rows.append(row)
+            next_id, prev_hash = next_id + 1, record.hash
+        connection.execute(audit_records.insert(), rows)
         return records
 
     async def append(self, record: AuditRecord) -> AuditRecord:
