@@ -248,11 +248,12 @@ class ShardLeases:
 
     async def _renew_held(self) -> None:
         shards = list(self._renewed)
+        # The renewal counts from before it was sent: the fence errs on the safe side.
+        sent = self._clock()
         results = await asyncio.gather(*(self._attempt(s) for s in shards))
-        now = self._clock()
         for shard, renewed in zip(shards, results, strict=True):
             if renewed:
-                self._renewed[shard] = now
+                self._renewed[shard] = sent
             elif not self.holds(shard) or not self._electors[shard].is_leader:
                 self._renewed.pop(shard, None)
                 log.warning("%s lost shard %d", self.config.identity, shard)
@@ -265,8 +266,9 @@ class ShardLeases:
                 return
             if shard in self._renewed:
                 continue
+            sent = self._clock()
             if await self._attempt(shard):
-                self._renewed[shard] = self._clock()
+                self._renewed[shard] = sent
                 wanted -= 1
                 log.info("%s holds shard %d", self.config.identity, shard)
                 self.changed.set()

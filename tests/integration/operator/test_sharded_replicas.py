@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lightkube.resources.coordination_v1 import Lease
 from pydantic import BaseModel
 
 from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry
@@ -321,3 +322,28 @@ async def test_a_replica_that_joins_takes_shards_mid_flow_without_a_stall(
         assert max(ledger.peak.values()) == 1, [k for k, v in ledger.peak.items() if v > 1]
     finally:
         await stop_all([op for op in (a, b, joined) if op is not None])
+
+
+async def test_a_stopped_replica_leaves_no_task_and_releases_its_shards(
+    world: Any, tmp_path: Path
+) -> None:
+    before = set(asyncio.all_tasks())
+    ledger = Ledger()
+    alone = replica(world, ledger, "op-a", tmp_path)
+    await alone.start()
+    try:
+        await world.eventually(lambda: balanced([alone], SHARDS), within=30, what="all shards")
+        await world.eventually(alone.leading.is_set, within=30, what="the leader Lease")
+    finally:
+        await alone.stop()
+    left = []
+    for task in asyncio.all_tasks() - before:
+        code = getattr(task.get_coro(), "cr_code", None)
+        filename = code.co_filename if code is not None else ""
+        ours = "milkyway" in filename and str(Path("milkyway") / "sim") not in filename
+        if ours and not task.done() and task is not asyncio.current_task():
+            left.append(f"{task.get_name()} ({code.co_qualname if code else '?'})")
+    assert not left, left
+    assert alone.shards == frozenset() and not alone.leading.is_set()
+    async for lease in world.mgmt.list(Lease, namespace="milkyway-system"):
+        assert not lease.spec.holderIdentity, lease.metadata.name
