@@ -144,17 +144,31 @@ async def record_request(
     stamp: str,
     *,
     field_manager: str = DEFAULT_FIELD_MANAGER,
+    annotate: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
 ) -> None:
     """Set ``subject@stamp`` in the Application's request ``annotation``, guarded by the
-    resourceVersion that was read."""
+    resourceVersion that was read.
+
+    ``annotate``: more annotations computed from the Application as it will be (the
+    server's stamp of who asked)."""
     metadata = live["metadata"]
     current = (metadata.get("annotations") or {}).get(annotation, "")
+    annotations = {annotation: with_request(current, subject, stamp)}
+    if annotate is not None:
+        after = {
+            **live,
+            "metadata": {
+                **metadata,
+                "annotations": {**(metadata.get("annotations") or {}), **annotations},
+            },
+        }
+        annotations.update(annotate(after))
     await client.patch(
         APPLICATION,
         metadata["name"],
         {
             "metadata": {
-                "annotations": {annotation: with_request(current, subject, stamp)},
+                "annotations": annotations,
                 "resourceVersion": metadata["resourceVersion"],
             }
         },
@@ -172,6 +186,7 @@ async def request_restart(
     stamp: str,
     *,
     field_manager: str = DEFAULT_FIELD_MANAGER,
+    annotate: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
 ) -> str:
     """Ask for a rolling restart: ``component@stamp`` goes into the Application's restart
     annotation (the same ``name@time`` form as replace requests): members of the component
@@ -179,7 +194,13 @@ async def request_restart(
     live = await get_application(client, name, namespace)
     find_component(live.get("spec", {}), component)
     await record_request(
-        client, live, RESTART_ANNOTATION, component, stamp, field_manager=field_manager
+        client,
+        live,
+        RESTART_ANNOTATION,
+        component,
+        stamp,
+        field_manager=field_manager,
+        annotate=annotate,
     )
     return f"application/{namespace}/{name}: restart of {component} requested ({stamp})"
 
@@ -192,13 +213,20 @@ async def request_replace(
     stamp: str,
     *,
     field_manager: str = DEFAULT_FIELD_MANAGER,
+    annotate: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
 ) -> str:
     """Ask the operator to replace one member: ``member@stamp`` goes into the Application's
     replace annotation; the planner replaces a member created before its request time."""
     live = await get_application(client, name, namespace)
     check_member(live, member)
     await record_request(
-        client, live, REPLACE_ANNOTATION, member, stamp, field_manager=field_manager
+        client,
+        live,
+        REPLACE_ANNOTATION,
+        member,
+        stamp,
+        field_manager=field_manager,
+        annotate=annotate,
     )
     return f"application/{namespace}/{name}: replacement of {member} requested"
 

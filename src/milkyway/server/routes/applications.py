@@ -8,6 +8,7 @@ CLI's own (:mod:`milkyway.model.edits`, :mod:`milkyway.kube.applications`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Path, Query, Request
@@ -242,10 +243,24 @@ ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {**ONE_RESPONSES, 409: {}, 4
 _ACTION = "/namespaces/{namespace}/applications/{name}"
 
 
+async def _stamper(
+    request: Request, identity: Any, name: str, namespace: str
+) -> Callable[[dict[str, Any]], dict[str, str]]:
+    """What stamps an Application as changed by the caller, computed from the document as
+    it will be written (spec and request annotations): flows that change causes name the
+    caller as their requester, so the caller cannot approve them."""
+    key = await state_of(request).decision_key()
+
+    def annotate(doc: dict[str, Any]) -> dict[str, str]:
+        annotations = doc["metadata"].get("annotations") or {}
+        return change_stamp(key, identity.name, namespace, name, doc["spec"], annotations)
+
+    return annotate
+
+
 async def _edit(
     request: Request, identity: Any, name: str, namespace: str, edit: Any
 ) -> ActionResult:
-    key = await state_of(request).decision_key()
     summary = await edit_application(
         kube_as(request, identity),
         name,
@@ -253,14 +268,7 @@ async def _edit(
         edit,
         annotations={REQUEST_ID_ANNOTATION: _request_id(request)},
         field_manager=FIELD_MANAGER,
-        annotate=lambda doc: change_stamp(
-            key,
-            identity.name,
-            namespace,
-            name,
-            doc["spec"],
-            doc["metadata"].get("annotations") or {},
-        ),
+        annotate=await _stamper(request, identity, name, namespace),
     )
     return ActionResult(
         message=f"application/{namespace}/{name}: {summary}", requestId=_request_id(request)
@@ -310,6 +318,7 @@ async def restart(
         body.component,
         _stamp(),
         field_manager=FIELD_MANAGER,
+        annotate=await _stamper(request, identity, name, namespace),
     )
     return ActionResult(message=message, requestId=_request_id(request))
 
@@ -325,5 +334,6 @@ async def replace(
         body.member,
         _stamp(),
         field_manager=FIELD_MANAGER,
+        annotate=await _stamper(request, identity, name, namespace),
     )
     return ActionResult(message=message, requestId=_request_id(request))
