@@ -3,7 +3,7 @@
 ``login`` exchanges a user name and password for the server's session token and keeps
 it (mode 0600) in the sessions file, ``$MILKYWAY_SESSIONS`` or
 ``~/.config/milkyway/sessions.json``; verbs given ``--server URL`` then act through the
-server as that proven user.
+server as that proven user (elevated by the sudo grant ``$MILKYWAY_SUDO`` names, if set).
 """
 
 from __future__ import annotations
@@ -21,11 +21,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from milkyway.model.sudo import HEADER as SUDO_HEADER
+
 server_app = typer.Typer(add_completion=False)
 audit_app = typer.Typer(name="audit", help="Search and verify the server's audit trail.")
 console = Console()
 
 SESSIONS_ENV = "MILKYWAY_SESSIONS"
+SUDO_ENV = "MILKYWAY_SUDO"
+"""``NAMESPACE/GRANT``: calls through the server use this approved sudo grant."""
 
 
 def sessions_path() -> Path:
@@ -69,9 +73,13 @@ def server_http(server: str) -> httpx.Client:
         verify = session["caFile"]
     elif session.get("insecure"):
         verify = False
+    headers = {"Authorization": f"Bearer {session['token']}"}
+    grant = os.environ.get(SUDO_ENV, "").strip()
+    if grant:
+        headers[SUDO_HEADER] = grant
     return httpx.Client(
         base_url=url,
-        headers={"Authorization": f"Bearer {session['token']}"},
+        headers=headers,
         verify=verify,
         timeout=60,
         trust_env=False,

@@ -67,7 +67,7 @@ from milkyway.kube.resources import (
 )
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.model.security_policy import SecurityPolicy
-from milkyway.operator import metrics
+from milkyway.operator import metrics, sudo_grants
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.flows_catalog import build_catalog
@@ -156,6 +156,9 @@ class OperatorSettings:
     cluster_wait: float = 300.0
     """How long a flow step waits for a member cluster that is not registered (e.g. just
     after a failover, before every Cluster is loaded) before its attempt fails."""
+    sudo_sweep_interval: float = 30.0
+    """Longest time between two looks for expired sudo grants (each expiry also wakes the
+    sweep; see :mod:`milkyway.operator.sudo_grants`)."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -445,6 +448,7 @@ class _Session:
             self.reconciler.wisb_of,
             self.recorder,
         )
+        sudo_grants.register(self.notifying.tasks, self.client, lambda: self.decision_key)
         self._tasks: list[asyncio.Task[Any]] = []
         self.gc_pauses = GcPauses()
 
@@ -479,6 +483,10 @@ class _Session:
             self._spawn(self._worker(), f"worker-{i}")
         self._spawn(self.resync.run(self.queue, lambda: list(self.applications.cache)), "resync")
         self._spawn(self.notifying.run(), "health-schedules")
+        self._spawn(
+            sudo_grants.sweep_expired(self.client, self.settings.sudo_sweep_interval),
+            "sudo-expiry",
+        )
         await asyncio.gather(*self._tasks)
 
     async def _sweep(self, interval: float) -> None:

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from milkyway.kube.impersonation import ImpersonatingClients
+from milkyway.model.sudo import HEADER as SUDO_HEADER
 from milkyway.server import metrics, problems
 from milkyway.server.audit import AuditLog, AuditRecord
 from milkyway.server.authn.keystone import KeystoneAuthenticator
@@ -30,6 +31,7 @@ from milkyway.server.routes import (
     clusters,
     events,
     flows,
+    sudo,
 )
 from milkyway.server.settings import ServerSettings
 from milkyway.server.state import ServerState, log
@@ -116,9 +118,9 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER, SUDO_HEADER],
         )
-    for module in (auth, applications, flows, approvals, clusters, audit, events):
+    for module in (auth, applications, flows, approvals, sudo, clusters, audit, events):
         app.include_router(module.router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)
@@ -208,7 +210,14 @@ async def _audit(request: Request, response: Response) -> None:
         target=f"{request.method} {request.url.path}",
         decision=_decision(response.status_code),
         result=response.status_code,
-        detail=str(getattr(request.state, "audit_detail", "")),
+        detail="; ".join(
+            str(d)
+            for d in (
+                getattr(request.state, "sudo_detail", ""),
+                getattr(request.state, "audit_detail", ""),
+            )
+            if d
+        ),
     )
     try:
         await state.audit.append(record)
