@@ -37,8 +37,9 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -67,7 +68,7 @@ from milkyway.kube.resources import (
 )
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.model.security_policy import SecurityPolicy
-from milkyway.operator import metrics, sudo_grants
+from milkyway.operator import change_records, metrics, sudo_grants
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.events import EventRecorder
 from milkyway.operator.flows_catalog import build_catalog
@@ -228,8 +229,12 @@ class Operator:
         planner: Planner | None = None,
         tasks: TaskRegistry | None = None,
         flow_paths: Iterable[str | Path] = (),
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.clock = clock or (lambda: datetime.now(UTC))
+        """What the planner and ApprovalPolicies take as now (windows, freezes, retries);
+        tests drive it to cross a maintenance window without waiting for one."""
         self.context = context
         self.reachability = ReachabilityLog(context or "management")
         """Failures to reach the management cluster: one WARNING per change."""
@@ -438,6 +443,7 @@ class _Session:
             retry_cap=self.settings.flow_retry_cap,
             history_limit=self.settings.flow_history_limit,
             security_policy=operator.settings.security_policy,
+            clock=operator.clock,
         )
         self.notifying = Notifying(
             self.client,
@@ -449,6 +455,7 @@ class _Session:
             self.recorder,
         )
         sudo_grants.register(self.notifying.tasks, self.client, lambda: self.decision_key)
+        change_records.register(self.notifying.tasks, self.client)
         self._tasks: list[asyncio.Task[Any]] = []
         self.gc_pauses = GcPauses()
 
