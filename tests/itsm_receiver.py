@@ -24,6 +24,11 @@ class Receiver:
     """Idempotency key of an opening to the ticket id made for it."""
     server: ThreadingHTTPServer | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stall_first_open: bool = False
+    """Hold the answer to the first opening until :attr:`release` is set (the caller can
+    be killed while its call is in flight)."""
+    stalled: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
 
     @property
     def url(self) -> str:
@@ -48,10 +53,19 @@ class Receiver:
                 expected = "sha256=" + hmac.new(receiver.key, body, hashlib.sha256).hexdigest()
                 signed = hmac.compare_digest(expected, self.headers.get("X-Milkyway-Signature", ""))
                 key = self.headers.get("Idempotency-Key", "")
+                event = json.loads(body or b"{}")
+                if (
+                    receiver.stall_first_open
+                    and event.get("event") == "open"
+                    and not receiver.stalled.is_set()
+                ):
+                    with receiver.lock:
+                        receiver.calls.append({"event": event, "key": key, "signed": signed})
+                    receiver.stalled.set()
+                    receiver.release.wait(120)
+                    return
                 with receiver.lock:
-                    receiver.calls.append(
-                        {"event": json.loads(body or b"{}"), "key": key, "signed": signed}
-                    )
+                    receiver.calls.append({"event": event, "key": key, "signed": signed})
                     if receiver.failing:
                         status, answer = 500, {"error": "ITSM is down for maintenance"}
                     elif not signed or not key:
@@ -78,6 +92,7 @@ class Receiver:
         return self
 
     def stop(self) -> None:
+        self.release.set()
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()

@@ -1,6 +1,7 @@
-"""Change records across an operator SIGKILL: the operator process is killed after a
-provision opened its change record and before it closed it; the next process finishes
-the run, and the ITSM receiver (a real HTTP server) has exactly one opening and one
+"""Change records across an operator SIGKILL: the operator process is killed while its
+call opening a provision's change record is in flight (the ITSM receiver, a real HTTP
+server, holds the answer); the next process sends it again with the same idempotency
+key and finishes the run, and the receiver has exactly one ticket, one opening and one
 closing per run, the closing naming the ticket of the opening."""
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ async def test_one_open_and_one_close_per_run_across_a_sigkill(
     clusters: World, tmp_path: Path
 ) -> None:
     world = clusters
-    receiver = Receiver(KEY).start()
+    receiver = Receiver(KEY, stall_first_open=True).start()
     data = {"url": receiver.url.encode(), "key": KEY}
     try:
         await world.client.create(
@@ -74,9 +75,12 @@ async def test_one_open_and_one_close_per_run_across_a_sigkill(
     second: asyncio.subprocess.Process | None = None
     try:
         await world.apply(SMALL)
-        await world.wait_for(lambda: bool(receiver.events("open")), "a change record opened")
+        # The first opening is held unanswered: the operator is killed with it in flight.
+        await world.wait_for(receiver.stalled.is_set, "a change record being opened")
         first.send_signal(signal.SIGKILL)
         await first.wait()
+        receiver.release.set()
+        (in_flight,) = receiver.distinct("open")
         assert await world.unfinished_runs(NS, APP), "the runs finished before the kill"
 
         second = await _operator(world, log)
@@ -95,8 +99,9 @@ async def test_one_open_and_one_close_per_run_across_a_sigkill(
             assert {c["event"]["ticket"] for c in closed} == {ticket}
             assert {c["event"]["outcome"] for c in closed} == {"succeeded"}
             tickets.add(ticket)
-        # One record per run: no run opened a second ticket, none was closed twice over
-        # (a call repeated after the kill carries the same idempotency key).
+        # The opening in flight at the kill was sent again by the next operator, with the
+        # same idempotency key: still one ticket for that run, and one per run.
+        assert len([c for c in receiver.calls if c["key"] == in_flight]) >= 2
         assert len(receiver.tickets) == len(runs) == len(tickets)
         assert len(receiver.distinct("close")) == len(runs)
         assert all(c["signed"] for c in receiver.calls)
