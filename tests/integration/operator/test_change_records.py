@@ -33,9 +33,11 @@ def receiver() -> Iterator[Receiver]:
         started.stop()
 
 
-async def configure(world: Any, url: str) -> None:
+async def configure(world: Any, url: str, failure_policy: str = "") -> None:
     await ensure_namespace(world.mgmt, "milkyway-system")
     data = {"url": url.encode(), "key": KEY}
+    if failure_policy:
+        data["failurePolicy"] = failure_policy.encode()
     await world.mgmt.create(
         codecs.from_dict(
             {
@@ -144,4 +146,24 @@ async def test_a_failing_itsm_blocks_the_flow_before_it_touches_anything(
         assert touched == [], touched
         # Nothing was opened, so the closing step had nothing to close.
         assert nodes["finally.change-close"]["outputs"] == {"closed": False}
+    assert receiver.events("close") == []
+
+
+async def test_a_failing_itsm_only_warns_when_configured_so(world: Any, receiver: Receiver) -> None:
+    receiver.failing = True
+    await configure(world, receiver.url, failure_policy="warn")
+    doc = yaml.safe_load((EXAMPLES / "etcd.yaml").read_text())
+    async with world.operator() as operator:
+        await operator.wait_until_leading(10)
+        await world.apply_application(doc)
+
+        async def provisioned() -> dict[str, Any] | None:
+            app = await world.application("etcd-demo", "config-store")
+            found = _condition(app, "ChangeRecord")
+            done = bool(await _statefulsets(world)) and found.get("reason") == "NoTicket"
+            return found if done else None
+
+        found = await world.eventually(provisioned, within=120, what="provisioned, warned")
+    assert "no change record: the ITSM webhook" in found["message"]
+    assert "answered 500" in found["message"]
     assert receiver.events("close") == []
