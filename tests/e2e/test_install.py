@@ -404,6 +404,18 @@ NOT_EXERCISED_MANAGEMENT: dict[Use, str] = {
         "a Cluster status write that conflicts is retried on a fresh read "
         "(milkyway.operator.registry)"
     ),
+    ("rbac.authorization.k8s.io", "rolebindings", "get"): (
+        "an approved sudo grant's RoleBinding is created once (milkyway.operator.sudo_grants)"
+    ),
+    ("rbac.authorization.k8s.io", "rolebindings", "create"): (
+        "an approved sudo grant's RoleBinding (milkyway.operator.sudo_grants)"
+    ),
+    ("rbac.authorization.k8s.io", "rolebindings", "delete"): (
+        "an expired sudo grant is removed (milkyway.operator.sudo_grants)"
+    ),
+    ("rbac.authorization.k8s.io", "clusterroles", "bind"): (
+        "the Kubernetes API checks it when a sudo grant binds a Milkyway role"
+    ),
 }
 NOT_EXERCISED_MEMBER: dict[Use, str] = {
     ("", "persistentvolumeclaims", "get"): "objects a pattern creates per member are checked first",

@@ -22,6 +22,7 @@ from milkyway.cli import flow as flow_cli
 from milkyway.cli import notifications as notifications_cli
 from milkyway.cli import operator as operator_cli
 from milkyway.cli import sim as sim_cli
+from milkyway.cli import sudo as sudo_cli
 from milkyway.cli.unreachable import print_unreachable
 from milkyway.kube.errors import is_transport_error
 
@@ -44,6 +45,7 @@ app.add_typer(server_commands.audit_app, name="audit")
 app.command("agent")(agent_cli.agent)
 app.add_typer(agent_commands.app)
 app.add_typer(cluster_commands.app, name="cluster")
+app.add_typer(sudo_cli.app, name="sudo")
 
 
 @app.callback()

@@ -4,7 +4,7 @@
 it (mode 0600) in the sessions file, ``$MILKYWAY_SESSIONS`` or
 ``~/.config/milkyway/sessions.json``, and makes that server the default: verbs then act
 through it as that proven user without ``--server`` (``--server ''`` talks to the cluster
-directly) until ``logout``.
+directly) until ``logout``; elevated by the sudo grant ``$MILKYWAY_SUDO`` names, if set.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from milkyway.model.sudo import HEADER as SUDO_HEADER
+
 server_app = typer.Typer(add_completion=False)
 audit_app = typer.Typer(name="audit", help="Search and verify the server's audit trail.")
 console = Console()
@@ -29,6 +31,8 @@ console = Console()
 SESSIONS_ENV = "MILKYWAY_SESSIONS"
 CURRENT = "current"
 """The sessions file's key for the server signed in to last (the CLI's default)."""
+SUDO_ENV = "MILKYWAY_SUDO"
+"""``NAMESPACE/GRANT``: calls through the server use this approved sudo grant."""
 
 
 def sessions_path() -> Path:
@@ -87,9 +91,13 @@ def server_http(server: str) -> httpx.Client:
         verify = session["caFile"]
     elif session.get("insecure"):
         verify = False
+    headers = {"Authorization": f"Bearer {session['token']}"}
+    grant = os.environ.get(SUDO_ENV, "").strip()
+    if grant:
+        headers[SUDO_HEADER] = grant
     return httpx.Client(
         base_url=url,
-        headers={"Authorization": f"Bearer {session['token']}"},
+        headers=headers,
         verify=verify,
         timeout=60,
         trust_env=False,

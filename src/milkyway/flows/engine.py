@@ -33,7 +33,7 @@ from milkyway.flows import metrics
 from milkyway.flows.core import InvalidRequest, Machine, RunInfo, clone
 from milkyway.flows.dsl import Catalog, FlowError, check_flow, snapshot_hash, validate_params
 from milkyway.flows.expr import ExpressionError, render
-from milkyway.flows.gates import with_gates
+from milkyway.flows.gates import with_closers, with_gates
 from milkyway.flows.store import Conflict, NotFound, Store
 from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry, UnknownTaskError, invoke
 from milkyway.kube.cluster_client import ClusterClient
@@ -108,6 +108,7 @@ def new_run(
     owner_references: Sequence[Mapping[str, Any]] = (),
     gates: Sequence[Step] = (),
     annotations: Mapping[str, str] | None = None,
+    closers: Sequence[Step] = (),
 ) -> FlowRun:
     """A validated, Pending FlowRun with its spec snapshot and hash (not yet stored).
 
@@ -127,6 +128,7 @@ def new_run(
         requested_by=requested_by,
         locks=list(locks),
         gates=list(gates),
+        closers=list(closers),
     )
     run_name = name or f"{flow}-{uuid.uuid4().hex[:8]}"
     status = initial_status(catalog, registry, spec, run_name)
@@ -151,9 +153,9 @@ def initial_status(
     and the locks it must hold. Raises :class:`FlowError` if the run cannot start."""
     found_version, flow_spec = catalog.get(spec.flow, spec.version)
     snapshot = catalog.snapshot(spec.flow, found_version)
-    if spec.gates:
+    if spec.gates or spec.closers:
         root = next(iter(snapshot))
-        snapshot[root] = with_gates(snapshot[root], spec.gates)
+        snapshot[root] = with_closers(with_gates(snapshot[root], spec.gates), spec.closers)
     for key, sub in snapshot.items():
         check_flow(key, sub, registry, catalog)
     resolved = validate_params(spec.flow, flow_spec, dict(spec.params))

@@ -39,7 +39,10 @@ Operation = Literal[
     "replace",
     "remediate",
     "config-change",
+    "sudo",
 ]
+"""``sudo`` is a request for time-bound elevation (``milkyway sudo``), not a flow of an
+Application: it matches by namespace (and neither component types nor labels)."""
 
 OPERATION_OF_FLOW_KIND: dict[str, str] = {
     "provision": "provision",
@@ -209,6 +212,24 @@ class Freeze(Model):
         return self
 
 
+DEFAULT_SUDO_LIMIT = "1h"
+LONGEST_SUDO = 24 * 3600.0
+
+
+class SudoLimits(Model):
+    """How long an elevation this policy approves may last."""
+
+    max_duration: str = DEFAULT_SUDO_LIMIT
+    """The longest ``--for`` a ``milkyway sudo`` request may ask (at most 24h)."""
+
+    @field_validator("max_duration")
+    @classmethod
+    def _bounded(cls, value: str) -> str:
+        if parse_duration(value) > LONGEST_SUDO:
+            raise ValueError(f"sudo.maxDuration {value!r} is longer than 24h; lower it")
+        return value
+
+
 class ApprovalPolicySpec(Model):
     match: PolicyMatch = Field(default_factory=PolicyMatch)
     approvals: Approvers | None = None
@@ -222,6 +243,8 @@ class ApprovalPolicySpec(Model):
     override_groups: list[str] = Field(default_factory=list)
     """Members of these groups may lift the window and freezes for one Application for a
     while, with a reason, through milkyway server (``POST …/window-override``)."""
+    sudo: SudoLimits | None = None
+    """For policies matching ``sudo``: the longest elevation they approve (default 1h)."""
 
     @model_validator(mode="after")
     def _does_something(self) -> ApprovalPolicySpec:
@@ -449,6 +472,19 @@ def start_hold(
     if at == now:
         return None
     return Hold(at, tuple(reasons.values()))
+
+
+def sudo_limit(policies: Iterable[ApprovalPolicy], namespace: str) -> float | None:
+    """The longest elevation the policies covering ``sudo`` in ``namespace`` allow: the
+    shortest of their limits (1h for a policy that sets none); ``None`` when no policy
+    covers sudo there, so nobody may approve an elevation and none is granted."""
+    limits = [
+        parse_duration((p.spec.sudo or SudoLimits()).max_duration)
+        for p in policies
+        if p.spec.approvals is not None
+        and applies(p, operation="sudo", flow="", namespace=namespace, component_type="", labels={})
+    ]
+    return min(limits) if limits else None
 
 
 def _iso(moment: datetime) -> str:

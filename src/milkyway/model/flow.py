@@ -404,7 +404,11 @@ class FlowRunSpec(Model):
     writing its status."""
     requests: list[RunRequest] = Field(default_factory=list)
     gates: list[Step] = Field(default_factory=list)
-    """Approval steps run before the flow's own steps (an ApprovalPolicy's gates)."""
+    """Steps run, in order, before the flow's own steps: an ApprovalPolicy's approval
+    gates, then the opening of the run's change record."""
+    closers: list[Step] = Field(default_factory=list)
+    """Steps added to the run's ``finally`` section, so they run however it ends (the
+    closing of its change record)."""
 
 
 class Attempt(Model):

@@ -39,6 +39,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -67,7 +68,7 @@ from milkyway.kube.resources import (
 )
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.model.security_policy import SecurityPolicy
-from milkyway.operator import metrics
+from milkyway.operator import change_records, metrics, sudo_grants
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.disk_watch import DiskWatch
 from milkyway.operator.events import EventRecorder
@@ -170,6 +171,9 @@ class OperatorSettings:
     shards: int = 0
     """Split the Applications into this many shards, each held by one replica with a
     Lease of its own (see :mod:`milkyway.operator.sharding`); 0: one leader does all."""
+    sudo_sweep_interval: float = 30.0
+    """Longest time between two looks for expired sudo grants (each expiry also wakes the
+    sweep; see :mod:`milkyway.operator.sudo_grants`)."""
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -248,8 +252,12 @@ class Operator:
         planner: Planner | None = None,
         tasks: TaskRegistry | None = None,
         flow_paths: Iterable[str | Path] = (),
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
+        self.clock = clock or (lambda: datetime.now(UTC))
+        """What the planner and ApprovalPolicies take as now (windows, freezes, retries);
+        tests drive it to cross a maintenance window without waiting for one."""
         self.context = context
         self.reachability = ReachabilityLog(context or "management")
         """Failures to reach the management cluster: one WARNING per change."""
@@ -546,6 +554,7 @@ class _Session:
             retry_cap=self.settings.flow_retry_cap,
             history_limit=self.settings.flow_history_limit,
             security_policy=operator.settings.security_policy,
+            clock=operator.clock,
         )
         self.notifying = Notifying(
             self.client,
@@ -556,6 +565,8 @@ class _Session:
             self.reconciler.wisb_of,
             self.recorder,
         )
+        sudo_grants.register(self.notifying.tasks, self.client, lambda: self.decision_key)
+        change_records.register(self.notifying.tasks, self.client)
         self._tasks: list[asyncio.Task[Any]] = []
         self.gc_pauses = GcPauses()
 
@@ -592,6 +603,7 @@ class _Session:
         if self.shard_leases is None:
             self._spawn(self.notifying.run(), "health-schedules")
             self._spawn(self._disk_watch().run(), "disk-watch")
+            self._spawn(self._sudo_expiry(), "sudo-expiry")
         await asyncio.gather(*self._tasks)
 
     # --- shards -------------------------------------------------------------------------
@@ -625,7 +637,9 @@ class _Session:
         try:
             for namespace, engine in list(self.engines.items()):
                 self._start_scheduler(engine, namespace)
-            await asyncio.gather(self.notifying.run(), self._disk_watch().run())
+            await asyncio.gather(
+                self.notifying.run(), self._disk_watch().run(), self._sudo_expiry()
+            )
         finally:
             self.leads = False
             for task in self._schedulers.values():
@@ -668,6 +682,10 @@ class _Session:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    async def _sudo_expiry(self) -> None:
+        """The leader removes sudo grants at their expiry (see :mod:`.sudo_grants`)."""
+        await sudo_grants.sweep_expired(self.client, self.settings.sudo_sweep_interval)
 
     def _disk_watch(self) -> DiskWatch:
         """The leader's watch over the agents' disk alerts (one per replica that leads)."""

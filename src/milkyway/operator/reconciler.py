@@ -51,6 +51,7 @@ from milkyway.model.flow import DONE_LABEL, TERMINAL_RUN_PHASES
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import ResolvedApplication, resolve
 from milkyway.model.security_policy import DEFAULT_POLICY, SecurityPolicy
+from milkyway.operator import change_records
 from milkyway.operator.approval_gates import (
     CHANGE_LABEL,
     admit,
@@ -427,6 +428,7 @@ class Reconciler:
         self._types_cache: tuple[int, ComponentTypeRegistry] | None = None
         self._submitted: dict[AppKey, dict[str, RunningFlow]] = {}
         self._wisb_cache: dict[AppKey, Wisb] = {}
+        self._tickets = change_records.TicketCache(client)
         self.flows_started = 0
         self.renders = 0
         """How many times an Application's WISB was computed (not taken from the cache)."""
@@ -629,6 +631,9 @@ class Reconciler:
                 if admission.hold is not None:
                     return admission.hold
                 gates = admission.gates
+            closers: list[Any] = []
+            if request.operation:
+                gates, closers = await self._change_record(obj, request, gates)
             run_name = await engine.submit(
                 request.flow,
                 request.params,
@@ -640,6 +645,7 @@ class Reconciler:
                 owner_references=_owner(obj),
                 gates=gates,
                 annotations=self._cause(obj),
+                closers=closers,
             )
         except FlowError as exc:
             await self._recorder.record(obj, "FlowRejected", f"{request.flow}: {exc}", warning=True)
@@ -661,6 +667,27 @@ class Reconciler:
             obj, "FlowStarted", f"{run_name} ({request.flow}){target}: {request.reason}"
         )
         return running
+
+    async def _change_record(
+        self, obj: Mapping[str, Any], request: FlowRequest, gates: list[Any]
+    ) -> tuple[list[Any], list[Any]]:
+        """The gates and closers of ``request``'s run with its change record, when an ITSM
+        webhook is configured: opened after the approvals, closed however the run ends. A
+        configuration that cannot be read stops the flow from starting (FlowError)."""
+        try:
+            config = await change_records.read_config(self._client)
+        except ValueError as exc:
+            raise FlowError(f"{exc}; the flow starts once its change record can be kept") from None
+        if config is None:
+            return gates, []
+        opening, closing = change_records.steps(
+            namespace=obj["metadata"]["namespace"],
+            application=obj["metadata"]["name"],
+            flow=request.flow,
+            operation=request.operation,
+            component=request.component,
+        )
+        return [*gates, opening], [closing]
 
     def _requester(self, obj: Mapping[str, Any]) -> str:
         """Who asked for what the Application now says: the user ``milkyway server``
@@ -721,6 +748,9 @@ class Reconciler:
             c for c in conditions if c.get("type") not in ("ApprovalPending", "MaintenanceWindow")
         ]
         conditions.append(approval_condition(self._caches.runs_of(key), generation))
+        runs = self._caches.runs_of(key)
+        tickets = await self._tickets.of(key, runs)
+        conditions.append(change_records.record_condition(runs, generation, tickets=tickets))
         conditions.append(hold_condition(held, generation))
         conditions = [c for c in conditions if c.get("type") != "ApprovalRejected"]
         conditions.append(rejection_condition(held, generation))

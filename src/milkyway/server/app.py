@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from milkyway.kube.impersonation import ImpersonatingClients
+from milkyway.model.sudo import HEADER as SUDO_HEADER
 from milkyway.server import metrics, problems
 from milkyway.server.audit import AuditLog, AuditRecord
 from milkyway.server.audit.runs import RunRecorder
@@ -34,6 +35,7 @@ from milkyway.server.routes import (
     flows,
     health,
     notifications,
+    sudo,
 )
 from milkyway.server.settings import ServerSettings
 from milkyway.server.state import ServerState, log
@@ -131,13 +133,14 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
             CORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PUT", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER],
+            allow_headers=["Authorization", "Content-Type", REQUEST_ID_HEADER, SUDO_HEADER],
         )
     for module in (
         auth,
         applications,
         flows,
         approvals,
+        sudo,
         health,
         notifications,
         clusters,
@@ -233,7 +236,14 @@ async def _audit(request: Request, response: Response) -> None:
         target=f"{request.method} {request.url.path}",
         decision=_decision(response.status_code),
         result=response.status_code,
-        detail=str(getattr(request.state, "audit_detail", "")),
+        detail="; ".join(
+            str(d)
+            for d in (
+                getattr(request.state, "sudo_detail", ""),
+                getattr(request.state, "audit_detail", ""),
+            )
+            if d
+        ),
     )
     try:
         await state.audit.append(record)

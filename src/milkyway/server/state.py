@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from lightkube import AsyncClient
 
 from milkyway.kube.impersonation import ImpersonatingClients
+from milkyway.model.sudo import HEADER as SUDO_HEADER
 from milkyway.server.audit import AuditLog
 from milkyway.server.authn import AuthUnavailable, PasswordAuthenticator, TokenAuthenticator
 from milkyway.server.authn.ratelimit import LoginLimiter
@@ -73,7 +74,8 @@ async def identify(request: Request, token: str) -> Identity | None:
 
 
 async def caller(request: Request) -> Identity:
-    """The proven identity of the request (401 problem otherwise)."""
+    """The proven identity of the request (401 problem otherwise); elevated by the sudo
+    grant the request names, if any (403 when that grant may not be used)."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
@@ -82,6 +84,12 @@ async def caller(request: Request) -> Identity:
     if identity is None:
         raise unauthorized("the bearer token is not valid (unknown, revoked or expired)")
     request.state.identity = identity
+    elevation = request.headers.get(SUDO_HEADER)
+    if elevation:
+        from milkyway.server.routes.sudo import use_of
+
+        identity = await use_of(request, identity, elevation)
+        request.state.identity = identity
     return identity
 
 

@@ -315,6 +315,44 @@ async def test_the_server_stamps_who_changed_an_application(front: Front) -> Non
     )
 
 
+async def test_restart_and_replace_requests_are_stamped_with_the_requester(front: Front) -> None:
+    """Restart and replace requests start disruptive flows too: the server stamps them with
+    the caller, so the requester-exclusion rule refuses the caller's approval of them."""
+    key = await decision_key(front.admin)
+    await front.apply(application("requests"))
+    base = f"{API}/namespaces/team-a/applications/requests"
+
+    async def stored() -> dict[str, Any]:
+        return (await front.admin.get(APPLICATION, "requests", namespace="team-a")).to_dict()
+
+    assert stamped_user(key, await stored()) is None
+    async with front.as_user("alice") as alice:
+        answer = await alice.post(f"{base}/restart", json={"component": "kafka1"})
+        assert answer.status_code == 200, answer.text
+    app = await stored()
+    assert app["metadata"]["annotations"]["milkyway.ebay.com/restart"].startswith("kafka1@")
+    assert stamped_user(key, app) == "alice"
+
+    async with front.as_user("carol") as carol:
+        answer = await carol.post(f"{base}/replace", json={"member": "requests-kafka1-phx-0"})
+        assert answer.status_code == 200, answer.text
+    app = await stored()
+    assert "requests-kafka1-phx-0@" in app["metadata"]["annotations"]["milkyway.ebay.com/replace"]
+    assert stamped_user(key, app) == "carol"
+
+    # A request added around the server (kubectl) does not inherit carol's stamp.
+    annotations = app["metadata"]["annotations"]
+    annotations["milkyway.ebay.com/restart"] += ",zookeeper1@2099-01-01T00:00:00Z"
+    await front.admin.replace(APPLICATION.from_dict(app), namespace="team-a")
+    assert stamped_user(key, await stored()) is None
+
+    # A refused request writes nothing, stamp included.
+    async with front.as_user("alice") as alice:
+        answer = await alice.post(f"{base}/replace", json={"member": "elsewhere-0"})
+        assert answer.status_code == 422, answer.text
+    assert stamped_user(key, await stored()) is None
+
+
 FROZEN = {
     "apiVersion": "milkyway.ebay.com/v1",
     "kind": "ApprovalPolicy",
