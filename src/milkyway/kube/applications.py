@@ -95,12 +95,14 @@ async def edit_application(
     attempts: int = 5,
     field_manager: str = DEFAULT_FIELD_MANAGER,
     annotate: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
+    dry_run: bool = False,
 ) -> str:
     """Change an Application's spec with ``edit``, validate the result locally, and write it
     with the read resourceVersion as precondition (re-read and re-edit on a conflict).
 
     ``annotate``: more annotations computed from the edited document (the server's stamp
-    of who changed it)."""
+    of who changed it). ``dry_run``: the API server checks the write (admission, RBAC)
+    and persists nothing."""
     for _ in range(attempts):
         live = await get_application(client, name, namespace)
         document = clean_document(live)
@@ -125,6 +127,7 @@ async def edit_application(
                 namespace=namespace,
                 patch_type=PatchType.MERGE,
                 field_manager=field_manager,
+                dry_run=dry_run,
             )
         except ApiError as exc:
             if exc.status.code == 409:
@@ -144,9 +147,10 @@ async def record_request(
     stamp: str,
     *,
     field_manager: str = DEFAULT_FIELD_MANAGER,
+    dry_run: bool = False,
 ) -> None:
     """Set ``subject@stamp`` in the Application's request ``annotation``, guarded by the
-    resourceVersion that was read."""
+    resourceVersion that was read (``dry_run``: checked by the API server, not persisted)."""
     metadata = live["metadata"]
     current = (metadata.get("annotations") or {}).get(annotation, "")
     await client.patch(
@@ -161,6 +165,7 @@ async def record_request(
         namespace=metadata["namespace"],
         patch_type=PatchType.MERGE,
         field_manager=field_manager,
+        dry_run=dry_run,
     )
 
 
@@ -172,6 +177,7 @@ async def request_restart(
     stamp: str,
     *,
     field_manager: str = DEFAULT_FIELD_MANAGER,
+    dry_run: bool = False,
 ) -> str:
     """Ask for a rolling restart: ``component@stamp`` goes into the Application's restart
     annotation (the same ``name@time`` form as replace requests): members of the component
@@ -179,9 +185,16 @@ async def request_restart(
     live = await get_application(client, name, namespace)
     find_component(live.get("spec", {}), component)
     await record_request(
-        client, live, RESTART_ANNOTATION, component, stamp, field_manager=field_manager
+        client,
+        live,
+        RESTART_ANNOTATION,
+        component,
+        stamp,
+        field_manager=field_manager,
+        dry_run=dry_run,
     )
-    return f"application/{namespace}/{name}: restart of {component} requested ({stamp})"
+    asked = "would be requested (dry run)" if dry_run else "requested"
+    return f"application/{namespace}/{name}: restart of {component} {asked} ({stamp})"
 
 
 async def request_replace(

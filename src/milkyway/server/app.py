@@ -30,6 +30,7 @@ from milkyway.server.routes import (
     clusters,
     events,
     flows,
+    session,
 )
 from milkyway.server.settings import ServerSettings
 from milkyway.server.state import ServerState, log
@@ -120,6 +121,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         )
     for module in (auth, applications, flows, approvals, clusters, audit, events):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(session.router, prefix=API_PREFIX)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
