@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 
 from milkyway.kube.impersonation import ImpersonatingClients
-from milkyway.server import metrics, problems
+from milkyway.server import console_files, metrics, problems
 from milkyway.server.audit import AuditLog, AuditRecord
 from milkyway.server.authn.keystone import KeystoneAuthenticator
 from milkyway.server.authn.ldap import LdapAuthenticator
@@ -122,6 +122,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     for module in (auth, applications, flows, approvals, clusters, audit, events):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(session.router, prefix=API_PREFIX)
+    console_files.mount(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

@@ -1,6 +1,7 @@
 """The console's browser session: sign-in sets an HttpOnly, Secure, SameSite=Strict cookie
 and answers a CSRF token; writes with the cookie need that token (missing, wrong, or a
-token of another session: 403, nothing changed, audited); dry runs change nothing."""
+token of another session: 403, nothing changed, audited); dry runs change nothing; the
+console's files are served with a strict Content-Security-Policy."""
 
 from __future__ import annotations
 
@@ -116,3 +117,16 @@ async def test_dry_run_of_decommission_and_restart_changes_nothing(front: Front)
     live = (await front.admin.get(APPLICATION, "stream1", namespace="team-a")).to_dict()
     assert "deletionTimestamp" not in live["metadata"]
     assert "milkyway.ebay.com/restart" not in (live["metadata"].get("annotations") or {})
+
+
+async def test_console_files_are_served_with_a_strict_policy(front: Front) -> None:
+    async with front.http() as client:
+        root = await client.get("/")
+        page = await client.get("/console/")
+        script = await client.get("/console/main.js")
+    assert root.status_code == 307 and root.headers["location"] == "/console/"
+    assert page.status_code == 200 and "<main" in page.text
+    assert "script-src 'self'" in page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
