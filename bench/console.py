@@ -113,7 +113,9 @@ def browser_figures(backend: Backend, store: Store, apps: int, rounds: int) -> N
     token, _ = backend.front.state.signer.issue(Identity("carol", ("platform",), "ldap"))
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        # bypass_csp: Playwright evaluates the wait predicates as strings, which the
+        # console's Content-Security-Policy (rightly) forbids to page scripts.
+        context = browser.new_context(viewport={"width": 1400, "height": 900}, bypass_csp=True)
         context.add_cookies(
             [
                 {

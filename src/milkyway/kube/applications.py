@@ -205,15 +205,23 @@ async def request_replace(
     stamp: str,
     *,
     field_manager: str = DEFAULT_FIELD_MANAGER,
+    dry_run: bool = False,
 ) -> str:
     """Ask the operator to replace one member: ``member@stamp`` goes into the Application's
     replace annotation; the planner replaces a member created before its request time."""
     live = await get_application(client, name, namespace)
     check_member(live, member)
     await record_request(
-        client, live, REPLACE_ANNOTATION, member, stamp, field_manager=field_manager
+        client,
+        live,
+        REPLACE_ANNOTATION,
+        member,
+        stamp,
+        field_manager=field_manager,
+        dry_run=dry_run,
     )
-    return f"application/{namespace}/{name}: replacement of {member} requested"
+    asked = "would be requested (dry run)" if dry_run else "requested"
+    return f"application/{namespace}/{name}: replacement of {member} {asked}"
 
 
 async def list_page(

@@ -308,7 +308,7 @@ def test_the_audit_page_lists_what_happened(console: ConsoleWorld, sign_in: Sign
     expect(rows.first).to_contain_text("session")  # from the first sign-in on
 
 
-def test_upgrade_and_parameter_forms_preview_and_refuse_with_reasons(
+def test_upgrade_parameter_and_replace_forms_preview_and_refuse_with_reasons(
     console: ConsoleWorld, sign_in: SignIn
 ) -> None:
     before = console.application("stream1")["spec"]
@@ -333,7 +333,18 @@ def test_upgrade_and_parameter_forms_preview_and_refuse_with_reasons(
     params.get_by_label("Value (JSON; null removes it)").fill('"often"')
     params.get_by_role("button", name="Preview").click()
     expect(params.locator(".form-error")).to_contain_text("tickTime")
-    assert console.application("stream1")["spec"] == before
+    replace = page.locator("form#replace")
+    replace.get_by_label("Member (pod name)").fill("stream1-kafka1-phx-1")
+    replace.get_by_role("button", name="Preview").click()
+    plan = replace.get_by_role("region", name="Replace a member plan")
+    expect(plan).to_contain_text("replacement of stream1-kafka1-phx-1 would be requested")
+    plan.get_by_role("button", name="Cancel").click()
+    replace.get_by_label("Member (pod name)").fill("someone-else-0")
+    replace.get_by_role("button", name="Preview").click()
+    expect(replace.locator(".form-error")).to_contain_text("is not a member of team-a/stream1")
+    after = console.application("stream1")
+    assert after["spec"] == before
+    assert "milkyway.ebay.com/replace" not in (after["metadata"].get("annotations") or {})
 
 
 def test_decommission_with_a_preview_and_the_table_follows_live(

@@ -110,6 +110,16 @@ async def test_dry_run_of_decommission_and_restart_changes_nothing(front: Front)
         assert gone.status_code == 202 and gone.json()["dryRun"] is True, gone.text
         assert "would be decommissioned" in gone.json()["message"]
         assert restart.status_code == 200 and "dry run" in restart.json()["message"]
+        replace = await carol.post(
+            f"{app_path}/replace",
+            params={"dryRun": "true"},
+            json={"member": "stream1-kafka1-phx-0"},
+        )
+        assert replace.status_code == 200 and "dry run" in replace.json()["message"]
+        stranger = await carol.post(
+            f"{app_path}/replace", params={"dryRun": "true"}, json={"member": "stream1-x-0"}
+        )
+        assert stranger.status_code == 422, stranger.text  # checked as the real request is
     async with front.as_user("alice") as alice:
         # An editor may not delete: the dry run says so as the real request would.
         refused = await alice.delete(app_path, params={"dryRun": "true"})
@@ -117,6 +127,7 @@ async def test_dry_run_of_decommission_and_restart_changes_nothing(front: Front)
     live = (await front.admin.get(APPLICATION, "stream1", namespace="team-a")).to_dict()
     assert "deletionTimestamp" not in live["metadata"]
     assert "milkyway.ebay.com/restart" not in (live["metadata"].get("annotations") or {})
+    assert "milkyway.ebay.com/replace" not in (live["metadata"].get("annotations") or {})
 
 
 async def test_console_files_are_served_with_a_strict_policy(front: Front) -> None:

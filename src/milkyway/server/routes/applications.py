@@ -364,7 +364,12 @@ async def restart(
 
 @router.post(f"{_ACTION}/replace", responses=ACTION_RESPONSES)
 async def replace(
-    namespace: Namespace, name: Name, body: Replace, request: Request, identity: Caller
+    namespace: Namespace,
+    name: Name,
+    body: Replace,
+    request: Request,
+    identity: Caller,
+    dryRun: DryRun = False,
 ) -> ActionResult:
     message = await request_replace(
         kube_as(request, identity),
@@ -373,5 +378,6 @@ async def replace(
         body.member,
         _stamp(),
         field_manager=FIELD_MANAGER,
+        dry_run=dryRun,
     )
-    return ActionResult(message=message, requestId=_request_id(request))
+    return ActionResult(message=message, requestId=_request_id(request), dryRun=dryRun)

@@ -153,6 +153,10 @@ export function day2Forms(namespace, name, app, { mayUpdate, mayDelete }) {
       id: "restart", title: "Rolling restart", send: act("restart"),
       fields: [{ name: "component", label: "Component", options: components }],
     }));
+    forms.push(actionForm({
+      id: "replace", title: "Replace a member", send: act("replace"),
+      fields: [{ name: "member", label: "Member (pod name)" }],
+    }));
   }
   if (mayDelete) {
     forms.push(actionForm({
