@@ -1,5 +1,9 @@
 """Fixtures of the console's browser tests: one world (clusters, operator, LDAP, server)
-shared by the session, Debian's Chromium driven by Playwright, and signed-in pages."""
+shared by the module, Debian's Chromium driven by Playwright, and signed-in pages.
+
+Both are module-scoped, not session-scoped: Playwright's synchronous API keeps an event
+loop running in the test thread while it is open, so it must be closed before the
+process (a pytest-xdist worker) goes on to asynchronous tests."""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ IMAGES = Path(__file__).parents[3] / "docs" / "images"
 PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def console() -> Iterator[ConsoleWorld]:
     folder = Path(tempfile.mkdtemp(prefix="milkyway-console-"))
     try:
@@ -35,7 +39,7 @@ def console() -> Iterator[ConsoleWorld]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     try:
         from playwright.sync_api import sync_playwright

@@ -81,11 +81,35 @@ export async function renderApplications(container) {
     return hay.includes(text);
   }
 
+  const rows = new Map();
+  let shownCount = 0;
   function draw() {
     const shown = [...apps.values()].filter(matches)
       .sort((a, b) => key(a).localeCompare(key(b)));
-    replace(body, shown.map((app) => row(app, runs)));
-    count.textContent = `${shown.length} of ${apps.size} Applications`;
+    rows.clear();
+    replace(body, shown.map((app) => {
+      const tr = row(app, runs);
+      rows.set(key(app), tr);
+      return tr;
+    }));
+    shownCount = shown.length;
+    count.textContent = `${shownCount} of ${apps.size} Applications`;
+  }
+
+  // One Application changed: redraw its row alone (a full redraw of 1,000 rows per event
+  // would cost the page most of a second). A row that appears or disappears redraws all.
+  function update(k) {
+    const app = apps.get(k);
+    const old = rows.get(k);
+    const wanted = app !== undefined && matches(app);
+    if (old && wanted) {
+      const tr = row(app, runs);
+      old.replaceWith(tr);
+      rows.set(k, tr);
+    } else if (old || wanted) {
+      draw();
+    }
+    count.textContent = `${shownCount} of ${apps.size} Applications`;
   }
 
   async function load() {
@@ -115,14 +139,17 @@ export async function renderApplications(container) {
       follow("/events/applications", { namespace }, (type, app) => {
         if (type === "DELETED") apps.delete(key(app));
         else apps.set(key(app), app);
-        draw();
+        update(key(app));
         announce(`${app.metadata.name} ${type === "DELETED" ? "removed" : (app.status || {}).phase || ""}`);
       }, load),
       follow("/events/flowruns", { namespace }, (type, run) => {
         const k = key(run);
         if (type === "DELETED") runs.delete(k);
         else runs.set(k, summary(run));
-        draw();
+        for (const app of apps.values()) {
+          if (app.metadata.namespace === run.metadata.namespace
+            && (app.status || {}).currentFlow === run.metadata.name) update(key(app));
+        }
       }),
     ];
   }
