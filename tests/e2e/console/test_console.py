@@ -233,6 +233,11 @@ def test_an_approval_asked_by_one_user_is_given_by_another(
     expect(gate).to_contain_text("Asked by alice", timeout=120_000)
     expect(gate).to_contain_text("group platform")
     expect(gate.get_by_role("button")).to_have_count(0)  # the requester may not approve
+    # alice may steer the run (an editor); bob, a viewer, sees no button at all.
+    expect(alice.locator("#run-actions")).to_contain_text("Cancel")
+    bob = sign_in("bob", f"#/flowruns/{NAMESPACE}/{run}")
+    expect(bob.locator('#steps li.step[data-phase="Waiting"]')).to_contain_text("Asked by alice")
+    expect(bob.locator("#view button")).to_have_count(0)
 
     carol = sign_in("carol", "#/approvals")
     row = carol.locator(f'#inbox tr[data-run="{run}"]')
@@ -247,7 +252,8 @@ def test_an_approval_asked_by_one_user_is_given_by_another(
     # alice's page follows the run without a reload: approved, then finished.
     expect(alice.locator("#steps")).to_contain_text("Approved by carol", timeout=120_000)
     expect(alice.locator("#run-summary")).to_contain_text("Succeeded", timeout=240_000)
-    expect(carol.locator("#inbox")).to_have_count(0)
+    carol.goto(carol.url.split("#")[0] + "#/approvals")
+    expect(carol.locator("#inbox")).to_have_text("Nothing waits for an approval.")
     console.wait_ready("ledger")
 
 

@@ -87,12 +87,17 @@ export async function renderFlowRun(container, namespace, name) {
     }
   }
 
+  const reasons = new Map(); // what the user typed, kept across live redraws
   function buttonsFor(stepPath, node) {
     if (!mayApprove || node.phase !== "Waiting") return "";
     const who = approvers(node);
     const named = who.users.includes(session.user) || session.groups.some((g) => who.groups.includes(g));
     if (!named) return h("p", { class: "muted" }, "You are not one of its approvers.");
-    const reason = h("input", { id: `reason-${stepPath}`, "aria-label": `Reason for ${node.name}` });
+    const reason = h("input", {
+      id: `reason-${stepPath}`, "aria-label": `Reason for ${node.name}`,
+      value: reasons.get(stepPath) || "",
+      oninput: (event) => reasons.set(stepPath, event.target.value),
+    });
     const buttons = [h("label", { for: `reason-${stepPath}` }, "Reason"), reason];
     const decide = (verb) => () => steer(`decisions/${verb}`, { step: stepPath, reason: reason.value });
     if (run.requestedBy !== session.user) {
