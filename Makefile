@@ -2,7 +2,7 @@
 # Each creates .venv and installs everything it needs (scripts/bootstrap.sh).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PYTEST_ARGS ?= -n auto
+PYTEST_ARGS ?= -n auto --dist loadgroup
 
 .PHONY: bootstrap demo test test-fast lint format crds bench
 

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
-DEBIAN_PACKAGES=(${MILKYWAY_DEBIAN_PACKAGES:-sqlite3 procps zookeeper etcd-server gcc util-linux slapd ldap-utils postgresql libldap2-dev libsasl2-dev})
+DEBIAN_PACKAGES=(${MILKYWAY_DEBIAN_PACKAGES:-sqlite3 procps zookeeper etcd-server gcc util-linux slapd ldap-utils postgresql libldap2-dev libsasl2-dev chromium})
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

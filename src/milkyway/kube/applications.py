@@ -95,12 +95,14 @@ async def edit_application(
     attempts: int = 5,
     field_manager: str = DEFAULT_FIELD_MANAGER,
     annotate: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
+    dry_run: bool = False,
 ) -> str:
     """Change an Application's spec with ``edit``, validate the result locally, and write it
     with the read resourceVersion as precondition (re-read and re-edit on a conflict).
 
     ``annotate``: more annotations computed from the edited document (the server's stamp
-    of who changed it)."""
+    of who changed it). ``dry_run``: the API server checks the write (admission, RBAC)
+    and persists nothing."""
     for _ in range(attempts):
         live = await get_application(client, name, namespace)
         document = clean_document(live)
@@ -125,6 +127,7 @@ async def edit_application(
                 namespace=namespace,
                 patch_type=PatchType.MERGE,
                 field_manager=field_manager,
+                dry_run=dry_run,
             )
         except ApiError as exc:
             if exc.status.code == 409:
@@ -145,10 +148,12 @@ async def record_request(
     *,
     field_manager: str = DEFAULT_FIELD_MANAGER,
     annotate: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
+    dry_run: bool = False,
 ) -> None:
     """Set ``subject@stamp`` in the Application's request ``annotation``, guarded by the
-    resourceVersion that was read. ``annotate``: more annotations computed from the
-    document as it will be (the server's stamp of who asked)."""
+    resourceVersion that was read (``dry_run``: checked by the API server, not persisted).
+    ``annotate``: more annotations computed from the document as it will be (the server's
+    stamp of who asked)."""
     metadata = live["metadata"]
     current = (metadata.get("annotations") or {}).get(annotation, "")
     annotations = {annotation: with_request(current, subject, stamp)}
@@ -171,6 +176,7 @@ async def record_request(
         namespace=metadata["namespace"],
         patch_type=PatchType.MERGE,
         field_manager=field_manager,
+        dry_run=dry_run,
     )
 
 
@@ -183,6 +189,7 @@ async def request_restart(
     *,
     field_manager: str = DEFAULT_FIELD_MANAGER,
     annotate: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
+    dry_run: bool = False,
 ) -> str:
     """Ask for a rolling restart: ``component@stamp`` goes into the Application's restart
     annotation (the same ``name@time`` form as replace requests): members of the component
@@ -197,8 +204,10 @@ async def request_restart(
         stamp,
         field_manager=field_manager,
         annotate=annotate,
+        dry_run=dry_run,
     )
-    return f"application/{namespace}/{name}: restart of {component} requested ({stamp})"
+    asked = "would be requested (dry run)" if dry_run else "requested"
+    return f"application/{namespace}/{name}: restart of {component} {asked} ({stamp})"
 
 
 async def request_replace(
@@ -210,6 +219,7 @@ async def request_replace(
     *,
     field_manager: str = DEFAULT_FIELD_MANAGER,
     annotate: Callable[[dict[str, Any]], Mapping[str, str]] | None = None,
+    dry_run: bool = False,
 ) -> str:
     """Ask the operator to replace one member: ``member@stamp`` goes into the Application's
     replace annotation; the planner replaces a member created before its request time."""
@@ -223,8 +233,10 @@ async def request_replace(
         stamp,
         field_manager=field_manager,
         annotate=annotate,
+        dry_run=dry_run,
     )
-    return f"application/{namespace}/{name}: replacement of {member} requested"
+    asked = "would be requested (dry run)" if dry_run else "requested"
+    return f"application/{namespace}/{name}: replacement of {member} {asked}"
 
 
 async def list_page(

@@ -17,7 +17,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from milkyway.kube.impersonation import ImpersonatingClients
 from milkyway.model.sudo import HEADER as SUDO_HEADER
-from milkyway.server import metrics, problems
+from milkyway.server import console_files, metrics, problems
 from milkyway.server.audit import AuditLog, AuditRecord
 from milkyway.server.audit.runs import RunRecorder
 from milkyway.server.authn.keystone import KeystoneAuthenticator
@@ -35,6 +35,7 @@ from milkyway.server.routes import (
     flows,
     health,
     notifications,
+    session,
     sudo,
 )
 from milkyway.server.settings import ServerSettings
@@ -148,6 +149,8 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         events,
     ):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(session.router, prefix=API_PREFIX)
+    console_files.mount(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

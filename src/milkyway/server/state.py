@@ -4,6 +4,7 @@ who is calling."""
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -73,16 +74,51 @@ async def identify(request: Request, token: str) -> Identity | None:
     return None
 
 
+SESSION_COOKIE = "milkyway_session"
+"""The cookie the console's sign-in sets: a session token, HttpOnly, Secure, SameSite=Strict."""
+CSRF_HEADER = "X-CSRF-Token"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def cookie_caller(request: Request, token: str) -> Identity:
+    """The identity of a browser request carrying the session cookie. The browser attaches
+    the cookie by itself, so a write must also prove it comes from the console's own page:
+    the ``X-CSRF-Token`` header with the value the sign-in answered (403 otherwise)."""
+    signer = state_of(request).signer
+    identity = await signer.authenticate_token(token)
+    if identity is None:
+        raise unauthorized("the session cookie is not valid (expired or forged); sign in again")
+    if request.method not in SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER, "")
+        if not given or not hmac.compare_digest(given, signer.csrf_token(token)):
+            request.state.identity = identity
+            raise Problem(
+                403,
+                f"a {request.method} with the session cookie needs the {CSRF_HEADER} header "
+                "that sign-in answered (missing or wrong); nothing was changed",
+                kind="csrf",
+            )
+    return identity
+
+
 async def caller(request: Request) -> Identity:
-    """The proven identity of the request (401 problem otherwise); elevated by the sudo
+    """The proven identity of the request (401 problem otherwise): a bearer token, or the
+    console's session cookie when no Authorization header is sent; elevated by the sudo
     grant the request names, if any (403 when that grant may not be used)."""
     header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise unauthorized("sign in first: send Authorization: Bearer <token> (POST /api/v1/login)")
-    identity = await identify(request, token.strip())
-    if identity is None:
-        raise unauthorized("the bearer token is not valid (unknown, revoked or expired)")
+    cookie = request.cookies.get(SESSION_COOKIE, "")
+    if not header and cookie:
+        identity = await cookie_caller(request, cookie)
+    else:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise unauthorized(
+                "sign in first: send Authorization: Bearer <token> (POST /api/v1/login)"
+            )
+        found = await identify(request, token.strip())
+        if found is None:
+            raise unauthorized("the bearer token is not valid (unknown, revoked or expired)")
+        identity = found
     request.state.identity = identity
     elevation = request.headers.get(SUDO_HEADER)
     if elevation:

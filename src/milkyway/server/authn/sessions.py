@@ -6,6 +6,8 @@ A session names the user, their groups and how they signed in, and expires.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import math
 import secrets
 import time
@@ -47,6 +49,22 @@ class SessionSigner:
             "jti": uuid.uuid4().hex,
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), expires
+
+    def csrf_token(self, session_token: str) -> str:
+        """The CSRF token bound to one session (an HMAC of it under the signing secret):
+        what a browser holding the session cookie must echo in ``X-CSRF-Token`` to write.
+        A page of another site can make the browser send the cookie but cannot read this
+        value, and every replica sharing the secret derives the same one."""
+        mac = hmac.new(self._secret, b"csrf\x00" + session_token.encode(), hashlib.sha256)
+        return mac.hexdigest()
+
+    def expiry(self, token: str) -> float:
+        """When a session token this signer issued expires (0 for one it did not)."""
+        try:
+            claims = jwt.decode(token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER)
+        except jwt.PyJWTError:
+            return 0.0
+        return float(claims.get("exp", 0))
 
     async def authenticate_token(self, token: str) -> Identity | None:
         if token.count(".") != 2:

@@ -56,6 +56,17 @@ class ApplicationList(BaseModel):
 class ActionResult(BaseModel):
     message: str
     requestId: str
+    dryRun: bool = False
+    """True: the change was checked (validation, RBAC, admission) and nothing written."""
+
+
+DryRun = Annotated[
+    bool,
+    Query(
+        description="check the change (validation, RBAC, the API server's admission) and "
+        "answer what it would do, writing nothing"
+    ),
+]
 
 
 def _request_id(request: Request) -> str:
@@ -201,16 +212,28 @@ async def update_application(
     "/namespaces/{namespace}/applications/{name}", status_code=202, responses=ONE_RESPONSES
 )
 async def delete_application(
-    namespace: Namespace, name: Name, request: Request, identity: Caller
+    namespace: Namespace,
+    name: Name,
+    request: Request,
+    identity: Caller,
+    dryRun: DryRun = False,
 ) -> ActionResult:
     """Decommission: the operator removes the members in reverse dependency order, then
     the Application goes away."""
     client = kube_as(request, identity)
-    await get_application(client, name, namespace)
-    await client.delete(APPLICATION, name, namespace=namespace)
-    return ActionResult(
-        message=f"application/{namespace}/{name} deletion requested", requestId=_request_id(request)
-    )
+    live = await get_application(client, name, namespace)
+    await client.delete(APPLICATION, name, namespace=namespace, dry_run=dryRun)
+    if dryRun:
+        components = [str(c.get("name")) for c in (live.get("spec") or {}).get("components", [])]
+        message = (
+            f"application/{namespace}/{name} would be decommissioned (dry run): the members "
+            f"of {', '.join(components)} ({(live.get('status') or {}).get('readyMembers') or 0}"
+            " ready) are removed from every cluster in reverse dependency order, volumes "
+            "included, then the Application goes away"
+        )
+    else:
+        message = f"application/{namespace}/{name} deletion requested"
+    return ActionResult(message=message, requestId=_request_id(request), dryRun=dryRun)
 
 
 class Scale(BaseModel):
@@ -262,7 +285,7 @@ async def _stamper(
 
 
 async def _edit(
-    request: Request, identity: Any, name: str, namespace: str, edit: Any
+    request: Request, identity: Any, name: str, namespace: str, edit: Any, dry_run: bool
 ) -> ActionResult:
     summary = await edit_application(
         kube_as(request, identity),
@@ -271,36 +294,55 @@ async def _edit(
         edit,
         field_manager=FIELD_MANAGER,
         annotate=await _stamper(request, identity, namespace, name),
+        dry_run=dry_run,
     )
+    suffix = " (dry run: nothing changed)" if dry_run else ""
     return ActionResult(
-        message=f"application/{namespace}/{name}: {summary}", requestId=_request_id(request)
+        message=f"application/{namespace}/{name}: {summary}{suffix}",
+        requestId=_request_id(request),
+        dryRun=dry_run,
     )
 
 
 @router.post(f"{_ACTION}/scale", responses=ACTION_RESPONSES)
 async def scale(
-    namespace: Namespace, name: Name, body: Scale, request: Request, identity: Caller
+    namespace: Namespace,
+    name: Name,
+    body: Scale,
+    request: Request,
+    identity: Caller,
+    dryRun: DryRun = False,
 ) -> ActionResult:
     edit = scale_edit(body.component, body.zone, body.size, body.region)
-    return await _edit(request, identity, name, namespace, edit)
+    return await _edit(request, identity, name, namespace, edit, dryRun)
 
 
 @router.post(f"{_ACTION}/upgrade", responses=ACTION_RESPONSES)
 async def upgrade(
-    namespace: Namespace, name: Name, body: Upgrade, request: Request, identity: Caller
+    namespace: Namespace,
+    name: Name,
+    body: Upgrade,
+    request: Request,
+    identity: Caller,
+    dryRun: DryRun = False,
 ) -> ActionResult:
     edit = upgrade_edit(body.component, body.version, body.zone)
-    return await _edit(request, identity, name, namespace, edit)
+    return await _edit(request, identity, name, namespace, edit, dryRun)
 
 
 @router.post(f"{_ACTION}/set-param", responses=ACTION_RESPONSES)
 async def set_param(
-    namespace: Namespace, name: Name, body: SetParams, request: Request, identity: Caller
+    namespace: Namespace,
+    name: Name,
+    body: SetParams,
+    request: Request,
+    identity: Caller,
+    dryRun: DryRun = False,
 ) -> ActionResult:
     if not body.params:
         raise Problem(422, "params is empty; send at least one KEY: VALUE (null removes it)")
     edit = params_edit(body.component, body.params, body.zone)
-    return await _edit(request, identity, name, namespace, edit)
+    return await _edit(request, identity, name, namespace, edit, dryRun)
 
 
 def _stamp() -> str:
@@ -311,7 +353,12 @@ def _stamp() -> str:
 
 @router.post(f"{_ACTION}/restart", responses=ACTION_RESPONSES)
 async def restart(
-    namespace: Namespace, name: Name, body: Restart, request: Request, identity: Caller
+    namespace: Namespace,
+    name: Name,
+    body: Restart,
+    request: Request,
+    identity: Caller,
+    dryRun: DryRun = False,
 ) -> ActionResult:
     message = await request_restart(
         kube_as(request, identity),
@@ -321,13 +368,19 @@ async def restart(
         _stamp(),
         field_manager=FIELD_MANAGER,
         annotate=await _stamper(request, identity, namespace, name),
+        dry_run=dryRun,
     )
-    return ActionResult(message=message, requestId=_request_id(request))
+    return ActionResult(message=message, requestId=_request_id(request), dryRun=dryRun)
 
 
 @router.post(f"{_ACTION}/replace", responses=ACTION_RESPONSES)
 async def replace(
-    namespace: Namespace, name: Name, body: Replace, request: Request, identity: Caller
+    namespace: Namespace,
+    name: Name,
+    body: Replace,
+    request: Request,
+    identity: Caller,
+    dryRun: DryRun = False,
 ) -> ActionResult:
     message = await request_replace(
         kube_as(request, identity),
@@ -337,5 +390,6 @@ async def replace(
         _stamp(),
         field_manager=FIELD_MANAGER,
         annotate=await _stamper(request, identity, namespace, name),
+        dry_run=dryRun,
     )
-    return ActionResult(message=message, requestId=_request_id(request))
+    return ActionResult(message=message, requestId=_request_id(request), dryRun=dryRun)

@@ -9,6 +9,7 @@ from lightkube.generic_resource import create_global_resource
 from pydantic import BaseModel, Field
 
 from milkyway.server.authn import AuthUnavailable
+from milkyway.server.identity import Identity
 from milkyway.server.problems import Problem, unauthorized
 from milkyway.server.state import Caller, kube_as, log, state_of
 
@@ -37,9 +38,9 @@ class WhoAmI(BaseModel):
     method: str
 
 
-@router.post("/login", response_model=Session, responses={401: {}, 429: {}})
-async def login(body: Login, request: Request) -> Session:
-    """Exchange a user name and password for a server-signed session token."""
+async def sign_in(body: Login, request: Request) -> tuple[Identity, str, float]:
+    """Check a user name and password with the configured methods: the identity, a new
+    session token and its expiry (a problem otherwise: 401, 429, 503)."""
     state = state_of(request)
     source = request.client.host if request.client else "unknown"
     wait = state.limiter.allow(f"user:{body.username}", f"source:{source}")
@@ -68,16 +69,23 @@ async def login(body: Login, request: Request) -> Session:
         if identity is not None:
             token, expires = state.signer.issue(identity)
             request.state.identity = identity
-            return Session(
-                token=token,
-                expiresAt=expires,
-                user=identity.name,
-                groups=list(identity.groups),
-                method=identity.method,
-            )
+            return identity, token, expires
     if unavailable and len(unavailable) == len(candidates):
         raise Problem(503, f"no identity backend could be reached ({', '.join(unavailable)})")
     raise unauthorized("wrong user name or password")
+
+
+@router.post("/login", response_model=Session, responses={401: {}, 429: {}})
+async def login(body: Login, request: Request) -> Session:
+    """Exchange a user name and password for a server-signed session token."""
+    identity, token, expires = await sign_in(body, request)
+    return Session(
+        token=token,
+        expiresAt=expires,
+        user=identity.name,
+        groups=list(identity.groups),
+        method=identity.method,
+    )
 
 
 @router.get("/whoami", response_model=WhoAmI, responses={401: {}})

@@ -20,6 +20,11 @@ class ClusterSummary(BaseModel):
     region: str = ""
     zone: str = ""
     conditions: list[dict[str, Any]] = []
+    reachable: bool | None = None
+    """Whether the operator's last heartbeat reached the cluster (None: not checked yet)."""
+    version: str = ""
+    """The Kubernetes version the cluster reported."""
+    lastHeartbeatTime: str = ""
 
 
 @router.get("/clusters", response_model=list[ClusterSummary], responses=LIST_RESPONSES)
@@ -28,12 +33,16 @@ async def list_clusters(request: Request, identity: Caller) -> list[ClusterSumma
     out = []
     for item in items:
         spec = item.get("spec") or {}
+        status = item.get("status") or {}
         out.append(
             ClusterSummary(
                 name=item.get("metadata", {}).get("name", ""),
                 region=str(spec.get("region", "")),
                 zone=str(spec.get("zone", "")),
-                conditions=list((item.get("status") or {}).get("conditions") or []),
+                conditions=list(status.get("conditions") or []),
+                reachable=status.get("reachable"),
+                version=str(status.get("version") or ""),
+                lastHeartbeatTime=str(status.get("lastHeartbeatTime") or ""),
             )
         )
     return out

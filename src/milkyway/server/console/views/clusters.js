@@ -1,0 +1,28 @@
+// The member clusters: reachability, Kubernetes version and last heartbeat, live.
+import { follow, get } from "../api.js";
+import { badge, h, replace } from "../dom.js";
+
+export async function renderClusters(container) {
+  document.title = "Clusters · Milkyway";
+  const body = h("tbody");
+  async function load() {
+    const clusters = await get("/clusters");
+    replace(body, clusters.map((c) => {
+      const ready = (c.conditions || []).find((x) => x.type === "Ready") || {};
+      return h("tr", { dataset: { cluster: c.name } },
+        h("td", {}, c.name), h("td", {}, c.region), h("td", {}, c.zone),
+        h("td", {}, c.reachable === null || c.reachable === undefined
+          ? badge("Unknown") : badge(c.reachable ? "reachable" : "unreachable")),
+        h("td", {}, c.version || ""), h("td", {}, c.lastHeartbeatTime || ""),
+        h("td", {}, ready.message || ""));
+    }));
+  }
+  replace(container, h("h1", {}, "Clusters"),
+    h("table", { id: "clusters" },
+      h("caption", { class: "visually-hidden" }, "Member clusters"),
+      h("thead", {}, h("tr", {}, ["Cluster", "Region", "Zone", "Reachability", "Version",
+        "Last heartbeat", "Message"].map((t) => h("th", { scope: "col" }, t)))),
+      body));
+  await load();
+  return follow("/events/clusters", {}, load, load);
+}
