@@ -224,7 +224,7 @@ async def test_install_reconcile_failover_uninstall(tmp_path: Path) -> None:
                 await _check_real_processes(shell, sim, rules)
             if command.startswith("kubectl -n milkyway") and " wait application/stream1" in command:
                 figures["install to stream1 Ready (s)"] = time.monotonic() - started
-                await _check_real_zookeeper(sim)
+                await _check_real_zookeeper(shell, sim)
                 await _check_metrics(shell)
                 await _scale_out(shell)
                 figures["leader handover after kill (s)"] = await _check_failover(shell)
@@ -270,9 +270,11 @@ async def _check_real_processes(
         await asyncio.sleep(1.0)
 
 
-async def _check_real_zookeeper(sim: SimulatedClusters) -> None:
+async def _check_real_zookeeper(shell: Shell, sim: SimulatedClusters) -> None:
     """stream1's ZooKeeper ensembles (three members each in phx) are real servers that
-    formed a quorum: one leader and two followers each, as their ``srvr`` says over TCP."""
+    formed a quorum: one leader and two followers each, as their ``srvr`` says over TCP;
+    and the sidecar agent of each serves ``/metrics`` (through the API server's pod proxy,
+    as a user reaches it) that parses and reports its server's mode."""
     runtime = sim["na-phx"].runtime
     assert runtime is not None, "na-phx runs no processes"
     for component in ("zookeeper1", "zookeeper2"):
@@ -289,6 +291,13 @@ async def _check_real_zookeeper(sim: SimulatedClusters) -> None:
                 break
             assert time.monotonic() < deadline, f"{component}: no quorum ({roles})"
             await asyncio.sleep(1.0)
+        for name in boxes:
+            text = await shell.run(
+                "kubectl --context na-phx get --raw "
+                f"/api/v1/namespaces/milkyway/pods/{name}:8471/proxy/metrics"
+            )
+            families = {f.name for f in text_string_to_metric_families(text)}
+            assert "milkyway_data_system_mode" in families, (name, sorted(families))
 
 
 async def _zk_state(ip: str) -> str:

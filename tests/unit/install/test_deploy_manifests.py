@@ -3,7 +3,9 @@ validation, and what the manifests name exists (image, command-line flags, accou
 
 from __future__ import annotations
 
+import itertools
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -157,3 +159,28 @@ def test_every_flag_the_manifests_pass_exists(target: str) -> None:
             env = {e["name"] for e in container.get("env", [])}
             for reference in re.findall(r"\$\(([A-Z_]+)\)", " ".join(args)):
                 assert reference in env, f"$({reference}) is not in the container's env"
+
+
+def doc_milkyway_commands() -> list[list[str]]:
+    """Every ``milkyway`` command line of docs/install.md's shell blocks, split like a
+    shell (continuation lines joined, a trailing ``&`` dropped)."""
+    text = (ROOT / "docs" / "install.md").read_text()
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", text, flags=re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            words = shlex.split(line.strip().removesuffix("&"))
+            if words[:1] == ["milkyway"]:
+                commands.append(words[1:])
+    return commands
+
+
+def test_every_milkyway_command_of_the_install_guide_uses_options_that_exist() -> None:
+    """The guide's ``milkyway`` lines outside the block the install test runs (starting the
+    simulator, registering a real cluster) name only options the commands have."""
+    commands = doc_milkyway_commands()
+    assert {tuple(c[:2]) for c in commands} >= {("sim", "up"), ("cluster", "register")}
+    for words in commands:
+        command = list(itertools.takewhile(lambda w: not w.startswith("-"), words))
+        used = {w.split("=", 1)[0] for w in words if w.startswith("--")}
+        assert used <= _flags(command), f"milkyway {' '.join(words)}: {used - _flags(command)}"
+    assert "--zonee" not in _flags(["cluster", "register"])
