@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -104,6 +105,19 @@ async def apply_rbac(client: AsyncClient) -> None:
         await client.apply(codecs.from_dict(document), field_manager=FIELD_MANAGER, force=True)
 
 
+def _check_free(port: int) -> None:
+    """uvicorn exits the process when it cannot bind: refuse a taken port first."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError as exc:
+            raise DemoApiError(
+                f"--api-port {port}: 127.0.0.1:{port} is taken ({exc.strerror}); pick "
+                "another port, or 0 for any free one"
+            ) from None
+
+
 async def start_api(
     stack: contextlib.AsyncExitStack,
     client: AsyncClient,
@@ -115,6 +129,8 @@ async def start_api(
 ) -> DemoApi:
     """Start the directory, bind the roles, then serve on ``127.0.0.1:port`` (0: any
     free port); returns once the server accepts connections."""
+    if port:
+        _check_free(port)
     folder = kubeconfig.parent
     directory = await start_directory(stack, folder / "ldap", users)
     await apply_rbac(client)
@@ -174,7 +190,6 @@ def sign_in_text(api: DemoApi) -> str:
         password = api.directory.passwords[user.uid]
         lines.append(f"  {user.uid:<{width}}  password {password}  ({user.may})")
     lines.append("sign in (then milkyway get -n milkyway goes through the server):")
-    lines.append(
-        f"  {api.login_line(api.users[1].uid if len(api.users) > 1 else api.users[0].uid)}"
-    )
+    example = api.users[1] if len(api.users) > 1 else api.users[0]
+    lines.append(f"  {api.login_line(example.uid)}")
     return "\n".join(lines)

@@ -145,7 +145,8 @@ def login(
         bool, typer.Option("--insecure", help="Do not check the server's certificate.")
     ] = False,
 ) -> None:
-    """Sign in to a Milkyway server; the session token is kept with mode 0600."""
+    """Sign in to a Milkyway server; the session token is kept with mode 0600 and the
+    server becomes the default of the commands that can go through it (until logout)."""
     url = server.rstrip("/")
     user = username or os.environ.get("USER") or getpass.getuser()
     if password_stdin:
