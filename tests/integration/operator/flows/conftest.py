@@ -270,8 +270,11 @@ def types() -> dict[str, ComponentType]:
 @pytest.fixture
 def control_plane() -> ControlPlaneConfig:
     """The simulated control plane; a test that needs members to take time to restart
-    (to see restarts overlap) parametrizes it with stage delays."""
-    return ControlPlaneConfig.fast()
+    (to see restarts overlap) parametrizes it with stage delays. Nodes are marked NotReady
+    only after 5 s without a heartbeat: with ``fast()``'s 1 s, a loaded machine that stalls
+    the event loop for a second marks every node NotReady, and the readiness tallies of
+    these tests would count members down that no flow took down."""
+    return ControlPlaneConfig.fast(node_grace_period=5.0)
 
 
 @pytest.fixture
