@@ -32,6 +32,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 
 from lightkube import AsyncClient, KubeConfig
+from lightkube.operators import in_
 from lightkube.resources.coordination_v1 import Lease
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -224,31 +225,19 @@ async def sharded(count: int, batch: int, log_dir: Path | None) -> None:
             )
 
             holders = await shard_holders(client)
-            victim = "op-1"
-            lost = {s for s, h in holders.items() if h == victim}
             second = apps("late", batch, bench)
-            theirs = [
-                a["metadata"]["name"]  # type: ignore[index]
-                for a in second
-                if shard_of(NAMESPACE, a["metadata"]["name"], SHARDS) in lost  # type: ignore[index]
-            ]
-            await bench.create(second)
+            names = [str(a["metadata"]["name"]) for a in second]  # type: ignore[index]
 
-            async def victim_driving() -> list[str]:
-                runs = []
-                async for run in client.list(FLOWRUN, namespace=NAMESPACE):
-                    data = run.to_dict()
-                    status = data.get("status") or {}
-                    app = (data["metadata"].get("labels") or {}).get(APP_LABEL)
-                    driven = status.get("owner") == victim and status.get("phase") == "Running"
-                    if app in theirs and driven:
-                        runs.append(data["metadata"]["name"])
-                return runs
+            def apps_of(replica: str) -> list[str]:
+                held = {s for s, h in holders.items() if h == replica}
+                return [n for n in names if shard_of(NAMESPACE, n, SHARDS) in held]
 
-            interrupted = await _wait_value(victim_driving, 120)
-            processes[victim].send_signal(signal.SIGKILL)
+            victim = max(processes, key=lambda replica: len(apps_of(replica)))
+            lost = {s for s, h in holders.items() if h == victim}
+            theirs = apps_of(victim)
+            interrupted = await kill_when_driving(bench, second, theirs, victim, processes)
+
             killed = time.monotonic()
-            await processes[victim].wait()
 
             async def taken_over() -> bool:
                 now = await shard_holders(client)
@@ -258,7 +247,8 @@ async def sharded(count: int, batch: int, log_dir: Path | None) -> None:
             resumed: dict[str, float] = {}
 
             async def all_resumed() -> bool:
-                async for run in client.list(FLOWRUN, namespace=NAMESPACE):
+                mine = {APP_LABEL: in_(list(theirs))}
+                async for run in client.list(FLOWRUN, namespace=NAMESPACE, labels=mine):
                     data = run.to_dict()
                     name = data["metadata"]["name"]
                     owner = (data.get("status") or {}).get("owner")
@@ -293,15 +283,46 @@ async def sharded(count: int, batch: int, log_dir: Path | None) -> None:
             print(f"  its Applications all Ready {ready_after:.1f}s after the kill ({load()})")
 
 
-async def _wait_value(check: Callable[[], Awaitable[list[str]]], limit: float) -> list[str]:
-    start = time.monotonic()
-    while True:
-        value = await check()
-        if value:
-            return list(value)
-        if time.monotonic() - start > limit:
-            raise TimeoutError(f"no run driven by the victim within {limit:.0f}s")
-        await asyncio.sleep(0.1)
+async def kill_when_driving(
+    bench: Bench,
+    second: Sequence[dict[str, object]],
+    theirs: Sequence[str],
+    victim: str,
+    processes: dict[str, asyncio.subprocess.Process],
+) -> list[str]:
+    """Create ``second`` and SIGKILL ``victim`` as soon as it drives the provisions of its
+    Applications (``theirs``), seen by a watch (a provision lasts seconds: a poll of every
+    FlowRun may miss it); returns the runs it was driving."""
+    driving: dict[str, bool] = {}
+    first_seen: list[float] = []
+    labels = {APP_LABEL: in_(list(theirs))}
+
+    async def watch() -> None:
+        async for _, run in bench.client.watch(FLOWRUN, namespace=NAMESPACE, labels=labels):
+            data = run.to_dict()
+            status = data.get("status") or {}
+            ours = status.get("owner") == victim and status.get("phase") == "Running"
+            driving[data["metadata"]["name"]] = ours
+            if ours and not first_seen:
+                first_seen.append(time.monotonic())
+
+    watcher = asyncio.create_task(watch())
+    try:
+        await asyncio.sleep(0.5)
+        await bench.create(second)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            driven = [name for name, ours in driving.items() if ours]
+            if len(driven) == len(theirs) or (first_seen and time.monotonic() - first_seen[0] > 1):
+                processes[victim].send_signal(signal.SIGKILL)
+                await processes[victim].wait()
+                return driven
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"{victim} drove none of {list(theirs)} within 120s")
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
 
 async def main() -> None:
