@@ -34,13 +34,19 @@ WORKLOAD_RULES: list[dict[str, Any]] = [
     },
     {"apiGroups": ["apps"], "resources": ["statefulsets", "deployments"], "verbs": _APPLY},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": _APPLY},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "patch", "delete"]},
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get", "list", "create", "update", "patch", "delete"],
+    },
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get", "create"]},
     {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
 ]
 """What Milkyway changes in a namespace it manages: its objects (applied, deleted on
-scale-in and decommission), the sidecar agents' key Secret, requests to the agents
+scale-in and decommission), the sidecar agents' key Secret, the generated Secrets (created
+only when missing and replaced only conditionally, so ``create`` and ``update``), requests
+to the agents
 through the pod proxy, and the DiskAlert condition and Events it writes on member pods
 from the agents' disk reports; after the last decommission the keys are deleted and what is left
 is listed (a namespace Milkyway created is deleted only when empty). Bound per managed

@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from lightkube import AsyncClient, KubeConfig
 from lightkube.models.meta_v1 import ObjectMeta
-from lightkube.resources.core_v1 import Namespace
+from lightkube.resources.core_v1 import Namespace, Pod
+from tests.polling import eventually
 
 from milkyway.flows.tasks import TaskContext
 from milkyway.kube.agent_contract import AGENT_CONFIG_FILE
@@ -27,10 +28,11 @@ from milkyway.kube.generated_secrets import (
     secret_files,
     write_rotation,
 )
-from milkyway.kube.labels import APPLICATION, COMPONENT
+from milkyway.kube.labels import APPLICATION, COMPONENT, ZONE
 from milkyway.operator.tasks.secret_rotation import (
     CopyParams,
     WriteParams,
+    delete_generated_secrets,
     ensure_generated_secrets,
     secret_copy,
     secret_retire,
@@ -172,3 +174,30 @@ async def test_applying_zones_creates_one_source_and_copies_it(
     assert value is not None and len(value) == 20 and set(value) <= set("0123456789abcdef")
     assert _value(copied) == value
     assert annotations_of(source or {})[ROTATION_ANNOTATION] == "initial"
+
+
+async def test_a_deleted_zone_takes_the_secret_once_no_member_is_left(
+    clients: dict[str, AsyncClient],
+) -> None:
+    ctx = _ctx(clients, "delete", "delete")
+    await ensure_generated_secrets(ctx, "c1", NS, [_config_map()])
+    other_zone = {APPLICATION: "app", COMPONENT: "zk", ZONE: "b"}
+    await clients["c1"].create(
+        Pod.from_dict(
+            {
+                "metadata": {"name": "app-zk-b-0", "namespace": NS, "labels": other_zone},
+                "spec": {"containers": [{"name": "main", "image": "zk"}]},
+            }
+        )
+    )
+    deleting = {APPLICATION: "app", COMPONENT: "zk", ZONE: "a"}
+    assert await delete_generated_secrets(ctx, "c1", NS, deleting) == []
+    assert await read_secret(clients["c1"], NS, "app-zk-auth") is not None
+    await clients["c1"].delete(Pod, "app-zk-b-0", namespace=NS, grace_period=0)
+
+    async def gone() -> bool:
+        return not [p async for p in clients["c1"].list(Pod, namespace=NS)]
+
+    await eventually(gone, what="the other zone's member to go")
+    assert await delete_generated_secrets(ctx, "c1", NS, deleting) == ["app-zk-auth"]
+    assert await read_secret(clients["c1"], NS, "app-zk-auth") is None

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lightkube.resources.core_v1 import Secret
 from pydantic import Field
 
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
@@ -25,6 +26,7 @@ from milkyway.kube.agent_client import AgentClient, AgentError
 from milkyway.kube.agent_contract import AGENT_CONFIG_FILE
 from milkyway.kube.generated_secrets import (
     ROTATION_ANNOTATION,
+    SECRET_LABEL,
     SECRET_SOURCE,
     VERSION_ANNOTATION,
     StaleWrite,
@@ -46,6 +48,8 @@ from milkyway.operator.tasks.common import (
     Clock,
     Params,
     call,
+    delete,
+    list_objects,
     list_pods,
     still_waiting,
 )
@@ -262,3 +266,21 @@ async def _ensure_one(
         return await call(ctx, cluster, f"copy Secret {wanted.name}", copy)
     except StaleWrite:
         return False
+
+
+async def delete_generated_secrets(
+    ctx: TaskContext, cluster: str, namespace: str, selector: dict[str, str]
+) -> list[str]:
+    """When a zone is deleted: the component's generated Secrets in ``cluster``, once no
+    member of the component (of any zone sharing the cluster and namespace) is left
+    there. A zone added again later gets a copy of the source when it is applied."""
+    component = {k: v for k, v in selector.items() if k in (APPLICATION, COMPONENT)}
+    if len(component) < 2 or await list_pods(ctx, cluster, namespace, component):
+        return []
+    deleted: list[str] = []
+    for obj in await list_objects(ctx, cluster, Secret, namespace, component):
+        name = obj["metadata"]["name"]
+        if SECRET_LABEL in (obj["metadata"].get("labels") or {}):
+            await delete(ctx, cluster, Secret, name, namespace)
+            deleted.append(name)
+    return deleted

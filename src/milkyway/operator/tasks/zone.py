@@ -43,7 +43,10 @@ from milkyway.operator.tasks.common import (
     still_waiting,
 )
 from milkyway.operator.tasks.namespace import created_namespace
-from milkyway.operator.tasks.secret_rotation import ensure_generated_secrets
+from milkyway.operator.tasks.secret_rotation import (
+    delete_generated_secrets,
+    ensure_generated_secrets,
+)
 from milkyway.operator.tasks.watch import PodWatch
 
 RELOAD_ANNOTATION = "milkyway.ebay.com/config-reloaded"
@@ -398,7 +401,8 @@ async def delete_zone(params: DeleteZoneParams, ctx: TaskContext) -> dict[str, A
     )
     if left:
         raise RetryableError(f"still present in {cluster}: {', '.join(left)}")
-    return {"claims": sorted(claims), "volumes": sorted(set(volumes))}
+    secrets = await delete_generated_secrets(ctx, cluster, namespace, dict(selector))
+    return {"claims": sorted(claims), "volumes": sorted(set(volumes)), "secrets": secrets}
 
 
 __all__ = [
