@@ -15,7 +15,7 @@ from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.core_v1 import Namespace, Pod
 from tests.polling import eventually
 
-from milkyway.flows.tasks import TaskContext
+from milkyway.flows.tasks import RetryableError, TaskContext
 from milkyway.kube.agent_contract import AGENT_CONFIG_FILE
 from milkyway.kube.generated_secrets import (
     ROTATION_ANNOTATION,
@@ -201,3 +201,14 @@ async def test_a_deleted_zone_takes_the_secret_once_no_member_is_left(
     await eventually(gone, what="the other zone's member to go")
     assert await delete_generated_secrets(ctx, "c1", NS, deleting) == ["app-zk-auth"]
     assert await read_secret(clients["c1"], NS, "app-zk-auth") is None
+
+
+async def test_a_zone_applied_before_the_first_zones_namespace_exists_retries(
+    clients: dict[str, AsyncClient],
+) -> None:
+    manifest = _config_map()
+    manifest["metadata"]["namespace"] = "later"
+    ctx = _ctx(clients, "apply", "apply")
+    with pytest.raises(RetryableError, match="first zone's namespace is not there"):
+        await ensure_generated_secrets(ctx, "c2", "later", [manifest])
+    assert await read_secret(clients["c2"], "later", "app-zk-auth") is None

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from lightkube.core.exceptions import ApiError
 from lightkube.resources.core_v1 import Secret
 from pydantic import Field
 
@@ -251,7 +252,15 @@ async def _ensure_one(
             source_client, namespace, wanted.name, wanted.key, wanted.value, wanted.labels
         )
 
-    source = await call(ctx, source_cluster, f"create Secret {wanted.name}", make)
+    try:
+        source = await call(ctx, source_cluster, f"create Secret {wanted.name}", make)
+    except ApiError as error:
+        if error.status.code != 404:
+            raise
+        raise RetryableError(
+            f"Secret {namespace}/{wanted.name} cannot be created in {source_cluster} yet "
+            f"(the first zone's namespace is not there: {error.status.message})"
+        ) from None
     if source_cluster == cluster:
         return True
     client = ctx.client(cluster)
