@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+import yaml
 from pydantic import ValidationError
 
-from milkyway.model.agent_spec import AgentSecret
+from milkyway.model.agent_spec import AgentSecret, AgentSpec
 
 BASE = {"name": "auth", "path": "/etc/auth", "reloadAction": "reload"}
 
@@ -36,3 +39,12 @@ def test_bad_generators_are_refused_naming_the_field(generate: dict, named: str)
     with pytest.raises(ValidationError) as refused:
         AgentSecret.model_validate({**BASE, "generate": generate})
     assert named in str(refused.value)
+
+
+def test_the_documented_declaration_is_valid() -> None:
+    doc = (Path(__file__).resolve().parents[3] / "docs" / "agent.md").read_text()
+    section = doc.split("## Generated Secrets and their rotation", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    spec = AgentSpec.model_validate(yaml.safe_load(block)["spec"]["agent"])
+    (secret,) = spec.secrets
+    assert secret.generate is not None and secret.reload_action == "reload-auth"
