@@ -15,6 +15,7 @@ from milkyway.cli import (
     app_commands,
     cluster_commands,
     model_commands,
+    rotate_commands,
     server_commands,
 )
 from milkyway.cli import demo as demo_cli
@@ -44,6 +45,7 @@ app.add_typer(server_commands.server_app)
 app.add_typer(server_commands.audit_app, name="audit")
 app.command("agent")(agent_cli.agent)
 app.add_typer(agent_commands.app)
+app.add_typer(rotate_commands.app)
 app.add_typer(cluster_commands.app, name="cluster")
 app.add_typer(sudo_cli.app, name="sudo")
 

@@ -41,7 +41,11 @@ WORKLOAD_RULES: list[dict[str, Any]] = [
     },
     {"apiGroups": ["apps"], "resources": ["replicasets"], "verbs": _WATCH},
     {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": [*_WATCH, *_APPLY]},
-    {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get", "list", "patch", "delete"]},
+    {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "verbs": ["get", "list", "create", "update", "patch", "delete"],
+    },
     {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get", "create"]},
     {"apiGroups": [""], "resources": ["pods/status"], "verbs": ["patch"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create"]},
@@ -49,10 +53,12 @@ WORKLOAD_RULES: list[dict[str, Any]] = [
 """What Milkyway does in a namespace it manages: watching its objects (the operator's
 member caches, one watch per kind and namespace), reading those a flow checks before
 creating them, applying and deleting them (scale-in, decommission), the sidecar agents'
-key Secret, requests to the agents through the pod proxy, and the DiskAlert condition and
-Events it writes on member pods from the agents' disk reports; after the last
-decommission the keys are deleted and what is left is listed (a namespace Milkyway
-created is deleted only when empty). Bound per managed namespace."""
+key Secret, the generated Secrets (created only when missing and replaced only
+conditionally, so ``create`` and ``update``), requests to the agents through the pod
+proxy, and the DiskAlert condition and Events it writes on member pods from the agents'
+disk reports; after the last decommission the keys are deleted and what is left is
+listed (a namespace Milkyway created is deleted only when empty). Bound per managed
+namespace."""
 
 
 def cluster_rules(namespaces_restricted: bool) -> list[dict[str, Any]]:

@@ -130,8 +130,37 @@ class AgentVolume(Model):
     """When usage becomes a warning and a critical alert."""
 
 
+class SecretGenerator(Model):
+    """How Milkyway makes a value for a generated Secret: ``length`` characters drawn
+    from ``alphabet`` by the operating system's cryptographic random source, written
+    under ``key``. A rotation keeps the value it replaces under ``<key>.previous`` until
+    every member has applied the new one, so peers and clients can switch over."""
+
+    key: str = Field(default="password", pattern=r"^[A-Za-z0-9_][-._A-Za-z0-9]{0,200}$")
+    """File name of the value in the mounted Secret."""
+    length: int = Field(default=32, ge=16, le=1024)
+    """Characters in the value (at least 16: a shorter secret is guessable)."""
+    alphabet: Literal["alphanumeric", "hex", "base64url"] = "alphanumeric"
+    """Characters drawn from: ``alphanumeric`` (a-z, A-Z, 0-9: safe in JAAS files and
+    URLs), ``hex`` or ``base64url``."""
+
+    @model_validator(mode="after")
+    def _no_previous_suffix(self) -> SecretGenerator:
+        if self.key.endswith(".previous"):
+            raise ValueError(
+                f"generate.key {self.key!r} ends with '.previous', the suffix a rotation "
+                "uses for the old value; choose another key"
+            )
+        return self
+
+
 class AgentSecret(Model):
-    """A mounted Secret whose new version the agent applies by running an action."""
+    """A mounted Secret whose new version the agent applies by running an action.
+
+    With ``generate`` Milkyway owns the Secret: it is named
+    ``<application>-<component>-<name>``, created with a fresh value when the first zone
+    is applied, mounted read-only at ``path`` in the data system's and the agent's
+    containers of every member, and rotated by ``milkyway rotate-secret``."""
 
     name: DnsLabel
     """Name of the secret in status and metrics."""
@@ -139,6 +168,9 @@ class AgentSecret(Model):
     """Where the Secret is mounted in the agent's container."""
     reload_action: DnsLabel
     """Action run when the Secret's files change; its success marks the version applied."""
+    generate: SecretGenerator | None = None
+    """Milkyway creates, mounts and rotates this Secret (absent: the Secret is mounted
+    by other means and only watched)."""
 
 
 class AgentSpec(Model):

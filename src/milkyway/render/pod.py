@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from milkyway.kube.agent_contract import AGENT_KEYS_SECRET
+from milkyway.kube.generated_secrets import generated_secret_name
 from milkyway.kube.labels import APPLICATION, COMPONENT, ZONE
 from milkyway.model.application import Resources
 from milkyway.model.component_type import ComponentTypeSpec, ProbeSpec
@@ -69,6 +70,8 @@ def pod_template(inputs: PodInputs) -> dict[str, Any]:
     for index, path in enumerate(container.writable_paths):
         volumes.append({"name": f"scratch-{index}", "emptyDir": {}})
         mounts.append({"name": f"scratch-{index}", "mountPath": path})
+    secret_mounts = _generated_secrets(inputs, volumes)
+    mounts.extend(secret_mounts)
     main: dict[str, Any] = {
         "name": "main",
         "image": inputs.image,
@@ -86,6 +89,8 @@ def pod_template(inputs: PodInputs) -> dict[str, Any]:
         probe = getattr(spec.probes, kind)
         if probe is not None:
             main[f"{kind}Probe"] = _probe(probe)
+    agent = agent_container(_agent_env(inputs.env), "config", container.data_path)
+    agent["volumeMounts"].extend(secret_mounts)
     pod_spec: dict[str, Any] = {
         "automountServiceAccountToken": container.service_account_token,
         "enableServiceLinks": False,
@@ -104,10 +109,7 @@ def pod_template(inputs: PodInputs) -> dict[str, Any]:
                 ]
             }
         },
-        "containers": [
-            main,
-            agent_container(_agent_env(inputs.env), "config", container.data_path),
-        ],
+        "containers": [main, agent],
         "volumes": volumes,
     }
     if inputs.hostname:
@@ -120,6 +122,22 @@ def pod_template(inputs: PodInputs) -> dict[str, Any]:
         "metadata": {"labels": inputs.labels, "annotations": inputs.annotations},
         "spec": pod_spec,
     }
+
+
+def _generated_secrets(inputs: PodInputs, volumes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Volumes (added to ``volumes``) and read-only mounts of the Secrets Milkyway generates
+    for this component: the data system reads them, the agent watches them for rotation."""
+    mounts: list[dict[str, Any]] = []
+    for secret in inputs.spec.agent.secrets:
+        if secret.generate is None:
+            continue
+        name = generated_secret_name(
+            inputs.labels[APPLICATION], inputs.labels[COMPONENT], secret.name
+        )
+        volume = f"secret-{secret.name}"
+        volumes.append({"name": volume, "secret": {"secretName": name, "defaultMode": 0o440}})
+        mounts.append({"name": volume, "mountPath": secret.path, "readOnly": True})
+    return mounts
 
 
 def _selector(labels: dict[str, str]) -> dict[str, str]:

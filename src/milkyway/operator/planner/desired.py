@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from milkyway.kube.generated_secrets import SECRET_SOURCE
 from milkyway.kube.labels import CONFIG_HASH, MEMBER, selector_labels
 from milkyway.model.resolve import ResolvedApplication, ResolvedComponent
 from milkyway.operator.observe import VERSION_LABEL
@@ -75,6 +76,24 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
     )
 
 
+def _with_secret_source(
+    obj: dict[str, Any],
+    resolved: ResolvedApplication,
+    component: ResolvedComponent,
+    clusters: Mapping[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The zone's ConfigMap naming the cluster of the component's first zone, which holds
+    the source of truth of the Secrets Milkyway generates (when the type declares any):
+    applying any zone creates them there first and copies them from there."""
+    if not any(s.generate for s in component.type.spec.agent.secrets) or not component.zones:
+        return obj
+    first = component.zones[0].name
+    source = _cluster_of(first, component.zone(first).cluster, clusters)
+    metadata = dict(obj["metadata"])
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), SECRET_SOURCE: source}
+    return {**obj, "metadata": metadata}
+
+
 def _cluster_of(zone: str, override: str | None, clusters: Mapping[str, dict[str, Any]]) -> str:
     if override:
         return override
@@ -102,6 +121,7 @@ def zone_want(
         labels = (obj.get("metadata") or {}).get("labels") or {}
         if kind == "ConfigMap":
             config_map_hash = ((obj["metadata"].get("annotations")) or {}).get(CONFIG_HASH)
+            obj = _with_secret_source(obj, resolved, component, clusters)
         if kind in ("StatefulSet", "Deployment") and not template:
             template = obj["spec"]["template"]["metadata"]
         if kind == "Pod" and not template:

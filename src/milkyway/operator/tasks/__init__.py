@@ -9,6 +9,6 @@ An unreachable member cluster never fails a task: it heartbeats "unreachable, wa
 and resumes when the cluster answers again (see :mod:`.common`).
 """
 
-from milkyway.operator.tasks import member, namespace, zone
+from milkyway.operator.tasks import member, namespace, secret_rotation, zone
 
-__all__ = ["member", "namespace", "zone"]
+__all__ = ["member", "namespace", "secret_rotation", "zone"]

@@ -43,6 +43,10 @@ from milkyway.operator.tasks.common import (
     still_waiting,
 )
 from milkyway.operator.tasks.namespace import created_namespace
+from milkyway.operator.tasks.secret_rotation import (
+    delete_generated_secrets,
+    ensure_generated_secrets,
+)
 from milkyway.operator.tasks.watch import PodWatch
 
 RELOAD_ANNOTATION = "milkyway.ebay.com/config-reloaded"
@@ -105,6 +109,7 @@ async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any
         f"publish the agent keys of {params.namespace}",
         lambda: ensure_signing_key(client, params.namespace),
     )
+    await ensure_generated_secrets(ctx, params.cluster, params.namespace, params.manifests)
     live = {name: obj for (name, _), obj in zip(statefulsets, found, strict=True)}
     applied: list[str] = []
     for stage in (
@@ -396,7 +401,8 @@ async def delete_zone(params: DeleteZoneParams, ctx: TaskContext) -> dict[str, A
     )
     if left:
         raise RetryableError(f"still present in {cluster}: {', '.join(left)}")
-    return {"claims": sorted(claims), "volumes": sorted(set(volumes))}
+    secrets = await delete_generated_secrets(ctx, cluster, namespace, dict(selector))
+    return {"claims": sorted(claims), "volumes": sorted(set(volumes)), "secrets": secrets}
 
 
 __all__ = [
