@@ -275,19 +275,28 @@ def control_plane() -> ControlPlaneConfig:
 
 
 @pytest.fixture
+def zones() -> tuple[str, ...]:
+    """The member clusters, one zone each; a test that needs more parametrizes it."""
+    return ZONES
+
+
+@pytest.fixture
 async def harness(
-    tmp_path: Path, types: dict[str, ComponentType], control_plane: ControlPlaneConfig
+    tmp_path: Path,
+    types: dict[str, ComponentType],
+    control_plane: ControlPlaneConfig,
+    zones: tuple[str, ...],
 ) -> AsyncIterator[Harness]:
-    async with SimulatedClusters(list(ZONES), kubeconfig_path=tmp_path / "kubeconfig") as sim:
+    async with SimulatedClusters(list(zones), kubeconfig_path=tmp_path / "kubeconfig") as sim:
         control = ControlledClusters(
             sim,
             nodes=4,
             config=control_plane,
-            topology={z: ("NA", z) for z in ZONES},
+            topology={z: ("NA", z) for z in zones},
             admin=False,
         )
         await control.start()
-        clients = {z: client_from_kubeconfig(sim.kubeconfig_path, z) for z in ZONES}
+        clients = {z: client_from_kubeconfig(sim.kubeconfig_path, z) for z in zones}
         engine = Engine(
             MemoryStore(),
             build_catalog(types.values()),
