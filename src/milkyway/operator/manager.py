@@ -541,6 +541,7 @@ class _Session:
                 cluster_wait=s.cluster_wait,
                 reachability=self.operator.reachability,
                 decision_key=self.decision_key,
+                management=self.client,
             )
             engine.start()
             self.engines[namespace] = engine

@@ -14,6 +14,7 @@ from pydantic import Field
 
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
 from milkyway.operator.observe import FRESH_VOLUME
+from milkyway.operator.render_snapshot import SnapshotRefs
 from milkyway.operator.tasks.common import (
     CLAIM_TTL,
     DISRUPTING_ANNOTATION,
@@ -33,7 +34,7 @@ from milkyway.operator.tasks.common import (
 from milkyway.operator.tasks.watch import PodWatch
 
 
-class MemberParams(Params):
+class MemberParams(SnapshotRefs, Params):
     """A member as the planner describes it (one item of a flow's ``members``)."""
 
     name: str
@@ -251,6 +252,7 @@ async def restart_member(params: MemberParams, ctx: TaskContext) -> dict[str, An
     Deployments recreate a deleted pod from their current template; a per-member
     Deployment is re-applied (its ``Recreate`` strategy replaces the pod); a bare Pod is
     deleted and created again from its manifest."""
+    params = await params.with_manifests(ctx)
     clock = Clock(params.timeout)
     pods = _live(await _member_pods(ctx, params, clock))
     if any(
@@ -378,6 +380,7 @@ async def replace_member(params: ReplaceParams, ctx: TaskContext) -> dict[str, A
     until its member is Ready on it, and the task waits until it is."""
     if await _node_returned(ctx, params):
         return {"replaced": False, "reason": f"node {params.lost_node} is Ready again"}
+    params = await params.with_manifests(ctx)
     clock = Clock(params.timeout)
     pods = await _member_pods(ctx, params, clock)
     old = frozenset(p["metadata"].get("uid", "") for p in pods)
