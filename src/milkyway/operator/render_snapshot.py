@@ -43,8 +43,8 @@ log = logging.getLogger("milkyway.operator")
 
 PREFIX = "snapshot:"
 SNAPSHOT_LABEL = "milkyway.ebay.com/render-snapshot"
-MANIFEST_KEYS = frozenset({"manifests", "memberManifests"})
-"""Parameter fields holding manifest lists, at any depth of a flow's parameters."""
+MANIFEST_KEYS = ("manifests", "memberManifests")
+"""The fields of a zone or member entry that hold manifest lists."""
 MAX_SNAPSHOT_BYTES = 900 * 1024
 """Larger renders stay inline: a ConfigMap holds at most 1 MiB."""
 _KEY_DIGITS = 24
@@ -79,45 +79,58 @@ class Snapshot:
 def externalize(
     params: Mapping[str, Any], application: str, namespace: str
 ) -> tuple[dict[str, Any], Snapshot | None]:
-    """``params`` with every non-empty manifest list replaced by a reference, and the
-    snapshot holding them (``None``, and ``params`` unchanged, when there is nothing to
-    move or the lists are too large for one ConfigMap)."""
-    texts: dict[int, tuple[str, str]] = {}
-
-    def collect(value: Any) -> None:
-        if isinstance(value, Mapping):
-            for key, item in value.items():
-                if key in MANIFEST_KEYS and isinstance(item, list) and item:
-                    text = orjson.dumps(item, option=orjson.OPT_SORT_KEYS).decode()
-                    texts[id(item)] = (_digest(text), text)
-                else:
-                    collect(item)
-        elif isinstance(value, list):
-            for item in value:
-                collect(item)
-
-    collect(params)
-    data = {key: text for key, text in texts.values()}
+    """``params`` with the non-empty manifest lists of its zones and members
+    (:data:`CARRIERS`) replaced by references, and the snapshot holding them (``None``,
+    and ``params`` unchanged, when there is nothing to move or the lists are too large for
+    one ConfigMap). Other params, a flow's own ``manifests`` among them, stay as they are:
+    only the lifecycle flows' tasks know the reference form."""
+    texts: dict[str, tuple[str, str]] = {}
+    for where, entry, field, value in _manifest_lists(params):
+        text = orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+        texts[f"{where}/{entry}/{field}"] = (_digest(text), text)
+    data = dict(texts.values())
     if not data or sum(len(t) for t in data.values()) > MAX_SNAPSHOT_BYTES:
         return dict(params), None
     name = f"{application}-render-{_digest(''.join(sorted(data)), 16)}"
-    snapshot = Snapshot(namespace, name, data)
+    result = dict(params)
+    for where in CARRIERS:
+        if not isinstance(params.get(where), list):
+            continue
+        entries = []
+        for index, entry in enumerate(params[where]):
+            if isinstance(entry, Mapping):
+                entry = {
+                    field: (
+                        f"{PREFIX}{namespace}/{name}#{texts[f'{where}/{index}/{field}'][0]}"
+                        if f"{where}/{index}/{field}" in texts
+                        else value
+                    )
+                    for field, value in entry.items()
+                }
+            entries.append(entry)
+        result[where] = entries
+    return result, Snapshot(namespace, name, data)
 
-    def replace(value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {
-                key: (
-                    f"{PREFIX}{namespace}/{name}#{texts[id(item)][0]}"
-                    if id(item) in texts and key in MANIFEST_KEYS
-                    else replace(item)
-                )
-                for key, item in value.items()
-            }
-        if isinstance(value, list):
-            return [replace(item) for item in value]
-        return value
 
-    return replace(params), snapshot
+CARRIERS = ("zones", "grow", "shrink", "members")
+"""The lifecycle flows' params whose entries carry manifest lists (each entry's
+``manifests``/``memberManifests``)."""
+
+
+def _manifest_lists(params: Mapping[str, Any]) -> list[tuple[str, int, str, list[Any]]]:
+    found = []
+    for where in CARRIERS:
+        entries = params.get(where)
+        if not isinstance(entries, list):
+            continue
+        for index, entry in enumerate(entries):
+            if not isinstance(entry, Mapping):
+                continue
+            for field in MANIFEST_KEYS:
+                value = entry.get(field)
+                if isinstance(value, list) and value:
+                    found.append((where, index, field, value))
+    return found
 
 
 async def store(client: Any, snapshot: Snapshot, application: str, owner: Sequence[Any]) -> None:

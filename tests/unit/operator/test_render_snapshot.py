@@ -128,3 +128,13 @@ async def test_a_reference_needs_the_management_cluster() -> None:
         await manifests(_ctx(None), params["zones"][0]["manifests"])
     with pytest.raises(FatalError, match="neither a list of objects nor a reference"):
         await manifests(_ctx(None), "zones/phx")
+
+
+def test_a_flows_own_manifests_param_stays_inline() -> None:
+    """Generic flows (``apply-and-wait``) take ``manifests`` themselves and validate it as
+    a list: only the zones' and members' lists of the lifecycle flows move."""
+    params = {"cluster": "phx", "manifests": [CONFIGMAP], "zones": [{"manifests": [POD]}]}
+    moved, snapshot = externalize(params, "orders", "streaming")
+    assert snapshot is not None and len(snapshot.data) == 1
+    assert moved["manifests"] == [CONFIGMAP]
+    assert moved["zones"][0]["manifests"].startswith(PREFIX)
