@@ -468,3 +468,29 @@ def test_succeeded_steps_forget_their_params_and_first_time_successes(core_drive
     assert len(nodes["roll[1]/start"].attempts) == 2
     assert nodes[""].params is None and driver.status.params == {}
     assert progress(driver.status) == "4/4", "forgotten steps still count as done"
+
+
+def test_a_run_whose_root_node_carries_the_params_continues(core_driver: Any) -> None:
+    """Engines before the params were kept once wrote them into the root node as well
+    (with defaults) and ``status.params`` as given; such a run resumes reading the root's."""
+    spec = _spec(
+        {
+            "parameters": {"size": {"type": "integer", "default": 3}},
+            "steps": [
+                {"name": "first", "action": "t"},
+                {"name": "second", "action": "t", "params": {"n": "${{ params.size * 2 }}"}},
+            ],
+        }
+    )
+    driver = core_driver.for_flows({"f@1": spec})
+    driver.start()
+    assert driver.status.nodes[""].params is None and driver.status.params == {"size": 3}
+    root = driver.status.nodes[""].model_copy(update={"params": {"size": 5}})
+    driver.status = driver.status.model_copy(
+        update={"params": {}, "nodes": {**driver.status.nodes, "": root}}
+    )
+
+    driver.succeed("first")
+
+    assert [p for _, p, _ in driver.started] == ["first", "second"]
+    assert driver.commands[0].params == {"n": 10}
