@@ -5,6 +5,8 @@ longer need."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import pytest
 import yaml
 
 from milkyway.model.flow import FlowRun
+from milkyway.operator.planner import RESTART_ANNOTATION
 
 from .conftest import NAMESPACE, Harness
 
@@ -53,7 +56,7 @@ async def _sizes(harness: Harness) -> dict[str, int]:
 
 async def _lifecycle(harness: Harness, kafka: int, zookeeper: int) -> dict[str, int]:
     """Provision, restart Kafka by a config change, upgrade ZooKeeper, scale Kafka out and
-    in, then delete everything."""
+    in, restart it on request, then delete everything."""
     await harness.converge()
     components = harness.document["spec"]["components"]
     components[kafka].setdefault("params", {})["heapMb"] = 1536
@@ -64,6 +67,13 @@ async def _lifecycle(harness: Harness, kafka: int, zookeeper: int) -> dict[str, 
     first_zone["size"] += 1
     await harness.converge()
     first_zone["size"] -= 1
+    await harness.converge()
+    await asyncio.sleep(1.1)
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    name = components[kafka]["name"]
+    harness.document["metadata"].setdefault("annotations", {})[RESTART_ANNOTATION] = (
+        f"{name}@{stamp}"
+    )
     await harness.converge()
     await harness.converge(deleting=True)
     return await _sizes(harness)
@@ -76,6 +86,7 @@ def _check(sizes: dict[str, int]) -> None:
         "milkyway-rolling-upgrade",
         "milkyway-scale-out",
         "milkyway-scale-in",
+        "milkyway-restart",
         "milkyway-decommission",
     }
     assert expected <= set(sizes), sorted(sizes)
