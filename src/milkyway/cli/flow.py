@@ -160,7 +160,9 @@ def run_flow(
             )
         if local:
             clients = _member_clients(kubeconfig, namespace)
-            async with Engine(store, catalog, clients=clients, poll_interval=0.5) as engine:
+            async with Engine(
+                store, catalog, clients=clients, poll_interval=0.5, management=store.client
+            ) as engine:
                 finished = await engine.wait(created.metadata.name, 24 * 3600, interval=0.5)
             console.print(_tree(finished))
             if finished.status.phase != "Succeeded":
@@ -379,6 +381,7 @@ def run_engine(
             engine_id=engine_id,
             lease_seconds=lease,
             poll_interval=min(1.0, lease / 5),
+            management=client,
         )
         logging.getLogger("milkyway.flows").info(
             "engine %s driving flowruns in %s", engine.engine_id, namespace

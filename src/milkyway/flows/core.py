@@ -142,8 +142,10 @@ class Machine:
     # --- public API -----------------------------------------------------------------
 
     def initial(self, params: dict[str, Any]) -> FlowRunStatus:
-        """The status of a run not yet started: the root node, Pending."""
-        root = NodeStatus(path="", name=self.root, kind="flow", flow_ref=self.root, params=params)
+        """The status of a run not yet started: the root node, Pending. The run's params
+        are kept once, in ``status.params`` (with defaults once it starts), not again in
+        the root node."""
+        root = NodeStatus(path="", name=self.root, kind="flow", flow_ref=self.root)
         return FlowRunStatus(
             phase="Pending",
             root=self.root,
@@ -234,7 +236,11 @@ class _Tx:
                 node = self.nodes.get(child_path(scope.path, section, step.name))
                 if node is not None:
                     steps[step.name] = {"outputs": node.outputs, "phase": node.phase}
-        result = {"params": scope.params or {}, "steps": steps, "run": self.m._run_vars}
+        if scope.params is not None:
+            params = scope.params
+        else:
+            params = self.status.params if not scope.path else {}
+        result = {"params": params, "steps": steps, "run": self.m._run_vars}
         if extra:
             result.update(extra)
         return result
@@ -326,8 +332,46 @@ class _Tx:
         if outputs is not None:
             node.outputs = outputs
         self.clear_timers(path)
+        if phase == "Succeeded" and path and node.kind in ("task", "flow"):
+            self.compact(node)
         if not quiet:
             self.child_finished(node)
+
+    def compact(self, done: NodeStatus) -> None:
+        """Forget what a step that succeeded no longer needs, so a run's status grows with
+        what went wrong, not with the size of what it changed: its rendered params (a
+        retry never runs a succeeded step again), a group member's ``item`` (its
+        ``index`` in the group's items stays), and, below a group member's subflow (one
+        per member: what grows with the group), the nodes that succeeded at their first
+        attempt. Nodes with failed attempts, approvals and their ancestors stay, for the
+        record and the events they raise; other subflows keep their steps."""
+        done.params = None
+        if done.role == "member":
+            done.item = None
+        if done.kind != "flow" or done.role != "member":
+            return
+        prefix = done.path + "/"
+        below = [p for p in self.nodes if p.startswith(prefix)]
+        keep: set[str] = set()
+        for path in below:
+            node = self.nodes[path]
+            if (
+                node.kind == "approval"
+                or node.failures
+                or node.compacted
+                or len(node.attempts) > 1
+                or node.phase not in ("Succeeded", "Skipped")
+            ):
+                current: str | None = path
+                while current is not None and current.startswith(prefix):
+                    keep.add(current)
+                    current = self.nodes[current].parent
+        for path in below:
+            if path not in keep:
+                gone = self.nodes.pop(path)
+                self.owned.discard(path)
+                if gone.kind in ("task", "approval") and gone.role != "gate":
+                    self.status.forgotten += 1
 
     def child_finished(self, node: NodeStatus) -> None:
         if node.parent is None:
@@ -376,7 +420,11 @@ class _Tx:
         node = self.edit(path)
         node.kind = "flow"
         node.flow_ref = ref
-        node.params = resolved
+        if path:
+            node.params = resolved
+        else:
+            self.status.params = resolved
+            node.params = None
         node.phase = "Running"
         node.started_at = self.now
         node.failed = False

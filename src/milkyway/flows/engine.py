@@ -75,8 +75,9 @@ def machine_for(run: FlowRun) -> Machine:
 
 
 def progress(status: FlowRunStatus) -> str:
-    """``done/total`` over task and approval nodes (fan-out members counted one by one)."""
-    total = done = 0
+    """``done/total`` over task and approval nodes (fan-out members counted one by one),
+    those forgotten once their subflow succeeded included."""
+    total = done = status.forgotten
     for node in status.nodes.values():
         if node.kind in ("task", "approval") and node.role != "gate":
             total += 1
@@ -292,11 +293,15 @@ class Engine:
         reachability: ReachabilityLog | None = None,
         decision_key: bytes | None = None,
         accepts: Callable[[FlowRun], bool] | None = None,
+        management: Any = None,
     ) -> None:
         self.store = store
         self.accepts: Callable[[FlowRun], bool] = accepts or (lambda run: True)
         """Which runs of the store this engine may drive (all by default): several engines
         sharing a store split its runs with it (e.g. operator replicas by shard)."""
+        self.management = management
+        """The client of the cluster that holds the runs (the operator's management
+        cluster), lent to tasks that read what their planner stored there; ``None``: none."""
         self.reachability = reachability or ReachabilityLog("of the flow store")
         """Where failures to reach the store's cluster are reported (once per change)."""
         self._reports_recovery = reachability is None
@@ -894,6 +899,7 @@ class _Driver:
             clients=self.engine.clients,
             logger=log.getChild(command.action),
             cluster_wait=self.engine.cluster_wait,
+            management=self.engine.management,
         )
         ctx.on_heartbeat = lambda message: self._heartbeat(command, message)
         task = asyncio.create_task(self._run_task(command, ctx))

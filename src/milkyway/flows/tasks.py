@@ -175,6 +175,9 @@ class TaskContext:
     cluster_wait: float | None = None
     """Longest wait for an unknown cluster before a ``Fatal`` error; ``None``: the step's
     own timeouts bound it."""
+    management: Any = None
+    """The client of the cluster holding the runs (the operator's management cluster),
+    for tasks that read what the planner stored there; ``None`` when the engine has none."""
 
     @property
     def idempotency_key(self) -> str:

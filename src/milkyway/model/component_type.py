@@ -33,6 +33,7 @@ from milkyway.model.base import (
     VersionString,
 )
 from milkyway.model.crd_schema import AGE_COLUMN, CrdInfo, PrinterColumn
+from milkyway.model.zone_policy import zone_policy_problems
 
 PARAM_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9_.-]*$"
 _DEFAULT_WORKLOADS: tuple[WorkloadPattern, ...] = ("statefulset", "deploymentset", "pods")
@@ -120,14 +121,29 @@ class Export(Model):
     """Jinja2 template of the value."""
 
 
+class ZoneSafety(Model):
+    """Why a whole zone may go down at once: the software places a partition's replicas
+    across zones (racks) and accepts writes with fewer in-sync replicas than it keeps, so
+    one zone down leaves every partition writable. Names the params that say so."""
+
+    replication_factor: str = Field(min_length=1)
+    """Integer param: copies kept of each partition (Kafka ``replicationFactor``)."""
+    min_in_sync: str = Field(min_length=1)
+    """Integer param: copies that must acknowledge a write (Kafka ``minInsyncReplicas``)."""
+
+
 class DisruptionPolicy(Model):
     """How many members may be down at once; the operator enforces it on every flow."""
 
-    kind: Literal["quorum", "rackAware", "maxUnavailable"] = "maxUnavailable"
+    kind: Literal["quorum", "rackAware", "zone", "maxUnavailable"] = "maxUnavailable"
     """``quorum``: never more than (n-1)/2 members down across all zones; ``rackAware``: only
-    one zone at a time; ``maxUnavailable``: at most ``maxUnavailable`` per zone."""
+    one zone at a time; ``zone``: a whole zone's members at once, never members of two zones
+    (needs ``zoneSafety``); ``maxUnavailable``: at most ``maxUnavailable`` per zone."""
     max_unavailable: int = Field(default=1, ge=1)
-    """Members that may be down at once within one zone."""
+    """Members that may be down at once within one zone (for ``zone``: when a whole zone
+    may not go, because the component has one zone or too few replicas per partition)."""
+    zone_safety: ZoneSafety | None = None
+    """For ``zone``: the params that make one zone down safe."""
 
 
 class Sizing(Model):
@@ -288,6 +304,7 @@ class ComponentTypeSpec(Model):
             unknown = sorted(set(profile.params) - known)
             if unknown:
                 problems.append(f"profile {profile_name!r} sets unknown params {unknown}")
+        problems.extend(zone_policy_problems(self))
         if problems:
             raise ValueError("; ".join(problems))
         return self

@@ -514,6 +514,9 @@ class FlowRunStatus(Model):
     holds: list[str] = Field(default_factory=list)
     """Mutex and concurrency keys this run holds."""
     outputs: Any = None
+    forgotten: int = Field(default=0, ge=0)
+    """Task and approval nodes below succeeded group members dropped from ``nodes`` to
+    keep the status small; ``progress`` still counts them as done."""
 
 
 class FlowRun(Model):

@@ -739,6 +739,7 @@ class _Session:
                 reachability=self.operator.reachability,
                 decision_key=self.decision_key,
                 accepts=accepts,
+                management=self.client,
             )
             engine.start()
             self.engines[namespace] = engine

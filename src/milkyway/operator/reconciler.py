@@ -71,6 +71,7 @@ from milkyway.operator.planner.contract import (
 from milkyway.operator.planner.lost import LostMember
 from milkyway.operator.planner.status import rfc3339
 from milkyway.operator.registry import ClusterRegistry
+from milkyway.operator.render_snapshot import externalize, store
 from milkyway.operator.size_limit import oversized_spec
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition
 from milkyway.render.zone import render_zone
@@ -636,7 +637,7 @@ class Reconciler:
                 gates, closers = await self._change_record(obj, request, gates)
             run_name = await engine.submit(
                 request.flow,
-                request.params,
+                await self._small_params(obj, request),
                 target=f"{namespace}/{name}",
                 requested_by=self._requester(obj),
                 namespace=namespace,
@@ -688,6 +689,28 @@ class Reconciler:
             component=request.component,
         )
         return [*gates, opening], [closing]
+    async def _small_params(self, obj: Mapping[str, Any], request: FlowRequest) -> dict[str, Any]:
+        """``request``'s params with its manifests stored in a render snapshot and referred
+        to (see :mod:`milkyway.operator.render_snapshot`); inline if it cannot be stored."""
+        namespace = obj["metadata"]["namespace"]
+        name = obj["metadata"]["name"]
+        params, snapshot = externalize(request.params, name, namespace)
+        if snapshot is None:
+            return params
+        owner = [{k: v for k, v in o.items() if k != "controller"} for o in _owner(obj)]
+        try:
+            await store(self._client, snapshot, name, owner)
+        except ApiError as exc:
+            log.warning(
+                "%s/%s: render snapshot %s not stored (%s); %s carries its manifests inline",
+                namespace,
+                name,
+                snapshot.name,
+                exc.status.message,
+                request.flow,
+            )
+            return dict(request.params)
+        return params
 
     def _requester(self, obj: Mapping[str, Any]) -> str:
         """Who asked for what the Application now says: the user ``milkyway server``

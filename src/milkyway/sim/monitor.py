@@ -137,3 +137,55 @@ class Tally:
 
     def max_down(self, expected: int) -> int:
         return expected - (self.min_ready if self.min_ready is not None else 0)
+
+
+@dataclass
+class ZoneInvariant:
+    """Checks a zone disruption policy at every transition of the pods whose labels match
+    ``selector``: never members of two zones (label ``zone_label``) down at once, never
+    more than ``budget`` down. A pod counts as down from the moment it is not Ready until
+    a pod of the same name is Ready again (a deleted member is down until its
+    replacement is). Pods that exist when it starts are taken as they are reported.
+
+    It records, never raises (it runs inside the simulator's event dispatch):
+    ``violations`` says what broke the policy and when, ``max_zones``/``max_down`` the
+    worst instants; ``reset`` starts a new window from the current state."""
+
+    selector: Mapping[str, str]
+    zone_label: str
+    budget: int
+    namespace: str | None = None
+    down: dict[str, str] = field(default_factory=dict)
+    """Pod name to its zone, for every member down now."""
+    max_zones: int = 0
+    max_down: int = 0
+    violations: list[str] = field(default_factory=list)
+
+    def __call__(self, t: Transition) -> None:
+        if self.namespace is not None and t.namespace != self.namespace:
+            return
+        if any(t.labels.get(k) != v for k, v in self.selector.items()):
+            return
+        key = f"{t.cluster}/{t.name}"
+        if t.ready:
+            self.down.pop(key, None)
+            return
+        self.down[key] = t.labels.get(self.zone_label, "")
+        zones = sorted(set(self.down.values()))
+        self.max_zones = max(self.max_zones, len(zones))
+        self.max_down = max(self.max_down, len(self.down))
+        if len(zones) > 1:
+            self.violations.append(
+                f"{t.at.isoformat()}: members of {len(zones)} zones down at once "
+                f"({', '.join(zones)}): {', '.join(sorted(self.down))}"
+            )
+        if len(self.down) > self.budget:
+            self.violations.append(
+                f"{t.at.isoformat()}: {len(self.down)} members down, the budget is "
+                f"{self.budget}: {', '.join(sorted(self.down))}"
+            )
+
+    def reset(self) -> None:
+        self.max_zones = len(set(self.down.values()))
+        self.max_down = len(self.down)
+        self.violations.clear()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from lightkube.resources.apps_v1 import StatefulSet
+from lightkube.resources.core_v1 import ConfigMap
 
 from milkyway.kube.resources import FLOWRUN
 
@@ -62,6 +63,17 @@ async def test_stream1_provisions_in_dependency_order_and_becomes_ready(world: A
     assert started["kafka1"] >= finished["zookeeper1"]
     assert started["flink-jobmanager"] >= finished["zookeeper2"]
     assert started["flink-taskmanager"] >= finished["flink-jobmanager"]
+    # The runs carried their manifests by reference to snapshots owned by the Application.
+    provision = next(
+        r for r in runs if r["metadata"]["labels"].get("milkyway.ebay.com/component") == "kafka1"
+    )
+    reference = provision["spec"]["params"]["zones"][0]["manifests"]
+    assert reference.startswith("snapshot:milkyway/stream1-render-"), reference
+    snapshot = await world.mgmt.get(
+        ConfigMap, reference.split("/", 1)[1].split("#")[0], namespace="milkyway"
+    )
+    assert [o.name for o in snapshot.metadata.ownerReferences] == ["stream1"]
+    assert snapshot.metadata.labels["milkyway.ebay.com/render-snapshot"] == "true"
 
 
 async def test_multi_region_example_provisions_across_all_its_clusters(world: Any) -> None:

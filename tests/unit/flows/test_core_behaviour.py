@@ -8,6 +8,7 @@ import pytest
 
 from milkyway.flows import events as ev
 from milkyway.flows.core import InvalidRequest
+from milkyway.flows.engine import progress
 from milkyway.model.flow import FlowSpec
 
 
@@ -415,5 +416,81 @@ def test_retry_passes_the_health_gate_again_and_resumes_member_subflows(
     assert list(driver.running) == ["roll[1]/start"]
     driver.succeed("roll[1]/start")
     assert driver.status.phase == "Succeeded"
-    assert len(driver.status.nodes["roll[1]/stop"].attempts) == 1
-    assert len(driver.status.nodes["roll[0]/stop"].attempts) == 1
+    runs = [path for _, path, _ in driver.started]
+    assert runs.count("roll[1]/stop") == 1 and runs.count("roll[0]/stop") == 1
+    assert runs.count("roll[1]/start") == 2, "only the failed step ran again"
+    assert len(driver.status.nodes["roll[1]/start"].attempts) == 2, "its failure is kept"
+    assert "roll[1]/stop" not in driver.status.nodes, "a first-time success is forgotten"
+
+
+def test_succeeded_steps_forget_their_params_and_first_time_successes(core_driver: Any) -> None:
+    sub = _spec(
+        {
+            "parameters": {"who": {"type": "string"}},
+            "steps": [
+                {"name": "stop", "action": "t", "params": {"who": "${{ params.who }}"}},
+                {"name": "start", "action": "t", "retry": {"limit": 2}},
+            ],
+        }
+    )
+    spec = _spec(
+        {
+            "steps": [
+                {
+                    "name": "roll",
+                    "forEach": ["a", "b"],
+                    "flow": "sub",
+                    "params": {"who": "${{ item }}"},
+                }
+            ]
+        }
+    )
+    driver = core_driver.for_flows({"f@1": spec, "sub@1": sub})
+    driver.start()
+    assert driver.status.nodes["roll[0]"].item == "a"
+    driver.succeed("roll[0]/stop")
+    driver.succeed("roll[0]/start")
+    driver.succeed("roll[1]/stop")
+    driver.fail("roll[1]/start")
+    driver.tick()
+    driver.succeed("roll[1]/start")
+
+    assert driver.status.phase == "Succeeded"
+    nodes = driver.status.nodes
+    for member in ("roll[0]", "roll[1]"):
+        assert nodes[member].params is None and nodes[member].item is None
+        assert nodes[member].index is not None
+    assert sorted(p for p in nodes if p.startswith("roll[")) == [
+        "roll[0]",
+        "roll[1]",
+        "roll[1]/start",
+    ], "only the step that failed once is kept below the members"
+    assert len(nodes["roll[1]/start"].attempts) == 2
+    assert nodes[""].params is None and driver.status.params == {}
+    assert progress(driver.status) == "4/4", "forgotten steps still count as done"
+
+
+def test_a_run_whose_root_node_carries_the_params_continues(core_driver: Any) -> None:
+    """Engines before the params were kept once wrote them into the root node as well
+    (with defaults) and ``status.params`` as given; such a run resumes reading the root's."""
+    spec = _spec(
+        {
+            "parameters": {"size": {"type": "integer", "default": 3}},
+            "steps": [
+                {"name": "first", "action": "t"},
+                {"name": "second", "action": "t", "params": {"n": "${{ params.size * 2 }}"}},
+            ],
+        }
+    )
+    driver = core_driver.for_flows({"f@1": spec})
+    driver.start()
+    assert driver.status.nodes[""].params is None and driver.status.params == {"size": 3}
+    root = driver.status.nodes[""].model_copy(update={"params": {"size": 5}})
+    driver.status = driver.status.model_copy(
+        update={"params": {}, "nodes": {**driver.status.nodes, "": root}}
+    )
+
+    driver.succeed("first")
+
+    assert [p for _, p, _ in driver.started] == ["first", "second"]
+    assert driver.commands[0].params == {"n": 10}

@@ -51,7 +51,7 @@ def test_quorum_types_need_odd_sizes_and_identities() -> None:
         assert spec.identity is not None
         assert "deployment" not in spec.workloads
     assert TYPES["zookeeper"].spec.identity.max == 255
-    assert TYPES["kafka"].spec.disruption.kind == "rackAware"
+    assert TYPES["kafka"].spec.disruption.kind == "zone"
 
 
 def test_dependencies_and_exports_match_up() -> None:

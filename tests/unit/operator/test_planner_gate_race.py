@@ -146,3 +146,43 @@ async def test_a_member_already_down_passes_at_once_when_claimed_first() -> None
     result = await _gate(cluster, "zk-0", 2, named=True)
 
     assert result["memberDown"] is True
+
+
+def _zones_gate(member: str, one_zone: bool) -> GateParams:
+    zones = [
+        {"cluster": c, "namespace": "ns", "selector": SELECTOR, "expected": 3} for c in ("a", "b")
+    ]
+    return GateParams(
+        zones=zones,
+        maxUnavailable=3,
+        member=member,
+        oneZone=one_zone,
+        timeout=0.3,
+        interval=0.01,
+    )
+
+
+async def test_a_whole_zone_gate_waits_while_another_zone_has_a_member_down() -> None:
+    zone_a = Cluster([_pod(f"kafka-a-{i}", ready=i != 2) for i in range(3)])
+    zone_b = Cluster([_pod(f"kafka-b-{i}", ready=True) for i in range(3)])
+    ctx = TaskContext("run", "gate", 1, {"a": zone_a, "b": zone_b}, logging.getLogger("t"))
+
+    with pytest.raises(RetryableError, match=r"1 member\(s\) down \(1 in other zones\)"):
+        await disruption_gate(_zones_gate("kafka-b-0", one_zone=True), ctx)
+    assert (await disruption_gate(_zones_gate("kafka-a-0", one_zone=True), ctx))["down"] == 1, (
+        "a member down in the member's own zone leaves the zone's room"
+    )
+    zone_a.pods["kafka-a-0"]["metadata"]["annotations"].clear()
+    assert (await disruption_gate(_zones_gate("kafka-b-0", one_zone=False), ctx))["down"] == 1
+
+
+async def test_a_whole_zone_gate_counts_claims_in_other_zones_as_down() -> None:
+    live = {DISRUPTING_ANNOTATION: f"{time.time() + 60:.3f}"}
+    zone_a = Cluster([_pod(f"kafka-a-{i}", ready=True) for i in range(3)])
+    zone_a.pods["kafka-a-1"]["metadata"]["annotations"].update(live)
+    zone_b = Cluster([_pod(f"kafka-b-{i}", ready=True) for i in range(3)])
+    ctx = TaskContext("run", "gate", 1, {"a": zone_a, "b": zone_b}, logging.getLogger("t"))
+
+    with pytest.raises(RetryableError, match="in other zones"):
+        await disruption_gate(_zones_gate("kafka-b-0", one_zone=True), ctx)
+    assert (await disruption_gate(_zones_gate("kafka-a-0", one_zone=True), ctx))["down"] == 1

@@ -25,6 +25,7 @@ from milkyway.operator.health.targets import ZoneTarget
 AGENT_CHECKS: Mapping[str, tuple[str, ...]] = {
     "quorum": ("one-leader", "followers"),
     "rackAware": ("brokers-registered", "under-replicated-partitions"),
+    "zone": ("brokers-registered", "under-replicated-partitions"),
 }
 """Data-system checks that need the member agent; not run yet."""
 
@@ -185,7 +186,7 @@ def quorum_findings(component: str, zones: Sequence[ZonePods], ready: int) -> li
                     "observed": f"{ready}/{desired} members Ready across all zones, need {need}",
                 }
             ]
-    elif kind == "rackAware":
+    elif kind in ("rackAware", "zone"):
         if ready == 0:
             return [
                 {

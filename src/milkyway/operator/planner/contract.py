@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from milkyway.model.component_type import DisruptionPolicy
+from milkyway.model.resolve import ResolvedComponent
+from milkyway.model.zone_policy import whole_zone_safe
 
 REMEDIATE_AFTER = 60.0
 """Seconds a member may stay not Ready before it is recreated (a missing one: at once)."""
@@ -114,3 +116,21 @@ def max_unavailable(policy: DisruptionPolicy, size: int) -> int:
     if policy.kind == "quorum":
         return max(1, (size - 1) // 2) if size <= 2 else (size - 1) // 2
     return policy.max_unavailable
+
+
+def whole_zone(component: ResolvedComponent, down: int = 0) -> bool:
+    """A ``zone`` policy takes a whole zone down at once: its configuration makes one zone
+    down safe (:func:`~milkyway.model.zone_policy.whole_zone_safe`) and no member is down
+    already (one would be in some zone, and another zone must not join it: the component
+    falls back to one member at a time until it is back)."""
+    policy = component.type.spec.disruption
+    return down == 0 and whole_zone_safe(policy, [(z.size, z.params) for z in component.zones])
+
+
+def component_budget(component: ResolvedComponent, down: int = 0) -> int:
+    """Members of ``component`` that may be down at once, ``down`` being down already: the
+    largest zone under a ``zone`` policy that takes whole zones, else
+    :func:`max_unavailable`."""
+    if whole_zone(component, down):
+        return max(z.size for z in component.zones)
+    return max_unavailable(component.type.spec.disruption, component.size)

@@ -23,8 +23,9 @@ from milkyway.operator.planner.contract import (
     FlowRequest,
     Plan,
     RunningFlow,
-    max_unavailable,
+    component_budget,
     mutex_key,
+    whole_zone,
 )
 from milkyway.operator.planner.desired import zone_want
 from milkyway.operator.planner.diff import ZoneDiff, diff_zone
@@ -73,7 +74,7 @@ class ComponentDiff:
 
     @property
     def budget(self) -> int:
-        return max_unavailable(self.resolved.type.spec.disruption, self.size)
+        return component_budget(self.resolved, self.down)
 
 
 class PlanningPass:
@@ -204,9 +205,11 @@ class PlanningPass:
         )
 
     def gate(self, component: ComponentDiff) -> dict[str, Any]:
-        """What the live disruption gate re-checks right before each restart."""
+        """What the live disruption gate re-checks right before each restart (``oneZone``:
+        also that no member of another zone is down)."""
         return {
             "maxUnavailable": component.budget,
+            "oneZone": whole_zone(component.resolved, component.down),
             "zones": [
                 {
                     "cluster": z.want.cluster,
@@ -236,6 +239,9 @@ class PlanningPass:
         room = max(1, max_down - already)
         if policy.kind == "quorum":
             parallelism = min(room, max(1, len(members)))
+        elif whole_zone(component.resolved, component.down):
+            largest = max((z.want.size for z in component.zones), default=1)
+            parallelism = max(1, min(largest, room))
         else:
             largest = max((z.want.size for z in component.zones), default=1)
             parallelism = max(1, min(policy.max_unavailable, largest, room))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from lightkube.resources.apps_v1 import Deployment
@@ -14,6 +15,7 @@ from pydantic import Field
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
 from milkyway.kube.agent_contract import DISK_ALERT_CONDITION
 from milkyway.operator.observe import FRESH_VOLUME
+from milkyway.operator.render_snapshot import SnapshotRefs
 from milkyway.operator.tasks.common import (
     CLAIM_TTL,
     DISRUPTING_ANNOTATION,
@@ -33,7 +35,7 @@ from milkyway.operator.tasks.common import (
 from milkyway.operator.tasks.watch import PodWatch
 
 
-class MemberParams(Params):
+class MemberParams(SnapshotRefs, Params):
     """A member as the planner describes it (one item of a flow's ``members``)."""
 
     name: str
@@ -117,8 +119,27 @@ class GateParams(Params):
     first count (one listing of every zone fewer before each restart); without it, or if
     no pod has that name, it finds the member's pods in its first count."""
     namespace: str = "default"
+    one_zone: bool = Field(default=False, alias="oneZone")
+    """The policy takes whole zones down (``zone``): also wait while a member of another
+    zone than this member's is down or claimed, so two zones are never down at once."""
     timeout: float = Field(default=600.0, gt=0)
     interval: float = Field(default=POLL_INTERVAL, gt=0)
+
+
+@dataclass(frozen=True)
+class Survey:
+    """What the gate counted: members other than its own down or claimed, in all and in
+    zones other than its member's; the member's live pods and whether it is Ready."""
+
+    down: int
+    elsewhere: int
+    mine: list[dict[str, Any]]
+    member_ready: bool
+
+    def room(self, params: GateParams) -> bool:
+        """Taking the member down keeps the policy: within the budget, and (``oneZone``)
+        no other zone has a member down."""
+        return self.down + 1 <= params.max_unavailable and not (params.one_zone and self.elsewhere)
 
 
 def _claimed(pod: dict[str, Any], now: float) -> bool:
@@ -143,10 +164,10 @@ async def _claim(ctx: TaskContext, pods: list[dict[str, Any]], value: str | None
         )
 
 
-async def _survey(params: GateParams, watch: PodWatch) -> tuple[int, list[dict[str, Any]], bool]:
-    """Members other than ``params.member`` that are down or claimed by another gate,
-    the member's own live pods, and whether the member is Ready. The zones are listed at
-    once: the count is as fresh as the slowest cluster's answer, not the sum of them."""
+async def _survey(params: GateParams, watch: PodWatch) -> Survey:
+    """Count the members other than ``params.member`` that are down or claimed by another
+    gate, in all and outside the member's zone. The zones are listed at once: the count
+    is as fresh as the slowest cluster's answer, not the sum of them."""
     expected = sum(zone.expected for zone in params.zones)
     listings = await asyncio.gather(
         *(watch.list(zone.cluster, zone.namespace, zone.selector) for zone in params.zones)
@@ -155,15 +176,22 @@ async def _survey(params: GateParams, watch: PodWatch) -> tuple[int, list[dict[s
     up = 0
     mine: list[dict[str, Any]] = []
     member_ready = False
-    for zone, pods in zip(params.zones, listings, strict=True):
+    short: list[int] = []
+    home: int | None = None
+    for index, (zone, pods) in enumerate(zip(params.zones, listings, strict=True)):
+        zone_up = 0
         for pod in pods:
             if member_of(pod, params.member, params.member_id):
+                home = index
                 member_ready = member_ready or pod_ready(pod)
                 if not (pod.get("metadata") or {}).get("deletionTimestamp"):
                     mine.append({**pod, "cluster": zone.cluster, "namespace": zone.namespace})
             elif pod_ready(pod) and not _claimed(pod, now):
-                up += 1
-    return max(0, expected - 1 - up), mine, member_ready
+                zone_up += 1
+        up += zone_up
+        short.append(max(0, zone.expected - zone_up))
+    elsewhere = sum(n for index, n in enumerate(short) if index != home)
+    return Survey(max(0, expected - 1 - up), elsewhere, mine, member_ready)
 
 
 @task("milkyway.disruption-gate")
@@ -185,24 +213,26 @@ async def disruption_gate(params: GateParams, ctx: TaskContext) -> dict[str, Any
     )
     async with PodWatch(ctx, clock) as watch:
         while True:
-            down, mine, member_ready = await _survey(params, watch)
-            if not claimed and member_ready and down + 1 <= params.max_unavailable:
-                await _claim(ctx, mine, _expiry())
+            seen = await _survey(params, watch)
+            if not claimed and seen.member_ready and seen.room(params):
+                await _claim(ctx, seen.mine, _expiry())
                 claimed = True
-                down, mine, member_ready = await _survey(params, watch)
-            if not member_ready:
+                seen = await _survey(params, watch)
+            down = seen.down
+            if not seen.member_ready:
                 return {"down": down, "maxUnavailable": params.max_unavailable, "memberDown": True}
             if claimed:
-                if down + 1 <= params.max_unavailable:
+                if seen.room(params):
                     return {"down": down, "maxUnavailable": params.max_unavailable}
-                await _claim(ctx, mine, None)
+                await _claim(ctx, seen.mine, None)
                 claimed = False
+            where = f" ({seen.elsewhere} in other zones)" if params.one_zone else ""
             still_waiting(
                 ctx,
                 clock,
-                f"{down} other member(s) down or restarting, {params.max_unavailable} "
-                f"allowed: {params.member} waits",
-                f"disruption gate: {down} member(s) down, at most "
+                f"{down} other member(s) down or restarting{where}, "
+                f"{params.max_unavailable} allowed: {params.member} waits",
+                f"disruption gate: {down} member(s) down{where}, at most "
                 f"{params.max_unavailable} may be; not restarting {params.member}",
             )
             await watch.wait(params.interval)
@@ -223,6 +253,7 @@ async def restart_member(params: MemberParams, ctx: TaskContext) -> dict[str, An
     Deployments recreate a deleted pod from their current template; a per-member
     Deployment is re-applied (its ``Recreate`` strategy replaces the pod); a bare Pod is
     deleted and created again from its manifest."""
+    params = await params.with_manifests(ctx)
     clock = Clock(params.timeout)
     pods = _live(await _member_pods(ctx, params, clock))
     if any(
@@ -363,6 +394,7 @@ async def replace_member(params: ReplaceParams, ctx: TaskContext) -> dict[str, A
     waits until it is."""
     if await _node_returned(ctx, params):
         return {"replaced": False, "reason": f"node {params.lost_node} is Ready again"}
+    params = await params.with_manifests(ctx)
     clock = Clock(params.timeout)
     pods = await _member_pods(ctx, params, clock)
     if params.disk_alert and not any(_disk_critical(p) for p in pods):

@@ -21,6 +21,7 @@ from pydantic import Field
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext, task
 from milkyway.kube.agent_client import AgentClient
 from milkyway.kube.agent_keys import ensure_signing_key
+from milkyway.operator.render_snapshot import SnapshotRefs
 from milkyway.operator.tasks.agent_reload import (
     ReloadTarget,
     config_map_of,
@@ -70,7 +71,7 @@ class ZoneParams(Params):
     interval: float = Field(default=POLL_INTERVAL, gt=0)
 
 
-class ApplyZoneParams(Params):
+class ApplyZoneParams(SnapshotRefs, Params):
     cluster: str
     namespace: str = "default"
     manifests: list[dict[str, Any]] = Field(default_factory=list)
@@ -91,6 +92,7 @@ async def apply_zone(params: ApplyZoneParams, ctx: TaskContext) -> dict[str, Any
     with the live StatefulSets, whose claim templates are kept); then the objects that
     configure the workloads (ConfigMaps, Services, budgets) all at once, then the workloads
     all at once: one round trip per stage, not per object."""
+    params = await params.with_manifests(ctx)
     statefulsets = [
         (m["metadata"]["name"], m["metadata"].get("namespace") or params.namespace)
         for m in params.manifests
@@ -267,7 +269,7 @@ class Removed(Params):
     member_id: int = Field(default=-1, alias="memberId")
 
 
-class ScaleZoneParams(ZoneParams):
+class ScaleZoneParams(SnapshotRefs, ZoneParams):
     manifests: list[dict[str, Any]] = Field(default_factory=list)
     removed: list[Removed] = Field(default_factory=list)
 
@@ -279,6 +281,7 @@ async def scale_in_zone(params: ScaleZoneParams, ctx: TaskContext) -> dict[str, 
     Applying the zone's objects lowers the StatefulSet's replicas (its controller removes
     the highest ordinals); per-member workloads are deleted one by one. Claims are deleted
     only once their member's pod is gone, and the volumes they were bound to after that."""
+    params = await params.with_manifests(ctx)
     await apply(ctx, params.cluster, params.manifests, params.namespace)
     for item in params.removed:
         if item.workload:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from lightkube import AsyncClient
+from lightkube.models.meta_v1 import ObjectMeta
 from lightkube.resources.apps_v1 import Deployment, ReplicaSet, StatefulSet
 from lightkube.resources.core_v1 import (
     ConfigMap,
@@ -23,6 +24,7 @@ from lightkube.resources.core_v1 import (
     Pod,
     Service,
 )
+from lightkube.resources.core_v1 import Namespace as NamespaceResource
 from lightkube.resources.policy_v1 import PodDisruptionBudget
 from tests.polling import eventually
 
@@ -39,6 +41,7 @@ from milkyway.model.resolve import ResolvedApplication, resolve
 from milkyway.operator.flows_catalog import build_catalog
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner import FlowRequest, Plan, RunningFlow, plan
+from milkyway.operator.render_snapshot import externalize, store
 from milkyway.render.zone import render_zone
 from milkyway.sim.clusters import SimulatedClusters
 from milkyway.sim.controllers.attach import ControlledClusters
@@ -46,6 +49,7 @@ from milkyway.sim.controllers.config import ControlPlaneConfig
 from milkyway.sim.monitor import Tally, subscribe
 
 ZONES = ("phx", "slc")
+MANAGEMENT = "mgmt"
 NAMESPACE = "stream"
 _NAMESPACED = (
     StatefulSet,
@@ -87,6 +91,8 @@ class Harness:
     clients: dict[str, AsyncClient]
     types: dict[str, ComponentType]
     engine: Engine
+    management: AsyncClient
+    """The management cluster: where the operator keeps render snapshots."""
     document: dict[str, Any] = field(default_factory=dict)
     members: dict[str, Any] = field(default_factory=dict)
     runs: list[tuple[FlowRequest, str]] = field(default_factory=list)
@@ -199,7 +205,7 @@ class Harness:
             for request in result.start:
                 run = await self.engine.submit(
                     request.flow,
-                    request.params,
+                    await self.small_params(request),
                     target=f"{NAMESPACE}/{self.document['metadata']['name']}/{request.component}",
                     requested_by="milkyway-operator",
                 )
@@ -217,6 +223,15 @@ class Harness:
                     )
                 )
         raise AssertionError(f"no convergence in {rounds} rounds: {[s.flow for s in started]}")
+
+    async def small_params(self, request: FlowRequest) -> dict[str, Any]:
+        """The request's params as the operator submits them: manifests in a render
+        snapshot of the management cluster, referred to."""
+        name = self.document["metadata"]["name"]
+        params, snapshot = externalize(request.params, name, NAMESPACE)
+        if snapshot is not None:
+            await store(self.management, snapshot, name, [])
+        return params
 
     async def until(self, check: Callable[[], bool], within: float = 30.0) -> None:
         """Poll ``check`` until it holds."""
@@ -278,31 +293,44 @@ def control_plane() -> ControlPlaneConfig:
 
 
 @pytest.fixture
+def zones() -> tuple[str, ...]:
+    """The member clusters, one zone each; a test that needs more parametrizes it."""
+    return ZONES
+
+
+@pytest.fixture
 async def harness(
-    tmp_path: Path, types: dict[str, ComponentType], control_plane: ControlPlaneConfig
+    tmp_path: Path,
+    types: dict[str, ComponentType],
+    control_plane: ControlPlaneConfig,
+    zones: tuple[str, ...],
 ) -> AsyncIterator[Harness]:
-    async with SimulatedClusters(list(ZONES), kubeconfig_path=tmp_path / "kubeconfig") as sim:
+    clusters = [*zones, MANAGEMENT]
+    async with SimulatedClusters(clusters, kubeconfig_path=tmp_path / "kubeconfig") as sim:
         control = ControlledClusters(
             sim,
             nodes=4,
             config=control_plane,
-            topology={z: ("NA", z) for z in ZONES},
+            topology={z: ("NA", z) for z in zones},
             admin=False,
         )
         await control.start()
-        clients = {z: client_from_kubeconfig(sim.kubeconfig_path, z) for z in ZONES}
+        clients = {z: client_from_kubeconfig(sim.kubeconfig_path, z) for z in zones}
+        management = client_from_kubeconfig(sim.kubeconfig_path, MANAGEMENT)
+        await management.create(NamespaceResource(metadata=ObjectMeta(name=NAMESPACE)))
         engine = Engine(
             MemoryStore(),
             build_catalog(types.values()),
             clients=clients,
             poll_interval=0.05,
             lease_seconds=10,
+            management=management,
         )
         engine.start()
         try:
-            yield Harness(sim, control, clients, types, engine)
+            yield Harness(sim, control, clients, types, engine, management)
         finally:
             await engine.stop()
-            for client in clients.values():
+            for client in [*clients.values(), management]:
                 await client.close()
             await control.stop()

@@ -10,6 +10,7 @@ from pathlib import Path
 from milkyway.flows.dsl import load_flows
 from milkyway.model.flow import Flow
 from milkyway.operator.flows_catalog import build_catalog
+from milkyway.telemetry import REGISTRY
 
 from .conftest import Harness, application, component
 
@@ -64,6 +65,12 @@ def _docs_flow() -> list[Flow]:
     return found
 
 
+def _succeeded(action: str) -> float:
+    """Attempts of ``action`` that succeeded in this process so far (the engine's counter)."""
+    labels = {"action": action, "outcome": "succeeded"}
+    return REGISTRY.get_sample_value("milkyway_tasks_total", labels) or 0.0
+
+
 def _with_overrides(harness: Harness) -> None:
     kafka = harness.types["kafka"]
     spec = kafka.spec.model_copy(update={"flows": {"member-health": "kafka-member-health"}})
@@ -88,14 +95,16 @@ async def test_type_step_override_and_application_operation_override(harness: Ha
     )
     await harness.converge()
     harness.document["spec"]["components"][1]["version"] = "2.8.1"
+    before = _succeeded("k8s.wait")
 
     upgrade = await harness.converge()
 
     assert [r.flow for r in upgrade] == ["milkyway-rolling-upgrade--kafka"]
     run = await harness.engine.store.get(harness.runs[-1][1])
-    in_sync = [p for p in run.status.nodes if p.endswith("in-sync")]
-    assert len(in_sync) == 3, "the docs' health step ran once per restarted broker"
-    assert all(run.status.nodes[p].phase == "Succeeded" for p in in_sync)
+    assert run.status.phase == "Succeeded"
+    # The steps of each broker's succeeded restart are compacted out of the status; the
+    # engine's task counter says how often the docs' in-sync wait ran.
+    assert _succeeded("k8s.wait") - before == 3, "the docs' health step ran once per broker"
 
     harness.document["spec"]["components"][1]["params"] = {"heapMb": 2048}
     update = await harness.converge()
