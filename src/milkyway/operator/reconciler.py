@@ -689,6 +689,7 @@ class Reconciler:
             component=request.component,
         )
         return [*gates, opening], [closing]
+
     async def _small_params(self, obj: Mapping[str, Any], request: FlowRequest) -> dict[str, Any]:
         """``request``'s params with its manifests stored in a render snapshot and referred
         to (see :mod:`milkyway.operator.render_snapshot`); inline if it cannot be stored."""
