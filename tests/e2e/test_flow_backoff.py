@@ -74,6 +74,14 @@ async def test_failing_flow_backs_off_and_is_deleted_with_its_application(
         return sum(1 for r in runs if (r.get("status") or {}).get("phase") == "Failed") >= 4
 
     await world.wait_for(four_failed, "four failed attempts", within=90)
+
+    async def failure_reported() -> bool:
+        # The run's phase is written before the Application's status tells of it.
+        status = (await world.app(NS, APP)).get("status") or {}
+        found = [c for c in status.get("conditions") or [] if c["type"] == "FlowFailed"]
+        return bool(found) and found[0]["status"] == "True"
+
+    await world.wait_for(failure_reported, "the failure on the Application", within=30)
     obj = await world.app(NS, APP)
     failed = next(c for c in obj["status"]["conditions"] if c["type"] == "FlowFailed")
     assert failed["status"] == "True" and "422" in failed["message"], failed
