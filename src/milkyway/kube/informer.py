@@ -45,6 +45,11 @@ class Informer:
     ``transform`` turns each object into what is cached and handed to ``on_change`` (for
     example a plain dict without ``managedFields``): a consumer that keeps its own index
     of the objects then shares them with the cache instead of holding a second copy.
+
+    :attr:`synced` is set once a listing is mirrored and cleared when the list or watch
+    fails: while it retries, the cache may be missing changes (a cluster that stopped
+    answering), and a reader that acts on what it sees must not take it for the present.
+    ``on_synced`` is called each time a listing is mirrored again after a failure.
     """
 
     def __init__(
@@ -60,8 +65,10 @@ class Informer:
         max_retry_delay: float = 5.0,
         transform: Callable[[Any], Any] | None = None,
         reachability: ReachabilityLog | None = None,
+        on_synced: Callable[[], None] | None = None,
     ) -> None:
         self._client = client
+        self._on_synced = on_synced
         self._reachability = reachability
         """Where a connection failure is reported instead (once per change for the whole
         cluster, not once per informer)."""
@@ -86,6 +93,8 @@ class Informer:
         while True:
             try:
                 await self._relist()
+                if failures and self._on_synced is not None:
+                    self._on_synced()
                 if self._reachability is not None:
                     self._reachability.succeeded()
                 if failures:
@@ -95,6 +104,7 @@ class Informer:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                self.synced.clear()
                 name = self._resource.__name__
                 if self._reachability is None or not self._reachability.failed(
                     exc, f"informer for {name}"

@@ -100,6 +100,7 @@ class MemberCache:
                 labels=SELECTOR,
                 retry_delay=retry_delay,
                 transform=plain,
+                on_synced=self._resynced,
             )
             for kind in OWNED_KINDS
             for namespace in (self.namespaces or (None,))
@@ -111,6 +112,7 @@ class MemberCache:
                 on_change=self._node_changed,
                 retry_delay=retry_delay,
                 transform=plain,
+                on_synced=self._resynced,
             )
         )
         self._informers.append(
@@ -120,6 +122,7 @@ class MemberCache:
                 on_change=self._volume_changed,
                 retry_delay=retry_delay,
                 transform=plain,
+                on_synced=self._resynced,
             )
         )
         self._tasks: list[asyncio.Task[None]] = []
@@ -233,6 +236,14 @@ class MemberCache:
             or (before.get("status") or {}).get("phase") != phase
         ):
             self._notify(("volume", name))
+
+    def _resynced(self) -> None:
+        """Every informer mirrors the cluster again after a failure: wake every
+        Application with objects here, which were seen as unobserved meanwhile (a listing
+        that changed nothing tells no one otherwise)."""
+        if self.synced:
+            for app in list(self._by_app):
+                self._on_change(self.cluster, app)
 
     def _notify(self, used: tuple[str, str]) -> None:
         for app in list(self._users.get(used, ())):

@@ -176,3 +176,41 @@ async def test_transform_decides_what_is_cached_and_reported(client: AsyncClient
         assert "managedFields" not in obj["metadata"]
     assert informer.cache[("default", "after")] is events[-1][1]
     assert informer.cache[("default", "after")]["data"] == {"v": "2"}
+
+
+async def test_a_failing_watch_is_not_synced_until_a_listing_is_mirrored_again(
+    sim: SimulatedClusters, client: AsyncClient
+) -> None:
+    """While the cluster does not answer, the cache may be missing changes: ``synced`` is
+    cleared, and set again (with ``on_synced``) only once a new listing is mirrored."""
+    await client.create(config_map("before"))
+    recovered: list[bool] = []
+    informer = Informer(
+        client,
+        ConfigMap,
+        namespace="default",
+        on_change=lambda kind, obj: None,
+        retry_delay=0.1,
+        max_retry_delay=0.2,
+        on_synced=lambda: recovered.append(informer.synced.is_set()),
+    )
+    server = sim["c1"].server
+    async with running(informer):
+        await server.pause_listening()
+        try:
+            await eventually(lambda: not informer.synced.is_set())
+            sim["c1"].api.create(
+                {
+                    "apiVersion": "v1",
+                    "kind": "ConfigMap",
+                    "metadata": {"name": "during", "namespace": "default"},
+                    "data": {},
+                }
+            )
+            await asyncio.sleep(0.5)
+            assert not informer.synced.is_set() and not recovered
+        finally:
+            await server.resume_listening()
+        await eventually(lambda: informer.synced.is_set())
+        assert recovered == [True]
+        assert ("default", "during") in informer.cache
