@@ -26,6 +26,7 @@ from milkyway.server.authn.ratelimit import LoginLimiter
 from milkyway.server.authn.sessions import SessionSigner
 from milkyway.server.authn.static_tokens import StaticTokens, secret_loader
 from milkyway.server.routes import (
+    app_events,
     applications,
     approvals,
     audit,
@@ -139,6 +140,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     for module in (
         auth,
         applications,
+        app_events,
         flows,
         approvals,
         sudo,

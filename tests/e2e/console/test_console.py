@@ -387,10 +387,102 @@ def test_decommission_with_a_preview_and_the_table_follows_live(
     expect(table.locator("#view tbody tr")).to_have_count(2)
 
 
+def test_a_run_shows_its_step_logs_and_the_request_that_caused_it(
+    console: ConsoleWorld, sign_in: SignIn
+) -> None:
+    page = sign_in("alice")
+    open_application(page, "ledger")
+    form = page.locator("form#restart")
+    form.get_by_label("Component").select_option("zookeeper")
+    form.get_by_role("button", name="Preview").click()
+    form.get_by_role("region").get_by_role("button", name="Confirm").click()
+    expect(form.get_by_role("status")).to_be_visible()
+    flow_link = page.locator("#summary a")
+    expect(flow_link).to_be_visible(timeout=120_000)
+    run = flow_link.inner_text()
+    flow_link.click()
+    expect(page.locator("#run-summary")).to_contain_text("Succeeded", timeout=240_000)
+    attempt = page.locator("#step-logs li.attempt").first
+    expect(attempt).to_contain_text("attempt 1")
+    expect(attempt).to_contain_text("Succeeded")
+    expect(attempt).to_contain_text(" UTC")
+    expect(page.locator("#step-logs")).not_to_contain_text("Failed")
+    stored = next(r for r in console.runs("ledger") if r["metadata"]["name"] == run)
+    request_id = stored["metadata"]["annotations"]["milkyway.ebay.com/request-id"]
+    expect(page.locator("#run-request")).to_contain_text(request_id)
+    audit = page.locator("#run-audit tbody tr")
+    expect(audit.first).to_contain_text("alice")
+    expect(page.locator("#run-audit")).to_contain_text("ledger/restart")
+    screenshot(page, "flowrun-logs")
+    page.get_by_role("link", name="its audit records").click()
+    expect(page.get_by_label("Request id")).to_have_value(request_id)
+    rows = page.locator("#audit tbody tr")
+    expect(rows.first).to_contain_text(request_id)
+    assert all(request_id in t for t in rows.all_inner_texts())
+    console.wait_ready("ledger")
+
+
+def test_health_notifications_and_events_on_the_application_page(
+    console: ConsoleWorld, sign_in: SignIn
+) -> None:
+    page = sign_in("bob")  # a viewer reads them all
+    open_application(page, "ledger")
+    # ledger is checked every minute: a report comes, then one more (so one in history).
+    summary = page.locator("#health-summary")
+    expect(summary).to_contain_text("Last report", timeout=150_000)
+    expect(
+        page.locator('#health-zones tr[data-component="kafka"][data-zone="ams"]')
+    ).to_contain_text("2/2")
+    expect(page.locator("#health-history tbody tr").first).to_be_visible(timeout=150_000)
+    report = console.application("ledger")["status"]["health"]
+    assert report["history"], report
+    # The webhook got ledger's finished flows: each delivery listed, Sent.
+    sent = page.locator("#notifications tbody tr", has_text="flow-succeeded")
+    expect(sent.first).to_contain_text("Sent", timeout=120_000)
+    expect(sent.first).to_contain_text("ops-hook")
+    assert console.hook is not None and console.hook.received
+    expect(page.locator("#events")).to_contain_text("FlowSucceeded")
+    screenshot(page, "reports")
+
+
+def test_sudo_is_asked_refused_with_reasons_and_granted_live(
+    console: ConsoleWorld, sign_in: SignIn
+) -> None:
+    page = sign_in("alice", "#/sudo")
+    form = page.locator("form#sudo-form")
+    form.get_by_label("Namespace").fill(NAMESPACE)
+    form.get_by_label("Role").select_option("milkyway-admin")
+    form.get_by_label("Reason").fill("INC-42 cleanup")
+    form.get_by_label("For (like 30m or 1h)").fill("3h")
+    form.get_by_role("button", name="Ask").click()
+    expect(form.locator(".form-error")).to_contain_text("longer than the ApprovalPolicies")
+    form.get_by_label("For (like 30m or 1h)").fill("30m")
+    form.get_by_label("Reason").fill("no")
+    form.get_by_role("button", name="Ask").click()
+    expect(form.locator("#sudo-reason-error")).to_contain_text("at least 3")
+    expect(form.get_by_label("Reason")).to_have_attribute("aria-invalid", "true")
+    form.get_by_label("Reason").fill("INC-42 cleanup")
+    form.get_by_role("button", name="Ask").click()
+    expect(form.get_by_role("status")).to_contain_text("waiting for approval")
+    row = page.locator("#sudo-requests tbody tr").first
+    grant = row.get_attribute("data-grant")
+    expect(row).to_contain_text("Waiting", timeout=60_000)
+    expect(row).to_contain_text("milkyway-admin")
+    screenshot(page, "sudo")
+    carol = sign_in("carol", f"#/flowruns/{NAMESPACE}/milkyway-sudo-{grant}")
+    carol.locator('#steps li.step[data-phase="Waiting"]').wait_for()
+    carol.get_by_label(re.compile("Reason for")).fill("INC-42 is real")
+    carol.get_by_role("button", name=re.compile("^Approve")).click()
+    # alice's list follows the run without a reload.
+    expect(row).to_contain_text("Granted", timeout=120_000)
+    expect(row).to_contain_text(f"X-Milkyway-Sudo: {NAMESPACE}/{grant}")
+
+
 MAIN_PAGES = {
     "applications": "#/applications",
     "application": f"#/applications/{NAMESPACE}/stream1",
     "approvals": "#/approvals",
+    "sudo": "#/sudo",
     "clusters": "#/clusters",
     "audit": "#/audit",
 }

@@ -26,6 +26,7 @@ from lightkube import ApiError, AsyncClient, KubeConfig, codecs
 from milkyway.cli.app_commands import apply_documents
 from milkyway.cli.demo import MemberCluster, is_ready, prepare_members, register_members
 from milkyway.kube.resources import APPLICATION, FLOWRUN
+from milkyway.notify.receivers import WebhookReceiver
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.manager import Operator, OperatorSettings
 from milkyway.server.app import create_app
@@ -84,6 +85,31 @@ APPROVAL_POLICY = {
 }
 
 
+# Anyone may ask for a Milkyway role in team-a for up to two hours; platform approves.
+SUDO_POLICY = {
+    "apiVersion": "milkyway.ebay.com/v1",
+    "kind": "ApprovalPolicy",
+    "metadata": {"name": "sudo-approval", "namespace": NAMESPACE},
+    "spec": {
+        "match": {"operations": ["sudo"]},
+        "approvals": {"groups": ["platform"], "timeout": "1h"},
+        "sudo": {"maxDuration": "2h"},
+    },
+}
+HOOK = "ops-hook"
+SUBSCRIBE = "notifications.milkyway.ebay.com/subscribe"
+
+
+def notifications_config(url: str) -> dict[str, Any]:
+    """The operator's notification config: one webhook service, posting to ``url``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "milkyway-notifications", "namespace": "milkyway-system"},
+        "data": {f"service.webhook.{HOOK}": f"url: {url}/hook\n"},
+    }
+
+
 def stream1() -> str:
     doc = yaml.safe_load((EXAMPLES / "stream1.yaml").read_text())
     doc["metadata"] = {"name": "stream1", "namespace": NAMESPACE}
@@ -92,9 +118,19 @@ def stream1() -> str:
 
 def ledger() -> str:
     """A small Application across both regions, labelled env=prod (its scale-ins wait
-    for an approval)."""
+    for an approval), checked every minute, whose finished flows and approval requests
+    are posted to the webhook."""
     doc = yaml.safe_load((ROOT / "tests" / "e2e" / "small.yaml").read_text())
-    doc["metadata"] = {"name": "ledger", "namespace": NAMESPACE, "labels": {"env": "prod"}}
+    doc["metadata"] = {
+        "name": "ledger",
+        "namespace": NAMESPACE,
+        "labels": {"env": "prod"},
+        "annotations": {
+            f"{SUBSCRIBE}.flow-succeeded.{HOOK}": "",
+            f"{SUBSCRIBE}.approval-requested.{HOOK}": "",
+        },
+    }
+    doc["spec"]["healthCheck"] = {"cron": "* * * * *"}
     return yaml.safe_dump(doc)
 
 
@@ -107,6 +143,7 @@ class ConsoleWorld:
     sim: SimulatedClusters | None = None
     control: ControlledClusters | None = None
     client: AsyncClient | None = None
+    hook: WebhookReceiver | None = None
     _thread: threading.Thread | None = None
     _stop: asyncio.Event | None = None
     _ready: Future[None] = field(default_factory=Future)
@@ -203,6 +240,10 @@ class ConsoleWorld:
             await prepare_members(kubeconfig, MEMBERS)
             await register_members(self.client, kubeconfig.read_text(), MEMBERS)
             await self._rbac()
+            self.hook = WebhookReceiver(self.folder / "hook")
+            await self.hook.start()
+            stack.push_async_callback(self.hook.stop)
+            await self.client.create(codecs.from_dict(notifications_config(self.hook.url)))
             operator = Operator(kubeconfig, MANAGEMENT, _operator_settings())
             task = asyncio.create_task(operator.run_forever())
             stack.push_async_callback(_cancel, task)
@@ -210,6 +251,7 @@ class ConsoleWorld:
             await apply_documents(self.client, stream1(), NAMESPACE)
             await apply_documents(self.client, ledger(), NAMESPACE)
             await self.client.create(codecs.from_dict(APPROVAL_POLICY))
+            await self.client.create(codecs.from_dict(SUDO_POLICY))
             server = await self._server(kubeconfig)
             stack.push_async_callback(_shutdown, server)
             self._ready.set_result(None)

@@ -7,14 +7,16 @@ import { renderApprovals } from "./views/approvals.js";
 import { renderAudit } from "./views/audit.js";
 import { renderClusters } from "./views/clusters.js";
 import { renderFlowRun } from "./views/flowrun.js";
+import { renderSudo } from "./views/sudo.js";
 
 const ROUTES = [
   [/^#\/applications$/, renderApplications, "#/applications"],
   [/^#\/applications\/([a-z0-9-]+)\/([a-z0-9-]+)$/, renderApplication, "#/applications"],
   [/^#\/flowruns\/([a-z0-9-]+)\/([a-z0-9.-]+)$/, renderFlowRun, "#/applications"],
   [/^#\/approvals$/, renderApprovals, "#/approvals"],
+  [/^#\/sudo$/, renderSudo, "#/sudo"],
   [/^#\/clusters$/, renderClusters, "#/clusters"],
-  [/^#\/audit$/, renderAudit, "#/audit"],
+  [/^#\/audit(?:\?requestId=([A-Za-z0-9._%-]+))?$/, renderAudit, "#/audit"],
 ];
 
 const view = () => document.getElementById("view");

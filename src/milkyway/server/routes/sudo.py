@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from lightkube.core.exceptions import ApiError
+from lightkube.operators import exists
 from lightkube.resources.rbac_authorization_v1 import RoleBinding
 from pydantic import BaseModel, Field
 
@@ -173,6 +174,24 @@ async def request_sudo(
     )
 
 
+@router.get("/namespaces/{namespace}/sudo", response_model=list[SudoState], responses=ONE_RESPONSES)
+async def my_sudo_requests(
+    namespace: Namespace, request: Request, identity: Caller
+) -> list[SudoState]:
+    """The caller's own sudo requests in ``namespace`` and where each stands, oldest first
+    (the runs are the server's: they are read with its account and kept to the caller's)."""
+    own = state_of(request).clients.own()
+    runs = [
+        run.to_dict()
+        async for run in own.list(FLOWRUN, namespace=namespace, labels={sudo.GRANT_LABEL: exists()})
+    ]
+    mine = [r for r in runs if (r.get("spec") or {}).get("requestedBy") == identity.name]
+    mine.sort(key=lambda r: (r.get("metadata") or {}).get("creationTimestamp") or "")
+    return [
+        await _state(request, namespace, r["metadata"]["labels"][sudo.GRANT_LABEL], r) for r in mine
+    ]
+
+
 Grant = Annotated[str, Path(min_length=6, max_length=16, pattern=r"^[a-z0-9]+$")]
 
 
@@ -198,6 +217,13 @@ async def sudo_status(
         raise Problem(
             403, f"sudo request {namespace}/{grant} is not yours to read", kind="forbidden"
         )
+    return await _state(request, namespace, grant, run)
+
+
+async def _state(request: Request, namespace: str, grant: str, run: dict[str, Any]) -> SudoState:
+    """Where the request ``run`` stands, from the run and the grant's RoleBinding."""
+    name = _run_name(grant)
+    spec = run.get("spec") or {}
     role = str((spec.get("params") or {}).get("role", ""))
     found = await _binding(request, namespace, grant)
     status = run.get("status") or {}

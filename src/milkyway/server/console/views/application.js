@@ -1,8 +1,10 @@
 // One Application: its topology across regions, zones, clusters and members; components;
-// conditions; flow history; and the day-2 forms the user may use. Live from the streams.
+// conditions; flow history; health reports, notifications sent and Events; and the
+// day-2 forms the user may use. Live from the streams.
 import { follow, get, mayI } from "../api.js";
 import { badge, h, replace } from "../dom.js";
 import { day2Forms } from "./forms.js";
+import { loadReports } from "./reports.js";
 
 function zonesOf(component) {
   return (component.regions || []).flatMap((r) =>
@@ -155,8 +157,18 @@ export async function renderApplication(container, namespace, name) {
       h("h2", {}, "Flow history"), historyTable(namespace, runs));
   }
   const forms = day2Forms(namespace, name, app, { mayUpdate, mayDelete });
+  const reports = h("div", { id: "reports" });
+  // Read again at most every two seconds while the Application or its runs change.
+  let pending = null;
+  const reloadReports = () => {
+    pending = pending || new Promise((done) => setTimeout(done, 2000)).then(async () => {
+      pending = null;
+      replace(reports, await loadReports(namespace, name));
+    });
+  };
   draw();
-  replace(container, head, live,
+  replace(reports, await loadReports(namespace, name));
+  replace(container, head, live, reports,
     forms.length ? [h("h2", {}, "Actions"), h("div", { class: "forms" }, forms)] : "");
 
   const reloadRuns = async () => {
@@ -173,6 +185,7 @@ export async function renderApplication(container, namespace, name) {
       }
       app = obj;
       draw();
+      reloadReports();
     }, async () => {
       app = await get(`/namespaces/${namespace}/applications/${name}`);
       await loadClusters();
@@ -181,6 +194,8 @@ export async function renderApplication(container, namespace, name) {
     follow("/events/flowruns", { namespace }, (type, run) => {
       const labels = run.metadata.labels || {};
       if (labels["milkyway.ebay.com/application"] === name) reloadRuns();
+      if (labels["milkyway.ebay.com/notification-for"] === name
+        || labels["milkyway.ebay.com/health-of"] === name) reloadReports();
     }),
     follow("/events/clusters", {}, (type, cluster) => {
       clustersByZone.set(cluster.spec.zone, {

@@ -8,7 +8,8 @@ const FIELDS = [
 ];
 const TONE = { allowed: "ok", denied: "bad", unauthenticated: "warn", error: "bad" };
 
-export async function renderAudit(container) {
+// `requestId` (from #/audit?requestId=…, as a flow run links it) fills the search.
+export async function renderAudit(container, requestId) {
   document.title = "Audit · Milkyway";
   const body = h("tbody");
   const more = h("button", { type: "button", class: "secondary", hidden: true }, "More");
@@ -22,6 +23,7 @@ export async function renderAudit(container) {
         : h("input", { id: `audit-${name}`, name }))),
     h("button", { type: "submit" }, "Search"));
   let after = 0;
+  if (requestId) form.elements.requestId.value = decodeURIComponent(requestId);
 
   async function search(append) {
     error.textContent = "";

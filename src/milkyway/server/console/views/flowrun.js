@@ -1,8 +1,9 @@
 // One flow run: its steps as a tree (phase, attempts, durations, messages, fan-out
-// batches), live; the steer and approval buttons appear only when the server's access
+// batches), each step's log, and the server request that caused it with its audit
+// records, live; the steer and approval buttons appear only when the server's access
 // review says the user may use them.
 import { follow, get, mayI, post, session } from "../api.js";
-import { announce, badge, duration, errorText, h, replace } from "../dom.js";
+import { announce, badge, duration, errorText, h, replace, when } from "../dom.js";
 
 const FINISHED = ["Succeeded", "Failed", "Cancelled"];
 
@@ -67,10 +68,54 @@ function approvalDetail(run, node, buttons) {
     buttons);
 }
 
+// What each step said: its phase and message, and every attempt kept (who ran it, when,
+// how it ended, the error).
+function stepLogs(log) {
+  if (!log.steps.length) return h("p", { class: "muted", id: "step-logs" }, "No step has run yet.");
+  return h("ol", { class: "step-logs", id: "step-logs" }, log.steps.map((step) =>
+    h("li", { dataset: { path: step.path } },
+      h("strong", {}, step.path), " ", badge(step.phase),
+      h("span", { class: "muted" }, ` ${step.kind}`),
+      step.message ? h("p", { class: "log-message" }, step.message) : "",
+      step.attempts.length || step.olderAttempts
+        ? h("ul", { class: "attempts" },
+          step.olderAttempts
+            ? h("li", { class: "muted" }, `${step.olderAttempts} older attempts not kept`) : "",
+          step.attempts.map((a) => h("li", { class: "attempt" },
+            `attempt ${a.n} `, badge(a.phase),
+            ` by ${a.actor || "the engine"} at ${when(a.startedAt)}`,
+            a.finishedAt ? `, ${duration(a.startedAt, a.finishedAt)}` : "",
+            a.message ? h("span", { class: "msg" }, a.message) : "",
+            a.error ? h("span", { class: "error" }, ` error: ${a.error}`) : "")))
+        : "")));
+}
+
+function auditOf(requestId, records) {
+  if (!requestId) {
+    return h("p", { class: "muted", id: "run-request" },
+      "No server request caused this run (the operator or a schedule started it).");
+  }
+  const link = `#/audit?requestId=${encodeURIComponent(requestId)}`;
+  return h("div", { id: "run-request" },
+    h("p", {}, "Request id ", h("code", {}, requestId), " · ",
+      h("a", { href: link }, "its audit records")),
+    records.length
+      ? h("table", { id: "run-audit" },
+        h("caption", { class: "visually-hidden" }, "Audit records of the request"),
+        h("thead", {}, h("tr", {}, ["Time", "Actor", "Action", "Target", "Decision"]
+          .map((t) => h("th", { scope: "col" }, t)))),
+        h("tbody", {}, records.map((r) => h("tr", {},
+          h("td", {}, r.at), h("td", {}, r.actor), h("td", {}, r.action), h("td", {}, r.target),
+          h("td", {}, badge(r.decision, r.decision === "allowed" ? "ok" : "bad"))))))
+      : h("p", { class: "muted" }, "You may not read its audit records, or none are kept."));
+}
+
 export async function renderFlowRun(container, namespace, name) {
   document.title = `${name} · Milkyway`;
   const path = `/namespaces/${namespace}/flowruns/${name}`;
   let run = await get(path);
+  let log = await get(`${path}/logs`);
+  const audit = await get(`${path}/audit`).catch(() => ({ requestId: run.requestId, items: [] }));
   const [maySteer, mayApprove] = await Promise.all([
     mayI("update", namespace, "flowruns"), mayI("approve", namespace, "flowruns")]);
   const message = h("p", { role: "status", id: "flow-message" });
@@ -135,6 +180,10 @@ export async function renderFlowRun(container, namespace, name) {
       message,
       h("h2", {}, "Steps"),
       h("ul", { class: "step-list", id: "steps" }, steps()),
+      h("h2", {}, "Request"),
+      auditOf(audit.requestId, audit.items),
+      h("h2", {}, "Step logs"),
+      stepLogs(log),
       (run.requests || []).length
         ? [h("h2", {}, "Requests"), h("ul", {}, run.requests.map((r) =>
           h("li", {}, `${r.op}${r.step ? ` ${r.step}` : ""} by ${r.actor}${r.reason ? `: ${r.reason}` : ""}`)))]
@@ -143,7 +192,7 @@ export async function renderFlowRun(container, namespace, name) {
   draw();
   replace(container, h("h1", {}, `Flow run ${namespace}/${name}`), body);
   const reload = async () => {
-    run = await get(path);
+    [run, log] = await Promise.all([get(path), get(`${path}/logs`)]);
     draw();
   };
   const close = follow("/events/flowruns", { namespace }, (type, obj) => {
