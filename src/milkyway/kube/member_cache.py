@@ -153,6 +153,14 @@ class MemberCache:
         async with asyncio.timeout(within):
             await asyncio.gather(*(i.synced.wait() for i in self._informers))
 
+    def node_counts(self) -> tuple[int, int] | None:
+        """``(Ready, all)`` Nodes of the cluster; ``None`` until the Nodes are mirrored
+        (or while their informer retries)."""
+        if not all(i.synced.is_set() for i in self._informers if i._resource is Node):
+            return None
+        ready = sum(1 for n in self.nodes.values() if _ready(n) == "True")
+        return ready, len(self.nodes)
+
     def applications(self) -> list[AppKey]:
         return list(self._by_app)
 

@@ -247,6 +247,19 @@ class ApplicationSpec(Model):
     """The scheduled health check (default: every 5 minutes, every check)."""
 
 
+class MemberPod(Model):
+    """One member's pod as the member cluster last reported it."""
+
+    name: str = Field(max_length=253)
+    """The pod's name."""
+    node: str | None = Field(default=None, max_length=253)
+    """The node it is scheduled on; absent while unscheduled."""
+    ready: bool = False
+    """Whether the pod is Ready."""
+    version: str | None = Field(default=None, max_length=63)
+    """The version the pod runs (its ``app.kubernetes.io/version`` label)."""
+
+
 class ZoneStatus(Model):
     """Observed state of one component in one zone."""
 
@@ -260,6 +273,8 @@ class ZoneStatus(Model):
     """Version running on every ready member, when uniform."""
     config_hash: str | None = None
     """Config hash of the running pod templates."""
+    pods: list[MemberPod] = Field(default_factory=list)
+    """Where each member runs: its pod, node and readiness, by pod name."""
 
 
 class ComponentStatus(Model):

@@ -42,6 +42,15 @@ class ClusterSpec(Model):
     account in the cluster may do. Empty: every namespace."""
 
 
+class NodeCounts(Model):
+    """How many of a member cluster's Nodes are Ready."""
+
+    ready: int = Field(default=0, ge=0)
+    """Nodes whose Ready condition is True."""
+    total: int = Field(default=0, ge=0)
+    """All Nodes."""
+
+
 class ClusterStatus(Model):
     """Health of the connection to the member cluster, written by the operator."""
 
@@ -51,6 +60,8 @@ class ClusterStatus(Model):
     """Kubernetes version the cluster reported, e.g. ``v1.32.2``."""
     last_heartbeat_time: str | None = None
     """RFC 3339 time of the last successful heartbeat."""
+    nodes: NodeCounts | None = None
+    """The cluster's Nodes as the operator last saw them; absent until it has listed them."""
     conditions: list[Condition] = Field(default_factory=list)
     """Latest observations."""
 

@@ -243,6 +243,9 @@ class ClusterRegistry:
             "lastHeartbeatTime": member.last_heartbeat,
             "conditions": [condition("Ready", member.reachable, member.reason, member.message)],
         }
+        counts = member.cache.node_counts() if member.cache is not None else None
+        if counts is not None:
+            status["nodes"] = {"ready": counts[0], "total": counts[1]}
         obj = self.informer.cache.get(("", member.name))
         if obj is None:
             return

@@ -62,6 +62,13 @@ async def test_connects_every_cluster_and_heartbeats_into_its_status(
 
     await world.eventually(beating, within=5, what="a later heartbeat")
     assert found.get("na-phx-1") is not None and found.get("na-phx-1").zone == "phx"
+    total = len(world.sim["na-phx-1"].api.list("v1/nodes")["items"])
+    assert total > 0
+
+    async def counted() -> bool:
+        return (await status(world, "na-phx-1")).get("nodes") == {"ready": total, "total": total}
+
+    await world.eventually(counted, within=10, what="the Nodes counted in the status")
 
 
 async def test_cut_off_cluster_is_reported_unreachable_then_back(

@@ -193,3 +193,16 @@ def test_owned_kinds_are_watched_only_in_the_managed_namespaces() -> None:
     }
     everywhere = MemberCache("na-phx-1", client=None, on_change=lambda c, a: None)  # type: ignore[arg-type]
     assert {i._namespace for i in everywhere._informers} == {None}
+
+
+def test_node_counts_are_known_once_the_nodes_are_listed() -> None:
+    member, _ = cache()
+    assert member.node_counts() is None
+    member._node_changed("ADDED", node("node-1", "True"))
+    member._node_changed("ADDED", node("node-2", "False"))
+    for informer in member._informers:
+        informer.synced.set()
+    assert member.node_counts() == (1, 2)
+    (nodes,) = [i for i in member._informers if i._resource.__name__ == "Node"]
+    nodes.synced.clear()  # its watch failed: the counts may be stale
+    assert member.node_counts() is None

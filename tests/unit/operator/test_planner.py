@@ -225,6 +225,13 @@ def test_status_of_a_running_application() -> None:
     assert result.status["phase"] == "Running"
     zone = result.status["components"]["zookeeper1"]["zones"]["slc"]
     assert (zone["desired"], zone["ready"], zone["updated"], zone["version"]) == (1, 1, 1, "3.4.7")
+    # Where each member runs, by pod name.
+    pods = result.status["components"]["zookeeper1"]["zones"]["phx"]["pods"]
+    assert [(p["node"], p["ready"], p["version"]) for p in pods] == [
+        ("node-0", True, "3.4.7"),
+        ("node-1", True, "3.4.7"),
+    ]
+    assert [p["name"] for p in pods] == sorted(p["name"] for p in pods)
     ready = next(c for c in result.status["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"], ready["lastTransitionTime"]) == (
         "True",

@@ -52,6 +52,16 @@ def _zone_counts(c: ComponentDiff, z: ZoneDiff) -> dict[str, Any]:
         entry["version"] = c.resolved.zone(z.want.zone).version if only == z.want.version else only
     if len(hashes) == 1 and next(iter(hashes)):
         entry["configHash"] = next(iter(hashes))
+    pods = sorted((m for m in (z.obs.members if z.obs else ()) if m.exists), key=lambda m: m.name)
+    entry["pods"] = [
+        {
+            "name": m.name,
+            "ready": m.ready,
+            **({"node": m.node} if m.node else {}),
+            **({"version": m.version} if m.version else {}),
+        }
+        for m in pods
+    ]
     return entry
 
 

@@ -26,6 +26,21 @@ export function replace(node, ...children) {
   return node;
 }
 
+// Like replace, for views redrawn on every event: when the new children render the same
+// markup, the old ones stay, so a link the user is about to click is not swapped under
+// the pointer (and focus and selection stay) while nothing visible changed.
+export function update(node, ...children) {
+  // A child already in the page would be moved out of it by the comparison.
+  if (children.flat(Infinity).some((c) => c instanceof Node && c.isConnected)) {
+    return replace(node, ...children);
+  }
+  const next = document.createElement(node.tagName);
+  append(next, children);
+  if (next.innerHTML === node.innerHTML) return node;
+  node.replaceChildren(...next.childNodes);
+  return node;
+}
+
 const TONES = {
   Ready: "ok", Running: "ok", Healthy: "ok", Succeeded: "ok", True: "ok", reachable: "ok",
   Approved: "ok",

@@ -67,6 +67,11 @@ function renderSignIn(message) {
   form.username.focus();
 }
 
+// Focus moves to the new view when the user goes from one view to another (a screen
+// reader reads it from its heading); a page just loaded keeps the browser's own start,
+// so the first Tab reaches the "Skip to content" link.
+let navigated = false;
+
 async function route() {
   if (!session.user) {
     renderSignIn();
@@ -91,7 +96,8 @@ async function route() {
       replace(container, h("h1", {}, "Something went wrong"),
         h("p", { class: "error", role: "alert" }, errorText(exc)));
     }
-    container.focus({ preventScroll: true });
+    if (navigated) container.focus({ preventScroll: true });
+    navigated = true;
     return;
   }
   location.hash = "#/applications";

@@ -25,6 +25,8 @@ class ClusterSummary(BaseModel):
     version: str = ""
     """The Kubernetes version the cluster reported."""
     lastHeartbeatTime: str = ""
+    nodes: dict[str, int] | None = None
+    """``ready`` and ``total`` Nodes as the operator last saw them (None: not listed yet)."""
 
 
 @router.get("/clusters", response_model=list[ClusterSummary], responses=LIST_RESPONSES)
@@ -43,6 +45,7 @@ async def list_clusters(request: Request, identity: Caller) -> list[ClusterSumma
                 reachable=status.get("reachable"),
                 version=str(status.get("version") or ""),
                 lastHeartbeatTime=str(status.get("lastHeartbeatTime") or ""),
+                nodes=status.get("nodes"),
             )
         )
     return out

@@ -32,6 +32,10 @@ from milkyway.server.problems import Problem
 from milkyway.server.routes.applications import ONE_RESPONSES, Namespace
 from milkyway.server.state import Caller, may, state_of
 
+ASKED_AT = "milkyway.ebay.com/asked-at"
+"""When a sudo request was made, to the microsecond: requests made within one second
+(``creationTimestamp``'s resolution) are still listed in the order they were made."""
+
 router = APIRouter(tags=["sudo"])
 
 
@@ -157,6 +161,9 @@ async def request_sudo(
     data.pop("status", None)
     data["metadata"] = run.metadata.to_wire()
     data["metadata"]["namespace"] = namespace
+    data["metadata"].setdefault("annotations", {})[ASKED_AT] = dt.datetime.now(dt.UTC).isoformat(
+        timespec="microseconds"
+    )
     # The server's own account creates it: users need no right on FlowRuns to ask, and
     # the engine that picks the run up builds its gates from this spec.
     await own.create(FLOWRUN.from_dict(data), namespace=namespace)
@@ -186,7 +193,12 @@ async def my_sudo_requests(
         async for run in own.list(FLOWRUN, namespace=namespace, labels={sudo.GRANT_LABEL: exists()})
     ]
     mine = [r for r in runs if (r.get("spec") or {}).get("requestedBy") == identity.name]
-    mine.sort(key=lambda r: (r.get("metadata") or {}).get("creationTimestamp") or "")
+    mine.sort(
+        key=lambda r: (
+            (r.get("metadata") or {}).get("creationTimestamp") or "",
+            ((r.get("metadata") or {}).get("annotations") or {}).get(ASKED_AT) or "",
+        )
+    )
     return [
         await _state(request, namespace, r["metadata"]["labels"][sudo.GRANT_LABEL], r) for r in mine
     ]

@@ -2,7 +2,7 @@
 // conditions; flow history; health reports, notifications sent and Events; and the
 // day-2 forms the user may use. Live from the streams.
 import { follow, get, mayI } from "../api.js";
-import { badge, h, replace } from "../dom.js";
+import { badge, h, replace, update } from "../dom.js";
 import { day2Forms } from "./forms.js";
 import { loadReports } from "./reports.js";
 
@@ -18,31 +18,34 @@ function clusterState(cluster) {
   return badge("Unknown");
 }
 
-// Members of a component in a zone, with what the status says of each: the zone's counts
-// and version, the stable identities, and the health report's findings about a member.
+// Members of a component in a zone, with what the status says of each: its pod, node,
+// readiness and version as the operator last saw them, the stable identities, and the
+// health report's findings about a member.
 function members(app, component, zone) {
   const status = app.status || {};
   const zoneStatus = ((status.components || {})[component.name] || { zones: {} }).zones[zone.zone] || {};
   const ids = (((status.members || {})[component.name] || { zones: {} }).zones[zone.zone] || {}).ids || [];
   const findings = ((status.health || {}).findings || [])
     .filter((f) => f.component === component.name && f.zone === zone.zone && f.member);
-  const allReady = zoneStatus.desired > 0 && zoneStatus.ready === zoneStatus.desired;
-  const base = `${app.metadata.name}-${component.name}-${zone.zone}`;
-  const count = Math.max(zone.size || 0, ids.length);
-  const items = [];
-  for (let i = 0; i < count; i += 1) {
-    const member = `${base}-${i}`;
-    const finding = findings.find((f) => f.member === member);
+  const pods = zoneStatus.pods || [];
+  const items = pods.map((pod) => {
+    const finding = findings.find((f) => f.member === pod.name);
     let state;
     if (finding) state = badge(finding.severity === "Unhealthy" ? "Failed" : "Degraded");
-    else if (allReady) state = badge("Ready");
-    else state = badge("Unknown");
-    items.push(h("li", { class: "member", dataset: { member } },
-      h("span", {}, member), " ",
-      ids[i] !== undefined ? h("span", { class: "muted" }, `id ${ids[i]} `) : "",
-      state,
-      zoneStatus.version ? ` version ${zoneStatus.version}` : "",
-      finding ? h("span", { class: "muted" }, ` — ${finding.check}: ${finding.observed}`) : ""));
+    else state = badge(pod.ready ? "Ready" : "Not ready", pod.ready ? "ok" : "warn");
+    return h("li", { class: "member", dataset: { member: pod.name } },
+      h("span", {}, pod.name), " ", state,
+      pod.version ? ` version ${pod.version}` : "",
+      h("span", { class: "node" }, pod.node ? ` on node ${pod.node}` : " not scheduled"),
+      finding ? h("span", { class: "muted" }, ` — ${finding.check}: ${finding.observed}`) : "");
+  });
+  const missing = Math.max(0, (zoneStatus.desired ?? zone.size ?? 0) - pods.length);
+  if (missing) {
+    items.push(h("li", { class: "member missing" },
+      badge("Pending", "warn"), ` ${missing} member(s) without a pod yet`));
+  }
+  if (ids.length) {
+    items.push(h("li", { class: "muted" }, `identities ${ids.join(", ")}`));
   }
   return { zoneStatus, items };
 }
@@ -140,7 +143,7 @@ export async function renderApplication(container, namespace, name) {
   const live = h("div");
   function draw() {
     const status = app.status || {};
-    replace(head,
+    update(head,
       h("h1", {}, `${namespace}/${name}`),
       h("div", { class: "panel", id: "summary" },
         "Phase ", badge(status.phase || "Pending"), " · Health ",
@@ -150,7 +153,7 @@ export async function renderApplication(container, namespace, name) {
         status.currentFlow
           ? h("a", { href: `#/flowruns/${namespace}/${status.currentFlow}` }, status.currentFlow)
           : h("span", { class: "muted" }, "none")));
-    replace(live,
+    update(live,
       h("h2", {}, "Topology"), topology(app, clustersByZone),
       h("h2", {}, "Components"), componentsTable(app),
       h("h2", {}, "Conditions"), conditionsTable(app),
@@ -163,7 +166,7 @@ export async function renderApplication(container, namespace, name) {
   const reloadReports = () => {
     pending = pending || new Promise((done) => setTimeout(done, 2000)).then(async () => {
       pending = null;
-      replace(reports, await loadReports(namespace, name));
+      update(reports, await loadReports(namespace, name));
     });
   };
   draw();

@@ -1,4 +1,5 @@
-// The member clusters: reachability, Kubernetes version and last heartbeat, live.
+// The member clusters: reachability, Kubernetes version, Ready nodes and last heartbeat,
+// live.
 import { follow, get } from "../api.js";
 import { badge, h, replace } from "../dom.js";
 
@@ -13,7 +14,9 @@ export async function renderClusters(container) {
         h("td", {}, c.name), h("td", {}, c.region), h("td", {}, c.zone),
         h("td", {}, c.reachable === null || c.reachable === undefined
           ? badge("Unknown") : badge(c.reachable ? "reachable" : "unreachable")),
-        h("td", {}, c.version || ""), h("td", {}, c.lastHeartbeatTime || ""),
+        h("td", {}, c.version || ""),
+        h("td", { class: "nodes" }, c.nodes ? `${c.nodes.ready}/${c.nodes.total} Ready` : "not listed yet"),
+        h("td", {}, c.lastHeartbeatTime || ""),
         h("td", {}, ready.message || ""));
     }));
   }
@@ -21,7 +24,7 @@ export async function renderClusters(container) {
     h("table", { id: "clusters" },
       h("caption", { class: "visually-hidden" }, "Member clusters"),
       h("thead", {}, h("tr", {}, ["Cluster", "Region", "Zone", "Reachability", "Version",
-        "Last heartbeat", "Message"].map((t) => h("th", { scope: "col" }, t)))),
+        "Nodes", "Last heartbeat", "Message"].map((t) => h("th", { scope: "col" }, t)))),
       body));
   await load();
   return follow("/events/clusters", {}, load, load);
