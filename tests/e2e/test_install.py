@@ -292,12 +292,18 @@ async def _check_real_zookeeper(shell: Shell, sim: SimulatedClusters) -> None:
             assert time.monotonic() < deadline, f"{component}: no quorum ({roles})"
             await asyncio.sleep(1.0)
         for name in boxes:
-            text = await shell.run(
-                "kubectl --context na-phx get --raw "
-                f"/api/v1/namespaces/milkyway/pods/{name}:8471/proxy/metrics"
-            )
-            families = {f.name for f in text_string_to_metric_families(text)}
-            assert "milkyway_data_system_mode" in families, (name, sorted(families))
+            # The agent reports the role from its own next check after the quorum formed.
+            deadline = time.monotonic() + 60
+            while True:
+                text = await shell.run(
+                    "kubectl --context na-phx get --raw "
+                    f"/api/v1/namespaces/milkyway/pods/{name}:8471/proxy/metrics"
+                )
+                families = {f.name for f in text_string_to_metric_families(text)}
+                if "milkyway_data_system_mode" in families:
+                    break
+                assert time.monotonic() < deadline, (name, sorted(families))
+                await asyncio.sleep(1.0)
 
 
 async def _zk_state(ip: str) -> str:

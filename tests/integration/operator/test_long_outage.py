@@ -10,6 +10,7 @@ as ten minutes exceed the lifecycle flows' own budgets of a few minutes.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 
 from milkyway.kube.resources import FLOW, FLOWRUN
 from milkyway.operator.flows_catalog import operator_flows
+from milkyway.sim.controllers.config import StageDelays
 
 from .test_lifecycle import running
 
@@ -71,7 +73,13 @@ async def test_a_cluster_refused_longer_than_the_retry_budget_pauses_the_flow(wo
         await world.mgmt.create(FLOW.from_dict(_tight(name, renames)), namespace=NAMESPACE)
     # Slow kubelets keep the members from being Ready before the cut-off, so the run is
     # still waiting on the member cluster when it stops answering, however loaded the
-    # machine is.
+    # machine is (and however quickly the flow gets there): the suite's kubelets take no
+    # time at all, which no slowness factor stretches, so this cluster's take a quarter
+    # of a second per stage, forty times over.
+    kubelet = world.control.faults.clusters["na-phx-1"].kubelet
+    kubelet.config = dataclasses.replace(
+        kubelet.config, delays=StageDelays(creating=0.25, ready=0.25)
+    )
     for node in world.sim["na-phx-1"].api.list("v1/nodes")["items"]:
         await world.control.faults.slow_node("na-phx-1", node["metadata"]["name"], factor=40)
     async with world.operator() as operator:
@@ -86,7 +94,10 @@ async def test_a_cluster_refused_longer_than_the_retry_budget_pauses_the_flow(wo
                 and r["spec"]["flow"] == "tight-provision"
             ]
 
-        (run,) = await world.eventually(provisioning, within=60, what="provisioning running")
+        try:
+            (run,) = await world.eventually(provisioning, within=60, what="provisioning running")
+        except AssertionError:
+            raise AssertionError(await world.story(NAMESPACE, "zk")) from None
         await world.control.faults.cut_off("na-phx-1", mode="refuse")
         try:
             await asyncio.sleep(OUTAGE)

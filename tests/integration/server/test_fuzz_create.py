@@ -28,7 +28,8 @@ _LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 def _body(document: bytes, serial: int) -> tuple[bytes, str]:
     """The request body: the document as JSON (its name made unique, so that valid ones
     are created rather than refused as existing, and the example's namespace replaced by
-    the path's), or its raw bytes when it is not YAML."""
+    the path's), or its raw bytes when it is not YAML or has no JSON form (a ``!!binary``
+    key)."""
     try:
         data = yaml.load(document.decode("utf-8"), Loader=_LOADER)
         if isinstance(data, dict) and isinstance(data.get("metadata"), dict):
@@ -36,7 +37,7 @@ def _body(document: bytes, serial: int) -> tuple[bytes, str]:
             if data["metadata"].get("namespace") == STREAM1_DATA["metadata"]["namespace"]:
                 data["metadata"]["namespace"] = "team-a"
         return json.dumps(data, default=str).encode(), "application/json"
-    except (UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError):
+    except (UnicodeDecodeError, yaml.YAMLError, ValueError, RecursionError, TypeError):
         return document, "application/json"
 
 

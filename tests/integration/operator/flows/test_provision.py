@@ -37,13 +37,20 @@ async def test_provision_in_dependency_order_then_decommission(harness: Harness)
     ]
     final = await harness.plan()
     assert final.status["phase"] == "Running"
-    assert final.status["components"]["kafka1"]["zones"]["slc"] == {
+    slc = final.status["components"]["kafka1"]["zones"]["slc"]
+    assert slc == {
         "desired": 2,
         "ready": 2,
         "updated": 2,
         "version": "1.1.0",
-        "configHash": final.status["components"]["kafka1"]["zones"]["slc"]["configHash"],
+        "configHash": slc["configHash"],
+        "pods": slc["pods"],
     }
+    assert [(p["name"], p["ready"], p["version"]) for p in slc["pods"]] == [
+        ("app1-kafka1-slc-0", True, "1.1.0"),
+        ("app1-kafka1-slc-1", True, "1.1.0"),
+    ]
+    assert all(p["node"].startswith("slc-") for p in slc["pods"]), slc["pods"]
     zk = await harness.pods("zookeeper1")
     assert sorted(zk) == [
         "app1-zookeeper1-phx-0",

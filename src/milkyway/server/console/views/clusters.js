@@ -15,7 +15,8 @@ export async function renderClusters(container) {
         h("td", {}, c.reachable === null || c.reachable === undefined
           ? badge("Unknown") : badge(c.reachable ? "reachable" : "unreachable")),
         h("td", {}, c.version || ""),
-        h("td", { class: "nodes" }, c.nodes ? `${c.nodes.ready}/${c.nodes.total} Ready` : "not listed yet"),
+        h("td", { class: "nodes" }, c.nodes ? `${c.nodes.ready}/${c.nodes.total} Ready`
+          : c.reachable === false ? "unknown while unreachable" : "not listed yet"),
         h("td", {}, c.lastHeartbeatTime || ""),
         h("td", {}, ready.message || ""));
     }));
