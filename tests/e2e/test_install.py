@@ -443,6 +443,13 @@ NOT_EXERCISED_MEMBER: dict[Use, str] = {
     ("", "secrets", "patch"): "the agents' public keys Secret (milkyway.kube.agent_keys)",
     ("", "secrets", "list"): "release-namespace lists what is left in a namespace it created",
     ("", "secrets", "delete"): "the agent keys go with the namespace's last Application",
+    ("", "secrets", "create"): (
+        "a type's generated Secrets are created where missing (milkyway.kube.generated_secrets)"
+    ),
+    ("", "secrets", "update"): (
+        "rotate-secret replaces a generated Secret conditionally on its resourceVersion "
+        "(milkyway.kube.generated_secrets)"
+    ),
     ("", "pods/proxy", "get"): "health checks ask the sidecar agents through the pod proxy",
     ("", "pods/proxy", "create"): "agent actions go through the pod proxy",
     ("", "pods/status", "patch"): "a member agent's disk alert becomes a pod condition",

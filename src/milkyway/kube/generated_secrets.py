@@ -50,6 +50,20 @@ class StaleWrite(Exception):
     """The Secret changed between reading and writing it (another writer won)."""
 
 
+async def _replace(client: AsyncClient, body: Secret, doing: str) -> dict[str, Any]:
+    """Replace the Secret ``body`` conditionally on the resourceVersion it carries; a
+    conflict is :class:`StaleWrite` ("changed while it was ``doing``")."""
+    try:
+        return _as_dict(await client.replace(body))
+    except ApiError as error:
+        if error.status.code == 409:
+            metadata = body.metadata
+            raise StaleWrite(
+                f"Secret {metadata.namespace}/{metadata.name} changed while it was {doing}"
+            ) from None
+        raise
+
+
 def generated_secret_name(application: str, component: str, secret: str) -> str:
     return f"{application}-{component}-{secret}"
 
@@ -182,12 +196,7 @@ async def write_rotation(
         metadata.get("labels") or {},
         resource_version=metadata.get("resourceVersion"),
     )
-    try:
-        return _as_dict(await client.replace(body))
-    except ApiError as error:
-        if error.status.code == 409:
-            raise StaleWrite(f"Secret {namespace}/{name} changed while it was rotated") from None
-        raise
+    return await _replace(client, body, "rotated")
 
 
 async def retire_previous(
@@ -215,12 +224,7 @@ async def retire_previous(
         metadata.get("labels") or {},
         resource_version=metadata.get("resourceVersion"),
     )
-    try:
-        return _as_dict(await client.replace(body))
-    except ApiError as error:
-        if error.status.code == 409:
-            raise StaleWrite(f"Secret {namespace}/{name} changed while it was retired") from None
-        raise
+    return await _replace(client, body, "retired")
 
 
 def same_content(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
@@ -250,11 +254,11 @@ async def copy_secret(
         metadata.get("labels") or {},
         resource_version=((found or {}).get("metadata") or {}).get("resourceVersion"),
     )
-    try:
-        if found is None:
+    if found is None:
+        try:
             return _as_dict(await client.create(body))
-        return _as_dict(await client.replace(body))
-    except ApiError as error:
-        if error.status.code == 409:
-            raise StaleWrite(f"Secret {namespace}/{name} changed while it was copied") from None
-        raise
+        except ApiError as error:
+            if error.status.code == 409:
+                raise StaleWrite(f"Secret {namespace}/{name} was created meanwhile") from None
+            raise
+    return await _replace(client, body, "copied")
