@@ -450,7 +450,7 @@ NOT_EXERCISED_MEMBER: dict[Use, str] = {
         "rotate-secret replaces a generated Secret conditionally on its resourceVersion "
         "(milkyway.kube.generated_secrets)"
     ),
-    ("", "pods/proxy", "get"): "health checks ask the sidecar agents through the pod proxy",
+    ("", "pods/proxy", "get"): "the disk watch reads the sidecar agents through the pod proxy",
     ("", "pods/proxy", "create"): "agent actions go through the pod proxy",
     ("", "pods/status", "patch"): "a member agent's disk alert becomes a pod condition",
     ("", "events", "create"): "a member agent's disk alert becomes an Event on its pod",

@@ -9,8 +9,9 @@ rule is testable without a cluster. The checks need only what Kubernetes shows:
   Unhealthy; for a rack-aware type (Kafka) every broker Ready, none Ready is Unhealthy.
 
 What only the data system knows (exactly one ZooKeeper leader and size-1 followers, one
-etcd leader, brokers registered, under-replicated partitions) needs the in-pod agent and
-is not checked yet: :data:`AGENT_CHECKS` names them so a report can say so.
+etcd leader, brokers registered, under-replicated partitions) is answered by each
+member's agent, which the health check does not read yet: :data:`AGENT_CHECKS` names
+those checks so a report can say so.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ AGENT_CHECKS: Mapping[str, tuple[str, ...]] = {
     "rackAware": ("brokers-registered", "under-replicated-partitions"),
     "zone": ("brokers-registered", "under-replicated-partitions"),
 }
-"""Data-system checks that need the member agent; not run yet."""
+"""Data-system checks the member agents answer; the health check does not run them yet."""
 
 SEVERITY = {"Healthy": 0, "Unknown": 1, "Degraded": 2, "Unhealthy": 3}
 TRANSITIONS = {
