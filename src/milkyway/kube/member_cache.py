@@ -105,16 +105,15 @@ class MemberCache:
             for kind in OWNED_KINDS
             for namespace in (self.namespaces or (None,))
         ]
-        self._informers.append(
-            Informer(
-                client,
-                Node,
-                on_change=self._node_changed,
-                retry_delay=retry_delay,
-                transform=plain,
-                on_synced=self._resynced,
-            )
+        self._nodes_informer = Informer(
+            client,
+            Node,
+            on_change=self._node_changed,
+            retry_delay=retry_delay,
+            transform=plain,
+            on_synced=self._resynced,
         )
+        self._informers.append(self._nodes_informer)
         self._informers.append(
             Informer(
                 client,
@@ -156,7 +155,7 @@ class MemberCache:
     def node_counts(self) -> tuple[int, int] | None:
         """``(Ready, all)`` Nodes of the cluster; ``None`` until the Nodes are mirrored
         (or while their informer retries)."""
-        if not all(i.synced.is_set() for i in self._informers if i._resource is Node):
+        if not self._nodes_informer.synced.is_set():
             return None
         ready = sum(1 for n in self.nodes.values() if _ready(n) == "True")
         return ready, len(self.nodes)

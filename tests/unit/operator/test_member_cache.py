@@ -203,6 +203,5 @@ def test_node_counts_are_known_once_the_nodes_are_listed() -> None:
     for informer in member._informers:
         informer.synced.set()
     assert member.node_counts() == (1, 2)
-    (nodes,) = [i for i in member._informers if i._resource.__name__ == "Node"]
-    nodes.synced.clear()  # its watch failed: the counts may be stale
+    member._nodes_informer.synced.clear()  # its watch failed: the counts may be stale
     assert member.node_counts() is None
