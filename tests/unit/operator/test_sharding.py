@@ -131,7 +131,7 @@ def test_the_shard_setting_is_a_count_or_auto() -> None:
         ShardSetting.parse("three")
     with pytest.raises(ValueError, match=r"--shards: 257 is outside 0..256"):
         ShardSetting.parse("257")
-    with pytest.raises(ValueError, match="a fixed count .3. and a Deployment to follow"):
+    with pytest.raises(ValueError, match=r"a fixed count \(3\) and a Deployment to follow"):
         OperatorSettings(shards=3, shards_deployment="milkyway-operator")
     with pytest.raises(ValueError, match="shards need leader election"):
         OperatorSettings(shards_deployment="milkyway-operator", leader_election=False)
