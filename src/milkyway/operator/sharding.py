@@ -58,7 +58,8 @@ MEMBER_LEASE_PREFIX = "milkyway-operator-member-"
 MAX_SHARDS = 256
 """Each shard costs one Lease renewal per retry period and replica holding it."""
 FORGET_MEMBER_AFTER = 5
-"""A member Lease silent for this many lease durations is deleted (its replica died)."""
+"""A member Lease silent for this many lease durations is deleted (its replica died), and
+so is a shard Lease of a count no longer in use."""
 
 
 def shard_of(namespace: str, name: str, shards: int) -> int:
@@ -439,7 +440,8 @@ class ShardLeases:
                     other_counts[record[0]] = count
                 if member:
                     alive.add(record[0])
-            elif member and silent > FORGET_MEMBER_AFTER * duration:
+            elif silent > FORGET_MEMBER_AFTER * duration:
+                # A replica gone for good, or a shard of a count no longer in use.
                 await self._forget(name)
         for name in set(self._observed) - seen:
             del self._observed[name]

@@ -277,6 +277,14 @@ async def test_auto_shards_follow_the_deployment_and_never_work_under_two_counts
         await scale(client, 1)
         await c.stop()
         await eventually(lambda: split(1, [a, b]), within=30, what="1 shard")
+
+        async def old_counts_forgotten() -> bool:
+            names = [lease.metadata.name async for lease in client.list(Lease, namespace="default")]
+            return not [n for n in names if n.endswith(("-of-2", "-of-3"))]
+
+        # Shard Leases of the counts no longer in use are deleted once they have not
+        # changed for five lease durations (a second each here).
+        await eventually(old_counts_forgotten, within=30, what="the old counts' Leases deleted")
     finally:
         for replica in fleet:
             if replica.task is not None:
