@@ -34,7 +34,7 @@ lint: bootstrap
 BENCHMARKS := agent agent_paths render sim_apiserver sim_builtin_checks sim_controllers \
 	sim_patching sim_validation sim_write_path sim_pod_proxy sim_processes hostile_input notify \
 	approval_policies server_api console flows_engine operator_latency operator_peer_kopf \
-	operator_rolling operator_shards operator_steady install
+	operator_rolling operator_shards operator_fleet operator_steady install
 
 bench: bootstrap
 	set -e; for name in $(BENCHMARKS); do echo "== bench/$$name.py"; $(PY) bench/$$name.py; done

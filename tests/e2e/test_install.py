@@ -400,6 +400,16 @@ async def _scale_out(shell: Shell) -> None:
 
 
 NOT_EXERCISED_MANAGEMENT: dict[Use, str] = {
+    ("coordination.k8s.io", "leases", "list"): (
+        "sharded replicas count each other by their member Leases (milkyway.operator.sharding)"
+    ),
+    ("coordination.k8s.io", "leases", "delete"): (
+        "a sharded replica deletes its member Lease when it stops (milkyway.operator.sharding)"
+    ),
+    ("apps", "deployments", "get"): (
+        "--shards auto reads the operator Deployment's replica count "
+        "(milkyway.operator.shard_count)"
+    ),
     ("", "secrets", "create"): (
         "the operator creates the decision key when milkyway server has not yet "
         "(milkyway.kube.decision_key)"

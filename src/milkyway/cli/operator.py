@@ -23,6 +23,7 @@ from milkyway.kube.clients import KubeconfigError
 from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.in_cluster import management_kubeconfig
 from milkyway.operator.manager import Operator, OperatorSettings, default_identity
+from milkyway.operator.shard_count import DEFAULT_DEPLOYMENT, ShardSetting
 from milkyway.telemetry.http import MetricsServer
 from milkyway.telemetry.logs import configure_logging
 from milkyway.telemetry.watchdog import LoopWatchdog
@@ -46,13 +47,19 @@ def run(
     leader_election: bool = typer.Option(
         True, "--leader-election/--no-leader-election", help="campaign for a Lease (HA)"
     ),
-    shards: int = typer.Option(
-        0,
+    shards: str = typer.Option(
+        "0",
         "--shards",
         envvar="MILKYWAY_OPERATOR_SHARDS",
-        min=0,
         help="split the Applications into N shards, one Lease each, spread over the "
-        "replicas (0: one leader does all)",
+        "replicas (0: one leader does all; auto: as many as the replicas of the Deployment "
+        "named by --deployment)",
+    ),
+    deployment: str = typer.Option(
+        DEFAULT_DEPLOYMENT,
+        "--deployment",
+        help="the operator's own Deployment in --namespace, whose replica count "
+        "--shards auto follows",
     ),
     identity: str | None = typer.Option(
         None, "--identity", help="this replica's name in the Lease (default: host-pid)"
@@ -90,11 +97,13 @@ def run(
         raise typer.Exit(2) from None
     import_task_modules(tasks)
     try:
+        sharding = ShardSetting.parse(shards)
         settings = OperatorSettings(
             namespace=namespace,
             workers=workers,
             leader_election=leader_election,
-            shards=shards,
+            shards=sharding.count,
+            shards_deployment=deployment if sharding.auto else None,
             identity=identity or default_identity(),
             install_crds=install_crds,
             heartbeat_interval=heartbeat,

@@ -55,6 +55,7 @@ from milkyway.flows.schedule import Scheduler
 from milkyway.flows.tasks import REGISTRY, TaskRegistry
 from milkyway.kube.clients import client_from_kubeconfig
 from milkyway.kube.decision_key import decision_key
+from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.informer import Informer
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.reachability import ReachabilityLog
@@ -88,8 +89,10 @@ from milkyway.operator.reconciler import (
 )
 from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.resync import ResyncSchedule
+from milkyway.operator.shard_count import deployment_replicas
 from milkyway.operator.sharding import (
     MAX_SHARDS,
+    CountSource,
     ShardingConfig,
     ShardLeases,
     shard_of,
@@ -171,6 +174,9 @@ class OperatorSettings:
     shards: int = 0
     """Split the Applications into this many shards, each held by one replica with a
     Lease of its own (see :mod:`milkyway.operator.sharding`); 0: one leader does all."""
+    shards_deployment: str | None = None
+    """Instead of a fixed ``shards``: follow the replica count of this Deployment in
+    ``namespace`` (``--shards auto``; see :mod:`milkyway.operator.shard_count`)."""
     sudo_sweep_interval: float = 30.0
     """Longest time between two looks for expired sudo grants (each expiry also wakes the
     sweep; see :mod:`milkyway.operator.sudo_grants`)."""
@@ -194,11 +200,20 @@ class OperatorSettings:
             raise ValueError(
                 f"shards must be between 0 (no sharding) and {MAX_SHARDS}, got {self.shards}"
             )
-        if self.shards and not self.leader_election:
+        if self.shards and self.shards_deployment:
+            raise ValueError(
+                f"shards: a fixed count ({self.shards}) and a Deployment to follow "
+                f"({self.shards_deployment}) were both given; use one"
+            )
+        if self.sharded and not self.leader_election:
             raise ValueError(
                 "shards need leader election (the leader runs the schedules and the cluster "
                 "heartbeats); drop --no-leader-election or --shards"
             )
+
+    @property
+    def sharded(self) -> bool:
+        return bool(self.shards or self.shards_deployment)
 
 
 def _default_planner() -> Planner:
@@ -360,7 +375,7 @@ class Operator:
         if not s.leader_election:
             await self._lead()
             return
-        if s.shards:
+        if s.sharded:
             while True:
                 try:
                     await self._work_sharded()
@@ -412,10 +427,15 @@ class Operator:
         """Sharded: work on the shards held from the start; singletons while leading."""
         s = self.settings
         assert self.client is not None
-        session = _Session(self, sharded=True)
+        count_source = None
+        shards = s.shards
+        if s.shards_deployment:
+            count_source = deployment_replicas(self.client, s.namespace, s.shards_deployment)
+            shards = await self._first_count(count_source)
+        session = _Session(self, shards=shards, count_source=count_source)
         self._session = session
         assert session.shard_leases is not None
-        log.info("operator %s working on %d shards", s.identity, s.shards)
+        log.info("operator %s working on %d shards", s.identity, shards)
         tasks = [
             asyncio.create_task(session.run(), name="session"),
             asyncio.create_task(session.shard_leases.run(), name="shard-leases"),
@@ -433,6 +453,25 @@ class Operator:
                     await task
             self._session = None
             await session.close()
+
+    async def _first_count(self, count_source: CountSource) -> int:
+        """The count to start with under ``--shards auto``, read until it can be."""
+        s = self.settings
+        while True:
+            try:
+                return await count_source()
+            except ApiError as exc:
+                log.error(
+                    "--shards auto follows the replica count of Deployment %s/%s, which "
+                    "cannot be read (%s); create it, let the operator's service account "
+                    "get it, or give --shards N",
+                    s.namespace,
+                    s.shards_deployment,
+                    exc.status.message,
+                )
+            except TRANSPORT_ERRORS as exc:
+                self.reachability.failed(exc, "reading the operator Deployment")
+            await asyncio.sleep(s.retry_period)
 
     async def _lead_singletons(self) -> None:
         """While this replica holds the leader Lease: what must run once in the fleet."""
@@ -455,20 +494,22 @@ class _Session:
     checks, retention, Cluster status) only while it holds the leader Lease.
     """
 
-    def __init__(self, operator: Operator, *, sharded: bool = False) -> None:
+    def __init__(
+        self, operator: Operator, *, shards: int = 0, count_source: CountSource | None = None
+    ) -> None:
         assert operator.client is not None
         self.operator = operator
         self.settings = operator.settings
         self.client: AsyncClient = operator.client
-        self.leads = not sharded
+        self.leads = not shards
         self._schedulers: dict[str, asyncio.Task[Any]] = {}
         self.shard_leases: ShardLeases | None = None
-        if sharded:
+        if shards:
             s = self.settings
             self.shard_leases = ShardLeases(
                 self.client,
                 ShardingConfig(
-                    shards=s.shards,
+                    shards=shards,
                     namespace=s.namespace,
                     identity=s.identity,
                     lease_duration=s.lease_duration,
@@ -479,6 +520,7 @@ class _Session:
                 on_acquired=self._shard_acquired,
                 on_lost=self._shard_lost,
                 reachability=operator.reachability,
+                count_source=count_source,
             )
         self.queue = WorkQueue()
         metrics.QUEUE_DEPTH.set_function(lambda: len(self.queue))
@@ -617,7 +659,7 @@ class _Session:
 
     async def _shard_acquired(self, shard: int) -> None:
         for key in list(self.applications.cache):
-            if shard_of(*key, self.settings.shards) == shard:
+            if shard_of(*key, self.shard_leases.count) == shard:
                 self.queue.add(key)
         for engine in self.engines.values():
             engine.wake()

@@ -19,6 +19,16 @@ A replica that cannot renew a shard within ``renew_deadline`` stops its work, be
 Lease can expire for the others (``lease_duration``), and :meth:`ShardLeases.holds`
 answers False from that moment on even if the renewal loop itself is stalled: the
 operator refuses every FlowRun write of a shard it does not hold.
+
+The count ``N`` itself may change while replicas run (``--shards auto`` follows the
+replica count of the operator's Deployment). Two counts split the Applications
+differently, so a shard of one overlaps shards of the other: replicas must never work
+under two counts at once. Each replica names its count in its member Lease
+(``…-of-N``), and takes a shard only while every live replica announces the same count
+and no shard Lease of another count is held; a replica that changes its count first
+stops the work of every shard it holds and releases them, then announces the new count.
+The change costs a pause (every replica releases, then all take shards again), bounded
+by the retry period while every replica is alive, by ``lease_duration`` when one died.
 """
 
 from __future__ import annotations
@@ -27,8 +37,9 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from time import monotonic
 
 from lightkube import ApiError, AsyncClient
@@ -47,7 +58,8 @@ MEMBER_LEASE_PREFIX = "milkyway-operator-member-"
 MAX_SHARDS = 256
 """Each shard costs one Lease renewal per retry period and replica holding it."""
 FORGET_MEMBER_AFTER = 5
-"""A member Lease silent for this many lease durations is deleted (its replica died)."""
+"""A member Lease silent for this many lease durations is deleted (its replica died), and
+so is a shard Lease of a count no longer in use."""
 
 
 def shard_of(namespace: str, name: str, shards: int) -> int:
@@ -87,8 +99,18 @@ def shard_lease_name(shard: int, shards: int) -> str:
     return f"{SHARD_LEASE_PREFIX}{shard}-of-{shards}"
 
 
-def member_lease_name(identity: str) -> str:
-    return MEMBER_LEASE_PREFIX + hashlib.sha256(identity.encode()).hexdigest()[:16]
+def member_lease_name(identity: str, shards: int) -> str:
+    """A replica's member Lease; its name announces the shard count it works with."""
+    return f"{MEMBER_LEASE_PREFIX}{hashlib.sha256(identity.encode()).hexdigest()[:16]}-of-{shards}"
+
+
+_COUNT = re.compile(r"-of-(\d+)$")
+
+
+def count_in_name(name: str) -> int | None:
+    """The shard count a shard or member Lease name carries (None: a name without one)."""
+    found = _COUNT.search(name)
+    return int(found.group(1)) if found else None
 
 
 @dataclass(frozen=True)
@@ -123,6 +145,8 @@ class ShardingConfig:
 
 
 ShardHook = Callable[[int], Awaitable[None]]
+CountSource = Callable[[], Awaitable[int]]
+"""Reads the shard count wanted now (``--shards auto``: the Deployment's replica count)."""
 LossHook = Callable[[int, bool], Awaitable[None]]
 """``(shard, graceful)``: graceful while the shard is still held (a rebalance or a stop),
 so its runs may still be handed over; not graceful once it is lost."""
@@ -152,39 +176,56 @@ class ShardLeases:
         on_lost: LossHook,
         clock: Callable[[], float] = monotonic,
         reachability: ReachabilityLog | None = None,
+        count_source: CountSource | None = None,
     ) -> None:
         self._client = client
         self.config = config
         self._on_acquired = on_acquired
         self._on_lost = on_lost
         self._clock = clock
+        self._count_source = count_source
         self.reachability = reachability or ReachabilityLog("of the shard leases")
-        self._electors = [
-            LeaderElector(
-                client,
-                config.lease(shard_lease_name(i, config.shards)),
-                clock=clock,
-                reachability=self.reachability,
-            )
-            for i in range(config.shards)
-        ]
-        self._member = LeaderElector(
-            client,
-            config.lease(member_lease_name(config.identity)),
-            clock=clock,
-            reachability=self.reachability,
-        )
         self._renewed: dict[int, float] = {}
         """Held shards, by when (this process's clock) their Lease was last renewed."""
         self._releasing: set[int] = set()
         """Held shards being given up: their work stops, their writes are still allowed."""
         self._observed: dict[str, _Observed] = {}
-        self._order = preference(config.identity, config.shards)
-        self._shard_names = {shard_lease_name(i, config.shards): i for i in range(config.shards)}
         self.members: list[str] = [config.identity]
         """The replicas alive at the last look, this one included."""
+        self.other_counts: dict[str, int | None] = {}
+        """Live replicas working with another shard count, or holding a shard Lease of
+        one, by identity: while any is known, no shard is taken."""
+        self._disagreement_logged: frozenset[tuple[str, int | None]] = frozenset()
         self.changed = asyncio.Event()
         """Set whenever the held shards change (tests and benchmarks wait on it)."""
+        self._use_count(config.shards)
+
+    def _use_count(self, shards: int) -> None:
+        """Build the Lease electors of ``shards`` shards (nothing may be held)."""
+        assert not self._renewed
+        self.config = replace(self.config, shards=shards)
+        self._electors = [
+            LeaderElector(
+                self._client,
+                self.config.lease(shard_lease_name(i, shards)),
+                clock=self._clock,
+                reachability=self.reachability,
+            )
+            for i in range(shards)
+        ]
+        self._member = LeaderElector(
+            self._client,
+            self.config.lease(member_lease_name(self.config.identity, shards)),
+            clock=self._clock,
+            reachability=self.reachability,
+        )
+        self._order = preference(self.config.identity, shards)
+        self._shard_names = {shard_lease_name(i, shards): i for i in range(shards)}
+
+    @property
+    def count(self) -> int:
+        """The shard count this replica works with now."""
+        return self.config.shards
 
     # --- what is held -------------------------------------------------------------------
 
@@ -231,7 +272,9 @@ class ShardLeases:
                 await asyncio.shield(self._stop_all())
 
     async def step(self) -> None:
-        """One round: renew, drop what could not be renewed, then move toward the share."""
+        """One round: follow the wanted count, renew, drop what could not be renewed, then
+        move toward the share (taking nothing while another count is at work)."""
+        await self._follow_count()
         try:
             await self._member.try_acquire_or_renew()
             self.members = await self._alive_members()
@@ -239,12 +282,56 @@ class ShardLeases:
             if not self.reachability.failed(exc, "listing operator replicas"):
                 log.warning("listing operator replicas failed: %s", exc)
         await self._renew_held()
-        target = fair_share(self.config.shards, self.members, self.config.identity)
+        peers = [m for m in self.members if m not in self.other_counts]
+        target = fair_share(self.config.shards, peers, self.config.identity)
         held = [s for s in self._order if s in self._renewed]
         for shard in reversed(held[target:]):
             await self._release(shard)
+        if self._log_disagreement():
+            return
         if len(held) < target:
             await self._acquire(target - len(held))
+
+    async def _follow_count(self) -> None:
+        """With a count source, switch to the count it reads: stop and release every
+        shard, retire the member Lease announcing the old count, announce the new one."""
+        if self._count_source is None:
+            return
+        try:
+            wanted = await self._count_source()
+        except (ApiError, *TRANSPORT_ERRORS) as exc:
+            if not self.reachability.failed(exc, "reading the shard count"):
+                log.warning("reading the shard count failed, keeping %d: %s", self.count, exc)
+            return
+        if wanted == self.count:
+            return
+        if not 1 <= wanted <= MAX_SHARDS:
+            log.warning(
+                "wanted shard count %d is outside 1..%d; keeping %d", wanted, MAX_SHARDS, self.count
+            )
+            return
+        log.info("%s: shard count %d -> %d", self.config.identity, self.count, wanted)
+        await self._give_up_all()
+        self._use_count(wanted)
+        self.changed.set()
+
+    def _log_disagreement(self) -> bool:
+        """Whether another count is at work; logged once each time the set changes."""
+        seen = frozenset(self.other_counts.items())
+        if seen != self._disagreement_logged and seen:
+            others = ", ".join(
+                f"{who} ({count if count is not None else 'no count'})"
+                for who, count in sorted(self.other_counts.items())
+            )
+            log.warning(
+                "%s works with %d shards, other replicas with another count: %s; no shard "
+                "is taken until every replica works with the same count",
+                self.config.identity,
+                self.count,
+                others,
+            )
+        self._disagreement_logged = seen
+        return bool(seen)
 
     async def _renew_held(self) -> None:
         shards = list(self._renewed)
@@ -307,7 +394,9 @@ class ShardLeases:
                 await self._release(shard)
         with contextlib.suppress(ApiError, *TRANSPORT_ERRORS):
             await self._client.delete(
-                Lease, member_lease_name(self.config.identity), namespace=self.config.namespace
+                Lease,
+                member_lease_name(self.config.identity, self.count),
+                namespace=self.config.namespace,
             )
 
     # --- membership ---------------------------------------------------------------------
@@ -318,19 +407,22 @@ class ShardLeases:
         The same listing feeds the shard Leases' expiry clocks."""
         now = self._clock()
         alive = {self.config.identity}
+        other_counts: dict[str, int | None] = {}
         seen: set[str] = set()
         async for lease in self._client.list(Lease, namespace=self.config.namespace):
             name = lease.metadata.name if lease.metadata else None
             if not name or lease.spec is None:
                 continue
             shard = self._shard_names.get(name)
-            if shard is not None and shard not in self._renewed:
-                # Watch the shards held elsewhere too: a dead holder's lease then expires
-                # for this replica ``lease_duration`` after its last renewal, not after
-                # the first time this replica reached for it.
-                self._electors[shard].observe(lease.spec)
+            if shard is not None:
+                if shard not in self._renewed:
+                    # Watch the shards held elsewhere too: a dead holder's lease then
+                    # expires for this replica ``lease_duration`` after its last renewal,
+                    # not after the first time this replica reached for it.
+                    self._electors[shard].observe(lease.spec)
                 continue
-            if not name.startswith(MEMBER_LEASE_PREFIX):
+            member = name.startswith(MEMBER_LEASE_PREFIX)
+            if not member and not name.startswith(SHARD_LEASE_PREFIX):
                 continue
             seen.add(name)
             record = (lease.spec.holderIdentity or "", str(lease.spec.renewTime))
@@ -339,12 +431,22 @@ class ShardLeases:
             if observed is None or observed.record != record:
                 observed = self._observed[name] = _Observed(record, now, duration)
             silent = now - observed.at
-            if record[0] and silent <= duration:
-                alive.add(record[0])
+            live = bool(record[0]) and silent <= duration
+            count = count_in_name(name)
+            if live and (member or record[0] != self.config.identity):
+                if count != self.count:
+                    # A member announcing another count, or a shard of another count
+                    # still held: its Applications overlap this count's shards.
+                    other_counts[record[0]] = count
+                if member:
+                    alive.add(record[0])
             elif silent > FORGET_MEMBER_AFTER * duration:
+                # A replica gone for good, or a shard of a count no longer in use.
                 await self._forget(name)
         for name in set(self._observed) - seen:
             del self._observed[name]
+        other_counts.pop(self.config.identity, None)
+        self.other_counts = other_counts
         return sorted(alive)
 
     async def _forget(self, name: str) -> None:

@@ -9,12 +9,15 @@ from collections.abc import AsyncIterator
 
 import pytest
 from lightkube import AsyncClient
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.coordination_v1 import Lease
 from tests.polling import eventually
 
 from milkyway.kube.clients import client_from_kubeconfig
+from milkyway.operator.shard_count import deployment_replicas
 from milkyway.operator.sharding import (
     MEMBER_LEASE_PREFIX,
+    CountSource,
     ShardingConfig,
     ShardLeases,
     shard_lease_name,
@@ -33,16 +36,28 @@ async def client(sim: SimulatedClusters) -> AsyncIterator[AsyncClient]:
 
 
 class Replica:
-    """One replica's shard Leases, with a log of its work starting and stopping."""
+    """One replica's shard Leases, with a log of its work starting and stopping. With
+    ``fleet``, every acquisition asserts that no replica of the fleet works under another
+    shard count (two counts split the Applications differently: their shards overlap)."""
 
-    def __init__(self, client: AsyncClient, identity: str, *, release: bool = True) -> None:
+    def __init__(
+        self,
+        client: AsyncClient,
+        identity: str,
+        *,
+        release: bool = True,
+        shards: int = SHARDS,
+        count_source: CountSource | None = None,
+        fleet: list[Replica] | None = None,
+    ) -> None:
         self.identity = identity
         self.working: set[int] = set()
         self.events: list[tuple[str, int, bool]] = []
+        self.fleet = fleet
         self.leases = ShardLeases(
             client,
             ShardingConfig(
-                shards=SHARDS,
+                shards=shards,
                 namespace="default",
                 identity=identity,
                 release_on_cancel=release,
@@ -50,10 +65,19 @@ class Replica:
             ),
             on_acquired=self._acquired,
             on_lost=self._lost,
+            count_source=count_source,
         )
         self.task: asyncio.Task[None] | None = None
+        if fleet is not None:
+            fleet.append(self)
 
     async def _acquired(self, shard: int) -> None:
+        for other in self.fleet or []:
+            if other is not self and other.working:
+                assert other.leases.count == self.leases.count, (
+                    f"{self.identity} took shard {shard} of {self.leases.count} while "
+                    f"{other.identity} works on {sorted(other.working)} of {other.leases.count}"
+                )
         self.working.add(shard)
         self.events.append(("acquired", shard, True))
 
@@ -214,3 +238,111 @@ async def test_a_dead_replicas_shards_expire_from_its_last_renewal_not_from_a_fi
 
 async def _nothing_lost(shard: int, graceful: bool) -> None:
     pass
+
+
+async def scale(client: AsyncClient, replicas: int) -> None:
+    patch = {"spec": {"replicas": replicas}}
+    await client.patch(Deployment, "milkyway-operator", patch, namespace="default")
+
+
+async def test_auto_shards_follow_the_deployment_and_never_work_under_two_counts(
+    client: AsyncClient,
+) -> None:
+    """``--shards auto``: the count is the Deployment's replica count. Scaling it moves
+    every replica to the new count, and no shard of one count is taken while a replica
+    still works under the other (asserted at every acquisition)."""
+    await client.create(operator_deployment(2), namespace="default")
+    source = deployment_replicas(client, "default", "milkyway-operator")
+    fleet: list[Replica] = []
+    a = Replica(client, "a", shards=2, count_source=source, fleet=fleet).start()
+    b = Replica(client, "b", shards=2, count_source=source, fleet=fleet).start()
+    try:
+
+        async def split(count: int, replicas: list[Replica]) -> bool:
+            assert_disjoint(replicas)
+            counts = {r.leases.count for r in replicas}
+            held = sorted(s for r in replicas for s in r.working)
+            return counts == {count} and held == list(range(count))
+
+        await eventually(lambda: split(2, [a, b]), within=30, what="2 shards, one each")
+        await scale(client, 3)
+        c = Replica(client, "c", shards=3, count_source=source, fleet=fleet).start()
+        await eventually(lambda: split(3, [a, b, c]), within=30, what="3 shards, one each")
+        assert [len(r.working) for r in (a, b, c)] == [1, 1, 1]
+        owners = await holders_of(client, 3)
+        assert {owners[s] for s in range(3)} == {"a", "b", "c"}
+        # Every shard of the old count was given up gracefully before the switch.
+        for replica in (a, b):
+            assert all(g for kind, _, g in replica.events if kind == "lost"), replica.events
+        await scale(client, 1)
+        await c.stop()
+        await eventually(lambda: split(1, [a, b]), within=30, what="1 shard")
+
+        async def old_counts_forgotten() -> bool:
+            names = [lease.metadata.name async for lease in client.list(Lease, namespace="default")]
+            return not [n for n in names if n.endswith(("-of-2", "-of-3"))]
+
+        # Shard Leases of the counts no longer in use are deleted once they have not
+        # changed for five lease durations (a second each here).
+        await eventually(old_counts_forgotten, within=30, what="the old counts' Leases deleted")
+    finally:
+        for replica in fleet:
+            if replica.task is not None:
+                await replica.stop()
+
+
+async def test_a_replica_with_another_count_takes_nothing_until_the_other_is_gone(
+    client: AsyncClient,
+) -> None:
+    """Two fixed counts (a misconfigured rollout): the replica that comes second waits,
+    and says why, instead of reconciling Applications the first one's shards hold."""
+    fleet: list[Replica] = []
+    six = Replica(client, "six", shards=6, fleet=fleet).start()
+    await eventually(lambda: _holds(six, 6), within=30, what="all six shards held")
+    three = Replica(client, "three", shards=3, fleet=fleet).start()
+    try:
+        await eventually(
+            lambda: _sees_other_count(three, "six", 6), within=30, what="the other count seen"
+        )
+        for _ in range(10):
+            await asyncio.sleep(0.1)
+            assert not three.working
+        assert len(six.working) == 6  # the first keeps working: it is not told to stop
+        await six.stop()
+        await eventually(lambda: _holds(three, 3), within=30, what="three shards taken")
+    finally:
+        for replica in fleet:
+            await replica.stop()
+
+
+async def _holds(replica: Replica, count: int) -> bool:
+    return len(replica.working) == count
+
+
+async def _sees_other_count(replica: Replica, other: str, count: int) -> bool:
+    return replica.leases.other_counts.get(other) == count
+
+
+async def holders_of(client: AsyncClient, shards: int) -> dict[int, str | None]:
+    found: dict[int, str | None] = {}
+    for shard in range(shards):
+        lease = await client.get(Lease, shard_lease_name(shard, shards), namespace="default")
+        found[shard] = lease.spec.holderIdentity if lease.spec else None
+    return found
+
+
+def operator_deployment(replicas: int) -> Deployment:
+    labels = {"app.kubernetes.io/name": "milkyway-operator"}
+    return Deployment.from_dict(
+        {
+            "metadata": {"name": "milkyway-operator", "namespace": "default"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "operator", "image": "milkyway:test"}]},
+                },
+            },
+        }
+    )

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.coordination_v1 import Lease
 from pydantic import BaseModel
 
@@ -164,10 +165,11 @@ def replica(
 ) -> Operator:
     flows = tmp_path / "probe-flow.yaml"
     flows.write_text(PROBE_FLOW)
+    kw.setdefault("shards", 0 if kw.get("shards_deployment") else SHARDS)
     return Operator(
         world.sim.kubeconfig_path,
         "mgmt",
-        settings(identity, shards=SHARDS, **kw),
+        settings(identity, **kw),
         planner=probe_planner(seconds),
         tasks=ledger.registry(identity),
         flow_paths=[flows],
@@ -347,3 +349,76 @@ async def test_a_stopped_replica_leaves_no_task_and_releases_its_shards(
     assert alone.shards == frozenset() and not alone.leading.is_set()
     async for lease in world.mgmt.list(Lease, namespace="milkyway-system"):
         assert not lease.spec.holderIdentity, lease.metadata.name
+
+
+async def test_auto_shards_follow_the_operator_deployment_while_flows_run(
+    world: Any, tmp_path: Path
+) -> None:
+    """``--shards auto``: two replicas split two shards; the Deployment is scaled to three
+    and a third replica joins mid-flow: every replica moves to three shards, every flow
+    finishes, and no step ran on two replicas at once."""
+    await world.mgmt.create(operator_deployment(2), namespace="milkyway-system")
+    ledger = Ledger()
+    auto = {"shards_deployment": "milkyway-operator", "seconds": 2.0}
+    a = replica(world, ledger, "op-a", tmp_path, **auto)
+    b = replica(world, ledger, "op-b", tmp_path, **auto)
+    await start_all([a, b])
+    joined: Operator | None = None
+    try:
+        await world.eventually(lambda: split([a, b], 2), within=30, what="2 shards, one each")
+        names = [f"auto-{i}" for i in range(6)]
+        for name in names:
+            await world.apply_application(application(name))
+        patch = {"spec": {"replicas": 3}}
+        await world.mgmt.patch(Deployment, "milkyway-operator", patch, namespace="milkyway-system")
+        joined = replica(world, ledger, "op-c", tmp_path, **auto)
+        await joined.start()
+        await world.eventually(
+            lambda: split([a, b, joined], 3), within=30, what="3 shards, one each"
+        )
+        await world.eventually(
+            lambda: all_running(world, names), within=120, what="every Application Running"
+        )
+        runs = await runs_by_app(world)
+        assert {r["status"]["phase"] for r in runs.values()} == {"Succeeded"}
+        assert max(ledger.peak.values()) == 1, [k for k, v in ledger.peak.items() if v > 1]
+        leases = [
+            lease.metadata.name
+            async for lease in world.mgmt.list(Lease, namespace="milkyway-system")
+            if lease.spec.holderIdentity and "-shard-" in lease.metadata.name
+        ]
+        assert sorted(leases) == [f"milkyway-operator-shard-{i}-of-3" for i in range(3)]
+    finally:
+        await stop_all([op for op in (a, b, joined) if op is not None])
+
+
+async def split(operators: Sequence[Operator], count: int) -> bool:
+    """Every replica on ``count`` shards, one each, none held twice."""
+    held = [op.shards for op in operators]
+    counts = {
+        op.session.shard_leases.count
+        for op in operators
+        if op.session is not None and op.session.shard_leases is not None
+    }
+    union: set[int] = set()
+    for shards in held:
+        assert not union & shards, f"a shard held twice: {held}"
+        union |= shards
+    return counts == {count} and union == set(range(count)) and all(len(s) == 1 for s in held)
+
+
+def operator_deployment(replicas: int) -> Deployment:
+    labels = {"app.kubernetes.io/name": "milkyway-operator"}
+    return Deployment.from_dict(
+        {
+            "metadata": {"name": "milkyway-operator", "namespace": "milkyway-system"},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "operator", "image": "milkyway:test"}]},
+                },
+            },
+        }
+    )

@@ -17,6 +17,7 @@ import yaml
 from typer.testing import CliRunner
 
 from milkyway.cli.main import app
+from milkyway.operator.shard_count import DEFAULT_DEPLOYMENT
 from milkyway.render.security import AGENT_IMAGE
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -80,11 +81,13 @@ def test_strict_validation_rejects_an_unknown_field() -> None:
 
 
 @pytest.mark.parametrize("target", TARGETS)
-def test_operator_runs_two_replicas_with_leader_election_and_its_own_account(target: str) -> None:
+def test_operator_runs_several_replicas_with_leader_election_and_its_own_account(
+    target: str,
+) -> None:
     docs = kustomize(target)
     operator = by_kind(docs, "Deployment")["milkyway-operator"]
     spec = operator["spec"]["template"]["spec"]
-    assert operator["spec"]["replicas"] == 2
+    assert operator["spec"]["replicas"] == (3 if target == "overlays/production" else 2)
     args = spec["containers"][0]["args"]
     assert args[:2] == ["operator", "run"]
     assert "--no-leader-election" not in args
@@ -139,6 +142,28 @@ def test_production_overlay_names_its_registry_and_tls_secrets() -> None:
     secrets = {v["secret"]["secretName"] for v in server["volumes"] if "secret" in v}
     assert secrets == {"milkyway-server-tls", "milkyway-server-session"}
     assert server["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+
+
+def test_production_operators_shard_by_their_replica_count() -> None:
+    """The production overlay runs several replicas that split the work (``--shards
+    auto`` follows this Deployment's name and replica count); the Role lets them read it
+    and keep their Leases."""
+    operator = by_kind(kustomize("overlays/production"), "Deployment")["milkyway-operator"]
+    assert operator["spec"]["replicas"] > 1
+    container = operator["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["MILKYWAY_OPERATOR_SHARDS"] == "auto"
+    assert not any(a.startswith("--deployment") for a in container["args"])
+    assert operator["metadata"]["name"] == DEFAULT_DEPLOYMENT
+    role = by_kind(kustomize("overlays/production"), "Role")["milkyway-operator"]
+    verbs = {
+        (resource, verb, tuple(rule.get("resourceNames") or ()))
+        for rule in role["rules"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert {("leases", v, ()) for v in ("get", "list", "create", "update", "delete")} <= verbs
+    assert ("deployments", "get", (DEFAULT_DEPLOYMENT,)) in verbs
 
 
 def _flags(command: list[str]) -> set[str]:

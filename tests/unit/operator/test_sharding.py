@@ -21,9 +21,12 @@ from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.operator.fencing import Fenced, FencedStore
 from milkyway.operator.manager import OperatorSettings
+from milkyway.operator.shard_count import ShardSetting
 from milkyway.operator.sharding import (
     ShardingConfig,
+    count_in_name,
     fair_share,
+    member_lease_name,
     preference,
     shard_lease_name,
     shard_of,
@@ -109,6 +112,29 @@ def test_preferences_are_permutations_and_differ_between_replicas() -> None:
 def test_lease_names_carry_the_shard_count() -> None:
     assert shard_lease_name(2, 4) == "milkyway-operator-shard-2-of-4"
     assert shard_lease_name(2, 4) != shard_lease_name(2, 8)
+
+
+def test_member_leases_announce_the_count_their_replica_works_with() -> None:
+    assert member_lease_name("op-a", 6).endswith("-of-6")
+    assert member_lease_name("op-a", 6) != member_lease_name("op-a", 3)
+    assert member_lease_name("op-a", 6) != member_lease_name("op-b", 6)
+    assert count_in_name(member_lease_name("op-a", 12)) == 12
+    assert count_in_name(shard_lease_name(1, 5)) == 5
+    assert count_in_name("milkyway-operator-member-0123456789abcdef") is None
+
+
+def test_the_shard_setting_is_a_count_or_auto() -> None:
+    assert ShardSetting.parse("0") == ShardSetting(count=0)
+    assert ShardSetting.parse(" 6 ") == ShardSetting(count=6)
+    assert ShardSetting.parse("AUTO") == ShardSetting(auto=True)
+    with pytest.raises(ValueError, match=r"--shards: 'three' is neither a number nor 'auto'"):
+        ShardSetting.parse("three")
+    with pytest.raises(ValueError, match=r"--shards: 257 is outside 0..256"):
+        ShardSetting.parse("257")
+    with pytest.raises(ValueError, match=r"a fixed count \(3\) and a Deployment to follow"):
+        OperatorSettings(shards=3, shards_deployment="milkyway-operator")
+    with pytest.raises(ValueError, match="shards need leader election"):
+        OperatorSettings(shards_deployment="milkyway-operator", leader_election=False)
 
 
 def test_bad_shard_counts_are_refused() -> None:
@@ -261,3 +287,10 @@ def test_the_cli_refuses_shards_without_leader_election(tmp_path: Path) -> None:
     assert from_env.exit_code == 2 and "shards need leader election" in from_env.output
     negative = CliRunner().invoke(app, ["operator", "run", "--shards", "-1"])
     assert negative.exit_code == 2 and "--shards" in negative.output
+    auto = CliRunner().invoke(
+        app,
+        ["operator", "run", "--kubeconfig", missing, "--shards", "auto", "--no-leader-election"],
+    )
+    assert auto.exit_code == 2 and "shards need leader election" in auto.output
+    words = CliRunner().invoke(app, ["operator", "run", "--shards", "many"])
+    assert words.exit_code == 2 and "'many' is neither a number nor 'auto'" in words.output
