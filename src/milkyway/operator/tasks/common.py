@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext
 from milkyway.kube.errors import is_unreachable
 from milkyway.kube.labels import CONFIG_HASH, MEMBER
+from milkyway.operator.tasks.shared_listing import fresh_listing
 
 FIELD_MANAGER = "milkyway-operator"
 UNREACHABLE_POLL = 1.0
@@ -164,7 +165,16 @@ async def list_pods(
     selector: Mapping[str, str],
     clock: Clock | None = None,
 ) -> list[dict[str, Any]]:
-    return await list_objects(ctx, cluster, Pod, namespace, selector, clock)
+    """The pods as a listing begun after this call returns them, shared with the other
+    tasks listing the same pods meanwhile (:mod:`~milkyway.operator.tasks.shared_listing`);
+    the dicts are shared too: never modify them."""
+    client = ctx.client(cluster)
+
+    async def read() -> list[dict[str, Any]]:
+        pods, _ = await fresh_listing(client, namespace, selector)
+        return pods
+
+    return await call(ctx, cluster, "list Pod", read, clock)
 
 
 async def call_unless_gone(
