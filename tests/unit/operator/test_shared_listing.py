@@ -4,6 +4,7 @@ under way (it may predate what they wrote just before asking: a gate's own claim
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -168,4 +169,37 @@ async def test_a_cancelled_caller_leaves_the_shared_listing_to_the_others() -> N
     await first
     pods, _ = await staying
     assert pods and leaving.cancelled()
+    assert listings_under_way() == 0
+
+
+async def test_a_caller_content_with_its_own_start_joins_a_listing_begun_since() -> None:
+    client = HeldClient()
+    answer = client.hold()
+    started = time.monotonic()
+    first = asyncio.create_task(fresh_listing(client, "ns", SELECTOR))
+    await until(lambda: client.begun == 1)
+    joining = asyncio.create_task(fresh_listing(client, "ns", SELECTOR, since=started))
+    await asyncio.sleep(0)
+    answer.set()
+    await first
+    await joining
+    assert client.begun == 1, "the listing under way began after the caller started"
+    assert listings_under_way() == 0
+
+
+async def test_a_listing_begun_before_the_callers_start_is_not_joined() -> None:
+    client = HeldClient()
+    first_answer, next_answer = client.hold(), client.hold()
+    first = asyncio.create_task(fresh_listing(client, "ns", SELECTOR))
+    await until(lambda: client.begun == 1)
+    client.claim()
+    started = time.monotonic()
+    late = asyncio.create_task(fresh_listing(client, "ns", SELECTOR, since=started))
+    await asyncio.sleep(0)
+    first_answer.set()
+    await until(lambda: client.begun == 2)
+    next_answer.set()
+    await first
+    pods, _ = await late
+    assert pods[0]["metadata"]["annotations"] == {"claimed": "yes"}
     assert listings_under_way() == 0

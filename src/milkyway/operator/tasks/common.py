@@ -164,14 +164,16 @@ async def list_pods(
     namespace: str,
     selector: Mapping[str, str],
     clock: Clock | None = None,
+    since: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The pods as a listing begun after this call returns them, shared with the other
-    tasks listing the same pods meanwhile (:mod:`~milkyway.operator.tasks.shared_listing`);
-    the dicts are shared too: never modify them."""
+    """The pods as a listing begun after this call (or after ``since``, a
+    ``time.monotonic`` instant) returns them, shared with the other tasks listing the
+    same pods meanwhile (:mod:`~milkyway.operator.tasks.shared_listing`); the dicts are
+    shared too: never modify them."""
     client = ctx.client(cluster)
 
     async def read() -> list[dict[str, Any]]:
-        pods, _ = await fresh_listing(client, namespace, selector)
+        pods, _ = await fresh_listing(client, namespace, selector, since)
         return pods
 
     return await call(ctx, cluster, "list Pod", read, clock)

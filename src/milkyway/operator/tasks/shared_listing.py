@@ -18,6 +18,7 @@ own, and any number of readers asking during one listing cost one more listing.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,8 @@ class _Group:
     """The listing under way for one set of pods, and the callers waiting for the next."""
 
     running: asyncio.Task[Listing] | None = None
+    began: float = 0.0
+    """When the running listing began (``time.monotonic``)."""
     next: asyncio.Future[asyncio.Task[Listing]] | None = None
     """Resolved with the next listing's task as it begins."""
 
@@ -43,16 +46,23 @@ class _Group:
 _groups: dict[_Key, _Group] = {}
 
 
-async def fresh_listing(client: Any, namespace: str, selector: Mapping[str, str]) -> Listing:
+async def fresh_listing(
+    client: Any, namespace: str, selector: Mapping[str, str], since: float | None = None
+) -> Listing:
     """The pods of ``namespace`` matching ``selector`` as the API server lists them in a
-    listing that began after this call (see the module's docstring). A failure of that
-    listing is raised to every caller sharing it."""
+    listing that began after this call (see the module's docstring), or with ``since``
+    (a ``time.monotonic`` instant before now) one that began after that instant: a
+    caller whose answer need only be as new as its own start (a restart checking what it
+    is about to delete) then also joins a listing under way that began after it. A
+    failure of that listing is raised to every caller sharing it."""
     key: _Key = (id(client), namespace, tuple(sorted(selector.items())))
     group = _groups.get(key)
     if group is None:
         group = _groups[key] = _Group()
     if group.running is None:
         task = _begin(key, group, client, namespace, dict(selector))
+    elif since is not None and group.began >= since:
+        task = group.running
     else:
         if group.next is None:
             group.next = asyncio.get_running_loop().create_future()
@@ -69,6 +79,7 @@ def listings_under_way() -> int:
 def _begin(
     key: _Key, group: _Group, client: Any, namespace: str, selector: dict[str, str]
 ) -> asyncio.Task[Listing]:
+    group.began = time.monotonic()
     task = asyncio.create_task(_list(client, namespace, selector))
     group.running = task
     task.add_done_callback(lambda done: _ended(key, group, done, client, namespace, selector))
