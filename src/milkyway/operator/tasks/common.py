@@ -23,7 +23,6 @@ from pydantic import BaseModel, ConfigDict
 from milkyway.flows.tasks import FatalError, RetryableError, TaskContext
 from milkyway.kube.errors import is_unreachable
 from milkyway.kube.labels import CONFIG_HASH, MEMBER
-from milkyway.operator.tasks.shared_listing import fresh_listing
 
 FIELD_MANAGER = "milkyway-operator"
 UNREACHABLE_POLL = 1.0
@@ -164,19 +163,8 @@ async def list_pods(
     namespace: str,
     selector: Mapping[str, str],
     clock: Clock | None = None,
-    since: float | None = None,
 ) -> list[dict[str, Any]]:
-    """The pods as a listing begun after this call (or after ``since``, a
-    ``time.monotonic`` instant) returns them, shared with the other tasks listing the
-    same pods meanwhile (:mod:`~milkyway.operator.tasks.shared_listing`); the dicts are
-    shared too: never modify them."""
-    client = ctx.client(cluster)
-
-    async def read() -> list[dict[str, Any]]:
-        pods, _ = await fresh_listing(client, namespace, selector, since)
-        return pods
-
-    return await call(ctx, cluster, "list Pod", read, clock)
+    return await list_objects(ctx, cluster, Pod, namespace, selector, clock)
 
 
 async def call_unless_gone(

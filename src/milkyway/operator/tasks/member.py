@@ -57,10 +57,8 @@ class MemberParams(SnapshotRefs, Params):
     interval: float = Field(default=POLL_INTERVAL, gt=0)
 
 
-async def _member_pods(
-    ctx: TaskContext, m: MemberParams, clock: Clock, since: float | None = None
-) -> list[dict[str, Any]]:
-    pods = await list_pods(ctx, m.cluster, m.namespace, m.selector, clock, since)
+async def _member_pods(ctx: TaskContext, m: MemberParams, clock: Clock) -> list[dict[str, Any]]:
+    pods = await list_pods(ctx, m.cluster, m.namespace, m.selector, clock)
     return [p for p in pods if member_of(p, m.name, m.member_id)]
 
 
@@ -255,12 +253,9 @@ async def restart_member(params: MemberParams, ctx: TaskContext) -> dict[str, An
     Deployments recreate a deleted pod from their current template; a per-member
     Deployment is re-applied (its ``Recreate`` strategy replaces the pod); a bare Pod is
     deleted and created again from its manifest."""
-    # A listing begun since this attempt started is as good as one of its own: the
-    # restarts of one wave start together and share the first of their zone's listings.
-    started = time.monotonic()
     params = await params.with_manifests(ctx)
     clock = Clock(params.timeout)
-    pods = _live(await _member_pods(ctx, params, clock, started))
+    pods = _live(await _member_pods(ctx, params, clock))
     if any(
         pod_ready(p)
         and pod_current(p, params.config_hash, params.version)

@@ -26,7 +26,6 @@ from lightkube.types import OnErrorAction, OnErrorResult
 
 from milkyway.flows.tasks import TaskContext
 from milkyway.operator.tasks.common import Clock, call, to_dict
-from milkyway.operator.tasks.shared_listing import Listing, fresh_listing
 
 log = logging.getLogger(__name__)
 
@@ -100,14 +99,15 @@ class PodWatch:
     async def list(
         self, cluster: str, namespace: str, selector: Mapping[str, str]
     ) -> list[dict[str, Any]]:
-        """The zone's pods as the API server lists them in a listing begun after this
-        call (shared with other tasks asking meanwhile: ``shared_listing``); from here on,
-        any change to them ends :meth:`wait`."""
+        """The zone's pods as the API server lists them now; from here on, any change to
+        them ends :meth:`wait`."""
         client = self._ctx.client(cluster)
         key = _key(cluster, namespace, selector)
 
-        async def read() -> Listing:
-            return await fresh_listing(client, namespace, selector)
+        async def read() -> tuple[list[dict[str, Any]], str | None]:
+            listing = client.list(Pod, namespace=namespace, labels=dict(selector))
+            pods = [to_dict(obj) async for obj in listing]
+            return pods, getattr(listing, "resourceVersion", None)
 
         pods, version = await call(self._ctx, cluster, "list Pod", read, self._clock)
         self._listed[key] = (client, version, pods)
