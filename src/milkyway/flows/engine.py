@@ -288,6 +288,7 @@ class Engine:
         engine_id: str | None = None,
         lease_seconds: float = 15.0,
         poll_interval: float = 1.0,
+        heartbeat_write_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         cluster_wait: float | None = None,
         reachability: ReachabilityLog | None = None,
@@ -319,6 +320,11 @@ class Engine:
         self.engine_id = engine_id or f"engine-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
+        self.heartbeat_write_interval = heartbeat_write_interval
+        """Longest a run's heartbeats wait to be written when nothing else is: heartbeats
+        ride on the run's next write, or are written on their own at most this often,
+        so many tasks waiting at once (a wave of restarts) cost one write a second, not
+        one each, and the writes that advance the run do not queue behind them."""
         self.clock = clock
         self.cluster_wait = cluster_wait
         """Longest wait of a task for a cluster not in ``clients`` (``None``: the step's
@@ -573,6 +579,19 @@ def _pending_requests(run: FlowRun) -> list[RunRequest]:
     return [r for r in run.spec.requests if r.id not in done]
 
 
+def _in_time(beats: list[ev.Heartbeat], events: list[ev.Event]) -> list[ev.Event]:
+    """``events`` in their order with ``beats`` (oldest first) placed where they happened:
+    each before the first event that happened after it, so held-back heartbeats change
+    nothing a timer decides (one that came after a timeout still comes after it)."""
+    merged: list[ev.Event] = []
+    waiting = list(beats)
+    for event in events:
+        while waiting and waiting[0].now <= event.now:
+            merged.append(waiting.pop(0))
+        merged.append(event)
+    return [*merged, *waiting]
+
+
 class _Driver:
     """Advances one run: the event loop of the run, owned by one engine at a time."""
 
@@ -587,6 +606,12 @@ class _Driver:
         self.machine = machine_for(run)
         self.poked = asyncio.Event()
         self.last_heartbeat: dict[str, float] = {}
+        self.heartbeats: dict[str, ev.Heartbeat] = {}
+        """Heartbeats not yet applied, the latest per task: applied before the next event
+        (so a heartbeat timeout never fires on one that is only waiting), or queued on
+        their own by :meth:`_flush_heartbeats`."""
+        self.heartbeats_flush: asyncio.TimerHandle | None = None
+        self.heartbeats_written = time.monotonic()
 
     def start(self) -> None:
         self.main = asyncio.create_task(self._main(), name=f"run-{self.name}")
@@ -612,6 +637,9 @@ class _Driver:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.heartbeats_flush is not None:
+            self.heartbeats_flush.cancel()
+            self.heartbeats_flush = None
 
     # --- main loop --------------------------------------------------------------------
 
@@ -634,7 +662,8 @@ class _Driver:
             while not self._finished():
                 event = await self._next_event()
                 if event is not None:
-                    await self._transition(event, then=self._queued())
+                    first, *then = _in_time(self._pending_heartbeats(), [event, *self._queued()])
+                    await self._transition(first, then=then)
             await self._release()
         except _NothingToDo:
             self._abandon()
@@ -910,9 +939,28 @@ class _Driver:
         if now - self.last_heartbeat.get(command.path, 0.0) < 1.0:
             return
         self.last_heartbeat[command.path] = now
-        self.queue.put_nowait(
-            ev.Heartbeat(now=now, path=command.path, attempt=command.attempt, message=message)
+        self.heartbeats[command.path] = ev.Heartbeat(
+            now=now, path=command.path, attempt=command.attempt, message=message
         )
+        if self.heartbeats_flush is None:
+            delay = self.heartbeats_written + self.engine.heartbeat_write_interval
+            self.heartbeats_flush = asyncio.get_running_loop().call_later(
+                max(0.0, delay - time.monotonic()), self._flush_heartbeats
+            )
+
+    def _pending_heartbeats(self) -> list[ev.Heartbeat]:
+        """The heartbeats waiting, oldest first, to be applied with the next event."""
+        pending = sorted(self.heartbeats.values(), key=lambda beat: beat.now)
+        if pending:
+            self.heartbeats.clear()
+            self.heartbeats_written = time.monotonic()
+        return pending
+
+    def _flush_heartbeats(self) -> None:
+        """Nothing else was written for a while: queue the heartbeats on their own."""
+        self.heartbeats_flush = None
+        for beat in self._pending_heartbeats():
+            self.queue.put_nowait(beat)
 
     async def _run_task(self, command: ev.RunTask, ctx: TaskContext) -> None:
         actor = self.engine.engine_id
