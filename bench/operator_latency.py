@@ -60,6 +60,8 @@ class Sample:
     after: Snapshot
     bench_lag: float
     """The longest lag of this process's event loop while the sample ran."""
+    bench_gc: float
+    """Seconds this process (the simulated API servers) spent in garbage collection."""
 
     def line(self) -> str:
         at = (
@@ -69,7 +71,8 @@ class Sample:
         return (
             f"{self.name} {self.seconds * 1000:.0f} ms at {at}: "
             f"{explain(self.before, self.after)}; "
-            f"bench loop lag max {self.bench_lag * 1000:.0f} ms"
+            f"simulator: loop lag max {self.bench_lag * 1000:.0f} ms, "
+            f"GC {self.bench_gc * 1000:.0f} ms"
         )
 
 
@@ -133,6 +136,7 @@ async def measure(
         value = {"tickTime": 3000 + run * 1000 + k}
         patch = [{"op": "add", "path": "/spec/components/0/params", "value": value}]
         before = await metrics.scrape()
+        collected = gc_seconds(bench)
         start = time.monotonic()
         wall = time.time()
         await bench.client.patch(
@@ -148,9 +152,23 @@ async def measure(
             continue
         seen = runs.seen[name]
         after = await metrics.scrape()
-        taken.append(Sample(seen - start, name, wall, before, after, lag.worst(start, seen)))
+        taken.append(
+            Sample(
+                seen - start,
+                name,
+                wall,
+                before,
+                after,
+                lag.worst(start, seen),
+                gc_seconds(bench) - collected,
+            )
+        )
         await asyncio.sleep(0.2)
     return taken
+
+
+def gc_seconds(bench: Bench) -> float:
+    return sum(g.seconds for g in bench.gc_pauses.generations.values())
 
 
 def load() -> str:

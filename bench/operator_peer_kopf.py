@@ -171,7 +171,8 @@ async def run(count: int, samples: int, workdir: Path) -> None:
         one, five, _ = os.getloadavg()
         print(
             f"Milkyway / kopf: p50 {milkyway[0] / peer[0]:.2f}x, p99 {milkyway[1] / peer[1]:.2f}x "
-            f"(Milkyway decides a flow: resolve, render, observe, plan; the kopf peer only "
+            f"(Milkyway decides a flow: resolve, render, observe, plan, approval policies, then "
+            f"writes the render snapshot before the FlowRun, two writes; the kopf peer only "
             f"creates the FlowRun); load {one:.1f}/{five:.1f} on {os.cpu_count()} cores",
             flush=True,
         )
