@@ -10,7 +10,7 @@ without one because a policy was unreadable.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -80,18 +80,28 @@ async def read_policies(client: AsyncClient, namespace: str) -> list[ApprovalPol
                 "starts once they can be read"
             ) from None
         for item in items:
-            raw = item.to_dict() if hasattr(item, "to_dict") else dict(item)
-            try:
-                found.append(ApprovalPolicy.model_validate(raw))
-            except ValidationError as exc:
-                name = (raw.get("metadata") or {}).get("name", "?")
-                first = exc.errors()[0]
-                raise FlowError(
-                    f"ApprovalPolicy {where}/{name} is invalid at "
-                    f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}; fix it, "
-                    "the flow starts then"
-                ) from None
+            found.append(validated_policy(item.to_dict() if hasattr(item, "to_dict") else item))
     return found
+
+
+def validated_policy(raw: Mapping[str, Any]) -> ApprovalPolicy:
+    """One ApprovalPolicy resource (plain dict) as the model; :class:`FlowError` naming
+    the policy, the field and the fix when it is invalid."""
+    try:
+        return ApprovalPolicy.model_validate(raw)
+    except ValidationError as exc:
+        metadata = raw.get("metadata") or {}
+        where = f"{metadata.get('namespace', '?')}/{metadata.get('name', '?')}"
+        first = exc.errors()[0]
+        raise FlowError(
+            f"ApprovalPolicy {where} is invalid at "
+            f"{'.'.join(str(p) for p in first['loc'])}: {first['msg']}; fix it, "
+            "the flow starts then"
+        ) from None
+
+
+PolicyReader = Callable[[str], Awaitable[list[ApprovalPolicy]]]
+"""Reads the policies that apply in a namespace (its own and the cluster-wide ones)."""
 
 
 @dataclass(frozen=True)
@@ -113,11 +123,16 @@ async def admit(
     component: str | None,
     types: Any,
     now: datetime,
+    policies_of: PolicyReader | None = None,
 ) -> Admission:
-    """The gate steps for this flow of ``app``, or the hold that keeps it from starting."""
+    """The gate steps for this flow of ``app``, or the hold that keeps it from starting.
+    The policies are read with ``policies_of`` (e.g. from a watch), else live."""
     metadata = app.get("metadata") or {}
     namespace = metadata.get("namespace", "")
-    policies = await read_policies(client, namespace)
+    if policies_of is not None:
+        policies = await policies_of(namespace)
+    else:
+        policies = await read_policies(client, namespace)
     facts: dict[str, Any] = {
         "operation": operation,
         "flow": flow,

@@ -74,7 +74,13 @@ async def read_config(client: AsyncClient) -> ItsmConfig | None:
         raise ValueError(
             f"cannot read Secret {SECRET_NAMESPACE}/{SECRET_NAME}: {exc.status.message}"
         ) from None
-    data = secret.to_dict().get("data") or {}
+    return config_from_secret(secret.to_dict())
+
+
+def config_from_secret(secret: Mapping[str, Any]) -> ItsmConfig:
+    """The ITSM webhook the Secret (its plain-dict form) configures; :class:`ValueError`
+    naming the field and the fix when it is unusable."""
+    data = secret.get("data") or {}
     where = f"Secret {SECRET_NAMESPACE}/{SECRET_NAME}"
 
     def text(field: str) -> str:

@@ -49,6 +49,8 @@ class GcPauses:
 
     clock: Callable[[], float] = time.perf_counter
     freeze_after_full: bool = False
+    observe: Callable[[int, float], None] | None = None
+    """Also told every pause (generation, seconds): the operator's metric of them."""
     generations: dict[int, GenerationStats] = field(
         default_factory=lambda: {g: GenerationStats() for g in range(3)}
     )
@@ -76,6 +78,8 @@ class GcPauses:
         stats.collections += 1
         stats.seconds += pause
         stats.longest = max(stats.longest, pause)
+        if self.observe is not None:
+            self.observe(info["generation"], pause)
         if pause > LONG_PAUSE:
             log.info(
                 "garbage collection of generation %d paused the operator %.0f ms "

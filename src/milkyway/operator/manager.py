@@ -100,6 +100,7 @@ from milkyway.operator.sharding import (
 from milkyway.operator.status_writer import StatusConflict
 from milkyway.operator.tasks import member as _member_tasks  # noqa: F401  (registers)
 from milkyway.operator.tasks import zone as _zone_tasks  # noqa: F401  (registers)
+from milkyway.operator.watched_config import WatchedConfig
 from milkyway.operator.workqueue import ShutDown, WorkQueue
 from milkyway.telemetry.logs import LOG_CONTEXT
 
@@ -580,6 +581,7 @@ class _Session:
             reachability=operator.reachability,
             publishes=lambda: self.leads,
         )
+        self.start_config = WatchedConfig(self.client, operator.reachability)
         self.reconciler = Reconciler(
             self.client,
             Caches(
@@ -597,6 +599,7 @@ class _Session:
             history_limit=self.settings.flow_history_limit,
             security_policy=operator.settings.security_policy,
             clock=operator.clock,
+            start_config=self.start_config,
         )
         self.notifying = Notifying(
             self.client,
@@ -610,7 +613,7 @@ class _Session:
         sudo_grants.register(self.notifying.tasks, self.client, lambda: self.decision_key)
         change_records.register(self.notifying.tasks, self.client)
         self._tasks: list[asyncio.Task[Any]] = []
-        self.gc_pauses = GcPauses()
+        self.gc_pauses = GcPauses(observe=metrics.observe_gc_pause)
 
     async def run(self) -> None:
         # The key milkyway server signs approval decisions with: the engines count a
@@ -620,6 +623,9 @@ class _Session:
         for informer in informers:
             self._spawn(informer.run(), f"informer-{informer._resource.__name__}")
         self._spawn(self.registry.run(), "cluster-registry")
+        # Not waited for: until they are synced, flows read their policies live.
+        for informer in self.start_config.informers:
+            self._spawn(informer.run(), f"informer-start-{informer._resource.__name__}")
         await asyncio.gather(*(i.synced.wait() for i in informers))
         self.catalog = self._build_catalog()
         for namespace in (

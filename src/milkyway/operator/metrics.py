@@ -41,3 +41,14 @@ CLUSTER_REACHABLE = Gauge(
     ["cluster"],
     registry=REGISTRY,
 )
+GC_PAUSES = Histogram(
+    "milkyway_gc_pause_seconds",
+    "Pauses of the operator's event loop by the cyclic garbage collector, by generation.",
+    ["generation"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+
+def observe_gc_pause(generation: int, seconds: float) -> None:
+    GC_PAUSES.labels(str(generation)).observe(seconds)

@@ -74,6 +74,7 @@ from milkyway.operator.registry import ClusterRegistry
 from milkyway.operator.render_snapshot import externalize, store
 from milkyway.operator.size_limit import oversized_spec
 from milkyway.operator.status_writer import StatusConflict, StatusWriter, condition
+from milkyway.operator.watched_config import WatchedConfig
 from milkyway.render.zone import render_zone
 from milkyway.security.change_stamp import (
     REQUEST_ID,
@@ -412,8 +413,12 @@ class Reconciler:
         retry_cap: float = RETRY_FAILED_CAP,
         history_limit: int = FLOW_HISTORY_LIMIT,
         security_policy: SecurityPolicy = DEFAULT_POLICY,
+        start_config: WatchedConfig | None = None,
     ) -> None:
         self._client = client
+        self._start_config = start_config
+        """Where the ApprovalPolicies and the ITSM webhook come from (watches, see
+        :mod:`milkyway.operator.watched_config`); ``None``: read live at every start."""
         self._policy = security_policy
         self._caches = caches
         self._registry = registry
@@ -628,6 +633,7 @@ class Reconciler:
                     component=request.component,
                     types=self._types(),
                     now=self._clock(),
+                    policies_of=self._start_config.policies_of if self._start_config else None,
                 )
                 if admission.hold is not None:
                     return admission.hold
@@ -676,7 +682,10 @@ class Reconciler:
         webhook is configured: opened after the approvals, closed however the run ends. A
         configuration that cannot be read stops the flow from starting (FlowError)."""
         try:
-            config = await change_records.read_config(self._client)
+            if self._start_config is not None:
+                config = await self._start_config.itsm()
+            else:
+                config = await change_records.read_config(self._client)
         except ValueError as exc:
             raise FlowError(f"{exc}; the flow starts once its change record can be kept") from None
         if config is None:

@@ -140,3 +140,20 @@ def test_dry_run_prints_the_expanded_plan() -> None:
     bad = CliRunner().invoke(app, ["flow", "dry-run", "nope"])
     assert bad.exit_code == 1
     assert "unknown flow 'nope'" in bad.output
+
+
+def test_a_parameter_schema_is_compiled_once_for_every_run() -> None:
+    from milkyway.flows.dsl import _validator
+
+    text = _flow(
+        "  - {name: a, action: sleep, params: {seconds: 0}}",
+        "  parameters:\n    size: {type: integer, schema: {minimum: 7}}",
+    )
+    _, spec = Catalog(load_flows(text)).get("f")
+    validate_params("f", spec, {"size": 7})
+    built = _validator.cache_info().misses
+    for size in (8, 9, 10):
+        validate_params("f", spec, {"size": size})
+    assert _validator.cache_info().misses == built
+    with pytest.raises(FlowError, match="'size' = 6 is invalid: 6 is less than the minimum"):
+        validate_params("f", spec, {"size": 6})

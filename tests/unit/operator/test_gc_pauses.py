@@ -87,3 +87,18 @@ def test_sweep_collects_cycles_that_died_frozen() -> None:
         assert gc.get_freeze_count() > 0, "the survivors of the sweep are frozen again"
     finally:
         gc.unfreeze()
+
+
+def test_the_operator_metric_counts_real_collections_by_generation() -> None:
+    from milkyway.operator.metrics import observe_gc_pause
+    from milkyway.telemetry import REGISTRY
+
+    count = "milkyway_gc_pause_seconds_count"
+    before = REGISTRY.get_sample_value(count, {"generation": "1"}) or 0.0
+    pauses = GcPauses(observe=observe_gc_pause)
+    pauses.install()
+    try:
+        gc.collect(1)
+    finally:
+        pauses.uninstall()
+    assert REGISTRY.get_sample_value(count, {"generation": "1"}) == before + 1
