@@ -152,6 +152,13 @@ class MemberCache:
         async with asyncio.timeout(within):
             await asyncio.gather(*(i.synced.wait() for i in self._informers))
 
+    def caches(self) -> dict[str, dict[Any, Any]]:
+        """Each informer's cache by the kind it holds (what the heap report sums)."""
+        return {
+            i._resource.__name__ + (f" in {i._namespace}" if i._namespace else ""): i.cache
+            for i in self._informers
+        }
+
     def node_counts(self) -> tuple[int, int] | None:
         """``(Ready, all)`` Nodes of the cluster; ``None`` until the Nodes are mirrored
         (or while their informer retries)."""

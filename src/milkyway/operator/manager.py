@@ -354,6 +354,12 @@ class Operator:
             if exc.status.code != 409:
                 raise
 
+    def heap_owners(self) -> dict[str, Any]:
+        """The large structures of the working state, by name, for the heap report
+        (:mod:`milkyway.telemetry.heap`); empty while not working."""
+        session = self._session
+        return session.heap_owners() if session is not None else {}
+
     async def _campaign(self) -> None:
         s = self.settings
         assert self.client is not None
@@ -605,6 +611,28 @@ class _Session:
             self._spawn(self._disk_watch().run(), "disk-watch")
             self._spawn(self._sudo_expiry(), "sudo-expiry")
         await asyncio.gather(*self._tasks)
+
+    def heap_owners(self) -> dict[str, Any]:
+        """See :meth:`Operator.heap_owners`."""
+        owners: dict[str, Any] = {
+            "Application cache": self.applications.cache,
+            "FlowRun cache": self.flow_runs.cache,
+            "FlowRuns by Application": self._runs,
+            "change fingerprints": (self._seen, self._run_seen, self._run_phases),
+            "rendered Applications (WISB)": self.reconciler.wisb_cache,
+        }
+        by_kind: dict[str, list[Any]] = {}
+        for _name, member in sorted(self.registry.members.items()):
+            if member.cache is not None:
+                for kind, cache in member.cache.caches().items():
+                    by_kind.setdefault(kind, []).append(cache)
+        for kind, caches in by_kind.items():
+            owners[f"member caches: {kind}"] = tuple(caches)
+        owners["member caches: the rest"] = tuple(
+            m.cache for m in self.registry.members.values() if m.cache is not None
+        )
+        owners["flow engines"] = self.engines
+        return owners
 
     # --- shards -------------------------------------------------------------------------
 
