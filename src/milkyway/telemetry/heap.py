@@ -78,11 +78,12 @@ def _mib(size: int) -> str:
 
 
 def _descends(obj: Any) -> bool:
-    """Whether an owner holds what ``obj`` refers to: containers and Milkyway's own
-    objects, not modules, classes, functions or clients shared by everything."""
-    kind = type(obj)
-    if kind in _CONTAINERS:
+    """Whether an owner holds what ``obj`` refers to: containers (subclasses such as
+    lightkube's generic resources included) and Milkyway's own objects, not modules,
+    classes, functions or clients shared by everything."""
+    if isinstance(obj, _CONTAINERS):
         return True
+    kind = type(obj)
     module = getattr(kind, "__module__", "") or ""
     return module.startswith("milkyway.") and not isinstance(obj, type)
 

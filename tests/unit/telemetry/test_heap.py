@@ -67,3 +67,12 @@ def test_the_walks_own_bookkeeping_is_not_counted() -> None:
     # own, not the process's, and must not show up as 200,000+ live ints.
     assert report.by_type["builtins.int"].objects < 100_000
     assert report.by_owner["markers"].objects == 200_001
+
+
+def test_an_owner_holds_the_contents_of_dict_subclasses() -> None:
+    class Resource(dict):  # type: ignore[type-arg]
+        """As lightkube's generic resources are."""
+
+    app = Resource(spec={"components": ["z" * 20_000]})
+    report = measure({"cache": {("ns", "app"): app}})
+    assert report.by_owner["cache"].bytes > 20_000
