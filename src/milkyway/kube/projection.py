@@ -29,12 +29,16 @@ The readers, and what each reads of the cache (any reader added must be added he
   volume's phase.
 
 Everything else of ``spec`` and ``status`` is dropped, and so is ``metadata``'s
-``managedFields``; what is kept is the object's own data, not a copy.
+``managedFields``. The strings that repeat across objects (label keys and values,
+annotation keys, owner kinds, condition types and statuses, node names, phases) are
+interned: every object decoded from JSON carries its own copy of each, and 30,000 pods
+with a dozen labels each are otherwise 360,000 strings saying the same few things.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from milkyway.kube.resources import plain
@@ -42,10 +46,40 @@ from milkyway.kube.resources import plain
 Object = dict[str, Any]
 
 
+SHORT = 128
+"""Longer strings are not interned (few repeat, and a long unique one is not worth an
+entry in the interpreter's table)."""
+
+
 def _pick(source: Any, *fields: str) -> dict[str, Any]:
     if not isinstance(source, dict):
         return {}
-    return {f: source[f] for f in fields if source.get(f) is not None}
+    return {f: _shared(source[f]) for f in fields if source.get(f) is not None}
+
+
+def _shared(value: Any) -> Any:
+    """``value`` itself, or the one interned copy of it if it is a short string."""
+    if type(value) is str and len(value) <= SHORT:
+        return sys.intern(value)
+    return value
+
+
+def _shared_map(values: Any) -> Any:
+    if not isinstance(values, Mapping):
+        return values
+    return {sys.intern(k): _shared(v) for k, v in values.items()}
+
+
+def _shared_items(items: Any, *fields: str) -> Any:
+    """A list of dicts (conditions, owner references) with the ``fields`` interned."""
+    if not isinstance(items, list):
+        return items
+    return [
+        {k: _shared(v) if k in fields else v for k, v in item.items()}
+        if isinstance(item, dict)
+        else item
+        for item in items
+    ]
 
 
 def _pod(obj: Object) -> Object:
@@ -53,7 +87,9 @@ def _pod(obj: Object) -> Object:
     status = obj.get("status") or {}
     kept_spec = _pick(spec, "nodeName")
     kept_spec["containers"] = [
-        {"name": c.get("name")} for c in spec.get("containers") or [] if isinstance(c, dict)
+        {"name": _shared(c.get("name"))}
+        for c in spec.get("containers") or []
+        if isinstance(c, dict)
     ]
     claims = [
         _pick(v, "name", "persistentVolumeClaim")
@@ -62,7 +98,9 @@ def _pod(obj: Object) -> Object:
     ]
     if claims:
         kept_spec["volumes"] = claims
-    kept_status = _pick(status, "phase", "conditions")
+    kept_status = _pick(status, "phase")
+    if status.get("conditions") is not None:
+        kept_status["conditions"] = _shared_items(status["conditions"], "type", "status", "reason")
     if status.get("containerStatuses"):
         kept_status["containerStatuses"] = [
             _pick(c, "name", "ready", "restartCount") for c in status["containerStatuses"]
@@ -96,7 +134,9 @@ def _volume(obj: Object) -> Object:
 
 
 def _node(obj: Object) -> Object:
-    return {**_frame(obj), "status": _pick(obj.get("status"), "conditions")}
+    conditions = (obj.get("status") or {}).get("conditions")
+    status = {} if conditions is None else {"conditions": _shared_items(conditions, "type")}
+    return {**_frame(obj), "status": status}
 
 
 def _metadata_only(obj: Object) -> Object:
@@ -104,7 +144,24 @@ def _metadata_only(obj: Object) -> Object:
 
 
 def _frame(obj: Object) -> Object:
-    return {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+    """``apiVersion``, ``kind`` and ``metadata``, its repeated strings interned."""
+    kept = {k: _shared(obj[k]) for k in ("apiVersion", "kind") if k in obj}
+    metadata = obj.get("metadata")
+    if isinstance(metadata, dict):
+        metadata = {k: v for k, v in metadata.items() if k != "managedFields"}
+        for field in ("namespace", "generateName"):
+            if field in metadata:
+                metadata[field] = _shared(metadata[field])
+        for field in ("labels", "annotations"):
+            if field in metadata:
+                metadata[field] = _shared_map(metadata[field])
+        if "ownerReferences" in metadata:
+            metadata["ownerReferences"] = _shared_items(
+                metadata["ownerReferences"], "apiVersion", "kind", "name"
+            )
+    if metadata is not None:
+        kept["metadata"] = metadata
+    return kept
 
 
 _BY_KIND: dict[str, Callable[[Object], Object]] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -190,3 +191,22 @@ def test_the_member_cache_keeps_the_projection_and_a_dropped_field_wakes_nobody(
     restarted["status"]["containerStatuses"][0]["restartCount"] = 3
     member._owned_changed("MODIFIED", project(restarted))
     assert len(calls) == 2
+
+
+def test_repeated_strings_of_separately_decoded_objects_are_one_object() -> None:
+    _resolved, _component, manifests = _zone()
+    skinny = world.live_zone("kafka1", "z1", manifests, [Member(), Member()])
+    pods = [o for o in _as_a_cluster_sends(skinny) if o["kind"] == "Pod"]
+    # As from two JSON documents: equal strings, distinct objects.
+    a, b = (json.loads(json.dumps(p)) for p in pods)
+    key = next(iter(a["metadata"]["labels"]))
+    assert a["metadata"]["labels"][key] is not b["metadata"]["labels"][key]
+    pa, pb = project(a), project(b)
+    label_a, label_b = next(iter(pa["metadata"]["labels"])), next(iter(pb["metadata"]["labels"]))
+    assert label_a is label_b
+    assert pa["metadata"]["labels"][label_a] is pb["metadata"]["labels"][label_b]
+    assert pa["status"]["conditions"][0]["type"] is pb["status"]["conditions"][0]["type"]
+    assert pa["spec"]["containers"][0]["name"] is pb["spec"]["containers"][0]["name"]
+    assert pa["metadata"]["namespace"] is pb["metadata"]["namespace"]
+    # Unique values stay what they were.
+    assert pa["metadata"]["uid"] == a["metadata"]["uid"]
