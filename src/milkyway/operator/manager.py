@@ -68,7 +68,7 @@ from milkyway.kube.resources import (
 )
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.model.security_policy import SecurityPolicy
-from milkyway.operator import change_records, metrics, sudo_grants
+from milkyway.operator import change_records, malloc_trim, metrics, sudo_grants
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.disk_watch import DiskWatch
 from milkyway.operator.events import EventRecorder
@@ -603,6 +603,7 @@ class _Session:
         self.gc_pauses.install()
         if self.settings.gc_freeze:
             self._spawn(self._sweep(self.settings.gc_sweep_interval), "gc-sweep")
+        self._spawn(malloc_trim.trim_periodically(), "malloc-trim")
         for i in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{i}")
         self._spawn(self.resync.run(self.queue, self._owned_applications), "resync")
