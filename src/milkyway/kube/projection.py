@@ -14,12 +14,12 @@ The readers, and what each reads of the cache (any reader added must be added he
 * the observation of a zone (:mod:`milkyway.operator.observe`): every object's
   ``apiVersion``, ``kind`` and ``metadata`` (names, labels, annotations such as the
   config hash and fresh-volume mark, ``uid``, ``creationTimestamp``,
-  ``deletionTimestamp``, ``ownerReferences``); a pod's ``spec.nodeName``, its claim
-  volumes (``spec.volumes[].persistentVolumeClaim``), ``status.phase``,
-  ``status.conditions`` (Ready and DiskAlert: type, status, reason, transition time)
-  and each container's ``restartCount``; a claim's ``spec.volumeName`` and
+  ``deletionTimestamp``, the kind and name of ``ownerReferences``); a pod's
+  ``spec.nodeName``, its claim volumes (``spec.volumes[].persistentVolumeClaim``),
+  ``status.phase``, its Ready and DiskAlert conditions (type, status, reason,
+  transition time) and each container's ``restartCount``; a claim's ``spec.volumeName`` and
   ``status.phase``; a volume's ``spec.nodeAffinity`` and ``status.phase``; a Node's
-  ``status.conditions``;
+  Ready condition;
 * the planner's diff (:mod:`milkyway.operator.planner.diff`): a workload's
   ``spec.replicas`` and ``spec.template.metadata`` (config hash and version), a
   ConfigMap's annotations, and which objects exist;
@@ -30,20 +30,25 @@ The readers, and what each reads of the cache (any reader added must be added he
 
 Everything else of ``spec`` and ``status`` is dropped, and so is ``metadata``'s
 ``managedFields``. The strings that repeat across objects (label keys and values,
-annotation keys, owner kinds, condition types and statuses, node names, phases) are
-interned: every object decoded from JSON carries its own copy of each, and 30,000 pods
-with a dozen labels each are otherwise 360,000 strings saying the same few things.
+annotation keys, owner kinds, condition types, statuses and times, creation times,
+node names, phases) are interned: every object decoded from JSON carries its own copy
+of each, and 30,000 pods with a dozen labels each are otherwise 360,000 strings saying
+the same few things.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
+from milkyway.kube.agent_contract import DISK_ALERT_CONDITION
 from milkyway.kube.resources import plain
 
 Object = dict[str, Any]
+
+POD_CONDITIONS = frozenset({"Ready", DISK_ALERT_CONDITION})
+"""The pod conditions something reads from the cache (readiness, disk alerts)."""
 
 
 SHORT = 128
@@ -100,12 +105,25 @@ def _pod(obj: Object) -> Object:
         kept_spec["volumes"] = claims
     kept_status = _pick(status, "phase")
     if status.get("conditions") is not None:
-        kept_status["conditions"] = _shared_items(status["conditions"], "type", "status", "reason")
+        kept_status["conditions"] = _conditions(status["conditions"], POD_CONDITIONS)
     if status.get("containerStatuses"):
         kept_status["containerStatuses"] = [
-            _pick(c, "name", "ready", "restartCount") for c in status["containerStatuses"]
+            _pick(c, "name", "restartCount") for c in status["containerStatuses"]
         ]
     return {**_frame(obj), "spec": kept_spec, "status": kept_status}
+
+
+def _conditions(conditions: Any, kept: Collection[str]) -> Any:
+    """The conditions of the ``kept`` types, their repeated strings interned."""
+    if not isinstance(conditions, list):
+        return conditions
+    return _shared_items(
+        [c for c in conditions if isinstance(c, dict) and c.get("type") in kept],
+        "type",
+        "status",
+        "reason",
+        "lastTransitionTime",
+    )
 
 
 def _workload(obj: Object) -> Object:
@@ -135,7 +153,7 @@ def _volume(obj: Object) -> Object:
 
 def _node(obj: Object) -> Object:
     conditions = (obj.get("status") or {}).get("conditions")
-    status = {} if conditions is None else {"conditions": _shared_items(conditions, "type")}
+    status = {} if conditions is None else {"conditions": _conditions(conditions, {"Ready"})}
     return {**_frame(obj), "status": status}
 
 
@@ -149,16 +167,17 @@ def _frame(obj: Object) -> Object:
     metadata = obj.get("metadata")
     if isinstance(metadata, dict):
         metadata = {k: v for k, v in metadata.items() if k != "managedFields"}
-        for field in ("namespace", "generateName"):
+        for field in ("namespace", "generateName", "creationTimestamp"):
             if field in metadata:
                 metadata[field] = _shared(metadata[field])
         for field in ("labels", "annotations"):
             if field in metadata:
                 metadata[field] = _shared_map(metadata[field])
         if "ownerReferences" in metadata:
-            metadata["ownerReferences"] = _shared_items(
-                metadata["ownerReferences"], "apiVersion", "kind", "name"
-            )
+            metadata["ownerReferences"] = [
+                _pick(ref, "apiVersion", "kind", "name")
+                for ref in metadata["ownerReferences"] or []
+            ]
     if metadata is not None:
         kept["metadata"] = metadata
     return kept

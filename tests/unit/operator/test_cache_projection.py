@@ -86,6 +86,20 @@ def _as_a_cluster_sends(obs: ZoneObservation) -> list[dict[str, Any]]:
                 for c in pod_spec["containers"]
             ]
             obj["status"]["podIP"] = "10.0.0.1"
+            obj["status"]["conditions"] += [
+                {"type": t, "status": "True", "lastTransitionTime": "2026-01-01T00:00:00Z"}
+                for t in ("PodScheduled", "Initialized", "ContainersReady")
+            ]
+            obj["metadata"]["ownerReferences"] = [
+                {
+                    "apiVersion": "apps/v1",
+                    "kind": "StatefulSet",
+                    "name": sts["metadata"]["name"],
+                    "uid": "sts-uid",
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ]
     return objects
 
 
@@ -156,7 +170,11 @@ def test_the_bulk_and_the_field_manager_bookkeeping_are_dropped() -> None:
     assert all(set(c) == {"name"} for c in pod["spec"]["containers"])
     assert all("persistentVolumeClaim" in v for v in pod["spec"]["volumes"])
     assert "podIP" not in pod["status"]
-    assert all("state" not in c for c in pod["status"]["containerStatuses"])
+    assert all(set(c) == {"name", "restartCount"} for c in pod["status"]["containerStatuses"])
+    assert [c["type"] for c in pod["status"]["conditions"]] == ["Ready"]
+    assert pod["metadata"]["ownerReferences"] == [
+        {"apiVersion": "apps/v1", "kind": "StatefulSet", "name": "app-kafka1-z1"}
+    ]
     sts = project(next(o for o in whole if o["kind"] == "StatefulSet"))
     assert set(sts["spec"]) == {"replicas", "template"}
     assert set(sts["spec"]["template"]) == {"metadata"}
