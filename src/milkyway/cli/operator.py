@@ -95,6 +95,13 @@ def run(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if heap_profile is not None and not heap_profile.parent.is_dir():
+        typer.echo(
+            f"error: --heap-profile {heap_profile}: the folder {heap_profile.parent} does not "
+            "exist; name a file in an existing folder",
+            err=True,
+        )
+        raise typer.Exit(2)
     import_task_modules(tasks)
     try:
         settings = OperatorSettings(
@@ -140,6 +147,13 @@ def run(
             endpoint.close()
 
 
+def _heap_report(path: Path, operator: Operator) -> None:
+    try:
+        write_heap_report(path, operator.heap_owners())
+    except OSError as exc:
+        logging.getLogger("milkyway.operator").error("heap report not written: %s", exc)
+
+
 async def _serve(operator: Operator, watchdog: LoopWatchdog, heap_profile: Path | None) -> None:
     ticking = asyncio.create_task(watchdog.run())
     main = asyncio.create_task(operator.run_forever())
@@ -148,9 +162,7 @@ async def _serve(operator: Operator, watchdog: LoopWatchdog, heap_profile: Path 
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, main.cancel)
     if heap_profile is not None:
-        loop.add_signal_handler(
-            signal.SIGUSR1, lambda: write_heap_report(heap_profile, operator.heap_owners())
-        )
+        loop.add_signal_handler(signal.SIGUSR1, _heap_report, heap_profile, operator)
     try:
         with contextlib.suppress(asyncio.CancelledError):
             await main
