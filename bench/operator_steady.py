@@ -3,8 +3,11 @@ nothing changing (the operator only watches, heartbeats and resyncs).
 
 Each Application is a 3-member ZooKeeper plus a 27-broker Kafka over three zones (30 pods),
 spread round-robin over the member clusters; the default scale is the issue's 1,000
-Applications (30,000 pods) over 10 clusters. The operator runs in its own process; once
-everything is Ready its RSS and CPU are sampled for ``--window`` seconds.
+Applications (30,000 pods) over 10 clusters. The operator runs in its own process; the
+time from creating the Applications to all of them Ready is printed (cold start: the
+operator holds nothing before), then its RSS and CPU are sampled for ``--window``
+seconds, and last the operator is asked (``--heap-profile``, SIGUSR1) where its memory
+is: live objects by type and by cache, whose top entries are printed.
 
 Run: .venv/bin/python bench/operator_steady.py [--apps 1000] [--clusters 10] [--window 60]
      [--log-dir DIR]
@@ -15,6 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
+import signal
 import sys
 import tempfile
 import time
@@ -40,8 +45,14 @@ async def main() -> None:
     config = steady_nodes(ControlPlaneConfig.fast())
     with tempfile.TemporaryDirectory(prefix="mw-steady-") as tmp:
         keep_log = args.log_dir / f"operator-steady-{args.apps}.log" if args.log_dir else None
+        heap_report = Path(tmp) / "heap.txt"
         async with bench_world(
-            Path(tmp), args.clusters, config=config, nodes=4, keep_log=keep_log
+            Path(tmp),
+            args.clusters,
+            config=config,
+            nodes=4,
+            keep_log=keep_log,
+            operator_args=[f"--heap-profile={heap_report}"],
         ) as bench:
             zones = [m.zone for m in bench.members]
             apps = []
@@ -64,7 +75,8 @@ async def main() -> None:
             pods = args.apps * 30
             print(
                 f"{args.apps} Applications ({pods} pods) over {args.clusters} clusters Ready "
-                f"in {time.monotonic() - start:.0f}s",
+                f"in {time.monotonic() - start:.0f}s from a cold start; load average "
+                f"{_load()}",
                 flush=True,
             )
             proc = bench.operator_process()
@@ -78,13 +90,32 @@ async def main() -> None:
             cpu1 = proc.cpu_times()
             wall = time.monotonic() - wall0
             busy = (cpu1.user - cpu0.user) + (cpu1.system - cpu0.system)
+            rss = proc.memory_info().rss
             print(
-                f"steady operator: RSS {proc.memory_info().rss / 2**20:.0f} MiB "
-                f"(peak {peak / 2**20:.0f} MiB), CPU {100 * busy / wall:.1f}% of one core "
-                f"over {wall:.0f}s ({busy / wall / args.apps * 1000:.2f} ms CPU/s per "
-                f"Application)",
+                f"steady operator: RSS {rss / 2**20:.0f} MiB (peak {peak / 2**20:.0f} MiB, "
+                f"{rss / args.apps / 1024:.0f} KiB per Application), CPU "
+                f"{100 * busy / wall:.1f}% of one core over {wall:.0f}s "
+                f"({busy / wall / args.apps * 1000:.2f} ms CPU/s per Application); "
+                f"load average {_load()}",
                 flush=True,
             )
+            print(await _heap_report(proc.pid, heap_report), flush=True)
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+async def _heap_report(pid: int, path: Path, within: float = 600.0) -> str:
+    """Ask the operator for its heap report and wait for it."""
+    os.kill(pid, signal.SIGUSR1)
+    deadline = time.monotonic() + within
+    while not await asyncio.to_thread(path.exists):
+        if time.monotonic() > deadline:
+            return f"no heap report from the operator within {within:.0f}s"
+        await asyncio.sleep(0.5)
+    text = await asyncio.to_thread(path.read_text)
+    return "operator heap (after the window):\n" + text
 
 
 if __name__ == "__main__":

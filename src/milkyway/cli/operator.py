@@ -24,6 +24,7 @@ from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.in_cluster import management_kubeconfig
 from milkyway.operator.manager import Operator, OperatorSettings, default_identity
 from milkyway.operator.shard_count import DEFAULT_DEPLOYMENT, ShardSetting
+from milkyway.telemetry.heap import write_heap_report
 from milkyway.telemetry.http import MetricsServer
 from milkyway.telemetry.logs import configure_logging
 from milkyway.telemetry.watchdog import LoopWatchdog
@@ -86,6 +87,12 @@ def run(
     metrics_host: str = typer.Option(
         "0.0.0.0", "--metrics-host", help="address of the /metrics endpoint"
     ),
+    heap_profile: Path | None = typer.Option(
+        None,
+        "--heap-profile",
+        help="on SIGUSR1, write where the memory is (live objects by type and by cache) "
+        "to this file",
+    ),
     log_format: str = typer.Option("text", "--log-format", help="text or json (one object a line)"),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="debug logging"),
 ) -> None:
@@ -95,6 +102,13 @@ def run(
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    if heap_profile is not None and not heap_profile.parent.is_dir():
+        typer.echo(
+            f"error: --heap-profile {heap_profile}: the folder {heap_profile.parent} does not "
+            "exist; name a file in an existing folder",
+            err=True,
+        )
+        raise typer.Exit(2)
     import_task_modules(tasks)
     try:
         sharding = ShardSetting.parse(shards)
@@ -122,7 +136,7 @@ def run(
             "metrics on http://%s:%d/metrics", metrics_host, endpoint.port
         )
     try:
-        asyncio.run(_serve(operator, watchdog))
+        asyncio.run(_serve(operator, watchdog, heap_profile))
     except KubeconfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -142,13 +156,22 @@ def run(
             endpoint.close()
 
 
-async def _serve(operator: Operator, watchdog: LoopWatchdog) -> None:
+def _heap_report(path: Path, operator: Operator) -> None:
+    try:
+        write_heap_report(path, operator.heap_owners())
+    except OSError as exc:
+        logging.getLogger("milkyway.operator").error("heap report not written: %s", exc)
+
+
+async def _serve(operator: Operator, watchdog: LoopWatchdog, heap_profile: Path | None) -> None:
     ticking = asyncio.create_task(watchdog.run())
     main = asyncio.create_task(operator.run_forever())
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, main.cancel)
+    if heap_profile is not None:
+        loop.add_signal_handler(signal.SIGUSR1, _heap_report, heap_profile, operator)
     try:
         with contextlib.suppress(asyncio.CancelledError):
             await main

@@ -10,7 +10,8 @@ visible through them. Every change is reported as the ``(namespace, application)
 concerns; a Node's readiness change or a volume's phase change is reported for every
 Application with a member there. A change of only heartbeat and bookkeeping fields
 (:data:`VOLATILE_FIELDS`) updates the cache without being reported: nothing reading it
-could decide differently.
+could decide differently. Of each object only what its readers use is kept (see
+:mod:`milkyway.kube.projection`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ from lightkube.resources.policy_v1 import PodDisruptionBudget
 
 from milkyway.kube.informer import Informer
 from milkyway.kube.labels import APPLICATION, COMPONENT, MANAGED_BY, ZONE
-from milkyway.kube.resources import as_dict, plain
+from milkyway.kube.projection import project
+from milkyway.kube.resources import as_dict
 
 OWNED_KINDS: tuple[Any, ...] = (
     ConfigMap,
@@ -99,7 +101,7 @@ class MemberCache:
                 namespace=namespace,
                 labels=SELECTOR,
                 retry_delay=retry_delay,
-                transform=plain,
+                transform=project,
                 on_synced=self._resynced,
             )
             for kind in OWNED_KINDS
@@ -110,7 +112,7 @@ class MemberCache:
             Node,
             on_change=self._node_changed,
             retry_delay=retry_delay,
-            transform=plain,
+            transform=project,
             on_synced=self._resynced,
         )
         self._informers.append(self._nodes_informer)
@@ -120,7 +122,7 @@ class MemberCache:
                 PersistentVolume,
                 on_change=self._volume_changed,
                 retry_delay=retry_delay,
-                transform=plain,
+                transform=project,
                 on_synced=self._resynced,
             )
         )
@@ -151,6 +153,13 @@ class MemberCache:
     async def wait_synced(self, within: float) -> None:
         async with asyncio.timeout(within):
             await asyncio.gather(*(i.synced.wait() for i in self._informers))
+
+    def caches(self) -> dict[str, dict[Any, Any]]:
+        """Each informer's cache by the kind it holds (what the heap report sums)."""
+        return {
+            i._resource.__name__ + (f" in {i._namespace}" if i._namespace else ""): i.cache
+            for i in self._informers
+        }
 
     def node_counts(self) -> tuple[int, int] | None:
         """``(Ready, all)`` Nodes of the cluster; ``None`` until the Nodes are mirrored

@@ -1,7 +1,10 @@
 """Disk alerts of member agents, turned into a pod condition and Events the planner acts on.
 
 Every ``interval`` the leader asks the agent of every running member pod for its status
-(``GET /v1/status`` through ``pods/proxy``) and compares the worst volume level with the
+(``GET /v1/status`` through ``pods/proxy``), at most ``rate`` agents a second (each
+request costs the operator about a millisecond of CPU, so a fleet of 30,000 member pods
+asked every 15 s would keep it busy; at 20 a second a round over 30,000 pods takes 25
+minutes, over 3,000 two and a half), and compares the worst volume level with the
 pod's ``milkyway.ebay.com/DiskAlert`` condition. A changed level is written to the pod's
 status (the condition) and recorded as one Event on the pod (``DiskWarning``,
 ``DiskCritical``, ``DiskFailed``, ``DiskRecovered``); a level that holds writes nothing,
@@ -50,6 +53,8 @@ EVENTS = {
     "failed": "DiskFailed",
 }
 DEFAULT_INTERVAL = 15.0
+DEFAULT_RATE = 20.0
+"""Agents asked per second at most."""
 MAX_SILENT_DELAY = 300.0
 """Longest wait before asking again an agent that has not been answering."""
 
@@ -118,11 +123,15 @@ class DiskWatch:
         members: Callable[[], Iterable[tuple[str, AsyncClient, Iterable[dict[str, Any]]]]],
         interval: float = DEFAULT_INTERVAL,
         concurrency: int = 16,
+        rate: float = DEFAULT_RATE,
     ) -> None:
         """``members``: for each connected member cluster, its name, client and the
         pods the operator owns there (from its cache)."""
+        if rate <= 0:
+            raise ValueError(f"rate must be positive (agents asked per second), got {rate}")
         self._members = members
         self.interval = interval
+        self.rate = rate
         self._limit = asyncio.Semaphore(concurrency)
         self._silent: dict[str, tuple[int, float]] = {}
         """Pods whose agent did not answer (by uid): failures in a row and when to ask
@@ -142,16 +151,27 @@ class DiskWatch:
         """One look at every agent; the number of conditions written."""
         now = time.monotonic()
         seen: set[str] = set()
-        jobs = []
+        jobs: list[tuple[str, AsyncClient, dict[str, Any]]] = []
         for cluster, client, pods in self._members():
             for pod in pods:
                 uid = str(pod["metadata"].get("uid") or "")
                 seen.add(uid)
                 if watched(pod) and self._silent.get(uid, (0, 0.0))[1] <= now:
-                    jobs.append(self._member(cluster, client, pod))
+                    jobs.append((cluster, client, pod))
         for uid in set(self._silent) - seen:
             del self._silent[uid]
-        written = await asyncio.gather(*jobs)
+        started = time.monotonic()
+        asked: list[asyncio.Task[int]] = []
+        try:
+            for i, job in enumerate(jobs):
+                delay = started + i / self.rate - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                asked.append(asyncio.create_task(self._member(*job)))
+            written = await asyncio.gather(*asked)
+        finally:
+            for task in asked:
+                task.cancel()
         return sum(written)
 
     async def _member(self, cluster: str, client: AsyncClient, pod: dict[str, Any]) -> int:

@@ -69,7 +69,7 @@ from milkyway.kube.resources import (
 )
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Flow
 from milkyway.model.security_policy import SecurityPolicy
-from milkyway.operator import change_records, metrics, sudo_grants
+from milkyway.operator import change_records, malloc_trim, metrics, sudo_grants
 from milkyway.operator.crd_install import install_crds
 from milkyway.operator.disk_watch import DiskWatch
 from milkyway.operator.events import EventRecorder
@@ -370,6 +370,12 @@ class Operator:
             if exc.status.code != 409:
                 raise
 
+    def heap_owners(self) -> dict[str, Any]:
+        """The large structures of the working state, by name, for the heap report
+        (:mod:`milkyway.telemetry.heap`); empty while not working."""
+        session = self._session
+        return session.heap_owners() if session is not None else {}
+
     async def _campaign(self) -> None:
         s = self.settings
         assert self.client is not None
@@ -645,6 +651,7 @@ class _Session:
         self.gc_pauses.install()
         if self.settings.gc_freeze:
             self._spawn(self._sweep(self.settings.gc_sweep_interval), "gc-sweep")
+        self._spawn(malloc_trim.trim_periodically(), "malloc-trim")
         for i in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{i}")
         self._spawn(self.resync.run(self.queue, self._owned_applications), "resync")
@@ -653,6 +660,28 @@ class _Session:
             self._spawn(self._disk_watch().run(), "disk-watch")
             self._spawn(self._sudo_expiry(), "sudo-expiry")
         await asyncio.gather(*self._tasks)
+
+    def heap_owners(self) -> dict[str, Any]:
+        """See :meth:`Operator.heap_owners`."""
+        owners: dict[str, Any] = {
+            "Application cache": self.applications.cache,
+            "FlowRun cache": self.flow_runs.cache,
+            "FlowRuns by Application": self._runs,
+            "change fingerprints": (self._seen, self._run_seen, self._run_phases),
+            "rendered Applications (WISB)": self.reconciler.wisb_cache,
+        }
+        by_kind: dict[str, list[Any]] = {}
+        for _name, member in sorted(self.registry.members.items()):
+            if member.cache is not None:
+                for kind, cache in member.cache.caches().items():
+                    by_kind.setdefault(kind, []).append(cache)
+        for kind, caches in by_kind.items():
+            owners[f"member caches: {kind}"] = tuple(caches)
+        owners["member caches: the rest"] = tuple(
+            m.cache for m in self.registry.members.values() if m.cache is not None
+        )
+        owners["flow engines"] = self.engines
+        return owners
 
     # --- shards -------------------------------------------------------------------------
 

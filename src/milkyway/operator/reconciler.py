@@ -439,6 +439,11 @@ class Reconciler:
         self.renders = 0
         """How many times an Application's WISB was computed (not taken from the cache)."""
 
+    @property
+    def wisb_cache(self) -> Mapping[AppKey, Wisb]:
+        """Every Application's last resolution, placement and rendering."""
+        return self._wisb_cache
+
     def wisb_of(self, key: AppKey) -> Wisb | None:
         """The last resolution, placement and rendering of an Application, if any."""
         return self._wisb_cache.get(key)

@@ -19,8 +19,9 @@ EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
 
 
 async def test_operator_run_leads_provisions_and_releases_its_lease_on_sigterm(
-    world: Any,
+    world: Any, tmp_path: Path
 ) -> None:
+    heap_report = tmp_path / "heap.txt"
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -31,6 +32,7 @@ async def test_operator_run_leads_provisions_and_releases_its_lease_on_sigterm(
         "--context=mgmt",
         "--identity=cli-op",
         "--heartbeat=0.5",
+        f"--heap-profile={heap_report}",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -55,6 +57,18 @@ async def test_operator_run_leads_provisions_and_releases_its_lease_on_sigterm(
             return (app.get("status") or {}).get("phase") == "Running"
 
         await world.eventually(running, within=120, what="stream1 Running")
+        # SIGUSR1 asks for the heap report: by type and by cache, the pods' included.
+        proc.send_signal(signal.SIGUSR1)
+
+        async def reported() -> bool:
+            return heap_report.exists()
+
+        await world.eventually(reported, within=60, what="the heap report written")
+        report = heap_report.read_text()
+        assert report.startswith("live Python objects: ")
+        assert "builtins.dict" in report
+        assert "member caches: Pod" in report
+        assert "Application cache" in report
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

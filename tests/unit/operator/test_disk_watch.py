@@ -4,8 +4,11 @@ an agent that does not answer is asked less and less often."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any, cast
+
+import pytest
 
 from milkyway.kube.agent_client import AgentClient, AgentError
 from milkyway.kube.agent_contract import DISK_ALERT_CONDITION
@@ -96,3 +99,26 @@ async def test_an_agent_that_does_not_answer_is_asked_less_often(monkeypatch: An
     gone._silent = dict(watch._silent)
     await gone.once()
     assert gone._silent == {}
+
+
+async def test_agents_are_asked_at_most_rate_a_second(monkeypatch: Any) -> None:
+    asked: list[float] = []
+
+    async def fine(self: AgentClient) -> dict[str, Any]:
+        asked.append(time.monotonic())
+        return {"volumes": []}
+
+    monkeypatch.setattr(AgentClient, "status", fine)
+    pods = []
+    for i in range(6):
+        pod = _pod()
+        pod["metadata"]["name"] = f"zk-{i}"
+        pod["metadata"]["uid"] = f"uid-{i}"
+        pods.append(pod)
+    watch = DiskWatch(lambda: [("east", cast(Any, None), pods)], interval=1.0, rate=10.0)
+    assert await watch.once() == 0
+    assert len(asked) == 6
+    # Six agents at ten a second: the last is asked half a second after the first.
+    assert asked[-1] - asked[0] >= 0.45
+    with pytest.raises(ValueError, match="rate must be positive"):
+        DiskWatch(lambda: [], rate=0)
