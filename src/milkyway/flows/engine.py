@@ -288,7 +288,6 @@ class Engine:
         engine_id: str | None = None,
         lease_seconds: float = 15.0,
         poll_interval: float = 1.0,
-        heartbeat_write_interval: float = 1.0,
         clock: Callable[[], float] = time.time,
         cluster_wait: float | None = None,
         reachability: ReachabilityLog | None = None,
@@ -320,11 +319,6 @@ class Engine:
         self.engine_id = engine_id or f"engine-{uuid.uuid4().hex[:8]}"
         self.lease_seconds = lease_seconds
         self.poll_interval = poll_interval
-        self.heartbeat_write_interval = heartbeat_write_interval
-        """Longest a run's heartbeats wait to be written when nothing else is: heartbeats
-        ride on the run's next write, or are written on their own at most this often,
-        so many tasks waiting at once (a wave of restarts) cost one write a second, not
-        one each, and the writes that advance the run do not queue behind them."""
         self.clock = clock
         self.cluster_wait = cluster_wait
         """Longest wait of a task for a cluster not in ``clients`` (``None``: the step's
@@ -339,11 +333,6 @@ class Engine:
         """Claims that met a newer run (a stale listing, or a race with another engine)."""
         self._unstarted: dict[str, float] = {}
         """Runs listed without a status, by name: when this engine first saw them so."""
-        self._finished_seq: dict[str, int] = {}
-        """Runs whose driver finished, by name: the sequence number it wrote last, so a
-        listing older than that write is not taken for news. Kept while the run is
-        listed; the driver itself (its run, snapshot included) is let go at once, or
-        every run ever driven would stay in memory."""
 
     # --- operations -------------------------------------------------------------------
 
@@ -469,8 +458,6 @@ class Engine:
         """
         now = self.clock()
         listed = [run for run in await self._runs_to_scan() if self.accepts(run)]
-        names = {run.metadata.name for run in listed}
-        self._finished_seq = {n: s for n, s in self._finished_seq.items() if n in names}
         self._unstarted = {
             run.metadata.name: self._unstarted.get(run.metadata.name, now)
             for run in listed
@@ -486,8 +473,6 @@ class Engine:
                 if driver.run.status.seq > run.status.seq:
                     # The listing predates what the driver wrote last: decide next scan.
                     continue
-            elif self._finished_seq.get(name, -1) > run.status.seq:
-                continue
             if not run.status.snapshot:
                 if run.status.phase in TERMINAL_RUN_PHASES:
                     await mark_done(self.store, run)
@@ -547,16 +532,6 @@ class Engine:
         self._drivers[name] = driver
         driver.start()
 
-    def _driver_finished(self, driver: _Driver) -> None:
-        if self._drivers.get(driver.name) is driver:
-            del self._drivers[driver.name]
-            self._finished_seq[driver.name] = driver.run.status.seq
-
-    @property
-    def driving(self) -> int:
-        """How many runs this engine holds a driver for (each finished one is let go)."""
-        return len(self._drivers)
-
 
 async def mark_done(store: Store, run: FlowRun) -> FlowRun | None:
     """Label a finished run so ``list_active`` leaves it out; None if it changed meanwhile."""
@@ -598,19 +573,6 @@ def _pending_requests(run: FlowRun) -> list[RunRequest]:
     return [r for r in run.spec.requests if r.id not in done]
 
 
-def _in_time(beats: list[ev.Heartbeat], events: list[ev.Event]) -> list[ev.Event]:
-    """``events`` in their order with ``beats`` (oldest first) placed where they happened:
-    each before the first event that happened after it, so held-back heartbeats change
-    nothing a timer decides (one that came after a timeout still comes after it)."""
-    merged: list[ev.Event] = []
-    waiting = list(beats)
-    for event in events:
-        while waiting and waiting[0].now <= event.now:
-            merged.append(waiting.pop(0))
-        merged.append(event)
-    return [*merged, *waiting]
-
-
 class _Driver:
     """Advances one run: the event loop of the run, owned by one engine at a time."""
 
@@ -625,16 +587,9 @@ class _Driver:
         self.machine = machine_for(run)
         self.poked = asyncio.Event()
         self.last_heartbeat: dict[str, float] = {}
-        self.heartbeats: dict[str, ev.Heartbeat] = {}
-        """Heartbeats not yet applied, the latest per task: applied before the next event
-        (so a heartbeat timeout never fires on one that is only waiting), or queued on
-        their own by :meth:`_flush_heartbeats`."""
-        self.heartbeats_flush: asyncio.TimerHandle | None = None
-        self.heartbeats_written = time.monotonic()
 
     def start(self) -> None:
         self.main = asyncio.create_task(self._main(), name=f"run-{self.name}")
-        self.main.add_done_callback(lambda _task: self.engine._driver_finished(self))
 
     def done(self) -> bool:
         return self.main is None or self.main.done()
@@ -657,9 +612,6 @@ class _Driver:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.heartbeats_flush is not None:
-            self.heartbeats_flush.cancel()
-            self.heartbeats_flush = None
 
     # --- main loop --------------------------------------------------------------------
 
@@ -682,8 +634,7 @@ class _Driver:
             while not self._finished():
                 event = await self._next_event()
                 if event is not None:
-                    first, *then = _in_time(self._pending_heartbeats(), [event, *self._queued()])
-                    await self._transition(first, then=then)
+                    await self._transition(event, then=self._queued())
             await self._release()
         except _NothingToDo:
             self._abandon()
@@ -959,28 +910,9 @@ class _Driver:
         if now - self.last_heartbeat.get(command.path, 0.0) < 1.0:
             return
         self.last_heartbeat[command.path] = now
-        self.heartbeats[command.path] = ev.Heartbeat(
-            now=now, path=command.path, attempt=command.attempt, message=message
+        self.queue.put_nowait(
+            ev.Heartbeat(now=now, path=command.path, attempt=command.attempt, message=message)
         )
-        if self.heartbeats_flush is None:
-            delay = self.heartbeats_written + self.engine.heartbeat_write_interval
-            self.heartbeats_flush = asyncio.get_running_loop().call_later(
-                max(0.0, delay - time.monotonic()), self._flush_heartbeats
-            )
-
-    def _pending_heartbeats(self) -> list[ev.Heartbeat]:
-        """The heartbeats waiting, oldest first, to be applied with the next event."""
-        pending = sorted(self.heartbeats.values(), key=lambda beat: beat.now)
-        if pending:
-            self.heartbeats.clear()
-            self.heartbeats_written = time.monotonic()
-        return pending
-
-    def _flush_heartbeats(self) -> None:
-        """Nothing else was written for a while: queue the heartbeats on their own."""
-        self.heartbeats_flush = None
-        for beat in self._pending_heartbeats():
-            self.queue.put_nowait(beat)
 
     async def _run_task(self, command: ev.RunTask, ctx: TaskContext) -> None:
         actor = self.engine.engine_id
