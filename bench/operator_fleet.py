@@ -70,6 +70,7 @@ from operator_common import (
     percentile,
     steady_nodes,
 )
+from operator_shards import load, start_replica, stop_replica
 
 NAMESPACE = "fleet"
 SYSTEM = "milkyway-system"
@@ -82,11 +83,6 @@ class Fleet:
 
     def process(self, identity: str) -> psutil.Process:
         return psutil.Process(self.replicas[identity].pid)
-
-
-def load() -> str:
-    one, five, _ = os.getloadavg()
-    return f"load {one:.1f}/{five:.1f} on {os.cpu_count()} cores"
 
 
 def operator_deployment(replicas: int) -> Deployment:
@@ -104,39 +100,6 @@ def operator_deployment(replicas: int) -> Deployment:
             },
         }
     )
-
-
-async def start_replica(
-    kubeconfig: Path, identity: str, log: Path, extra: Sequence[str]
-) -> asyncio.subprocess.Process:
-    out = log.open("wb")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "milkyway.cli.main",
-        "operator",
-        "run",
-        f"--kubeconfig={kubeconfig}",
-        f"--context={MANAGEMENT}",
-        f"--identity={identity}",
-        f"--namespace={SYSTEM}",
-        *extra,
-        stdout=out,
-        stderr=out,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    out.close()
-    return process
-
-
-async def stop_replica(process: asyncio.subprocess.Process) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        process.terminate()
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        except TimeoutError:
-            process.kill()
-    await process.wait()
 
 
 @contextlib.asynccontextmanager
@@ -157,7 +120,7 @@ async def fleet_world(
         client = AsyncClient(KubeConfig.from_file(sim.kubeconfig_path).get(MANAGEMENT))
         await install_crds(client)
         await register_members(client, sim.kubeconfig_path.read_text(), cluster_members)
-        extra: tuple[str, ...] = ("--no-install-crds",)
+        extra: tuple[str, ...] = (f"--namespace={SYSTEM}", "--no-install-crds")
         if sharded:
             await client.create(operator_deployment(replicas), namespace=SYSTEM)
             extra += ("--shards=auto",)
@@ -177,7 +140,7 @@ async def fleet_world(
         finally:
             pauses.uninstall()
             for process in processes.values():
-                await stop_replica(process)
+                await stop_replica(process, grace=30.0)
             await client.close()
             if log_dir is not None:
                 os.makedirs(log_dir, exist_ok=True)

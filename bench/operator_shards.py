@@ -89,11 +89,11 @@ async def start_replica(
     return process
 
 
-async def stop_replica(process: asyncio.subprocess.Process) -> None:
+async def stop_replica(process: asyncio.subprocess.Process, grace: float = 20.0) -> None:
     with contextlib.suppress(ProcessLookupError):
         process.terminate()
         try:
-            await asyncio.wait_for(process.wait(), 20)
+            await asyncio.wait_for(process.wait(), grace)
         except TimeoutError:
             process.kill()
     await process.wait()
