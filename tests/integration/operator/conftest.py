@@ -16,6 +16,7 @@ import pytest
 import yaml
 from lightkube import ApiError, AsyncClient
 from lightkube.models.meta_v1 import ObjectMeta
+from lightkube.resources.apps_v1 import Deployment
 from lightkube.resources.core_v1 import Namespace, Secret
 from lightkube.resources.storage_v1 import StorageClass
 from tests.polling import eventually
@@ -228,3 +229,22 @@ async def slack() -> AsyncIterator[Any]:
         yield receiver
     finally:
         await receiver.stop()
+
+
+def operator_deployment(namespace: str, replicas: int) -> Deployment:
+    """The operator's own Deployment, as ``--shards auto`` reads it (its pods are never
+    scheduled: only ``spec.replicas`` matters)."""
+    labels = {"app.kubernetes.io/name": "milkyway-operator"}
+    return Deployment.from_dict(
+        {
+            "metadata": {"name": "milkyway-operator", "namespace": namespace},
+            "spec": {
+                "replicas": replicas,
+                "selector": {"matchLabels": labels},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {"containers": [{"name": "operator", "image": "milkyway:test"}]},
+                },
+            },
+        }
+    )

@@ -24,6 +24,8 @@ from milkyway.operator.sharding import (
 )
 from milkyway.sim.clusters import SimulatedClusters
 
+from .conftest import operator_deployment
+
 SHARDS = 6
 FAST = {"lease_duration": 1.0, "renew_deadline": 0.6, "retry_period": 0.1}
 
@@ -251,7 +253,7 @@ async def test_auto_shards_follow_the_deployment_and_never_work_under_two_counts
     """``--shards auto``: the count is the Deployment's replica count. Scaling it moves
     every replica to the new count, and no shard of one count is taken while a replica
     still works under the other (asserted at every acquisition)."""
-    await client.create(operator_deployment(2), namespace="default")
+    await client.create(operator_deployment("default", 2), namespace="default")
     source = deployment_replicas(client, "default", "milkyway-operator")
     fleet: list[Replica] = []
     a = Replica(client, "a", shards=2, count_source=source, fleet=fleet).start()
@@ -329,20 +331,3 @@ async def holders_of(client: AsyncClient, shards: int) -> dict[int, str | None]:
         lease = await client.get(Lease, shard_lease_name(shard, shards), namespace="default")
         found[shard] = lease.spec.holderIdentity if lease.spec else None
     return found
-
-
-def operator_deployment(replicas: int) -> Deployment:
-    labels = {"app.kubernetes.io/name": "milkyway-operator"}
-    return Deployment.from_dict(
-        {
-            "metadata": {"name": "milkyway-operator", "namespace": "default"},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "operator", "image": "milkyway:test"}]},
-                },
-            },
-        }
-    )

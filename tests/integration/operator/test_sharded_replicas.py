@@ -29,7 +29,7 @@ from milkyway.operator.manager import Operator
 from milkyway.operator.planner import FlowRequest, Plan
 from milkyway.operator.sharding import shard_of
 
-from .conftest import settings
+from .conftest import operator_deployment, settings
 
 pytestmark = pytest.mark.slow
 
@@ -357,7 +357,7 @@ async def test_auto_shards_follow_the_operator_deployment_while_flows_run(
     """``--shards auto``: two replicas split two shards; the Deployment is scaled to three
     and a third replica joins mid-flow: every replica moves to three shards, every flow
     finishes, and no step ran on two replicas at once."""
-    await world.mgmt.create(operator_deployment(2), namespace="milkyway-system")
+    await world.mgmt.create(operator_deployment("milkyway-system", 2), namespace="milkyway-system")
     ledger = Ledger()
     auto = {"shards_deployment": "milkyway-operator", "seconds": 2.0}
     a = replica(world, ledger, "op-a", tmp_path, **auto)
@@ -405,20 +405,3 @@ async def split(operators: Sequence[Operator], count: int) -> bool:
         assert not union & shards, f"a shard held twice: {held}"
         union |= shards
     return counts == {count} and union == set(range(count)) and all(len(s) == 1 for s in held)
-
-
-def operator_deployment(replicas: int) -> Deployment:
-    labels = {"app.kubernetes.io/name": "milkyway-operator"}
-    return Deployment.from_dict(
-        {
-            "metadata": {"name": "milkyway-operator", "namespace": "milkyway-system"},
-            "spec": {
-                "replicas": replicas,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {"containers": [{"name": "operator", "image": "milkyway:test"}]},
-                },
-            },
-        }
-    )
