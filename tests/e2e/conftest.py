@@ -9,6 +9,7 @@ kubeconfig): tests never share state.
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
@@ -21,7 +22,7 @@ from lightkube import ApiError, AsyncClient, KubeConfig
 from lightkube.resources.apps_v1 import StatefulSet
 from lightkube.resources.core_v1 import ConfigMap, PersistentVolumeClaim, Pod
 
-from milkyway.cli.app_commands import apply_documents, edit_application
+from milkyway.cli.app_commands import apply_documents, edit_application, flow_summary
 from milkyway.cli.demo import (
     MemberCluster,
     is_ready,
@@ -122,9 +123,9 @@ class World:
             if settled and not await self.unfinished_runs(namespace, name):
                 return obj
             await asyncio.sleep(0.2)
-        runs = await self.runs(namespace, name)
-        summary = [(r["metadata"]["name"], (r.get("status") or {}).get("phase")) for r in runs]
-        raise AssertionError(f"{not_ready_reason(obj)}; runs {summary}; status {obj.get('status')}")
+        raise AssertionError(
+            f"{not_ready_reason(obj)}; status {obj.get('status')}\n{await self.explain()}"
+        )
 
     async def wait_for(
         self, check: Callable[[], Any], what: str, within: float = 60, every: float = 0.2
@@ -137,7 +138,24 @@ class World:
             if result:
                 return result
             await asyncio.sleep(every)
-        raise AssertionError(f"timed out after {within}s waiting for {what}")
+        explained = await self.explain()
+        raise AssertionError(f"timed out after {within}s waiting for {what}\n{explained}")
+
+    async def explain(self) -> str:
+        """Every flow run not finished and what each of its unfinished steps last said: what
+        a timed-out wait was stuck behind, in the failure message itself."""
+        lines = []
+        async for run in self.client.list(FLOWRUN, namespace="*"):
+            item = dict(run.to_dict())
+            status = item.get("status") or {}
+            if status.get("phase") in ("Succeeded", "Failed", "Cancelled"):
+                continue
+            phase, progress, now = flow_summary(item)
+            lines.append(f"run {item['metadata']['name']} {phase} {progress} now: {now or '-'}")
+            for node_id, node in (status.get("nodes") or {}).items():
+                if node.get("phase") in ("Running", "Retrying", "Waiting", "Pending"):
+                    lines.append(f"  {node_id}: {json.dumps(node, default=str)[:600]}")
+        return "\n".join(lines) or "no flow run unfinished"
 
     async def runs(self, namespace: str, name: str) -> list[dict[str, Any]]:
         items = [

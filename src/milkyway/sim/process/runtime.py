@@ -60,6 +60,8 @@ SOURCE = "kubelet"
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 SHIM_PATH = "/usr/local/lib/milkyway-sim/bindpod.so"
 """Where every container finds the wildcard-listen shim (see :mod:`.preload`)."""
+KILL_WAIT = 5.0
+"""Longest :meth:`ProcessRuntime.stop` waits for SIGKILLed processes to be gone."""
 _VAR_REF = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
 
 
@@ -1052,6 +1054,12 @@ class ProcessRuntime:
             self._destroy(box)
         for pgid in self.started_groups:
             signal_group(pgid, signal.SIGKILL)
+        # SIGKILL is delivered when the process next runs: on a busy machine a killed
+        # process can still be listed for a moment. Wait, so that stop() returning means
+        # no process of this runtime runs any more.
+        deadline = time.monotonic() + KILL_WAIT
+        while self.leftover_groups() and time.monotonic() < deadline:
+            time.sleep(0.02)
         for pv, mode in list(self._failed_volumes.items()):
             with contextlib.suppress(OSError):
                 os.chmod(self.volume_dir(pv), mode)
