@@ -333,6 +333,11 @@ class Engine:
         """Claims that met a newer run (a stale listing, or a race with another engine)."""
         self._unstarted: dict[str, float] = {}
         """Runs listed without a status, by name: when this engine first saw them so."""
+        self._finished_seq: dict[str, int] = {}
+        """Runs whose driver finished, by name: the sequence number it wrote last, so a
+        listing older than that write is not taken for news. Kept while the run is
+        listed; the driver itself (its run, snapshot included) is let go at once, or
+        every run ever driven would stay in memory."""
 
     # --- operations -------------------------------------------------------------------
 
@@ -458,6 +463,8 @@ class Engine:
         """
         now = self.clock()
         listed = [run for run in await self._runs_to_scan() if self.accepts(run)]
+        names = {run.metadata.name for run in listed}
+        self._finished_seq = {n: s for n, s in self._finished_seq.items() if n in names}
         self._unstarted = {
             run.metadata.name: self._unstarted.get(run.metadata.name, now)
             for run in listed
@@ -473,6 +480,8 @@ class Engine:
                 if driver.run.status.seq > run.status.seq:
                     # The listing predates what the driver wrote last: decide next scan.
                     continue
+            elif self._finished_seq.get(name, -1) > run.status.seq:
+                continue
             if not run.status.snapshot:
                 if run.status.phase in TERMINAL_RUN_PHASES:
                     await mark_done(self.store, run)
@@ -532,6 +541,16 @@ class Engine:
         self._drivers[name] = driver
         driver.start()
 
+    def _driver_finished(self, driver: _Driver) -> None:
+        if self._drivers.get(driver.name) is driver:
+            del self._drivers[driver.name]
+            self._finished_seq[driver.name] = driver.run.status.seq
+
+    @property
+    def driving(self) -> int:
+        """How many runs this engine holds a driver for (each finished one is let go)."""
+        return len(self._drivers)
+
 
 async def mark_done(store: Store, run: FlowRun) -> FlowRun | None:
     """Label a finished run so ``list_active`` leaves it out; None if it changed meanwhile."""
@@ -590,6 +609,7 @@ class _Driver:
 
     def start(self) -> None:
         self.main = asyncio.create_task(self._main(), name=f"run-{self.name}")
+        self.main.add_done_callback(lambda _task: self.engine._driver_finished(self))
 
     def done(self) -> bool:
         return self.main is None or self.main.done()

@@ -150,3 +150,24 @@ async def test_a_stale_listing_neither_reruns_nor_loses_a_finished_run() -> None
     assert run.status.phase == "Succeeded"
     assert calls == [name]
     assert engine.lost_runs == 0
+
+
+async def test_a_finished_run_is_let_go_with_its_driver() -> None:
+    store = MemoryStore()
+    calls: list[str] = []
+    async with _engine(store, calls, poll_interval=0.02) as engine:
+        names = [await engine.submit("quick") for _ in range(5)]
+        for name in names:
+            await engine.wait(name, 30)
+        for name in names:
+            await _until(lambda name=name: _marked(store, name))
+
+        async def nothing_driven() -> bool:
+            return engine.driving == 0
+
+        # Every run is done: the engine holds none of them (nor its snapshot) any more.
+        await _until(nothing_driven)
+        # And a later scan does not take a finished run up again.
+        await engine.scan()
+        assert engine.driving == 0
+    assert sorted(calls) == sorted(names)
