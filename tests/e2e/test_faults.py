@@ -119,7 +119,9 @@ async def test_cluster_cut_off_mid_upgrade_waits_then_finishes(world: World) -> 
     async def upgrade_running() -> bool:
         return bool(await world.unfinished_runs(NS, APP)) and bool(zk.deletions)
 
-    await world.wait_for(upgrade_running, "the upgrade to restart its first member")
+    # Generous: on a loaded machine the upgrade's first restart waits behind the apply of
+    # every zone and the disruption gate; a stall prints every unfinished step.
+    await world.wait_for(upgrade_running, "the upgrade to restart its first member", within=120)
     fault = await world.control.faults.cut_off("eu-ams")
     await asyncio.sleep(4)
     obj = await world.app(NS, APP)
