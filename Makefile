@@ -2,7 +2,10 @@
 # Each creates .venv and installs everything it needs (scripts/bootstrap.sh).
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PYTEST_ARGS ?= -n auto --dist loadgroup
+# One worker per test file: scenarios of a file that share a module-scoped world (the
+# console's) run in one process, in order. (pytest-xdist's loadgroup does not group under
+# pytest 9: it renames node ids in a way pytest 9 ignores.)
+PYTEST_ARGS ?= -n auto --dist loadfile
 
 .PHONY: bootstrap demo test test-fast lint format crds bench
 

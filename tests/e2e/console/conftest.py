@@ -25,8 +25,10 @@ PASSWORDS = {"alice": "alice-pw-1", "bob": "bob-pw-2", "carol": "carol-pw-3"}
 
 
 @pytest.fixture(scope="module")
-def console() -> Iterator[ConsoleWorld]:
+def console(request: pytest.FixtureRequest) -> Iterator[ConsoleWorld]:
     folder = Path(tempfile.mkdtemp(prefix="milkyway-console-"))
+    ran: set[str] = set()
+    request.module.scenarios_ran = ran
     try:
         with (
             running_directory(folder / "ldap") as directory,
@@ -37,6 +39,30 @@ def console() -> Iterator[ConsoleWorld]:
             yield world
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    _every_scenario_ran_here(request, ran)
+
+
+@pytest.fixture(autouse=True)
+def _scenario(request: pytest.FixtureRequest) -> None:
+    ran = getattr(request.module, "scenarios_ran", None)
+    if ran is not None:
+        ran.add(request.node.nodeid)
+
+
+def _every_scenario_ran_here(request: pytest.FixtureRequest, ran: set[str]) -> None:
+    """The scenarios build on each other in one world: a worker that ran only some of
+    them (pytest-xdist handing out single tests) tested a world the scenarios were not
+    written for, and two such worlds competed for the machine."""
+    session = request.session
+    if session.shouldfail or session.shouldstop:
+        return
+    selected = {item.nodeid for item in session.items if item.module is request.module}
+    if ran != selected:
+        pytest.fail(
+            f"this worker ran {len(ran)} of the module's {len(selected)} console scenarios: "
+            "they share one world and must run in one process; run pytest with "
+            "--dist loadfile (as `make test` does), not --dist load"
+        )
 
 
 @pytest.fixture(scope="module")

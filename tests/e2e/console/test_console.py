@@ -18,7 +18,7 @@ from milkyway.cli.app_commands import apply_documents
 from .conftest import screenshot, serious_violations
 from .world import NAMESPACE, ConsoleWorld
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("console")]
+pytestmark = pytest.mark.slow
 SignIn = Callable[..., Any]
 
 
