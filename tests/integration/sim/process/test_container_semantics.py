@@ -253,12 +253,15 @@ async def test_graceful_termination_sigterm_then_sigkill_after_grace(
     started = time.monotonic()
     api.delete("v1/pods", "polite", namespace="default")
     api.delete("v1/pods", "stubborn", namespace="default")
+    # When the stubborn shell died, not whether it still runs at some later look: on a
+    # busy machine any later look may already be past its grace period.
+    died = await eventually(
+        lambda: not group_members(stubborn.pid) and time.monotonic(), what="stubborn killed"
+    )
+    assert died - started >= 2.0, f"SIGKILL came {died - started:.2f}s after the delete, not 2s"
     await eventually(lambda: not process_sim.pod("polite"), what="polite gone")
     assert (out / "marker").read_text() == "got TERM\n"
-    assert group_members(stubborn.pid), "SIGKILL came before the grace period ended"
     await eventually(lambda: not process_sim.pod("stubborn"), what="stubborn gone")
-    assert time.monotonic() - started >= 2.0
-    assert group_members(stubborn.pid) == []
 
 
 async def _inside(enter: list[str], *argv: str) -> None:
