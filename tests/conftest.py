@@ -1,5 +1,7 @@
 """Fixtures shared by every test layer."""
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,3 +16,23 @@ def _no_signed_in_server(
     sessions: Path = tmp_path_factory.mktemp("sessions") / "sessions.json"
     monkeypatch.setenv("MILKYWAY_SESSIONS", str(sessions))
     monkeypatch.delenv("MILKYWAY_SERVER", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _logging_as_it_was() -> Iterator[None]:
+    """A command run in-process (Typer's CliRunner) configures logging for its process: a
+    handler on the runner's captured stream would outlive the test and, in every later
+    test of the same worker, fail on the closed stream ("--- Logging error ---" in the
+    output of the next command a test parses). Each test gets logging back as it was."""
+    loggers = [logging.getLogger(), logging.getLogger("milkyway")]
+    saved = [(lg, list(lg.handlers), lg.level, lg.propagate) for lg in loggers]
+    yield
+    for lg, handlers, level, propagate in saved:
+        for handler in list(lg.handlers):
+            if handler not in handlers and not type(handler).__module__.startswith("_pytest"):
+                lg.removeHandler(handler)
+        for handler in handlers:
+            if handler not in lg.handlers:
+                lg.addHandler(handler)
+        lg.setLevel(level)
+        lg.propagate = propagate

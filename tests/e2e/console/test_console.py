@@ -6,6 +6,7 @@ the main pages go to docs/images/console-*.png (shown in docs/console.md)."""
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -20,6 +21,16 @@ from .world import NAMESPACE, ConsoleWorld
 
 pytestmark = pytest.mark.slow
 SignIn = Callable[..., Any]
+
+
+def unfinished_steps(run: dict[str, Any]) -> str:
+    """What each unfinished step of a stored run last said: why a run is stuck."""
+    nodes = (run.get("status") or {}).get("nodes") or {}
+    return "\n".join(
+        f"  {node_id}: {json.dumps(node, default=str)[:600]}"
+        for node_id, node in nodes.items()
+        if node.get("phase") not in ("Succeeded", "Failed", "Skipped", "Omitted", "Cancelled")
+    )
 
 
 def zone_size(app: dict[str, Any], component: str, zone: str) -> int:
@@ -408,7 +419,11 @@ def test_a_run_shows_its_step_logs_and_the_request_that_caused_it(
     run = restart.locator("a").first.inner_text()
     assert run not in before, (run, sorted(before))
     restart.locator("a").first.click()
-    expect(page.locator("#run-summary")).to_contain_text("Succeeded", timeout=240_000)
+    try:
+        expect(page.locator("#run-summary")).to_contain_text("Succeeded", timeout=240_000)
+    except AssertionError as error:
+        stored = next(r for r in console.runs("ledger") if r["metadata"]["name"] == run)
+        raise AssertionError(f"{error}\nsteps not finished:\n{unfinished_steps(stored)}") from None
     attempt = page.locator("#step-logs li.attempt").first
     expect(attempt).to_contain_text("attempt 1")
     expect(attempt).to_contain_text("Succeeded")

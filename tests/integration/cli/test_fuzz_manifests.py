@@ -37,7 +37,9 @@ STREAM1_DATA = yaml.safe_load(STREAM1)
 _DUMPER: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 VALIDATE_DOCUMENTS = 9_000
 APPLY_DOCUMENTS = 1_000
-SLOWEST_RUN = 10.0
+SLOWEST_RUN = 30.0
+"""A hang guard, not a speed target (bench/hostile_input.py measures the speed): one
+document of the fuzz taking this long to be refused means something loops or explodes."""
 
 YAML_CHARS = [*":-&*!|>[]{},#'\"%@`? \n\t", "\n  ", "\n- ", "&a ", "*a", "!!binary "]
 SCALARS = st.one_of(

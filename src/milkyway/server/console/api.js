@@ -102,6 +102,19 @@ export function forgetAnswers() {
 // Follow a server-sent event stream; `onEvent(type, object)` for ADDED/MODIFIED/DELETED.
 // The browser reconnects by itself after a drop; `onOpen` runs at each (re)connection so a
 // view can reload what it may have missed. Returns a function that closes the stream.
+// A reload whose answer is applied only if no later reload was started meanwhile: two
+// events in quick succession start two reloads, and a slow first answer arriving after
+// the second must not put the page back on the older state (a finished run would stay
+// shown as running, with no event left to correct it).
+export function latestOnly(load, apply) {
+  let started = 0;
+  return async (...args) => {
+    const mine = ++started;
+    const value = await load(...args);
+    if (mine === started) apply(value);
+  };
+}
+
 export function follow(path, params, onEvent, onOpen) {
   const url = new URL(API + path, location.origin);
   for (const [key, value] of Object.entries(params || {})) {

@@ -1,7 +1,7 @@
 // One Application: its topology across regions, zones, clusters and members; components;
 // conditions; flow history; health reports, notifications sent and Events; and the
 // day-2 forms the user may use. Live from the streams.
-import { follow, get, mayI } from "../api.js";
+import { follow, get, latestOnly, mayI } from "../api.js";
 import { badge, h, replace, update } from "../dom.js";
 import { day2Forms } from "./forms.js";
 import { loadReports } from "./reports.js";
@@ -174,10 +174,13 @@ export async function renderApplication(container, namespace, name) {
   replace(container, head, live, reports,
     forms.length ? [h("h2", {}, "Actions"), h("div", { class: "forms" }, forms)] : "");
 
-  const reloadRuns = async () => {
-    runs = await get(`/namespaces/${namespace}/flowruns`, { application: name });
-    draw();
-  };
+  const reloadRuns = latestOnly(
+    () => get(`/namespaces/${namespace}/flowruns`, { application: name }),
+    (listed) => {
+      runs = listed;
+      draw();
+    },
+  );
   const closers = [
     follow("/events/applications", { namespace }, (type, obj) => {
       if (obj.metadata.name !== name) return;

@@ -2,7 +2,7 @@
 // batches), each step's log, and the server request that caused it with its audit
 // records, live; the steer and approval buttons appear only when the server's access
 // review says the user may use them.
-import { follow, get, mayI, post, session } from "../api.js";
+import { follow, get, latestOnly, mayI, post, session } from "../api.js";
 import { announce, badge, duration, errorText, h, replace, when } from "../dom.js";
 
 const FINISHED = ["Succeeded", "Failed", "Cancelled"];
@@ -191,10 +191,13 @@ export async function renderFlowRun(container, namespace, name) {
   }
   draw();
   replace(container, h("h1", {}, `Flow run ${namespace}/${name}`), body);
-  const reload = async () => {
-    [run, log] = await Promise.all([get(path), get(`${path}/logs`)]);
-    draw();
-  };
+  const reload = latestOnly(
+    () => Promise.all([get(path), get(`${path}/logs`)]),
+    (answers) => {
+      [run, log] = answers;
+      draw();
+    },
+  );
   const close = follow("/events/flowruns", { namespace }, (type, obj) => {
     if (obj.metadata.name === name && type !== "DELETED") reload();
   }, reload);
