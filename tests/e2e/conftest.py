@@ -50,6 +50,16 @@ COMPONENT_LABEL = "milkyway.ebay.com/component"
 ZONE_LABEL = "milkyway.ebay.com/zone"
 
 
+def unfinished_steps(run: Mapping[str, Any]) -> str:
+    """What each unfinished step of a stored run last said: why a run is stuck."""
+    nodes = (run.get("status") or {}).get("nodes") or {}
+    return "\n".join(
+        f"  {node_id}: {json.dumps(node, default=str)[:600]}"
+        for node_id, node in nodes.items()
+        if node.get("phase") not in ("Succeeded", "Failed", "Skipped", "Omitted", "Cancelled")
+    )
+
+
 def operator_settings(**overrides: Any) -> OperatorSettings:
     """Short timings for tests: heartbeats, engine polls and resyncs within a second."""
     values: dict[str, Any] = {
@@ -152,9 +162,7 @@ class World:
                 continue
             phase, progress, now = flow_summary(item)
             lines.append(f"run {item['metadata']['name']} {phase} {progress} now: {now or '-'}")
-            for node_id, node in (status.get("nodes") or {}).items():
-                if node.get("phase") in ("Running", "Retrying", "Waiting", "Pending"):
-                    lines.append(f"  {node_id}: {json.dumps(node, default=str)[:600]}")
+            lines.append(unfinished_steps(item))
         return "\n".join(lines) or "no flow run unfinished"
 
     async def runs(self, namespace: str, name: str) -> list[dict[str, Any]]:

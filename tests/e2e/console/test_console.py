@@ -6,7 +6,6 @@ the main pages go to docs/images/console-*.png (shown in docs/console.md)."""
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any
@@ -16,21 +15,12 @@ from playwright.sync_api import expect
 
 from milkyway.cli.app_commands import apply_documents
 
+from ..conftest import unfinished_steps
 from .conftest import screenshot, serious_violations
 from .world import NAMESPACE, ConsoleWorld
 
 pytestmark = pytest.mark.slow
 SignIn = Callable[..., Any]
-
-
-def unfinished_steps(run: dict[str, Any]) -> str:
-    """What each unfinished step of a stored run last said: why a run is stuck."""
-    nodes = (run.get("status") or {}).get("nodes") or {}
-    return "\n".join(
-        f"  {node_id}: {json.dumps(node, default=str)[:600]}"
-        for node_id, node in nodes.items()
-        if node.get("phase") not in ("Succeeded", "Failed", "Skipped", "Omitted", "Cancelled")
-    )
 
 
 def zone_size(app: dict[str, Any], component: str, zone: str) -> int:
