@@ -1,13 +1,13 @@
 // The member clusters: reachability, Kubernetes version, Ready nodes and last heartbeat,
 // live.
-import { follow, get } from "../api.js";
+import { follow, get, latestOnly } from "../api.js";
 import { badge, h, replace } from "../dom.js";
 
 export async function renderClusters(container) {
   document.title = "Clusters · Milkyway";
   const body = h("tbody");
-  async function load() {
-    const clusters = await get("/clusters");
+  // Heartbeats of many clusters come close together: only the latest reload is shown.
+  const load = latestOnly(() => get("/clusters"), (clusters) => {
     replace(body, clusters.map((c) => {
       const ready = (c.conditions || []).find((x) => x.type === "Ready") || {};
       return h("tr", { dataset: { cluster: c.name } },
@@ -20,7 +20,7 @@ export async function renderClusters(container) {
         h("td", {}, c.lastHeartbeatTime || ""),
         h("td", {}, ready.message || ""));
     }));
-  }
+  });
   replace(container, h("h1", {}, "Clusters"),
     h("table", { id: "clusters" },
       h("caption", { class: "visually-hidden" }, "Member clusters"),
