@@ -649,8 +649,12 @@ class _Driver:
 
     async def _drive(self) -> None:
         try:
-            await self._claim()
-            await self._begin()
+            started = await self._claim()
+            if started is None:
+                await self._begin()
+            else:
+                for command in started:
+                    await self._execute(command)
             while not self._finished():
                 event = await self._next_event()
                 if event is not None:
@@ -677,16 +681,21 @@ class _Driver:
         run = self.run
         return run.status.phase in TERMINAL_RUN_PHASES and not _pending_requests(run)
 
-    async def _claim(self) -> None:
+    async def _claim(self) -> list[ev.Command] | None:
         """Take the run; if it changed since it was read, decide again on a fresh read.
+
+        A run that can start at once (Pending, with no mutex to wait for and no request
+        to handle first) is started in the same write as the claim, and the commands of
+        its start are returned; otherwise None, and :meth:`_begin` goes on.
 
         The copy a scan starts from may be older than the stored run (the listing is
         slow, or this engine's previous driver of the run finished meanwhile): that is
         not another engine driving it, so it is not counted as a lost run.
         """
         try:
-            self.run = await self.engine.store.replace_status(self._claimed(self.run))
-            return
+            claimed, started = self._claimed(self.run)
+            self.run = await self.engine.store.replace_status(claimed)
+            return self._started(started)
         except Conflict:
             self.engine.claim_conflicts += 1
         fresh = await self.engine.store.get(self.name)
@@ -698,12 +707,14 @@ class _Driver:
             raise _NothingToDo(self.name)
         self.run = fresh
         self.machine = machine_for(fresh)
+        claimed, started = self._claimed(fresh)
         try:
-            self.run = await self.engine.store.replace_status(self._claimed(fresh))
+            self.run = await self.engine.store.replace_status(claimed)
         except Conflict:
             raise LostOwnership(self.name) from None
+        return self._started(started)
 
-    def _claimed(self, run: FlowRun) -> FlowRun:
+    def _claimed(self, run: FlowRun) -> tuple[FlowRun, list[ev.Command] | None]:
         status = clone(
             run.status,
             owner=self.engine.engine_id,
@@ -711,9 +722,21 @@ class _Driver:
         )
         if status.message.startswith(UNCLAIMED[:40]):
             status.message = ""
-        if self._wants_progress():
+        started = None
+        if status.phase == "Pending" and not status.holds and not _pending_requests(run):
+            now = self.engine.clock()
+            status, started = self.machine.apply(
+                status, ev.Start(now=now, actor=self.engine.engine_id)
+            )
+            status.lease_until = now + self.engine.lease_seconds
+        if self._wants_progress() or status.phase in TERMINAL_RUN_PHASES:
             status.progress = progress(status)
-        return clone(run, status=status)
+        return clone(run, status=status), started
+
+    def _started(self, commands: list[ev.Command] | None) -> list[ev.Command] | None:
+        if commands is not None:
+            self.engine.transitions += 1
+        return commands
 
     async def _begin(self) -> None:
         if _pending_requests(self.run):
@@ -747,8 +770,8 @@ class _Driver:
     async def _release(self) -> None:
         for key in self.run.status.holds:
             await self.engine.store.release(key.partition(":")[2], self.name)
-        status = clone(self.run.status, owner="", lease_until=0.0)
-        await self._write(status)
+        if self.run.status.owner or self.run.status.lease_until:
+            await self._write(clone(self.run.status, owner="", lease_until=0.0))
         marked = await mark_done(self.engine.store, self.run)
         if marked is not None:
             self.run = marked
@@ -846,7 +869,15 @@ class _Driver:
             applied += 1
         if request is not None:
             status.processed_requests = [*status.processed_requests, request.id]
-        status.lease_until = self.engine.clock() + self.engine.lease_seconds
+        if (
+            status.phase in TERMINAL_RUN_PHASES
+            and not status.holds
+            and not _pending_requests(clone(self.run, status=status))
+        ):
+            # Finished, with no mutex to give back: the run is let go in this same write.
+            status.owner, status.lease_until = "", 0.0
+        else:
+            status.lease_until = self.engine.clock() + self.engine.lease_seconds
         await self._write(status)
         self.engine.transitions += applied
         for command in commands:
@@ -890,6 +921,8 @@ class _Driver:
             if command.at is not None:
                 self.timer = asyncio.create_task(self._sleep_until(command.at))
         elif isinstance(command, ev.Notice):
+            if not command.warning and self._quiet():
+                return
             with contextlib.suppress(Exception):
                 await self.engine.store.record_event(
                     self.run, command.reason, command.message, command.warning
@@ -899,6 +932,11 @@ class _Driver:
             metrics.observe_finished(
                 self.run.spec.flow, command.phase, self.run.metadata.creation_timestamp
             )
+
+    def _quiet(self) -> bool:
+        """The run's flow records only its warnings as Events (``spec.events``)."""
+        root = self.machine.snapshot.get(self.machine.root)
+        return root is not None and root.events == "warnings"
 
     async def _sleep_until(self, at: float) -> None:
         delay = at - self.engine.clock()

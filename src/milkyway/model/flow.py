@@ -261,6 +261,11 @@ class FlowSpec(Model):
     """Key (``${{ }}`` allowed) of which only one run at a time may hold, e.g. per component."""
     concurrency: list[ConcurrencyLimit] = Field(default_factory=list)
     schedule: Schedule | None = None
+    events: Literal["all", "warnings"] = "all"
+    """Which of a run's notices are recorded as Kubernetes Events on the FlowRun: ``all``
+    (started, succeeded, approvals...) or only ``warnings`` (failed, cancelled, a request
+    refused), for a flow run every few minutes for every Application, whose runs would
+    otherwise add two Events each to the namespace."""
 
     @model_validator(mode="after")
     def _well_formed(self) -> FlowSpec:

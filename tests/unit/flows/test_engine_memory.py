@@ -13,6 +13,7 @@ from milkyway.flows.dsl import Catalog, load_flows
 from milkyway.flows.engine import Engine, new_run
 from milkyway.flows.store import Conflict, MemoryStore
 from milkyway.flows.tasks import REGISTRY, FatalError, RetryableError, TaskContext
+from milkyway.model.flow import DONE_LABEL
 
 FLOWS = """
 apiVersion: milkyway.ebay.com/v1
@@ -245,3 +246,54 @@ async def test_store_rejects_stale_writes(registry: Any) -> None:
     await store.replace_status(run)
     with pytest.raises(Conflict):
         await store.replace_status(run)
+
+
+ONE_STEP = """
+apiVersion: milkyway.ebay.com/v1
+kind: Flow
+metadata: {name: one}
+spec:
+  steps:
+    - name: only
+      action: test.count
+      params: {tag: only}
+"""
+
+
+async def test_a_run_with_nothing_to_wait_for_costs_four_writes(registry: Any) -> None:
+    """The run as submitted, its claim and start in one write, its end and release in
+    one, the done label: a flow run every few minutes for each of a thousand
+    Applications (the health report) pays for every write it makes."""
+    store = MemoryStore()
+    async with Engine(
+        store, Catalog(load_flows(ONE_STEP)), registry=registry, poll_interval=0.02
+    ) as engine:
+        name = await engine.submit("one")
+        run = await engine.wait(name, 10)
+        for _ in range(100):
+            if (await store.get(name)).metadata.labels.get(DONE_LABEL) == "true":
+                break
+            await asyncio.sleep(0.01)
+    assert run.status.phase == "Succeeded" and run.status.owner == ""
+    assert run.status.lease_until == 0.0
+    assert store.writes == 4
+    assert [reason for _, reason, _, _ in store.events] == ["RunStarted", "RunSucceeded"]
+
+
+async def test_a_flow_that_records_only_warnings_records_no_event_when_it_succeeds(
+    registry: Any,
+) -> None:
+    quiet = ONE_STEP.replace("spec:\n", "spec:\n  events: warnings\n").replace(
+        "name: one", "name: quiet"
+    )
+    failing = quiet.replace("name: quiet", "name: quiet-failing").replace("tag: only", "tag: fatal")
+    store = MemoryStore()
+    async with Engine(
+        store, Catalog(load_flows(quiet + "---\n" + failing)), registry=registry, poll_interval=0.02
+    ) as engine:
+        ok = await engine.wait(await engine.submit("quiet"), 10)
+        bad = await engine.wait(await engine.submit("quiet-failing"), 10)
+    assert ok.status.phase == "Succeeded" and bad.status.phase == "Failed"
+    assert [(name, reason) for name, reason, _, _ in store.events] == [
+        (bad.metadata.name, "RunFailed")
+    ]
