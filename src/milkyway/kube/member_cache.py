@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from lightkube import AsyncClient
@@ -175,6 +175,19 @@ class MemberCache:
     def objects(self, namespace: str, application: str) -> list[dict[str, Any]]:
         """Every owned object of the Application in this cluster."""
         return list(self._by_app.get((namespace, application), {}).values())
+
+    def pods(self, namespace: str, selector: Mapping[str, str]) -> list[dict[str, Any]]:
+        """The pods of ``namespace`` carrying every label of ``selector``, which names
+        their Application (the cache is indexed per Application)."""
+        application = selector.get(APPLICATION)
+        if not application:
+            raise ValueError(f"a pod selector names its Application ({APPLICATION}): {selector}")
+        return [
+            obj
+            for obj in self._by_app.get((namespace, application), {}).values()
+            if obj["kind"] == "Pod"
+            and all((obj["metadata"].get("labels") or {}).get(k) == v for k, v in selector.items())
+        ]
 
     def zone_objects(
         self, namespace: str, application: str, component: str, zone: str

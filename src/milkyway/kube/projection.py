@@ -25,6 +25,10 @@ The readers, and what each reads of the cache (any reader added must be added he
   ConfigMap's annotations, and which objects exist;
 * the disk watch (:mod:`milkyway.operator.disk_watch`): a pod's container names (does
   it have an agent), phase and conditions;
+* the health checks (:mod:`milkyway.operator.health.checks`): a pod's name, labels
+  (version), annotations (config hash), ``deletionTimestamp``, ``status.phase``, Ready
+  condition, and each container's ``restartCount`` and the ``reason`` of its waiting or
+  terminated state;
 * the member cache itself: a pod's node, a claim's volume, a Node's Ready condition, a
   volume's phase.
 
@@ -108,9 +112,25 @@ def _pod(obj: Object) -> Object:
         kept_status["conditions"] = _conditions(status["conditions"], POD_CONDITIONS)
     if status.get("containerStatuses"):
         kept_status["containerStatuses"] = [
-            _pick(c, "name", "restartCount") for c in status["containerStatuses"]
+            {**_pick(c, "name", "restartCount"), **_state_reason(c)}
+            for c in status["containerStatuses"]
+            if isinstance(c, dict)
         ]
     return {**_frame(obj), "spec": kept_spec, "status": kept_status}
+
+
+def _state_reason(container: Object) -> Object:
+    """Of a container's state, only why it waits or ended (``CrashLoopBackOff``,
+    ``OOMKilled``): what a health finding says of a member that is not Ready."""
+    state = container.get("state")
+    if not isinstance(state, dict):
+        return {}
+    kept = {
+        key: {"reason": _shared(value["reason"])}
+        for key in ("waiting", "terminated")
+        if isinstance(value := state.get(key), dict) and value.get("reason")
+    }
+    return {"state": kept} if kept else {}
 
 
 def _conditions(conditions: Any, kept: Collection[str]) -> Any:

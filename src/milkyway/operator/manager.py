@@ -76,6 +76,7 @@ from milkyway.operator.events import EventRecorder
 from milkyway.operator.fencing import FencedStore
 from milkyway.operator.flows_catalog import build_catalog
 from milkyway.operator.gc_pauses import GcPauses, sweep
+from milkyway.operator.health.reads import cached_zone_reader
 from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
 from milkyway.operator.notifying import Notifying
 from milkyway.operator.planner.contract import RETRY_FAILED_AFTER, RETRY_FAILED_CAP
@@ -166,6 +167,9 @@ class OperatorSettings:
     security_policy: SecurityPolicy = field(default_factory=SecurityPolicy)
     """What ComponentTypes may ask beyond the default pod security (capabilities, mount
     paths, service-account tokens); see :mod:`milkyway.model.security_policy`."""
+    retention_interval: float = 60.0
+    """Seconds between two prunings of the finished health and notification runs (see
+    :mod:`milkyway.operator.retention`)."""
     disk_watch_interval: float = 15.0
     """Seconds between two looks at every member agent's disk report (see
     :mod:`milkyway.operator.disk_watch`)."""
@@ -194,6 +198,11 @@ class OperatorSettings:
             raise ValueError(
                 f"gc_sweep_interval must be positive, got {self.gc_sweep_interval}; "
                 "turn gc_freeze off rather"
+            )
+        if self.retention_interval <= 0:
+            raise ValueError(
+                f"retention_interval must be positive, got {self.retention_interval}; "
+                "a longer interval keeps finished runs longer"
             )
         if not 0 <= self.resync_jitter < 1:
             raise ValueError(f"resync_jitter must be in [0, 1), got {self.resync_jitter}")
@@ -615,6 +624,9 @@ class _Session:
             lambda: _AppCache(self.applications.cache),
             self.reconciler.wisb_of,
             self.recorder,
+            runs=self._cached_runs,
+            read_zone=cached_zone_reader(self.registry.get),
+            retention_interval=self.settings.retention_interval,
         )
         sudo_grants.register(self.notifying.tasks, self.client, lambda: self.decision_key)
         change_records.register(self.notifying.tasks, self.client)
@@ -783,6 +795,13 @@ class _Session:
             ]
             found.append((member.name, member.client, pods))
         return found
+
+    def _cached_runs(self) -> Mapping[tuple[str, str], dict[str, Any]]:
+        """Every FlowRun the watch holds, by namespace and name (nothing before it has
+        listed once)."""
+        if not self.flow_runs.synced.is_set():
+            return {}
+        return self.flow_runs.cache
 
     def _spawn(self, coroutine: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coroutine, name=name))

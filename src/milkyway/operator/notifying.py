@@ -18,9 +18,11 @@ from lightkube import AsyncClient
 from milkyway.flows.tasks import TaskRegistry
 from milkyway.notify.center import NotificationCenter
 from milkyway.operator.flow_events import flow_events
+from milkyway.operator.health.checks import ZonePods
 from milkyway.operator.health.schedule import HealthSchedules
+from milkyway.operator.health.targets import ZoneTarget
 from milkyway.operator.health.task import HealthChecker
-from milkyway.operator.retention import prune_forever
+from milkyway.operator.retention import PRUNE_INTERVAL, prune_forever
 
 log = logging.getLogger("milkyway.operator")
 AppKey = tuple[str, str]
@@ -39,6 +41,9 @@ class Notifying:
         wisb_of: Callable[[AppKey], Any],
         recorder: Any,
         *,
+        runs: Callable[[], Mapping[tuple[str, str], Mapping[str, Any]]],
+        read_zone: Callable[[ZoneTarget], ZonePods],
+        retention_interval: float = PRUNE_INTERVAL,
         config_ttl: float = 2.0,
     ) -> None:
         self.tasks = tasks.copy()
@@ -46,11 +51,23 @@ class Notifying:
             client, namespace, engine_for, recorder, config_ttl=config_ttl
         )
         self.center.register_tasks(self.tasks)
-        self.checker = HealthChecker(client, wisb_of, self.center)
+        self.checker = HealthChecker(
+            client,
+            wisb_of,
+            self.center,
+            application_of=lambda key: applications().get(key),
+            read_zone=read_zone,
+        )
         self.checker.register_tasks(self.tasks)
-        self.schedules = HealthSchedules(applications, engine_for)
+        self.schedules = HealthSchedules(applications, engine_for, run_phase=self._run_phase)
         self._applications = applications
+        self._runs = runs
+        self._retention_interval = retention_interval
         self._seen: dict[tuple[str, str], tuple[Any, ...]] = {}
+
+    def _run_phase(self, namespace: str, name: str) -> str | None:
+        run = self._runs().get((namespace, name))
+        return None if run is None else str((run.get("status") or {}).get("phase") or "Pending")
 
     async def run(self) -> None:
         """The schedules and the retention of the runs they leave, until cancelled."""
@@ -58,8 +75,9 @@ class Notifying:
             self.schedules.run(),
             prune_forever(
                 self.center.client,
-                lambda: [namespace for namespace, _ in self._applications()],
+                lambda: self._runs().values(),
                 time.time,
+                self._retention_interval,
             ),
         )
 

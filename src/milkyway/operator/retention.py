@@ -64,38 +64,55 @@ def old_deliveries(
     return sorted(found)
 
 
-async def prune(client: AsyncClient, namespace: str, now: float) -> int:
-    """Delete what is no longer kept in ``namespace``; returns how many runs."""
+async def prune(
+    client: AsyncClient, namespace: str, runs: Iterable[Mapping[str, Any]], now: float
+) -> int:
+    """Delete what is no longer kept of ``runs`` (the FlowRuns of ``namespace``, as the
+    operator's watch holds them); returns how many runs were deleted.
+
+    The runs come from the watch's cache, not from a listing: at 1,000 Applications a
+    namespace holds some 4,000 health runs, and listing them whole every minute (with
+    their flow snapshots) cost the operator more than everything else it does while
+    nothing changes. A cache that lags can only make a run look newer than it is, so it
+    is kept a minute longer, never deleted early: a health run goes when ``keep`` newer
+    ones of its group are seen, a delivery by its own finish time.
+    """
+    health: list[Mapping[str, Any]] = []
+    deliveries: list[Mapping[str, Any]] = []
+    for run in runs:
+        labels = (run.get("metadata") or {}).get("labels") or {}
+        if HEALTH_LABEL in labels:
+            health.append(run)
+        if NOTIFICATION_LABEL in labels:
+            deliveries.append(run)
     deleted = 0
-    for label, select in (
-        (HEALTH_LABEL, lambda runs: old_health_runs(runs)),
-        (NOTIFICATION_LABEL, lambda runs: old_deliveries(runs, now)),
-    ):
-        runs = [
-            r.to_dict()
-            async for r in client.list(FLOWRUN, namespace=namespace, labels={label: None})
-        ]
-        for name in select(runs):
-            try:
-                await client.delete(FLOWRUN, name, namespace=namespace)
-                deleted += 1
-            except ApiError as exc:
-                if exc.status.code != 404:
-                    raise
+    for name in [*old_health_runs(health), *old_deliveries(deliveries, now)]:
+        try:
+            await client.delete(FLOWRUN, name, namespace=namespace)
+            deleted += 1
+        except ApiError as exc:
+            if exc.status.code != 404:
+                raise
     return deleted
 
 
 async def prune_forever(
     client: AsyncClient,
-    namespaces: Callable[[], Iterable[str]],
+    runs: Callable[[], Iterable[Mapping[str, Any]]],
     clock: Callable[[], float],
     interval: float = PRUNE_INTERVAL,
 ) -> None:
+    """Every ``interval``, prune each namespace's runs of ``runs()`` (every FlowRun the
+    watch holds, or nothing while it has not listed yet)."""
     while True:
         await asyncio.sleep(interval)
-        for namespace in sorted(set(namespaces())):
+        by_namespace: dict[str, list[Mapping[str, Any]]] = {}
+        for run in runs():
+            namespace = (run.get("metadata") or {}).get("namespace") or ""
+            by_namespace.setdefault(namespace, []).append(run)
+        for namespace in sorted(by_namespace):
             try:
-                deleted = await prune(client, namespace, clock())
+                deleted = await prune(client, namespace, by_namespace[namespace], clock())
             except Exception as exc:
                 # Retention is housekeeping: it must never stop the operator.
                 log.warning("pruning runs of %s: %s: %s", namespace, type(exc).__name__, exc)

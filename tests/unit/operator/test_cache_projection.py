@@ -9,6 +9,7 @@ import importlib.util
 import json
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,8 @@ from milkyway.kube.projection import project
 from milkyway.model.load import application_from_data
 from milkyway.model.resolve import resolve
 from milkyway.operator.disk_watch import watched
+from milkyway.operator.health.checks import ZonePods, zone_findings
+from milkyway.operator.health.targets import zone_targets
 from milkyway.operator.observe import ZoneObservation, observe_zone
 from milkyway.operator.planner.desired import zone_want
 from milkyway.operator.planner.diff import diff_zone
@@ -75,13 +78,23 @@ def _as_a_cluster_sends(obs: ZoneObservation) -> list[dict[str, Any]]:
         if obj["kind"] == "Pod":
             volumes = [*obj["spec"].get("volumes", []), *pod_spec.get("volumes", [])]
             obj["spec"] = {**copy.deepcopy(pod_spec), **obj["spec"], "volumes": volumes}
+            ready = any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in obj["status"].get("conditions") or []
+            )
+            state = (
+                {"running": {"startedAt": "2026-01-01T00:00:00Z"}}
+                if ready
+                else {"waiting": {"reason": "CrashLoopBackOff", "message": "back-off 5m0s"}}
+            )
             obj["status"]["containerStatuses"] = [
                 {
                     "name": c["name"],
                     "image": c.get("image"),
-                    "ready": True,
+                    "ready": ready,
                     "restartCount": 2,
-                    "state": {"running": {"startedAt": "2026-01-01T00:00:00Z"}},
+                    "state": state,
+                    "lastState": {"terminated": {"exitCode": 1, "reason": "Error"}},
                 }
                 for c in pod_spec["containers"]
             ]
@@ -156,6 +169,17 @@ def test_projected_objects_give_the_same_observation_and_diff(
         assert getattr(a, field) == getattr(b, field), field
     pods = [o for o in whole if o["kind"] == "Pod"]
     assert [watched(project(p)) for p in pods] == [watched(p) for p in pods]
+    # The health check's findings (it reads the cache too) say the same of each member.
+    wisb = SimpleNamespace(
+        resolved=resolved,
+        desired={("kafka1", "z1"): manifests},
+        placement=SimpleNamespace(clusters={"z1": "z1"}),
+    )
+    target = next(t for t in zone_targets(wisb) if t.component == "kafka1")
+    checks = ("members", "quorum")
+    assert zone_findings(ZonePods(target, [project(p) for p in pods]), checks) == (
+        zone_findings(ZonePods(target, copy.deepcopy(pods)), checks)
+    )
 
 
 def test_the_bulk_and_the_field_manager_bookkeeping_are_dropped() -> None:

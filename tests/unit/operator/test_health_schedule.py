@@ -4,25 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from milkyway.flows.store import AlreadyExists, NotFound
+from milkyway.flows.store import AlreadyExists
 from milkyway.operator.health.schedule import FLOW, HealthSchedules
-
-
-class _Run:
-    def __init__(self, phase: str) -> None:
-        self.status = type("S", (), {"phase": phase})()
 
 
 class FakeEngine:
     def __init__(self) -> None:
         self.submitted: list[tuple[str, dict[str, Any], str]] = []
         self.phases: dict[str, str] = {}
-        self.store = self
+        """The phase of each run, as the operator's FlowRun watch holds it."""
 
-    async def get(self, name: str) -> _Run:
-        if name not in self.phases:
-            raise NotFound(name)
-        return _Run(self.phases[name])
+    def phase(self, namespace: str, name: str) -> str | None:
+        return self.phases.get(name)
 
     async def submit(self, flow: str, params: dict[str, Any], **kw: Any) -> str:
         if kw["name"] in self.phases:
@@ -40,7 +33,9 @@ async def test_a_check_fires_at_each_cron_time_and_skips_while_one_runs() -> Non
     now = [1_000_000.0]  # a whole minute: 16666 * 60 + 40
     engine = FakeEngine()
     apps = {("ns", "a"): app({"cron": "* * * * *"})}
-    schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
+    schedules = HealthSchedules(
+        lambda: apps, lambda ns: engine, clock=lambda: now[0], run_phase=engine.phase
+    )
     assert await schedules.tick() == []  # first look: the next fire time is computed
     delay = schedules._entries[(("ns", "a"), "health")].spread
     assert 0 <= delay < 30
@@ -70,7 +65,9 @@ async def test_a_disabled_check_never_fires_and_a_heartbeat_has_its_own_cron() -
         ("ns", "off"): app({"enabled": False}),
         ("ns", "hb"): app({"cron": "0 0 1 1 *", "heartbeat": "* * * * *"}),
     }
-    schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
+    schedules = HealthSchedules(
+        lambda: apps, lambda ns: engine, clock=lambda: now[0], run_phase=engine.phase
+    )
     await schedules.tick()
     now[0] += 20 + 30
     started = await schedules.tick()
@@ -82,7 +79,9 @@ async def test_an_application_gone_is_forgotten() -> None:
     now = [1_000_000.0]
     engine = FakeEngine()
     apps = {("ns", "a"): app({})}
-    schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
+    schedules = HealthSchedules(
+        lambda: apps, lambda ns: engine, clock=lambda: now[0], run_phase=engine.phase
+    )
     await schedules.tick()
     apps.clear()
     now[0] += 600
@@ -100,7 +99,9 @@ async def test_applications_added_while_a_tick_submits_do_not_break_it() -> None
             return await super().submit(flow, params, **kw)
 
     engine = Growing()
-    schedules = HealthSchedules(lambda: apps, lambda ns: engine, clock=lambda: now[0])
+    schedules = HealthSchedules(
+        lambda: apps, lambda ns: engine, clock=lambda: now[0], run_phase=engine.phase
+    )
     await schedules.tick()
     now[0] += 20 + 30
     assert len(await schedules.tick()) == 3

@@ -12,6 +12,8 @@ from lightkube import ApiError
 
 from milkyway.flows.tasks import RetryableError, TaskContext
 from milkyway.operator.health import task as health_task
+from milkyway.operator.health.checks import ZonePods
+from milkyway.operator.health.targets import ZoneTarget
 from milkyway.operator.health.task import HealthChecker, HealthParams
 
 from .test_health_checks import pod, target
@@ -35,9 +37,6 @@ class FakeManagement:
         }
         self.fail_writes = 0
 
-    async def get(self, *args: Any, **kwargs: Any) -> _Obj:
-        return _Obj(copy.deepcopy(self.app))
-
     async def replace(self, obj: Any, name: str, namespace: str) -> _Obj:
         if self.fail_writes:
             self.fail_writes -= 1
@@ -58,17 +57,13 @@ class _Response:
 
 
 class FakeMember:
+    """The pods of the one zone, as the operator's member cache holds them."""
+
     def __init__(self) -> None:
         self.pods = [pod("zk-phx-0")]
 
-    def list(self, *args: Any, **kwargs: Any) -> Any:
-        pods = list(self.pods)
-
-        async def gen() -> Any:
-            for p in pods:
-                yield p
-
-        return gen()
+    def read_zone(self, zone: ZoneTarget) -> ZonePods:
+        return ZonePods(zone, pods=list(self.pods))
 
 
 class FakeCenter:
@@ -91,12 +86,18 @@ class FakeCenter:
 def world(monkeypatch: pytest.MonkeyPatch) -> tuple[FakeManagement, FakeMember, FakeCenter, Any]:
     mgmt, member, center = FakeManagement(), FakeMember(), FakeCenter()
     monkeypatch.setattr(health_task, "zone_targets", lambda wisb: [target("zk", "phx", 1)])
-    checker = HealthChecker(mgmt, lambda key: object(), center)  # type: ignore[arg-type]
+    checker = HealthChecker(
+        mgmt,  # type: ignore[arg-type]
+        lambda key: object(),
+        center,
+        application_of=lambda key: copy.deepcopy(mgmt.app),
+        read_zone=member.read_zone,
+    )
     return mgmt, member, center, checker
 
 
 def ctx(member: FakeMember) -> TaskContext:
-    return TaskContext("run-1", "report", 1, {"c-phx": member}, logging.getLogger("t"))
+    return TaskContext("run-1", "report", 1, {}, logging.getLogger("t"))
 
 
 PARAMS = HealthParams(application="a", namespace="ns")

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from milkyway.flows.dsl import FlowError
 from milkyway.flows.schedule import FIRED_LABEL, SCHEDULE_LABEL, decide_overlap, next_fire
-from milkyway.flows.store import AlreadyExists, NotFound, StoreError
+from milkyway.flows.store import AlreadyExists, StoreError
 from milkyway.model.flow import TERMINAL_RUN_PHASES, Schedule
 from milkyway.model.health import HealthCheckSpec
 
@@ -48,6 +48,7 @@ class _Entry:
     due: float
     """The next fire time of the cron expression."""
     fingerprint: tuple[Any, ...]
+    schedule: Schedule
     last_run: str = ""
     spread: float = 0.0
     """Seconds after ``due`` this Application's check actually starts."""
@@ -78,9 +79,14 @@ class HealthSchedules:
         applications: Callable[[], Mapping[AppKey, Mapping[str, Any]]],
         engine_for: Callable[[str], Any],
         clock: Callable[[], float] = time.time,
+        *,
+        run_phase: Callable[[str, str], str | None],
     ) -> None:
         self.applications = applications
         self.engine_for = engine_for
+        self.run_phase = run_phase
+        """The phase of a FlowRun (namespace, name) as the operator's watch holds it
+        (None: not there): whether the last check still runs, without a read per fire."""
         self.clock = clock
         self._entries: dict[tuple[AppKey, str], _Entry] = {}
         self._specs: dict[AppKey, tuple[Any, HealthCheckSpec | None]] = {}
@@ -125,19 +131,22 @@ class HealthSchedules:
                 if cron is None or spec is None:
                     self._entries.pop((key, kind), None)
                     continue
-                schedule = Schedule(cron=cron, timezone=spec.timezone, overlap_policy="Skip")
                 fingerprint = (cron, spec.timezone)
                 entry = self._entries.get((key, kind))
                 if entry is None or entry.fingerprint != fingerprint:
+                    schedule = Schedule(cron=cron, timezone=spec.timezone, overlap_policy="Skip")
                     due = next_fire(schedule, now)
                     self._entries[(key, kind)] = _Entry(
-                        due, fingerprint, spread=spread(key, kind, next_fire(schedule, due) - due)
+                        due,
+                        fingerprint,
+                        schedule,
+                        spread=spread(key, kind, next_fire(schedule, due) - due),
                     )
                     continue
                 if now < entry.due + entry.spread:
                     continue
                 fired = entry.due
-                entry.due = next_fire(schedule, now)
+                entry.due = next_fire(entry.schedule, now)
                 name = await self._fire(key, kind, fired, entry)
                 if name:
                     started.append(name)
@@ -148,10 +157,9 @@ class HealthSchedules:
         engine = self.engine_for(namespace)
         active: list[str] = []
         if entry.last_run:
-            with contextlib.suppress(NotFound):
-                run = await engine.store.get(entry.last_run)
-                if run.status.phase not in TERMINAL_RUN_PHASES:
-                    active.append(entry.last_run)
+            phase = self.run_phase(namespace, entry.last_run)
+            if phase is not None and phase not in TERMINAL_RUN_PHASES:
+                active.append(entry.last_run)
         decision = decide_overlap("Skip", active)
         if not decision.start:
             self.fired.append((key, kind, fired, decision.reason))

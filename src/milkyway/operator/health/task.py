@@ -9,19 +9,15 @@ so a change of health is announced once, never lost.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 from lightkube import ApiError, AsyncClient
-from lightkube.resources.core_v1 import Pod
 from pydantic import BaseModel, ConfigDict
 
 from milkyway.flows.tasks import (
-    ClusterUnavailable,
     RetryableError,
     TaskContext,
     TaskRegistry,
@@ -58,7 +54,11 @@ def _dict(obj: Any) -> dict[str, Any]:
 
 
 class HealthChecker:
-    """Runs health reports for one operator."""
+    """Runs health reports for one operator: it reads the Application and each zone's
+    pods from the operator's caches (``application_of``, ``read_zone``: see
+    :mod:`milkyway.operator.health.reads`) and writes the report with the Application's
+    resourceVersion as read, so a report judged from a cache that lagged is refused
+    (409) and made again, never written over a newer status."""
 
     def __init__(
         self,
@@ -66,57 +66,31 @@ class HealthChecker:
         wisb_of: Callable[[tuple[str, str]], Any],
         center: Any = None,
         *,
+        application_of: Callable[[tuple[str, str]], Mapping[str, Any] | None],
+        read_zone: Callable[[ZoneTarget], ZonePods],
         now: Callable[[], str] = now_rfc3339,
     ) -> None:
         self.client = client
         self.wisb_of = wisb_of
         self.center = center
+        self.application_of = application_of
+        self.read_zone = read_zone
         self.now = now
         self.api_calls = 0
         """Kubernetes API calls made by health reports (for the benchmark)."""
 
-    async def _read_zone(self, target: ZoneTarget, ctx: TaskContext) -> ZonePods:
-        if not target.cluster:
-            return ZonePods(target, error=f"zone {target.zone} has no cluster")
-        try:
-            client = ctx.client(target.cluster)
-        except ClusterUnavailable:
-            return ZonePods(target, error=f"cluster {target.cluster} is not registered")
-        try:
-            self.api_calls += 1
-            pods = [
-                _dict(p)
-                async for p in client.list(Pod, namespace=target.namespace, labels=target.selector)
-            ]
-        except ApiError as exc:
-            return ZonePods(
-                target, error=f"cluster {target.cluster}: {exc.status.code} {exc.status.message}"
-            )
-        except (httpx.HTTPError, OSError) as exc:
-            return ZonePods(
-                target, error=f"cluster {target.cluster} unreachable: {type(exc).__name__}"
-            )
-        return ZonePods(target, pods=pods)
-
     async def report(self, params: HealthParams, ctx: TaskContext) -> dict[str, Any]:
         started = time.perf_counter()
         key = (params.namespace, params.application)
-        try:
-            self.api_calls += 1
-            obj = _dict(
-                await self.client.get(APPLICATION, params.application, namespace=params.namespace)
-            )
-        except ApiError as exc:
-            if exc.status.code == 404:
-                return {"skipped": "the Application is gone"}
-            raise RetryableError(
-                f"get Application: {exc.status.code} {exc.status.message}"
-            ) from None
+        cached = self.application_of(key)
+        if cached is None:
+            return {"skipped": "the Application is gone"}
+        obj = dict(cached)  # read only: the report and the write build new dicts
         spec = HealthCheckSpec.model_validate((obj.get("spec") or {}).get("healthCheck") or {})
         wisb = self.wisb_of(key)
         if wisb is None:
             raise RetryableError(f"{params.namespace}/{params.application} is not reconciled yet")
-        reads = await asyncio.gather(*(self._read_zone(t, ctx) for t in zone_targets(wisb)))
+        reads = [self.read_zone(t) for t in zone_targets(wisb)]
         status = dict(obj.get("status") or {})
         previous = status.get("health")
         report, trigger = evaluate(
