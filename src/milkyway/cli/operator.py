@@ -75,6 +75,13 @@ def run(
     heartbeat: float = typer.Option(
         10.0, "--heartbeat", min=0.1, help="seconds between member cluster heartbeats"
     ),
+    resync: float = typer.Option(
+        OperatorSettings.resync_period,
+        "--resync",
+        min=1.0,
+        help="seconds after its last reconcile an Application is reconciled again even if "
+        "nothing changed (the safety net for a missed event)",
+    ),
     security_policy: Path | None = typer.Option(
         None,
         "--security-policy",
@@ -121,6 +128,7 @@ def run(
             identity=identity or default_identity(),
             install_crds=install_crds,
             heartbeat_interval=heartbeat,
+            resync_period=resync,
             security_policy=read_security_policy(security_policy),
         )
         source, context = management_kubeconfig(kubeconfig, context)
