@@ -78,7 +78,6 @@ def run(
     resync: float = typer.Option(
         OperatorSettings.resync_period,
         "--resync",
-        min=1.0,
         help="seconds after its last reconcile an Application is reconciled again even if "
         "nothing changed (the safety net for a missed event)",
     ),
@@ -113,6 +112,13 @@ def run(
         typer.echo(
             f"error: --heap-profile {heap_profile}: the folder {heap_profile.parent} does not "
             "exist; name a file in an existing folder",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if not resync >= 1.0:
+        typer.echo(
+            f"error: --resync {resync:g}: the period between resyncs must be at least 1 second; "
+            f"the default is {OperatorSettings.resync_period:g}",
             err=True,
         )
         raise typer.Exit(2)
