@@ -142,6 +142,9 @@ class OperatorSettings:
     heartbeat_interval: float = 10.0
     """Seconds between heartbeats of each member cluster."""
     heartbeat_timeout: float = 5.0
+    unreachable_after: int = 2
+    """Heartbeats a reachable member cluster may miss in a row before it counts as
+    unreachable (see :class:`~milkyway.operator.registry.ClusterRegistry`)."""
     resync_period: float = 300.0
     """Every Application is reconciled at least this often, whatever happened (counted
     from its last reconcile, give or take ``resync_jitter``). The safety net for a
@@ -201,6 +204,10 @@ class OperatorSettings:
             raise ValueError(
                 f"gc_sweep_interval must be positive, got {self.gc_sweep_interval}; "
                 "turn gc_freeze off rather"
+            )
+        if self.unreachable_after < 1:
+            raise ValueError(
+                f"unreachable_after must be at least 1 heartbeat, got {self.unreachable_after}"
             )
         if self.retention_interval <= 0:
             raise ValueError(
@@ -596,6 +603,7 @@ class _Session:
             on_reachability_change=self._reachability_changed,
             heartbeat_interval=self.settings.heartbeat_interval,
             heartbeat_timeout=self.settings.heartbeat_timeout,
+            unreachable_after=self.settings.unreachable_after,
             reachability=operator.reachability,
             publishes=lambda: self.leads,
         )

@@ -48,6 +48,8 @@ class MemberCluster:
     reason: str = "Connecting"
     message: str = ""
     last_heartbeat: str | None = None
+    missed: int = 0
+    """Heartbeats missed in a row."""
     secret_ref: tuple[str, str, str] | None = None
     namespaces: tuple[str, ...] = ()
     """The namespaces the Cluster says Milkyway manages there (empty: all)."""
@@ -75,6 +77,7 @@ class ClusterRegistry:
         on_reachability_change: Callable[[str], None] | None = None,
         heartbeat_interval: float = 10.0,
         heartbeat_timeout: float = 5.0,
+        unreachable_after: int = 2,
         client_timeout: float = 30.0,
         reachability: ReachabilityLog | None = None,
         publishes: Callable[[], bool] = lambda: True,
@@ -90,6 +93,13 @@ class ClusterRegistry:
         self._on_reachability_change = on_reachability_change or on_cluster_change
         self.heartbeat_interval = heartbeat_interval
         self.heartbeat_timeout = heartbeat_timeout
+        if unreachable_after < 1:
+            raise ValueError(f"unreachable_after must be at least 1, got {unreachable_after}")
+        self.unreachable_after = unreachable_after
+        """Heartbeats missed in a row before a reachable cluster counts as unreachable: one
+        late answer (an API server's leader election, a pause of its process) must not
+        make every Application on the cluster rewrite its status twice and its flows
+        wait."""
         self.client_timeout = client_timeout
         self.members: dict[str, MemberCluster] = {}
         self._status = StatusWriter(client, CLUSTER)
@@ -218,13 +228,22 @@ class ClusterRegistry:
             try:
                 member.version = await server_version(member.client, self.heartbeat_timeout)
                 member.reachable = True
+                member.missed = 0
                 member.reason = "Heartbeat"
                 member.message = f"API server {member.version} answers"
                 member.last_heartbeat = now_rfc3339()
             except Unreachable as exc:
-                member.reachable = False
-                member.reason = "Unreachable"
-                member.message = f"GET /version failed: {exc}"
+                member.missed += 1
+                if member.reachable and member.missed < self.unreachable_after:
+                    left = self.unreachable_after - member.missed
+                    member.message = (
+                        f"GET /version failed: {exc}; unreachable after {left} more missed "
+                        "heartbeat(s)"
+                    )
+                else:
+                    member.reachable = False
+                    member.reason = "Unreachable"
+                    member.message = f"GET /version failed: {exc}"
         metrics.CLUSTER_REACHABLE.labels(member.name).set(1 if member.reachable else 0)
         if was != member.reachable:
             if member.reachable:
