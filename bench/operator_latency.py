@@ -264,6 +264,13 @@ async def run_scale(
                         f"{percentile(quiet, 99) * 1000:.1f} ms ({len(quiet)})",
                         flush=True,
                     )
+                calm = [t.seconds for t in taken if t.bench_gc < 0.01]
+                if calm and len(calm) < len(everything):
+                    print(
+                        f"{'':>9}samples without a simulator GC pause over 10 ms: p99 "
+                        f"{percentile(calm, 99) * 1000:.1f} ms ({len(calm)})",
+                        flush=True,
+                    )
         finally:
             for task in tasks:
                 task.cancel()
