@@ -49,6 +49,7 @@ from milkyway.kube.errors import TRANSPORT_ERRORS
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.kube.reachability import ReachabilityLog
 from milkyway.model.flow import FlowRun
+from milkyway.operator.health.schedule import HEALTH_LABEL
 from milkyway.operator.leader import LeaderElectionConfig, LeaderElector
 
 log = logging.getLogger("milkyway.operator.sharding")
@@ -70,8 +71,13 @@ def shard_of(namespace: str, name: str, shards: int) -> int:
 
 
 def shard_of_run(run: FlowRun, shards: int) -> int:
-    """A FlowRun's shard: its Application's, so one replica drives every run of it."""
-    application = run.metadata.labels.get(APPLICATION_LABEL)
+    """A FlowRun's shard: its Application's, so one replica drives every run of it: the
+    runs that change it and the health reports of it (which carry the Application in
+    their own label, not as one of its flows). The health report reads the Application's
+    rendering, which only the replica reconciling it holds: driven by another, it failed
+    after its retries."""
+    labels = run.metadata.labels
+    application = labels.get(APPLICATION_LABEL) or labels.get(HEALTH_LABEL)
     return shard_of(run.metadata.namespace or "", application or run.metadata.name, shards)
 
 

@@ -20,6 +20,7 @@ from milkyway.flows.store import MemoryStore
 from milkyway.flows.tasks import REGISTRY, TaskContext, TaskRegistry
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
 from milkyway.operator.fencing import Fenced, FencedStore
+from milkyway.operator.health.schedule import HEALTH_LABEL
 from milkyway.operator.manager import OperatorSettings
 from milkyway.operator.shard_count import ShardSetting
 from milkyway.operator.sharding import (
@@ -78,6 +79,16 @@ def test_a_flowrun_goes_with_its_application() -> None:
     assert shard_of_run(run, 8) == shard_of("team-b", "zk", 8)
     del run.metadata.labels[APPLICATION_LABEL]
     assert shard_of_run(run, 8) == shard_of("team-b", run.metadata.name, 8)
+
+
+def test_a_health_report_goes_with_the_application_it_checks() -> None:
+    """Only the replica reconciling an Application holds its rendering, which the health
+    report reads: a report of ``zk`` driven by another replica failed after its retries."""
+    run = new_run(Catalog(load_flows(FLOW)), None, "slow", name="zk-health-1796682000")
+    run.metadata.namespace = "team-b"
+    run.metadata.labels[HEALTH_LABEL] = "zk"
+    assert shard_of_run(run, 8) == shard_of("team-b", "zk", 8)
+    assert {shard_of_run(run, 64)} == {shard_of("team-b", "zk", 64)}
 
 
 @pytest.mark.parametrize("shards", [1, 2, 3, 4, 6, 7, 12])
