@@ -12,6 +12,7 @@ import asyncio
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -78,8 +79,20 @@ async def test_agents_report_the_real_ensemble_through_pods_proxy(real_world: Wo
     leader = next(m for m in members(world) if m.pod == leader_pod)
     leader_agent = AgentClient(world.member(leader.cluster), NS, leader.pod)
 
-    families = {f.name: f for f in text_string_to_metric_families(await leader_agent.metrics())}
-    assert families["milkyway_zk_synced_followers"].samples[0].value == 2
+    async def both_followers_synced() -> dict[str, Any] | None:
+        # Each agent reads its own member on its own period: the followers can both say
+        # "follower" before the leader's last mntr counted the second one as synced.
+        text = await leader_agent.metrics()
+        families = {f.name: f for f in text_string_to_metric_families(text)}
+        synced = families["milkyway_zk_synced_followers"].samples[0].value
+        return families if synced == 2 else None
+
+    families: Any = await eventually(
+        _answered(both_followers_synced),
+        what="the leader's agent counts two synced followers",
+        within=3 * CHECK_PERIOD + 30,
+        interval=0.5,
+    )
     assert families["milkyway_data_system_mode"].samples[0].labels["mode"] == "leader"
 
     report = await leader_agent.run_action("srvr", requester="alice")
