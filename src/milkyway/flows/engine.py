@@ -729,8 +729,7 @@ class _Driver:
                 status, ev.Start(now=now, actor=self.engine.engine_id)
             )
             status.lease_until = now + self.engine.lease_seconds
-        if self._wants_progress() or status.phase in TERMINAL_RUN_PHASES:
-            status.progress = progress(status)
+        self._set_progress(status)
         return clone(run, status=status), started
 
     def _started(self, commands: list[ev.Command] | None) -> list[ev.Command] | None:
@@ -883,9 +882,13 @@ class _Driver:
         for command in commands:
             await self._execute(command)
 
-    async def _write(self, status: FlowRunStatus) -> None:
+    def _set_progress(self, status: FlowRunStatus) -> None:
+        """Write the progress into a status about to be stored (always when it ends)."""
         if self._wants_progress() or status.phase in TERMINAL_RUN_PHASES:
             status.progress = progress(status)
+
+    async def _write(self, status: FlowRunStatus) -> None:
+        self._set_progress(status)
         candidate = clone(self.run, status=status)
         try:
             self.run = await self.engine.store.replace_status(candidate)

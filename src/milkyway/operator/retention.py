@@ -71,11 +71,11 @@ async def prune(
     operator's watch holds them); returns how many runs were deleted.
 
     The runs come from the watch's cache, not from a listing: at 1,000 Applications a
-    namespace holds some 4,000 health runs, and listing them whole every minute (with
-    their flow snapshots) cost the operator more than everything else it does while
-    nothing changes. A cache that lags can only make a run look newer than it is, so it
-    is kept a minute longer, never deleted early: a health run goes when ``keep`` newer
-    ones of its group are seen, a delivery by its own finish time.
+    namespace holds some 4,000 health runs, which the operator's FlowRun watch already
+    holds, so listing them whole every minute (with their flow snapshots) was work done
+    twice. A cache that lags can only make a run look newer than it is, so it is kept a
+    minute longer, never deleted early: a health run goes when ``keep`` newer ones of
+    its group are seen, a delivery by its own finish time.
     """
     health: list[Mapping[str, Any]] = []
     deliveries: list[Mapping[str, Any]] = []

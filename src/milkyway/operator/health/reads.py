@@ -4,7 +4,7 @@ The caches are the operator's watch of every member cluster
 (:mod:`milkyway.kube.member_cache`), kept current by informers: the view the reconciler
 plans from. Listing each zone's pods from its cluster instead cost one request per zone
 per check; at 1,000 Applications checked every five minutes that was 20 listings a
-second, a fifth of the operator's CPU while nothing changed. A zone whose cluster is
+second, a fifth of the operator's busy time while nothing changed. A zone whose cluster is
 unreachable, or whose cache has not listed again since the cluster came back, is
 unreadable, as a failed listing was.
 """

@@ -76,8 +76,6 @@ class HealthChecker:
         self.application_of = application_of
         self.read_zone = read_zone
         self.now = now
-        self.api_calls = 0
-        """Kubernetes API calls made by health reports (for the benchmark)."""
 
     async def report(self, params: HealthParams, ctx: TaskContext) -> dict[str, Any]:
         started = time.perf_counter()
@@ -204,7 +202,6 @@ class HealthChecker:
         status["conditions"] = conditions
         body = {**obj, "status": status}
         try:
-            self.api_calls += 1
             written = await self.client.replace(
                 APPLICATION.Status.from_dict(body),
                 obj["metadata"]["name"],
