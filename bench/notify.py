@@ -7,8 +7,10 @@ check, and deliveries per second through SMTP.
    of a real SMTP server (aiosmtpd) is measured; then the fault is lifted and the
    "[Recovered]" mail awaited. The operator runs in its own process.
 2. **Cost of a health check** at ``--apps`` Applications (same shape, 3 pods each): the
-   health-report flow is run for every Application, one after another, by an engine in
-   this process whose clients count their API calls; CPU ms per run is this process's
+   health-report flow (what a check with news to tell becomes) is run for every
+   Application, one after another, by an engine in this process whose clients count
+   their API calls; then every Application is checked quietly, as the operator checks
+   when there is nothing to tell (no run); CPU ms per run is this process's
    CPU time (which includes the simulated API servers answering those calls, as they
    live in this process), next to the baseline of the one call every check needs: the
    write of the Application's status. Like the operator, the check reads the Application
@@ -241,6 +243,18 @@ async def check_cost(bench: Any, apps: int, faults_ran: bool) -> dict[str, Any]:
         cpu, wall = time.process_time() - cpu, time.monotonic() - wall
         calls = mgmt.calls + sum(c.calls for c in members.values())
         by_call = sum((c.by_call for c in members.values()), Counter(mgmt.by_call))
+    # The scheduled check as the operator makes it when there is nothing to tell: judged
+    # from the caches, status.health written, no run.
+    await asyncio.sleep(2)  # the cache catches up with the runs' writes
+    mgmt.reset()
+    for client in members.values():
+        client.reset()
+    quiet_cpu, quiet_wall, needed_run = time.process_time(), time.monotonic(), 0
+    for name in names:
+        if not await checker.check_quietly((NS, name)):
+            needed_run += 1
+    quiet_cpu, quiet_wall = time.process_time() - quiet_cpu, time.monotonic() - quiet_wall
+    quiet_calls = mgmt.calls + sum(c.calls for c in members.values())
     # The baseline: what every check must do, nothing else: write the Application's
     # status (here unchanged), from the cached Application.
     await asyncio.sleep(2)  # the cache catches up with the checks' writes
@@ -262,6 +276,10 @@ async def check_cost(bench: Any, apps: int, faults_ran: bool) -> dict[str, Any]:
         "api_calls_per_run": calls / n,
         "cpu_ms_per_run": cpu / n * 1000,
         "wall_ms_per_run": wall / n * 1000,
+        "quiet_api_calls": quiet_calls / n,
+        "quiet_cpu_ms": quiet_cpu / n * 1000,
+        "quiet_wall_ms": quiet_wall / n * 1000,
+        "quiet_needed_run": needed_run,
         "baseline_api_calls": base_calls / n,
         "baseline_cpu_ms": base_cpu / n * 1000,
         "calls": ", ".join(f"{what} {count / n:.2f}" for what, count in by_call.most_common()),
@@ -361,6 +379,13 @@ async def main() -> None:
                     flush=True,
                 )
                 print(f"API calls per run: {cost['calls']}", flush=True)
+                print(
+                    f"per quiet check (nothing to tell, no run): "
+                    f"{cost['quiet_api_calls']:.1f} API calls, {cost['quiet_cpu_ms']:.1f} CPU ms, "
+                    f"{cost['quiet_wall_ms']:.1f} ms wall; "
+                    f"{cost['quiet_needed_run']} of {cost['apps']} needed a run",
+                    flush=True,
+                )
             finally:
                 await mailbox.stop()
 

@@ -638,6 +638,7 @@ class _Session:
             runs=self._cached_runs,
             read_zone=cached_zone_reader(self.registry.get),
             retention_interval=self.settings.retention_interval,
+            owns=self.owns,
         )
         sudo_grants.register(self.notifying.tasks, self.client, lambda: self.decision_key)
         change_records.register(self.notifying.tasks, self.client)
@@ -678,8 +679,11 @@ class _Session:
         for i in range(self.settings.workers):
             self._spawn(self._worker(), f"worker-{i}")
         self._spawn(self.resync.run(self.queue, self._owned_applications), "resync")
+        # Each replica checks the health of its own shards' Applications (it holds their
+        # renderings); unsharded, that is every Application.
+        self._spawn(self.notifying.schedules.run(), "health-schedules")
         if self.shard_leases is None:
-            self._spawn(self.notifying.run(), "health-schedules")
+            self._spawn(self.notifying.retain(), "run-retention")
             self._spawn(self._disk_watch().run(), "disk-watch")
             self._spawn(self._sudo_expiry(), "sudo-expiry")
         await asyncio.gather(*self._tasks)
@@ -738,7 +742,7 @@ class _Session:
             for namespace, engine in list(self.engines.items()):
                 self._start_scheduler(engine, namespace)
             await asyncio.gather(
-                self.notifying.run(), self._disk_watch().run(), self._sudo_expiry()
+                self.notifying.retain(), self._disk_watch().run(), self._sudo_expiry()
             )
         finally:
             self.leads = False

@@ -1,13 +1,14 @@
-"""What the operator adds to its leader session for health checks and notifications.
+"""What the operator adds to its session for health checks and notifications.
 
 One object per session: the notification center (config, subscriptions, deliveries),
-the health checker and the per-Application schedules, and the tasks bound to them
-(``notify.deliver``, ``milkyway.health-report``) in the session's own task registry.
+the health checker and the per-Application schedules (of the Applications this replica
+owns: ``owns``), the retention of the runs they leave (one replica's job: the leader's
+when sharded), and the tasks bound to them (``notify.deliver``,
+``milkyway.health-report``) in the session's own task registry.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -45,6 +46,7 @@ class Notifying:
         read_zone: Callable[[ZoneTarget], ZonePods],
         retention_interval: float = PRUNE_INTERVAL,
         config_ttl: float = 2.0,
+        owns: Callable[[AppKey], bool] = lambda key: True,
     ) -> None:
         self.tasks = tasks.copy()
         self.center = NotificationCenter(
@@ -59,7 +61,13 @@ class Notifying:
             read_zone=read_zone,
         )
         self.checker.register_tasks(self.tasks)
-        self.schedules = HealthSchedules(applications, engine_for, run_phase=self._run_phase)
+        self.schedules = HealthSchedules(
+            applications,
+            engine_for,
+            run_phase=self._run_phase,
+            check=self.checker.check_quietly,
+            owns=owns,
+        )
         self._applications = applications
         self._runs = runs
         self._retention_interval = retention_interval
@@ -69,16 +77,13 @@ class Notifying:
         run = self._runs().get((namespace, name))
         return None if run is None else str((run.get("status") or {}).get("phase") or "Pending")
 
-    async def run(self) -> None:
-        """The schedules and the retention of the runs they leave, until cancelled."""
-        await asyncio.gather(
-            self.schedules.run(),
-            prune_forever(
-                self.center.client,
-                lambda: self._runs().values(),
-                time.time,
-                self._retention_interval,
-            ),
+    async def retain(self) -> None:
+        """The retention of every health and notification run (one replica's job)."""
+        await prune_forever(
+            self.center.client,
+            lambda: self._runs().values(),
+            time.time,
+            self._retention_interval,
         )
 
     def observe(

@@ -13,7 +13,7 @@ import pytest
 from lightkube.resources.core_v1 import Event
 
 from milkyway.kube.labels import APPLICATION as APPLICATION_LABEL
-from milkyway.kube.resources import FLOW, FLOWRUN
+from milkyway.kube.resources import APPLICATION, FLOW, FLOWRUN
 from milkyway.notify.center import NOTIFICATION_LABEL, TRIGGER_LABEL
 from milkyway.notify.receivers import MailboxServer, WebhookReceiver, text_of
 
@@ -181,21 +181,26 @@ async def test_a_heartbeat_says_no_alerts_for_a_healthy_application(
                 )
             ]
 
-        def started(kind: str) -> int:
+        def fired(kind: str, outcome: str) -> int:
             fired = operator.session.notifying.schedules.fired
-            return sum(1 for _, k, _, outcome in fired if k == kind and outcome == "started")
+            return sum(1 for _, k, _, done in fired if k == kind and done == outcome)
 
+        # A healthy Application's checks are quiet (status.health written, no run); every
+        # heartbeat is a run.
         await world.eventually(
-            lambda: started("health") > 7 and started("heartbeat") > 5,
+            lambda: fired("health", "checked") > 7 and fired("heartbeat", "started") > 5,
             within=90,
-            what="more than 7 health runs and 5 heartbeat runs started",
+            what="more than 7 quiet checks and 5 heartbeat runs",
         )
+        app = await world.mgmt.get(APPLICATION, "app", namespace=NS)
+        history = app.to_dict()["status"]["health"]["history"]
+        assert len(history) == 10 and {h["status"] for h in history} == {"Healthy"}
 
         async def pruned() -> bool:
             runs = await health_runs()
             kinds = [r["metadata"]["labels"]["milkyway.ebay.com/schedule"] for r in runs]
             # The newest three of each kind are kept, and any started since.
-            return 0 < kinds.count("health") <= 5 and 0 < kinds.count("heartbeat") <= 5
+            return kinds.count("health") <= 5 and 0 < kinds.count("heartbeat") <= 5
 
         # The operator's own retention (every second here) removes the older finished runs.
         await world.eventually(pruned, within=30, what="older health runs removed")

@@ -114,3 +114,84 @@ def test_the_spread_is_stable_bounded_and_differs_between_applications() -> None
     assert all(0 <= d < 30 for d in delays) and len(delays) == 100
     assert spread(("ns", "a1"), "health", 300.0) == spread(("ns", "a1"), "health", 300.0)
     assert spread(("ns", "a1"), "health", 2.0) < 1.0
+
+
+async def test_a_quiet_check_that_is_done_starts_no_run_and_one_with_news_starts_one() -> None:
+    now = [1_000_000.0]
+    engine = FakeEngine()
+    apps = {("ns", "a"): app({"cron": "* * * * *", "heartbeat": "* * * * *"})}
+    answers = [True, False]
+    checked: list[tuple[str, str]] = []
+
+    async def check(key: tuple[str, str]) -> bool:
+        checked.append(key)
+        return answers.pop(0)
+
+    schedules = HealthSchedules(
+        lambda: apps,
+        lambda ns: engine,
+        clock=lambda: now[0],
+        run_phase=engine.phase,
+        check=check,
+    )
+    await schedules.tick()
+    now[0] += 20 + 30
+    # The check was done quietly; the heartbeat is always a run.
+    assert await schedules.tick() == ["a-heartbeat-1000020"]
+    assert checked == [("ns", "a")]
+    assert [f[3] for f in schedules.fired if f[1] == "health"] == ["checked"]
+    engine.phases["a-heartbeat-1000020"] = "Succeeded"
+    now[0] += 60
+    # Something to tell: the check becomes a run.
+    assert sorted(await schedules.tick()) == ["a-health-1000080", "a-heartbeat-1000080"]
+    assert checked == [("ns", "a")] * 2
+
+
+async def test_a_quiet_check_that_raises_becomes_a_run() -> None:
+    now = [1_000_000.0]
+    engine = FakeEngine()
+    apps = {("ns", "a"): app({"cron": "* * * * *"})}
+
+    async def check(key: tuple[str, str]) -> bool:
+        raise ConnectionError("management cluster unreachable")
+
+    schedules = HealthSchedules(
+        lambda: apps,
+        lambda ns: engine,
+        clock=lambda: now[0],
+        run_phase=engine.phase,
+        check=check,
+    )
+    await schedules.tick()
+    now[0] += 20 + 30
+    assert await schedules.tick() == ["a-health-1000020"]
+
+
+async def test_a_replica_checks_only_the_applications_of_its_shards() -> None:
+    now = [1_000_000.0]
+    engine = FakeEngine()
+    apps = {("ns", name): app({"cron": "* * * * *"}) for name in ("mine", "theirs")}
+    owned = {("ns", "mine")}
+    checked: list[tuple[str, str]] = []
+
+    async def check(key: tuple[str, str]) -> bool:
+        checked.append(key)
+        return True
+
+    schedules = HealthSchedules(
+        lambda: apps,
+        lambda ns: engine,
+        clock=lambda: now[0],
+        run_phase=engine.phase,
+        check=check,
+        owns=lambda key: key in owned,
+    )
+    await schedules.tick()
+    now[0] += 20 + 30
+    await schedules.tick()
+    assert checked == [("ns", "mine")]
+    owned.add(("ns", "theirs"))  # its shard moved here: checked from its next fire time
+    await schedules.tick()
+    now[0] += 60
+    await schedules.tick()
+    assert sorted(checked) == [("ns", "mine"), ("ns", "mine"), ("ns", "theirs")]

@@ -142,3 +142,57 @@ async def test_a_check_that_died_before_telling_is_told_by_the_next_even_if_heal
     await checker.report(PARAMS, ctx(member))
     assert len(center.events) == 2
     assert mgmt.app["status"]["health"]["announced"] == 2
+
+
+async def test_a_quiet_check_writes_the_report_without_a_run_when_there_is_nothing_to_tell(
+    world: Any,
+) -> None:
+    mgmt, _, center, checker = world
+    assert await checker.check_quietly(("ns", "a")) is True
+    health = mgmt.app["status"]["health"]
+    assert health["status"] == "Healthy" and health["run"] == ""
+    assert await checker.check_quietly(("ns", "a")) is True
+    assert len(mgmt.app["status"]["health"]["history"]) == 2
+    assert center.events == []
+
+
+async def test_a_quiet_check_with_a_change_to_tell_leaves_it_to_a_run_and_writes_nothing(
+    world: Any,
+) -> None:
+    mgmt, member, center, checker = world
+    await checker.check_quietly(("ns", "a"))
+    before = copy.deepcopy(mgmt.app["status"])
+    member.pods = [pod("zk-phx-0", False)]
+    assert await checker.check_quietly(("ns", "a")) is False
+    assert mgmt.app["status"] == before and center.events == []
+    await checker.report(PARAMS, ctx(member))  # the run tells it
+    assert center.events == [("health-unhealthy", "1")]
+    assert await checker.check_quietly(("ns", "a")) is True  # told: nothing new
+
+
+async def test_a_quiet_check_leaves_an_untold_change_to_a_run(world: Any) -> None:
+    mgmt, member, center, checker = world
+    await checker.report(PARAMS, ctx(member))
+    member.pods = [pod("zk-phx-0", False)]
+    center.crash_next = True
+    with pytest.raises(ConnectionError):
+        await checker.report(PARAMS, ctx(member))
+    member.pods = [pod("zk-phx-0")]
+    assert await checker.check_quietly(("ns", "a")) is False
+    assert mgmt.app["status"]["health"]["announced"] == 0
+
+
+async def test_a_quiet_check_whose_write_is_refused_leaves_it_to_a_run(world: Any) -> None:
+    mgmt, _, _, checker = world
+    mgmt.fail_writes = 1
+    assert await checker.check_quietly(("ns", "a")) is False
+    assert "health" not in mgmt.app["status"]
+
+
+async def test_a_quiet_check_of_an_application_not_rendered_yet_leaves_it_to_a_run(
+    world: Any,
+) -> None:
+    mgmt, _, _, checker = world
+    checker.wisb_of = lambda key: None
+    assert await checker.check_quietly(("ns", "a")) is False
+    assert "health" not in mgmt.app["status"]

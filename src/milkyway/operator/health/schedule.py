@@ -1,20 +1,27 @@
 """Per-Application health-check schedules, driven by the operator.
 
 Each Application's ``spec.healthCheck`` gives a cron schedule (and optionally one for the
-heartbeat); at each fire time the operator submits the ``milkyway-health-report`` flow to
-the engine of the Application's namespace. Fire times are computed and overlaps decided
-by the engine's scheduler functions (:func:`~milkyway.flows.schedule.next_fire`,
-:func:`~milkyway.flows.schedule.decide_overlap`, policy ``Skip``: a check still running
-when the next is due makes that one be skipped).
+heartbeat). At each fire time of the check, the operator first checks quietly (``check``:
+judge from its caches and write ``status.health``, one request); only a check with
+something to tell (a change of health, a change not yet told) or that cannot finish so
+(not rendered yet, a write refused) becomes a ``milkyway-health-report`` run in the
+engine of the Application's namespace, which tells it durably and retries. A heartbeat
+is always a run: it sends a report. A thousand Applications checked every five minutes
+are then a few status writes a second, not a few thousand FlowRuns an hour.
+
+Fire times are computed and overlaps decided by the engine's scheduler functions
+(:func:`~milkyway.flows.schedule.next_fire`,
+:func:`~milkyway.flows.schedule.decide_overlap`, policy ``Skip``: a health run still
+running when the next check is due makes that one be skipped).
 
 Each Application's checks start a fixed delay after the fire time (under 30 s and half
 the period, from a digest of its name), so a thousand Applications on the same schedule
 are not all checked in the same second. The run of a fire time has a name made of the
-Application and the fire time, so a new
-leader (or a second replica) that fires the same time again finds the run and starts
-nothing. The state is in memory: after a restart, the next fire time is the next one
-from now (a missed check is not caught up, the next one comes within a period), and
-nothing is listed, which keeps a thousand Applications' schedules cheap.
+Application and the fire time, so a new leader (or a second replica) that fires the
+same time again finds the run and starts nothing. The state is in memory: after a
+restart, the next fire time is the next one from now (a missed check is not caught up,
+the next one comes within a period), and nothing is listed, which keeps a thousand
+Applications' schedules cheap.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,9 +88,15 @@ class HealthSchedules:
         clock: Callable[[], float] = time.time,
         *,
         run_phase: Callable[[str, str], str | None],
+        check: Callable[[AppKey], Awaitable[bool]] | None = None,
+        owns: Callable[[AppKey], bool] = lambda key: True,
     ) -> None:
         self.applications = applications
+        self.owns = owns
+        """Whether this replica checks an Application (its shard's; all when unsharded)."""
         self.engine_for = engine_for
+        self.check = check
+        """The quiet check (True: done, nothing to tell); None: every check is a run."""
         self.run_phase = run_phase
         """The phase of a FlowRun (namespace, name) as the operator's watch holds it
         (None: not there): whether the last check still runs, without a read per fire."""
@@ -108,11 +121,12 @@ class HealthSchedules:
         return spec
 
     async def tick(self) -> list[str]:
-        """Submit every check that is due; returns the names of the runs started."""
+        """Check every Application that is due; returns the names of the runs started."""
         now = self.clock()
         started: list[str] = []
-        # A copy: the informer's cache changes while this awaits its submissions.
-        apps = dict(self.applications())
+        # A copy: the informer's cache changes while this awaits its checks.
+        source = self.applications()
+        apps = {key: source[key] for key in list(source) if self.owns(key)}
         for key in [k for k in self._specs if k not in apps]:
             del self._specs[key]
         for entry_key in [k for k in self._entries if k[0] not in apps]:
@@ -162,7 +176,10 @@ class HealthSchedules:
                 active.append(entry.last_run)
         decision = decide_overlap("Skip", active)
         if not decision.start:
-            self.fired.append((key, kind, fired, decision.reason))
+            self._record(key, kind, fired, decision.reason)
+            return ""
+        if kind == "health" and self.check is not None and await self._checked(key):
+            self._record(key, kind, fired, "checked")
             return ""
         name = run_name(application, kind, fired)
         with contextlib.suppress(AlreadyExists):
@@ -183,9 +200,21 @@ class HealthSchedules:
                 },
             )
         entry.last_run = name
-        self.fired.append((key, kind, fired, "started"))
-        del self.fired[:-1000]
+        self._record(key, kind, fired, "started")
         return name
+
+    async def _checked(self, key: AppKey) -> bool:
+        assert self.check is not None
+        try:
+            return await self.check(key)
+        except Exception as exc:
+            # The run does what the quiet check could not, with its retries and record.
+            log.warning("health check of %s/%s: %s: %s", *key, type(exc).__name__, exc)
+            return False
+
+    def _record(self, key: AppKey, kind: str, fired: float, outcome: str) -> None:
+        self.fired.append((key, kind, fired, outcome))
+        del self.fired[:-1000]
 
     async def run(self, interval: float = 1.0) -> None:
         while True:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +46,22 @@ class HealthParams(BaseModel):
     fired: int = 0
 
 
+@dataclass
+class _Judged:
+    """A report judged from the caches, not yet written."""
+
+    obj: dict[str, Any]
+    """The Application as read (its resourceVersion guards the write)."""
+    report: dict[str, Any]
+    trigger: str | None
+    previous: dict[str, Any]
+
+    @property
+    def pending(self) -> bool:
+        """A change recorded by an earlier check that was not told yet."""
+        return int(self.previous.get("announced") or 0) < int(self.previous.get("transitions") or 0)
+
+
 def now_rfc3339() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -77,17 +94,17 @@ class HealthChecker:
         self.read_zone = read_zone
         self.now = now
 
-    async def report(self, params: HealthParams, ctx: TaskContext) -> dict[str, Any]:
-        started = time.perf_counter()
-        key = (params.namespace, params.application)
+    def _judge(self, key: tuple[str, str], run: str) -> _Judged | None:
+        """The new report of ``key`` from the caches; None when the Application is gone.
+        Raises RetryableError while the reconciler has not rendered it."""
         cached = self.application_of(key)
         if cached is None:
-            return {"skipped": "the Application is gone"}
+            return None
         obj = dict(cached)  # read only: the report and the write build new dicts
         spec = HealthCheckSpec.model_validate((obj.get("spec") or {}).get("healthCheck") or {})
         wisb = self.wisb_of(key)
         if wisb is None:
-            raise RetryableError(f"{params.namespace}/{params.application} is not reconciled yet")
+            raise RetryableError(f"{key[0]}/{key[1]} is not reconciled yet")
         reads = [self.read_zone(t) for t in zone_targets(wisb)]
         status = dict(obj.get("status") or {})
         previous = status.get("health")
@@ -97,20 +114,50 @@ class HealthChecker:
             previous,
             self.now(),
             history=spec.history,
-            run=ctx.run_id,
+            run=run,
             settling=status.get("phase") in SETTLING_PHASES,
         )
         previous = previous or {}
-        pending = int(previous.get("announced") or 0) < int(previous.get("transitions") or 0)
         report["announced"] = int(previous.get("announced") or 0)
         report["lastTrigger"] = trigger or previous.get("lastTrigger", "")
         report["was"] = previous.get("status", "Unknown") if trigger else previous.get("was", "")
+        return _Judged(obj, report, trigger, previous)
+
+    async def check_quietly(self, key: tuple[str, str]) -> bool:
+        """A scheduled check without a FlowRun, for when it has nothing to tell: judge
+        from the caches and write ``status.health`` (one request). False when the check
+        needs a durable run instead: a change of health to announce, a change recorded but
+        not yet told, an Application not rendered yet, or a write refused (the run judges
+        again from fresh state and retries); nothing is written then."""
+        started = time.perf_counter()
+        try:
+            judged = self._judge(key, "")
+        except RetryableError:
+            return False
+        if judged is None:
+            return True
+        if judged.trigger or judged.pending:
+            return False
+        try:
+            await self._write(judged.obj, judged.report)
+        except RetryableError:
+            return False
+        self._measure(key, judged.report, started)
+        return True
+
+    async def report(self, params: HealthParams, ctx: TaskContext) -> dict[str, Any]:
+        started = time.perf_counter()
+        key = (params.namespace, params.application)
+        judged = self._judge(key, ctx.run_id)
+        if judged is None:
+            return {"skipped": "the Application is gone"}
+        report, trigger, previous = judged.report, judged.trigger, judged.previous
         # The report first, then the news: what is told is always what is recorded.
-        written = await self._write(obj, report)
+        written = await self._write(judged.obj, report)
         if self.center is not None:
             await self.center.validate(written)
             told = False
-            if pending and previous.get("lastTrigger"):
+            if judged.pending and previous.get("lastTrigger"):
                 # A change recorded by a check that died before telling it.
                 await self._tell(previous["lastTrigger"], previous, params, ctx, written)
                 told = True
@@ -129,15 +176,19 @@ class HealthChecker:
             if told:
                 report["announced"] = report["transitions"]
                 await self._write(written, report)
-        metrics.HEALTH_CHECKS.labels(report["status"]).inc()
-        metrics.HEALTH_STATUS.labels(*key).set(SEVERITY[report["status"]])
-        metrics.HEALTH_FINDINGS.labels(*key).set(len(report["findings"]))
-        metrics.HEALTH_SECONDS.observe(time.perf_counter() - started)
+        self._measure(key, report, started)
         return {
             "status": report["status"],
             "findings": len(report["findings"]),
             "trigger": trigger or "",
         }
+
+    @staticmethod
+    def _measure(key: tuple[str, str], report: dict[str, Any], started: float) -> None:
+        metrics.HEALTH_CHECKS.labels(report["status"]).inc()
+        metrics.HEALTH_STATUS.labels(*key).set(SEVERITY[report["status"]])
+        metrics.HEALTH_FINDINGS.labels(*key).set(len(report["findings"]))
+        metrics.HEALTH_SECONDS.observe(time.perf_counter() - started)
 
     @staticmethod
     def _variables(report: dict[str, Any], ctx: TaskContext) -> dict[str, Any]:
