@@ -14,10 +14,11 @@ operator's event-loop lag, garbage-collection pauses and Kubernetes API requests
 are printed, with the longest event-loop lag of this process (where the simulated API
 servers run: their answers and watch events wait on it).
 
-By default the simulator's heap is frozen once every Application is Ready
-(``--no-freeze-simulator`` to keep it collected): its full collections stop every simulated
-API server for seconds at 1,000 Applications, which is the simulator's cost, not the
-operator's (each sample prints the simulator's collections during it either way).
+By default the simulator's heap is collected and frozen before each run, outside its
+measured time (``--no-freeze-simulator`` to keep it collected): its full collections stop
+every simulated API server for up to a second at 1,000 Applications, which is the
+simulator's cost, not the operator's (each sample prints the simulator's collections
+during it either way).
 
 Run: .venv/bin/python bench/operator_latency.py [--scales 10,100,1000] [--runs 5]
      [--samples 200] [--explain-over 100] [--log-dir DIR] [--no-freeze-simulator]
@@ -123,6 +124,20 @@ class FlowRunWatch:
                 self.arrived.set()
 
 
+def freeze_heap() -> None:
+    """Collect, then freeze what is left out of the collections, before a run (outside
+    its measured time). The simulated API servers hold every object of every cluster in
+    this process, and a full collection of that heap stops all of them (and this watch)
+    for up to a second: a pause no real API server has. Freezing again before each run
+    also takes what the previous run left (FlowRuns, watch events) out of the heap the
+    next run's collections walk; cycles that die while frozen stay until the process
+    ends, minutes later."""
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    print(f"{'':>9}simulator heap frozen: {gc.get_freeze_count()} objects", flush=True)
+
+
 async def measure(
     bench: Bench,
     runs: FlowRunWatch,
@@ -216,17 +231,6 @@ async def run_scale(
             f"all Ready after {ready:.1f}s more; {load()}",
             flush=True,
         )
-        if freeze_simulator:
-            # The simulated API servers hold every object of every cluster in this process,
-            # and a full collection of that heap stops all of them (and this watch) for
-            # seconds: a pause no real API server has. Freezing what provisioning left
-            # keeps it out of the collections during the measurement; the cycles it holds
-            # that die meanwhile stay until the process ends, minutes later.
-            gc.collect()
-            gc.freeze()
-            print(
-                f"{'':>5}       simulator heap frozen: {gc.get_freeze_count()} objects", flush=True
-            )
         metrics = OperatorMetrics(await metrics_url(bench.log))
         watch = FlowRunWatch(bench)
         lag = Lag()
@@ -235,6 +239,8 @@ async def run_scale(
         met = 0
         try:
             for run in range(runs):
+                if freeze_simulator:
+                    freeze_heap()
                 taken = await measure(bench, watch, lag, metrics, count, samples, run)
                 latencies = [t.seconds for t in taken]
                 p50 = percentile(latencies, 50) * 1000
