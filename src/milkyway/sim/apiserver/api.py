@@ -405,8 +405,6 @@ class ClusterAPI(Deletion, Subresources, CustomResources):
                 if ns is None
                 else []
             )
-        elif ns is not None and (equal := labels.equalities()):
-            candidates = self.store.sorted_labelled(info.key, ns, equal)
         else:
             candidates = self.store.sorted_objects(info.key, ns)
         last: tuple[str, str] | None = None

@@ -77,11 +77,6 @@ class LabelSelector:
         labels = labels or {}
         return all(r.matches(labels) for r in self.requirements)
 
-    def equalities(self) -> list[tuple[str, frozenset[str]]]:
-        """The requirements a matching object's label must equal one of the values of
-        (``=``, ``==``, ``in``): what an index by label can narrow a list with."""
-        return [(r.key, r.values) for r in self.requirements if r.op in ("=", "in")]
-
     def matches_object(self, obj: Mapping[str, Any]) -> bool:
         return self.matches(obj.get("metadata", {}).get("labels"))
 

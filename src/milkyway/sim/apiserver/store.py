@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -199,8 +199,6 @@ class _Table:
     compacted: int = 0
     watchers: set[Watcher] = field(default_factory=set)
     count: int = 0
-    by_label: dict[tuple[str, str, str], dict[str, None]] = field(default_factory=dict)
-    """Names by (namespace, label key, label value): a list by label reads its bucket."""
 
 
 ChangeListener = Callable[[Event], None]
@@ -257,26 +255,6 @@ class Store:
             if objs:
                 out.extend((ns, name, objs[name]) for name in sorted(objs))
         return out
-
-    def sorted_labelled(
-        self, key: ResourceKey, namespace: str, equal: Sequence[tuple[str, Iterable[str]]]
-    ) -> list[tuple[str, str, dict[str, Any]]]:
-        """Like :meth:`sorted_objects` in one namespace, narrowed to the objects whose
-        label ``k`` has one of the given values, for the ``(k, values)`` of ``equal`` that
-        holds the fewest: a superset of what a selector with those requirements lists,
-        to be tested with it (a list by label costs its matches, not the namespace)."""
-        table = self._tables.get(key)
-        objs = table.by_ns.get(namespace) if table is not None else None
-        if table is None or not objs or not equal:
-            return []
-        narrowest: set[str] | None = None
-        for label, values in equal:
-            names: set[str] = set()
-            for value in values:
-                names.update(table.by_label.get((namespace, label, value)) or ())
-            if narrowest is None or len(names) < len(narrowest):
-                narrowest = names
-        return [(namespace, name, objs[name]) for name in sorted(narrowest or ())]
 
     def sorted_objects_at(
         self, key: ResourceKey, namespace: str | None, revision: int
@@ -347,13 +325,11 @@ class Store:
                 if not space:
                     del table.by_ns[ns]
             self._index_owners(key, ns, name, old, None)
-            _index_labels(table, ns, name, old, None)
         else:
             space[name] = obj
             if old is None:
                 table.count += 1
             self._index_owners(key, ns, name, old, obj)
-            _index_labels(table, ns, name, old, obj)
         event = Event(event_type, obj, self.revision, key, old if event_type == MODIFIED else None)
         if event_type == DELETED:
             event.removed = old
@@ -373,12 +349,10 @@ class Store:
         ns, name = md.get("namespace", ""), md["name"]
         table = self._table(key)
         space = table.by_ns.setdefault(ns, {})
-        old = space.get(name)
-        if old is None:
+        if name not in space:
             table.count += 1
         space[name] = obj
-        self._index_owners(key, ns, name, old, obj)
-        _index_labels(table, ns, name, old, obj)
+        self._index_owners(key, ns, name, None, obj)
 
     def reset_history(self) -> None:
         """Forget history, e.g. after loading: watches must start from the current revision."""
@@ -484,23 +458,3 @@ def _owner_uids(obj: dict[str, Any] | None) -> frozenset[str]:
     if not refs:
         return frozenset()
     return frozenset(r.get("uid", "") for r in refs if isinstance(r, dict))
-
-
-def _index_labels(
-    table: _Table, ns: str, name: str, old: dict[str, Any] | None, new: dict[str, Any] | None
-) -> None:
-    before = (old["metadata"].get("labels") or {}) if old is not None else {}
-    after = (new["metadata"].get("labels") or {}) if new is not None else {}
-    if before == after and (old is None) == (new is None):
-        return
-    index = table.by_label
-    for label, value in before.items():
-        if after.get(label) != value:
-            bucket = index.get((ns, label, value))
-            if bucket is not None:
-                bucket.pop(name, None)
-                if not bucket:
-                    del index[(ns, label, value)]
-    for label, value in after.items():
-        if before.get(label) != value:
-            index.setdefault((ns, label, value), {})[name] = None

@@ -39,13 +39,6 @@ class Informer:
                 index.setdefault(value, {})[key] = None
         self._indexes[name] = index
 
-    def has_index(self, name: str) -> bool:
-        return name in self._index_fns
-
-    def index_size(self, name: str, value: Hashable) -> int:
-        """How many objects index ``name`` files under ``value``."""
-        return len(self._indexes[name].get(value) or ())
-
     def on_change(self, handler: Handler) -> None:
         self._handlers.append(handler)
 

@@ -16,7 +16,6 @@ from milkyway.sim.controllers.objects import (
     now_rfc3339,
 )
 from milkyway.sim.controllers.runtime import ControlPlane
-from milkyway.sim.controllers.selecting import Selecting, match_labels, selector_map
 
 if TYPE_CHECKING:
     from milkyway.sim.apiserver.api import ClusterAPI
@@ -30,7 +29,6 @@ class EndpointsController:
 
     def setup(self, plane: ControlPlane) -> None:
         self.plane = plane
-        self.selecting = Selecting(plane.pods, plane.informer(_SERVICES), selector_map)
         plane.informer(_SERVICES).on_change(self._on_service)
         plane.informer("v1/endpoints").on_change(self._on_owned)
         plane.informer("discovery.k8s.io/v1/endpointslices").on_change(self._on_owned)
@@ -54,7 +52,7 @@ class EndpointsController:
         for pod in (old, new):
             if pod is None:
                 continue
-            for service in self.selecting.selectors_of(pod):
+            for service in self.plane.informer(_SERVICES).by_index("ns", namespace_of(pod)):
                 if name_of(service) not in seen and endpoints.selects(service, pod):
                     seen.add(name_of(service))
                     self.plane.enqueue(self.name, key_of(service))
@@ -65,7 +63,7 @@ class EndpointsController:
         current = self.plane.get("v1/endpoints", ns, name)
         if service is None:
             return endpoints.orphaned(current, None) if current is not None else []
-        pods = [p for p in self.selecting.pods_of(service) if endpoints.selects(service, p)]
+        pods = [p for p in self.plane.pods.by_index("ns", ns) if endpoints.selects(service, p)]
         slices = "discovery.k8s.io/v1/endpointslices"
         slice_ = self.plane.get(slices, ns, f"{name}-sim")
         return endpoints.reconcile_service(
@@ -78,7 +76,6 @@ class DisruptionController:
 
     def setup(self, plane: ControlPlane) -> None:
         self.plane = plane
-        self.selecting = Selecting(plane.pods, plane.informer(_PDBS), match_labels)
         plane.informer(_PDBS).on_change(
             lambda _t, old, new: plane.enqueue(self.name, key_of((new or old) or {}))
         )
@@ -93,12 +90,16 @@ class DisruptionController:
         for pod in (old, new):
             if pod is None:
                 continue
-            for pdb in self.selecting.selectors_of(pod):
+            for pdb in self.plane.informer(_PDBS).by_index("ns", namespace_of(pod)):
                 if disruption.selects(pdb, pod):
                     self.plane.enqueue(self.name, key_of(pdb))
 
     def _selected(self, pdb: Obj) -> list[Obj]:
-        return [p for p in self.selecting.pods_of(pdb) if disruption.selects(pdb, p)]
+        return [
+            p
+            for p in self.plane.pods.by_index("ns", namespace_of(pdb))
+            if disruption.selects(pdb, p)
+        ]
 
     def reconcile(self, key: Hashable) -> list[Action]:
         ns, name = key  # type: ignore[misc]
@@ -114,7 +115,8 @@ class DisruptionController:
         ``disruptedPods`` at once, so two evictions racing within one event cannot both
         pass, as the real eviction subresource guarantees with its own status write.
         """
-        pdb = disruption.check_eviction(pod, self.selecting.selectors_of(pod), self._selected)
+        pdbs = self.plane.informer(_PDBS).by_index("ns", namespace_of(pod))
+        pdb = disruption.check_eviction(pod, pdbs, self._selected)
         if pdb is None or bool((eviction.get("deleteOptions") or {}).get("dryRun")):
             return
         status = pdb.get("status") or {}
