@@ -116,6 +116,28 @@ def test_the_spread_is_stable_bounded_and_differs_between_applications() -> None
     assert spread(("ns", "a1"), "health", 2.0) < 1.0
 
 
+async def _past_first_fire(
+    apps: dict[tuple[str, str], dict[str, Any]],
+    engine: FakeEngine,
+    now: list[float],
+    check: Any,
+    **kw: Any,
+) -> HealthSchedules:
+    """Schedules with a quiet ``check``, their fire times computed and the clock moved past
+    the first one (and its spread)."""
+    schedules = HealthSchedules(
+        lambda: apps,
+        lambda ns: engine,
+        clock=lambda: now[0],
+        run_phase=engine.phase,
+        check=check,
+        **kw,
+    )
+    await schedules.tick()
+    now[0] += 20 + 30
+    return schedules
+
+
 async def test_a_quiet_check_that_is_done_starts_no_run_and_one_with_news_starts_one() -> None:
     now = [1_000_000.0]
     engine = FakeEngine()
@@ -127,15 +149,7 @@ async def test_a_quiet_check_that_is_done_starts_no_run_and_one_with_news_starts
         checked.append(key)
         return answers.pop(0)
 
-    schedules = HealthSchedules(
-        lambda: apps,
-        lambda ns: engine,
-        clock=lambda: now[0],
-        run_phase=engine.phase,
-        check=check,
-    )
-    await schedules.tick()
-    now[0] += 20 + 30
+    schedules = await _past_first_fire(apps, engine, now, check)
     # The check was done quietly; the heartbeat is always a run.
     assert await schedules.tick() == ["a-heartbeat-1000020"]
     assert checked == [("ns", "a")]
@@ -155,15 +169,7 @@ async def test_a_quiet_check_that_raises_becomes_a_run() -> None:
     async def check(key: tuple[str, str]) -> bool:
         raise ConnectionError("management cluster unreachable")
 
-    schedules = HealthSchedules(
-        lambda: apps,
-        lambda ns: engine,
-        clock=lambda: now[0],
-        run_phase=engine.phase,
-        check=check,
-    )
-    await schedules.tick()
-    now[0] += 20 + 30
+    schedules = await _past_first_fire(apps, engine, now, check)
     assert await schedules.tick() == ["a-health-1000020"]
 
 
@@ -178,16 +184,7 @@ async def test_a_replica_checks_only_the_applications_of_its_shards() -> None:
         checked.append(key)
         return True
 
-    schedules = HealthSchedules(
-        lambda: apps,
-        lambda ns: engine,
-        clock=lambda: now[0],
-        run_phase=engine.phase,
-        check=check,
-        owns=lambda key: key in owned,
-    )
-    await schedules.tick()
-    now[0] += 20 + 30
+    schedules = await _past_first_fire(apps, engine, now, check, owns=lambda key: key in owned)
     await schedules.tick()
     assert checked == [("ns", "mine")]
     owned.add(("ns", "theirs"))  # its shard moved here: checked from its next fire time

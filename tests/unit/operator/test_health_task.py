@@ -125,15 +125,23 @@ async def test_a_write_that_fails_tells_nothing(world: Any) -> None:
     assert center.events == []
 
 
-async def test_a_check_that_died_before_telling_is_told_by_the_next_even_if_healed(
-    world: Any,
+async def _unhealthy_and_died_before_telling(
+    member: FakeMember, center: FakeCenter, checker: HealthChecker
 ) -> None:
-    mgmt, member, center, checker = world
+    """A Healthy report, then the member fails and the check that records it dies before
+    telling (the change is recorded, not announced)."""
     await checker.report(PARAMS, ctx(member))
     member.pods = [pod("zk-phx-0", False)]
     center.crash_next = True
     with pytest.raises(ConnectionError):
         await checker.report(PARAMS, ctx(member))
+
+
+async def test_a_check_that_died_before_telling_is_told_by_the_next_even_if_healed(
+    world: Any,
+) -> None:
+    mgmt, member, center, checker = world
+    await _unhealthy_and_died_before_telling(member, center, checker)
     assert mgmt.app["status"]["health"]["status"] == "Unhealthy"
     assert mgmt.app["status"]["health"]["announced"] == 0
     member.pods = [pod("zk-phx-0")]  # healed before the next check
@@ -172,11 +180,7 @@ async def test_a_quiet_check_with_a_change_to_tell_leaves_it_to_a_run_and_writes
 
 async def test_a_quiet_check_leaves_an_untold_change_to_a_run(world: Any) -> None:
     mgmt, member, center, checker = world
-    await checker.report(PARAMS, ctx(member))
-    member.pods = [pod("zk-phx-0", False)]
-    center.crash_next = True
-    with pytest.raises(ConnectionError):
-        await checker.report(PARAMS, ctx(member))
+    await _unhealthy_and_died_before_telling(member, center, checker)
     member.pods = [pod("zk-phx-0")]
     assert await checker.check_quietly(("ns", "a")) is False
     assert mgmt.app["status"]["health"]["announced"] == 0
